@@ -1,0 +1,40 @@
+import { isBulwarkError } from '../errors/index.js';
+import { installShutdown } from '../runtime/shutdown.js';
+import { buildApp } from './build.js';
+
+/**
+ * `npm start`: the demo app on the embedded defaults. Invalid settings print every bad variable and
+ * exit 1 before anything listens.
+ */
+async function main(): Promise<void> {
+  let app;
+  try {
+    app = await buildApp();
+  } catch (error) {
+    if (isBulwarkError(error, 'BWK_ERR_SETTINGS_INVALID') && error.details !== undefined) {
+      console.error(`bulwark: refusing to start, invalid settings (${error.code}):`);
+      for (const problem of error.details) console.error(`  ${problem.field}: ${problem.message}`);
+    } else if (isBulwarkError(error)) {
+      console.error(`bulwark: refusing to start (${error.code}): ${error.message}`);
+    } else {
+      console.error('bulwark: failed to start:', error);
+    }
+    process.exit(1);
+  }
+  const { settings, logger } = app.bulwark;
+  installShutdown(app, { timeoutMs: settings.shutdownTimeoutMs, logger });
+  await app.listen({ port: settings.port, host: settings.host });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : settings.port;
+  const base = `http://${settings.host.includes(':') ? `[${settings.host}]` : settings.host}:${port}`;
+  console.error(
+    [
+      `bulwark demo listening on ${base}`,
+      `  health   ${base}/health`,
+      `  metrics  ${base}/metrics`,
+      `  API docs ${base}/api-docs`,
+    ].join('\n'),
+  );
+}
+
+await main();

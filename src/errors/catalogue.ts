@@ -1,0 +1,98 @@
+/**
+ * The one catalogue of every error Bulwark throws or answers with.
+ *
+ * Codes are stable and never reused: a removed error keeps its line, commented as retired.
+ * `status` is the HTTP status the error maps to when it reaches a client; `message` is a template
+ * whose `{name}` placeholders are filled from the error's params. `docs/errors.md` lists every
+ * code and a test keeps the two in step.
+ */
+export const catalogue = {
+  BWK_ERR_SETTINGS_INVALID: {
+    status: 500,
+    message: 'Invalid settings: {summary}',
+    area: 'settings',
+  },
+  BWK_ERR_HTTP_NOT_FOUND: {
+    status: 404,
+    message: 'Route {method} {url} not found',
+    area: 'http',
+  },
+  BWK_ERR_HTTP_VALIDATION: {
+    status: 400,
+    message: 'Invalid request {part}: {detail}',
+    area: 'http',
+  },
+  BWK_ERR_HTTP_BAD_BODY: {
+    status: 400,
+    message: 'The request body could not be parsed: {detail}',
+    area: 'http',
+  },
+  BWK_ERR_HTTP_BODY_TOO_LARGE: {
+    status: 413,
+    message: 'The request body is larger than the {limit} bytes allowed',
+    area: 'http',
+  },
+  BWK_ERR_HTTP_UNSUPPORTED_MEDIA_TYPE: {
+    status: 415,
+    message: 'Unsupported content type: {contentType}',
+    area: 'http',
+  },
+  BWK_ERR_HTTP_BAD_REQUEST: {
+    status: 400,
+    message: 'Bad request: {detail}',
+    area: 'http',
+  },
+  BWK_ERR_HTTP_INTERNAL: {
+    status: 500,
+    message: 'Internal server error',
+    area: 'http',
+  },
+  BWK_ERR_HTTP_SHUTTING_DOWN: {
+    status: 503,
+    message: 'The server is shutting down; retry on another instance',
+    area: 'http',
+  },
+  BWK_ERR_STORE_UNAVAILABLE: {
+    status: 503,
+    message: 'The store ({engine}) is unavailable: {detail}',
+    area: 'store',
+  },
+  BWK_ERR_STORE_MIGRATION_FAILED: {
+    status: 500,
+    message: 'Migration {migration} failed while migrating {direction}: {detail}',
+    area: 'store',
+  },
+  BWK_ERR_STORE_CONFLICT: {
+    status: 409,
+    message: '{namespace}/{key} is at version {actual}, not the expected version {expected}',
+    area: 'store',
+  },
+  BWK_ERR_STORE_VALUE_INVALID: {
+    status: 500,
+    message: 'The value for {namespace}/{key} cannot be stored as JSON: {detail}',
+    area: 'store',
+  },
+  BWK_ERR_HEALTH_CHECK_DUPLICATE: {
+    status: 500,
+    message: 'A health check named {name} is already registered',
+    area: 'health',
+  },
+  BWK_ERR_HEALTH_CHECK_TIMEOUT: {
+    status: 503,
+    message: 'Health check {name} did not answer within {timeoutMs} ms',
+    area: 'health',
+  },
+  BWK_ERR_LIFECYCLE_CLOSED: {
+    status: 503,
+    message: 'Bulwark was closed; {operation} is no longer possible',
+    area: 'lifecycle',
+  },
+  BWK_ERR_CLI_USAGE: {
+    status: 400,
+    message: '{detail}',
+    area: 'cli',
+  },
+} as const satisfies Record<string, { status: number; message: string; area: string }>;
+
+/** Every error code Bulwark can produce. */
+export type ErrorCode = keyof typeof catalogue;

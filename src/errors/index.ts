@@ -1,0 +1,66 @@
+import { catalogue, type ErrorCode } from './catalogue.js';
+
+export { catalogue, type ErrorCode } from './catalogue.js';
+
+/** One problem with one named field (an environment variable, a body property, a CLI option). */
+export interface FieldProblem {
+  /** The field as the user wrote it: `PORT`, `body.name`, `--to`. */
+  field: string;
+  message: string;
+}
+
+/** Extra data an error may carry; all of it is safe to show to the caller. */
+export interface ErrorExtras {
+  cause?: unknown;
+  /** Per-field problems, e.g. every invalid environment variable at once. */
+  details?: FieldProblem[];
+}
+
+const BRAND = Symbol.for('bulwark.error');
+
+/**
+ * An error from the catalogue. Recognise it with {@link isBulwarkError} and its `code`, never with
+ * `instanceof` (two copies of the package would each have their own class).
+ */
+export class BulwarkError extends Error {
+  readonly code: ErrorCode;
+  /** HTTP status the error maps to when it reaches a client. */
+  readonly statusCode: number;
+  readonly params: Readonly<Record<string, unknown>>;
+  readonly details: FieldProblem[] | undefined;
+
+  constructor(code: ErrorCode, params: Record<string, unknown> = {}, extras: ErrorExtras = {}) {
+    const entry = catalogue[code];
+    super(
+      formatMessage(entry.message, params),
+      extras.cause === undefined ? undefined : { cause: extras.cause },
+    );
+    this.name = 'BulwarkError';
+    this.code = code;
+    this.statusCode = entry.status;
+    this.params = params;
+    this.details = extras.details;
+    Object.defineProperty(this, BRAND, { value: true });
+  }
+}
+
+/** Creates a catalogue error; `params` fill the message template. */
+export function bulwarkError(
+  code: ErrorCode,
+  params: Record<string, unknown> = {},
+  extras: ErrorExtras = {},
+): BulwarkError {
+  return new BulwarkError(code, params, extras);
+}
+
+/** True for a Bulwark catalogue error, optionally of one code, from any copy of the package. */
+export function isBulwarkError(error: unknown, code?: ErrorCode): error is BulwarkError {
+  if (typeof error !== 'object' || error === null || !(BRAND in error)) return false;
+  return code === undefined || (error as { code?: unknown }).code === code;
+}
+
+function formatMessage(template: string, params: Record<string, unknown>): string {
+  return template.replace(/\{(\w+)\}/g, (whole, name: string) =>
+    name in params ? String(params[name]) : whole,
+  );
+}

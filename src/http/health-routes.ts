@@ -1,0 +1,97 @@
+import type { FastifyInstance } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Type from 'typebox';
+import type { Bulwark } from '../runtime/create.js';
+import type { HealthReport } from '../health/index.js';
+
+const CheckSchema = Type.Object(
+  {
+    status: Type.Enum(['pass', 'warn', 'fail']),
+    componentType: Type.Optional(Type.String()),
+    observedValue: Type.Optional(Type.Union([Type.Number(), Type.String(), Type.Boolean()])),
+    observedUnit: Type.Optional(Type.String()),
+    output: Type.Optional(Type.String()),
+    time: Type.String({ format: 'date-time' }),
+    durationMs: Type.Optional(Type.Number()),
+  },
+  { additionalProperties: true },
+);
+
+/** The `application/health+json` body of draft-inadarei-api-health-check. */
+const HealthSchema = Type.Object(
+  {
+    status: Type.Enum(['pass', 'warn', 'fail']),
+    version: Type.Optional(Type.String()),
+    releaseId: Type.Optional(Type.String()),
+    serviceId: Type.Optional(Type.String()),
+    description: Type.Optional(Type.String()),
+    output: Type.Optional(Type.String()),
+    checks: Type.Optional(Type.Record(Type.String(), Type.Array(CheckSchema))),
+  },
+  { additionalProperties: true },
+);
+
+const responses = { 200: HealthSchema, 503: HealthSchema };
+
+/** `/health`, `/health/live`, `/health/ready` and `/metrics`. */
+export function registerObservabilityRoutes(app: FastifyInstance, bulwark: Bulwark): void {
+  const typed = app.withTypeProvider<TypeBoxTypeProvider>();
+  const send = (report: HealthReport) => ({
+    code: report.status === 'fail' ? (503 as const) : (200 as const),
+    report,
+  });
+
+  typed.get(
+    '/health',
+    {
+      schema: {
+        tags: ['health'],
+        summary: 'Every health check with its last result',
+        description: 'Cached results: never waits on a dependency. 200 for pass/warn, 503 for fail.',
+        response: responses,
+      },
+    },
+    async (_request, reply) => {
+      const { code, report } = send(bulwark.health.report());
+      return reply.code(code).type('application/health+json').send(report);
+    },
+  );
+  typed.get(
+    '/health/live',
+    {
+      schema: {
+        tags: ['health'],
+        summary: 'Liveness: the process and its event loop answer',
+        description: 'Depends on nothing external.',
+        response: responses,
+      },
+    },
+    async (_request, reply) => reply.type('application/health+json').send(bulwark.health.liveness()),
+  );
+  typed.get(
+    '/health/ready',
+    {
+      schema: {
+        tags: ['health'],
+        summary: 'Readiness: fail while starting, stopping, or while a required dependency fails',
+        response: responses,
+      },
+    },
+    async (_request, reply) => {
+      const { code, report } = send(bulwark.health.readiness());
+      return reply.code(code).type('application/health+json').send(report);
+    },
+  );
+  typed.get(
+    '/metrics',
+    {
+      schema: {
+        tags: ['metrics'],
+        summary: 'Prometheus metrics (text exposition format)',
+        produces: ['text/plain'],
+        response: { 200: Type.String() },
+      },
+    },
+    async (_request, reply) => reply.type(bulwark.metrics.contentType).send(await bulwark.metrics.render()),
+  );
+}

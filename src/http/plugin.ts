@@ -1,0 +1,128 @@
+import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync, FastifyServerOptions } from 'fastify';
+import { LogController } from 'fastify';
+import fp from 'fastify-plugin';
+import { randomUUID } from 'node:crypto';
+import type { Server } from 'node:http';
+import net from 'node:net';
+import { createBulwark, type Bulwark, type BulwarkOptions } from '../runtime/create.js';
+import { registerApiDocs } from './api-docs.js';
+import { errorHandler, notFoundHandler } from './error-handler.js';
+import { registerObservabilityRoutes } from './health-routes.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    bulwark: Bulwark;
+  }
+}
+
+/** Options of the Fastify plugin. */
+export interface BulwarkPluginOptions extends BulwarkOptions {
+  /** Use this Bulwark (the caller closes it); by default the plugin creates one and closes it on `close()`. */
+  bulwark?: Bulwark;
+  /** Serve OpenAPI at `/api-docs` (default true). */
+  apiDocs?: boolean;
+  /** Title of the OpenAPI document (default the service id). */
+  title?: string;
+}
+
+const REQUEST_ID = /^[\w.:-]{1,128}$/;
+
+/**
+ * Fastify options that give the app Bulwark's logger and request ids: `x-request-id` is honoured
+ * when it is a sane token (else a UUID is generated), and Fastify's two lines per request are
+ * replaced by the plugin's single line.
+ */
+export function fastifyOptions(
+  bulwark: Bulwark,
+): FastifyServerOptions & { loggerInstance: FastifyBaseLogger } {
+  return {
+    loggerInstance: bulwark.logger,
+    // Fastify's own two lines per request are replaced by the plugin's single line.
+    logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'reqId' }),
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+    // Requests already on a keep-alive connection are served while closing instead of getting 503.
+    return503OnClosing: false,
+  };
+}
+
+async function bulwarkPlugin(app: FastifyInstance, opts: BulwarkPluginOptions): Promise<void> {
+  const owned = opts.bulwark === undefined;
+  const bulwark = opts.bulwark ?? (await createBulwark(opts));
+  app.decorate('bulwark', bulwark);
+
+  let draining = false;
+  app.addHook('onRequest', (request, reply, done) => {
+    void reply.header('x-request-id', request.id);
+    // While draining, every response closes its connection so no client reuses a socket we close.
+    if (draining) void reply.header('connection', 'close');
+    done();
+  });
+  app.addHook('onResponse', (request, reply, done) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    const durationMs = reply.elapsedTime;
+    const statusCode = reply.statusCode;
+    bulwark.metrics.observeHttp(route, request.method, statusCode, durationMs / 1000);
+    const line = {
+      method: request.method,
+      route,
+      statusCode,
+      durationMs: Math.round(durationMs * 1000) / 1000,
+    };
+    if (statusCode >= 500) request.log.error(line, 'request');
+    else request.log.info(line, 'request');
+    done();
+  });
+  app.setErrorHandler(errorHandler(bulwark.settings.nodeEnv === 'development'));
+  app.setNotFoundHandler(notFoundHandler);
+
+  if (opts.apiDocs !== false) {
+    await registerApiDocs(app, {
+      title: opts.title ?? opts.serviceId ?? 'Bulwark service',
+      version: bulwark.version,
+    });
+  }
+  registerObservabilityRoutes(app, bulwark);
+
+  app.addHook('onReady', (done) => {
+    bulwark.health.markReady();
+    done();
+  });
+  app.addHook('preClose', async () => {
+    bulwark.health.markStopping();
+    draining = true;
+    bulwark.logger.info('closing: readiness now fails, draining connections');
+    if (app.server.listening) {
+      await drainConnections(app.server, Math.min(1000, bulwark.settings.shutdownTimeoutMs / 4));
+    }
+  });
+  if (owned) app.addHook('onClose', async () => bulwark.close());
+}
+
+/**
+ * Stops accepting connections, then gives open keep-alive connections up to `graceMs` to send one
+ * more request (answered with `Connection: close`) and hang up, instead of resetting them while a
+ * request may be on the wire. Fastify then closes whatever is still idle and waits for in-flight work.
+ */
+async function drainConnections(server: Server, graceMs: number): Promise<void> {
+  // net.Server#close stops the listener without http.Server#close's immediate reset of idle sockets.
+  net.Server.prototype.close.call(server);
+  const deadline = Date.now() + graceMs;
+  while (Date.now() < deadline) {
+    const open = await new Promise<number>((resolve) => server.getConnections((_e, count) => resolve(count)));
+    if (open === 0) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/**
+ * The Bulwark Fastify plugin: `app.register(bulwark, options)` → `app.bulwark`. Adds request ids,
+ * one log line and metrics per request, the coded error and 404 handlers, `/health*`, `/metrics`
+ * and `/api-docs`. Register it before your routes so they are documented.
+ */
+export const bulwark: FastifyPluginAsync<BulwarkPluginOptions> = fp(bulwarkPlugin, {
+  fastify: '5.x',
+  name: 'bulwark',
+});

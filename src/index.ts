@@ -1,0 +1,29 @@
+export { createBulwark, VERSION, type Bulwark, type BulwarkOptions } from './runtime/create.js';
+export {
+  loadSettings,
+  redactSettings,
+  settingFields,
+  type Settings,
+  type SettingsInput,
+} from './settings/index.js';
+export {
+  BulwarkError,
+  bulwarkError,
+  isBulwarkError,
+  catalogue,
+  type ErrorCode,
+  type FieldProblem,
+} from './errors/index.js';
+export { HealthRegistry } from './health/index.js';
+export type {
+  CheckResult,
+  HealthCheckDefinition,
+  HealthReport,
+  HealthStatus,
+  Lifecycle,
+} from './health/index.js';
+export { Metrics } from './metrics/index.js';
+export { createLogger, redactSecrets, SECRET_KEYS } from './logging/index.js';
+export { createStore } from './store/index.js';
+export type { Store, StoreOptions, KvEntry, KvRepository, AuditLog, AuditRecord } from './store/types.js';
+export { installShutdown, type ShutdownOptions } from './runtime/shutdown.js';

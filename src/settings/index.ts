@@ -1,0 +1,99 @@
+import path from 'node:path';
+import Value from 'typebox/value';
+import { bulwarkError, type FieldProblem } from '../errors/index.js';
+import { settingFields, settingsSchema, type SettingName } from './schema.js';
+
+export { settingFields, type SettingName } from './schema.js';
+
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+
+/** Validated settings. Every field has its default filled in. */
+export interface Settings {
+  port: number;
+  host: string;
+  logLevel: LogLevel;
+  /** Absolute path. */
+  dataDir: string;
+  databaseUrl: string | undefined;
+  redisUrl: string | undefined;
+  sentryDsn: string | undefined;
+  adminKey: string | undefined;
+  shutdownTimeoutMs: number;
+  nodeEnv: 'development' | 'production' | 'test';
+}
+
+/** Settings given in code; each overrides its environment variable. */
+export type SettingsInput = Partial<Settings>;
+
+/**
+ * Reads and validates settings: `input` wins over `env`, which wins over the defaults. Empty
+ * environment variables count as unset. Throws `BWK_ERR_SETTINGS_INVALID` listing every bad field
+ * (by variable name, or by option name when it came from code); nothing is returned half-valid.
+ */
+export function loadSettings(input: SettingsInput = {}, env: NodeJS.ProcessEnv = process.env): Settings {
+  const raw: Record<string, unknown> = {};
+  const source = new Map<string, string>();
+  for (const [name, field] of Object.entries(settingFields)) {
+    const fromInput = (input as Record<string, unknown>)[field.option];
+    const fromEnv = env[name];
+    if (fromInput !== undefined) {
+      raw[name] = fromInput;
+      source.set(name, field.option);
+    } else if (fromEnv !== undefined && fromEnv !== '') {
+      raw[name] = fromEnv.trim();
+      source.set(name, name);
+    }
+  }
+
+  const value = Value.Default(settingsSchema, Value.Convert(settingsSchema, raw)) as Record<string, unknown>;
+  const problems: FieldProblem[] = [];
+  const seen = new Set<string>();
+  for (const error of Value.Errors(settingsSchema, value)) {
+    const name = error.instancePath.split('/')[1] as SettingName | undefined;
+    if (name === undefined || seen.has(name)) continue;
+    seen.add(name);
+    problems.push({
+      field: source.get(name) ?? name,
+      message: `${describeRejected(name, raw[name])} is invalid: ${settingFields[name].hint}`,
+    });
+  }
+  if (problems.length > 0) {
+    const summary = problems.map((p) => `${p.field} ${p.message}`).join('; ');
+    throw bulwarkError('BWK_ERR_SETTINGS_INVALID', { summary }, { details: problems });
+  }
+
+  const settings = Object.fromEntries(
+    Object.entries(settingFields).map(([name, field]) => [field.option, value[name]]),
+  ) as unknown as Settings;
+  settings.dataDir = path.resolve(settings.dataDir);
+  return settings;
+}
+
+/** A copy of the settings safe to log or show: secrets and URL passwords are masked. */
+export function redactSettings(settings: Settings): Record<string, unknown> {
+  return {
+    ...settings,
+    databaseUrl: maskUrl(settings.databaseUrl),
+    redisUrl: maskUrl(settings.redisUrl),
+    sentryDsn: settings.sentryDsn === undefined ? undefined : '[set]',
+    adminKey: settings.adminKey === undefined ? undefined : '[set]',
+  };
+}
+
+/** Shows a rejected value without leaking it when it is a secret or holds a password. */
+function describeRejected(name: SettingName, value: unknown): string {
+  if ('secret' in settingFields[name]) return `(hidden value of ${String(value).length} characters)`;
+  if (typeof value === 'string' && name.endsWith('_URL')) return JSON.stringify(maskUrl(value) ?? value);
+  return JSON.stringify(value);
+}
+
+function maskUrl(url: string | undefined): string | undefined {
+  if (url === undefined) return undefined;
+  try {
+    const parsed = new URL(url);
+    if (parsed.password !== '') parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return '[unparseable]';
+  }
+}

@@ -1,0 +1,91 @@
+import Type from 'typebox';
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/**
+ * Every setting Bulwark reads, keyed by its environment variable. One schema validates both the
+ * environment and the options passed to `createBulwark()`; `option` is the options property that
+ * overrides the variable, `hint` the message shown when the value is rejected.
+ */
+export const settingFields = {
+  PORT: {
+    option: 'port',
+    schema: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
+    hint: 'must be an integer port from 0 to 65535',
+    example: '3000',
+    doc: 'TCP port the HTTP server listens on.',
+  },
+  HOST: {
+    option: 'host',
+    schema: Type.String({ minLength: 1, pattern: '^[^\\s/]+$', default: '127.0.0.1' }),
+    hint: 'must be a host name or IP address without spaces or slashes',
+    example: '0.0.0.0',
+    doc: 'Interface the HTTP server binds to.',
+  },
+  LOG_LEVEL: {
+    option: 'logLevel',
+    schema: Type.Enum(LOG_LEVELS, { default: 'info' }),
+    hint: `must be one of ${LOG_LEVELS.join(', ')}`,
+    example: 'debug',
+    doc: 'pino log level.',
+  },
+  BULWARK_DATA_DIR: {
+    option: 'dataDir',
+    schema: Type.String({ minLength: 1, default: './data' }),
+    hint: 'must be a non-empty directory path',
+    example: '/var/lib/bulwark',
+    doc: 'Directory for embedded state (the SQLite store, snapshots, spools).',
+  },
+  DATABASE_URL: {
+    option: 'databaseUrl',
+    schema: Type.Optional(Type.String({ pattern: '^postgres(ql)?://[^\\s]+$' })),
+    hint: 'must be a postgres:// or postgresql:// connection URL',
+    example: 'postgres://app:secret@db:5432/app',
+    doc: 'PostgreSQL store. Unset: SQLite at `<BULWARK_DATA_DIR>/bulwark.sqlite`.',
+  },
+  REDIS_URL: {
+    option: 'redisUrl',
+    schema: Type.Optional(Type.String({ pattern: '^rediss?://[^\\s]+$' })),
+    hint: 'must be a redis:// or rediss:// URL',
+    example: 'redis://127.0.0.1:6379',
+    doc: 'Redis for cache, rate limits, queues and pub/sub. Unset: embedded parts.',
+  },
+  SENTRY_DSN: {
+    option: 'sentryDsn',
+    schema: Type.Optional(Type.String({ pattern: '^https?://[^\\s@/]+@[^\\s]+/\\w+$' })),
+    hint: 'must be a Sentry DSN such as https://<key>@<host>/<project>',
+    secret: true,
+    example: 'https://abc123@o1.ingest.sentry.io/42',
+    doc: 'Forward captured errors to Sentry as well. Unset: errors stay local.',
+  },
+  BULWARK_ADMIN_KEY: {
+    option: 'adminKey',
+    schema: Type.Optional(Type.String({ minLength: 16, pattern: '^\\S+$' })),
+    hint: 'must be at least 16 characters without spaces',
+    secret: true,
+    example: '(a long random string)',
+    doc: 'Bearer key for the admin console and `/admin/api/`. Unset: admin endpoints refuse everything.',
+  },
+  BULWARK_SHUTDOWN_TIMEOUT_MS: {
+    option: 'shutdownTimeoutMs',
+    schema: Type.Integer({ minimum: 100, maximum: 600_000, default: 10_000 }),
+    hint: 'must be an integer number of milliseconds from 100 to 600000',
+    example: '10000',
+    doc: 'Deadline for in-flight requests to finish after SIGTERM/SIGINT before the process exits 1.',
+  },
+  NODE_ENV: {
+    option: 'nodeEnv',
+    schema: Type.Enum(['development', 'production', 'test'], { default: 'production' }),
+    hint: 'must be development, production or test',
+    example: 'development',
+    doc: '`development` adds stack traces to error responses; nothing else changes.',
+  },
+} as const;
+
+export type SettingName = keyof typeof settingFields;
+
+export const settingsSchema = Type.Object(
+  Object.fromEntries(Object.entries(settingFields).map(([name, field]) => [name, field.schema])) as {
+    [K in SettingName]: (typeof settingFields)[K]['schema'];
+  },
+);

@@ -1,0 +1,111 @@
+import { performance } from 'node:perf_hooks';
+import { sql, type Kysely, type LogEvent } from 'kysely';
+import { SqlAuditLog } from './audit.js';
+import { guard } from './errors.js';
+import { SqlKvRepository } from './kv.js';
+import { KyselyMigrations } from './migrations.js';
+import { openPostgres } from './postgres.js';
+import { openSqlite } from './sqlite.js';
+import type {
+  AuditLog,
+  KvRepository,
+  Migrations,
+  QueryObserver,
+  Store,
+  StoreEngine,
+  StoreOptions,
+  StoreTables,
+} from './types.js';
+
+export type * from './types.js';
+export { MIGRATION_TABLE, storeMigrations } from './migrations.js';
+export { SQLITE_FILE_NAME } from './sqlite.js';
+
+/**
+ * Opens the store: PostgreSQL when `databaseUrl` is set, otherwise the SQLite file in `dataDir`
+ * (or `sqliteFile`). Checks that the database answers and, unless `migrate: false`, applies pending
+ * migrations before resolving.
+ *
+ * Rejects with `BWK_ERR_STORE_UNAVAILABLE` when the database cannot be opened or reached (an
+ * unreachable PostgreSQL fails within the 5 s connect timeout, it does not hang) and with
+ * `BWK_ERR_STORE_MIGRATION_FAILED` when a migration fails; in both cases every connection it opened
+ * is closed again. `onQuery` sees every query, migrations included.
+ */
+export async function createStore(opts: StoreOptions): Promise<Store> {
+  const engine: StoreEngine = opts.databaseUrl === undefined ? 'sqlite' : 'postgres';
+  const log = opts.onQuery === undefined ? undefined : queryLogger(engine, opts.onQuery);
+  const opened =
+    opts.databaseUrl === undefined
+      ? {
+          ...(await openSqlite({ dataDir: opts.dataDir, sqliteFile: opts.sqliteFile, log })),
+          schema: undefined,
+        }
+      : await openPostgres({ url: opts.databaseUrl, schema: opts.schema, log });
+
+  const store = new KyselyStore(engine, opened.db, opened.schema);
+  try {
+    // Besides proving the database answers, the first query initialises Kysely's driver; a driver
+    // never used is skipped by destroy(), which would leave the SQLite file handle open on close().
+    await store.ping();
+    if (opts.migrate !== false) await store.migrations.up();
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+  return store;
+}
+
+/** {@link Store} over one Kysely instance; the engine only changes how it was opened. */
+class KyselyStore implements Store {
+  readonly engine: StoreEngine;
+  readonly db: Kysely<StoreTables>;
+  readonly kv: KvRepository;
+  readonly audit: AuditLog;
+  readonly migrations: Migrations;
+  #closing: Promise<void> | undefined;
+
+  constructor(engine: StoreEngine, db: Kysely<StoreTables>, schema: string | undefined) {
+    this.engine = engine;
+    this.db = db;
+    this.kv = new SqlKvRepository({ db, engine });
+    this.audit = new SqlAuditLog({ db, engine });
+    this.migrations = new KyselyMigrations({ db, engine, schema });
+  }
+
+  ping(): Promise<number> {
+    return guard(this.engine, 'ping', async () => {
+      const started = performance.now();
+      await sql`select 1`.execute(this.db);
+      return performance.now() - started;
+    });
+  }
+
+  close(): Promise<void> {
+    // Memoised: a second close (plugin onClose after a failed start, say) waits for the first.
+    this.#closing ??= this.db.destroy();
+    return this.#closing;
+  }
+}
+
+const operations: Record<string, string> = {
+  SelectQueryNode: 'select',
+  InsertQueryNode: 'insert',
+  UpdateQueryNode: 'update',
+  DeleteQueryNode: 'delete',
+};
+
+/** Adapts Kysely's query log to a {@link QueryObserver}; an observer that throws is ignored. */
+function queryLogger(engine: StoreEngine, observer: QueryObserver): (event: LogEvent) => void {
+  return (event) => {
+    try {
+      observer({
+        engine,
+        operation: operations[event.query.query.kind] ?? 'other',
+        durationMs: event.queryDurationMillis,
+        failed: event.level === 'error',
+      });
+    } catch {
+      // Metrics must never fail a query; the observer contract already says it must not throw.
+    }
+  };
+}

@@ -1,0 +1,142 @@
+import type { Generated, Kysely } from 'kysely';
+
+/** Which engine a store runs on. */
+export type StoreEngine = 'sqlite' | 'postgres';
+
+/**
+ * Tables of the Bulwark store. Timestamps are integer milliseconds since the epoch on both engines;
+ * JSON values are stored as text so the same query code runs on SQLite and PostgreSQL.
+ */
+export interface StoreTables {
+  bulwark_kv: {
+    namespace: string;
+    key: string;
+    /** JSON text. */
+    value: string;
+    /** Starts at 1, +1 on every write; the compare-and-set token. */
+    version: number;
+    updated_at: number;
+  };
+  bulwark_audit: {
+    id: Generated<number>;
+    at: number;
+    actor: string;
+    action: string;
+    target: string;
+    /** JSON text or null. */
+    detail: string | null;
+  };
+}
+
+/** One stored value with its version. */
+export interface KvEntry<T = unknown> {
+  namespace: string;
+  key: string;
+  value: T;
+  version: number;
+  /** Milliseconds since the epoch. */
+  updatedAt: number;
+}
+
+/** A small versioned key-value table shared by the subsystems (flags, config, journals). */
+export interface KvRepository {
+  /** The entry, or `undefined` when the key is absent. */
+  get<T = unknown>(namespace: string, key: string): Promise<KvEntry<T> | undefined>;
+  /**
+   * Writes `value` (JSON-serialisable). With `ifVersion`, writes only if the stored version equals it
+   * (`0` = only if absent) and otherwise throws `BWK_ERR_STORE_CONFLICT`. Returns the new entry.
+   */
+  put<T = unknown>(
+    namespace: string,
+    key: string,
+    value: T,
+    opts?: { ifVersion?: number },
+  ): Promise<KvEntry<T>>;
+  /** Removes the key; resolves `true` if something was removed. */
+  delete(namespace: string, key: string): Promise<boolean>;
+  /** Entries of a namespace ordered by key, optionally those whose key starts with `prefix`. */
+  list<T = unknown>(namespace: string, opts?: { prefix?: string; limit?: number }): Promise<KvEntry<T>[]>;
+}
+
+/** One audit record: who did what to what, and when. */
+export interface AuditRecord {
+  id: number;
+  /** Milliseconds since the epoch. */
+  at: number;
+  actor: string;
+  action: string;
+  target: string;
+  detail: unknown;
+}
+
+/** Append-only audit log. */
+export interface AuditLog {
+  append(entry: {
+    actor: string;
+    action: string;
+    target: string;
+    detail?: unknown;
+    at?: number;
+  }): Promise<AuditRecord>;
+  /** Newest first. */
+  list(opts?: { limit?: number; target?: string; beforeId?: number }): Promise<AuditRecord[]>;
+}
+
+/** Status of one migration. */
+export interface MigrationState {
+  name: string;
+  /** Milliseconds since the epoch, or undefined when not applied. */
+  executedAt: number | undefined;
+}
+
+/** Schema migrations, applied in name order. */
+export interface Migrations {
+  /** Applies every pending migration; returns the names applied. */
+  up(): Promise<string[]>;
+  /** Reverts the last `steps` (default 1) applied migrations; returns the names reverted. */
+  down(steps?: number): Promise<string[]>;
+  status(): Promise<MigrationState[]>;
+}
+
+/** Called after every query with its duration; used for metrics. Must not throw. */
+export type QueryObserver = (event: {
+  engine: StoreEngine;
+  /** select | insert | update | delete | other */
+  operation: string;
+  durationMs: number;
+  failed: boolean;
+}) => void;
+
+/**
+ * The Bulwark store: Kysely over better-sqlite3 (embedded default) or pg (`DATABASE_URL`).
+ * Nothing connects until `createStore()` is awaited; `close()` releases every connection and is
+ * safe to call twice.
+ */
+export interface Store {
+  readonly engine: StoreEngine;
+  /** The query builder, for subsystems with their own tables. */
+  readonly db: Kysely<StoreTables>;
+  readonly kv: KvRepository;
+  readonly audit: AuditLog;
+  readonly migrations: Migrations;
+  /** A trivial round trip; resolves with its latency in ms or rejects with `BWK_ERR_STORE_UNAVAILABLE`. */
+  ping(): Promise<number>;
+  close(): Promise<void>;
+}
+
+/** Options of `createStore()`. */
+export interface StoreOptions {
+  /** PostgreSQL connection URL; unset = SQLite. */
+  databaseUrl?: string | undefined;
+  /** Directory of the SQLite file `bulwark.sqlite` (created if missing). Ignored with `databaseUrl`. */
+  dataDir?: string;
+  /** SQLite file path override (`:memory:` allowed), for tests and tools. */
+  sqliteFile?: string;
+  /** Run pending migrations while opening (default true). */
+  migrate?: boolean;
+  /** PostgreSQL schema to use (default `public`); tests use one schema each. */
+  schema?: string;
+  onQuery?: QueryObserver;
+}
+
+export type StoreDatabase = Kysely<StoreTables>;

@@ -1,0 +1,37 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { bulwarkError, catalogue, isBulwarkError } from '../src/errors/index.js';
+
+describe('error catalogue', () => {
+  const docs = readFileSync(new URL('../docs/errors.md', import.meta.url), 'utf8');
+  const documented = [...docs.matchAll(/^### (BWK_ERR_\w+)$/gm)].map((m) => m[1]);
+  const codes = Object.keys(catalogue);
+
+  it('docs/errors.md lists every code exactly once, and nothing else', () => {
+    expect([...documented].sort()).toEqual([...codes].sort());
+    expect(new Set(documented).size).toBe(documented.length);
+  });
+
+  it('every code is well formed, has a status and an area matching its name', () => {
+    for (const [code, entry] of Object.entries(catalogue)) {
+      expect(code).toMatch(/^BWK_ERR_[A-Z]+_[A-Z_]+$/);
+      expect(code.startsWith(`BWK_ERR_${entry.area.toUpperCase()}_`)).toBe(true);
+      expect(entry.status).toBeGreaterThanOrEqual(400);
+      expect(entry.status).toBeLessThan(600);
+      expect(docs).toMatch(new RegExp(`### ${code}\\n+HTTP ${entry.status}`));
+    }
+  });
+
+  it('fills message templates, keeps the cause and is recognised by code', () => {
+    const cause = new Error('boom');
+    const error = bulwarkError('BWK_ERR_HTTP_NOT_FOUND', { method: 'GET', url: '/x' }, { cause });
+    expect(error.message).toBe('Route GET /x not found');
+    expect(error.cause).toBe(cause);
+    expect(error.statusCode).toBe(404);
+    expect(isBulwarkError(error)).toBe(true);
+    expect(isBulwarkError(error, 'BWK_ERR_HTTP_NOT_FOUND')).toBe(true);
+    expect(isBulwarkError(error, 'BWK_ERR_HTTP_INTERNAL')).toBe(false);
+    expect(isBulwarkError(new Error('x'))).toBe(false);
+    expect(isBulwarkError({ code: 'BWK_ERR_HTTP_NOT_FOUND' })).toBe(false);
+  });
+});

@@ -1,0 +1,317 @@
+// Starts real, throwaway PostgreSQL servers for integration tests: initdb into a temp dir, listen on
+// 127.0.0.1 at a free port, trust authentication, fsync off. Never skips: missing binaries throw.
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { chown, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import pg from 'pg';
+
+const run = promisify(execFile);
+
+/** A running test server. */
+export interface PostgresServer {
+  /** `postgres://postgres@127.0.0.1:<port>/postgres`; trust authentication, no password. */
+  readonly url: string;
+  readonly port: number;
+  /** Directory holding the cluster (`data/`) and the unix socket (`sock/`); reusable by `startPostgres`. */
+  readonly dir: string;
+  /**
+   * Fast shutdown (SIGKILL after 15 s), then deletes `dir` if this server created it. Safe to call
+   * twice or after `kill`. Stop a server restarted on `dir` before the one that created it.
+   */
+  stop(): Promise<void>;
+  /**
+   * Sends `signal` (default SIGKILL) to the server. SIGKILL hits the postmaster and every backend at
+   * once, like a crash; it and the other terminating signals resolve once all of them are gone. `dir`
+   * is kept, so a server started on it afterwards runs crash recovery.
+   */
+  kill(signal?: NodeJS.Signals): Promise<void>;
+}
+
+/** Options of {@link startPostgres}. */
+export interface StartPostgresOptions {
+  /** Reuse the cluster in this directory (from an earlier server's `dir`) instead of a new one. */
+  dir?: string;
+}
+
+const READY_TIMEOUT_MS = 30_000;
+const STOP_TIMEOUT_MS = 15_000;
+const TERMINATING: ReadonlySet<string> = new Set(['SIGKILL', 'SIGTERM', 'SIGINT', 'SIGQUIT']);
+const live = new Set<ChildProcess>();
+
+// A crashed or interrupted test run must not leave servers behind; only groups we spawned are hit.
+process.once('exit', () => {
+  for (const child of live) {
+    if (child.pid !== undefined) {
+      try {
+        process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        // Already gone.
+      }
+    }
+  }
+});
+
+/**
+ * The directory of `initdb` and `postgres`: `pg_config --bindir` when it has them, else the newest
+ * `/usr/lib/postgresql/<version>/bin`; `undefined` when neither exists.
+ */
+export function findPostgresBinDir(): string | undefined {
+  const hasServer = (dir: string) =>
+    existsSync(path.join(dir, 'postgres')) && existsSync(path.join(dir, 'initdb'));
+  try {
+    const dir = execFileSync('pg_config', ['--bindir'], { encoding: 'utf8' }).trim();
+    if (hasServer(dir)) return dir;
+  } catch {
+    // No pg_config (or only the client package); look where Debian puts the server.
+  }
+  const root = '/usr/lib/postgresql';
+  if (!existsSync(root)) return undefined;
+  const versions = readdirSync(root)
+    .filter((name) => hasServer(path.join(root, name, 'bin')))
+    .sort((a, b) => Number.parseFloat(b) - Number.parseFloat(a));
+  return versions[0] === undefined ? undefined : path.join(root, versions[0], 'bin');
+}
+
+/** Starts a server and resolves once it accepts connections. */
+export async function startPostgres(opts: StartPostgresOptions = {}): Promise<PostgresServer> {
+  const bin = findPostgresBinDir();
+  if (bin === undefined) {
+    throw new Error(
+      process.env.CI
+        ? 'PostgreSQL server binaries not found on this CI machine; the CI image must install them ' +
+            '(apt-get install postgresql). Store integration tests never skip.'
+        : '\n\n*** PostgreSQL server binaries (initdb, postgres) not found. ***\n' +
+            '*** Install them: sudo apt-get install postgresql                ***\n' +
+            '*** The store tests run against a real server and never skip.     ***\n',
+    );
+  }
+  // PostgreSQL refuses to run as root, so as root everything runs as the `postgres` user.
+  const asRoot = process.getuid?.() === 0;
+  const dir = opts.dir ?? (await mkdtemp(path.join(os.tmpdir(), 'bulwark-pg-')));
+  const data = path.join(dir, 'data');
+  const sock = path.join(dir, 'sock');
+  const command = (file: string, args: string[]): [string, string[]] =>
+    asRoot
+      ? ['runuser', ['-u', 'postgres', '--', path.join(bin, file), ...args]]
+      : [path.join(bin, file), args];
+
+  if (opts.dir === undefined) {
+    await mkdir(sock);
+    if (asRoot) {
+      const uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }));
+      const gid = Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }));
+      await chown(dir, uid, gid);
+      await chown(sock, uid, gid);
+    }
+    const [file, args] = command('initdb', [
+      '-D',
+      data,
+      '-U',
+      'postgres',
+      '-A',
+      'trust',
+      '-E',
+      'UTF8',
+      '--no-sync',
+    ]);
+    await run(file, args);
+  }
+
+  const port = await freePort();
+  const [file, args] = command('postgres', [
+    '-D',
+    data,
+    '-p',
+    String(port),
+    '-k',
+    sock,
+    '-c',
+    'listen_addresses=127.0.0.1',
+    // fsync only protects against an OS crash. A killed server still recovers every acknowledged
+    // commit from its WAL, which is why synchronous_commit stays on.
+    '-c',
+    'fsync=off',
+  ]);
+  // Own process group, so the whole server can be signalled without touching anything else.
+  const child = spawn(file, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  live.add(child);
+  let output = '';
+  const keep = (chunk: Buffer) => {
+    output = (output + chunk.toString()).slice(-8_000);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  void exited.then(() => live.delete(child));
+
+  const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
+  try {
+    await waitReady(url, exited, () => output);
+  } catch (error) {
+    await killTree(child, data);
+    if (opts.dir === undefined) await rm(dir, { recursive: true, force: true });
+    throw error;
+  }
+
+  let stopped = false;
+  return {
+    url,
+    port,
+    dir,
+    async kill(signal: NodeJS.Signals = 'SIGKILL') {
+      if (signal === 'SIGKILL') return killTree(child, data);
+      process.kill(postmasterPid(data) ?? child.pid ?? 0, signal);
+      if (TERMINATING.has(signal)) await exited;
+    },
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      if (child.exitCode === null && child.signalCode === null) {
+        const pid = postmasterPid(data);
+        if (pid !== undefined) process.kill(pid, 'SIGINT'); // fast shutdown
+        const timer = new Promise<'timeout'>((resolve) =>
+          setTimeout(resolve, STOP_TIMEOUT_MS, 'timeout').unref(),
+        );
+        if ((await Promise.race([exited, timer])) === 'timeout') await killTree(child, data);
+      }
+      if (opts.dir === undefined) await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A schema name no other test uses. */
+export function uniqueSchema(prefix = 't'): string {
+  return `${prefix}_${process.pid}_${randomBytes(4).toString('hex')}`;
+}
+
+/** Drops `schema` and everything in it; fine when it does not exist. */
+export async function dropSchema(url: string, schema: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5_000 });
+  await client.connect();
+  try {
+    await client.query(`drop schema if exists "${schema.replaceAll('"', '""')}" cascade`);
+  } finally {
+    await client.end();
+  }
+}
+
+async function waitReady(url: string, exited: Promise<void>, output: () => string): Promise<void> {
+  let done = false;
+  void exited.then(() => (done = true));
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  for (;;) {
+    if (done) throw new Error(`PostgreSQL exited during startup:\n${output()}`);
+    const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 1_000 });
+    try {
+      await client.connect();
+      await client.query('select 1');
+      return;
+    } catch (error) {
+      if (Date.now() > deadline) {
+        throw new Error(`PostgreSQL not ready after ${READY_TIMEOUT_MS} ms:\n${output()}`, { cause: error });
+      }
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+    // Polling a starting server, not papering over a race: startup takes a variable while.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/**
+ * SIGKILLs the postmaster and all its children at once; resolves when all are gone. Our spawned
+ * process (runuser, when root) is left alone: it is the postmaster's parent and must reap it, since
+ * a zombie postmaster keeps its PID alive and the next server on this directory would then refuse
+ * to start ("lock file postmaster.pid already exists").
+ */
+async function killTree(child: ChildProcess, data: string): Promise<void> {
+  const exited =
+    child.exitCode === null && child.signalCode === null ? once(child, 'exit') : Promise.resolve();
+  const root = postmasterPid(data) ?? child.pid;
+  const pids = root === undefined ? [] : [root, ...descendants(root)];
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // Already exited.
+    }
+  }
+  await exited;
+  const deadline = Date.now() + STOP_TIMEOUT_MS;
+  while (pids.some(alive) && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+function postmasterPid(data: string): number | undefined {
+  try {
+    const pid = Number.parseInt(
+      readFileSync(path.join(data, 'postmaster.pid'), 'utf8').split('\n')[0] ?? '',
+      10,
+    );
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Every live descendant of `pid` (backends put themselves in their own process groups). */
+function descendants(pid: number): number[] {
+  const parents = new Map<number, number>();
+  for (const entry of readdirSync('/proc')) {
+    const stat = procStat(Number(entry));
+    if (stat !== undefined) parents.set(Number(entry), stat.ppid);
+  }
+  const found: number[] = [];
+  const queue = [pid];
+  while (queue.length > 0) {
+    const parent = queue.pop();
+    for (const [child, ppid] of parents) {
+      if (ppid === parent) {
+        found.push(child);
+        queue.push(child);
+      }
+    }
+  }
+  return found;
+}
+
+function alive(pid: number): boolean {
+  const stat = procStat(pid);
+  // A zombie has released its memory and sockets; it only waits for a parent that may never reap it.
+  return stat !== undefined && stat.state !== 'Z';
+}
+
+function procStat(pid: number): { state: string; ppid: number } | undefined {
+  if (!Number.isInteger(pid)) return undefined;
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name is in parentheses and may contain spaces; fields after it are plain.
+    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    return { state: fields[0] ?? '', ppid: Number(fields[1]) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** A TCP port on 127.0.0.1 that was free a moment ago; nothing listens on it when this resolves. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() =>
+        typeof address === 'object' && address !== null
+          ? resolve(address.port)
+          : reject(new Error('no port')),
+      );
+    });
+  });
+}

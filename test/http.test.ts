@@ -1,0 +1,284 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { FastifyInstance } from 'fastify';
+import Type from 'typebox';
+import { bulwarkError } from '../src/errors/index.js';
+import { testApp, type LogCapture, type RegisteredRoute } from './helpers/app.js';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+function routes(app: FastifyInstance): void {
+  app.get(
+    '/items/:id',
+    {
+      schema: {
+        params: Type.Object({ id: Type.Integer({ minimum: 1 }) }),
+        response: { 200: Type.Object({ id: Type.Integer() }) },
+      },
+    },
+    async (request) => {
+      const { id } = request.params as { id: number };
+      request.log.info({ user: { name: 'ann', password: 'hunter2' }, token: 'tok-123' }, 'looked up');
+      return { id };
+    },
+  );
+  app.post(
+    '/items',
+    {
+      schema: {
+        body: Type.Object(
+          { name: Type.String({ minLength: 1 }), count: Type.Integer({ minimum: 0 }) },
+          { additionalProperties: false },
+        ),
+      },
+    },
+    async (request) => request.body,
+  );
+  app.get('/boom', { schema: { hide: false } }, async () => {
+    throw new Error('secret internals: db password is hunter2');
+  });
+  app.get('/conflict', async () => {
+    throw bulwarkError('BWK_ERR_STORE_CONFLICT', { namespace: 'n', key: 'k', actual: 2, expected: 1 });
+  });
+}
+
+describe('HTTP layer', () => {
+  let app: FastifyInstance;
+  let logs: LogCapture;
+  let registered: RegisteredRoute[];
+
+  beforeAll(async () => {
+    ({ app, logs, registered } = await testApp(routes));
+  });
+  afterAll(async () => {
+    await app.close();
+  });
+
+  it('generates a request id, returns it, and honours a sane incoming one', async () => {
+    const generated = await app.inject({ method: 'GET', url: '/items/1' });
+    expect(generated.statusCode).toBe(200);
+    expect(generated.headers['x-request-id']).toMatch(UUID);
+    const given = await app.inject({
+      method: 'GET',
+      url: '/items/1',
+      headers: { 'x-request-id': 'abc-123' },
+    });
+    expect(given.headers['x-request-id']).toBe('abc-123');
+    const hostile = await app.inject({
+      method: 'GET',
+      url: '/items/1',
+      headers: { 'x-request-id': 'a b\u0001<script>' },
+    });
+    expect(hostile.headers['x-request-id']).toMatch(UUID);
+  });
+
+  it('writes exactly one log line per request with method, route template, status, duration and id', async () => {
+    const before = logs.requests().length;
+    const res = await app.inject({
+      method: 'GET',
+      url: '/items/42?x=1',
+      headers: { 'x-request-id': 'line-test' },
+    });
+    expect(res.statusCode).toBe(200);
+    const lines = logs.requests().slice(before);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({
+      level: 'info',
+      method: 'GET',
+      route: '/items/:id',
+      statusCode: 200,
+      reqId: 'line-test',
+    });
+    expect(typeof lines[0]?.['durationMs']).toBe('number');
+    expect(JSON.stringify(logs.lines)).not.toContain('incoming request');
+  });
+
+  it('redacts passwords, tokens, authorization headers and cookies in logs', async () => {
+    await app.inject({
+      method: 'GET',
+      url: '/items/7',
+      headers: { authorization: 'Bearer sk_live_abc', cookie: 'session=s3cr3t' },
+    });
+    app.log.info(
+      {
+        req: { headers: { authorization: 'Bearer sk_live_abc', cookie: 'session=s3cr3t' } },
+        apiKey: 'k-999',
+      },
+      'headers',
+    );
+    const text = JSON.stringify(logs.lines);
+    for (const secret of ['hunter2', 'tok-123', 'sk_live_abc', 's3cr3t', 'k-999'])
+      expect(text).not.toContain(secret);
+    expect(text).toContain('[redacted]');
+  });
+
+  it('answers unknown routes with a coded 404', async () => {
+    const res = await app.inject({
+      method: 'GET',
+      url: '/nope?token=abc',
+      headers: { 'x-request-id': 'nf-1' },
+    });
+    expect(res.statusCode).toBe(404);
+    expect(res.json()).toEqual({
+      error: { code: 'BWK_ERR_HTTP_NOT_FOUND', message: 'Route GET /nope not found', requestId: 'nf-1' },
+    });
+  });
+
+  it('answers validation errors with 400 naming the failing field', async () => {
+    const missing = await app.inject({ method: 'POST', url: '/items', payload: { name: 'a' } });
+    expect(missing.statusCode).toBe(400);
+    const body = missing.json<{ error: { code: string; details: { field: string }[]; message: string } }>();
+    expect(body.error.code).toBe('BWK_ERR_HTTP_VALIDATION');
+    expect(body.error.details.map((d) => d.field)).toContain('body.count');
+    const wrongType = await app.inject({ method: 'POST', url: '/items', payload: { name: 'a', count: -1 } });
+    expect(wrongType.json<{ error: { details: { field: string }[] } }>().error.details[0]?.field).toBe(
+      'body.count',
+    );
+    const badParam = await app.inject({ method: 'GET', url: '/items/zero' });
+    expect(badParam.statusCode).toBe(400);
+    expect(badParam.json<{ error: { details: { field: string }[] } }>().error.details[0]?.field).toBe(
+      'params.id',
+    );
+  });
+
+  it('answers unparseable, oversized and unsupported bodies with coded 4xx', async () => {
+    const bad = await app.inject({
+      method: 'POST',
+      url: '/items',
+      payload: '{"name":',
+      headers: { 'content-type': 'application/json' },
+    });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json<{ error: { code: string } }>().error.code).toBe('BWK_ERR_HTTP_BAD_BODY');
+    const media = await app.inject({
+      method: 'POST',
+      url: '/items',
+      payload: 'x',
+      headers: { 'content-type': 'application/x-weird' },
+    });
+    expect(media.statusCode).toBe(415);
+    expect(media.json<{ error: { code: string } }>().error.code).toBe('BWK_ERR_HTTP_UNSUPPORTED_MEDIA_TYPE');
+    const large = await app.inject({
+      method: 'POST',
+      url: '/items',
+      payload: JSON.stringify({ name: 'x'.repeat(1_100_000), count: 1 }),
+      headers: { 'content-type': 'application/json' },
+    });
+    expect(large.statusCode).toBe(413);
+    expect(large.json<{ error: { code: string } }>().error.code).toBe('BWK_ERR_HTTP_BODY_TOO_LARGE');
+  });
+
+  it('hides internals of unexpected errors and logs them with the request id', async () => {
+    const res = await app.inject({ method: 'GET', url: '/boom', headers: { 'x-request-id': 'boom-1' } });
+    expect(res.statusCode).toBe(500);
+    expect(res.json()).toEqual({
+      error: { code: 'BWK_ERR_HTTP_INTERNAL', message: 'Internal server error', requestId: 'boom-1' },
+    });
+    expect(res.body).not.toContain('stack');
+    const logged = logs.lines.find((l) => l['reqId'] === 'boom-1' && l['msg'] === 'request failed');
+    expect(logged).toBeDefined();
+  });
+
+  it('maps catalogue errors thrown by handlers to their status and code', async () => {
+    const res = await app.inject({ method: 'GET', url: '/conflict' });
+    expect(res.statusCode).toBe(409);
+    expect(res.json<{ error: { code: string } }>().error.code).toBe('BWK_ERR_STORE_CONFLICT');
+  });
+
+  it('labels HTTP metrics by route template, never by raw URL', async () => {
+    await app.inject({ method: 'GET', url: '/items/123456' });
+    const res = await app.inject({ method: 'GET', url: '/metrics' });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toContain('text/plain');
+    expect(res.body).toMatch(
+      /http_request_duration_seconds_bucket\{le="0\.005",route="\/items\/:id",method="GET",status_class="2xx"\}/,
+    );
+    expect(res.body).toMatch(/http_requests_total\{route="unmatched",method="GET",status_class="4xx"\} \d+/);
+    expect(res.body).not.toContain('123456');
+    expect(res.body).toMatch(
+      /bulwark_store_query_duration_seconds_count\{engine="sqlite",operation="select",outcome="ok"\} \d+/,
+    );
+    expect(res.body).toContain('process_resident_memory_bytes');
+  });
+
+  it('serves health in application/health+json', async () => {
+    const res = await app.inject({ method: 'GET', url: '/health' });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toContain('application/health+json');
+    const body = res.json<{
+      status: string;
+      checks: Record<string, { status: string; time: string; observedValue: unknown }[]>;
+    }>();
+    expect(body.status).toBe('pass');
+    expect(body.checks['store:responseTime']?.[0]).toMatchObject({ status: 'pass', observedUnit: 'ms' });
+    expect(Number.isNaN(Date.parse(body.checks['store:responseTime']?.[0]?.time ?? ''))).toBe(false);
+    expect((await app.inject({ method: 'GET', url: '/health/ready' })).statusCode).toBe(200);
+    expect((await app.inject({ method: 'GET', url: '/health/live' })).json<{ status: string }>().status).toBe(
+      'pass',
+    );
+  });
+
+  it('documents every registered route in OpenAPI', async () => {
+    const spec = (await app.inject({ method: 'GET', url: '/api-docs/json' })).json<{
+      openapi: string;
+      paths: Record<string, Record<string, unknown>>;
+    }>();
+    expect(spec.openapi).toMatch(/^3\./);
+    const documented = new Set(
+      Object.entries(spec.paths).flatMap(([path, ops]) =>
+        Object.keys(ops).map((m) => `${m.toUpperCase()} ${path.replace(/\{(\w+)\}/g, ':$1')}`),
+      ),
+    );
+    const visible = registered.filter((r) => !r.hidden && r.method !== 'HEAD');
+    expect(visible.length).toBeGreaterThanOrEqual(8);
+    for (const route of visible) expect(documented).toContain(`${route.method} ${route.url}`);
+    // Only the documentation's own pages are hidden.
+    for (const route of registered.filter((r) => r.hidden))
+      expect(route.url.startsWith('/api-docs')).toBe(true);
+    const ui = await app.inject({ method: 'GET', url: '/api-docs/' });
+    expect([200, 302]).toContain(ui.statusCode);
+  });
+});
+
+describe('HTTP layer in development', () => {
+  it('adds the stack to 5xx bodies only when NODE_ENV=development', async () => {
+    const { app } = await testApp(routes, { nodeEnv: 'development' });
+    const res = await app.inject({ method: 'GET', url: '/boom' });
+    const body = res.json<{ error: { stack?: string; message: string } }>();
+    expect(res.statusCode).toBe(500);
+    expect(body.error.stack).toContain('Error: secret internals');
+    await app.close();
+  });
+});
+
+describe('readiness with a hung dependency', () => {
+  it('ready fails within the check timeout while live passes, and /health never waits', async () => {
+    const { app } = await testApp();
+    let hang = false;
+    app.bulwark.health.register({
+      name: 'slowdb:responseTime',
+      intervalMs: 50,
+      timeoutMs: 150,
+      check: () => (hang ? new Promise(() => undefined) : { status: 'pass' }),
+    });
+    await app.bulwark.health.runAll();
+    expect((await app.inject({ method: 'GET', url: '/health/ready' })).statusCode).toBe(200);
+    hang = true;
+    const started = Date.now();
+    let status = 200;
+    while (status === 200 && Date.now() - started < 2000) {
+      const t0 = Date.now();
+      status = (await app.inject({ method: 'GET', url: '/health/ready' })).statusCode;
+      // A probe never waits on the hung dependency (which would never answer at all).
+      expect(Date.now() - t0).toBeLessThan(1000);
+      if (status === 200) await new Promise((r) => setTimeout(r, 10));
+    }
+    expect(status).toBe(503);
+    const ready = (await app.inject({ method: 'GET', url: '/health/ready' })).json<{
+      checks: Record<string, { output?: string }[]>;
+    }>();
+    expect(ready.checks['slowdb:responseTime']?.[0]?.output).toMatch(/did not answer within 150 ms/);
+    const live = await app.inject({ method: 'GET', url: '/health/live' });
+    expect(live.statusCode).toBe(200);
+    await app.close();
+  });
+});

@@ -1,0 +1,78 @@
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { isBulwarkError } from '../src/errors/index.js';
+import { loadSettings, redactSettings } from '../src/settings/index.js';
+
+function problems(fn: () => unknown): { field: string; message: string }[] {
+  try {
+    fn();
+  } catch (error) {
+    if (isBulwarkError(error, 'BWK_ERR_SETTINGS_INVALID')) return error.details ?? [];
+    throw error;
+  }
+  throw new Error('expected BWK_ERR_SETTINGS_INVALID');
+}
+
+describe('settings', () => {
+  it('defaults with an empty environment', () => {
+    const s = loadSettings({}, {});
+    expect(s).toMatchObject({ port: 3000, host: '127.0.0.1', logLevel: 'info', shutdownTimeoutMs: 10_000 });
+    expect(s.dataDir).toBe(path.resolve('data'));
+    expect(s.databaseUrl).toBeUndefined();
+  });
+
+  it('reads and converts the environment; empty variables count as unset', () => {
+    const s = loadSettings(
+      {},
+      { PORT: '8080', LOG_LEVEL: 'debug', REDIS_URL: 'redis://h:6379', DATABASE_URL: '' },
+    );
+    expect(s).toMatchObject({
+      port: 8080,
+      logLevel: 'debug',
+      redisUrl: 'redis://h:6379',
+      databaseUrl: undefined,
+    });
+  });
+
+  it('options win over the environment', () => {
+    expect(loadSettings({ port: 4000 }, { PORT: '8080' }).port).toBe(4000);
+  });
+
+  it('names every invalid variable at once, with the reason', () => {
+    const found = problems(() =>
+      loadSettings({}, { PORT: 'abc', DATABASE_URL: 'mysql://x/y', LOG_LEVEL: 'loud', HOST: 'a b' }),
+    );
+    expect(found.map((p) => p.field).sort()).toEqual(['DATABASE_URL', 'HOST', 'LOG_LEVEL', 'PORT']);
+    expect(found.find((p) => p.field === 'PORT')?.message).toContain('"abc"');
+    expect(found.find((p) => p.field === 'DATABASE_URL')?.message).toContain('postgres://');
+  });
+
+  it('rejects out-of-range ports and names options by their option name', () => {
+    expect(problems(() => loadSettings({}, { PORT: '70000' }))[0]?.field).toBe('PORT');
+    expect(problems(() => loadSettings({ port: -1 }, {}))[0]?.field).toBe('port');
+  });
+
+  it('never echoes a rejected secret or URL password', () => {
+    const found = problems(() =>
+      loadSettings(
+        {},
+        { BULWARK_ADMIN_KEY: 'short-secret', DATABASE_URL: 'postgres://u:hunter2@h/db with space' },
+      ),
+    );
+    const text = JSON.stringify(found);
+    expect(found).toHaveLength(2);
+    expect(text).not.toContain('short-secret');
+    expect(text).not.toContain('hunter2');
+  });
+
+  it('redacts secrets for display', () => {
+    const s = loadSettings(
+      {},
+      { DATABASE_URL: 'postgres://u:hunter2@h:5432/db', BULWARK_ADMIN_KEY: 'k'.repeat(32) },
+    );
+    const shown = JSON.stringify(redactSettings(s));
+    expect(shown).not.toContain('hunter2');
+    expect(shown).not.toContain('k'.repeat(32));
+    expect(shown).toContain('[set]');
+  });
+});

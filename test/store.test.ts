@@ -1,0 +1,410 @@
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { sql } from 'kysely';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { isBulwarkError, type ErrorCode } from '../src/errors/index.js';
+import { createStore, type QueryObserver, type Store, type StoreOptions } from '../src/store/index.js';
+import {
+  dropSchema,
+  freePort,
+  startPostgres,
+  uniqueSchema,
+  type PostgresServer,
+} from './helpers/postgres.js';
+
+let server: PostgresServer | undefined;
+beforeAll(async () => {
+  server = await startPostgres();
+});
+afterAll(async () => {
+  await server?.stop();
+});
+
+function pgUrl(): string {
+  if (server === undefined) throw new Error('PostgreSQL test server not started');
+  return server.url;
+}
+
+/** The rejection of `promise`, asserting it is a catalogue error with `code`. */
+async function rejection(promise: Promise<unknown>, code: ErrorCode): Promise<Record<string, unknown>> {
+  const error: unknown = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(isBulwarkError(error, code), `expected ${code}, got ${String(error)}`).toBe(true);
+  return isBulwarkError(error) ? { ...error.params, cause: error.cause } : {};
+}
+
+function tempDir(): Promise<string> {
+  return mkdtemp(path.join(os.tmpdir(), 'bulwark-store-'));
+}
+
+/** Per test: a fresh temp dir (SQLite) or schema (PostgreSQL), and every opened store closed after. */
+function storeFixture(engine: 'sqlite' | 'postgres') {
+  let base: StoreOptions = {};
+  let cleanup = (): Promise<void> => Promise.resolve();
+  const opened: Store[] = [];
+  beforeEach(async () => {
+    if (engine === 'sqlite') {
+      const dir = await tempDir();
+      base = { dataDir: dir };
+      cleanup = () => rm(dir, { recursive: true, force: true });
+    } else {
+      const url = pgUrl();
+      const schema = uniqueSchema();
+      base = { databaseUrl: url, schema };
+      cleanup = () => dropSchema(url, schema);
+    }
+  });
+  afterEach(async () => {
+    for (const store of opened.splice(0)) await store.close();
+    await cleanup();
+  });
+  return {
+    options: () => base,
+    async open(extra: Partial<StoreOptions> = {}): Promise<Store> {
+      const store = await createStore({ ...base, ...extra });
+      opened.push(store);
+      return store;
+    },
+  };
+}
+
+describe.each(['sqlite', 'postgres'] as const)('store conformance: %s', (engine) => {
+  const fixture = storeFixture(engine);
+
+  it('migrates up, reports status, reverts down (dropping the tables) and up again', async () => {
+    const store = await fixture.open({ migrate: false });
+    expect(store.engine).toBe(engine);
+    expect(await store.migrations.status()).toEqual([
+      { name: '0001_kv', executedAt: undefined },
+      { name: '0002_audit', executedAt: undefined },
+    ]);
+    expect(await store.migrations.up()).toEqual(['0001_kv', '0002_audit']);
+    expect(await store.migrations.up()).toEqual([]);
+    for (const state of await store.migrations.status()) expect(state.executedAt).toBeTypeOf('number');
+
+    expect(await store.migrations.down()).toEqual(['0002_audit']);
+    await rejection(store.audit.list(), 'BWK_ERR_STORE_UNAVAILABLE');
+    await store.kv.put('ns', 'k', 1);
+    expect(await store.migrations.down(5)).toEqual(['0001_kv']);
+    await rejection(store.kv.get('ns', 'k'), 'BWK_ERR_STORE_UNAVAILABLE');
+    expect((await store.migrations.status()).map((m) => m.executedAt)).toEqual([undefined, undefined]);
+    expect(await store.migrations.down()).toEqual([]);
+
+    expect(await store.migrations.up()).toEqual(['0001_kv', '0002_audit']);
+    expect(await store.kv.get('ns', 'k')).toBeUndefined();
+  });
+
+  it('reports a failed migration with its name, direction and cause', async () => {
+    const store = await fixture.open({ migrate: false });
+    await sql`create table bulwark_audit (x integer)`.execute(store.db);
+    const error = await rejection(store.migrations.up(), 'BWK_ERR_STORE_MIGRATION_FAILED');
+    expect(error).toMatchObject({ migration: '0002_audit', direction: 'up' });
+    expect(error.cause).toBeInstanceOf(Error);
+  });
+
+  it('gets, puts, deletes and lists keys by namespace and prefix', async () => {
+    const { kv } = await fixture.open();
+    expect(await kv.get('ns', 'missing')).toBeUndefined();
+    const first = await kv.put('ns', 'a', { n: 1 });
+    expect(first).toMatchObject({ namespace: 'ns', key: 'a', value: { n: 1 }, version: 1 });
+    expect(first.updatedAt).toBeTypeOf('number');
+    expect(await kv.put('ns', 'a', { n: 2 })).toMatchObject({ version: 2, value: { n: 2 } });
+    expect(await kv.get('ns', 'a')).toMatchObject({ version: 2, value: { n: 2 } });
+
+    for (const key of ['b', 'B', '_x', 'a_b', 'axb', 'a%', 'A_b']) await kv.put('ns', key, key);
+    await kv.put('other', 'a', 'elsewhere');
+    // Code-point order on both engines, whatever the PostgreSQL server's locale.
+    expect((await kv.list('ns')).map((e) => e.key)).toEqual(['A_b', 'B', '_x', 'a', 'a%', 'a_b', 'axb', 'b']);
+    // % and _ in a prefix are literal characters, and the match is case-sensitive.
+    expect((await kv.list('ns', { prefix: 'a_' })).map((e) => e.key)).toEqual(['a_b']);
+    expect((await kv.list('ns', { prefix: 'a' })).map((e) => e.key)).toEqual(['a', 'a%', 'a_b', 'axb']);
+    expect((await kv.list('ns', { limit: 2 })).map((e) => e.key)).toEqual(['A_b', 'B']);
+    expect(await kv.list('nobody')).toEqual([]);
+
+    expect(await kv.delete('ns', 'a')).toBe(true);
+    expect(await kv.delete('ns', 'a')).toBe(false);
+    expect(await kv.get('ns', 'a')).toBeUndefined();
+    expect(await kv.get('other', 'a')).toMatchObject({ value: 'elsewhere', version: 1 });
+  });
+
+  it('rejects a stale or unexpected ifVersion with BWK_ERR_STORE_CONFLICT', async () => {
+    const { kv } = await fixture.open();
+    expect(await kv.put('ns', 'k', 'one', { ifVersion: 0 })).toMatchObject({ version: 1 });
+    const taken = await rejection(kv.put('ns', 'k', 'again', { ifVersion: 0 }), 'BWK_ERR_STORE_CONFLICT');
+    expect(taken).toMatchObject({ namespace: 'ns', key: 'k', expected: 0, actual: 1 });
+    expect(await kv.put('ns', 'k', 'two', { ifVersion: 1 })).toMatchObject({ version: 2, value: 'two' });
+    expect(
+      await rejection(kv.put('ns', 'k', 'stale', { ifVersion: 1 }), 'BWK_ERR_STORE_CONFLICT'),
+    ).toMatchObject({
+      expected: 1,
+      actual: 2,
+    });
+    const absent = await rejection(kv.put('ns', 'nope', 'x', { ifVersion: 3 }), 'BWK_ERR_STORE_CONFLICT');
+    expect(absent).toMatchObject({ actual: 0 });
+    expect(await kv.get('ns', 'k')).toMatchObject({ version: 2, value: 'two' });
+    expect(await kv.get('ns', 'nope')).toBeUndefined();
+  });
+
+  it('loses no update under 50 concurrent compare-and-set increments', async () => {
+    const { kv } = await fixture.open();
+    let conflicts = 0;
+    const increment = async (): Promise<void> => {
+      for (;;) {
+        const current = await kv.get<number>('counter', 'n');
+        try {
+          await kv.put('counter', 'n', (current?.value ?? 0) + 1, { ifVersion: current?.version ?? 0 });
+          return;
+        } catch (error) {
+          if (!isBulwarkError(error, 'BWK_ERR_STORE_CONFLICT')) throw error;
+          conflicts += 1;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: 50 }, increment));
+    expect(await kv.get('counter', 'n')).toMatchObject({ value: 50, version: 50 });
+    expect(conflicts).toBeGreaterThan(0);
+
+    // Blind writes race too: each one still bumps the version exactly once.
+    await Promise.all(Array.from({ length: 50 }, (_, i) => kv.put('counter', 'blind', i)));
+    expect(await kv.get('counter', 'blind')).toMatchObject({ version: 50 });
+  });
+
+  it('appends audit records and lists them newest first, by target and page', async () => {
+    const { audit } = await fixture.open();
+    const a = await audit.append({
+      actor: 'alice',
+      action: 'flag.set',
+      target: 'flag:x',
+      detail: { on: true },
+      at: 1000,
+    });
+    const b = await audit.append({ actor: 'bob', action: 'flag.set', target: 'flag:y' });
+    const c = await audit.append({ actor: 'carol', action: 'flag.clear', target: 'flag:x', detail: null });
+    expect(a).toMatchObject({ actor: 'alice', at: 1000, detail: { on: true } });
+    expect(b.id).toBeGreaterThan(a.id);
+    expect(b.at).toBeTypeOf('number');
+    expect(b.detail).toBeUndefined();
+    expect(c.detail).toBeNull();
+
+    expect((await audit.list()).map((r) => r.id)).toEqual([c.id, b.id, a.id]);
+    expect((await audit.list({ target: 'flag:x' })).map((r) => r.actor)).toEqual(['carol', 'alice']);
+    expect((await audit.list({ limit: 1 })).map((r) => r.id)).toEqual([c.id]);
+    expect((await audit.list({ beforeId: c.id })).map((r) => r.id)).toEqual([b.id, a.id]);
+    expect(await audit.list({ target: 'nothing' })).toEqual([]);
+  });
+
+  it('round-trips nested JSON and refuses values JSON cannot hold', async () => {
+    const { kv } = await fixture.open();
+    const nested = { list: [1, { deep: [null, 'x'] }], text: 'ünï "q" 🚀', n: -1.5, yes: true, none: null };
+    await kv.put('json', 'nested', nested);
+    expect((await kv.get('json', 'nested'))?.value).toEqual(nested);
+    for (const value of ['plain', 42, null, [1, 2]]) {
+      await kv.put('json', 'scalar', value);
+      expect((await kv.get('json', 'scalar'))?.value).toEqual(value);
+    }
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    for (const bad of [undefined, 10n, cyclic]) {
+      await rejection(kv.put('json', 'bad', bad), 'BWK_ERR_STORE_VALUE_INVALID');
+    }
+    expect(await kv.get('json', 'bad')).toBeUndefined();
+  });
+
+  it('reports query timings to the onQuery observer', async () => {
+    const events: Parameters<QueryObserver>[0][] = [];
+    const store = await fixture.open({ onQuery: (event) => events.push(event) });
+    events.length = 0;
+    await store.kv.put('ns', 'k', 1);
+    await store.kv.get('ns', 'k');
+    await store.kv.delete('ns', 'k');
+    await store.db
+      .selectFrom('no_such_table' as 'bulwark_kv')
+      .selectAll()
+      .execute()
+      .catch(() => undefined);
+    expect(events.map((e) => [e.operation, e.failed])).toEqual([
+      ['insert', false],
+      ['select', false],
+      ['delete', false],
+      ['select', true],
+    ]);
+    for (const event of events) {
+      expect(event.engine).toBe(engine);
+      expect(event.durationMs).toBeGreaterThanOrEqual(0);
+    }
+  });
+
+  it('pings, closes twice, and rejects operations after close', async () => {
+    const store = await fixture.open();
+    expect(await store.ping()).toBeGreaterThanOrEqual(0);
+    await store.close();
+    await store.close();
+    await rejection(store.ping(), 'BWK_ERR_STORE_UNAVAILABLE');
+    await rejection(store.kv.get('ns', 'k'), 'BWK_ERR_STORE_UNAVAILABLE');
+    await rejection(
+      store.audit.append({ actor: 'a', action: 'b', target: 'c' }),
+      'BWK_ERR_STORE_UNAVAILABLE',
+    );
+  });
+});
+
+describe('store on SQLite', () => {
+  let dir: string;
+  beforeEach(async () => {
+    dir = await tempDir();
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('creates <dataDir>/bulwark.sqlite (and missing parents) in WAL mode', async () => {
+    const dataDir = path.join(dir, 'nested', 'data');
+    const store = await createStore({ dataDir });
+    try {
+      expect(existsSync(path.join(dataDir, 'bulwark.sqlite'))).toBe(true);
+      const pragma = async (name: string) =>
+        Object.values(
+          (await sql.raw<Record<string, unknown>>(`pragma ${name}`).execute(store.db)).rows[0] ?? {},
+        )[0];
+      expect(await pragma('journal_mode')).toBe('wal');
+      expect(await pragma('synchronous')).toBe(1); // NORMAL
+      expect(await pragma('busy_timeout')).toBe(5000);
+      expect(await pragma('foreign_keys')).toBe(1);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('keeps data across close and reopen', async () => {
+    const first = await createStore({ dataDir: dir });
+    await first.kv.put('ns', 'k', { kept: true });
+    await first.audit.append({ actor: 'a', action: 'b', target: 'c' });
+    await first.close();
+    const second = await createStore({ dataDir: dir });
+    try {
+      expect(await second.kv.get('ns', 'k')).toMatchObject({ value: { kept: true }, version: 1 });
+      expect(await second.audit.list()).toHaveLength(1);
+      expect(await second.migrations.up()).toEqual([]);
+    } finally {
+      await second.close();
+    }
+  });
+
+  it('fails with BWK_ERR_STORE_UNAVAILABLE when the directory cannot be created', async () => {
+    const file = path.join(dir, 'a-file');
+    await writeFile(file, 'not a directory');
+    const error = await rejection(
+      createStore({ dataDir: path.join(file, 'data') }),
+      'BWK_ERR_STORE_UNAVAILABLE',
+    );
+    expect(error.cause).toBeInstanceOf(Error);
+  });
+
+  it('opens an in-memory database with sqliteFile :memory:', async () => {
+    const store = await createStore({ sqliteFile: ':memory:' });
+    await store.kv.put('ns', 'k', 1);
+    expect(await store.kv.get('ns', 'k')).toMatchObject({ value: 1 });
+    await store.close();
+  });
+});
+
+describe('store on PostgreSQL', () => {
+  it(
+    'fails fast with BWK_ERR_STORE_UNAVAILABLE when nothing listens on the port',
+    { timeout: 8_000 },
+    async () => {
+      const port = await freePort(); // nothing listens there
+      const error = await rejection(
+        createStore({ databaseUrl: `postgres://bulwark:secret@127.0.0.1:${port}/db` }),
+        'BWK_ERR_STORE_UNAVAILABLE',
+      );
+      expect(error.cause).toBeDefined();
+      expect(String(error.detail)).not.toContain('secret');
+    },
+  );
+
+  it('rejects a schema name it cannot put on the search_path', async () => {
+    await rejection(createStore({ databaseUrl: pgUrl(), schema: 'Bad Name' }), 'BWK_ERR_STORE_UNAVAILABLE');
+  });
+
+  it('keeps schemas apart and returns BIGINT columns as numbers', async () => {
+    const [one, two] = [uniqueSchema(), uniqueSchema()];
+    const a = await createStore({ databaseUrl: pgUrl(), schema: one });
+    const b = await createStore({ databaseUrl: pgUrl(), schema: two });
+    try {
+      await a.kv.put('ns', 'k', 'a');
+      await b.kv.put('ns', 'k', 'b');
+      expect((await a.kv.get('ns', 'k'))?.value).toBe('a');
+      expect((await b.kv.get('ns', 'k'))?.value).toBe('b');
+      const row = await a.db.selectFrom('bulwark_kv').select('updated_at').executeTakeFirstOrThrow();
+      expect(row.updated_at).toBeTypeOf('number');
+    } finally {
+      await a.close();
+      await b.close();
+      await dropSchema(pgUrl(), one);
+      await dropSchema(pgUrl(), two);
+    }
+  });
+
+  it(
+    'rejects ping when the server is killed, and keeps acknowledged writes',
+    { timeout: 60_000 },
+    async () => {
+      const own = await startPostgres();
+      let restarted: PostgresServer | undefined;
+      try {
+        const schema = uniqueSchema();
+        const store = await createStore({ databaseUrl: own.url, schema });
+        try {
+          for (let i = 0; i < 20; i += 1) await store.kv.put('crash', `k${i}`, { i });
+          await store.audit.append({ actor: 'a', action: 'before-crash', target: 't' });
+          // A query in flight during the crash: its connection dies while checked out of the pool.
+          const inFlight = sql`select pg_sleep(30)`.execute(store.db).then(
+            () => undefined,
+            (error: unknown) => error,
+          );
+          await until(async () => {
+            const { rows } = await sql<{ n: number }>`
+            select count(*)::int as n from pg_stat_activity where query like 'select pg_sleep%' and state = 'active'
+          `.execute(store.db);
+            return rows[0]?.n === 1;
+          });
+          await own.kill('SIGKILL');
+          expect(await inFlight).toBeInstanceOf(Error);
+          await rejection(store.ping(), 'BWK_ERR_STORE_UNAVAILABLE');
+          await rejection(store.kv.get('crash', 'k0'), 'BWK_ERR_STORE_UNAVAILABLE');
+        } finally {
+          await store.close();
+        }
+
+        restarted = await startPostgres({ dir: own.dir });
+        const again = await createStore({ databaseUrl: restarted.url, schema });
+        try {
+          const entries = await again.kv.list<{ i: number }>('crash');
+          expect(entries.map((e) => e.value.i).sort((x, y) => x - y)).toEqual(
+            Array.from({ length: 20 }, (_, i) => i),
+          );
+          expect((await again.audit.list()).map((r) => r.action)).toEqual(['before-crash']);
+        } finally {
+          await again.close();
+        }
+      } finally {
+        await restarted?.stop();
+        await own.stop();
+      }
+    },
+  );
+});
+
+/** Polls `check` until it holds (for state in another process, which no event announces). */
+async function until(check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
