@@ -174,8 +174,11 @@ describe('HTTP layer', () => {
       error: { code: 'BWK_ERR_HTTP_INTERNAL', message: 'Internal server error', requestId: 'boom-1' },
     });
     expect(res.body).not.toContain('stack');
-    const logged = logs.lines.find((l) => l['reqId'] === 'boom-1' && l['msg'] === 'request failed');
-    expect(logged).toBeDefined();
+    // One line for the request, at error level, carrying the error.
+    const logged = logs.lines.filter((l) => l['reqId'] === 'boom-1');
+    expect(logged).toHaveLength(1);
+    expect(logged[0]).toMatchObject({ level: 'error', msg: 'request', statusCode: 500, route: '/boom' });
+    expect((logged[0]?.['err'] as { message: string }).message).toContain('secret internals');
   });
 
   it('maps catalogue errors thrown by handlers to their status and code', async () => {
@@ -279,6 +282,29 @@ describe('readiness with a hung dependency', () => {
     expect(ready.checks['slowdb:responseTime']?.[0]?.output).toMatch(/did not answer within 150 ms/);
     const live = await app.inject({ method: 'GET', url: '/health/live' });
     expect(live.statusCode).toBe(200);
+    await app.close();
+  });
+});
+
+describe('plugin without fastifyOptions()', () => {
+  it('still echoes request ids, counts metrics and answers coded errors, through hooks', async () => {
+    const { default: Fastify } = await import('fastify');
+    const { bulwark: plugin } = await import('../src/http/plugin.js');
+    const app = Fastify();
+    await app.register(plugin, {
+      env: {},
+      store: { sqliteFile: ':memory:' },
+      logLevel: 'silent',
+      apiDocs: false,
+    });
+    app.get('/x', async () => ({ ok: true }));
+    const res = await app.inject({ method: 'GET', url: '/x', headers: { 'x-request-id': 'hook-1' } });
+    expect(res.headers['x-request-id']).toBe('req-1'); // Fastify's own ids without fastifyOptions()
+    expect(
+      (await app.inject({ method: 'GET', url: '/nope' })).json<{ error: { code: string } }>().error.code,
+    ).toBe('BWK_ERR_HTTP_NOT_FOUND');
+    const metrics = (await app.inject({ method: 'GET', url: '/metrics' })).body;
+    expect(metrics).toMatch(/http_requests_total\{route="\/x",method="GET",status_class="2xx"\} 1/);
     await app.close();
   });
 });

@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { bulwarkError, isBulwarkError, type BulwarkError, type FieldProblem } from '../errors/index.js';
+import { failures } from './request-observer.js';
 
 /** The body of every error response. */
 export interface ErrorBody {
@@ -107,7 +108,8 @@ export function errorHandler(development: boolean) {
     reply: FastifyReply,
   ): void {
     const { error, status } = toHttpError(raw, request);
-    if (status >= 500) request.log.error({ err: raw }, 'request failed');
+    // The request's one log line (written when the response ends) carries the error.
+    if (status >= 500) failures.set(request, raw);
     const body: ErrorBody = { error: { code: error.code, message: error.message, requestId: request.id } };
     if (error.details !== undefined) body.error.details = error.details;
     if (development && status >= 500 && raw instanceof Error && raw.stack !== undefined) {

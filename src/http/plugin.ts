@@ -1,13 +1,19 @@
 import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync, FastifyServerOptions } from 'fastify';
-import { LogController } from 'fastify';
 import fp from 'fastify-plugin';
 import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
 import net from 'node:net';
+import { lazyChildLoggerFactory } from '../logging/index.js';
 import { createBulwark, type Bulwark, type BulwarkOptions } from '../runtime/create.js';
 import { registerApiDocs } from './api-docs.js';
 import { errorHandler, notFoundHandler } from './error-handler.js';
 import { registerObservabilityRoutes } from './health-routes.js';
+import {
+  BulwarkLogController,
+  controllers,
+  observeRequests,
+  type RequestObservation,
+} from './request-observer.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -29,16 +35,20 @@ const REQUEST_ID = /^[\w.:-]{1,128}$/;
 
 /**
  * Fastify options that give the app Bulwark's logger and request ids: `x-request-id` is honoured
- * when it is a sane token (else a UUID is generated), and Fastify's two lines per request are
- * replaced by the plugin's single line.
+ * when it is a sane token (else a UUID is generated), request loggers are created lazily, and
+ * per-request observation rides on Fastify's log controller instead of hooks. Optional: the plugin
+ * works without them, a few µs per request slower and with your logger.
  */
 export function fastifyOptions(
   bulwark: Bulwark,
 ): FastifyServerOptions & { loggerInstance: FastifyBaseLogger } {
+  const logController = new BulwarkLogController();
+  controllers.set(bulwark, logController);
   return {
     loggerInstance: bulwark.logger,
-    // Fastify's own two lines per request are replaced by the plugin's single line.
-    logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'reqId' }),
+    childLoggerFactory: lazyChildLoggerFactory,
+    // Replaces Fastify's two lines per request with the plugin's one, and observes requests cheaply.
+    logController,
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
@@ -53,28 +63,8 @@ async function bulwarkPlugin(app: FastifyInstance, opts: BulwarkPluginOptions): 
   const bulwark = opts.bulwark ?? (await createBulwark(opts));
   app.decorate('bulwark', bulwark);
 
-  let draining = false;
-  app.addHook('onRequest', (request, reply, done) => {
-    void reply.header('x-request-id', request.id);
-    // While draining, every response closes its connection so no client reuses a socket we close.
-    if (draining) void reply.header('connection', 'close');
-    done();
-  });
-  app.addHook('onResponse', (request, reply, done) => {
-    const route = request.routeOptions.url ?? 'unmatched';
-    const durationMs = reply.elapsedTime;
-    const statusCode = reply.statusCode;
-    bulwark.metrics.observeHttp(route, request.method, statusCode, durationMs / 1000);
-    const line = {
-      method: request.method,
-      route,
-      statusCode,
-      durationMs: Math.round(durationMs * 1000) / 1000,
-    };
-    if (statusCode >= 500) request.log.error(line, 'request');
-    else request.log.info(line, 'request');
-    done();
-  });
+  const state: RequestObservation = { bulwark, draining: false };
+  observeRequests(app, state);
   app.setErrorHandler(errorHandler(bulwark.settings.nodeEnv === 'development'));
   app.setNotFoundHandler(notFoundHandler);
 
@@ -92,7 +82,7 @@ async function bulwarkPlugin(app: FastifyInstance, opts: BulwarkPluginOptions): 
   });
   app.addHook('preClose', async () => {
     bulwark.health.markStopping();
-    draining = true;
+    state.draining = true;
     bulwark.logger.info('closing: readiness now fails, draining connections');
     if (app.server.listening) {
       await drainConnections(app.server, Math.min(1000, bulwark.settings.shutdownTimeoutMs / 4));

@@ -1,0 +1,99 @@
+import { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { writeRequestLine } from '../logging/index.js';
+import type { Bulwark } from '../runtime/create.js';
+
+/** The error a 5xx response came from, noted by the error handler for the request's one log line. */
+export const failures = new WeakMap<FastifyRequest, unknown>();
+
+/** Per-app request state shared by the two observation paths. */
+export interface RequestObservation {
+  bulwark: Bulwark;
+  /** While true, every response carries `Connection: close`. */
+  draining: boolean;
+}
+
+/** Start of every request: echo the request id, and close the connection after it while draining. */
+export function onRequestStart(
+  state: RequestObservation,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): void {
+  void reply.header('x-request-id', request.id);
+  // While draining, every response closes its connection so no client reuses a socket we close.
+  if (state.draining) void reply.header('connection', 'close');
+}
+
+/**
+ * End of every request: metrics by route template and the request's single log line (`error`
+ * level with the error for 5xx, `info` otherwise).
+ */
+export function onRequestEnd(state: RequestObservation, request: FastifyRequest, reply: FastifyReply): void {
+  const { bulwark } = state;
+  const route = request.routeOptions.url ?? 'unmatched';
+  const durationMs = reply.elapsedTime;
+  const statusCode = reply.statusCode;
+  bulwark.metrics.observeHttp(route, request.method, statusCode, durationMs / 1000);
+  const rounded = Math.round(durationMs * 1000) / 1000;
+  if (
+    statusCode < 500 &&
+    writeRequestLine(bulwark.logger, request.id, request.method, route, statusCode, rounded)
+  ) {
+    return;
+  }
+  const line = { method: request.method, route, statusCode, durationMs: rounded };
+  if (statusCode >= 500) request.log.error({ ...line, err: failures.get(request) }, 'request');
+  else request.log.info(line, 'request');
+}
+
+/**
+ * Fastify already calls its log controller at the start and end of every request; doing Bulwark's
+ * per-request work there costs nothing extra, where `onRequest`/`onResponse` hooks cost several µs
+ * per request (docs/benchmarks.md). Fastify's own request log lines are replaced by Bulwark's one.
+ */
+export class BulwarkLogController extends LogController {
+  #state: RequestObservation | undefined;
+
+  constructor() {
+    super({ requestIdLogLabel: 'reqId' });
+  }
+
+  /** Starts observing for the plugin; until then requests pass unobserved. */
+  attach(state: RequestObservation): void {
+    this.#state = state;
+  }
+
+  override incomingRequest(request: FastifyRequest, reply: FastifyReply): void {
+    if (this.#state !== undefined) onRequestStart(this.#state, request, reply);
+  }
+
+  override requestCompleted(
+    _error: Error | null | undefined,
+    request: FastifyRequest,
+    reply: FastifyReply,
+  ): void {
+    if (this.#state !== undefined) onRequestEnd(this.#state, request, reply);
+  }
+}
+
+/** Controllers made by `fastifyOptions()`, found again by the plugin registered with the same Bulwark. */
+export const controllers = new WeakMap<Bulwark, BulwarkLogController>();
+
+/**
+ * Observes every request of `app`: through the log controller when the app was built with
+ * `fastifyOptions(bulwark)`, else through `onRequest`/`onResponse` hooks.
+ */
+export function observeRequests(app: FastifyInstance, state: RequestObservation): void {
+  const controller = controllers.get(state.bulwark);
+  if (controller !== undefined) {
+    controller.attach(state);
+    return;
+  }
+  app.addHook('onRequest', (request, reply, done) => {
+    onRequestStart(state, request, reply);
+    done();
+  });
+  app.addHook('onResponse', (request, reply, done) => {
+    onRequestEnd(state, request, reply);
+    done();
+  });
+}
