@@ -76,3 +76,17 @@ describe('settings', () => {
     expect(shown).toContain('[set]');
   });
 });
+
+describe('settings conversion is strict', () => {
+  it('rejects integers that are not plain digits, and treats whitespace-only as unset', () => {
+    for (const PORT of ['true', '0x10', '1e3', '3000.5', '30 00']) {
+      expect(problems(() => loadSettings({}, { PORT }))[0]?.field).toBe('PORT');
+    }
+    expect(loadSettings({}, { PORT: '   ' }).port).toBe(3000);
+  });
+
+  it('accepts any single-word NODE_ENV; only development changes behaviour', () => {
+    expect(loadSettings({}, { NODE_ENV: 'staging' }).nodeEnv).toBe('staging');
+    expect(problems(() => loadSettings({}, { NODE_ENV: 'two words' }))[0]?.field).toBe('NODE_ENV');
+  });
+});

@@ -7,8 +7,11 @@ import { createStore } from '../store/index.js';
 /** Prints a Bulwark error (each bad field on its own line) and returns exit code 1. */
 function report(error: unknown): number {
   if (isBulwarkError(error)) {
-    console.error(`bulwark: ${error.code}: ${error.message}`);
-    for (const problem of error.details ?? []) console.error(`  ${problem.field}: ${problem.message}`);
+    if (error.details === undefined) console.error(`bulwark: ${error.code}: ${error.message}`);
+    else {
+      console.error(`bulwark: ${error.code}:`);
+      for (const problem of error.details) console.error(`  ${problem.field}: ${problem.message}`);
+    }
   } else {
     console.error('bulwark:', error instanceof Error ? error.message : error);
   }

@@ -47,11 +47,6 @@ export const catalogue = {
     message: 'Internal server error',
     area: 'http',
   },
-  BWK_ERR_HTTP_SHUTTING_DOWN: {
-    status: 503,
-    message: 'The server is shutting down; retry on another instance',
-    area: 'http',
-  },
   BWK_ERR_STORE_UNAVAILABLE: {
     status: 503,
     message: 'The store ({engine}) is unavailable: {detail}',
@@ -81,11 +76,6 @@ export const catalogue = {
     status: 503,
     message: 'Health check {name} did not answer within {timeoutMs} ms',
     area: 'health',
-  },
-  BWK_ERR_LIFECYCLE_CLOSED: {
-    status: 503,
-    message: 'Bulwark was closed; {operation} is no longer possible',
-    area: 'lifecycle',
   },
   BWK_ERR_CLI_USAGE: {
     status: 400,

@@ -27,7 +27,7 @@ export interface BulwarkPluginOptions extends BulwarkOptions {
   bulwark?: Bulwark;
   /** Serve OpenAPI at `/api-docs` (default true). */
   apiDocs?: boolean;
-  /** Title of the OpenAPI document (default the service id). */
+  /** Title of the OpenAPI document (default the Bulwark's service id). */
   title?: string;
 }
 
@@ -70,7 +70,7 @@ async function bulwarkPlugin(app: FastifyInstance, opts: BulwarkPluginOptions): 
 
   if (opts.apiDocs !== false) {
     await registerApiDocs(app, {
-      title: opts.title ?? opts.serviceId ?? 'Bulwark service',
+      title: opts.title ?? bulwark.serviceId,
       version: bulwark.version,
     });
   }

@@ -90,7 +90,7 @@ export class Metrics {
     return this.registry.metrics();
   }
 
-  /** Stops collectors; the registry stays readable. */
+  /** Unregisters every metric (the registry is empty afterwards). */
   close(): void {
     this.registry.clear();
     this.#series.clear();

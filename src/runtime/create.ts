@@ -15,8 +15,10 @@ export interface BulwarkOptions extends SettingsInput {
   logger?: Logger;
   /** Where the created logger writes (default stdout, asynchronously). */
   logDestination?: DestinationStream;
-  /** Name of the service in logs and health reports (default `bulwark`). */
+  /** Name of the service in logs, health reports and OpenAPI (default `bulwark`). */
   serviceId?: string;
+  /** Version of the service in health reports (`releaseId`) and OpenAPI (default Bulwark's version). */
+  serviceVersion?: string;
   /** Store overrides, e.g. `{ sqliteFile: ':memory:' }` for tests. */
   store?: Pick<StoreOptions, 'sqliteFile' | 'schema'>;
   /** Collect Node's default process metrics (default true). */
@@ -30,7 +32,8 @@ export interface Bulwark {
   readonly store: Store;
   readonly health: HealthRegistry;
   readonly metrics: Metrics;
-  /** Bulwark's own version, as reported in health. */
+  readonly serviceId: string;
+  /** The service's version (`serviceVersion`, else Bulwark's own). */
   readonly version: string;
   /** Stops checks, closes the store, flushes logs. Safe to call more than once. */
   close(): Promise<void>;
@@ -76,7 +79,8 @@ export async function createBulwark(options: BulwarkOptions = {}): Promise<Bulwa
     'bulwark starting',
   );
 
-  const health = new HealthRegistry({ logger, identity: { serviceId, releaseId: VERSION } });
+  const version = options.serviceVersion ?? VERSION;
+  const health = new HealthRegistry({ logger, identity: { serviceId, releaseId: version } });
   health.register({
     name: 'store:responseTime',
     componentType: 'datastore',
@@ -94,7 +98,8 @@ export async function createBulwark(options: BulwarkOptions = {}): Promise<Bulwa
     store,
     health,
     metrics,
-    version: VERSION,
+    serviceId,
+    version,
     close() {
       closing ??= (async () => {
         health.close();

@@ -19,7 +19,8 @@ export interface Settings {
   sentryDsn: string | undefined;
   adminKey: string | undefined;
   shutdownTimeoutMs: number;
-  nodeEnv: 'development' | 'production' | 'test';
+  /** Only `development` changes behaviour (stack traces in 5xx bodies). */
+  nodeEnv: string;
 }
 
 /** Settings given in code; each overrides its environment variable. */
@@ -39,15 +40,33 @@ export function loadSettings(input: SettingsInput = {}, env: NodeJS.ProcessEnv =
     if (fromInput !== undefined) {
       raw[name] = fromInput;
       source.set(name, field.option);
-    } else if (fromEnv !== undefined && fromEnv !== '') {
+    } else if (fromEnv !== undefined && fromEnv.trim() !== '') {
       raw[name] = fromEnv.trim();
       source.set(name, name);
     }
   }
 
-  const value = Value.Default(settingsSchema, Value.Convert(settingsSchema, raw)) as Record<string, unknown>;
   const problems: FieldProblem[] = [];
   const seen = new Set<string>();
+  // Value.Convert is lenient (`true` → 1, `0x10` → 16, `1e3` → 1000): integers must be plain digits.
+  for (const [name, field] of Object.entries(settingFields) as [
+    SettingName,
+    (typeof settingFields)[SettingName],
+  ][]) {
+    const given = raw[name];
+    if (
+      (field.schema as { type?: unknown }).type === 'integer' &&
+      typeof given === 'string' &&
+      !/^-?\d+$/.test(given)
+    ) {
+      seen.add(name);
+      problems.push({
+        field: source.get(name) ?? name,
+        message: `${describeRejected(name, given)} is invalid: ${field.hint}`,
+      });
+    }
+  }
+  const value = Value.Default(settingsSchema, Value.Convert(settingsSchema, raw)) as Record<string, unknown>;
   for (const error of Value.Errors(settingsSchema, value)) {
     const name = error.instancePath.split('/')[1] as SettingName | undefined;
     if (name === undefined || seen.has(name)) continue;

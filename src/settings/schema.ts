@@ -34,7 +34,7 @@ export const settingFields = {
     schema: Type.String({ minLength: 1, default: './data' }),
     hint: 'must be a non-empty directory path',
     example: '/var/lib/bulwark',
-    doc: 'Directory for embedded state (the SQLite store, snapshots, spools).',
+    doc: 'Directory for embedded state (the SQLite store `bulwark.sqlite`).',
   },
   DATABASE_URL: {
     option: 'databaseUrl',
@@ -75,10 +75,10 @@ export const settingFields = {
   },
   NODE_ENV: {
     option: 'nodeEnv',
-    schema: Type.Enum(['development', 'production', 'test'], { default: 'production' }),
-    hint: 'must be development, production or test',
+    schema: Type.String({ minLength: 1, pattern: '^\\S+$', default: 'production' }),
+    hint: 'must be a single word such as production, staging or development',
     example: 'development',
-    doc: '`development` adds stack traces to error responses; nothing else changes.',
+    doc: 'Only `development` changes anything: it adds stack traces to 5xx error responses.',
   },
 } as const;
 

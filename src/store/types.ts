@@ -134,7 +134,7 @@ export interface StoreOptions {
   sqliteFile?: string;
   /** Run pending migrations while opening (default true). */
   migrate?: boolean;
-  /** PostgreSQL schema to use (default `public`); tests use one schema each. */
+  /** PostgreSQL schema to use (created if missing; default the server's current schema, usually `public`); lower-case letters, digits and `_`. Tests use one schema each. */
   schema?: string;
   onQuery?: QueryObserver;
 }
