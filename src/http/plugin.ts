@@ -63,7 +63,7 @@ async function bulwarkPlugin(app: FastifyInstance, opts: BulwarkPluginOptions): 
   const bulwark = opts.bulwark ?? (await createBulwark(opts));
   app.decorate('bulwark', bulwark);
 
-  const state: RequestObservation = { bulwark, draining: false };
+  const state: RequestObservation = { bulwark };
   observeRequests(app, state);
   app.setErrorHandler(errorHandler(bulwark.settings.nodeEnv === 'development'));
   app.setNotFoundHandler(notFoundHandler);
@@ -82,7 +82,6 @@ async function bulwarkPlugin(app: FastifyInstance, opts: BulwarkPluginOptions): 
   });
   app.addHook('preClose', async () => {
     bulwark.health.markStopping();
-    state.draining = true;
     bulwark.logger.info('closing: readiness now fails, draining connections');
     if (app.server.listening) {
       await drainConnections(app.server, Math.min(1000, bulwark.settings.shutdownTimeoutMs / 4));

@@ -8,19 +8,14 @@ export const failures = new WeakMap<FastifyRequest, unknown>();
 /** Per-app request state shared by the two observation paths. */
 export interface RequestObservation {
   bulwark: Bulwark;
-  /** While true, every response carries `Connection: close`. */
-  draining: boolean;
 }
 
-/** Start of every request: echo the request id, and close the connection after it while draining. */
-export function onRequestStart(
-  state: RequestObservation,
-  request: FastifyRequest,
-  reply: FastifyReply,
-): void {
+/**
+ * Start of every request: echo the request id. (While the app closes, Fastify itself adds
+ * `Connection: close` to every response, which the shutdown drain relies on.)
+ */
+export function onRequestStart(request: FastifyRequest, reply: FastifyReply): void {
   void reply.header('x-request-id', request.id);
-  // While draining, every response closes its connection so no client reuses a socket we close.
-  if (state.draining) void reply.header('connection', 'close');
 }
 
 /**
@@ -63,7 +58,7 @@ export class BulwarkLogController extends LogController {
   }
 
   override incomingRequest(request: FastifyRequest, reply: FastifyReply): void {
-    if (this.#state !== undefined) onRequestStart(this.#state, request, reply);
+    if (this.#state !== undefined) onRequestStart(request, reply);
   }
 
   override requestCompleted(
@@ -89,7 +84,7 @@ export function observeRequests(app: FastifyInstance, state: RequestObservation)
     return;
   }
   app.addHook('onRequest', (request, reply, done) => {
-    onRequestStart(state, request, reply);
+    onRequestStart(request, reply);
     done();
   });
   app.addHook('onResponse', (request, reply, done) => {
