@@ -77,6 +77,11 @@ export const catalogue = {
     message: 'Health check {name} did not answer within {timeoutMs} ms',
     area: 'health',
   },
+  BWK_ERR_FAILOVER_OPTIONS: {
+    status: 500,
+    message: 'Invalid failover options for {name}: {detail}',
+    area: 'failover',
+  },
   BWK_ERR_CLI_USAGE: {
     status: 400,
     message: '{detail}',

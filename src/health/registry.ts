@@ -117,6 +117,12 @@ export class HealthRegistry {
     await Promise.all([...this.#entries.values()].map((entry) => this.#run(entry)));
   }
 
+  /** Runs one check now (e.g. right after the state it reports changed); unknown names are ignored. */
+  async runNow(name: string): Promise<void> {
+    const entry = this.#entries.get(name);
+    if (entry !== undefined) await this.#run(entry);
+  }
+
   /** Readiness may pass from now on (checks permitting). */
   markReady(): void {
     if (this.#lifecycle === 'starting') this.#lifecycle = 'ready';

@@ -1,4 +1,4 @@
-import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { QueryObserver } from '../store/types.js';
 
 /** Latency buckets in seconds: fine below 10 ms, where a healthy service lives. */
@@ -22,6 +22,8 @@ export class Metrics {
   readonly #httpRequests: Counter<'route' | 'method' | 'status_class'>;
   readonly #storeDuration: Histogram<'engine' | 'operation' | 'outcome'>;
   readonly #series = new Map<string, HttpSeries>();
+  readonly #dependencyMode: Gauge<'dependency'>;
+  readonly #dependencySwitches: Counter<'dependency' | 'to' | 'reason'>;
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     this.registry = new Registry();
@@ -58,6 +60,28 @@ export class Metrics {
       buckets: STORE_BUCKETS,
       registers: [this.registry],
     });
+    this.#dependencyMode = new Gauge({
+      name: 'bulwark_dependency_mode',
+      help: 'Which side each degradable dependency is served from: 1 primary, 0 fallback.',
+      labelNames: ['dependency'],
+      registers: [this.registry],
+    });
+    this.#dependencySwitches = new Counter({
+      name: 'bulwark_dependency_switches_total',
+      help: 'Failover switches by dependency, destination side and reason.',
+      labelNames: ['dependency', 'to', 'reason'],
+      registers: [this.registry],
+    });
+  }
+
+  /** Sets `bulwark_dependency_mode{dependency}`: 1 on the primary, 0 on the fallback. */
+  setDependencyMode(dependency: string, mode: 'primary' | 'fallback'): void {
+    this.#dependencyMode.set({ dependency }, mode === 'primary' ? 1 : 0);
+  }
+
+  /** Counts one switch in `bulwark_dependency_switches_total{dependency,to,reason}`. */
+  countDependencySwitch(dependency: string, to: string, reason: string): void {
+    this.#dependencySwitches.inc({ dependency, to, reason });
   }
 
   /**

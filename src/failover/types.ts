@@ -1,0 +1,68 @@
+/** Which side a degradable dependency is served from. */
+export type DependencyMode = 'primary' | 'fallback';
+
+/** Why the dependency is on its current side. */
+export type ModeReason =
+  /** Primary answered its probe at start, or recovered. */
+  | 'healthy'
+  /** Not probed yet. */
+  | 'starting'
+  /** Primary operations failed or exceeded their deadline `failureThreshold` times in a row. */
+  | 'failures'
+  /** The start-up probe failed: booted on the fallback. */
+  | 'unavailable'
+  /** The kill switch forces the fallback. */
+  | 'forced';
+
+/** Timers the engine uses; tests pass their own to drive time. */
+export interface FailoverTimers {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+/** A mode change, as given to listeners. */
+export interface ModeChange {
+  dependency: string;
+  from: DependencyMode;
+  to: DependencyMode;
+  reason: ModeReason;
+  /** Milliseconds since the epoch (the engine's clock). */
+  at: number;
+  /** Required healthy streak (ms) before the next failback, after this change. */
+  requiredStreakMs: number;
+}
+
+/** Options of a {@link Failover}. Times are in milliseconds. */
+export interface FailoverOptions {
+  /** Dependency name in logs, metrics and health (`redis`, `postgres`, ...). */
+  name: string;
+  /**
+   * Active health probe of the primary (e.g. PING). Rejecting, or not settling within
+   * `probeTimeoutMs`, counts as a failed probe; the signal aborts on timeout.
+   */
+  probe: (signal: AbortSignal) => Promise<unknown>;
+  /** Deadline of one primary operation; past it the fallback answers (default 25). */
+  deadlineMs?: number;
+  /** Consecutive failed or late primary operations that switch to the fallback (default 3). */
+  failureThreshold?: number;
+  /** Probe interval while on the fallback (default 250). */
+  probeIntervalMs?: number;
+  /** Probe timeout (default 200). */
+  probeTimeoutMs?: number;
+  /** Failback needs this many successes among the last `recoverWindow` probes (default 3)... */
+  recoverSuccesses?: number;
+  /** ...out of this many (default 4). */
+  recoverWindow?: number;
+  /**
+   * A failback followed by a failure within this window is a flap (default 30 000). Each flap
+   * multiplies the healthy streak required before the next failback by 4, up to `maxStreakMs`;
+   * a full window on the primary without a failure forgives the flaps.
+   */
+  flapWindowMs?: number;
+  /** Ceiling of the required healthy streak (default 120 000). */
+  maxStreakMs?: number;
+  /** Whether an error from a primary operation counts against the primary (default: every error). */
+  isFailure?: (error: unknown) => boolean;
+  timers?: FailoverTimers;
+}
