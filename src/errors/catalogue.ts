@@ -82,6 +82,16 @@ export const catalogue = {
     message: 'Invalid failover options for {name}: {detail}',
     area: 'failover',
   },
+  BWK_ERR_CACHE_OPTIONS: {
+    status: 500,
+    message: 'Invalid options for cache store {name}: {detail}',
+    area: 'cache',
+  },
+  BWK_ERR_CACHE_VALUE_INVALID: {
+    status: 500,
+    message: 'The value for {key} cannot be cached as JSON by {store}: {detail}',
+    area: 'cache',
+  },
   BWK_ERR_CLI_USAGE: {
     status: 400,
     message: '{detail}',

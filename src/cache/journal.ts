@@ -1,0 +1,70 @@
+import type { KvRepository } from '../store/types.js';
+import type { CacheEntry } from './types.js';
+
+/** One write that could not reach the shared tier. */
+export type JournalRecord =
+  | { op: 'set'; key: string; version: number; entry: CacheEntry }
+  | { op: 'delete'; key: string; version: number }
+  | { op: 'deleteTag'; tag: string; version: number };
+
+/**
+ * Durable journal of cache writes made while the shared tier (Redis) is unreachable, kept in the
+ * store so it survives a crash. Replayed on failback: deletes first, then for each key only the
+ * newest set, and a set older than a delete of the same key is dropped.
+ */
+export class CacheJournal {
+  readonly #kv: KvRepository;
+  readonly #namespace: string;
+  #seq = 0;
+
+  constructor(kv: KvRepository, cacheName: string) {
+    this.#kv = kv;
+    this.#namespace = `bulwark.cache.journal:${cacheName}`;
+  }
+
+  /** Appends a record; resolves once it is durable. */
+  async append(record: JournalRecord): Promise<void> {
+    this.#seq = (this.#seq + 1) % 1_000_000;
+    // Keys sort by version, then by a per-process sequence for records of the same millisecond.
+    const key = `${String(record.version).padStart(20, '0')}-${String(this.#seq).padStart(6, '0')}-${process.pid}`;
+    await this.#kv.put(this.#namespace, key, record);
+  }
+
+  /** Every pending record, oldest first. */
+  async pending(): Promise<{ id: string; record: JournalRecord }[]> {
+    const entries = await this.#kv.list<JournalRecord>(this.#namespace);
+    return entries.map((e) => ({ id: e.key, record: e.value }));
+  }
+
+  /** Forgets records once they have been applied. */
+  async remove(ids: string[]): Promise<void> {
+    for (const id of ids) await this.#kv.delete(this.#namespace, id);
+  }
+}
+
+/** The records a replay must apply, in order: tag deletes, key deletes, then the newest surviving sets. */
+export function planReplay(records: JournalRecord[]): JournalRecord[] {
+  const deletes = new Map<string, number>();
+  const tagDeletes: Extract<JournalRecord, { op: 'deleteTag' }>[] = [];
+  const sets = new Map<string, Extract<JournalRecord, { op: 'set' }>>();
+  for (const record of records) {
+    if (record.op === 'deleteTag') tagDeletes.push(record);
+    else if (record.op === 'delete')
+      deletes.set(record.key, Math.max(record.version, deletes.get(record.key) ?? 0));
+    else {
+      const previous = sets.get(record.key);
+      if (previous === undefined || previous.version < record.version) sets.set(record.key, record);
+    }
+  }
+  const plan: JournalRecord[] = [...tagDeletes];
+  for (const [key, version] of deletes) plan.push({ op: 'delete', key, version });
+  for (const [key, set] of sets) {
+    const deletedAt = deletes.get(key);
+    if (deletedAt !== undefined && set.version < deletedAt) continue;
+    // A set made before a delete of one of its tags is gone too.
+    const tags = set.entry.tags ?? [];
+    if (tagDeletes.some((t) => t.version > set.version && tags.includes(t.tag))) continue;
+    plan.push(set);
+  }
+  return plan;
+}

@@ -1,0 +1,241 @@
+import type { Logger } from 'pino';
+import type { Failover } from '../failover/index.js';
+import type { CacheJournal, JournalRecord } from './journal.js';
+import { planReplay } from './journal.js';
+import type { CacheEntry, CacheStore } from './types.js';
+import type { CacheMetrics } from './metrics.js';
+
+/** Options of one `set`/`getOrSet`. Times in milliseconds. */
+export interface SetOptions {
+  /** Freshness (default the cache's `defaultTtlMs`). */
+  ttl?: number;
+  /** How long past `ttl` a stale value may be served when refreshing fails (default `defaultGraceMs`). */
+  grace?: number;
+  /** Tags for group invalidation with `deleteTag`. */
+  tags?: string[];
+}
+
+/** Options of a {@link TieredCache}. */
+export interface TieredCacheOptions {
+  name: string;
+  /** In-process tier. */
+  l1: CacheStore;
+  /** Shared tier (Redis) behind its failover; absent on the embedded defaults. */
+  l2?: { store: CacheStore; failover: Failover; journal: CacheJournal };
+  defaultTtlMs?: number;
+  defaultGraceMs?: number;
+  metrics?: CacheMetrics;
+  logger?: Logger;
+  now?: () => number;
+}
+
+/**
+ * The Bulwark cache: L1 in process, L2 shared (Redis) behind the failover engine.
+ *
+ * - Reads try L1, then L2 (its deadline bounded by the failover); an L2 hit fills L1 for the rest
+ *   of the entry's life. While L2 is unavailable, reads are L1-only.
+ * - Writes go to L1 and L2. A write that cannot reach L2 is journaled durably in the store and
+ *   replayed on failback (deletes first, newest version wins); until then a key deleted here reads
+ *   as a miss here even if L2 still holds it.
+ * - `getOrSet` runs the factory once per key at a time (single flight); when it fails, a stale value
+ *   within its grace is served instead.
+ */
+export class TieredCache {
+  readonly name: string;
+  readonly #l1: CacheStore;
+  readonly #l2: TieredCacheOptions['l2'];
+  readonly #ttl: number;
+  readonly #grace: number;
+  readonly #metrics: CacheMetrics | undefined;
+  readonly #logger: Logger | undefined;
+  readonly #now: () => number;
+  readonly #inflight = new Map<string, Promise<unknown>>();
+  /** Keys deleted while L2 was unreachable, until the journal has been replayed. */
+  readonly #tombstones = new Set<string>();
+  #lastVersion = 0;
+  #replaying: Promise<void> | undefined;
+
+  constructor(opts: TieredCacheOptions) {
+    this.name = opts.name;
+    this.#l1 = opts.l1;
+    this.#l2 = opts.l2;
+    this.#ttl = opts.defaultTtlMs ?? 60_000;
+    this.#grace = opts.defaultGraceMs ?? 0;
+    this.#metrics = opts.metrics;
+    this.#logger = opts.logger;
+    this.#now = opts.now ?? Date.now;
+    this.#l2?.failover.onChange((change) => {
+      if (change.to === 'primary') void this.replay();
+    });
+  }
+
+  /** The fresh value, or undefined on a miss (stale values are not returned). */
+  async get<T = unknown>(key: string): Promise<T | undefined> {
+    const entry = await this.#read<T>(key);
+    return entry !== undefined && entry.expiresAt > this.#now() ? entry.value : undefined;
+  }
+
+  /** Stores `value` (JSON-serialisable) in both tiers; resolves once L1 has it and L2 or the journal does. */
+  async set<T = unknown>(key: string, value: T, opts: SetOptions = {}): Promise<void> {
+    const entry = this.#entry(value, opts);
+    this.#tombstones.delete(key);
+    await this.#l1.set(key, entry);
+    await this.#writeL2({ op: 'set', key, version: entry.version, entry }, (store) => store.set(key, entry));
+  }
+
+  /** Removes the key from both tiers (journaled if L2 is unreachable). */
+  async delete(key: string): Promise<void> {
+    await this.#l1.delete([key]);
+    const version = this.#version();
+    const reached = await this.#writeL2({ op: 'delete', key, version }, (store) =>
+      store.delete([key]).then(() => undefined),
+    );
+    if (!reached) this.#tombstones.add(key);
+  }
+
+  /** Removes every key carrying `tag` from both tiers. */
+  async deleteTag(tag: string): Promise<void> {
+    await this.#l1.deleteTag(tag);
+    await this.#writeL2({ op: 'deleteTag', tag, version: this.#version() }, (store) =>
+      store.deleteTag(tag).then(() => undefined),
+    );
+  }
+
+  /**
+   * The fresh value, or the factory's result (stored with `opts`). Concurrent callers for one key
+   * share one factory run. If the factory throws and a stale value within its grace exists, the
+   * stale value is returned (and counted); otherwise the factory's error reaches the caller.
+   */
+  async getOrSet<T>(key: string, factory: () => Promise<T> | T, opts: SetOptions = {}): Promise<T> {
+    const entry = await this.#read<T>(key);
+    const now = this.#now();
+    if (entry !== undefined && entry.expiresAt > now) return entry.value;
+    const running = this.#inflight.get(key) as Promise<T> | undefined;
+    if (running !== undefined) return running;
+    const run = (async () => {
+      try {
+        const value = await factory();
+        await this.set(key, value, opts);
+        return value;
+      } catch (error) {
+        if (entry !== undefined && entry.staleUntil > this.#now()) {
+          this.#metrics?.staleServed(this.name);
+          this.#logger?.warn(
+            { cache: this.name, key, err: error },
+            'cache factory failed: serving a stale value',
+          );
+          return entry.value;
+        }
+        throw error;
+      } finally {
+        this.#inflight.delete(key);
+      }
+    })();
+    this.#inflight.set(key, run);
+    return run;
+  }
+
+  /**
+   * Applies the journal of writes made while L2 was unreachable. Runs on every failback; safe to
+   * call any time (concurrent calls share one run). Records are removed only once applied.
+   */
+  replay(): Promise<void> {
+    this.#replaying ??= this.#replay().finally(() => {
+      this.#replaying = undefined;
+    });
+    return this.#replaying;
+  }
+
+  async #replay(): Promise<void> {
+    const l2 = this.#l2;
+    if (l2 === undefined) return;
+    const pending = await l2.journal.pending();
+    if (pending.length === 0) {
+      this.#tombstones.clear();
+      return;
+    }
+    const plan = planReplay(pending.map((p) => p.record));
+    try {
+      for (const record of plan) await this.#apply(l2.store, record);
+    } catch (error) {
+      // L2 failed again mid-replay: everything stays journaled and is replayed on the next failback.
+      this.#logger?.warn({ cache: this.name, err: error }, 'cache journal replay interrupted');
+      return;
+    }
+    await l2.journal.remove(pending.map((p) => p.id));
+    this.#tombstones.clear();
+    this.#logger?.info(
+      { cache: this.name, records: pending.length, applied: plan.length },
+      'cache journal replayed',
+    );
+  }
+
+  async #apply(store: CacheStore, record: JournalRecord): Promise<void> {
+    if (record.op === 'set') {
+      if (record.entry.staleUntil > this.#now()) await store.set(record.key, record.entry);
+    } else if (record.op === 'delete') await store.delete([record.key]);
+    else await store.deleteTag(record.tag);
+  }
+
+  /** L1, then L2 (a hit fills L1); tombstoned keys are misses. */
+  async #read<T>(key: string): Promise<CacheEntry<T> | undefined> {
+    if (this.#tombstones.has(key)) {
+      this.#metrics?.miss(this.name, 'l1');
+      return undefined;
+    }
+    const local = await this.#l1.get<T>(key);
+    if (local !== undefined) {
+      this.#metrics?.hit(this.name, 'l1');
+      return local;
+    }
+    this.#metrics?.miss(this.name, 'l1');
+    const l2 = this.#l2;
+    if (l2 === undefined) return undefined;
+    const shared = await l2.failover.execute(
+      () => l2.store.get<T>(key),
+      () => undefined,
+    );
+    if (shared === undefined) {
+      this.#metrics?.miss(this.name, 'l2');
+      return undefined;
+    }
+    this.#metrics?.hit(this.name, 'l2');
+    await this.#l1.set(key, shared);
+    return shared;
+  }
+
+  /** Writes to L2, or journals the write; resolves true when L2 itself took it. */
+  async #writeL2(record: JournalRecord, write: (store: CacheStore) => Promise<void>): Promise<boolean> {
+    const l2 = this.#l2;
+    if (l2 === undefined) return true;
+    return l2.failover.execute(
+      async () => {
+        await write(l2.store);
+        return true;
+      },
+      async () => {
+        await l2.journal.append(record);
+        return false;
+      },
+    );
+  }
+
+  #entry<T>(value: T, opts: SetOptions): CacheEntry<T> {
+    const now = this.#now();
+    const ttl = opts.ttl ?? this.#ttl;
+    const entry: CacheEntry<T> = {
+      value,
+      expiresAt: now + ttl,
+      staleUntil: now + ttl + (opts.grace ?? this.#grace),
+      version: this.#version(),
+    };
+    if (opts.tags !== undefined && opts.tags.length > 0) entry.tags = opts.tags;
+    return entry;
+  }
+
+  /** Strictly increasing per process; the wall clock in µs so versions compare across instances. */
+  #version(): number {
+    this.#lastVersion = Math.max(this.#lastVersion + 1, this.#now() * 1000);
+    return this.#lastVersion;
+  }
+}

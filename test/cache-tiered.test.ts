@@ -1,0 +1,208 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { CacheJournal, planReplay, type JournalRecord } from '../src/cache/journal.js';
+import { MemoryCacheStore } from '../src/cache/memory.js';
+import { TieredCache } from '../src/cache/tiered.js';
+import type { CacheEntry, CacheStore } from '../src/cache/types.js';
+import { Failover } from '../src/failover/index.js';
+import { createStore } from '../src/store/index.js';
+import type { Store } from '../src/store/types.js';
+
+/** Chaos decorator for unit tests: the wrapped store fails (down) or never answers (hung). */
+class FlakyStore implements CacheStore {
+  readonly name = 'flaky';
+  down = false;
+  hung = false;
+  readonly inner: CacheStore;
+  constructor(inner: CacheStore) {
+    this.inner = inner;
+  }
+  #gate<T>(run: () => Promise<T>): Promise<T> {
+    if (this.hung) return new Promise(() => undefined);
+    if (this.down) return Promise.reject(new Error('ECONNREFUSED'));
+    return run();
+  }
+  get<T>(key: string) {
+    return this.#gate(() => this.inner.get<T>(key));
+  }
+  set<T>(key: string, entry: CacheEntry<T>) {
+    return this.#gate(() => this.inner.set(key, entry));
+  }
+  delete(keys: string[]) {
+    return this.#gate(() => this.inner.delete(keys));
+  }
+  deleteTag(tag: string) {
+    return this.#gate(() => this.inner.deleteTag(tag));
+  }
+  clear() {
+    return this.#gate(() => this.inner.clear());
+  }
+  close() {
+    return this.inner.close();
+  }
+}
+
+let store: Store;
+beforeEach(async () => {
+  vi.useFakeTimers({ now: 1_000_000 });
+  store = await createStore({ sqliteFile: ':memory:' });
+});
+afterEach(async () => {
+  vi.useRealTimers();
+  await store.close();
+});
+
+/** Two instances sharing one L2, each with its own L1, failover and journal. */
+async function instances(n = 2) {
+  const shared = new MemoryCacheStore({ now: () => Date.now() });
+  const flaky = new FlakyStore(shared);
+  const list = [];
+  for (let i = 0; i < n; i += 1) {
+    const failover = new Failover({ name: 'redis', probe: () => flaky.get('__probe__') });
+    await failover.start();
+    const cache = new TieredCache({
+      name: 'c',
+      l1: new MemoryCacheStore({ now: () => Date.now() }),
+      l2: { store: flaky, failover, journal: new CacheJournal(store.kv, `c${i}`) },
+      defaultTtlMs: 60_000,
+    });
+    list.push({ cache, failover });
+  }
+  return { shared, flaky, list };
+}
+
+async function failL2(flaky: FlakyStore, failover: Failover, cache: TieredCache) {
+  flaky.down = true;
+  for (let i = 0; i < 3 && failover.mode === 'primary'; i += 1) await cache.get(`probe-${i}`);
+  expect(failover.mode).toBe('fallback');
+}
+
+describe('tiered cache', () => {
+  it('reads through L1 then L2, and fills L1 from L2', async () => {
+    const { list, shared } = await instances();
+    const [a, b] = list;
+    await a!.cache.set('k', { n: 1 });
+    expect(await shared.get('k')).toMatchObject({ value: { n: 1 } });
+    expect(await b!.cache.get('k')).toEqual({ n: 1 });
+    await shared.delete(['k']);
+    expect(await b!.cache.get('k')).toEqual({ n: 1 }); // now in b's L1
+  });
+
+  it('getOrSet runs the factory once for concurrent callers', async () => {
+    const { list } = await instances(1);
+    const cache = list[0]!.cache;
+    let runs = 0;
+    const factory = async () => {
+      runs += 1;
+      await new Promise((r) => setTimeout(r, 10));
+      return 'v';
+    };
+    const results = Promise.all(Array.from({ length: 20 }, () => cache.getOrSet('k', factory)));
+    await vi.advanceTimersByTimeAsync(10);
+    expect(await results).toEqual(Array(20).fill('v'));
+    expect(runs).toBe(1);
+  });
+
+  it('serves a stale value within its grace when the factory fails, and rethrows without one', async () => {
+    const { list } = await instances(1);
+    const cache = list[0]!.cache;
+    await cache.getOrSet('k', () => 'old', { ttl: 1000, grace: 10_000 });
+    vi.setSystemTime(Date.now() + 2000);
+    expect(await cache.get('k')).toBeUndefined();
+    expect(await cache.getOrSet('k', () => Promise.reject(new Error('db down')))).toBe('old');
+    vi.setSystemTime(Date.now() + 20_000);
+    await expect(cache.getOrSet('k', () => Promise.reject(new Error('db down')))).rejects.toThrow('db down');
+  });
+
+  it('invalidates groups by tag in both tiers', async () => {
+    const { list, shared } = await instances(1);
+    const cache = list[0]!.cache;
+    await cache.set('a', 1, { tags: ['users'] });
+    await cache.set('b', 2, { tags: ['users'] });
+    await cache.set('c', 3, { tags: ['orders'] });
+    await cache.deleteTag('users');
+    expect(await cache.get('a')).toBeUndefined();
+    expect(await cache.get('b')).toBeUndefined();
+    expect(await cache.get('c')).toBe(3);
+    expect(await shared.get('a')).toBeUndefined();
+  });
+
+  it('keeps working through an L2 outage and replays journaled writes on failback', async () => {
+    const { list, flaky, shared } = await instances(1);
+    const { cache, failover } = list[0]!;
+    await cache.set('keep', 'v1');
+    await cache.set('gone', 'x');
+    await failL2(flaky, failover, cache);
+
+    await cache.set('keep', 'v2');
+    await cache.set('new', 'n');
+    await cache.delete('gone');
+    expect(await cache.get('keep')).toBe('v2');
+    expect(await cache.get('gone')).toBeUndefined();
+    expect((await store.kv.list('bulwark.cache.journal:c0')).length).toBe(3);
+
+    flaky.down = false;
+    await vi.advanceTimersByTimeAsync(1000); // probes succeed → failback → replay
+    expect(failover.mode).toBe('primary');
+    await cache.replay();
+    expect((await shared.get('keep'))?.value).toBe('v2');
+    expect((await shared.get('new'))?.value).toBe('n');
+    expect(await shared.get('gone')).toBeUndefined();
+    expect(await store.kv.list('bulwark.cache.journal:c0')).toEqual([]);
+  });
+
+  it('a key deleted during the outage is never read again from the stale shared tier', async () => {
+    const { list, flaky, shared } = await instances(1);
+    const { cache, failover } = list[0]!;
+    await cache.set('k', 'secret');
+    await failL2(flaky, failover, cache);
+    await cache.delete('k');
+    flaky.down = false;
+    // Shared tier still holds the value until the replay: this instance must not read it.
+    expect(await shared.get('k')).toBeDefined();
+    expect(await cache.get('k')).toBeUndefined();
+    await vi.advanceTimersByTimeAsync(1000);
+    await cache.replay();
+    expect(await shared.get('k')).toBeUndefined();
+    expect(await cache.get('k')).toBeUndefined();
+  });
+
+  it('a blackholed L2 costs at most the deadline per read, then nothing', async () => {
+    const { list, flaky } = await instances(1);
+    const { cache, failover } = list[0]!;
+    await cache.set('k', 'v');
+    flaky.hung = true;
+    const reads = [cache.get('other1'), cache.get('other2'), cache.get('other3')];
+    await vi.advanceTimersByTimeAsync(25);
+    expect(await Promise.all(reads)).toEqual([undefined, undefined, undefined]);
+    expect(failover.mode).toBe('fallback');
+    expect(await cache.get('k')).toBe('v'); // L1 still serves
+  });
+});
+
+describe('journal replay plan', () => {
+  const entry = (version: number, tags?: string[]): CacheEntry => ({
+    value: version,
+    expiresAt: 9e15,
+    staleUntil: 9e15,
+    version,
+    ...(tags ? { tags } : {}),
+  });
+
+  it('applies deletes first and only the newest set per key, dropping sets older than a delete', () => {
+    const records: JournalRecord[] = [
+      { op: 'set', key: 'a', version: 1, entry: entry(1) },
+      { op: 'set', key: 'a', version: 3, entry: entry(3) },
+      { op: 'delete', key: 'b', version: 5 },
+      { op: 'set', key: 'b', version: 4, entry: entry(4) },
+      { op: 'set', key: 'c', version: 7, entry: entry(7) },
+      { op: 'delete', key: 'c', version: 6 },
+      { op: 'set', key: 'd', version: 2, entry: entry(2, ['t']) },
+      { op: 'deleteTag', tag: 't', version: 8 },
+      { op: 'set', key: 'e', version: 9, entry: entry(9, ['t']) },
+    ];
+    const plan = planReplay(records);
+    expect(plan.map((r) => (r.op === 'deleteTag' ? `dt:${r.tag}` : `${r.op}:${r.key}:${r.version}`))).toEqual(
+      ['dt:t', 'delete:b:5', 'delete:c:6', 'set:a:3', 'set:c:7', 'set:e:9'],
+    );
+  });
+});
