@@ -27,3 +27,7 @@ export { createLogger, redactSecrets, SECRET_KEYS } from './logging/index.js';
 export { createStore } from './store/index.js';
 export type { Store, StoreOptions, KvEntry, KvRepository, AuditLog, AuditRecord } from './store/types.js';
 export { installShutdown, type ShutdownOptions } from './runtime/shutdown.js';
+export { TieredCache, MemoryCacheStore, RedisCacheStore } from './cache/index.js';
+export type { CacheEntry, CacheStore, SetOptions } from './cache/index.js';
+export { Failover, observeFailover } from './failover/index.js';
+export type { DependencyMode, FailoverOptions, ModeChange } from './failover/index.js';

@@ -213,6 +213,9 @@ describe('HTTP layer', () => {
     }>();
     expect(body.status).toBe('pass');
     expect(body.checks['store:responseTime']?.[0]).toMatchObject({ status: 'pass', observedUnit: 'ms' });
+    // Without REDIS_URL the cache runs embedded, and health says so.
+    expect(body.checks['cache:tier']?.[0]).toMatchObject({ status: 'pass', observedValue: 'embedded' });
+    expect(body.checks['redis:mode']).toBeUndefined();
     expect(Number.isNaN(Date.parse(body.checks['store:responseTime']?.[0]?.time ?? ''))).toBe(false);
     expect((await app.inject({ method: 'GET', url: '/health/ready' })).statusCode).toBe(200);
     expect((await app.inject({ method: 'GET', url: '/health/live' })).json<{ status: string }>().status).toBe(

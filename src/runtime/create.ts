@@ -6,6 +6,13 @@ import { Metrics } from '../metrics/index.js';
 import { loadSettings, redactSettings, type Settings, type SettingsInput } from '../settings/index.js';
 import { createStore } from '../store/index.js';
 import type { Store, StoreOptions } from '../store/types.js';
+import { CacheJournal } from '../cache/journal.js';
+import { MemoryCacheStore } from '../cache/memory.js';
+import { CacheMetrics } from '../cache/metrics.js';
+import { RedisCacheStore } from '../cache/redis.js';
+import { TieredCache } from '../cache/tiered.js';
+import { observeFailover, type Failover } from '../failover/index.js';
+import { connectRedis, type RedisDependency } from '../redis/connection.js';
 
 /** Options of {@link createBulwark}; every setting overrides its environment variable. */
 export interface BulwarkOptions extends SettingsInput {
@@ -30,6 +37,13 @@ export interface Bulwark {
   readonly settings: Settings;
   readonly logger: Logger;
   readonly store: Store;
+  /** L1 in process, plus L2 on Redis behind its failover when `REDIS_URL` is set. */
+  readonly cache: TieredCache;
+  /**
+   * Failovers of the degradable dependencies that are configured (`redis` with `REDIS_URL`);
+   * `setForced(true)` is the kill switch that forces the embedded fallback.
+   */
+  readonly dependencies: Readonly<Record<string, Failover>>;
   readonly health: HealthRegistry;
   readonly metrics: Metrics;
   readonly serviceId: string;
@@ -89,6 +103,34 @@ export async function createBulwark(options: BulwarkOptions = {}): Promise<Bulwa
     timeoutMs: 1000,
     check: async () => ({ status: 'pass', observedValue: round(await store.ping()), observedUnit: 'ms' }),
   });
+  let redis: RedisDependency | undefined;
+  if (settings.redisUrl !== undefined) {
+    redis = await connectRedis(settings.redisUrl, logger);
+    observeFailover(redis.failover, { metrics, health, logger });
+  } else {
+    health.register({
+      name: 'cache:tier',
+      componentType: 'component',
+      critical: false,
+      intervalMs: 60_000,
+      check: () => ({ status: 'pass', observedValue: 'embedded', output: 'L1 only: REDIS_URL is not set' }),
+    });
+  }
+  const cache = new TieredCache({
+    name: 'default',
+    l1: new MemoryCacheStore({ name: 'l1' }),
+    ...(redis === undefined
+      ? {}
+      : {
+          l2: {
+            store: new RedisCacheStore({ client: redis.client, prefix: 'bulwark:cache:' }),
+            failover: redis.failover,
+            journal: new CacheJournal(store.kv, 'default'),
+          },
+        }),
+    metrics: new CacheMetrics(metrics.registry),
+    logger,
+  });
   await health.start();
 
   let closing: Promise<void> | undefined;
@@ -96,6 +138,8 @@ export async function createBulwark(options: BulwarkOptions = {}): Promise<Bulwa
     settings,
     logger,
     store,
+    cache,
+    dependencies: redis === undefined ? {} : { redis: redis.failover },
     health,
     metrics,
     serviceId,
@@ -103,6 +147,7 @@ export async function createBulwark(options: BulwarkOptions = {}): Promise<Bulwa
     close() {
       closing ??= (async () => {
         health.close();
+        redis?.close();
         try {
           await store.close();
         } finally {
