@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { Failover } from '../failover/index.js';
+import type { InvalidationBus } from './bus.js';
 import type { CacheJournal, JournalRecord } from './journal.js';
 import { planReplay } from './journal.js';
 import type { CacheEntry, CacheStore } from './types.js';
@@ -20,8 +21,11 @@ export interface TieredCacheOptions {
   name: string;
   /** In-process tier. */
   l1: CacheStore;
-  /** Shared tier (Redis) behind its failover; absent on the embedded defaults. */
-  l2?: { store: CacheStore; failover: Failover; journal: CacheJournal };
+  /**
+   * Shared tier (Redis) behind its failover, with the durable outage journal and, optionally, the
+   * pub/sub bus that keeps other instances' L1 in step. Absent on the embedded defaults.
+   */
+  l2?: { store: CacheStore; failover: Failover; journal: CacheJournal; bus?: InvalidationBus };
   defaultTtlMs?: number;
   defaultGraceMs?: number;
   metrics?: CacheMetrics;
@@ -67,6 +71,18 @@ export class TieredCache {
     this.#l2?.failover.onChange((change) => {
       if (change.to === 'primary') void this.replay();
     });
+    const bus = this.#l2?.bus;
+    bus?.onInvalidate((message) => void this.#dropLocal(message));
+    // Changes announced while we were not listening were missed: distrust everything in L1.
+    bus?.onResubscribed(() => this.#l1.clear());
+  }
+
+  /**
+   * False while this instance cannot hear other instances' invalidations (the pub/sub subscription
+   * is down); reads then bypass L1 when L2 is up. True without a bus (single instance).
+   */
+  get listening(): boolean {
+    return this.#l2?.bus?.subscribed ?? true;
   }
 
   /** The fresh value, or undefined on a miss (stale values are not returned). */
@@ -80,15 +96,19 @@ export class TieredCache {
     const entry = this.#entry(value, opts);
     this.#tombstones.delete(key);
     await this.#l1.set(key, entry);
-    await this.#writeL2({ op: 'set', key, version: entry.version, entry }, (store) => store.set(key, entry));
+    await this.#writeL2({ op: 'set', key, version: entry.version, entry }, (store) => store.set(key, entry), {
+      keys: [key],
+    });
   }
 
   /** Removes the key from both tiers (journaled if L2 is unreachable). */
   async delete(key: string): Promise<void> {
     await this.#l1.delete([key]);
     const version = this.#version();
-    const reached = await this.#writeL2({ op: 'delete', key, version }, (store) =>
-      store.delete([key]).then(() => undefined),
+    const reached = await this.#writeL2(
+      { op: 'delete', key, version },
+      (store) => store.delete([key]).then(() => undefined),
+      { keys: [key] },
     );
     if (!reached) this.#tombstones.add(key);
   }
@@ -96,8 +116,10 @@ export class TieredCache {
   /** Removes every key carrying `tag` from both tiers. */
   async deleteTag(tag: string): Promise<void> {
     await this.#l1.deleteTag(tag);
-    await this.#writeL2({ op: 'deleteTag', tag, version: this.#version() }, (store) =>
-      store.deleteTag(tag).then(() => undefined),
+    await this.#writeL2(
+      { op: 'deleteTag', tag, version: this.#version() },
+      (store) => store.deleteTag(tag).then(() => undefined),
+      { tag },
     );
   }
 
@@ -175,6 +197,13 @@ export class TieredCache {
       if (record.entry.staleUntil > this.#now()) await store.set(record.key, record.entry);
     } else if (record.op === 'delete') await store.delete([record.key]);
     else await store.deleteTag(record.tag);
+    // Other instances may have filled their L1 from the shared tier before this replay.
+    await this.#l2?.bus?.publish(record.op === 'deleteTag' ? { tag: record.tag } : { keys: [record.key] });
+  }
+
+  async #dropLocal(message: { keys?: string[]; tag?: string }): Promise<void> {
+    if (message.keys !== undefined) await this.#l1.delete(message.keys);
+    if (message.tag !== undefined) await this.#l1.deleteTag(message.tag);
   }
 
   /** L1, then L2 (a hit fills L1); tombstoned keys are misses. */
@@ -183,13 +212,15 @@ export class TieredCache {
       this.#metrics?.miss(this.name, 'l1');
       return undefined;
     }
-    const local = await this.#l1.get<T>(key);
+    const l2 = this.#l2;
+    // Deaf to other instances' changes while L2 is up: L1 cannot be trusted, read the shared tier.
+    const deaf = l2?.bus !== undefined && !l2.bus.subscribed && l2.failover.mode === 'primary';
+    const local = deaf ? undefined : await this.#l1.get<T>(key);
     if (local !== undefined) {
       this.#metrics?.hit(this.name, 'l1');
       return local;
     }
     this.#metrics?.miss(this.name, 'l1');
-    const l2 = this.#l2;
     if (l2 === undefined) return undefined;
     const shared = await l2.failover.execute(
       () => l2.store.get<T>(key),
@@ -204,13 +235,21 @@ export class TieredCache {
     return shared;
   }
 
-  /** Writes to L2, or journals the write; resolves true when L2 itself took it. */
-  async #writeL2(record: JournalRecord, write: (store: CacheStore) => Promise<void>): Promise<boolean> {
+  /**
+   * Writes to L2 and announces the change to other instances, or journals the write when either
+   * fails; resolves true when L2 itself took it.
+   */
+  async #writeL2(
+    record: JournalRecord,
+    write: (store: CacheStore) => Promise<void>,
+    announce: { keys?: string[]; tag?: string },
+  ): Promise<boolean> {
     const l2 = this.#l2;
     if (l2 === undefined) return true;
     return l2.failover.execute(
       async () => {
         await write(l2.store);
+        await l2.bus?.publish(announce);
         return true;
       },
       async () => {

@@ -1,4 +1,6 @@
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import type { DestinationStream, Logger } from 'pino';
 import { HealthRegistry } from '../health/index.js';
 import { createLogger } from '../logging/index.js';
@@ -6,6 +8,7 @@ import { Metrics } from '../metrics/index.js';
 import { loadSettings, redactSettings, type Settings, type SettingsInput } from '../settings/index.js';
 import { createStore } from '../store/index.js';
 import type { Store, StoreOptions } from '../store/types.js';
+import { InvalidationBus } from '../cache/bus.js';
 import { CacheJournal } from '../cache/journal.js';
 import { MemoryCacheStore } from '../cache/memory.js';
 import { CacheMetrics } from '../cache/metrics.js';
@@ -47,6 +50,8 @@ export interface Bulwark {
   readonly health: HealthRegistry;
   readonly metrics: Metrics;
   readonly serviceId: string;
+  /** Unique per process (`host:pid:random`): tells instances apart on shared Redis. */
+  readonly instanceId: string;
   /** The service's version (`serviceVersion`, else Bulwark's own). */
   readonly version: string;
   /** Stops checks, closes the store, flushes logs. Safe to call more than once. */
@@ -103,10 +108,19 @@ export async function createBulwark(options: BulwarkOptions = {}): Promise<Bulwa
     timeoutMs: 1000,
     check: async () => ({ status: 'pass', observedValue: round(await store.ping()), observedUnit: 'ms' }),
   });
+  const instanceId = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
   let redis: RedisDependency | undefined;
+  let bus: InvalidationBus | undefined;
   if (settings.redisUrl !== undefined) {
     redis = await connectRedis(settings.redisUrl, logger);
     observeFailover(redis.failover, { metrics, health, logger });
+    bus = new InvalidationBus({
+      client: redis.client,
+      channel: 'bulwark:cache:invalidate:default',
+      instanceId,
+      logger,
+    });
+    bus.start();
   } else {
     health.register({
       name: 'cache:tier',
@@ -126,6 +140,7 @@ export async function createBulwark(options: BulwarkOptions = {}): Promise<Bulwa
             store: new RedisCacheStore({ client: redis.client, prefix: 'bulwark:cache:' }),
             failover: redis.failover,
             journal: new CacheJournal(store.kv, 'default'),
+            ...(bus === undefined ? {} : { bus }),
           },
         }),
     metrics: new CacheMetrics(metrics.registry),
@@ -143,10 +158,12 @@ export async function createBulwark(options: BulwarkOptions = {}): Promise<Bulwa
     health,
     metrics,
     serviceId,
+    instanceId,
     version,
     close() {
       closing ??= (async () => {
         health.close();
+        bus?.close();
         redis?.close();
         try {
           await store.close();

@@ -1,0 +1,69 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createBulwark, type Bulwark } from '../src/runtime/create.js';
+import { startRedis, type RedisServer } from './helpers/redis.js';
+
+async function instance(redisUrl: string): Promise<Bulwark> {
+  return createBulwark({
+    env: {},
+    redisUrl,
+    store: { sqliteFile: ':memory:' },
+    logLevel: 'silent',
+    defaultMetrics: false,
+  });
+}
+
+async function eventually<T>(read: () => Promise<T>, want: T, timeoutMs = 3000): Promise<void> {
+  const started = Date.now();
+  let last: T = await read();
+  while (JSON.stringify(last) !== JSON.stringify(want)) {
+    if (Date.now() - started > timeoutMs)
+      throw new Error(`still ${JSON.stringify(last)}, wanted ${JSON.stringify(want)}`);
+    await new Promise((r) => setTimeout(r, 10));
+    last = await read();
+  }
+}
+
+describe('cross-instance L1 invalidation (real redis-server)', () => {
+  let redis: RedisServer;
+  let a: Bulwark;
+  let b: Bulwark;
+  beforeAll(async () => {
+    redis = await startRedis();
+    a = await instance(redis.url);
+    b = await instance(redis.url);
+    await eventually(async () => [a.cache, b.cache].length, 2);
+  });
+  afterAll(async () => {
+    await a.close();
+    await b.close();
+    await redis.stop();
+  });
+
+  it('an update on one instance replaces the value in the other instance’s L1', async () => {
+    await eventually(async () => a.cache.listening && b.cache.listening, true);
+    await a.cache.set('k', 'v1');
+    expect(await b.cache.get('k')).toBe('v1'); // now in b's L1
+    await a.cache.set('k', 'v2');
+    await eventually(() => b.cache.get('k'), 'v2', 1000);
+    await a.cache.delete('k');
+    await eventually(() => b.cache.get('k'), undefined, 1000);
+  });
+
+  it('a tag invalidation on one instance reaches the other instance’s L1', async () => {
+    await a.cache.set('t1', 1, { tags: ['grp'] });
+    expect(await b.cache.get('t1')).toBe(1);
+    await a.cache.deleteTag('grp');
+    await eventually(() => b.cache.get('t1'), undefined, 1000);
+  });
+
+  it('after the bus drops and returns, L1 entries from before are not trusted', async () => {
+    await a.cache.set('old', 'stale-after-restart');
+    expect(await b.cache.get('old')).toBe('stale-after-restart'); // in b's L1
+    await redis.kill();
+    await redis.restart(); // empty: the shared value is gone
+    await eventually(async () => b.dependencies['redis']?.mode, 'primary', 5000);
+    await eventually(async () => b.cache.listening, true, 5000);
+    // Listening again: L1 is consulted again, and must no longer hold the pre-drop entry.
+    expect(await b.cache.get('old')).toBeUndefined();
+  });
+});
