@@ -1,0 +1,124 @@
+import http from 'node:http';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort, request, spawnTs, type Spawned } from './helpers/process.js';
+import { startRedis, type RedisServer } from './helpers/redis.js';
+
+interface Instance {
+  proc: Spawned;
+  port: number;
+}
+
+const agent = new http.Agent({ keepAlive: true });
+
+async function read(
+  instance: Instance,
+  key: string,
+): Promise<{ value: unknown; mode: string; listening: boolean }> {
+  const res = await request(agent, instance.port, { path: `/cache/${key}` });
+  expect(res.status).toBe(200);
+  return JSON.parse(res.body) as { value: unknown; mode: string; listening: boolean };
+}
+
+async function write(
+  instance: Instance,
+  method: 'PUT' | 'DELETE',
+  key: string,
+  value?: unknown,
+): Promise<void> {
+  const res = await request(agent, instance.port, {
+    method,
+    path: `/cache/${key}`,
+    ...(method === 'PUT' ? { body: { value } } : {}),
+  });
+  expect(res.status).toBe(200);
+}
+
+async function until(condition: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const started = Date.now();
+  while (!(await condition())) {
+    if (Date.now() - started > timeoutMs) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('4 instances (processes) sharing one Redis', () => {
+  let redis: RedisServer;
+  const instances: Instance[] = [];
+  const dirs: string[] = [];
+
+  beforeAll(async () => {
+    redis = await startRedis();
+    for (let i = 0; i < 4; i += 1) {
+      const port = await freePort();
+      const dir = mkdtempSync(path.join(tmpdir(), 'bulwark-multi-'));
+      dirs.push(dir);
+      const proc = spawnTs('test/fixtures/cache-server.ts', [], {
+        PORT: String(port),
+        REDIS_URL: redis.url,
+        BULWARK_DATA_DIR: dir,
+      });
+      instances.push({ proc, port });
+    }
+    await Promise.all(instances.map((i) => i.proc.waitFor('listening')));
+    await until(
+      async () => (await Promise.all(instances.map((i) => read(i, 'x')))).every((r) => r.listening),
+      5000,
+      'all subscribed',
+    );
+  });
+
+  afterAll(async () => {
+    for (const instance of instances) instance.proc.child.kill('SIGTERM');
+    await Promise.all(instances.map((i) => i.proc.exited));
+    agent.destroy();
+    await redis.stop();
+    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a write on one is read by all; a delete on another is seen by all (their L1 included)', async () => {
+    await write(instances[0]!, 'PUT', 'shared', 'v1');
+    for (const instance of instances) expect((await read(instance, 'shared')).value).toBe('v1'); // every L1 now holds it
+    await write(instances[1]!, 'PUT', 'shared', 'v2');
+    await until(
+      async () => (await Promise.all(instances.map((i) => read(i, 'shared')))).every((r) => r.value === 'v2'),
+      1000,
+      'v2 everywhere',
+    );
+    await write(instances[2]!, 'DELETE', 'shared');
+    await until(
+      async () => (await Promise.all(instances.map((i) => read(i, 'shared')))).every((r) => r.value === null),
+      1000,
+      'deleted everywhere',
+    );
+  });
+
+  it('through a Redis outage: a key deleted during it is not read by any instance after recovery', async () => {
+    await write(instances[0]!, 'PUT', 'doomed', 'secret');
+    for (const instance of instances) expect((await read(instance, 'doomed')).value).toBe('secret');
+    await redis.pause(); // blackhole: Redis keeps its data
+    await write(instances[3]!, 'DELETE', 'doomed');
+    expect((await read(instances[3]!, 'doomed')).value).toBeNull();
+    await until(
+      async () => (await read(instances[3]!, 'x')).mode === 'fallback',
+      2000,
+      'instance 3 on the fallback',
+    );
+    await redis.resume();
+    await until(
+      async () =>
+        (await Promise.all(instances.map((i) => read(i, 'x')))).every(
+          (r) => r.mode === 'primary' && r.listening,
+        ),
+      5000,
+      'all back on Redis',
+    );
+    await until(
+      async () => (await Promise.all(instances.map((i) => read(i, 'doomed')))).every((r) => r.value === null),
+      2000,
+      'deleted everywhere',
+    );
+  });
+});
