@@ -176,4 +176,21 @@ describe('Redis outage under HTTP load (real redis-server)', () => {
     agent.destroy();
     await app.close();
   });
+
+  it('Redis flapping 2 s down / 2 s up under load: 0 failed requests and no switch storm', async () => {
+    const { app, bulwark, port } = await cachedApp(redis.url);
+    const failover = bulwark.dependencies['redis']!;
+    const traffic = load(port);
+    await until(() => traffic.counts.ok > 200, 10_000);
+    const before = failover.switches;
+    const flap = redis.flap({ downMs: 2000, upMs: 2000, cycles: 4 });
+    await flap.done;
+    await traffic.stop();
+    const switches = failover.switches - before;
+    await app.close();
+    console.log(`flap: ${switches} switches in 16 s of flapping; ${traffic.counts.ok} ok`);
+    expect(traffic.failures).toEqual([]);
+    // Fallback on the first outage, perhaps one failback and one more fallback; then left alone.
+    expect(switches).toBeLessThanOrEqual(3);
+  });
 });
