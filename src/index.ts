@@ -1,4 +1,10 @@
-export { createBulwark, VERSION, type Bulwark, type BulwarkOptions } from './runtime/create.js';
+export {
+  createBulwark,
+  DEFAULT_RATE_LIMIT_POLICY,
+  VERSION,
+  type Bulwark,
+  type BulwarkOptions,
+} from './runtime/create.js';
 export {
   loadSettings,
   redactSettings,
@@ -31,3 +37,10 @@ export { TieredCache, MemoryCacheStore, RedisCacheStore } from './cache/index.js
 export type { CacheEntry, CacheStore, SetOptions } from './cache/index.js';
 export { Failover, observeFailover } from './failover/index.js';
 export type { DependencyMode, FailoverOptions, ModeChange } from './failover/index.js';
+export { createRateLimiter, keyFrom, hashApiKey } from './ratelimit/index.js';
+export type {
+  RateLimiter,
+  RateLimitPolicy,
+  RateLimitDecision,
+  RateLimiterOptions,
+} from './ratelimit/index.js';

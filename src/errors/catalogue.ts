@@ -92,6 +92,16 @@ export const catalogue = {
     message: 'The value for {key} cannot be cached as JSON by {store}: {detail}',
     area: 'cache',
   },
+  BWK_ERR_RATELIMIT_EXCEEDED: {
+    status: 429,
+    message: 'Rate limit exceeded for policy {policy}: retry in {retryAfter} s',
+    area: 'ratelimit',
+  },
+  BWK_ERR_RATELIMIT_OPTIONS: {
+    status: 500,
+    message: 'Invalid rate limiting options: {detail}',
+    area: 'ratelimit',
+  },
   BWK_ERR_CLI_USAGE: {
     status: 400,
     message: '{detail}',

@@ -44,6 +44,8 @@ export function registerObservabilityRoutes(app: FastifyInstance, bulwark: Bulwa
   typed.get(
     '/health',
     {
+      // Probes and scrapes must never be refused by the app's rate limits.
+      config: { rateLimit: false },
       schema: {
         tags: ['health'],
         summary: 'Every health check with its last result',
@@ -59,6 +61,8 @@ export function registerObservabilityRoutes(app: FastifyInstance, bulwark: Bulwa
   typed.get(
     '/health/live',
     {
+      // Probes and scrapes must never be refused by the app's rate limits.
+      config: { rateLimit: false },
       schema: {
         tags: ['health'],
         summary: 'Liveness: the process and its event loop answer',
@@ -71,6 +75,8 @@ export function registerObservabilityRoutes(app: FastifyInstance, bulwark: Bulwa
   typed.get(
     '/health/ready',
     {
+      // Probes and scrapes must never be refused by the app's rate limits.
+      config: { rateLimit: false },
       schema: {
         tags: ['health'],
         summary: 'Readiness: fail while starting, stopping, or while a required dependency fails',
@@ -85,6 +91,8 @@ export function registerObservabilityRoutes(app: FastifyInstance, bulwark: Bulwa
   typed.get(
     '/metrics',
     {
+      // Probes and scrapes must never be refused by the app's rate limits.
+      config: { rateLimit: false },
       schema: {
         tags: ['metrics'],
         summary: 'Prometheus metrics (text exposition format)',

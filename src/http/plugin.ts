@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
 import net from 'node:net';
 import { lazyChildLoggerFactory } from '../logging/index.js';
+import { rateLimit, type RateLimitPluginOptions } from '../ratelimit/index.js';
 import { createBulwark, type Bulwark, type BulwarkOptions } from '../runtime/create.js';
 import { registerApiDocs } from './api-docs.js';
 import { errorHandler, notFoundHandler } from './error-handler.js';
@@ -27,6 +28,11 @@ export interface BulwarkPluginOptions extends BulwarkOptions {
   bulwark?: Bulwark;
   /** Serve OpenAPI at `/api-docs` (default true). */
   apiDocs?: boolean;
+  /**
+   * Rate limiting of the app's routes with `bulwark.rateLimiter`: the default rule and per-route
+   * rules (routes may also set `config: { rateLimit }`). Unset: no route is limited.
+   */
+  rateLimit?: Omit<RateLimitPluginOptions, 'limiter'>;
   /** Title of the OpenAPI document (default the Bulwark's service id). */
   title?: string;
 }
@@ -67,6 +73,10 @@ async function bulwarkPlugin(app: FastifyInstance, opts: BulwarkPluginOptions): 
   observeRequests(app, state);
   app.setErrorHandler(errorHandler(bulwark.settings.nodeEnv === 'development'));
   app.setNotFoundHandler(notFoundHandler);
+
+  if (opts.rateLimit !== undefined) {
+    await app.register(rateLimit, { ...opts.rateLimit, limiter: bulwark.rateLimiter });
+  }
 
   if (opts.apiDocs !== false) {
     await registerApiDocs(app, {

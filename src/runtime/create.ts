@@ -16,6 +16,7 @@ import { RedisCacheStore } from '../cache/redis.js';
 import { TieredCache } from '../cache/tiered.js';
 import { observeFailover, type Failover } from '../failover/index.js';
 import { connectRedis, type RedisDependency } from '../redis/connection.js';
+import { createRateLimiter, type RateLimiter, type RateLimitPolicy } from '../ratelimit/index.js';
 
 /** Options of {@link createBulwark}; every setting overrides its environment variable. */
 export interface BulwarkOptions extends SettingsInput {
@@ -33,7 +34,15 @@ export interface BulwarkOptions extends SettingsInput {
   store?: Pick<StoreOptions, 'sqliteFile' | 'schema'>;
   /** Collect Node's default process metrics (default true). */
   defaultMetrics?: boolean;
+  /**
+   * Rate-limit policies of `bulwark.rateLimiter` (default one policy, `default`: 100 points per
+   * second) and which one `consume()` uses without a name (default the first).
+   */
+  rateLimitPolicies?: { policies?: RateLimitPolicy[]; defaultPolicy?: string };
 }
+
+/** The policy used when none is configured: 100 points per second. */
+export const DEFAULT_RATE_LIMIT_POLICY: RateLimitPolicy = { name: 'default', limit: 100, windowMs: 1000 };
 
 /** A running Bulwark: the subsystems, ready to use; `close()` releases everything it opened. */
 export interface Bulwark {
@@ -42,6 +51,11 @@ export interface Bulwark {
   readonly store: Store;
   /** L1 in process, plus L2 on Redis behind its failover when `REDIS_URL` is set. */
   readonly cache: TieredCache;
+  /**
+   * Rate limiting: on Redis when `REDIS_URL` is set (each instance falls back to its share of the
+   * limit while Redis is down), else in memory. `consume(key, points?, policy?)`.
+   */
+  readonly rateLimiter: RateLimiter;
   /**
    * Failovers of the degradable dependencies that are configured (`redis` with `REDIS_URL`);
    * `setForced(true)` is the kill switch that forces the embedded fallback.
@@ -146,6 +160,15 @@ export async function createBulwark(options: BulwarkOptions = {}): Promise<Bulwa
     metrics: new CacheMetrics(metrics.registry),
     logger,
   });
+  const rateLimiter = createRateLimiter({
+    policies: options.rateLimitPolicies?.policies ?? [DEFAULT_RATE_LIMIT_POLICY],
+    ...(options.rateLimitPolicies?.defaultPolicy === undefined
+      ? {}
+      : { defaultPolicy: options.rateLimitPolicies.defaultPolicy }),
+    ...(redis === undefined ? {} : { redis: { client: redis.client, failover: redis.failover } }),
+    instanceId,
+    registry: metrics.registry,
+  });
   await health.start();
 
   let closing: Promise<void> | undefined;
@@ -154,6 +177,7 @@ export async function createBulwark(options: BulwarkOptions = {}): Promise<Bulwa
     logger,
     store,
     cache,
+    rateLimiter,
     dependencies: redis === undefined ? {} : { redis: redis.failover },
     health,
     metrics,
@@ -164,6 +188,8 @@ export async function createBulwark(options: BulwarkOptions = {}): Promise<Bulwa
       closing ??= (async () => {
         health.close();
         bus?.close();
+        // Before the connection goes: removes this instance from the live set on Redis.
+        await rateLimiter.close();
         redis?.close();
         try {
           await store.close();
