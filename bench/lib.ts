@@ -47,3 +47,29 @@ export function stopServer(child: ChildProcess): Promise<void> {
     child.kill('SIGKILL');
   });
 }
+
+/** The `p`-th percentile (0–100, nearest rank) of a non-empty list; 0 for an empty one. */
+export function percentile(values: ArrayLike<number>, p: number): number {
+  if (values.length === 0) return 0;
+  const sorted = Float64Array.from(values).sort();
+  const rank = Math.ceil((p / 100) * sorted.length) - 1;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, rank))] ?? 0;
+}
+
+/** Resolves after `ms` milliseconds (benchmarks pace real time; tests never do). */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * Installed version of a package whose `exports` hide `package.json` (lru-cache), read from the
+ * `node_modules/<name>/` folder its entry point resolves into.
+ */
+export function packageVersion(name: string): string {
+  const entry = require.resolve(name);
+  const folder = `/node_modules/${name}/`;
+  const at = entry.lastIndexOf(folder);
+  if (at === -1) return 'unknown';
+  const file = `${entry.slice(0, at + folder.length)}package.json`;
+  return (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version;
+}

@@ -43,7 +43,10 @@ class FlakyStore implements CacheStore {
 
 let store: Store;
 beforeEach(async () => {
-  vi.useFakeTimers({ now: 1_000_000 });
+  vi.useFakeTimers({
+    now: 1_000_000,
+    toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'],
+  });
   store = await createStore({ sqliteFile: ':memory:' });
 });
 afterEach(async () => {
@@ -150,6 +153,25 @@ describe('tiered cache', () => {
     expect(await store.kv.list('bulwark.cache.journal:c0')).toEqual([]);
   });
 
+  it('the replay never overwrites a newer value written to the shared tier after the failback', async () => {
+    const { list, flaky, shared } = await instances(1);
+    const { cache, failover } = list[0]!;
+    await failL2(flaky, failover, cache);
+    await cache.set('k', 'journaled-old');
+    flaky.down = false;
+    // Another instance writes a newer value before this one replays.
+    await shared.set('k', {
+      value: 'newer',
+      expiresAt: 9e15,
+      staleUntil: 9e15,
+      version: Date.now() * 1000 + 10_000,
+    });
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(failover.mode).toBe('primary');
+    await cache.replay();
+    expect((await shared.get('k'))?.value).toBe('newer');
+  });
+
   it('a key deleted during the outage is never read again from the stale shared tier', async () => {
     const { list, flaky, shared } = await instances(1);
     const { cache, failover } = list[0]!;
@@ -203,6 +225,33 @@ describe('journal replay plan', () => {
     const plan = planReplay(records);
     expect(plan.map((r) => (r.op === 'deleteTag' ? `dt:${r.tag}` : `${r.op}:${r.key}:${r.version}`))).toEqual(
       ['dt:t', 'delete:b:5', 'delete:c:6', 'set:a:3', 'set:c:7', 'set:e:9'],
+    );
+  });
+});
+
+describe('cache metrics', () => {
+  it('counts hits and misses per tier and stale serves, visible on scrape', async () => {
+    vi.useRealTimers();
+    const { Registry } = await import('prom-client');
+    const { CacheMetrics } = await import('../src/cache/metrics.js');
+    const registry = new Registry();
+    const cache = new TieredCache({
+      name: 'm',
+      l1: new MemoryCacheStore(),
+      metrics: new CacheMetrics(registry),
+    });
+    new CacheMetrics(registry); // a second cache on the same registry shares the counters
+    await cache.get('a');
+    await cache.set('a', 1, { ttl: 1, grace: 60_000 });
+    await cache.get('a');
+    await new Promise((r) => setTimeout(r, 5));
+    await cache.getOrSet('a', () => Promise.reject(new Error('down')));
+    const text = await registry.metrics();
+    expect(text).toContain('bulwark_cache_lookups_total{cache="m",tier="l1",result="miss"} 1');
+    expect(text).toContain('bulwark_cache_lookups_total{cache="m",tier="l1",result="hit"} 2');
+    expect(text).toContain('bulwark_cache_stale_served_total{cache="m"} 1');
+    expect(await registry.metrics()).toContain(
+      'bulwark_cache_lookups_total{cache="m",tier="l1",result="hit"} 2',
     );
   });
 });

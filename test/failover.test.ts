@@ -37,7 +37,10 @@ const viaFallback = () => 'fallback';
 
 describe('failover engine', () => {
   beforeEach(() => {
-    vi.useFakeTimers({ now: 0 });
+    vi.useFakeTimers({
+      now: 0,
+      toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'],
+    });
   });
   afterEach(() => {
     vi.useRealTimers();
@@ -223,7 +226,10 @@ describe('failover engine', () => {
 
 describe('failover observability', () => {
   beforeEach(() => {
-    vi.useFakeTimers({ now: 0 });
+    vi.useFakeTimers({
+      now: 0,
+      toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'],
+    });
   });
   afterEach(() => {
     vi.useRealTimers();

@@ -1,6 +1,13 @@
 import type { KvRepository } from '../store/types.js';
 import type { CacheEntry } from './types.js';
 
+const PAGE = 500;
+
+/** Lets pending I/O callbacks run (the store driver may be synchronous). */
+export function yieldToIo(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
 /** One write that could not reach the shared tier. */
 export type JournalRecord =
   | { op: 'set'; key: string; version: number; entry: CacheEntry }
@@ -30,15 +37,31 @@ export class CacheJournal {
     await this.#kv.put(this.#namespace, key, record);
   }
 
-  /** Every pending record, oldest first. */
+  /**
+   * Every pending record, oldest first, read in pages of `PAGE` with a turn of the event loop
+   * between pages, so a long outage's journal does not stall the requests being served meanwhile.
+   */
   async pending(): Promise<{ id: string; record: JournalRecord }[]> {
-    const entries = await this.#kv.list<JournalRecord>(this.#namespace);
-    return entries.map((e) => ({ id: e.key, record: e.value }));
+    const all: { id: string; record: JournalRecord }[] = [];
+    let after: string | undefined;
+    for (;;) {
+      const page = await this.#kv.list<JournalRecord>(this.#namespace, {
+        limit: PAGE,
+        ...(after === undefined ? {} : { after }),
+      });
+      for (const e of page) all.push({ id: e.key, record: e.value });
+      if (page.length < PAGE) return all;
+      after = page[page.length - 1]?.key;
+      await yieldToIo();
+    }
   }
 
-  /** Forgets records once they have been applied. */
+  /** Forgets records once they have been applied, yielding to I/O every `PAGE` records. */
   async remove(ids: string[]): Promise<void> {
-    for (const id of ids) await this.#kv.delete(this.#namespace, id);
+    for (let i = 0; i < ids.length; i += 1) {
+      await this.#kv.delete(this.#namespace, ids[i]!);
+      if (i % PAGE === PAGE - 1) await yieldToIo();
+    }
   }
 }
 

@@ -30,16 +30,27 @@ export interface MemoryCacheStoreOptions {
 }
 
 interface Held {
-  json: string;
+  /** Decoded once at `set` and deep-frozen, so every hit can share it without a copy. */
+  entry: CacheEntry<unknown>;
   staleUntil: number;
   tags: readonly string[];
+}
+
+/** Freezes a JSON-decoded value in place (plain objects and arrays only). */
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    for (const child of Object.values(value)) deepFreeze(child);
+    Object.freeze(value);
+  }
+  return value;
 }
 
 /**
  * In-process {@link CacheStore}: an LRU bounded by entry count and by bytes, with a tag index.
  *
- * - Entries are kept as JSON and parsed on every `get`, so a caller can never mutate a cached value
- *   and the store behaves exactly like the Redis one (a `Date` comes back as a string).
+ * - Entries go through JSON once at `set` (so the store behaves like the Redis one: a `Date` comes
+ *   back as a string) and are kept deep-frozen: a hit returns the shared, immutable entry without
+ *   copying or parsing (an L1 hit is the hottest path of the cache), and no caller can mutate it.
  * - An entry is a miss from `now() >= staleUntil` on. Expired entries are dropped when read (or
  *   evicted like any other); until then they count in `size` and `bytes`.
  * - Writes are last-write-wins; `version` is stored, not compared.
@@ -98,7 +109,7 @@ export class MemoryCacheStore implements CacheStore {
     return this.#cache.calculatedSize;
   }
 
-  /** The entry (a fresh copy), or `undefined` when absent or at/after its `staleUntil`. */
+  /** The entry (shared and deep-frozen), or `undefined` when absent or at/after its `staleUntil`. */
   async get<T = unknown>(key: string): Promise<CacheEntry<T> | undefined> {
     const held = this.#cache.get(key);
     if (held === undefined) return undefined;
@@ -108,7 +119,7 @@ export class MemoryCacheStore implements CacheStore {
       this.#flush();
       return undefined;
     }
-    return decodeEntry<T>(held.json);
+    return held.entry as CacheEntry<T>;
   }
 
   /**
@@ -125,7 +136,8 @@ export class MemoryCacheStore implements CacheStore {
     } else {
       const tags = [...new Set(entry.tags ?? [])];
       // Overwriting disposes the old entry (and its tags) inside this call, so the new tags go in after.
-      this.#cache.set(key, { json, staleUntil: entry.staleUntil, tags }, { size: bytes });
+      const decoded = deepFreeze(decodeEntry<unknown>(json));
+      this.#cache.set(key, { entry: decoded, staleUntil: entry.staleUntil, tags }, { size: bytes });
       for (const tag of tags) {
         let keys = this.#tags.get(tag);
         if (keys === undefined) this.#tags.set(tag, (keys = new Set()));

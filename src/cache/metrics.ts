@@ -1,39 +1,80 @@
 import { Counter, type Registry } from 'prom-client';
 
-/** Cache counters on a Bulwark registry, shared by every cache of that registry. */
+/** Plain per-cache counts, incremented on the hot path and read when `/metrics` is scraped. */
+export interface CacheCounters {
+  readonly cache: string;
+  l1Hit: number;
+  l1Miss: number;
+  l2Hit: number;
+  l2Miss: number;
+  stale: number;
+}
+
+interface Tracked {
+  counters: CacheCounters;
+  /** Values already handed to prom-client. */
+  reported: Omit<CacheCounters, 'cache'>;
+}
+
+const tracked = new WeakMap<Registry, Tracked[]>();
+
+const LOOKUPS = [
+  ['l1Hit', 'l1', 'hit'],
+  ['l1Miss', 'l1', 'miss'],
+  ['l2Hit', 'l2', 'hit'],
+  ['l2Miss', 'l2', 'miss'],
+] as const;
+
+/**
+ * Cache counters on a Bulwark registry (`bulwark_cache_lookups_total{cache,tier,result}`,
+ * `bulwark_cache_stale_served_total{cache}`). Each cache increments plain numbers; prom-client
+ * gets the deltas when `/metrics` is scraped. A prom-client `inc()` with a labels object costs
+ * ~0.4 µs, about as much as the whole L1 hit it would count.
+ */
 export class CacheMetrics {
-  readonly #operations: Counter<'cache' | 'tier' | 'result'>;
-  readonly #stale: Counter<'cache'>;
+  readonly #list: Tracked[];
 
   constructor(registry: Registry) {
-    this.#operations =
-      (registry.getSingleMetric('bulwark_cache_lookups_total') as
-        Counter<'cache' | 'tier' | 'result'> | undefined) ??
-      new Counter({
+    let list = tracked.get(registry);
+    if (list === undefined) {
+      const all: Tracked[] = [];
+      list = all;
+      tracked.set(registry, all);
+      const lookups = new Counter({
         name: 'bulwark_cache_lookups_total',
         help: 'Cache lookups by cache, tier (l1|l2) and result (hit|miss).',
         labelNames: ['cache', 'tier', 'result'],
         registers: [registry],
+        collect: () => sync(),
       });
-    this.#stale =
-      (registry.getSingleMetric('bulwark_cache_stale_served_total') as Counter<'cache'> | undefined) ??
-      new Counter({
+      const stale = new Counter({
         name: 'bulwark_cache_stale_served_total',
         help: 'Stale values served because refreshing them failed, by cache.',
         labelNames: ['cache'],
         registers: [registry],
+        collect: () => sync(),
       });
+      // Hands every cache's new counts to prom-client; either counter's scrape triggers it.
+      const sync = (): void => {
+        for (const { counters, reported } of all) {
+          for (const [field, tier, result] of LOOKUPS) {
+            const delta = counters[field] - reported[field];
+            if (delta > 0) lookups.inc({ cache: counters.cache, tier, result }, delta);
+            reported[field] = counters[field];
+          }
+          const staleDelta = counters.stale - reported.stale;
+          if (staleDelta > 0) stale.inc({ cache: counters.cache }, staleDelta);
+          reported.stale = counters.stale;
+        }
+      };
+    }
+    this.#list = list;
   }
 
-  hit(cache: string, tier: 'l1' | 'l2'): void {
-    this.#operations.inc({ cache, tier, result: 'hit' });
-  }
-
-  miss(cache: string, tier: 'l1' | 'l2'): void {
-    this.#operations.inc({ cache, tier, result: 'miss' });
-  }
-
-  staleServed(cache: string): void {
-    this.#stale.inc({ cache });
+  /** The counters of one cache, registered for scraping. */
+  forCache(cache: string): CacheCounters {
+    const counters: CacheCounters = { cache, l1Hit: 0, l1Miss: 0, l2Hit: 0, l2Miss: 0, stale: 0 };
+    this.#list.push({ counters, reported: { l1Hit: 0, l1Miss: 0, l2Hit: 0, l2Miss: 0, stale: 0 } });
+    return counters;
   }
 }

@@ -2,9 +2,9 @@ import type { Logger } from 'pino';
 import type { Failover } from '../failover/index.js';
 import type { InvalidationBus } from './bus.js';
 import type { CacheJournal, JournalRecord } from './journal.js';
-import { planReplay } from './journal.js';
+import { planReplay, yieldToIo } from './journal.js';
 import type { CacheEntry, CacheStore } from './types.js';
-import type { CacheMetrics } from './metrics.js';
+import type { CacheCounters, CacheMetrics } from './metrics.js';
 
 /** Options of one `set`/`getOrSet`. Times in milliseconds. */
 export interface SetOptions {
@@ -50,7 +50,7 @@ export class TieredCache {
   readonly #l2: TieredCacheOptions['l2'];
   readonly #ttl: number;
   readonly #grace: number;
-  readonly #metrics: CacheMetrics | undefined;
+  readonly #counts: CacheCounters;
   readonly #logger: Logger | undefined;
   readonly #now: () => number;
   readonly #inflight = new Map<string, Promise<unknown>>();
@@ -65,7 +65,14 @@ export class TieredCache {
     this.#l2 = opts.l2;
     this.#ttl = opts.defaultTtlMs ?? 60_000;
     this.#grace = opts.defaultGraceMs ?? 0;
-    this.#metrics = opts.metrics;
+    this.#counts = opts.metrics?.forCache(opts.name) ?? {
+      cache: opts.name,
+      l1Hit: 0,
+      l1Miss: 0,
+      l2Hit: 0,
+      l2Miss: 0,
+      stale: 0,
+    };
     this.#logger = opts.logger;
     this.#now = opts.now ?? Date.now;
     this.#l2?.failover.onChange((change) => {
@@ -141,7 +148,7 @@ export class TieredCache {
         return value;
       } catch (error) {
         if (entry !== undefined && entry.staleUntil > this.#now()) {
-          this.#metrics?.staleServed(this.name);
+          this.#counts.stale += 1;
           this.#logger?.warn(
             { cache: this.name, key, err: error },
             'cache factory failed: serving a stale value',
@@ -178,7 +185,10 @@ export class TieredCache {
     }
     const plan = planReplay(pending.map((p) => p.record));
     try {
-      for (const record of plan) await this.#apply(l2.store, record);
+      for (let i = 0; i < plan.length; i += 1) {
+        await this.#apply(l2.store, plan[i]!);
+        if (i % 100 === 99) await yieldToIo();
+      }
     } catch (error) {
       // L2 failed again mid-replay: everything stays journaled and is replayed on the next failback.
       this.#logger?.warn({ cache: this.name, err: error }, 'cache journal replay interrupted');
@@ -194,7 +204,12 @@ export class TieredCache {
 
   async #apply(store: CacheStore, record: JournalRecord): Promise<void> {
     if (record.op === 'set') {
-      if (record.entry.staleUntil > this.#now()) await store.set(record.key, record.entry);
+      if (record.entry.staleUntil <= this.#now()) return;
+      // Writes made after the failback are newer than anything journaled: never overwrite them.
+      // (Read-then-write: a write landing between the two can still lose; the window is one round trip.)
+      const current = await store.get(record.key);
+      if (current !== undefined && current.version >= record.entry.version) return;
+      await store.set(record.key, record.entry);
     } else if (record.op === 'delete') await store.delete([record.key]);
     else await store.deleteTag(record.tag);
     // Other instances may have filled their L1 from the shared tier before this replay.
@@ -209,7 +224,7 @@ export class TieredCache {
   /** L1, then L2 (a hit fills L1); tombstoned keys are misses. */
   async #read<T>(key: string): Promise<CacheEntry<T> | undefined> {
     if (this.#tombstones.has(key)) {
-      this.#metrics?.miss(this.name, 'l1');
+      this.#counts.l1Miss += 1;
       return undefined;
     }
     const l2 = this.#l2;
@@ -217,20 +232,20 @@ export class TieredCache {
     const deaf = l2?.bus !== undefined && !l2.bus.subscribed && l2.failover.mode === 'primary';
     const local = deaf ? undefined : await this.#l1.get<T>(key);
     if (local !== undefined) {
-      this.#metrics?.hit(this.name, 'l1');
+      this.#counts.l1Hit += 1;
       return local;
     }
-    this.#metrics?.miss(this.name, 'l1');
+    this.#counts.l1Miss += 1;
     if (l2 === undefined) return undefined;
     const shared = await l2.failover.execute(
       () => l2.store.get<T>(key),
       () => undefined,
     );
     if (shared === undefined) {
-      this.#metrics?.miss(this.name, 'l2');
+      this.#counts.l2Miss += 1;
       return undefined;
     }
-    this.#metrics?.hit(this.name, 'l2');
+    this.#counts.l2Hit += 1;
     await this.#l1.set(key, shared);
     return shared;
   }

@@ -130,12 +130,25 @@ export class Failover {
     const deadline = new Promise<typeof TIMED_OUT>((resolve) => {
       timer = this.#timers.setTimeout(() => resolve(TIMED_OUT), this.#opts.deadlineMs);
     });
+    let settled: { value: T } | undefined;
+    const attempt = primary(controller.signal).then((value) => {
+      settled = { value };
+      return value;
+    });
     try {
-      const result = await Promise.race([primary(controller.signal), deadline]);
+      const result = await Promise.race([attempt, deadline]);
       if (result !== TIMED_OUT) {
         this.#consecutiveFailures = 0;
         return result;
       }
+      // A starved event loop can fire the deadline timer before reading a reply that has already
+      // arrived: give pending I/O one turn before calling the primary late.
+      await new Promise((resolve) => setImmediate(resolve));
+      if (settled !== undefined) {
+        this.#consecutiveFailures = 0;
+        return settled.value;
+      }
+      attempt.catch(() => undefined); // its eventual failure is already accounted for
       controller.abort();
       this.#primaryFailed();
     } catch (error) {

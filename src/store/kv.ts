@@ -77,7 +77,7 @@ export class SqlKvRepository implements KvRepository {
 
   list<T = unknown>(
     namespace: string,
-    opts: { prefix?: string; limit?: number } = {},
+    opts: { prefix?: string; limit?: number; after?: string } = {},
   ): Promise<KvEntry<T>[]> {
     return guard(this.#engine, 'kv.list', async () => {
       let query = this.#db.selectFrom('bulwark_kv').selectAll().where('namespace', '=', namespace);
@@ -90,6 +90,7 @@ export class SqlKvRepository implements KvRepository {
           eb(eb.fn<string>('substr', ['key', eb.lit(1), eb.lit(length)]), '=', prefix),
         );
       }
+      if (opts.after !== undefined) query = query.where('key', '>', opts.after);
       query = query.orderBy('key', 'asc');
       if (opts.limit !== undefined) query = query.limit(opts.limit);
       const rows = await query.execute();

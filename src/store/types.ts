@@ -54,8 +54,14 @@ export interface KvRepository {
   ): Promise<KvEntry<T>>;
   /** Removes the key; resolves `true` if something was removed. */
   delete(namespace: string, key: string): Promise<boolean>;
-  /** Entries of a namespace ordered by key, optionally those whose key starts with `prefix`. */
-  list<T = unknown>(namespace: string, opts?: { prefix?: string; limit?: number }): Promise<KvEntry<T>[]>;
+  /**
+   * Entries of a namespace ordered by key, optionally those whose key starts with `prefix`, at most
+   * `limit`, and only keys after `after` (for paging).
+   */
+  list<T = unknown>(
+    namespace: string,
+    opts?: { prefix?: string; limit?: number; after?: string },
+  ): Promise<KvEntry<T>[]>;
 }
 
 /** One audit record: who did what to what, and when. */

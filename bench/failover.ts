@@ -1,0 +1,368 @@
+// Redis outages under HTTP load. Fastify + Bulwark with REDIS_URL (bench/servers/cached.ts, GET
+// /items/:id through bulwark.cache.getOrSet) under autocannon while the benchmark SIGKILLs Redis at
+// 5 s and restarts it (empty) at 10 s, or SIGSTOPs and SIGCONTs it; the peer is the same server with
+// Redis healthy throughout, measured in the same run. Rounds alternate the order of the scenarios.
+// Per scenario: requests, failed requests, p99 per window (before / outage / after) from each
+// response's own latency, and when the app switched, read from /health polled every 20 ms.
+//   npm run bench:failover     (ROUNDS=2 DURATION=15 DOWN_AT=5 UP_AT=10 CONNECTIONS=50 KEYS=20000)
+import autocannon from 'autocannon';
+import { mkdtempSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { freePort } from '../test/helpers/process.js';
+import { redisClient, startRedis, type RedisServer } from '../test/helpers/redis.js';
+import { describeMachine, median, percentile, sleep, startServer, stopServer } from './lib.js';
+
+const rounds = Number(process.env['ROUNDS'] ?? 2);
+const duration = Number(process.env['DURATION'] ?? 15);
+const downAtMs = Number(process.env['DOWN_AT'] ?? 5) * 1000;
+const upAtMs = Number(process.env['UP_AT'] ?? 10) * 1000;
+const connections = Number(process.env['CONNECTIONS'] ?? 50);
+const keys = Number(process.env['KEYS'] ?? 20_000);
+const WARMUP_S = 2;
+const POLL_MS = 20;
+
+const SCENARIOS = ['baseline', 'kill', 'pause'] as const;
+type Scenario = (typeof SCENARIOS)[number];
+
+/** A failed request: a non-2xx answer or a request error, at ms since the load started. */
+interface Failure {
+  at: number;
+  what: string;
+}
+
+/** A window's share of the responses. */
+interface Window {
+  count: number;
+  /** Responses per second over the window. */
+  rate: number;
+  p99: number;
+}
+
+interface Run {
+  scenario: Scenario;
+  /** Responses in the measured run (warm-up excluded). */
+  requests: number;
+  /** Failed requests; `at` < 0 during the warm-up. */
+  failures: Failure[];
+  before: Window;
+  outage: Window;
+  after: Window;
+  /** Responses and p99 (ms) per second of the measured run. */
+  perSecond: Window[];
+  /** Every failover switch the app reported, at ms since the load started (< 0: warm-up). */
+  switches: { to: string; reason: string; at: number }[];
+  /** ms since the load started; undefined for the baseline. */
+  downAt?: number;
+  upDone?: number;
+  /** True when a switch with Redis up had left the app on the fallback when the outage began. */
+  alreadyOnFallback?: boolean;
+  /** The app's own switch times (IPC, its clock) and the first /health answers showing them. */
+  fallbackAt?: number;
+  primaryAt?: number;
+  healthWarnAt?: number;
+  healthPassAt?: number;
+}
+
+function windowOf(times: number[], latencies: number[], from: number, to: number): Window {
+  const inside: number[] = [];
+  for (let i = 0; i < times.length; i++) if (times[i]! >= from && times[i]! < to) inside.push(latencies[i]!);
+  const seconds = (Math.min(to, duration * 1000) - from) / 1000;
+  return { count: inside.length, rate: inside.length / seconds, p99: percentile(inside, 99) };
+}
+
+/** Polls /health every {@link POLL_MS} ms; records when `redis:mode` changes, at the answer's arrival. */
+function pollHealth(port: number, since: number) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const changes: { at: number; status: string }[] = [];
+  let running = true;
+  let last = '';
+  const get = () =>
+    new Promise<string>((resolve, reject) => {
+      http
+        .get({ host: '127.0.0.1', port, path: '/health', agent }, (res) => {
+          let body = '';
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => (body += chunk));
+          res.on('end', () => {
+            const report = JSON.parse(body) as { checks?: Record<string, { status: string }[]> };
+            resolve(report.checks?.['redis:mode']?.[0]?.status ?? 'missing');
+          });
+        })
+        .on('error', reject);
+    });
+  const loop = (async () => {
+    while (running) {
+      const status = await get().catch((error: Error) => `error: ${error.message}`);
+      if (status !== last) changes.push({ at: performance.now() - since, status });
+      last = status;
+      await sleep(POLL_MS);
+    }
+  })();
+  return {
+    changes,
+    async stop() {
+      running = false;
+      await loop;
+      agent.destroy();
+    },
+  };
+}
+
+async function flush(redis: RedisServer): Promise<void> {
+  const client = redisClient(redis.url);
+  try {
+    await client.connect();
+    await client.flushall();
+  } finally {
+    client.disconnect();
+  }
+}
+
+async function run(redis: RedisServer, scenario: Scenario): Promise<Run> {
+  await flush(redis);
+  const port = await freePort();
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'bulwark-bench-'));
+  const server = await startServer('bench/servers/cached.ts', {
+    PORT: String(port),
+    BULWARK_DATA_DIR: dataDir,
+    REDIS_URL: redis.url,
+  });
+  const switches: { to: string; reason: string; wall: number }[] = [];
+  server.on('message', (message: { type: string; to?: string; reason?: string; at?: number }) => {
+    if (message.type === 'mode')
+      switches.push({ to: message.to ?? '?', reason: message.reason ?? '?', wall: message.at ?? 0 });
+  });
+  try {
+    const url = `http://127.0.0.1:${port}`;
+    const failures: Failure[] = [];
+    const times: number[] = [];
+    const latencies: number[] = [];
+    // Times are relative to the start of the measured load; the warm-up's come out negative.
+    let t0 = performance.now() + WARMUP_S * 1000;
+    const item: autocannon.Request = {
+      setupRequest: (request) => ({ ...request, path: `/items/${Math.floor(Math.random() * keys)}` }),
+      onResponse: (status, body) => {
+        if (status < 200 || status >= 300)
+          failures.push({ at: performance.now() - t0, what: `${status} ${body.slice(0, 160)}` });
+      },
+    };
+    const warmup = await autocannon({ url, connections, duration: WARMUP_S, requests: [item] }); // JIT, L1, Redis
+    if (warmup.errors > 0)
+      failures.push({ at: -1, what: `${warmup.errors} request errors during the warm-up` });
+
+    const wallStart = Date.now();
+    t0 = performance.now();
+    const poll = pollHealth(port, t0);
+    const load = new Promise<autocannon.Result>((resolve, reject) => {
+      const instance = autocannon({ url, connections, duration, requests: [item] }, (error, result) =>
+        error ? reject(error as Error) : resolve(result),
+      );
+      instance.on('response', (_client, _status, _bytes, responseTime) => {
+        times.push(performance.now() - t0);
+        latencies.push(responseTime);
+      });
+      instance.on('reqError', (error: Error) =>
+        failures.push({ at: performance.now() - t0, what: error.message }),
+      );
+    });
+    const now = () => performance.now() - t0;
+    let downAt: number | undefined;
+    let upDone: number | undefined;
+    if (scenario !== 'baseline') {
+      await sleep(downAtMs - now());
+      downAt = now();
+      await (scenario === 'kill' ? redis.kill() : redis.pause());
+      await sleep(upAtMs - now());
+      await (scenario === 'kill' ? redis.restart() : redis.resume());
+      upDone = now();
+    }
+    const result = await load;
+    await poll.stop();
+    const counted = result.errors + result.non2xx;
+    const seen = failures.filter((f) => f.at >= 0).length;
+    if (counted !== seen)
+      failures.push({ at: -1, what: `autocannon counted ${counted} failures, events ${seen}` });
+    const from = downAt ?? downAtMs;
+    const to = upDone ?? upAtMs;
+    const relative = switches.map((s) => ({ to: s.to, reason: s.reason, at: s.wall - wallStart }));
+    return {
+      scenario,
+      requests: times.length,
+      failures,
+      before: windowOf(times, latencies, 0, from),
+      outage: windowOf(times, latencies, from, to),
+      after: windowOf(times, latencies, to, Number.POSITIVE_INFINITY),
+      perSecond: Array.from({ length: duration }, (_, s) =>
+        windowOf(times, latencies, s * 1000, (s + 1) * 1000),
+      ),
+      switches: relative,
+      ...(downAt === undefined || upDone === undefined
+        ? {}
+        : {
+            downAt,
+            upDone,
+            alreadyOnFallback: relative.filter((s) => s.at < downAt).at(-1)?.to === 'fallback',
+            fallbackAt: relative.find((s) => s.to === 'fallback' && s.at >= downAt)?.at,
+            primaryAt: relative.find((s) => s.to === 'primary' && s.at >= upDone)?.at,
+            healthWarnAt: poll.changes.find((c) => c.status === 'warn' && c.at >= downAt)?.at,
+            healthPassAt: poll.changes.find((c) => c.status === 'pass' && c.at >= upDone)?.at,
+          }),
+    };
+  } finally {
+    await stopServer(server);
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+/** Switches to the fallback while Redis was up: before the outage, or in a baseline run. */
+function spurious(r: Run): Run['switches'] {
+  return r.switches.filter(
+    (s) => s.to === 'fallback' && (r.downAt === undefined || s.at < r.downAt || s.at > (r.upDone ?? 0)),
+  );
+}
+
+const ms = (value: number | undefined, digits = 0) =>
+  value === undefined || !Number.isFinite(value) ? 'never' : `${value.toFixed(digits)} ms`;
+const since = (at: number | undefined, from: number | undefined) =>
+  at === undefined || from === undefined ? undefined : at - from;
+
+console.log(describeMachine(['fastify', 'ioredis', 'autocannon']));
+console.log(
+  `autocannon -c ${connections} -d ${duration} after a ${WARMUP_S} s warm-up; GET /items/<random of ${keys}>;` +
+    ` outage from ${downAtMs / 1000} s to ${upAtMs / 1000} s; ${rounds} rounds alternating\n`,
+);
+const redis = await startRedis();
+const runs: Run[] = [];
+try {
+  for (let round = 1; round <= rounds; round += 1) {
+    const order = round % 2 === 1 ? [...SCENARIOS] : [...SCENARIOS].reverse();
+    for (const scenario of order) {
+      const r = await run(redis, scenario);
+      runs.push(r);
+      console.log(
+        `round ${round} ${scenario.padEnd(8)} ${String(r.requests).padStart(7)} req  failed ${r.failures.length}` +
+          `  p99 before ${r.before.p99.toFixed(1)} / outage ${r.outage.p99.toFixed(1)} / after ${r.after.p99.toFixed(1)} ms` +
+          (r.downAt === undefined
+            ? ''
+            : (r.alreadyOnFallback
+                ? '  already on the fallback'
+                : `  fallback +${ms(since(r.fallbackAt, r.downAt))} (/health +${ms(since(r.healthWarnAt, r.downAt))})`) +
+              `  primary +${ms(since(r.primaryAt, r.upDone))} (/health +${ms(since(r.healthPassAt, r.upDone))}) after Redis was back`),
+      );
+      console.log(
+        `    per second, responses/p99 ms: ${r.perSecond.map((w) => `${(w.count / 1000).toFixed(1)}k/${w.p99.toFixed(0)}`).join(' ')}`,
+      );
+      console.log(
+        `    switches (ms since the load began, < 0 = warm-up): ${r.switches.map((s) => `${s.to}@${s.at} (${s.reason})`).join(', ') || 'none'}`,
+      );
+      for (const s of spurious(r))
+        console.log(`    !! switched to the fallback at ${s.at} ms with Redis up (${s.reason})`);
+      for (const f of r.failures.slice(0, 10)) {
+        const rel =
+          r.downAt === undefined ? '' : ` (${(f.at - r.downAt).toFixed(0)} ms after the outage began)`;
+        console.log(`    failed at ${f.at.toFixed(0)} ms${rel}: ${f.what}`);
+      }
+      if (r.failures.length > 10) console.log(`    ... ${r.failures.length - 10} more`);
+    }
+  }
+} finally {
+  await redis.stop();
+}
+
+/** Median over a scenario's runs of the defined values; undefined when there are none. */
+const of = (scenario: Scenario, f: (r: Run) => number | undefined): number | undefined => {
+  const values = runs
+    .filter((r) => r.scenario === scenario)
+    .map(f)
+    .filter((v) => v !== undefined);
+  return values.length === 0 ? undefined : median(values);
+};
+const fixed = (value: number | undefined, digits = 1) =>
+  value === undefined ? 'n/a' : Number.isFinite(value) ? value.toFixed(digits) : 'never';
+const LABELS: Record<Scenario, string> = {
+  baseline: 'baseline (Redis up)',
+  kill: 'Redis SIGKILL → restart',
+  pause: 'Redis SIGSTOP → SIGCONT',
+};
+const baseOutage = of('baseline', (r) => r.outage.p99) ?? 0;
+console.log(
+  `\nMedians over ${rounds} rounds; windows: 0–${downAtMs / 1000} s, outage (down → Redis back), after.`,
+);
+console.log(
+  '\n| scenario | requests | non-2xx + errors | req/s 0–5 s | req/s outage | req/s after |' +
+    ' p99 0–5 s (ms) | p99 outage (ms) | p99 after (ms) | added p99 in the outage (ms) |',
+);
+console.log('|---|---|---|---|---|---|---|---|---|---|');
+for (const scenario of SCENARIOS) {
+  const outage = of(scenario, (r) => r.outage.p99) ?? 0;
+  const cells = [
+    LABELS[scenario],
+    fixed(
+      of(scenario, (r) => r.requests),
+      0,
+    ),
+    fixed(
+      of(scenario, (r) => r.failures.length),
+      0,
+    ),
+    fixed(
+      of(scenario, (r) => r.before.rate),
+      0,
+    ),
+    fixed(
+      of(scenario, (r) => r.outage.rate),
+      0,
+    ),
+    fixed(
+      of(scenario, (r) => r.after.rate),
+      0,
+    ),
+    fixed(of(scenario, (r) => r.before.p99)),
+    fixed(outage),
+    fixed(of(scenario, (r) => r.after.p99)),
+    scenario === 'baseline' ? '—' : (outage - baseOutage).toFixed(1),
+  ];
+  console.log(`| ${cells.join(' | ')} |`);
+}
+const failback = (r: Run) => since(r.healthPassAt, r.upDone) ?? Number.POSITIVE_INFINITY;
+console.log(
+  '\n| scenario | to the fallback (app) | /health shows `warn` | back on the primary (app) |' +
+    ' /health shows `pass` (target ≤ 2 s) | switches to the fallback with Redis up |',
+);
+console.log('|---|---|---|---|---|---|');
+for (const scenario of SCENARIOS) {
+  const cells =
+    scenario === 'baseline'
+      ? ['—', '—', '—', '—']
+      : [
+          `+${fixed(
+            of(scenario, (r) => (r.alreadyOnFallback ? undefined : since(r.fallbackAt, r.downAt))),
+            0,
+          )} ms`,
+          `+${fixed(
+            of(scenario, (r) => (r.alreadyOnFallback ? undefined : since(r.healthWarnAt, r.downAt))),
+            0,
+          )} ms`,
+          `+${fixed(
+            of(scenario, (r) => since(r.primaryAt, r.upDone) ?? Number.POSITIVE_INFINITY),
+            0,
+          )} ms`,
+          `+${fixed(of(scenario, failback), 0)} ms`,
+        ];
+  const stray = runs.filter((r) => r.scenario === scenario).reduce((n, r) => n + spurious(r).length, 0);
+  console.log(`| ${LABELS[scenario]} | ${cells.join(' | ')} | ${stray} in ${rounds} runs |`);
+}
+const failedTotal = runs.reduce((n, r) => n + r.failures.length, 0);
+const spuriousTotal = runs.reduce((n, r) => n + spurious(r).length, 0);
+const addedWorst =
+  Math.max(of('kill', (r) => r.outage.p99) ?? 0, of('pause', (r) => r.outage.p99) ?? 0) - baseOutage;
+const failbackWorst = Math.max(...runs.filter((r) => r.scenario !== 'baseline').map(failback));
+console.log(
+  `\nfailed requests, all runs: ${failedTotal} (target 0: ${failedTotal === 0 ? 'met' : 'NOT met'});` +
+    ` added p99, worst scenario median: ${addedWorst.toFixed(1)} ms (target ≤ 5 ms: ${addedWorst <= 5 ? 'met' : 'NOT met'});` +
+    ` back on the primary (/health), worst run: ${ms(failbackWorst)} (target ≤ 2 s: ${failbackWorst <= 2000 ? 'met' : 'NOT met'});` +
+    ` switches to the fallback with Redis up, all runs: ${spuriousTotal}`,
+);
