@@ -60,7 +60,7 @@ async function instances(n = 2) {
   const flaky = new FlakyStore(shared);
   const list = [];
   for (let i = 0; i < n; i += 1) {
-    const failover = new Failover({ name: 'redis', probe: () => flaky.get('__probe__') });
+    const failover = new Failover({ name: 'redis', probe: () => flaky.get('__probe__'), failureStreakMs: 0 });
     await failover.start();
     const cache = new TieredCache({
       name: 'c',

@@ -27,7 +27,8 @@ function failover(
   server: FakeServer,
   extra: Partial<FailoverOptions> = {},
 ): { f: Failover; changes: ModeChange[] } {
-  const f = new Failover({ name: 'redis', probe: server.probe, ...extra });
+  // Unit tests trip on failures at one instant unless they test the streak itself.
+  const f = new Failover({ name: 'redis', probe: server.probe, failureStreakMs: 0, ...extra });
   const changes: ModeChange[] = [];
   f.onChange((c) => changes.push(c));
   return { f, changes };
@@ -93,6 +94,27 @@ describe('failover engine', () => {
     expect(await f.execute(server.op, viaFallback)).toBe('fallback'); // no deadline paid any more
     expect(server.calls).toBe(before);
     f.close();
+  });
+
+  it('late replies in bursts among successes do not switch; nothing succeeding for the streak does', async () => {
+    const server = new FakeServer();
+    const { f } = failover(server, { failureThreshold: 3, failureStreakMs: 50 });
+    await f.start();
+    for (let i = 0; i < 200; i += 1) {
+      // Bursts of 4 late replies in a row (a saturated machine), but replies keep arriving between them.
+      if (i % 10 >= 6) await f.execute(() => Promise.reject(new Error('late')), viaFallback);
+      else await f.execute(server.op, viaFallback);
+      await vi.advanceTimersByTimeAsync(5);
+    }
+    expect(f.mode).toBe('primary');
+    server.up = false;
+    const downAt = Date.now();
+    while (f.mode === 'primary' && Date.now() - downAt < 1000) {
+      await f.execute(server.op, viaFallback);
+      await vi.advanceTimersByTimeAsync(5);
+    }
+    expect(f.mode).toBe('fallback');
+    expect(Date.now() - downAt).toBeLessThanOrEqual(60);
   });
 
   it('counts errors as failures unless isFailure says otherwise', async () => {
@@ -246,7 +268,7 @@ describe('failover observability', () => {
     const logs = new LogCapture();
     const logger = createLogger({ level: 'info', destination: logs });
     const server = new FakeServer();
-    const f = new Failover({ name: 'redis', probe: server.probe });
+    const f = new Failover({ name: 'redis', probe: server.probe, failureStreakMs: 0 });
     observeFailover(f, { metrics, health, logger });
     await f.start();
     await health.start();

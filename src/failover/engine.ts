@@ -14,8 +14,10 @@ const TIMED_OUT = Symbol('timed out');
  * throw; this class owns the deadline, the breaker, the fallback, the probe and the anti-flap rule.
  *
  * - On the primary, every operation has a deadline. A failed or late operation is answered by the
- *   fallback at once (the caller never sees the primary's error), and `failureThreshold` in a row
- *   switch the dependency to the fallback.
+ *   fallback at once (the caller never sees the primary's error). `failureThreshold` failures in a
+ *   row, with no success for at least `failureStreakMs`, switch to the fallback: a dead or
+ *   blackholed server succeeds at nothing and trips within tens of milliseconds, while a saturated
+ *   machine whose replies are sometimes late but keep arriving does not.
  * - On the fallback, operations go straight to the fallback while a probe runs every
  *   `probeIntervalMs`. Failback needs `recoverSuccesses` of the last `recoverWindow` probes, the last
  *   one successful, and a healthy streak at least as long as the required streak: zero normally,
@@ -38,6 +40,7 @@ export class Failover {
   #started = false;
   #closed = false;
   #consecutiveFailures = 0;
+  #lastSuccessAt = 0;
   #probeResults: boolean[] = [];
   #streakStart: number | undefined;
   #probeTimer: unknown;
@@ -54,6 +57,7 @@ export class Failover {
     this.#opts = {
       deadlineMs: options.deadlineMs ?? 25,
       failureThreshold: options.failureThreshold ?? 3,
+      failureStreakMs: options.failureStreakMs ?? 50,
       probeIntervalMs: options.probeIntervalMs ?? 250,
       probeTimeoutMs: options.probeTimeoutMs ?? 200,
       recoverSuccesses: options.recoverSuccesses ?? 3,
@@ -138,14 +142,14 @@ export class Failover {
     try {
       const result = await Promise.race([attempt, deadline]);
       if (result !== TIMED_OUT) {
-        this.#consecutiveFailures = 0;
+        this.#succeeded();
         return result;
       }
       // A starved event loop can fire the deadline timer before reading a reply that has already
       // arrived: give pending I/O one turn before calling the primary late.
       await new Promise((resolve) => setImmediate(resolve));
       if (settled !== undefined) {
-        this.#consecutiveFailures = 0;
+        this.#succeeded();
         return settled.value;
       }
       attempt.catch(() => undefined); // its eventual failure is already accounted for
@@ -182,9 +186,18 @@ export class Failover {
     this.#timers.clearTimeout(this.#probeTimer);
   }
 
+  #succeeded(): void {
+    this.#consecutiveFailures = 0;
+    this.#lastSuccessAt = this.#timers.now();
+  }
+
   #primaryFailed(): void {
     this.#consecutiveFailures += 1;
-    if (this.#mode === 'primary' && this.#consecutiveFailures >= this.#opts.failureThreshold) {
+    if (
+      this.#mode === 'primary' &&
+      this.#consecutiveFailures >= this.#opts.failureThreshold &&
+      this.#timers.now() - this.#lastSuccessAt >= this.#opts.failureStreakMs
+    ) {
       this.#switch('fallback', 'failures');
     }
   }
@@ -207,6 +220,7 @@ export class Failover {
       // Attaching at start is not a failback: only recoveries can be followed by a flap.
       this.#lastFailbackAt = from === 'fallback' && this.#reason !== 'starting' ? now : undefined;
       this.#consecutiveFailures = 0;
+      this.#lastSuccessAt = now; // the probe just succeeded
     }
     this.#mode = to;
     this.#reason = reason;

@@ -7,7 +7,7 @@ export type ModeReason =
   | 'healthy'
   /** Not probed yet. */
   | 'starting'
-  /** Primary operations failed or exceeded their deadline `failureThreshold` times in a row. */
+  /** Primary operations kept failing or missing their deadline (`failureThreshold`, `failureStreakMs`). */
   | 'failures'
   /** The start-up probe failed: booted on the fallback. */
   | 'unavailable'
@@ -44,8 +44,13 @@ export interface FailoverOptions {
   probe: (signal: AbortSignal) => Promise<unknown>;
   /** Deadline of one primary operation; past it the fallback answers (default 25). */
   deadlineMs?: number;
-  /** Consecutive failed or late primary operations that switch to the fallback (default 3). */
+  /** Consecutive failed or late primary operations that switch to the fallback (default 3)... */
   failureThreshold?: number;
+  /**
+   * ...provided no primary operation has succeeded for at least this long (default 50). A server
+   * that is down succeeds at nothing; a busy one whose replies are sometimes late keeps succeeding.
+   */
+  failureStreakMs?: number;
   /** Probe interval while on the fallback (default 250). */
   probeIntervalMs?: number;
   /** Probe timeout (default 200). */
