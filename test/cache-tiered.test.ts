@@ -255,3 +255,32 @@ describe('cache metrics', () => {
     );
   });
 });
+
+describe('cache journal', () => {
+  it('commits records appended in one turn together, and rejects them together on failure', async () => {
+    let calls = 0;
+    let fail = false;
+    const real = store.kv;
+    const kv: typeof real = {
+      get: (ns, key) => real.get(ns, key),
+      put: (ns, key, value, opts) => real.put(ns, key, value, opts),
+      delete: (ns, key) => real.delete(ns, key),
+      list: (ns, opts) => real.list(ns, opts),
+      putMany: (ns, entries) => {
+        calls += 1;
+        return fail ? Promise.reject(new Error('disk full')) : real.putMany(ns, entries);
+      },
+    };
+    const journal = new CacheJournal(kv, 'g');
+    const record = (i: number): JournalRecord => ({ op: 'delete', key: `k${i}`, version: i });
+    await Promise.all(Array.from({ length: 100 }, (_, i) => journal.append(record(i))));
+    expect(calls).toBe(1);
+    expect((await journal.pending()).map((p) => p.record)).toEqual(
+      Array.from({ length: 100 }, (_, i) => record(i)),
+    );
+    fail = true;
+    const results = await Promise.allSettled([journal.append(record(200)), journal.append(record(201))]);
+    expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected']);
+    expect(calls).toBe(2);
+  });
+});

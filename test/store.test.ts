@@ -106,6 +106,22 @@ describe.each(['sqlite', 'postgres'] as const)('store conformance: %s', (engine)
     expect(error.cause).toBeInstanceOf(Error);
   });
 
+  it('putMany writes many entries at once, upserting, and list pages with after', async () => {
+    const { kv } = await fixture.open();
+    await kv.put('bulk', 'k0005', 'old');
+    const entries = Array.from({ length: 2500 }, (_, i) => ({
+      key: `k${String(i).padStart(4, '0')}`,
+      value: { i },
+    }));
+    await kv.putMany('bulk', entries);
+    expect(await kv.get('bulk', 'k0005')).toMatchObject({ value: { i: 5 }, version: 2 });
+    expect(await kv.get('bulk', 'k2499')).toMatchObject({ value: { i: 2499 }, version: 1 });
+    const page = await kv.list('bulk', { after: 'k0997', limit: 3 });
+    expect(page.map((e) => e.key)).toEqual(['k0998', 'k0999', 'k1000']);
+    expect((await kv.list('bulk')).length).toBe(2500);
+    await kv.putMany('bulk', []);
+  });
+
   it('gets, puts, deletes and lists keys by namespace and prefix', async () => {
     const { kv } = await fixture.open();
     expect(await kv.get('ns', 'missing')).toBeUndefined();

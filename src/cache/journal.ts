@@ -23,18 +23,40 @@ export class CacheJournal {
   readonly #kv: KvRepository;
   readonly #namespace: string;
   #seq = 0;
+  #batch: { key: string; value: JournalRecord; resolve: () => void; reject: (error: unknown) => void }[] = [];
 
   constructor(kv: KvRepository, cacheName: string) {
     this.#kv = kv;
     this.#namespace = `bulwark.cache.journal:${cacheName}`;
   }
 
-  /** Appends a record; resolves once it is durable. */
-  async append(record: JournalRecord): Promise<void> {
+  /**
+   * Appends a record; resolves once it is durable. Records appended in the same turn of the event
+   * loop are written together in one statement (group commit): during an outage every cache write
+   * lands here, and one INSERT per record measured ~64 µs of a request's time.
+   */
+  append(record: JournalRecord): Promise<void> {
     this.#seq = (this.#seq + 1) % 1_000_000;
     // Keys sort by version, then by a per-process sequence for records of the same millisecond.
     const key = `${String(record.version).padStart(20, '0')}-${String(this.#seq).padStart(6, '0')}-${process.pid}`;
-    await this.#kv.put(this.#namespace, key, record);
+    return new Promise((resolve, reject) => {
+      this.#batch.push({ key, value: record, resolve, reject });
+      if (this.#batch.length === 1) setImmediate(() => void this.#commit());
+    });
+  }
+
+  async #commit(): Promise<void> {
+    const batch = this.#batch;
+    this.#batch = [];
+    try {
+      await this.#kv.putMany(
+        this.#namespace,
+        batch.map(({ key, value }) => ({ key, value })),
+      );
+      for (const waiter of batch) waiter.resolve();
+    } catch (error) {
+      for (const waiter of batch) waiter.reject(error);
+    }
   }
 
   /**

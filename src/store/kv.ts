@@ -75,6 +75,34 @@ export class SqlKvRepository implements KvRepository {
     });
   }
 
+  putMany<T = unknown>(namespace: string, entries: { key: string; value: T }[]): Promise<void> {
+    if (entries.length === 0) return Promise.resolve();
+    return guard(this.#engine, 'kv.putMany', async () => {
+      const now = this.#now();
+      const rows = entries.map(({ key, value }) => ({
+        namespace,
+        key,
+        value: serialise(namespace, key, value),
+        version: 1,
+        updated_at: now,
+      }));
+      // One multi-row statement per chunk (atomic per chunk); chunks keep under SQLite's variable limit.
+      for (let i = 0; i < rows.length; i += 1000) {
+        await this.#db
+          .insertInto('bulwark_kv')
+          .values(rows.slice(i, i + 1000))
+          .onConflict((oc) =>
+            oc.columns(['namespace', 'key']).doUpdateSet((eb) => ({
+              value: eb.ref('excluded.value'),
+              version: eb(eb.ref('bulwark_kv.version'), '+', 1),
+              updated_at: eb.ref('excluded.updated_at'),
+            })),
+          )
+          .execute();
+      }
+    });
+  }
+
   list<T = unknown>(
     namespace: string,
     opts: { prefix?: string; limit?: number; after?: string } = {},

@@ -52,6 +52,11 @@ export interface KvRepository {
     value: T,
     opts?: { ifVersion?: number },
   ): Promise<KvEntry<T>>;
+  /**
+   * Writes many entries in one statement per 1 000 (upserts, no compare-and-set): cheaper than
+   * `put` per entry when the caller batches, e.g. a journal's group commit.
+   */
+  putMany<T = unknown>(namespace: string, entries: { key: string; value: T }[]): Promise<void>;
   /** Removes the key; resolves `true` if something was removed. */
   delete(namespace: string, key: string): Promise<boolean>;
   /**
