@@ -102,6 +102,21 @@ export const catalogue = {
     message: 'Invalid rate limiting options: {detail}',
     area: 'ratelimit',
   },
+  BWK_ERR_ADMIN_UNAUTHORIZED: {
+    status: 401,
+    message: 'A valid admin key is required (Authorization: Bearer <BULWARK_ADMIN_KEY>)',
+    area: 'admin',
+  },
+  BWK_ERR_ADMIN_DISABLED: {
+    status: 403,
+    message: 'The admin API is disabled: BULWARK_ADMIN_KEY is not set',
+    area: 'admin',
+  },
+  BWK_ERR_ADMIN_UNKNOWN_DEPENDENCY: {
+    status: 404,
+    message: 'No degradable dependency named {name} is configured',
+    area: 'admin',
+  },
   BWK_ERR_CLI_USAGE: {
     status: 400,
     message: '{detail}',

@@ -14,7 +14,11 @@ export async function registerApiDocs(
       tags: [
         { name: 'health', description: 'Health checks (application/health+json)' },
         { name: 'metrics', description: 'Prometheus metrics' },
+        { name: 'admin', description: 'Admin API (Bearer BULWARK_ADMIN_KEY; every request audited)' },
       ],
+      components: {
+        securitySchemes: { adminKey: { type: 'http', scheme: 'bearer', description: 'BULWARK_ADMIN_KEY' } },
+      },
     },
   });
   // Encapsulated: swagger-ui's CSP onSend hook would otherwise run on every response of the app.

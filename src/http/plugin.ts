@@ -6,6 +6,7 @@ import net from 'node:net';
 import { lazyChildLoggerFactory } from '../logging/index.js';
 import { rateLimit, type RateLimitPluginOptions } from '../ratelimit/index.js';
 import { createBulwark, type Bulwark, type BulwarkOptions } from '../runtime/create.js';
+import { registerAdminApi } from '../admin/plugin.js';
 import { registerApiDocs } from './api-docs.js';
 import { errorHandler, notFoundHandler } from './error-handler.js';
 import { registerObservabilityRoutes } from './health-routes.js';
@@ -85,6 +86,7 @@ async function bulwarkPlugin(app: FastifyInstance, opts: BulwarkPluginOptions): 
     });
   }
   registerObservabilityRoutes(app, bulwark);
+  await registerAdminApi(app, bulwark);
 
   app.addHook('onReady', (done) => {
     bulwark.health.markReady();

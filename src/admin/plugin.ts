@@ -1,0 +1,161 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Type from 'typebox';
+import { bulwarkError } from '../errors/index.js';
+import type { Bulwark } from '../runtime/create.js';
+
+const digest = (text: string): Buffer => createHash('sha256').update(text).digest();
+
+const Dependency = Type.Object({
+  name: Type.String(),
+  mode: Type.Enum(['primary', 'fallback']),
+  reason: Type.String(),
+  forced: Type.Boolean(),
+  switches: Type.Integer(),
+  requiredStreakMs: Type.Integer(),
+});
+const security = [{ adminKey: [] }];
+
+/**
+ * The admin API under `/admin/api/`: every request needs `Authorization: Bearer <BULWARK_ADMIN_KEY>`
+ * (compared in constant time); without the setting every request is refused. Every request,
+ * allowed or refused, is recorded in the store's audit log (actor, action, target, status; never
+ * the key).
+ */
+export async function registerAdminApi(app: FastifyInstance, bulwark: Bulwark): Promise<void> {
+  const expected = bulwark.settings.adminKey === undefined ? undefined : digest(bulwark.settings.adminKey);
+
+  await app.register(
+    async (admin) => {
+      const typed = admin.withTypeProvider<TypeBoxTypeProvider>();
+      admin.addHook('onRequest', async (request: FastifyRequest) => {
+        if (expected === undefined) throw bulwarkError('BWK_ERR_ADMIN_DISABLED');
+        const header = request.headers.authorization ?? '';
+        const given = header.startsWith('Bearer ') ? header.slice(7).trim() : '';
+        if (given === '' || !timingSafeEqual(digest(given), expected))
+          throw bulwarkError('BWK_ERR_ADMIN_UNAUTHORIZED');
+      });
+      admin.addHook('onResponse', async (request: FastifyRequest, reply: FastifyReply) => {
+        const allowed = reply.statusCode !== 401 && reply.statusCode !== 403;
+        await bulwark.store.audit
+          .append({
+            actor: allowed ? 'admin' : 'anonymous',
+            action: `${request.method} ${request.routeOptions.url ?? 'unmatched'}`,
+            target: (request.url.split('?')[0] ?? '').replace(/^\/admin\/api/, '') || '/',
+            detail: { status: reply.statusCode, ip: request.ip, requestId: request.id },
+          })
+          .catch((error: unknown) => request.log.error({ err: error }, 'admin audit write failed'));
+      });
+
+      typed.get(
+        '/dependencies',
+        {
+          schema: {
+            tags: ['admin'],
+            summary: 'Degradable dependencies and the side each is served from',
+            security,
+            response: { 200: Type.Array(Dependency) },
+          },
+        },
+        async () => Object.values(bulwark.dependencies).map(describe),
+      );
+
+      typed.put(
+        '/dependencies/:name/forced',
+        {
+          schema: {
+            tags: ['admin'],
+            summary: 'Kill switch: force a dependency onto its embedded fallback, or release it',
+            security,
+            params: Type.Object({ name: Type.String({ maxLength: 64 }) }),
+            body: Type.Object(
+              { forced: Type.Boolean(), reason: Type.Optional(Type.String({ maxLength: 500 })) },
+              { additionalProperties: false },
+            ),
+            response: { 200: Dependency },
+          },
+        },
+        async (request) => {
+          const failover = bulwark.dependencies[request.params.name];
+          if (failover === undefined) {
+            throw bulwarkError('BWK_ERR_ADMIN_UNKNOWN_DEPENDENCY', {
+              name: JSON.stringify(request.params.name),
+            });
+          }
+          const before = failover.forced;
+          failover.setForced(request.body.forced);
+          await bulwark.store.audit.append({
+            actor: 'admin',
+            action: request.body.forced ? 'dependency.force' : 'dependency.release',
+            target: `dependency:${failover.name}`,
+            detail: { before, after: request.body.forced, reason: request.body.reason ?? null },
+          });
+          bulwark.logger.warn(
+            { dependency: failover.name, forced: request.body.forced, reason: request.body.reason },
+            'kill switch changed by an admin',
+          );
+          return describe(failover);
+        },
+      );
+
+      typed.get(
+        '/ratelimit/offenders',
+        {
+          schema: {
+            tags: ['admin'],
+            summary: 'Keys refused most often by the rate limiter (bounded list; API keys are hashed)',
+            security,
+            querystring: Type.Object({
+              limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })),
+              policy: Type.Optional(Type.String({ maxLength: 64 })),
+            }),
+            response: {
+              200: Type.Array(
+                Type.Object({
+                  policy: Type.String(),
+                  key: Type.String(),
+                  count: Type.Integer(),
+                  overcount: Type.Integer(),
+                }),
+              ),
+            },
+          },
+        },
+        async (request) => bulwark.rateLimiter.topOffenders(request.query.limit ?? 20, request.query.policy),
+      );
+
+      typed.get(
+        '/audit',
+        {
+          schema: {
+            tags: ['admin'],
+            summary: 'The audit log, newest first',
+            security,
+            querystring: Type.Object({
+              limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 50 })),
+              target: Type.Optional(Type.String({ maxLength: 200 })),
+            }),
+          },
+        },
+        async (request) =>
+          bulwark.store.audit.list({
+            limit: request.query.limit ?? 50,
+            ...(request.query.target === undefined ? {} : { target: request.query.target }),
+          }),
+      );
+    },
+    { prefix: '/admin/api' },
+  );
+}
+
+function describe(failover: Bulwark['dependencies'][string]) {
+  return {
+    name: failover.name,
+    mode: failover.mode,
+    reason: failover.reason,
+    forced: failover.forced,
+    switches: failover.switches,
+    requiredStreakMs: failover.requiredStreakMs,
+  };
+}
