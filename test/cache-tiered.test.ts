@@ -284,3 +284,39 @@ describe('cache journal', () => {
     expect(calls).toBe(2);
   });
 });
+
+describe('cache namespaces and L1 metrics', () => {
+  it('a namespace prefixes its keys and clear() invalidates only it, in both tiers', async () => {
+    const { list, shared } = await instances(1);
+    const cache = list[0]!.cache;
+    const users = cache.namespace('users');
+    const orders = cache.namespace('orders');
+    await users.set('1', 'ann');
+    await orders.set('1', 'book');
+    expect(await users.get('1')).toBe('ann');
+    expect(await cache.get('users:1')).toBe('ann');
+    expect((await shared.get('users:1'))?.tags).toEqual(['ns:users']);
+    await users.clear();
+    expect(await users.get('1')).toBeUndefined();
+    expect(await shared.get('users:1')).toBeUndefined();
+    expect(await orders.get('1')).toBe('book');
+    expect(await users.getOrSet('2', () => 'bob')).toBe('bob');
+  });
+
+  it('exports L1 entries, bytes and evictions', async () => {
+    vi.useRealTimers();
+    const { Registry } = await import('prom-client');
+    const { CacheMetrics } = await import('../src/cache/metrics.js');
+    const registry = new Registry();
+    const cache: TieredCache = new TieredCache({
+      name: 'small',
+      l1: new MemoryCacheStore({ maxEntries: 2, onEvict: () => cache.noteEviction() }),
+      metrics: new CacheMetrics(registry),
+    });
+    for (const key of ['a', 'b', 'c', 'd']) await cache.set(key, key);
+    const text = await registry.metrics();
+    expect(text).toContain('bulwark_cache_l1_entries{cache="small"} 2');
+    expect(text).toMatch(/bulwark_cache_l1_bytes\{cache="small"\} \d+/);
+    expect(text).toContain('bulwark_cache_evictions_total{cache="small"} 2');
+  });
+});

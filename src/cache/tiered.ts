@@ -4,7 +4,7 @@ import type { InvalidationBus } from './bus.js';
 import type { CacheJournal, JournalRecord } from './journal.js';
 import { planReplay, yieldToIo } from './journal.js';
 import type { CacheEntry, CacheStore } from './types.js';
-import type { CacheCounters, CacheMetrics } from './metrics.js';
+import type { CacheCounters, CacheMetrics, Sized } from './metrics.js';
 
 /** Options of one `set`/`getOrSet`. Times in milliseconds. */
 export interface SetOptions {
@@ -14,6 +14,16 @@ export interface SetOptions {
   grace?: number;
   /** Tags for group invalidation with `deleteTag`. */
   tags?: string[];
+}
+
+/** A namespaced view of a {@link TieredCache}; see `TieredCache.namespace()`. */
+export interface CacheNamespace {
+  get<T = unknown>(key: string): Promise<T | undefined>;
+  set<T = unknown>(key: string, value: T, opts?: SetOptions): Promise<void>;
+  delete(key: string): Promise<void>;
+  getOrSet<T>(key: string, factory: () => Promise<T> | T, opts?: SetOptions): Promise<T>;
+  /** Invalidates every key of the namespace, in both tiers. */
+  clear(): Promise<void>;
 }
 
 /** Options of a {@link TieredCache}. */
@@ -65,13 +75,15 @@ export class TieredCache {
     this.#l2 = opts.l2;
     this.#ttl = opts.defaultTtlMs ?? 60_000;
     this.#grace = opts.defaultGraceMs ?? 0;
-    this.#counts = opts.metrics?.forCache(opts.name) ?? {
+    const sized = 'size' in opts.l1 && 'bytes' in opts.l1 ? (opts.l1 as unknown as Sized) : undefined;
+    this.#counts = opts.metrics?.forCache(opts.name, sized) ?? {
       cache: opts.name,
       l1Hit: 0,
       l1Miss: 0,
       l2Hit: 0,
       l2Miss: 0,
       stale: 0,
+      evictions: 0,
     };
     this.#logger = opts.logger;
     this.#now = opts.now ?? Date.now;
@@ -90,6 +102,28 @@ export class TieredCache {
    */
   get listening(): boolean {
     return this.#l2?.bus?.subscribed ?? true;
+  }
+
+  /** Counts one L1 eviction (wire it to the L1 store's `onEvict`). */
+  noteEviction(): void {
+    this.#counts.evictions += 1;
+  }
+
+  /**
+   * A view whose keys live under `name:` and carry the tag `ns:<name>`, so `clear()` invalidates the
+   * whole namespace in both tiers (and on other instances) at once.
+   */
+  namespace(name: string): CacheNamespace {
+    const tag = `ns:${name}`;
+    const full = (key: string) => `${name}:${key}`;
+    const withTag = (opts: SetOptions = {}): SetOptions => ({ ...opts, tags: [...(opts.tags ?? []), tag] });
+    return {
+      get: (key) => this.get(full(key)),
+      set: (key, value, opts) => this.set(full(key), value, withTag(opts)),
+      delete: (key) => this.delete(full(key)),
+      getOrSet: (key, factory, opts) => this.getOrSet(full(key), factory, withTag(opts)),
+      clear: () => this.deleteTag(tag),
+    };
   }
 
   /** The fresh value, or undefined on a miss (stale values are not returned). */

@@ -146,7 +146,8 @@ export async function createBulwark(options: BulwarkOptions = {}): Promise<Bulwa
   }
   const cache = new TieredCache({
     name: 'default',
-    l1: new MemoryCacheStore({ name: 'l1' }),
+    // Evictions are counted once the cache exists (the callback only runs on later writes).
+    l1: new MemoryCacheStore({ name: 'l1', onEvict: () => cache.noteEviction() }),
     ...(redis === undefined
       ? {}
       : {
