@@ -319,4 +319,26 @@ describe('cache namespaces and L1 metrics', () => {
     expect(text).toMatch(/bulwark_cache_l1_bytes\{cache="small"\} \d+/);
     expect(text).toContain('bulwark_cache_evictions_total{cache="small"} 2');
   });
+
+  it('times shared-tier operations by operation', async () => {
+    vi.useRealTimers();
+    const { Registry } = await import('prom-client');
+    const { CacheMetrics } = await import('../src/cache/metrics.js');
+    const registry = new Registry();
+    const shared = new MemoryCacheStore();
+    const failover = new Failover({ name: 'redis', probe: () => shared.get('__probe__') });
+    await failover.start();
+    const cache = new TieredCache({
+      name: 'timed',
+      l1: new MemoryCacheStore(),
+      l2: { store: shared, failover, journal: new CacheJournal(store.kv, 'timed') },
+      metrics: new CacheMetrics(registry),
+    });
+    await cache.set('k', 1);
+    await cache.get('missing');
+    const text = await registry.metrics();
+    expect(text).toContain('bulwark_cache_l2_duration_seconds_count{cache="timed",operation="write"} 1');
+    expect(text).toContain('bulwark_cache_l2_duration_seconds_count{cache="timed",operation="get"} 1');
+    failover.close();
+  });
 });

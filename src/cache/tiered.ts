@@ -84,6 +84,7 @@ export class TieredCache {
       l2Miss: 0,
       stale: 0,
       evictions: 0,
+      observeL2: () => undefined,
     };
     this.#logger = opts.logger;
     this.#now = opts.now ?? Date.now;
@@ -271,10 +272,12 @@ export class TieredCache {
     }
     this.#counts.l1Miss += 1;
     if (l2 === undefined) return undefined;
+    const started = performance.now();
     const shared = await l2.failover.execute(
       () => l2.store.get<T>(key),
       () => undefined,
     );
+    this.#counts.observeL2('get', (performance.now() - started) / 1000);
     if (shared === undefined) {
       this.#counts.l2Miss += 1;
       return undefined;
@@ -295,7 +298,8 @@ export class TieredCache {
   ): Promise<boolean> {
     const l2 = this.#l2;
     if (l2 === undefined) return true;
-    return l2.failover.execute(
+    const started = performance.now();
+    const reached = await l2.failover.execute(
       async () => {
         await write(l2.store);
         await l2.bus?.publish(announce);
@@ -306,6 +310,8 @@ export class TieredCache {
         return false;
       },
     );
+    this.#counts.observeL2('write', (performance.now() - started) / 1000);
+    return reached;
   }
 
   #entry<T>(value: T, opts: SetOptions): CacheEntry<T> {
