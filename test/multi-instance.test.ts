@@ -121,4 +121,31 @@ describe('4 instances (processes) sharing one Redis', () => {
       'deleted everywhere',
     );
   });
+
+  /** Fires `total` requests spread over the 4 instances right after a window starts; counts 200s. */
+  async function burst(total: number): Promise<number> {
+    const windowMs = 3000;
+    const intoWindow = Date.now() % windowMs;
+    if (intoWindow > 300) await new Promise((r) => setTimeout(r, windowMs - intoWindow + 20));
+    const results = await Promise.all(
+      Array.from({ length: total }, (_, i) => request(agent, instances[i % 4]!.port, { path: '/limited' })),
+    );
+    expect(results.every((r) => r.status === 200 || r.status === 429)).toBe(true);
+    return results.filter((r) => r.status === 200).length;
+  }
+
+  it('a limit of 100 per window holds within 1.1× in aggregate across the 4, also with Redis down', async () => {
+    expect(await burst(300)).toBeLessThanOrEqual(110);
+    await redis.kill();
+    await until(
+      async () => (await Promise.all(instances.map((i) => read(i, 'x')))).every((r) => r.mode === 'fallback'),
+      3000,
+      'all on the fallback',
+    );
+    const admitted = await burst(300);
+    // Each instance admits its share (100 ÷ 4 live instances), not the whole limit.
+    expect(admitted).toBeLessThanOrEqual(110);
+    expect(admitted).toBeGreaterThanOrEqual(90);
+    await redis.restart();
+  });
 });
