@@ -212,4 +212,28 @@ describe('rate limiter under Redis faults (real redis-server)', () => {
       expect(ttl, key).toBeLessThanOrEqual(6000);
     }
   });
+
+  it('flapping (kill/restart 400 ms down, 400 ms up): every call answers within bounds, never throws', async () => {
+    const policies = [{ name: 'p', limit: 1_000_000, windowMs: 60_000 }];
+    const { limiter, failover } = await instance(redis.url, uniquePrefix('rl'), policies, { now: frozen });
+    const flap = redis.flap({ downMs: 400, upMs: 400, cycles: 3 });
+    let calls = 0;
+    let slowest = 0;
+    let flapping = true;
+    void flap.done.then(() => (flapping = false));
+    while (flapping) {
+      const t0 = Date.now();
+      const decision = await limiter.consume('k');
+      slowest = Math.max(slowest, Date.now() - t0);
+      expect(decision.allowed).toBe(true);
+      calls += 1;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    expect(calls).toBeGreaterThan(50);
+    // Generous: a hang would be ioredis's 1 s command timeout or worse.
+    expect(slowest).toBeLessThan(DEADLINE_MS * 10);
+    // Redis stays up after the last cycle: the limiter counts there again once the damped failback allows.
+    await until(() => failover.mode === 'primary', 10_000);
+    expect((await limiter.consume('k')).source).toBe('redis');
+  });
 });
