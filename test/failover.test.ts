@@ -36,17 +36,18 @@ function failover(
 
 const viaFallback = () => 'fallback';
 
-describe('failover engine', () => {
-  beforeEach(() => {
-    vi.useFakeTimers({
-      now: 0,
-      toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'],
-    });
+// Time is driven by the tests; setImmediate stays real so the engine's I/O turn can run.
+beforeEach(() => {
+  vi.useFakeTimers({
+    now: 0,
+    toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'],
   });
-  afterEach(() => {
-    vi.useRealTimers();
-  });
+});
+afterEach(() => {
+  vi.useRealTimers();
+});
 
+describe('failover engine', () => {
   it('starts on the primary when the probe answers', async () => {
     const server = new FakeServer();
     const { f, changes } = failover(server);
@@ -247,16 +248,6 @@ describe('failover engine', () => {
 });
 
 describe('failover observability', () => {
-  beforeEach(() => {
-    vi.useFakeTimers({
-      now: 0,
-      toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'],
-    });
-  });
-  afterEach(() => {
-    vi.useRealTimers();
-  });
-
   it('exposes the mode as a gauge, a warn health check and one log line per switch', async () => {
     const { Metrics } = await import('../src/metrics/index.js');
     const { HealthRegistry } = await import('../src/health/index.js');

@@ -28,6 +28,20 @@ interface Tracked {
 }
 
 const tracked = new WeakMap<Registry, Tracked[]>();
+
+/** Zeroed counters that report nowhere: a cache built without metrics. */
+export function detachedCounters(cache: string): CacheCounters {
+  return {
+    cache,
+    l1Hit: 0,
+    l1Miss: 0,
+    l2Hit: 0,
+    l2Miss: 0,
+    stale: 0,
+    evictions: 0,
+    observeL2: () => undefined,
+  };
+}
 const l2Histograms = new WeakMap<Registry, Histogram<'cache' | 'operation'>>();
 
 const LOOKUPS = [
@@ -134,13 +148,7 @@ export class CacheMetrics {
     const get = this.#l2.labels({ cache, operation: 'get' });
     const write = this.#l2.labels({ cache, operation: 'write' });
     const counters: CacheCounters = {
-      cache,
-      l1Hit: 0,
-      l1Miss: 0,
-      l2Hit: 0,
-      l2Miss: 0,
-      stale: 0,
-      evictions: 0,
+      ...detachedCounters(cache),
       observeL2: (operation, seconds) => (operation === 'get' ? get : write).observe(seconds),
     };
     this.#list.push({

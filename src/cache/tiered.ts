@@ -4,7 +4,7 @@ import type { InvalidationBus } from './bus.js';
 import type { CacheJournal, JournalRecord } from './journal.js';
 import { planReplay, yieldToIo } from './journal.js';
 import type { CacheEntry, CacheStore } from './types.js';
-import type { CacheCounters, CacheMetrics, Sized } from './metrics.js';
+import { detachedCounters, type CacheCounters, type CacheMetrics, type Sized } from './metrics.js';
 
 /** Options of one `set`/`getOrSet`. Times in milliseconds. */
 export interface SetOptions {
@@ -76,16 +76,7 @@ export class TieredCache {
     this.#ttl = opts.defaultTtlMs ?? 60_000;
     this.#grace = opts.defaultGraceMs ?? 0;
     const sized = 'size' in opts.l1 && 'bytes' in opts.l1 ? (opts.l1 as unknown as Sized) : undefined;
-    this.#counts = opts.metrics?.forCache(opts.name, sized) ?? {
-      cache: opts.name,
-      l1Hit: 0,
-      l1Miss: 0,
-      l2Hit: 0,
-      l2Miss: 0,
-      stale: 0,
-      evictions: 0,
-      observeL2: () => undefined,
-    };
+    this.#counts = opts.metrics?.forCache(opts.name, sized) ?? detachedCounters(opts.name);
     this.#logger = opts.logger;
     this.#now = opts.now ?? Date.now;
     this.#l2?.failover.onChange((change) => {
