@@ -124,28 +124,46 @@ describe('4 instances (processes) sharing one Redis', () => {
 
   /** Fires `total` requests spread over the 4 instances right after a window starts; counts 200s. */
   async function burst(total: number): Promise<number> {
-    const windowMs = 3000;
+    // Windows are clock-aligned: start right after a boundary so the whole burst (well under the
+    // 10 s window, even on a loaded machine) falls in one window.
+    const windowMs = 10_000;
     const intoWindow = Date.now() % windowMs;
-    if (intoWindow > 300) await new Promise((r) => setTimeout(r, windowMs - intoWindow + 20));
-    const results = await Promise.all(
-      Array.from({ length: total }, (_, i) => request(agent, instances[i % 4]!.port, { path: '/limited' })),
+    if (intoWindow > 500) await new Promise((r) => setTimeout(r, windowMs - intoWindow + 20));
+    const started = Date.now();
+    // 16 requests in flight at a time, round-robin over the instances: a busy client, not an overload
+    // (an overloaded machine can push Redis replies past the failover deadline; see the issue note).
+    const results: { status: number }[] = [];
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: 16 }, async () => {
+        while (next < total) {
+          const i = next++;
+          results.push(await request(agent, instances[i % 4]!.port, { path: '/limited' }));
+        }
+      }),
     );
     expect(results.every((r) => r.status === 200 || r.status === 429)).toBe(true);
+    expect(Date.now() - started).toBeLessThan(windowMs - 600); // otherwise the burst spanned two windows
     return results.filter((r) => r.status === 200).length;
   }
 
-  it('a limit of 100 per window holds within 1.1× in aggregate across the 4, also with Redis down', async () => {
-    expect(await burst(300)).toBeLessThanOrEqual(110);
-    await redis.kill();
-    await until(
-      async () => (await Promise.all(instances.map((i) => read(i, 'x')))).every((r) => r.mode === 'fallback'),
-      3000,
-      'all on the fallback',
-    );
-    const admitted = await burst(300);
-    // Each instance admits its share (100 ÷ 4 live instances), not the whole limit.
-    expect(admitted).toBeLessThanOrEqual(110);
-    expect(admitted).toBeGreaterThanOrEqual(90);
-    await redis.restart();
-  });
+  it(
+    'a limit of 100 per window holds within 1.1× in aggregate across the 4, also with Redis down',
+    { timeout: 60_000 },
+    async () => {
+      expect(await burst(300)).toBeLessThanOrEqual(110);
+      await redis.kill();
+      await until(
+        async () =>
+          (await Promise.all(instances.map((i) => read(i, 'x')))).every((r) => r.mode === 'fallback'),
+        3000,
+        'all on the fallback',
+      );
+      const admitted = await burst(300);
+      // Each instance admits its share (100 ÷ 4 live instances), not the whole limit.
+      expect(admitted).toBeLessThanOrEqual(110);
+      expect(admitted).toBeGreaterThanOrEqual(90);
+      await redis.restart();
+    },
+  );
 });
