@@ -5,6 +5,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, request, spawnTs, type Spawned } from './helpers/process.js';
 import { startRedis, type RedisServer } from './helpers/redis.js';
+import { until } from './helpers/wait.js';
 
 interface Instance {
   proc: Spawned;
@@ -34,14 +35,6 @@ async function write(
     ...(method === 'PUT' ? { body: { value } } : {}),
   });
   expect(res.status).toBe(200);
-}
-
-async function until(condition: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const started = Date.now();
-  while (!(await condition())) {
-    if (Date.now() - started > timeoutMs) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 describe('4 instances (processes) sharing one Redis', () => {

@@ -9,6 +9,7 @@ import { Failover } from '../src/failover/index.js';
 import { createRateLimiter } from '../src/ratelimit/limiter.js';
 import type { RateLimitDecision, RateLimiter, RateLimitPolicy } from '../src/ratelimit/types.js';
 import { redisClient, startRedis, uniquePrefix, type RedisServer } from './helpers/redis.js';
+import { until } from './helpers/wait.js';
 
 const DEADLINE_MS = 25;
 
@@ -55,14 +56,6 @@ async function consumeTimed(limiter: RateLimiter, key: string, n: number) {
     slowestMs = Math.max(slowestMs, performance.now() - started);
   }
   return { decisions, slowestMs, allowed: decisions.filter((d) => d.allowed).length };
-}
-
-async function until(condition: () => boolean, timeoutMs: number): Promise<void> {
-  const started = Date.now();
-  while (!condition()) {
-    if (Date.now() - started > timeoutMs) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 const frozen = () => 1_700_000_000_000;

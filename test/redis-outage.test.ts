@@ -6,6 +6,7 @@ import { createBulwark, type Bulwark } from '../src/runtime/create.js';
 import { LogCapture } from './helpers/app.js';
 import { request } from './helpers/process.js';
 import { startRedis, type RedisServer } from './helpers/redis.js';
+import { until } from './helpers/wait.js';
 
 /** A listening app whose GET /items/:id is cached (getOrSet) and DELETE /items/:id invalidates. */
 async function cachedApp(
@@ -68,15 +69,6 @@ function load(port: number, workers = 8) {
       agent.destroy();
     },
   };
-}
-
-async function until(condition: () => boolean | Promise<boolean>, timeoutMs: number): Promise<number> {
-  const started = Date.now();
-  while (!(await condition())) {
-    if (Date.now() - started > timeoutMs) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  return Date.now() - started;
 }
 
 async function healthOf(port: number): Promise<string | undefined> {

@@ -13,6 +13,7 @@ import {
   uniqueSchema,
   type PostgresServer,
 } from './helpers/postgres.js';
+import { until } from './helpers/wait.js';
 
 let server: PostgresServer | undefined;
 beforeAll(async () => {
@@ -415,12 +416,3 @@ describe('store on PostgreSQL', () => {
     },
   );
 });
-
-/** Polls `check` until it holds (for state in another process, which no event announces). */
-async function until(check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
