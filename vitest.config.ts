@@ -6,7 +6,9 @@ export default defineConfig({
     reporters: ['verbose'],
     testTimeout: 30_000,
     hookTimeout: 60_000,
-    // Integration tests start real servers and child processes; two workers match the 2-core machines.
-    maxWorkers: 2,
+    // Test files run one at a time: several of them put a machine-wide HTTP load on real servers
+    // (outage, flapping, multi-process tests), and two such loads at once on a 2-core machine push
+    // Redis replies past the failover deadline, which is a different scenario from the one tested.
+    fileParallelism: false,
   },
 });

@@ -17,10 +17,10 @@ const agent = new http.Agent({ keepAlive: true });
 async function read(
   instance: Instance,
   key: string,
-): Promise<{ value: unknown; mode: string; listening: boolean }> {
+): Promise<{ value: unknown; mode: string; listening: boolean; live: number }> {
   const res = await request(agent, instance.port, { path: `/cache/${key}` });
   expect(res.status).toBe(200);
-  return JSON.parse(res.body) as { value: unknown; mode: string; listening: boolean };
+  return JSON.parse(res.body) as { value: unknown; mode: string; listening: boolean; live: number };
 }
 
 async function write(
@@ -144,6 +144,12 @@ describe('4 instances (processes) sharing one Redis', () => {
     'a limit of 100 per window holds within 1.1× in aggregate across the 4, also with Redis down',
     { timeout: 60_000 },
     async () => {
+      // Each instance must have learned the other three from heartbeats before its share means ÷ 4.
+      await until(
+        async () => (await Promise.all(instances.map((i) => read(i, 'x')))).every((r) => r.live === 4),
+        10_000,
+        'all instances see 4 live',
+      );
       expect(await burst(300)).toBeLessThanOrEqual(110);
       await redis.kill();
       await until(
