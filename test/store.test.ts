@@ -13,6 +13,7 @@ import {
   uniqueSchema,
   type PostgresServer,
 } from './helpers/postgres.js';
+import { spawnTs } from './helpers/process.js';
 import { until } from './helpers/wait.js';
 
 let server: PostgresServer | undefined;
@@ -294,6 +295,18 @@ describe('store on SQLite', () => {
     } finally {
       await store.close();
     }
+  });
+
+  it('serialises migrations across processes on one file: a racing process waits, then finds them applied', async () => {
+    const file = path.join(dir, 'raced.sqlite');
+    const startAt = Date.now() + 2500; // every process has booted by then
+    const runs = Array.from({ length: 3 }, () =>
+      spawnTs('test/fixtures/migrate-race.ts', [file, String(startAt)], {}),
+    );
+    const codes = await Promise.all(runs.map(async (r) => (await r.exited).code));
+    expect(codes, runs.map((r) => r.stderr()).join('\n')).toEqual([0, 0, 0]);
+    const applied = runs.map((r) => JSON.parse(r.stdout().trim()) as string[]);
+    expect(applied.flat()).toEqual(['0001_slow']); // exactly one process ran it
   });
 
   it('keeps data across close and reopen', async () => {

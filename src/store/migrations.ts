@@ -83,7 +83,8 @@ export interface KyselyMigrationsOptions {
 
 /**
  * {@link Migrations} over Kysely's `Migrator`, which serialises concurrent runs with a lock (an
- * advisory lock on PostgreSQL). On PostgreSQL a run is one transaction, so a failure leaves the
+ * advisory lock on PostgreSQL; a `BEGIN IMMEDIATE` transaction on SQLite, see `sqlite.ts`), so
+ * processes starting together on one database apply each migration once. On PostgreSQL a run is one transaction, so a failure leaves the
  * schema as it was; SQLite DDL runs outside a transaction, so migrations before a failed one stay
  * applied. Failures reject with `BWK_ERR_STORE_MIGRATION_FAILED` naming the migration and the
  * direction; an unreachable database rejects `status()` with `BWK_ERR_STORE_UNAVAILABLE`.

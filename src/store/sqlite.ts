@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { Kysely, SqliteDialect, type LogConfig } from 'kysely';
+import { Kysely, SqliteAdapter, SqliteDialect, sql, type DialectAdapter, type LogConfig } from 'kysely';
 import { describeError, unavailableError } from './errors.js';
 import type { StoreTables } from './types.js';
 
@@ -50,8 +50,30 @@ export function openSqlite(opts: SqliteOpenOptions): Promise<OpenedSqlite> {
     return Promise.reject(unavailableError('sqlite', `cannot open ${file}: ${describeError(error)}`, error));
   }
   const db = new Kysely<StoreTables>({
-    dialect: new SqliteDialect({ database }),
+    dialect: new LockingSqliteDialect({ database }),
     ...(opts.log === undefined ? {} : { log: opts.log }),
   });
   return Promise.resolve({ db, file });
+}
+
+/**
+ * Kysely's SQLite adapter takes no migration lock (it assumes one process). Several processes on one
+ * file (cluster mode, the CLI beside a running app) would then run the same migration twice. Here the
+ * lock is a `BEGIN IMMEDIATE` transaction, which SQLite grants to one connection at a time (others
+ * wait up to the busy timeout), so a second process sees the first one's migrations as applied.
+ */
+class LockingSqliteAdapter extends SqliteAdapter {
+  override async acquireMigrationLock(db: Kysely<unknown>): Promise<void> {
+    await sql`BEGIN IMMEDIATE`.execute(db);
+  }
+
+  override async releaseMigrationLock(db: Kysely<unknown>): Promise<void> {
+    await sql`COMMIT`.execute(db);
+  }
+}
+
+class LockingSqliteDialect extends SqliteDialect {
+  override createAdapter(): DialectAdapter {
+    return new LockingSqliteAdapter();
+  }
 }
