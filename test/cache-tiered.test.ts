@@ -54,8 +54,11 @@ afterEach(async () => {
   await store.close();
 });
 
-/** Two instances sharing one L2, each with its own L1, failover and journal. */
-async function instances(n = 2) {
+/**
+ * Instances sharing one L2, each with its own L1 and failover; each with its own journal, or all
+ * with one journal (instances sharing one store).
+ */
+async function instances(n = 2, sharedJournal = false) {
   const shared = new MemoryCacheStore({ now: () => Date.now() });
   const flaky = new FlakyStore(shared);
   const list = [];
@@ -65,7 +68,7 @@ async function instances(n = 2) {
     const cache = new TieredCache({
       name: 'c',
       l1: new MemoryCacheStore({ now: () => Date.now() }),
-      l2: { store: flaky, failover, journal: new CacheJournal(store.kv, `c${i}`) },
+      l2: { store: flaky, failover, journal: new CacheJournal(store.kv, sharedJournal ? 'c' : `c${i}`) },
       defaultTtlMs: 60_000,
     });
     list.push({ cache, failover });
@@ -186,6 +189,52 @@ describe('tiered cache', () => {
     await cache.replay();
     expect(await shared.get('k')).toBeUndefined();
     expect(await cache.get('k')).toBeUndefined();
+  });
+
+  it("a delete made on another instance during the outage hides this one's older copies (shared store)", async () => {
+    const { list, flaky, shared } = await instances(2, true);
+    const [a, b] = [list[0]!, list[1]!];
+    await a.cache.set('k', 'secret');
+    await a.cache.set('member', 'tagged', { tags: ['grp'] });
+    expect(await b.cache.get('k')).toBe('secret'); // now in b's L1
+    expect(await b.cache.get('member')).toBe('tagged');
+    await failL2(flaky, a.failover, a.cache);
+    await failL2(flaky, b.failover, b.cache);
+    await a.cache.delete('k');
+    await a.cache.deleteTag('grp');
+    await vi.advanceTimersByTimeAsync(100); // b reads the pending deletes from the shared store
+    expect(await b.cache.get('k')).toBeUndefined();
+    expect(await b.cache.get('member')).toBeUndefined();
+    await b.cache.set('k', 'rewritten'); // newer than the delete: not hidden
+    expect(await b.cache.get('k')).toBe('rewritten');
+
+    flaky.down = false;
+    await vi.advanceTimersByTimeAsync(1000); // both fail back and replay the one journal
+    await Promise.all([a.cache.replay(), b.cache.replay()]);
+    expect((await shared.get('k'))?.value).toBe('rewritten');
+    expect(await shared.get('member')).toBeUndefined();
+    expect(await store.kv.list('bulwark.cache.journal:c')).toEqual([]);
+    expect(await a.cache.get('k')).toBe('rewritten');
+    expect(await b.cache.get('member')).toBeUndefined();
+  });
+
+  it('an instance already back on the shared tier honours deletes still journaled by one that is not', async () => {
+    const { list, shared } = await instances(2, true);
+    const [a, b] = [list[0]!, list[1]!];
+    await a.cache.set('k', 'secret');
+    expect(await b.cache.get('k')).toBe('secret');
+    a.failover.setForced(true); // a is on its fallback while the shared tier is up for b
+    await a.cache.delete('k');
+    expect((await shared.get('k'))?.value).toBe('secret'); // not replayed yet
+    await vi.advanceTimersByTimeAsync(100);
+    expect(b.failover.mode).toBe('primary');
+    expect(await b.cache.get('k')).toBeUndefined(); // neither from b's L1 nor from the shared tier
+    a.failover.setForced(false);
+    await vi.advanceTimersByTimeAsync(1000);
+    await a.cache.replay();
+    expect(await shared.get('k')).toBeUndefined();
+    await vi.advanceTimersByTimeAsync(100);
+    expect(await b.cache.get('k')).toBeUndefined();
   });
 
   it('a blackholed L2 costs at most the deadline per read, then nothing', async () => {

@@ -142,6 +142,11 @@ describe.each(['sqlite', 'postgres'] as const)('store conformance: %s', (engine)
     expect((await kv.list('ns', { prefix: 'a' })).map((e) => e.key)).toEqual(['a', 'a%', 'a_b', 'axb']);
     expect((await kv.list('ns', { limit: 2 })).map((e) => e.key)).toEqual(['A_b', 'B']);
     expect(await kv.list('nobody')).toEqual([]);
+    // Non-ASCII prefixes and their neighbours (the prefix is also a key range).
+    for (const key of ['é', 'éa', 'ê', 'd:1', 'd;', 's:1', '😀x', '😁']) await kv.put('uni', key, key);
+    expect((await kv.list('uni', { prefix: 'é' })).map((e) => e.key)).toEqual(['é', 'éa']);
+    expect((await kv.list('uni', { prefix: 'd:' })).map((e) => e.key)).toEqual(['d:1']);
+    expect((await kv.list('uni', { prefix: '😀' })).map((e) => e.key)).toEqual(['😀x']);
 
     expect(await kv.delete('ns', 'a')).toBe(true);
     expect(await kv.delete('ns', 'a')).toBe(false);

@@ -37,8 +37,9 @@ export class CacheJournal {
    */
   append(record: JournalRecord): Promise<void> {
     this.#seq = (this.#seq + 1) % 1_000_000;
-    // Keys sort by version, then by a per-process sequence for records of the same millisecond.
-    const key = `${String(record.version).padStart(20, '0')}-${String(this.#seq).padStart(6, '0')}-${process.pid}`;
+    // Deletes under `d:` (read on their own by every instance's fence), sets under `s:`; within
+    // each, keys sort by version, then by a per-process sequence for records of the same µs.
+    const key = `${record.op === 'set' ? 's' : 'd'}:${String(record.version).padStart(20, '0')}-${String(this.#seq).padStart(6, '0')}-${process.pid}`;
     return new Promise((resolve, reject) => {
       this.#batch.push({ key, value: record, resolve, reject });
       if (this.#batch.length === 1) setImmediate(() => void this.#commit());
@@ -60,15 +61,26 @@ export class CacheJournal {
   }
 
   /**
-   * Every pending record, oldest first, read in pages of `PAGE` with a turn of the event loop
-   * between pages, so a long outage's journal does not stall the requests being served meanwhile.
+   * Every pending record, read in pages of `PAGE` with a turn of the event loop between pages, so
+   * a long outage's journal does not stall the requests being served meanwhile.
    */
-  async pending(): Promise<{ id: string; record: JournalRecord }[]> {
+  pending(): Promise<{ id: string; record: JournalRecord }[]> {
+    return this.#list(undefined);
+  }
+
+  /** The pending deletes and tag deletes of every instance sharing the store. */
+  async deletes(): Promise<Exclude<JournalRecord, { op: 'set' }>[]> {
+    const records = (await this.#list('d:')).map((p) => p.record);
+    return records.filter((r): r is Exclude<JournalRecord, { op: 'set' }> => r.op !== 'set');
+  }
+
+  async #list(prefix: string | undefined): Promise<{ id: string; record: JournalRecord }[]> {
     const all: { id: string; record: JournalRecord }[] = [];
     let after: string | undefined;
     for (;;) {
       const page = await this.#kv.list<JournalRecord>(this.#namespace, {
         limit: PAGE,
+        ...(prefix === undefined ? {} : { prefix }),
         ...(after === undefined ? {} : { after }),
       });
       for (const e of page) all.push({ id: e.key, record: e.value });

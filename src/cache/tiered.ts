@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { Failover } from '../failover/index.js';
 import type { InvalidationBus } from './bus.js';
+import { DeleteFence } from './fence.js';
 import type { CacheJournal, JournalRecord } from './journal.js';
 import { planReplay, yieldToIo } from './journal.js';
 import type { CacheEntry, CacheStore } from './types.js';
@@ -38,6 +39,11 @@ export interface TieredCacheOptions {
   l2?: { store: CacheStore; failover: Failover; journal: CacheJournal; bus?: InvalidationBus };
   defaultTtlMs?: number;
   defaultGraceMs?: number;
+  /**
+   * How often the journal's pending deletes of every instance sharing the store are read (default
+   * 100 ms), so a delete made elsewhere during an outage hides this instance's older copies.
+   */
+  fencePollMs?: number;
   metrics?: CacheMetrics;
   logger?: Logger;
   now?: () => number;
@@ -49,8 +55,9 @@ export interface TieredCacheOptions {
  * - Reads try L1, then L2 (its deadline bounded by the failover); an L2 hit fills L1 for the rest
  *   of the entry's life. While L2 is unavailable, reads are L1-only.
  * - Writes go to L1 and L2. A write that cannot reach L2 is journaled durably in the store and
- *   replayed on failback (deletes first, newest version wins); until then a key deleted here reads
- *   as a miss here even if L2 still holds it.
+ *   replayed on failback (deletes first, newest version wins). Until it is replayed, a journaled
+ *   delete hides older copies of the key (or tag) wherever they are read from: at once on this
+ *   instance, and within `fencePollMs` on every instance that shares the store.
  * - `getOrSet` runs the factory once per key at a time (single flight); when it fails, a stale value
  *   within its grace is served instead.
  */
@@ -64,8 +71,10 @@ export class TieredCache {
   readonly #logger: Logger | undefined;
   readonly #now: () => number;
   readonly #inflight = new Map<string, Promise<unknown>>();
-  /** Keys deleted while L2 was unreachable, until the journal has been replayed. */
-  readonly #tombstones = new Set<string>();
+  /** Deletes journaled (here or on another instance) and not yet replayed into L2. */
+  readonly #fence = new DeleteFence();
+  readonly #poller: NodeJS.Timeout | undefined;
+  #polling = false;
   #lastVersion = 0;
   #replaying: Promise<void> | undefined;
 
@@ -86,6 +95,32 @@ export class TieredCache {
     bus?.onInvalidate((message) => void this.#dropLocal(message));
     // Changes announced while we were not listening were missed: distrust everything in L1.
     bus?.onResubscribed(() => this.#l1.clear());
+    if (this.#l2 !== undefined) {
+      this.#poller = setInterval(() => void this.refreshFence(), opts.fencePollMs ?? 100);
+      this.#poller.unref();
+    }
+  }
+
+  /** Stops reading the journal; the tiers themselves are closed by their owners. */
+  close(): void {
+    clearInterval(this.#poller);
+  }
+
+  /**
+   * Reads every instance's pending (journaled, not yet replayed) deletes from the store, so entries
+   * older than them are misses here too. Runs every `fencePollMs`; a failed read keeps what was known.
+   */
+  async refreshFence(): Promise<void> {
+    const l2 = this.#l2;
+    if (l2 === undefined || this.#polling) return;
+    this.#polling = true;
+    try {
+      this.#fence.replaceShared(await l2.journal.deletes());
+    } catch (error) {
+      this.#logger?.debug({ cache: this.name, err: error }, 'cache: cannot read pending deletes');
+    } finally {
+      this.#polling = false;
+    }
   }
 
   /**
@@ -127,7 +162,6 @@ export class TieredCache {
   /** Stores `value` (JSON-serialisable) in both tiers; resolves once L1 has it and L2 or the journal does. */
   async set<T = unknown>(key: string, value: T, opts: SetOptions = {}): Promise<void> {
     const entry = this.#entry(value, opts);
-    this.#tombstones.delete(key);
     await this.#l1.set(key, entry);
     await this.#writeL2({ op: 'set', key, version: entry.version, entry }, (store) => store.set(key, entry), {
       keys: [key],
@@ -137,23 +171,21 @@ export class TieredCache {
   /** Removes the key from both tiers (journaled if L2 is unreachable). */
   async delete(key: string): Promise<void> {
     await this.#l1.delete([key]);
-    const version = this.#version();
-    const reached = await this.#writeL2(
-      { op: 'delete', key, version },
-      (store) => store.delete([key]).then(() => undefined),
-      { keys: [key] },
-    );
-    if (!reached) this.#tombstones.add(key);
+    const record: JournalRecord = { op: 'delete', key, version: this.#version() };
+    const reached = await this.#writeL2(record, (store) => store.delete([key]).then(() => undefined), {
+      keys: [key],
+    });
+    if (!reached) this.#fence.add(record);
   }
 
   /** Removes every key carrying `tag` from both tiers. */
   async deleteTag(tag: string): Promise<void> {
     await this.#l1.deleteTag(tag);
-    await this.#writeL2(
-      { op: 'deleteTag', tag, version: this.#version() },
-      (store) => store.deleteTag(tag).then(() => undefined),
-      { tag },
-    );
+    const record: JournalRecord = { op: 'deleteTag', tag, version: this.#version() };
+    const reached = await this.#writeL2(record, (store) => store.deleteTag(tag).then(() => undefined), {
+      tag,
+    });
+    if (!reached) this.#fence.add(record);
   }
 
   /**
@@ -205,10 +237,7 @@ export class TieredCache {
     const l2 = this.#l2;
     if (l2 === undefined) return;
     const pending = await l2.journal.pending();
-    if (pending.length === 0) {
-      this.#tombstones.clear();
-      return;
-    }
+    if (pending.length === 0) return;
     const plan = planReplay(pending.map((p) => p.record));
     try {
       for (let i = 0; i < plan.length; i += 1) {
@@ -221,7 +250,8 @@ export class TieredCache {
       return;
     }
     await l2.journal.remove(pending.map((p) => p.id));
-    this.#tombstones.clear();
+    this.#fence.forget(pending.reduce((max, p) => Math.max(max, p.record.version), 0));
+    await this.refreshFence();
     this.#logger?.info(
       { cache: this.name, records: pending.length, applied: plan.length },
       'cache journal replayed',
@@ -247,16 +277,16 @@ export class TieredCache {
     if (message.tag !== undefined) await this.#l1.deleteTag(message.tag);
   }
 
-  /** L1, then L2 (a hit fills L1); tombstoned keys are misses. */
+  /** L1, then L2 (a hit fills L1); an entry older than a pending delete of it is a miss. */
   async #read<T>(key: string): Promise<CacheEntry<T> | undefined> {
-    if (this.#tombstones.has(key)) {
-      this.#counts.l1Miss += 1;
-      return undefined;
-    }
     const l2 = this.#l2;
     // Deaf to other instances' changes while L2 is up: L1 cannot be trusted, read the shared tier.
     const deaf = l2?.bus !== undefined && !l2.bus.subscribed && l2.failover.mode === 'primary';
-    const local = deaf ? undefined : await this.#l1.get<T>(key);
+    let local = deaf ? undefined : await this.#l1.get<T>(key);
+    if (local !== undefined && !this.#fence.empty && this.#fence.hides(key, local)) {
+      await this.#l1.delete([key]);
+      local = undefined;
+    }
     if (local !== undefined) {
       this.#counts.l1Hit += 1;
       return local;
@@ -269,7 +299,7 @@ export class TieredCache {
       () => undefined,
     );
     this.#counts.observeL2('get', (performance.now() - started) / 1000);
-    if (shared === undefined) {
+    if (shared === undefined || (!this.#fence.empty && this.#fence.hides(key, shared))) {
       this.#counts.l2Miss += 1;
       return undefined;
     }

@@ -188,6 +188,7 @@ export async function createBulwark(options: BulwarkOptions = {}): Promise<Bulwa
     close() {
       closing ??= (async () => {
         health.close();
+        cache.close();
         bus?.close();
         // Before the connection goes: removes this instance from the live set on Redis.
         await rateLimiter.close();

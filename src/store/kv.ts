@@ -117,6 +117,11 @@ export class SqlKvRepository implements KvRepository {
         query = query.where((eb) =>
           eb(eb.fn<string>('substr', ['key', eb.lit(1), eb.lit(length)]), '=', prefix),
         );
+        // The same prefix as a key range, so the primary key index bounds the scan (both engines
+        // compare keys by code point: BINARY on SQLite, collation "C" on PostgreSQL).
+        query = query.where('key', '>=', prefix);
+        const end = successor(prefix);
+        if (end !== undefined) query = query.where('key', '<', end);
       }
       if (opts.after !== undefined) query = query.where('key', '>', opts.after);
       query = query.orderBy('key', 'asc');
@@ -200,4 +205,13 @@ function toEntry<T>(row: KvRow): KvEntry<T> {
     version: Number(row.version),
     updatedAt: Number(row.updated_at),
   };
+}
+
+/** The smallest string greater than every string starting with `prefix`, when one exists. */
+function successor(prefix: string): string | undefined {
+  const points = [...prefix];
+  const last = points.pop()?.codePointAt(0);
+  if (last === undefined || last >= 0x10ffff) return undefined;
+  const next = last + 1 === 0xd800 ? 0xe000 : last + 1; // skip the surrogate range
+  return points.join('') + String.fromCodePoint(next);
 }
