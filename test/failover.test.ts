@@ -118,6 +118,28 @@ describe('failover engine', () => {
     expect(Date.now() - downAt).toBeLessThanOrEqual(60);
   });
 
+  it('every reply late but arriving (an overloaded machine) does not switch; no reply at all does', async () => {
+    const server = new FakeServer();
+    const { f } = failover(server, { failureThreshold: 3, failureStreakMs: 50 });
+    await f.start();
+    // Each reply arrives 40 ms after its request: past the 25 ms deadline, answered by the fallback.
+    const slow = () => new Promise<string>((resolve) => setTimeout(() => resolve('primary'), 40));
+    for (let i = 0; i < 100; i += 1) {
+      void f.execute(slow, viaFallback);
+      await vi.advanceTimersByTimeAsync(10);
+    }
+    expect(f.mode).toBe('primary');
+    server.hang = true; // blackholed: nothing ever arrives
+    const hungAt = Date.now();
+    while (f.mode === 'primary' && Date.now() - hungAt < 1000) {
+      void f.execute(server.op, viaFallback);
+      await vi.advanceTimersByTimeAsync(10);
+    }
+    expect(f.mode).toBe('fallback');
+    expect(Date.now() - hungAt).toBeLessThanOrEqual(150); // the 40 ms replies still in flight count too
+    f.close();
+  });
+
   it('counts errors as failures unless isFailure says otherwise', async () => {
     const server = new FakeServer();
     const { f } = failover(server, {

@@ -17,7 +17,9 @@ const TIMED_OUT = Symbol('timed out');
  *   fallback at once (the caller never sees the primary's error). `failureThreshold` failures in a
  *   row, with no success for at least `failureStreakMs`, switch to the fallback: a dead or
  *   blackholed server succeeds at nothing and trips within tens of milliseconds, while a saturated
- *   machine whose replies are sometimes late but keep arriving does not.
+ *   machine whose replies are sometimes late but keep arriving does not (a late reply that does
+ *   arrive counts as a sign of life for the streak, though its operation was already answered by
+ *   the fallback).
  * - On the fallback, operations go straight to the fallback while a probe runs every
  *   `probeIntervalMs`. Failback needs `recoverSuccesses` of the last `recoverWindow` probes, the last
  *   one successful, and a healthy streak at least as long as the required streak: zero normally,
@@ -152,7 +154,14 @@ export class Failover {
         this.#succeeded();
         return settled.value;
       }
-      attempt.catch(() => undefined); // its eventual failure is already accounted for
+      // Late, but the server may still be alive and only slow (an overloaded machine): a reply that
+      // arrives after all is a sign of life that holds the breaker's streak open. A blackholed or
+      // dead server never replies, so it still trips within `failureStreakMs`. (A driver that
+      // honours the abort signal gives up instead and shows no such sign.)
+      attempt.then(
+        () => this.#repliedLate(),
+        () => undefined, // its eventual failure is already accounted for
+      );
       controller.abort();
       this.#primaryFailed();
     } catch (error) {
@@ -188,6 +197,10 @@ export class Failover {
 
   #succeeded(): void {
     this.#consecutiveFailures = 0;
+    this.#lastSuccessAt = this.#timers.now();
+  }
+
+  #repliedLate(): void {
     this.#lastSuccessAt = this.#timers.now();
   }
 
