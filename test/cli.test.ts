@@ -38,11 +38,11 @@ describe('bulwark CLI', () => {
     expect(up.stdout).toMatch(/applied\s+0002_audit/);
     const down = await cli(['migrate', 'down'], env);
     expect(down.code).toBe(0);
-    expect(down.stdout).toMatch(/reverted 0002_audit/);
+    expect(down.stdout).toMatch(/reverted 0003_jobs/);
     const status = await cli(['migrate', 'status'], env);
-    expect(status.stdout).toMatch(/0001_kv\s+applied/);
-    expect(status.stdout).toMatch(/0002_audit\s+pending/);
-    expect((await cli(['migrate', 'up'], env)).stdout).toMatch(/applied\s+0002_audit/);
+    expect(status.stdout).toMatch(/0002_audit\s+applied/);
+    expect(status.stdout).toMatch(/0003_jobs\s+pending/);
+    expect((await cli(['migrate', 'up'], env)).stdout).toMatch(/applied\s+0003_jobs/);
     expect((await cli(['migrate', 'up'], env)).stdout).toContain('up to date');
   });
 

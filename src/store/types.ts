@@ -26,6 +26,32 @@ export interface StoreTables {
     /** JSON text or null. */
     detail: string | null;
   };
+  bulwark_jobs: {
+    seq: Generated<number>;
+    queue: string;
+    id: string;
+    /** 'queued' | 'active' | 'dead'; completed jobs are deleted. */
+    state: string;
+    priority: number;
+    run_at: number;
+    /** Attempts started so far. */
+    attempts: number;
+    max_attempts: number;
+    /** JSON text of the retry/timeout options, or null for the defaults. */
+    options: string | null;
+    /** JSON text. */
+    data: string;
+    lease_owner: string | null;
+    lease_until: number | null;
+    last_error: string | null;
+    created_at: number;
+    started_at: number | null;
+    finished_at: number | null;
+  };
+  bulwark_effects: {
+    key: string;
+    at: number;
+  };
 }
 
 /** One stored value with its version. */
