@@ -1,11 +1,10 @@
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { sql } from 'kysely';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { isBulwarkError, type ErrorCode } from '../src/errors/index.js';
-import { createStore, type QueryObserver, type Store, type StoreOptions } from '../src/store/index.js';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { isBulwarkError } from '../src/errors/index.js';
+import { createStore, type QueryObserver } from '../src/store/index.js';
 import {
   dropSchema,
   freePort,
@@ -14,68 +13,13 @@ import {
   type PostgresServer,
 } from './helpers/postgres.js';
 import { spawnTs } from './helpers/process.js';
+import { postgresForFile, rejection, storeFixture, tempDir } from './helpers/store.js';
 import { until } from './helpers/wait.js';
 
-let server: PostgresServer | undefined;
-beforeAll(async () => {
-  server = await startPostgres();
-});
-afterAll(async () => {
-  await server?.stop();
-});
-
-function pgUrl(): string {
-  if (server === undefined) throw new Error('PostgreSQL test server not started');
-  return server.url;
-}
-
-/** The rejection of `promise`, asserting it is a catalogue error with `code`. */
-async function rejection(promise: Promise<unknown>, code: ErrorCode): Promise<Record<string, unknown>> {
-  const error: unknown = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(isBulwarkError(error, code), `expected ${code}, got ${String(error)}`).toBe(true);
-  return isBulwarkError(error) ? { ...error.params, cause: error.cause } : {};
-}
-
-function tempDir(): Promise<string> {
-  return mkdtemp(path.join(os.tmpdir(), 'bulwark-store-'));
-}
-
-/** Per test: a fresh temp dir (SQLite) or schema (PostgreSQL), and every opened store closed after. */
-function storeFixture(engine: 'sqlite' | 'postgres') {
-  let base: StoreOptions = {};
-  let cleanup = (): Promise<void> => Promise.resolve();
-  const opened: Store[] = [];
-  beforeEach(async () => {
-    if (engine === 'sqlite') {
-      const dir = await tempDir();
-      base = { dataDir: dir };
-      cleanup = () => rm(dir, { recursive: true, force: true });
-    } else {
-      const url = pgUrl();
-      const schema = uniqueSchema();
-      base = { databaseUrl: url, schema };
-      cleanup = () => dropSchema(url, schema);
-    }
-  });
-  afterEach(async () => {
-    for (const store of opened.splice(0)) await store.close();
-    await cleanup();
-  });
-  return {
-    options: () => base,
-    async open(extra: Partial<StoreOptions> = {}): Promise<Store> {
-      const store = await createStore({ ...base, ...extra });
-      opened.push(store);
-      return store;
-    },
-  };
-}
+const pgUrl = postgresForFile();
 
 describe.each(['sqlite', 'postgres'] as const)('store conformance: %s', (engine) => {
-  const fixture = storeFixture(engine);
+  const fixture = storeFixture(engine, pgUrl);
 
   it('migrates up, reports status, reverts down (dropping the tables) and up again', async () => {
     const store = await fixture.open({ migrate: false });

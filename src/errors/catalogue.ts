@@ -102,6 +102,31 @@ export const catalogue = {
     message: 'Invalid rate limiting options: {detail}',
     area: 'ratelimit',
   },
+  BWK_ERR_QUEUE_OPTIONS: {
+    status: 400,
+    message: 'Invalid queue options: {detail}',
+    area: 'queue',
+  },
+  BWK_ERR_QUEUE_DATA_INVALID: {
+    status: 400,
+    message: 'The data of a job for queue {queue} cannot be stored as JSON: {detail}',
+    area: 'queue',
+  },
+  BWK_ERR_QUEUE_CLOSED: {
+    status: 503,
+    message: 'The queues are closed: cannot {operation}',
+    area: 'queue',
+  },
+  BWK_ERR_QUEUE_JOB_TIMEOUT: {
+    status: 500,
+    message: 'Job {id} of queue {queue} ran longer than its {timeoutMs} ms timeout',
+    area: 'queue',
+  },
+  BWK_ERR_QUEUE_JOB_NOT_FOUND: {
+    status: 404,
+    message: 'No {state} job {id} in queue {queue}',
+    area: 'queue',
+  },
   BWK_ERR_ADMIN_UNAUTHORIZED: {
     status: 401,
     message: 'A valid admin key is required (Authorization: Bearer <BULWARK_ADMIN_KEY>)',

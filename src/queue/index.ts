@@ -1,0 +1,5 @@
+export type * from './types.js';
+export { EmbeddedJobQueue, type EmbeddedJobQueueOptions } from './embedded.js';
+export { effectOnce, jobEffectKey, type EffectResult } from './effects.js';
+export { QueueMetrics } from './metrics.js';
+export { retryDelay } from './backoff.js';

@@ -1,0 +1,95 @@
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { QueueCounts } from './types.js';
+
+const BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
+
+/** Why a job left the running state. */
+export type JobOutcome = 'completed' | 'retried' | 'dead';
+
+/**
+ * Queue metrics on a Bulwark registry:
+ * - `bulwark_queue_jobs{queue,state}`: jobs per reported state, read from the store at scrape time;
+ * - `bulwark_queue_jobs_total{queue,event}`: added, started, completed, retried, dead, recovered;
+ * - `bulwark_queue_wait_seconds{queue}`: from due (added, or retry time) to start;
+ * - `bulwark_queue_run_seconds{queue,outcome}`: one attempt, start to finish;
+ * - `bulwark_queue_latency_seconds{queue}`: from added to completed.
+ */
+export class QueueMetrics {
+  readonly #events: Counter<'queue' | 'event'>;
+  readonly #wait: Histogram<'queue'>;
+  readonly #run: Histogram<'queue' | 'outcome'>;
+  readonly #latency: Histogram<'queue'>;
+  #counts: ((queue?: string) => Promise<Map<string, QueueCounts>>) | undefined;
+
+  constructor(registry: Registry) {
+    const counts = () => this.#counts;
+    new Gauge({
+      name: 'bulwark_queue_jobs',
+      help: 'Jobs per queue and state (waiting, delayed, retrying, active, dead), read at scrape time.',
+      labelNames: ['queue', 'state'],
+      registers: [registry],
+      async collect() {
+        const read = counts();
+        if (read === undefined) return;
+        this.reset();
+        try {
+          for (const [queue, byState] of await read())
+            for (const [state, n] of Object.entries(byState)) this.set({ queue, state }, n);
+        } catch {
+          // Store unavailable: its own metrics and health check say so; report no numbers.
+        }
+      },
+    });
+    this.#events = new Counter({
+      name: 'bulwark_queue_jobs_total',
+      help: 'Job events per queue: added, started, completed, retried, dead, recovered.',
+      labelNames: ['queue', 'event'],
+      registers: [registry],
+    });
+    this.#wait = new Histogram({
+      name: 'bulwark_queue_wait_seconds',
+      help: 'Time from a job being due (added, or its retry time) to an attempt starting.',
+      labelNames: ['queue'],
+      buckets: BUCKETS,
+      registers: [registry],
+    });
+    this.#run = new Histogram({
+      name: 'bulwark_queue_run_seconds',
+      help: 'Duration of one attempt, by outcome.',
+      labelNames: ['queue', 'outcome'],
+      buckets: BUCKETS,
+      registers: [registry],
+    });
+    this.#latency = new Histogram({
+      name: 'bulwark_queue_latency_seconds',
+      help: 'Time from a job being added to its completion.',
+      labelNames: ['queue'],
+      buckets: BUCKETS,
+      registers: [registry],
+    });
+  }
+
+  /** Where the state gauge reads its numbers from. */
+  attach(counts: (queue?: string) => Promise<Map<string, QueueCounts>>): void {
+    this.#counts = counts;
+  }
+
+  added(queue: string): void {
+    this.#events.inc({ queue, event: 'added' });
+  }
+
+  started(queue: string, waitSeconds: number): void {
+    this.#events.inc({ queue, event: 'started' });
+    this.#wait.observe({ queue }, Math.max(0, waitSeconds));
+  }
+
+  finished(queue: string, outcome: JobOutcome, runSeconds: number, latencySeconds: number | undefined): void {
+    this.#events.inc({ queue, event: outcome });
+    this.#run.observe({ queue, outcome }, runSeconds);
+    if (latencySeconds !== undefined) this.#latency.observe({ queue }, latencySeconds);
+  }
+
+  recovered(n: number): void {
+    this.#events.inc({ queue: '*', event: 'recovered' }, n);
+  }
+}

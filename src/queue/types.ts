@@ -1,0 +1,100 @@
+/** How the delay before a retry grows. Times in milliseconds. */
+export interface BackoffOptions {
+  /** `exponential`: delay × 2^(retry − 1); `fixed`: delay every time. Default `exponential`. */
+  type?: 'exponential' | 'fixed';
+  /** Base delay (default 1 000). */
+  delay?: number;
+  /** Ceiling of one delay (default 1 hour). */
+  maxDelay?: number;
+  /**
+   * Fraction of the delay drawn at random and taken off it (0–1, default 0.5), so jobs that failed
+   * together do not all retry at the same instant ("equal jitter").
+   */
+  jitter?: number;
+}
+
+/** Options of one job. Times in milliseconds. */
+export interface JobOptions {
+  /**
+   * Job id, unique within its queue: adding a job whose id is already queued, active or dead adds
+   * nothing and returns that id (dedupe). Default a random UUID.
+   */
+  id?: string;
+  /** Attempts before the job is dead-lettered (default 3). */
+  attempts?: number;
+  backoff?: BackoffOptions;
+  /** Not before this many ms from now (default 0). */
+  delay?: number;
+  /** Lower runs first (default 0); ties run in the order added. */
+  priority?: number;
+  /** An attempt running longer fails with `BWK_ERR_QUEUE_JOB_TIMEOUT` (default none). */
+  timeout?: number;
+}
+
+/** What the stored job carries besides its data (options that matter after it was added). */
+export interface StoredJobOptions {
+  backoff?: BackoffOptions;
+  timeout?: number;
+}
+
+/** A job as handed to a handler. */
+export interface Job<T = unknown> {
+  queue: string;
+  id: string;
+  data: T;
+  /** This attempt, from 1. */
+  attempt: number;
+  maxAttempts: number;
+  priority: number;
+  /** Milliseconds since the epoch. */
+  createdAt: number;
+  /** When it became due (added, or retried after a backoff). */
+  runAt: number;
+}
+
+/** Passed to a handler with its job. */
+export interface JobContext {
+  /** Aborts when the job's timeout passes or the worker is closing past its deadline. */
+  signal: AbortSignal;
+}
+
+export type JobHandler<T = unknown> = (job: Job<T>, ctx: JobContext) => Promise<unknown>;
+
+/** Options of `process()`. */
+export interface WorkerOptions {
+  /** Jobs run at once by this process (default 1). */
+  concurrency?: number;
+  /** At most `max` jobs started per `duration` ms by this process (default no limit). */
+  limiter?: { max: number; duration: number };
+}
+
+/** A repeatable job: added on a schedule, once per occurrence across every instance. */
+export interface RepeatOptions {
+  /** Every this many ms. */
+  every?: number;
+  /** A cron pattern (5 fields, or 6 with seconds), in `tz` (default UTC). */
+  cron?: string;
+  tz?: string;
+  /** Options of every job added by the schedule (its `id` is derived from the occurrence). */
+  job?: Omit<JobOptions, 'id'>;
+}
+
+/** The states a job is reported in. */
+export type JobState = 'waiting' | 'delayed' | 'retrying' | 'active' | 'dead';
+
+/** Per-state counts of one queue. */
+export type QueueCounts = Record<JobState, number>;
+
+/** A job as listed for operators. */
+export interface JobSummary {
+  queue: string;
+  id: string;
+  state: JobState;
+  attempts: number;
+  maxAttempts: number;
+  priority: number;
+  createdAt: number;
+  runAt: number;
+  lastError: string | null;
+  data: unknown;
+}

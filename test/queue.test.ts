@@ -1,0 +1,379 @@
+import { sql } from 'kysely';
+import { Registry } from 'prom-client';
+import { afterEach, describe, expect, it } from 'vitest';
+import { isBulwarkError } from '../src/errors/index.js';
+import { EmbeddedJobQueue, effectOnce, QueueMetrics, retryDelay, type Job } from '../src/queue/index.js';
+import type { Store } from '../src/store/types.js';
+import { postgresForFile, rejection, storeFixture } from './helpers/store.js';
+import { until } from './helpers/wait.js';
+
+const pgUrl = postgresForFile();
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('retry delay', () => {
+  it('grows exponentially up to the ceiling, with equal jitter', () => {
+    const none = () => 0;
+    expect([1, 2, 3, 4].map((n) => retryDelay({ delay: 100, jitter: 0.5 }, n, none))).toEqual([
+      100, 200, 400, 800,
+    ]);
+    expect(retryDelay({ delay: 100, maxDelay: 300 }, 10, none)).toBe(300);
+    expect(retryDelay({ type: 'fixed', delay: 100 }, 7, none)).toBe(100);
+    expect(retryDelay({ delay: 100, jitter: 0.5 }, 1, () => 1)).toBe(50); // never below half
+    expect(retryDelay({ delay: 100, jitter: 0 }, 1, () => 1)).toBe(100);
+  });
+});
+
+describe.each(['sqlite', 'postgres'] as const)('embedded job queue conformance: %s', (engine) => {
+  const fixture = storeFixture(engine, pgUrl);
+  const queues: EmbeddedJobQueue[] = [];
+  afterEach(async () => {
+    for (const q of queues.splice(0)) await q.close(1000);
+  });
+
+  async function open(extra: { leaseMs?: number; store?: Store; metrics?: QueueMetrics } = {}) {
+    const store = extra.store ?? (await fixture.open());
+    const queue = new EmbeddedJobQueue({
+      store,
+      pollMs: 20,
+      leaseMs: extra.leaseMs ?? 5000,
+      ...(extra.metrics === undefined ? {} : { metrics: extra.metrics }),
+    });
+    queues.push(queue);
+    return { store, queue };
+  }
+
+  it('add resolves with the id once durable; a worker runs the job once with its data', async () => {
+    const { queue } = await open();
+    const id = await queue.add('mail', { to: 'a@example.com' });
+    expect((await queue.counts('mail')).get('mail')).toMatchObject({ waiting: 1 });
+    const seen: Job[] = [];
+    queue.process('mail', async (job) => {
+      seen.push(job);
+    });
+    await until(async () => (await queue.counts('mail')).get('mail')?.waiting === 0 && seen.length === 1);
+    await sleep(100);
+    expect(seen).toHaveLength(1);
+    expect(seen[0]).toMatchObject({
+      id,
+      queue: 'mail',
+      data: { to: 'a@example.com' },
+      attempt: 1,
+      maxAttempts: 3,
+    });
+    expect((await queue.counts('mail')).get('mail')).toEqual({
+      waiting: 0,
+      delayed: 0,
+      retrying: 0,
+      active: 0,
+      dead: 0,
+    });
+  });
+
+  it('runs by priority (lower first), then in the order added; a duplicate id adds nothing', async () => {
+    const { queue } = await open();
+    await queue.add('q', 'low-1', { priority: 5 });
+    await queue.add('q', 'high', { priority: -1 });
+    await queue.add('q', 'normal-1');
+    await queue.add('q', 'normal-2', { id: 'dup' });
+    expect(await queue.add('q', 'normal-2-again', { id: 'dup' })).toBe('dup');
+    await queue.add('q', 'low-2', { priority: 5 });
+    const order: unknown[] = [];
+    queue.process('q', async (job) => {
+      order.push(job.data);
+    });
+    await until(() => order.length === 5);
+    await sleep(100);
+    expect(order).toEqual(['high', 'normal-1', 'normal-2', 'low-1', 'low-2']);
+  });
+
+  it('a delayed job is reported delayed and runs once due; promote runs it at once', async () => {
+    const { queue } = await open();
+    const ran: string[] = [];
+    queue.process('d', async (job) => {
+      ran.push(job.id);
+    });
+    await queue.add('d', 1, { id: 'soon', delay: 300 });
+    await queue.add('d', 2, { id: 'later', delay: 60_000 });
+    expect((await queue.counts('d')).get('d')).toMatchObject({ delayed: 2 });
+    await sleep(150);
+    expect(ran).toEqual([]);
+    await until(() => ran.length === 1, 2000);
+    expect(ran).toEqual(['soon']);
+    await queue.promote('d', 'later');
+    await until(() => ran.length === 2);
+    await rejection(queue.promote('d', 'later'), 'BWK_ERR_QUEUE_JOB_NOT_FOUND');
+  });
+
+  it('retries with backoff, then dead-letters with the last error; redrive runs it again', async () => {
+    const { queue } = await open();
+    const attempts: number[] = [];
+    let healthy = false;
+    queue.process('r', async (job) => {
+      attempts.push(job.attempt);
+      if (!healthy) throw new Error(`boom ${job.attempt}`);
+    });
+    await queue.add('r', {}, { id: 'flaky', attempts: 3, backoff: { type: 'fixed', delay: 100, jitter: 0 } });
+    await until(async () => (await queue.counts('r')).get('r')?.dead === 1, 3000);
+    expect(attempts).toEqual([1, 2, 3]);
+    const [dead] = await queue.list('r', 'dead');
+    expect(dead).toMatchObject({ id: 'flaky', attempts: 3, maxAttempts: 3, lastError: 'Error: boom 3' });
+    healthy = true;
+    expect(await queue.redrive('r')).toEqual(['flaky']);
+    await until(() => attempts.length === 4);
+    await until(async () => (await queue.counts('r')).get('r')?.dead === 0);
+    expect(attempts[3]).toBe(1); // fresh attempts
+    expect(await queue.redrive('r', ['nope'])).toEqual([]);
+  });
+
+  it('a retrying job is reported as retrying until its backoff has passed', async () => {
+    const { queue } = await open();
+    let calls = 0;
+    queue.process('b', async () => {
+      calls += 1;
+      if (calls === 1) throw new Error('first');
+    });
+    await queue.add('b', {}, { backoff: { delay: 60_000 } });
+    await until(async () => (await queue.counts('b')).get('b')?.retrying === 1);
+    const [job] = await queue.list('b', 'retrying');
+    expect(job).toMatchObject({ attempts: 1, lastError: 'Error: first' });
+    await queue.promote('b', job!.id);
+    await until(() => calls === 2);
+  });
+
+  it('a job over its timeout fails with BWK_ERR_QUEUE_JOB_TIMEOUT and its signal aborts', async () => {
+    const { queue } = await open();
+    let aborted: unknown;
+    queue.process('t', (_job, { signal }) => {
+      return new Promise((resolve) => {
+        signal.addEventListener('abort', () => {
+          aborted = signal.reason;
+          resolve(undefined);
+        });
+      });
+    });
+    await queue.add('t', {}, { attempts: 1, timeout: 50 });
+    await until(async () => (await queue.counts('t')).get('t')?.dead === 1, 3000);
+    expect(isBulwarkError(aborted, 'BWK_ERR_QUEUE_JOB_TIMEOUT')).toBe(true);
+    expect((await queue.list('t', 'dead'))[0]?.lastError).toContain('50 ms timeout');
+  });
+
+  it('runs at most `concurrency` jobs at once', async () => {
+    const { queue } = await open();
+    let running = 0;
+    let peak = 0;
+    let done = 0;
+    queue.process(
+      'c',
+      async () => {
+        running += 1;
+        peak = Math.max(peak, running);
+        await sleep(20);
+        running -= 1;
+        done += 1;
+      },
+      { concurrency: 4 },
+    );
+    await Promise.all(Array.from({ length: 20 }, (_, i) => queue.add('c', i)));
+    await until(() => done === 20, 5000);
+    expect(peak).toBe(4);
+  });
+
+  it('the limiter starts at most max jobs per duration', async () => {
+    const { queue } = await open();
+    const starts: number[] = [];
+    queue.process(
+      'lim',
+      async () => {
+        starts.push(Date.now());
+      },
+      { concurrency: 10, limiter: { max: 5, duration: 400 } },
+    );
+    await Promise.all(Array.from({ length: 12 }, (_, i) => queue.add('lim', i)));
+    await until(() => starts.length === 12, 5000);
+    // Within any one window no more than 5 start: the 6th starts a full duration after the 1st.
+    expect(starts[5]! - starts[0]!).toBeGreaterThanOrEqual(390);
+    expect(starts[10]! - starts[5]!).toBeGreaterThanOrEqual(390);
+  });
+
+  it('pause stops every worker from starting jobs; resume starts them again', async () => {
+    const { queue } = await open();
+    const ran: unknown[] = [];
+    queue.process('p', async (job) => {
+      ran.push(job.data);
+    });
+    await queue.pause('p');
+    expect(queue.paused.has('p')).toBe(true);
+    await queue.add('p', 'held');
+    await sleep(200);
+    expect(ran).toEqual([]);
+    await queue.resume('p');
+    await until(() => ran.length === 1);
+  });
+
+  it('recovers jobs whose worker died (lease expired): queued again, or dead on the last attempt', async () => {
+    const { store, queue } = await open();
+    await queue.add('crash', 'again', { id: 'retry-me', attempts: 2 });
+    await queue.add('crash', 'gone', { id: 'last-try', attempts: 1 });
+    // A worker that claimed both and died: active, lease long expired.
+    await sql`update bulwark_jobs set state = 'active', attempts = 1, lease_owner = 'dead-worker', lease_until = 1`.execute(
+      store.db,
+    );
+    expect((await queue.counts('crash')).get('crash')).toMatchObject({ active: 2 });
+    expect(await queue.recover()).toBe(2);
+    const counts = (await queue.counts('crash')).get('crash');
+    expect(counts).toMatchObject({ active: 0, waiting: 1, dead: 1 });
+    expect((await queue.list('crash', 'dead'))[0]).toMatchObject({
+      id: 'last-try',
+      lastError: expect.stringContaining('lease expired') as unknown,
+    });
+    const ran: string[] = [];
+    queue.process('crash', async (job) => {
+      ran.push(`${job.id}#${job.attempt}`);
+    });
+    await until(() => ran.length === 1);
+    expect(ran).toEqual(['retry-me#2']);
+  });
+
+  it('renews leases while a job runs longer than the lease', async () => {
+    const { queue } = await open({ leaseMs: 150 });
+    let runs = 0;
+    queue.process('long', async () => {
+      runs += 1;
+      await sleep(600);
+    });
+    await queue.add('long', {});
+    await until(async () => runs === 1 && (await queue.counts('long')).get('long')?.active === 0, 3000);
+    expect(runs).toBe(1); // never recovered and run twice
+  });
+
+  it('close waits for running jobs; past its deadline it releases them without counting the attempt', async () => {
+    const { store, queue } = await open();
+    let finished = 0;
+    queue.process(
+      'g',
+      async (job, { signal }) => {
+        if (job.data === 'quick') {
+          await sleep(100);
+          finished += 1;
+        } else await new Promise((resolve) => signal.addEventListener('abort', resolve));
+      },
+      { concurrency: 2 },
+    );
+    await queue.add('g', 'quick');
+    await queue.add('g', 'stuck', { id: 'stuck' });
+    await until(async () => (await queue.counts('g')).get('g')?.active === 2);
+    await queue.close(300);
+    expect(finished).toBe(1);
+    const next = new EmbeddedJobQueue({ store, pollMs: 20 });
+    queues.push(next);
+    expect((await next.counts('g')).get('g')).toMatchObject({ waiting: 1, active: 0 });
+    expect((await next.list('g', 'waiting'))[0]).toMatchObject({ id: 'stuck', attempts: 0 });
+    await rejection(queue.add('g', 1), 'BWK_ERR_QUEUE_CLOSED');
+  });
+
+  it('two instances on one store share the work: every job runs exactly once', async () => {
+    const first = await open();
+    const second = await open({ store: await fixture.open() });
+    const runs = new Map<string, number>();
+    for (const { queue } of [first, second])
+      queue.process(
+        'shared',
+        async (job) => {
+          runs.set(job.id, (runs.get(job.id) ?? 0) + 1);
+          await sleep(1);
+        },
+        { concurrency: 4 },
+      );
+    const ids = await Promise.all(
+      Array.from({ length: 400 }, (_, i) => (i % 2 === 0 ? first : second).queue.add('shared', i)),
+    );
+    await until(() => runs.size === 400, 10_000);
+    await sleep(100);
+    expect([...runs.values()].every((n) => n === 1)).toBe(true);
+    expect(new Set(ids).size).toBe(400);
+  });
+
+  it('a repeatable job is added once per occurrence across instances; cron patterns are validated', async () => {
+    const first = await open();
+    const second = await open({ store: await fixture.open() });
+    const ran: string[] = [];
+    first.queue.process('tick', async (job) => {
+      ran.push(job.id);
+    });
+    await first.queue.repeat('tick', 'heartbeat', { n: 1 }, { every: 300 });
+    await second.queue.repeat('tick', 'heartbeat', { n: 1 }, { every: 300 });
+    await sleep(1400);
+    await first.queue.unrepeat('tick', 'heartbeat');
+    await sleep(300);
+    expect(new Set(ran).size).toBe(ran.length);
+    expect(ran.length).toBeGreaterThanOrEqual(3);
+    expect(ran.length).toBeLessThanOrEqual(5);
+    expect(ran.every((id) => id.startsWith('repeat:heartbeat:'))).toBe(true);
+    await first.queue.repeat('tick', 'nightly', {}, { cron: '0 3 * * *', tz: 'Europe/Paris' });
+    await rejection(first.queue.repeat('tick', 'bad', {}, { cron: 'not a cron' }), 'BWK_ERR_QUEUE_OPTIONS');
+    await rejection(
+      first.queue.repeat('tick', 'both', {}, { cron: '* * * * *', every: 5 }),
+      'BWK_ERR_QUEUE_OPTIONS',
+    );
+  });
+
+  it('bad input is refused with a coded error naming the field, and adds nothing', async () => {
+    const { queue } = await open();
+    const cases: [Promise<unknown>, string][] = [
+      [queue.add('bad name!', 1), 'queue name'],
+      [queue.add('ok', 1, { attempts: 0 }), 'attempts'],
+      [queue.add('ok', 1, { delay: -1 }), 'delay'],
+      [queue.add('ok', 1, { priority: 1.5 }), 'priority'],
+      [queue.add('ok', 1, { backoff: { jitter: 2 } }), 'backoff.jitter'],
+      [queue.add('ok', 1, { id: '' }), 'id'],
+    ];
+    for (const [promise, field] of cases) {
+      const params = await rejection(promise, 'BWK_ERR_QUEUE_OPTIONS');
+      expect(String(params['detail'])).toContain(field);
+    }
+    await rejection(queue.add('ok', undefined), 'BWK_ERR_QUEUE_DATA_INVALID');
+    await rejection(queue.add('ok', { n: 1n }), 'BWK_ERR_QUEUE_DATA_INVALID');
+    expect(() => queue.process('ok', async () => undefined, { concurrency: 0 })).toThrow(/concurrency/);
+    expect((await queue.counts()).get('ok')).toBeUndefined();
+  });
+
+  it("effectOnce applies an effect once per key, in the effect's transaction", async () => {
+    const { store } = await open();
+    await sql`create table effect_log (k text)`.execute(store.db);
+    const write = (key: string) =>
+      effectOnce(store, key, async (trx) => {
+        await sql`insert into effect_log (k) values (${key})`.execute(trx);
+        return 'done';
+      });
+    expect(await write('a')).toEqual({ applied: true, value: 'done' });
+    expect(await write('a')).toEqual({ applied: false });
+    // An effect that fails leaves no marker: it runs again next time.
+    await expect(
+      effectOnce(store, 'b', async (trx) => {
+        await sql`insert into effect_log (k) values ('b')`.execute(trx);
+        throw new Error('rolled back');
+      }),
+    ).rejects.toThrow('rolled back');
+    expect(await write('b')).toEqual({ applied: true, value: 'done' });
+    const rows = await sql<{ k: string }>`select k from effect_log order by k`.execute(store.db);
+    expect(rows.rows.map((r) => r.k)).toEqual(['a', 'b']);
+  });
+
+  it('exports per-state counts at scrape time and job events', async () => {
+    const registry = new Registry();
+    const { queue } = await open({ metrics: new QueueMetrics(registry) });
+    await queue.add('m', 1, { delay: 60_000 });
+    await queue.add('m', 2);
+    let text = await registry.metrics();
+    expect(text).toContain('bulwark_queue_jobs{queue="m",state="delayed"} 1');
+    expect(text).toContain('bulwark_queue_jobs{queue="m",state="waiting"} 1');
+    queue.process('m', async () => undefined);
+    await until(async () => (await queue.counts('m')).get('m')?.waiting === 0);
+    await sleep(50);
+    text = await registry.metrics();
+    expect(text).toContain('bulwark_queue_jobs_total{queue="m",event="added"} 2');
+    expect(text).toContain('bulwark_queue_jobs_total{queue="m",event="completed"} 1');
+    expect(text).toMatch(/bulwark_queue_latency_seconds_count\{queue="m"\} 1/);
+  });
+});
