@@ -494,8 +494,8 @@ class Worker {
     } finally {
       this.#pumping = false;
       if (!this.#closing) {
+        // Not unref'd: a process with a worker stays alive to run jobs until close().
         this.#poll = setTimeout(() => this.wake(), delay);
-        this.#poll.unref();
       }
     }
   }

@@ -17,6 +17,7 @@ import { TieredCache } from '../cache/tiered.js';
 import { observeFailover, type Failover } from '../failover/index.js';
 import { connectRedis, type RedisDependency } from '../redis/connection.js';
 import { createRateLimiter, type RateLimiter, type RateLimitPolicy } from '../ratelimit/index.js';
+import { EmbeddedJobQueue, QueueMetrics, type EmbeddedJobQueueOptions } from '../queue/index.js';
 
 /** Options of {@link createBulwark}; every setting overrides its environment variable. */
 export interface BulwarkOptions extends SettingsInput {
@@ -39,6 +40,8 @@ export interface BulwarkOptions extends SettingsInput {
    * second) and which one `consume()` uses without a name (default the first).
    */
   rateLimitPolicies?: { policies?: RateLimitPolicy[]; defaultPolicy?: string };
+  /** Job queue tuning (lease, poll interval, claim batch); see docs/queues.md. */
+  queues?: Pick<EmbeddedJobQueueOptions, 'leaseMs' | 'pollMs' | 'claimBatch'>;
 }
 
 /** The policy used when none is configured: 100 points per second. */
@@ -56,6 +59,11 @@ export interface Bulwark {
    * limit while Redis is down), else in memory. `consume(key, points?, policy?)`.
    */
   readonly rateLimiter: RateLimiter;
+  /**
+   * Durable job queues: `add(queue, data, opts?)` resolves once the job is in the store;
+   * `process(queue, handler, { concurrency })`. See docs/queues.md.
+   */
+  readonly queues: EmbeddedJobQueue;
   /**
    * Failovers of the degradable dependencies that are configured (`redis` with `REDIS_URL`);
    * `setForced(true)` is the kill switch that forces the embedded fallback.
@@ -170,6 +178,13 @@ export async function createBulwark(options: BulwarkOptions = {}): Promise<Bulwa
     instanceId,
     registry: metrics.registry,
   });
+  const queues = new EmbeddedJobQueue({
+    store,
+    instanceId,
+    metrics: new QueueMetrics(metrics.registry),
+    logger,
+    ...options.queues,
+  });
   await health.start();
 
   let closing: Promise<void> | undefined;
@@ -179,6 +194,7 @@ export async function createBulwark(options: BulwarkOptions = {}): Promise<Bulwa
     store,
     cache,
     rateLimiter,
+    queues,
     dependencies: redis === undefined ? {} : { redis: redis.failover },
     health,
     metrics,
@@ -188,6 +204,8 @@ export async function createBulwark(options: BulwarkOptions = {}): Promise<Bulwa
     close() {
       closing ??= (async () => {
         health.close();
+        // Running jobs get half the shutdown budget, then go back to the queue for the next start.
+        await queues.close(Math.floor(settings.shutdownTimeoutMs / 2));
         cache.close();
         bus?.close();
         // Before the connection goes: removes this instance from the live set on Redis.

@@ -22,7 +22,10 @@ export function postgresForFile(): () => string {
 }
 
 /** The rejection of `promise`, asserting it is a catalogue error with `code`. */
-export async function rejection(promise: Promise<unknown>, code: ErrorCode): Promise<Record<string, unknown>> {
+export async function rejection(
+  promise: Promise<unknown>,
+  code: ErrorCode,
+): Promise<Record<string, unknown>> {
   const error: unknown = await promise.then(
     () => undefined,
     (e: unknown) => e,
