@@ -28,7 +28,10 @@ function anchorOf(heading: string): string {
 
 /** The anchors of every heading in a markdown file. */
 function anchorsIn(markdown: string): Set<string> {
-  const headings = prose(markdown).matchAll(/^#{1,6}\s+(.+)$/gm);
+  // Fenced blocks hold no headings; inline code in a heading is part of its anchor.
+  const headings = markdown
+    .replace(/^(```|~~~)[^\n]*\n[\s\S]*?^\1[^\n]*$/gm, '')
+    .matchAll(/^#{1,6}\s+(.+)$/gm);
   return new Set([...headings].map((m) => anchorOf(m[1] ?? '')));
 }
 
