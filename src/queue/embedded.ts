@@ -10,6 +10,7 @@ import type {
   Job,
   JobHandler,
   JobOptions,
+  JobQueue,
   JobState,
   JobSummary,
   QueueCounts,
@@ -120,7 +121,7 @@ class Batch<T> {
  * for `leaseMs` (renewed while it runs) and recovered when a worker dies; delivery is at least once.
  * See docs/queues.md.
  */
-export class EmbeddedJobQueue {
+export class EmbeddedJobQueue implements JobQueue {
   readonly #store: Store;
   readonly #jobs: SqlJobs;
   readonly #instanceId: string;

@@ -98,3 +98,35 @@ export interface JobSummary {
   lastError: string | null;
   data: unknown;
 }
+
+/**
+ * The job queue behind `bulwark.queues`: the embedded queue on the store, or (with `REDIS_URL`)
+ * BullMQ behind the failover with the embedded queue as its durable outage spool.
+ */
+export interface JobQueue {
+  /** Adds a job; resolves with its id once it is durable. */
+  add<T>(queue: string, data: T, opts?: JobOptions): Promise<string>;
+  /** Runs `handler` for the jobs of `queue` in this process. One handler per queue per process. */
+  process<T>(queue: string, handler: JobHandler<T>, opts?: WorkerOptions): void;
+  /** Stops every instance from starting jobs of `queue`; running jobs finish. */
+  pause(queue: string): Promise<void>;
+  resume(queue: string): Promise<void>;
+  /** Adds `data` on a schedule, once per occurrence across instances. */
+  repeat<T>(queue: string, name: string, data: T, opts: RepeatOptions): Promise<void>;
+  /** Removes a schedule; resolves true if there was one. */
+  unrepeat(queue: string, name: string): Promise<boolean>;
+  /** Per-state counts by queue (every known queue, or just `queue`). */
+  counts(queue?: string): Promise<Map<string, QueueCounts>>;
+  /** Jobs of `queue` in `state`, oldest first, at most `limit` (default 100, at most 1 000). */
+  list(queue: string, state: JobState, limit?: number): Promise<JobSummary[]>;
+  /** Dead jobs (all, or `ids`) run again with fresh attempts; resolves with the ids redriven. */
+  redrive(queue: string, ids?: string[]): Promise<string[]>;
+  /** A delayed or retrying job becomes due now (`BWK_ERR_QUEUE_JOB_NOT_FOUND` if none). */
+  promote(queue: string, id: string): Promise<void>;
+  /** Deletes a job that is not running (`BWK_ERR_QUEUE_JOB_NOT_FOUND` if none). */
+  remove(queue: string, id: string): Promise<void>;
+  /** Queues paused, as last known. */
+  readonly paused: ReadonlySet<string>;
+  /** Stops taking jobs; running ones get `deadlineMs`, then go back to the queue. Idempotent. */
+  close(deadlineMs?: number): Promise<void>;
+}

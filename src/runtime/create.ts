@@ -17,7 +17,12 @@ import { TieredCache } from '../cache/tiered.js';
 import { observeFailover, type Failover } from '../failover/index.js';
 import { connectRedis, type RedisDependency } from '../redis/connection.js';
 import { createRateLimiter, type RateLimiter, type RateLimitPolicy } from '../ratelimit/index.js';
-import { EmbeddedJobQueue, QueueMetrics, type EmbeddedJobQueueOptions } from '../queue/index.js';
+import {
+  EmbeddedJobQueue,
+  QueueMetrics,
+  type EmbeddedJobQueueOptions,
+  type JobQueue,
+} from '../queue/index.js';
 
 /** Options of {@link createBulwark}; every setting overrides its environment variable. */
 export interface BulwarkOptions extends SettingsInput {
@@ -63,7 +68,7 @@ export interface Bulwark {
    * Durable job queues: `add(queue, data, opts?)` resolves once the job is in the store;
    * `process(queue, handler, { concurrency })`. See docs/queues.md.
    */
-  readonly queues: EmbeddedJobQueue;
+  readonly queues: JobQueue;
   /**
    * Failovers of the degradable dependencies that are configured (`redis` with `REDIS_URL`);
    * `setForced(true)` is the kill switch that forces the embedded fallback.
