@@ -3,10 +3,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { sql } from 'kysely';
 import { afterAll, describe, expect, it } from 'vitest';
+import { createBulwark } from '../src/runtime/create.js';
 import { createStore } from '../src/store/index.js';
 import type { Store } from '../src/store/types.js';
 import { dropSchema, uniqueSchema } from './helpers/postgres.js';
 import { spawnTs, type Spawned } from './helpers/process.js';
+import { startRedis } from './helpers/redis.js';
 import { postgresForFile } from './helpers/store.js';
 import { until } from './helpers/wait.js';
 
@@ -104,6 +106,81 @@ describe.each(['sqlite', 'postgres'] as const)('durable queue through kill -9 (%
         );
       } finally {
         await cleanup();
+      }
+    },
+  );
+});
+
+describe('BullMQ queue through a Redis outage and kill -9 of the app', () => {
+  it(
+    'Redis killed, then the app kill -9ed while spooling; both restarted: every acknowledged job takes effect exactly once',
+    { timeout: 90_000 },
+    async () => {
+      const redis = await startRedis({ args: ['--appendonly', 'yes', '--appendfsync', 'always'] });
+      const dir = mkdtempSync(path.join(tmpdir(), 'bulwark-queue-crash-redis-'));
+      dirs.push(dir);
+      const env = { BULWARK_DATA_DIR: dir, REDIS_URL: redis.url };
+      const store = await createStore({ dataDir: dir });
+      try {
+        const first = spawnTs('test/fixtures/queue-app.ts', [], {
+          ...env,
+          PRODUCE: '6000',
+          LEASE_MS: '1000',
+        });
+        await first.waitFor('ready');
+        const effectCount = async () =>
+          Number(
+            (
+              await sql<{ n: number }>`select count(*) as n from effect_log`
+                .execute(store.db)
+                .catch(() => undefined)
+            )?.rows[0]?.n ?? 0,
+          );
+        await until(async () => (await effectCount()) >= 300, 30_000, '300 effects');
+        await redis.kill(); // adds now go to the durable spool
+        const ackedAtOutage = acked(first).length;
+        await until(() => acked(first).length >= ackedAtOutage + 200, 10_000, '200 jobs spooled');
+        first.child.kill('SIGKILL');
+        await first.exited;
+        const ackedIds = acked(first);
+        expect(first.stdout()).not.toContain('produced');
+        await redis.restart(); // AOF: every job Redis acknowledged is back
+
+        const second = spawnTs('test/fixtures/queue-app.ts', [], { ...env, PRODUCE: '0', LEASE_MS: '1000' });
+        await second.waitFor('ready');
+        const observer = await createBulwark({
+          env,
+          logLevel: 'error',
+          defaultMetrics: false,
+        });
+        try {
+          await until(
+            async () => {
+              const c = (await observer.queues.counts('work')).get('work');
+              return (
+                observer.dependencies['redis']?.mode === 'primary' &&
+                c !== undefined &&
+                c.waiting + c.delayed + c.retrying + c.active === 0 &&
+                (await effectCount()) >= ackedIds.length
+              );
+            },
+            60_000,
+            'queue drained',
+          );
+        } finally {
+          await observer.close();
+        }
+        second.child.kill('SIGTERM');
+        await second.exited;
+        const seen = await effects(store);
+        expect(ackedIds.filter((id) => !seen.has(id))).toEqual([]);
+        expect([...seen].filter(([, n]) => n > 1)).toEqual([]);
+        console.log(
+          `redis: ${ackedIds.length} acknowledged (${ackedIds.length - ackedAtOutage} during the outage) before kill -9, ${seen.size} effects, 0 lost, 0 duplicated`,
+        );
+      } finally {
+        await store.close();
+        await redis.stop();
       }
     },
   );

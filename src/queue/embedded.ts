@@ -33,6 +33,11 @@ export interface EmbeddedJobQueueOptions {
   metrics?: QueueMetrics;
   logger?: Logger;
   now?: () => number;
+  /**
+   * Where repeatable jobs' occurrences are added (default this queue). The Redis driver passes its
+   * own `add`, so occurrences go to BullMQ while Redis is up and to this spool while it is not.
+   */
+  schedulerAdd?: (queue: string, data: unknown, opts: JobOptions) => Promise<string>;
 }
 
 const QUEUE_NAME = /^[\w.:-]{1,200}$/;
@@ -51,17 +56,17 @@ interface Schedule {
   next: number;
 }
 
-function optionsError(detail: string): Error {
+export function optionsError(detail: string): Error {
   return bulwarkError('BWK_ERR_QUEUE_OPTIONS', { detail });
 }
 
-function checkQueue(queue: unknown): string {
+export function checkQueue(queue: unknown): string {
   if (typeof queue !== 'string' || !QUEUE_NAME.test(queue))
     throw optionsError(`queue name ${JSON.stringify(queue)} must be 1–200 of letters, digits, _ . : -`);
   return queue;
 }
 
-function positiveInt(value: unknown, name: string): void {
+export function positiveInt(value: unknown, name: string): void {
   if (value !== undefined && (!Number.isInteger(value) || (value as number) < 1))
     throw optionsError(`${name} must be a positive integer`);
 }
@@ -71,7 +76,7 @@ function nonNegative(value: unknown, name: string): void {
     throw optionsError(`${name} must be a number ≥ 0`);
 }
 
-function checkJobOptions(opts: JobOptions): void {
+export function checkJobOptions(opts: JobOptions): void {
   if (opts.id !== undefined && (typeof opts.id !== 'string' || opts.id.length === 0 || opts.id.length > 200))
     throw optionsError('id must be a string of 1–200 characters');
   positiveInt(opts.attempts, 'attempts');
@@ -136,6 +141,7 @@ export class EmbeddedJobQueue implements JobQueue {
   readonly #timers: NodeJS.Timeout[] = [];
   #paused = new Set<string>();
   #closed = false;
+  #schedulerAdd: NonNullable<EmbeddedJobQueueOptions['schedulerAdd']>;
 
   constructor(opts: EmbeddedJobQueueOptions) {
     this.#store = opts.store;
@@ -147,6 +153,7 @@ export class EmbeddedJobQueue implements JobQueue {
     this.#metrics = opts.metrics;
     this.#logger = opts.logger;
     this.#now = opts.now ?? Date.now;
+    this.#schedulerAdd = opts.schedulerAdd ?? ((queue, data, jobOpts) => this.add(queue, data, jobOpts));
     this.#adds = new Batch(async (jobs) => {
       await this.#jobs.insert(jobs);
       for (const queue of new Set(jobs.map((j) => j.queue))) this.#workers.get(queue)?.wake();
@@ -391,11 +398,49 @@ export class EmbeddedJobQueue implements JobQueue {
         if (isBulwarkError(error, 'BWK_ERR_STORE_CONFLICT')) continue; // another instance took it
         throw error;
       }
-      await this.add(schedule.queue, schedule.data, {
+      await this.#schedulerAdd(schedule.queue, schedule.data, {
         ...schedule.job,
         id: `repeat:${schedule.name}:${occurrence}`,
       });
     }
+  }
+}
+
+/**
+ * Runs one attempt of a handler: with a timeout, the attempt fails with `BWK_ERR_QUEUE_JOB_TIMEOUT`
+ * and `controller` aborts when it passes.
+ */
+export async function runHandler(
+  handler: JobHandler,
+  job: Job,
+  timeoutMs: number | undefined,
+  controller: AbortController,
+): Promise<void> {
+  const run = handler(job, { signal: controller.signal });
+  if (timeoutMs === undefined) {
+    await run;
+    return;
+  }
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      run,
+      new Promise((_, reject) => {
+        timer = setTimeout(() => {
+          const error = bulwarkError('BWK_ERR_QUEUE_JOB_TIMEOUT', {
+            queue: job.queue,
+            id: job.id,
+            timeoutMs,
+          });
+          // Rejected before the abort: a handler that returns as soon as it is aborted must not
+          // win the race and count as completed.
+          reject(error);
+          controller.abort(error);
+        }, timeoutMs);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -524,30 +569,8 @@ class Worker {
     };
     const startedAt = this.#c.now();
     this.#c.metrics?.started(job.queue, (startedAt - job.runAt) / 1000);
-    let timer: NodeJS.Timeout | undefined;
     try {
-      const run = this.#c.handler(job, { signal: controller.signal });
-      if (options.timeout === undefined) await run;
-      else {
-        const timeout = options.timeout;
-        await Promise.race([
-          run,
-          new Promise((_, reject) => {
-            timer = setTimeout(() => {
-              const error = bulwarkError('BWK_ERR_QUEUE_JOB_TIMEOUT', {
-                queue: job.queue,
-                id: job.id,
-                timeoutMs: timeout,
-              });
-              // Rejected before the abort: a handler that returns as soon as it is aborted must
-              // not win the race and count as completed.
-              reject(error);
-              controller.abort(error);
-            }, timeout);
-          }),
-        ]);
-      }
-      clearTimeout(timer);
+      await runHandler(this.#c.handler, job, options.timeout, controller);
       if (this.#closing && controller.signal.aborted) return; // released by close()
       await this.#completions.push(row.seq);
       this.#c.metrics?.finished(
@@ -557,7 +580,6 @@ class Worker {
         (this.#c.now() - job.createdAt) / 1000,
       );
     } catch (error) {
-      clearTimeout(timer);
       if (this.#closing && controller.signal.aborted) return; // released by close()
       const dead = job.attempt >= job.maxAttempts;
       const now = this.#c.now();

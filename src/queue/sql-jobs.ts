@@ -104,6 +104,29 @@ export class SqlJobs {
     });
   }
 
+  /**
+   * Leases up to `limit` queued jobs of any queue (due or not) to `owner` without counting an
+   * attempt: the outage spool's replay takes jobs this way, hands them to BullMQ, then deletes them
+   * with {@link complete} (or gives them back with {@link release}, which must then not uncount).
+   */
+  take(limit: number, owner: string, now: number, leaseMs: number): Promise<JobRow[]> {
+    return guard(this.#engine, 'jobs.take', async () => {
+      let queued = this.#db
+        .selectFrom('bulwark_jobs')
+        .select('seq')
+        .where('state', '=', 'queued')
+        .orderBy('seq')
+        .limit(limit);
+      if (this.#engine === 'postgres') queued = queued.forUpdate().skipLocked();
+      return this.#db
+        .updateTable('bulwark_jobs')
+        .set({ state: 'active', lease_owner: owner, lease_until: now + leaseMs })
+        .where('seq', 'in', queued)
+        .returningAll()
+        .execute();
+    });
+  }
+
   /** Deletes completed jobs still leased to `owner`. */
   complete(owner: string, seqs: number[]): Promise<void> {
     return guard(this.#engine, 'jobs.complete', async () => {
@@ -136,8 +159,11 @@ export class SqlJobs {
     });
   }
 
-  /** Gives active jobs back without counting their attempt (graceful shutdown past its deadline). */
-  release(owner: string, seqs: number[]): Promise<void> {
+  /**
+   * Gives active jobs back without counting their attempt (graceful shutdown past its deadline);
+   * `uncount: false` for jobs taken with {@link take}, which counted none.
+   */
+  release(owner: string, seqs: number[], uncount = true): Promise<void> {
     if (seqs.length === 0) return Promise.resolve();
     return guard(this.#engine, 'jobs.release', async () => {
       await this.#db
@@ -146,7 +172,7 @@ export class SqlJobs {
           state: 'queued',
           lease_owner: null,
           lease_until: null,
-          attempts: eb('attempts', '-', 1),
+          attempts: uncount ? eb('attempts', '-', 1) : eb.ref('attempts'),
         }))
         .where('seq', 'in', seqs)
         .where('lease_owner', '=', owner)

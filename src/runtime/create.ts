@@ -20,8 +20,11 @@ import { createRateLimiter, type RateLimiter, type RateLimitPolicy } from '../ra
 import {
   EmbeddedJobQueue,
   QueueMetrics,
+  RedisJobQueue,
   type EmbeddedJobQueueOptions,
+  type JobOptions,
   type JobQueue,
+  type RedisJobQueueOptions,
 } from '../queue/index.js';
 
 /** Options of {@link createBulwark}; every setting overrides its environment variable. */
@@ -45,8 +48,10 @@ export interface BulwarkOptions extends SettingsInput {
    * second) and which one `consume()` uses without a name (default the first).
    */
   rateLimitPolicies?: { policies?: RateLimitPolicy[]; defaultPolicy?: string };
-  /** Job queue tuning (lease, poll interval, claim batch); see docs/queues.md. */
-  queues?: Pick<EmbeddedJobQueueOptions, 'leaseMs' | 'pollMs' | 'claimBatch'>;
+  /** Job queue tuning (lease, poll interval, claim batch, BullMQ driver); see docs/queues.md. */
+  queues?: Pick<EmbeddedJobQueueOptions, 'leaseMs' | 'pollMs' | 'claimBatch'> & {
+    redis?: Pick<RedisJobQueueOptions, 'keepCompletedMs' | 'replayIntervalMs' | 'stallMs'>;
+  };
 }
 
 /** The policy used when none is configured: 100 points per second. */
@@ -183,13 +188,40 @@ export async function createBulwark(options: BulwarkOptions = {}): Promise<Bulwa
     instanceId,
     registry: metrics.registry,
   });
-  const queues = new EmbeddedJobQueue({
+  const queueMetrics = new QueueMetrics(metrics.registry);
+  let queues: JobQueue;
+  // With Redis: BullMQ behind the failover, the embedded queue as its durable outage spool (and its
+  // schedules' occurrences added through BullMQ while Redis is up).
+  let redisQueues: RedisJobQueue | undefined;
+  const embedded: EmbeddedJobQueue = new EmbeddedJobQueue({
     store,
     instanceId,
-    metrics: new QueueMetrics(metrics.registry),
+    metrics: queueMetrics,
     logger,
-    ...options.queues,
+    ...(options.queues === undefined ? {} : pickEmbedded(options.queues)),
+    ...(redis === undefined
+      ? {}
+      : {
+          schedulerAdd: (q: string, data: unknown, o: JobOptions) =>
+            (redisQueues ?? embedded).add(q, data, o),
+        }),
   });
+  if (redis === undefined || settings.redisUrl === undefined) queues = embedded;
+  else {
+    redisQueues = new RedisJobQueue({
+      url: settings.redisUrl,
+      failover: redis.failover,
+      client: redis.client,
+      spool: embedded,
+      store,
+      instanceId,
+      metrics: queueMetrics,
+      logger,
+      ...(options.queues?.leaseMs === undefined ? {} : { leaseMs: options.queues.leaseMs }),
+      ...(options.queues?.redis ?? {}),
+    });
+    queues = redisQueues;
+  }
   await health.start();
 
   let closing: Promise<void> | undefined;
@@ -226,6 +258,13 @@ export async function createBulwark(options: BulwarkOptions = {}): Promise<Bulwa
       return closing;
     },
   };
+}
+
+function pickEmbedded(
+  opts: NonNullable<BulwarkOptions['queues']>,
+): Pick<EmbeddedJobQueueOptions, 'leaseMs' | 'pollMs' | 'claimBatch'> {
+  const { redis: _redis, ...embedded } = opts;
+  return embedded;
 }
 
 function round(ms: number): number {

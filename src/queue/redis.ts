@@ -1,0 +1,570 @@
+import { randomUUID } from 'node:crypto';
+import {
+  Queue,
+  Worker,
+  type ConnectionOptions,
+  type Job as BullJob,
+  type JobsOptions,
+  type MinimalJob,
+} from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { bulwarkError } from '../errors/index.js';
+import type { Failover } from '../failover/index.js';
+import type { Store } from '../store/types.js';
+import { retryDelay } from './backoff.js';
+import {
+  checkJobOptions,
+  checkQueue,
+  optionsError,
+  positiveInt,
+  runHandler,
+  type EmbeddedJobQueue,
+} from './embedded.js';
+import type { QueueMetrics } from './metrics.js';
+import { emptyCounts, SqlJobs, type JobRow } from './sql-jobs.js';
+import type {
+  BackoffOptions,
+  Job,
+  JobHandler,
+  JobOptions,
+  JobQueue,
+  JobState,
+  JobSummary,
+  QueueCounts,
+  RepeatOptions,
+  WorkerOptions,
+} from './types.js';
+
+/** What a Bulwark job carries in BullMQ: the data and the options BullMQ has no field for. */
+interface Envelope {
+  d: unknown;
+  o?: { backoff?: BackoffOptions; timeout?: number };
+}
+
+/** Options of {@link RedisJobQueue}. Times in milliseconds. */
+export interface RedisJobQueueOptions {
+  /** `redis://…`: BullMQ opens its own connections (workers need blocking ones). */
+  url: string;
+  /** The Redis failover shared with the cache and the rate limiter. */
+  failover: Failover;
+  /** The shared (fail-fast) Redis client, for listing queues. */
+  client: Redis;
+  /** The durable embedded queue on the store: the outage spool, also run locally. */
+  spool: EmbeddedJobQueue;
+  store: Store;
+  instanceId: string;
+  /** BullMQ lock duration and (half of it) stalled-job check interval (default 30 000). */
+  leaseMs?: number;
+  /** How long completed jobs are kept so a replayed id is recognised (default 3 600 000). */
+  keepCompletedMs?: number;
+  /** While on Redis, how often the spool is checked for jobs to replay (default 5 000). */
+  replayIntervalMs?: number;
+  /** A worker with waiting jobs and no progress for this long after a failback is recreated (default 15 000). */
+  stallMs?: number;
+  metrics?: QueueMetrics;
+  logger?: Logger;
+  now?: () => number;
+}
+
+const PREFIX = 'bulwark:q';
+const REPLAY_BATCH = 500;
+
+/**
+ * BullMQ on Redis behind the shared failover, with the embedded queue as its durable outage spool.
+ *
+ * - `add` goes to BullMQ (bounded by the failover's deadline) while Redis is up; otherwise, or when
+ *   it fails, to the spool with the same id, where local workers run it if they can.
+ * - On every failback (and every `replayIntervalMs` while up) the spool's queued jobs are moved to
+ *   BullMQ with their id as the BullMQ job id, so a job that reached both is added once; completed
+ *   jobs are kept `keepCompletedMs` for that.
+ * - `process` runs a BullMQ worker and an embedded worker for the spool; a BullMQ worker that makes
+ *   no progress with jobs waiting after a reconnect is closed and recreated.
+ */
+export class RedisJobQueue implements JobQueue {
+  readonly #o: Required<Omit<RedisJobQueueOptions, 'metrics' | 'logger'>> &
+    Pick<RedisJobQueueOptions, 'metrics' | 'logger'>;
+  readonly #connection: ConnectionOptions;
+  readonly #queues = new Map<string, Queue>();
+  readonly #workers = new Map<string, BullWorker>();
+  readonly #known = new Set<string>();
+  readonly #jobs: SqlJobs;
+  readonly #timer: NodeJS.Timeout;
+  #replaying: Promise<number> | undefined;
+  #closed = false;
+
+  constructor(opts: RedisJobQueueOptions) {
+    this.#o = {
+      leaseMs: 30_000,
+      keepCompletedMs: 3_600_000,
+      replayIntervalMs: 5000,
+      stallMs: 15_000,
+      now: Date.now,
+      ...opts,
+    };
+    const url = new URL(opts.url);
+    this.#connection = {
+      host: url.hostname,
+      port: Number(url.port || 6379),
+      ...(url.username === '' ? {} : { username: decodeURIComponent(url.username) }),
+      ...(url.password === '' ? {} : { password: decodeURIComponent(url.password) }),
+      ...(url.pathname.length > 1 ? { db: Number(url.pathname.slice(1)) } : {}),
+      retryStrategy: (times: number) => Math.min(times * 50, 500),
+    };
+    this.#jobs = new SqlJobs(opts.store.db, opts.store.engine);
+    opts.failover.onChange((change) => {
+      if (change.to === 'primary') {
+        // Connections made before or during the outage may be wedged: start afresh.
+        this.#dropQueues();
+        void this.replay();
+        for (const worker of this.#workers.values()) worker.watch();
+      }
+    });
+    this.#timer = setInterval(() => {
+      if (this.#o.failover.mode === 'primary') void this.replay();
+    }, this.#o.replayIntervalMs);
+    this.#timer.unref();
+  }
+
+  async add<T>(queue: string, data: T, opts: JobOptions = {}): Promise<string> {
+    if (this.#closed) throw bulwarkError('BWK_ERR_QUEUE_CLOSED', { operation: 'add a job' });
+    checkQueue(queue);
+    checkJobOptions(opts);
+    const id = opts.id ?? randomUUID();
+    const json = JSON.stringify(data) as string | undefined;
+    if (json === undefined)
+      throw bulwarkError('BWK_ERR_QUEUE_DATA_INVALID', { queue, detail: 'the data is not a JSON value' });
+    this.#known.add(queue);
+    return this.#o.failover.execute(
+      async () => {
+        await this.#queue(queue).add('job', envelope(data, opts), this.#bullOptions(id, opts));
+        this.#o.metrics?.added(queue);
+        return id;
+      },
+      () => this.#o.spool.add(queue, data, { ...opts, id }),
+    );
+  }
+
+  process<T>(queue: string, handler: JobHandler<T>, opts: WorkerOptions = {}): void {
+    if (this.#closed) throw bulwarkError('BWK_ERR_QUEUE_CLOSED', { operation: 'start a worker' });
+    checkQueue(queue);
+    positiveInt(opts.concurrency, 'concurrency');
+    if (this.#workers.has(queue)) throw optionsError(`queue ${queue} already has a handler in this process`);
+    this.#o.spool.process(queue, handler, opts); // jobs spooled during outages, run locally
+    const worker = new BullWorker(queue, handler as JobHandler, opts, this.#connection, this.#o, () =>
+      this.#counts(queue),
+    );
+    this.#workers.set(queue, worker);
+    this.#known.add(queue);
+  }
+
+  async pause(queue: string): Promise<void> {
+    await this.#o.spool.pause(queue); // the store is the source of truth for every instance
+    await this.#onRedis((q) => q.pause(), queue);
+  }
+
+  async resume(queue: string): Promise<void> {
+    await this.#o.spool.resume(queue);
+    await this.#onRedis((q) => q.resume(), queue);
+  }
+
+  get paused(): ReadonlySet<string> {
+    return this.#o.spool.paused;
+  }
+
+  /** Schedules live in the store; each occurrence is added through {@link add}. */
+  repeat<T>(queue: string, name: string, data: T, opts: RepeatOptions): Promise<void> {
+    this.#known.add(queue);
+    return this.#o.spool.repeat(queue, name, data, opts);
+  }
+
+  unrepeat(queue: string, name: string): Promise<boolean> {
+    return this.#o.spool.unrepeat(queue, name);
+  }
+
+  /** The spool's counts plus BullMQ's while Redis is up (BullMQ's delayed jobs all count as delayed). */
+  async counts(queue?: string): Promise<Map<string, QueueCounts>> {
+    const result = await this.#o.spool.counts(queue);
+    if (this.#o.failover.mode !== 'primary') return result;
+    const names = queue === undefined ? await this.#queueNames() : [queue];
+    for (const name of names) {
+      const bull = await this.#counts(name).catch(() => undefined);
+      if (bull === undefined) continue;
+      const sum = result.get(name) ?? emptyCounts();
+      for (const state of Object.keys(sum) as JobState[]) sum[state] += bull[state];
+      result.set(name, sum);
+    }
+    return result;
+  }
+
+  async list(queue: string, state: JobState, limit = 100): Promise<JobSummary[]> {
+    checkQueue(queue);
+    const max = Math.min(Math.max(1, limit), 1000);
+    const spooled = await this.#o.spool.list(queue, state, max);
+    if (this.#o.failover.mode !== 'primary' || spooled.length >= max) return spooled;
+    const types = {
+      waiting: ['wait', 'prioritized'],
+      delayed: ['delayed'],
+      retrying: ['delayed'],
+      active: ['active'],
+      dead: ['failed'],
+    } as const;
+    const jobs = (await this.#queue(queue).getJobs([...types[state]], 0, max - 1, true)) as BullJob[];
+    const wanted = jobs.filter((j) =>
+      state === 'delayed' ? j.attemptsMade === 0 : state === 'retrying' ? j.attemptsMade > 0 : true,
+    );
+    return [...spooled, ...wanted.slice(0, max - spooled.length).map((j) => summary(queue, state, j))];
+  }
+
+  async redrive(queue: string, ids?: string[]): Promise<string[]> {
+    checkQueue(queue);
+    const done = await this.#o.spool.redrive(queue, ids);
+    if (this.#o.failover.mode !== 'primary') return done;
+    const q = this.#queue(queue);
+    const failed = ids === undefined ? ((await q.getJobs(['failed'], 0, -1)) as BullJob[]) : [];
+    for (const id of ids ?? []) {
+      const job = (await q.getJob(id)) as BullJob | undefined;
+      if (job !== undefined && (await job.isFailed())) failed.push(job);
+    }
+    for (const job of failed) {
+      await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
+      if (job.id !== undefined) done.push(job.id);
+    }
+    return done;
+  }
+
+  async promote(queue: string, id: string): Promise<void> {
+    checkQueue(queue);
+    try {
+      await this.#o.spool.promote(queue, id);
+      return;
+    } catch (error) {
+      if (this.#o.failover.mode !== 'primary') throw error;
+    }
+    const job = (await this.#queue(queue).getJob(id)) as BullJob | undefined;
+    if (job === undefined || !(await job.isDelayed()))
+      throw bulwarkError('BWK_ERR_QUEUE_JOB_NOT_FOUND', { queue, id, state: 'delayed or retrying' });
+    await job.promote();
+  }
+
+  async remove(queue: string, id: string): Promise<void> {
+    checkQueue(queue);
+    try {
+      await this.#o.spool.remove(queue, id);
+      return;
+    } catch (error) {
+      if (this.#o.failover.mode !== 'primary') throw error;
+    }
+    const job = (await this.#queue(queue).getJob(id)) as BullJob | undefined;
+    if (job === undefined || (await job.isActive()))
+      throw bulwarkError('BWK_ERR_QUEUE_JOB_NOT_FOUND', {
+        queue,
+        id,
+        state: 'waiting, delayed, retrying or dead',
+      });
+    await job.remove();
+  }
+
+  /**
+   * Moves the spool's queued jobs to BullMQ, idempotently (the spool id is the BullMQ job id), in
+   * batches: taken under a lease, added, then deleted; a batch BullMQ refuses goes back to the spool.
+   * Resolves with how many were moved. Concurrent calls share one run.
+   */
+  replay(): Promise<number> {
+    this.#replaying ??= this.#replay().finally(() => {
+      this.#replaying = undefined;
+    });
+    return this.#replaying;
+  }
+
+  async #replay(): Promise<number> {
+    const owner = `replay:${this.#o.instanceId}`;
+    let moved = 0;
+    while (!this.#closed && this.#o.failover.mode === 'primary') {
+      const rows = await this.#jobs.take(REPLAY_BATCH, owner, this.#o.now(), this.#o.leaseMs);
+      if (rows.length === 0) break;
+      try {
+        const byQueue = new Map<string, JobRow[]>();
+        for (const row of rows) byQueue.set(row.queue, [...(byQueue.get(row.queue) ?? []), row]);
+        for (const [queue, batch] of byQueue) {
+          await this.#queue(queue).addBulk(batch.map((row) => this.#replayed(row)));
+          this.#known.add(queue);
+        }
+      } catch (error) {
+        await this.#jobs
+          .release(
+            owner,
+            rows.map((r) => r.seq),
+            false,
+          )
+          .catch(() => undefined); // else their lease runs out and recovery gives them back
+        this.#o.logger?.warn({ err: error, jobs: rows.length }, 'queues: spool replay interrupted');
+        break;
+      }
+      await this.#jobs.complete(
+        owner,
+        rows.map((r) => r.seq),
+      );
+      moved += rows.length;
+    }
+    if (moved > 0) this.#o.logger?.info({ jobs: moved }, 'queues: spooled jobs replayed into BullMQ');
+    return moved;
+  }
+
+  async close(deadlineMs = 10_000): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#timer);
+    await Promise.all([
+      ...[...this.#workers.values()].map((w) => w.close(deadlineMs)),
+      this.#o.spool.close(deadlineMs),
+    ]);
+    await Promise.allSettled([...this.#queues.values()].map((q) => q.close()));
+  }
+
+  #queue(name: string): Queue {
+    let queue = this.#queues.get(name);
+    if (queue === undefined) {
+      // Producers fail fast while disconnected (no offline queue); the failover does the rest.
+      queue = new Queue(name, {
+        connection: { ...this.#connection, enableOfflineQueue: false, maxRetriesPerRequest: 1 },
+        prefix: PREFIX,
+      });
+      queue.on('error', (error) =>
+        this.#o.logger?.debug({ err: error, queue: name }, 'queues: BullMQ queue error'),
+      );
+      this.#queues.set(name, queue);
+    }
+    return queue;
+  }
+
+  #dropQueues(): void {
+    for (const queue of this.#queues.values()) void queue.close().catch(() => undefined);
+    this.#queues.clear();
+  }
+
+  async #onRedis(run: (queue: Queue) => Promise<void>, name: string): Promise<void> {
+    checkQueue(name);
+    await this.#o.failover.execute(
+      () => run(this.#queue(name)),
+      () => undefined,
+    );
+  }
+
+  async #counts(name: string): Promise<QueueCounts> {
+    const c = await this.#queue(name).getJobCounts('wait', 'prioritized', 'delayed', 'active', 'failed');
+    return {
+      waiting: (c['wait'] ?? 0) + (c['prioritized'] ?? 0),
+      delayed: c['delayed'] ?? 0,
+      retrying: 0,
+      active: c['active'] ?? 0,
+      dead: c['failed'] ?? 0,
+    };
+  }
+
+  /** Queues this process knows of, plus every BullMQ queue under Bulwark's prefix. */
+  async #queueNames(): Promise<string[]> {
+    const names = new Set(this.#known);
+    const client = this.#o.client;
+    let cursor = '0';
+    do {
+      const [next, keys] = await client.scan(cursor, 'MATCH', `${PREFIX}:*:meta`, 'COUNT', 1000);
+      cursor = next;
+      for (const key of keys) names.add(key.slice(PREFIX.length + 1, -':meta'.length));
+    } while (cursor !== '0');
+    return [...names];
+  }
+
+  #bullOptions(id: string, opts: JobOptions): JobsOptions {
+    return {
+      jobId: id,
+      attempts: opts.attempts ?? 3,
+      backoff: { type: 'bulwark' },
+      ...(opts.delay ? { delay: opts.delay } : {}),
+      // BullMQ runs jobs without a priority first, then priority 1, 2, …: the same order as
+      // Bulwark's 0 first, then higher numbers later. Negative priorities run as 0.
+      ...(opts.priority !== undefined && opts.priority > 0
+        ? { priority: Math.min(opts.priority, 2_097_152) }
+        : {}),
+      removeOnComplete: { age: Math.ceil(this.#o.keepCompletedMs / 1000) },
+      removeOnFail: false,
+    };
+  }
+
+  #replayed(row: JobRow): { name: string; data: Envelope; opts: JobsOptions } {
+    const options = row.options === null ? {} : (JSON.parse(row.options) as Envelope['o'] & object);
+    const delay = Math.max(0, Number(row.run_at) - this.#o.now());
+    const opts: JobOptions = {
+      attempts: Math.max(1, row.max_attempts - row.attempts),
+      priority: row.priority,
+      delay,
+      ...options,
+    };
+    return {
+      name: 'job',
+      data: envelope(JSON.parse(row.data) as unknown, opts),
+      opts: { ...this.#bullOptions(row.id, opts), timestamp: Number(row.created_at) },
+    };
+  }
+}
+
+function envelope(data: unknown, opts: JobOptions): Envelope {
+  const o: Envelope['o'] = {};
+  if (opts.backoff !== undefined) o.backoff = opts.backoff;
+  if (opts.timeout !== undefined) o.timeout = opts.timeout;
+  return Object.keys(o).length === 0 ? { d: data } : { d: data, o };
+}
+
+function summary(queue: string, state: JobState, job: BullJob): JobSummary {
+  const data = job.data as Envelope;
+  return {
+    queue,
+    id: job.id ?? '',
+    state,
+    attempts: job.attemptsMade,
+    maxAttempts: job.opts.attempts ?? 1,
+    priority: job.opts.priority ?? 0,
+    createdAt: job.timestamp,
+    runAt: job.timestamp + (job.opts.delay ?? 0),
+    lastError: job.failedReason ?? null,
+    data: data.d,
+  };
+}
+
+type WorkerSettings = Required<Pick<RedisJobQueueOptions, 'leaseMs' | 'stallMs' | 'now'>> &
+  Pick<RedisJobQueueOptions, 'metrics' | 'logger'>;
+
+/** One queue's BullMQ worker in this process, recreated when it wedges after a reconnect. */
+class BullWorker {
+  readonly #queue: string;
+  readonly #handler: JobHandler;
+  readonly #opts: WorkerOptions;
+  readonly #connection: ConnectionOptions;
+  readonly #o: WorkerSettings;
+  readonly #counts: () => Promise<QueueCounts>;
+  #worker: Worker;
+  #progress = 0;
+  #watch: NodeJS.Timeout | undefined;
+  #closing = false;
+
+  constructor(
+    queue: string,
+    handler: JobHandler,
+    opts: WorkerOptions,
+    connection: ConnectionOptions,
+    o: WorkerSettings,
+    counts: () => Promise<QueueCounts>,
+  ) {
+    this.#queue = queue;
+    this.#handler = handler;
+    this.#opts = opts;
+    this.#connection = connection;
+    this.#o = o;
+    this.#counts = counts;
+    this.#worker = this.#start();
+  }
+
+  #start(): Worker {
+    const worker = new Worker(this.#queue, async (job: BullJob) => this.#run(job), {
+      connection: { ...this.#connection, maxRetriesPerRequest: null },
+      prefix: PREFIX,
+      concurrency: this.#opts.concurrency ?? 1,
+      ...(this.#opts.limiter === undefined ? {} : { limiter: this.#opts.limiter }),
+      lockDuration: this.#o.leaseMs,
+      stalledInterval: Math.max(1000, Math.floor(this.#o.leaseMs / 2)),
+      maxStalledCount: 100, // a stalled job (its worker died) is retried, not failed
+      settings: {
+        backoffStrategy: (attemptsMade: number, _type?: string, _error?: Error, job?: MinimalJob) =>
+          retryDelay((job?.data as Envelope | undefined)?.o?.backoff, attemptsMade),
+      },
+    });
+    worker.on('error', (error) =>
+      this.#o.logger?.debug({ err: error, queue: this.#queue }, 'queues: BullMQ worker error'),
+    );
+    worker.on('completed', () => (this.#progress += 1));
+    worker.on('failed', (job, error) => {
+      this.#progress += 1;
+      if (job === undefined) return;
+      const dead = job.attemptsMade >= (job.opts.attempts ?? 1);
+      this.#o.logger?.warn(
+        {
+          queue: this.#queue,
+          jobId: job.id,
+          attempt: job.attemptsMade,
+          maxAttempts: job.opts.attempts,
+          err: error,
+        },
+        dead ? 'job failed on its last attempt: dead-lettered' : 'job failed: will retry',
+      );
+    });
+    return worker;
+  }
+
+  async #run(bull: BullJob): Promise<void> {
+    const data = bull.data as Envelope;
+    const job: Job = {
+      queue: this.#queue,
+      id: bull.id ?? '',
+      data: data.d,
+      attempt: bull.attemptsMade + 1,
+      maxAttempts: bull.opts.attempts ?? 1,
+      priority: bull.opts.priority ?? 0,
+      createdAt: bull.timestamp,
+      runAt: bull.timestamp + (bull.opts.delay ?? 0),
+    };
+    const startedAt = this.#o.now();
+    this.#o.metrics?.started(job.queue, (startedAt - (bull.processedOn ?? startedAt)) / 1000);
+    try {
+      await runHandler(this.#handler, job, data.o?.timeout, new AbortController());
+    } catch (error) {
+      const dead = job.attempt >= job.maxAttempts;
+      this.#o.metrics?.finished(
+        job.queue,
+        dead ? 'dead' : 'retried',
+        (this.#o.now() - startedAt) / 1000,
+        undefined,
+      );
+      throw error;
+    }
+    const now = this.#o.now();
+    this.#o.metrics?.finished(job.queue, 'completed', (now - startedAt) / 1000, (now - job.createdAt) / 1000);
+  }
+
+  /**
+   * After a failback: if jobs are waiting and this worker completes nothing for `stallMs`, it is
+   * wedged (a known BullMQ failure after Redis failovers): close it and start a new one.
+   */
+  watch(): void {
+    clearTimeout(this.#watch);
+    const before = this.#progress;
+    this.#watch = setTimeout(() => void this.#check(before), this.#o.stallMs);
+    this.#watch.unref();
+  }
+
+  async #check(before: number): Promise<void> {
+    if (this.#closing || this.#progress !== before) return;
+    const counts = await this.#counts().catch(() => undefined);
+    if (counts === undefined || counts.waiting === 0 || this.#worker.isPaused()) return;
+    this.#o.logger?.warn(
+      { queue: this.#queue, waiting: counts.waiting },
+      'queues: BullMQ worker made no progress after a reconnect: recreating it',
+    );
+    const old = this.#worker;
+    this.#worker = this.#start();
+    void old.close(true).catch(() => undefined);
+    this.watch();
+  }
+
+  async close(deadlineMs: number): Promise<void> {
+    this.#closing = true;
+    clearTimeout(this.#watch);
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<'deadline'>((resolve) => {
+      timer = setTimeout(() => resolve('deadline'), deadlineMs);
+    });
+    const outcome = await Promise.race([this.#worker.close().then(() => 'done' as const), deadline]);
+    clearTimeout(timer);
+    // Past the deadline: force-close; BullMQ's stalled check gives the unfinished jobs back.
+    if (outcome === 'deadline') await this.#worker.close(true).catch(() => undefined);
+  }
+}

@@ -1,0 +1,203 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { sql } from 'kysely';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { isBulwarkError } from '../src/errors/index.js';
+import { effectOnce, jobEffectKey, type Job } from '../src/queue/index.js';
+import { createBulwark, type Bulwark } from '../src/runtime/create.js';
+import { startRedis, type RedisServer } from './helpers/redis.js';
+import { rejection } from './helpers/store.js';
+import { until } from './helpers/wait.js';
+
+// Redis persists every write (AOF, fsync always), as a deployment that keeps jobs must configure it:
+// a killed server comes back with every acknowledged job.
+const DURABLE = ['--appendonly', 'yes', '--appendfsync', 'always'];
+
+let redis: RedisServer;
+const dirs: string[] = [];
+const open: Bulwark[] = [];
+beforeAll(async () => {
+  redis = await startRedis({ args: DURABLE });
+});
+afterEach(async () => {
+  for (const b of open.splice(0)) await b.close();
+  await redis.resume().catch(() => undefined);
+  if (!(await redisUp())) await redis.restart();
+  await flushAll();
+});
+afterAll(async () => {
+  await redis.stop();
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+
+async function redisUp(): Promise<boolean> {
+  const { Redis } = await import('ioredis');
+  const client = new Redis(redis.url, { lazyConnect: true, maxRetriesPerRequest: 0, connectTimeout: 300 });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    await client.ping();
+    return true;
+  } catch {
+    return false;
+  } finally {
+    client.disconnect();
+  }
+}
+
+async function flushAll(): Promise<void> {
+  const { Redis } = await import('ioredis');
+  const client = new Redis(redis.url);
+  await client.flushall();
+  client.disconnect();
+}
+
+async function bulwark(dataDir?: string): Promise<Bulwark> {
+  const dir = dataDir ?? mkdtempSync(path.join(tmpdir(), 'bulwark-queue-redis-'));
+  if (dataDir === undefined) dirs.push(dir);
+  const b = await createBulwark({
+    env: { REDIS_URL: redis.url, BULWARK_DATA_DIR: dir },
+    logLevel: 'error',
+    defaultMetrics: false,
+    queues: { leaseMs: 2000, pollMs: 20, redis: { replayIntervalMs: 200, stallMs: 3000 } },
+  });
+  open.push(b);
+  return b;
+}
+
+/** Every job of `queue`, in BullMQ and in the spool, is done. */
+async function drained(b: Bulwark, queue: string): Promise<boolean> {
+  const c = (await b.queues.counts(queue)).get(queue);
+  return c !== undefined && c.waiting + c.delayed + c.retrying + c.active === 0;
+}
+
+describe('queues on Redis (BullMQ behind the failover, embedded spool)', () => {
+  it('runs jobs through BullMQ with attempts, dead letter, redrive, dedupe and timeouts', async () => {
+    const b = await bulwark();
+    expect(b.dependencies['redis']?.mode).toBe('primary');
+    const seen: Job[] = [];
+    let healthy = false;
+    b.queues.process('mail', async (job, { signal }) => {
+      seen.push(job);
+      if (job.data === 'slow') await new Promise((resolve) => signal.addEventListener('abort', resolve));
+      if (job.data === 'flaky' && !healthy) throw new Error(`boom ${job.attempt}`);
+    });
+    await b.queues.add('mail', 'hello', { id: 'one' });
+    expect(await b.queues.add('mail', 'again', { id: 'one' })).toBe('one'); // dedupe
+    await b.queues.add('mail', 'flaky', {
+      id: 'flaky',
+      attempts: 2,
+      backoff: { type: 'fixed', delay: 50, jitter: 0 },
+    });
+    await b.queues.add('mail', 'slow', { id: 'slow', attempts: 1, timeout: 100 });
+    await until(async () => (await b.queues.counts('mail')).get('mail')?.dead === 2, 5000);
+    // Nothing went through the spool: Redis was up.
+    expect(await sql`select count(*) as n from bulwark_jobs`.execute(b.store.db)).toMatchObject({
+      rows: [{ n: 0 }],
+    });
+    expect(seen.filter((j) => j.id === 'one')).toHaveLength(1);
+    expect(seen.filter((j) => j.id === 'flaky').map((j) => j.attempt)).toEqual([1, 2]);
+    const dead = await b.queues.list('mail', 'dead');
+    expect(dead.map((j) => j.id).sort()).toEqual(['flaky', 'slow']);
+    expect(dead.find((j) => j.id === 'slow')?.lastError).toContain('timeout');
+    healthy = true;
+    expect(await b.queues.redrive('mail', ['flaky'])).toEqual(['flaky']);
+    await until(async () => (await b.queues.counts('mail')).get('mail')?.dead === 1, 5000);
+    await b.queues.add('mail', 'later', { id: 'later', delay: 60_000 });
+    expect((await b.queues.counts('mail')).get('mail')?.delayed).toBe(1);
+    await b.queues.promote('mail', 'later');
+    await until(() => seen.some((j) => j.id === 'later'), 5000);
+    await rejection(b.queues.promote('mail', 'nope'), 'BWK_ERR_QUEUE_JOB_NOT_FOUND');
+  });
+
+  it('boots with Redis down: jobs are spooled durably and run locally; when Redis appears the rest moves to BullMQ', async () => {
+    await redis.kill();
+    const b = await bulwark();
+    expect(b.dependencies['redis']?.mode).toBe('fallback');
+    const ran: string[] = [];
+    b.queues.process('local', async (job) => {
+      ran.push(job.id);
+    });
+    const started = Date.now();
+    await b.queues.add('local', 1, { id: 'a' });
+    await b.queues.add('elsewhere', 2, { id: 'b' }); // no worker here: waits in the spool
+    expect(Date.now() - started).toBeLessThan(1000); // neither hangs nor throws
+    await until(() => ran.includes('a'), 3000);
+    await redis.restart();
+    await until(() => b.dependencies['redis']?.mode === 'primary', 5000);
+    await until(
+      async () =>
+        Number(
+          (await sql<{ n: number }>`select count(*) as n from bulwark_jobs`.execute(b.store.db)).rows[0]?.n,
+        ) === 0,
+      5000,
+    );
+    expect((await b.queues.list('elsewhere', 'waiting')).map((j) => j.id)).toEqual(['b']); // now in BullMQ
+    await b.queues.add('local', 3, { id: 'c' });
+    await until(() => ran.includes('c'), 5000);
+  });
+
+  it('bad input is refused the same way as on the embedded queue', async () => {
+    const b = await bulwark();
+    await rejection(b.queues.add('bad name!', 1), 'BWK_ERR_QUEUE_OPTIONS');
+    await rejection(b.queues.add('ok', undefined), 'BWK_ERR_QUEUE_DATA_INVALID');
+    const error = await b.queues.add('ok', 1, { attempts: -1 }).catch((e: unknown) => e);
+    expect(isBulwarkError(error, 'BWK_ERR_QUEUE_OPTIONS')).toBe(true);
+  });
+});
+
+/** Adds `total` jobs with ids `<prefix><i>` at a steady pace; returns the ids whose add resolved. */
+async function produce(b: Bulwark, total: number, prefix: string): Promise<string[]> {
+  const acked: string[] = [];
+  for (let from = 0; from < total; from += 20) {
+    const batch = [];
+    for (let i = from; i < Math.min(total, from + 20); i += 1)
+      batch.push(b.queues.add('work', { i }, { id: `${prefix}${i}` }));
+    acked.push(...(await Promise.all(batch)));
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  return acked;
+}
+
+describe('queues on Redis under faults: every acknowledged job takes effect exactly once', () => {
+  for (const fault of ['kill', 'pause', 'flap'] as const) {
+    it(`Redis ${fault} mid-stream`, { timeout: 60_000 }, async () => {
+      const b = await bulwark();
+      await sql`create table if not exists effect_log (job_id text not null)`.execute(b.store.db);
+      b.queues.process(
+        'work',
+        async (job) => {
+          await effectOnce(b.store, jobEffectKey(job), async (trx) => {
+            await sql`insert into effect_log (job_id) values (${job.id})`.execute(trx);
+          });
+        },
+        { concurrency: 8 },
+      );
+      const producing = produce(b, 1500, `${fault}-`);
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      if (fault === 'kill') {
+        await redis.kill();
+        await new Promise((resolve) => setTimeout(resolve, 1500));
+        await redis.restart();
+      } else if (fault === 'pause') {
+        await redis.pause();
+        await new Promise((resolve) => setTimeout(resolve, 1500));
+        await redis.resume();
+      } else await redis.flap({ downMs: 500, upMs: 500, cycles: 3 }).done;
+      const acked = await producing;
+      // The fault was felt: the app went to its spool and back at least once.
+      expect(b.dependencies['redis']?.switches).toBeGreaterThanOrEqual(2);
+      await until(() => b.dependencies['redis']?.mode === 'primary', 30_000, 'back on Redis');
+      await until(() => drained(b, 'work'), 30_000, 'all jobs done');
+      const rows = await sql<{
+        job_id: string;
+        n: number;
+      }>`select job_id, count(*) as n from effect_log group by job_id`.execute(b.store.db);
+      const effects = new Map(rows.rows.map((r) => [r.job_id, Number(r.n)]));
+      expect(acked.filter((id) => !effects.has(id))).toEqual([]); // 0 lost
+      expect([...effects].filter(([, n]) => n !== 1)).toEqual([]); // 0 duplicated
+      expect(acked).toHaveLength(1500);
+    });
+  }
+});
