@@ -211,6 +211,24 @@ describe.each(['sqlite', 'postgres'] as const)('embedded job queue conformance: 
     await until(() => ran.length === 1);
   });
 
+  it('a queue paused before a restart starts nothing after it, from the first moment', async () => {
+    const { store, queue } = await open();
+    await queue.pause('held');
+    await queue.add('held', 'x');
+    await queue.close();
+    const restarted = new EmbeddedJobQueue({ store, pollMs: 20 });
+    queues.push(restarted);
+    const ran: unknown[] = [];
+    restarted.process('held', async (job) => {
+      ran.push(job.data);
+    });
+    await sleep(300);
+    expect(ran).toEqual([]);
+    expect([...(await restarted.pausedQueues())]).toEqual(['held']);
+    await restarted.resume('held');
+    await until(() => ran.length === 1);
+  });
+
   it('recovers jobs whose worker died (lease expired): queued again, or dead on the last attempt', async () => {
     const { store, queue } = await open();
     await queue.add('crash', 'again', { id: 'retry-me', attempts: 2 });

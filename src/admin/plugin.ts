@@ -4,6 +4,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
 import { bulwarkError } from '../errors/index.js';
 import type { Bulwark } from '../runtime/create.js';
+import { registerQueueRoutes } from './queues.js';
 
 const digest = (text: string): Buffer => createHash('sha256').update(text).digest();
 
@@ -124,6 +125,8 @@ export async function registerAdminApi(app: FastifyInstance, bulwark: Bulwark): 
         },
         async (request) => bulwark.rateLimiter.topOffenders(request.query.limit ?? 20, request.query.policy),
       );
+
+      registerQueueRoutes(admin, bulwark);
 
       typed.get(
         '/audit',

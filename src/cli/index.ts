@@ -3,6 +3,7 @@ import { bulwarkError, isBulwarkError } from '../errors/index.js';
 import { VERSION } from '../runtime/create.js';
 import { loadSettings, redactSettings, settingFields } from '../settings/index.js';
 import { createStore } from '../store/index.js';
+import { registerQueuesCommand } from './queues.js';
 
 /** Prints a Bulwark error (each bad field on its own line) and returns exit code 1. */
 function report(error: unknown): number {
@@ -92,6 +93,8 @@ export function buildCli(): Command {
         for (const [key, value] of Object.entries(settings))
           console.log(`${key.padEnd(18)} ${String(value)}`);
     });
+
+  registerQueuesCommand(program);
 
   return program;
 }

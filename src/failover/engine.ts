@@ -127,14 +127,19 @@ export class Failover {
    * Runs `primary` under the deadline when on the primary, else `fallback`. A primary failure or
    * timeout is answered by `fallback` (the primary's error is not rethrown) and counted against the
    * primary. The signal passed to `primary` aborts at the deadline. Errors thrown by `fallback`
-   * reach the caller.
+   * reach the caller. `opts.deadlineMs` replaces the deadline for an operation known to be bigger
+   * than one command (a batch).
    */
-  async execute<T>(primary: (signal: AbortSignal) => Promise<T>, fallback: () => T | Promise<T>): Promise<T> {
+  async execute<T>(
+    primary: (signal: AbortSignal) => Promise<T>,
+    fallback: () => T | Promise<T>,
+    opts: { deadlineMs?: number } = {},
+  ): Promise<T> {
     if (this.#mode !== 'primary') return fallback();
     const controller = new AbortController();
     let timer: unknown;
     const deadline = new Promise<typeof TIMED_OUT>((resolve) => {
-      timer = this.#timers.setTimeout(() => resolve(TIMED_OUT), this.#opts.deadlineMs);
+      timer = this.#timers.setTimeout(() => resolve(TIMED_OUT), opts.deadlineMs ?? this.#opts.deadlineMs);
     });
     let settled: { value: T } | undefined;
     const attempt = primary(controller.signal).then((value) => {

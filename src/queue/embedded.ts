@@ -96,7 +96,7 @@ export function checkJobOptions(opts: JobOptions): void {
 }
 
 /** Group commit: items pushed in one turn of the event loop are flushed together. */
-class Batch<T> {
+export class Batch<T> {
   #items: { item: T; resolve: () => void; reject: (error: unknown) => void }[] = [];
   readonly #flush: (items: T[]) => Promise<void>;
   constructor(flush: (items: T[]) => Promise<void>) {
@@ -142,6 +142,8 @@ export class EmbeddedJobQueue implements JobQueue {
   #paused = new Set<string>();
   #closed = false;
   #schedulerAdd: NonNullable<EmbeddedJobQueueOptions['schedulerAdd']>;
+  /** The first read of the paused set: workers start claiming only after it. */
+  readonly #pausedLoaded: Promise<void>;
 
   constructor(opts: EmbeddedJobQueueOptions) {
     this.#store = opts.store;
@@ -166,6 +168,7 @@ export class EmbeddedJobQueue implements JobQueue {
     };
     every(Math.max(50, Math.floor(this.#leaseMs / 2)), () => this.recover());
     every(Math.max(this.#pollMs, 250), () => this.#refreshPaused());
+    this.#pausedLoaded = this.#refreshPaused().catch((error: unknown) => this.#background(error));
     every(100, () => this.#runSchedules());
   }
 
@@ -222,6 +225,7 @@ export class EmbeddedJobQueue implements JobQueue {
       pollMs: this.#pollMs,
       claimBatch: this.#claimBatch,
       paused: () => this.#paused.has(queue),
+      ready: this.#pausedLoaded,
       metrics: this.#metrics,
       logger: this.#logger,
       now: this.#now,
@@ -247,6 +251,11 @@ export class EmbeddedJobQueue implements JobQueue {
 
   /** Queues paused (as last read from the store, or set here). */
   get paused(): ReadonlySet<string> {
+    return this.#paused;
+  }
+
+  async pausedQueues(): Promise<ReadonlySet<string>> {
+    await this.#refreshPaused();
     return this.#paused;
   }
 
@@ -455,6 +464,8 @@ interface WorkerConfig {
   pollMs: number;
   claimBatch: number;
   paused: () => boolean;
+  /** Resolves once the paused set has been read: no job of a paused queue starts before. */
+  ready: Promise<void>;
   metrics: QueueMetrics | undefined;
   logger: Logger | undefined;
   now: () => number;
@@ -488,7 +499,7 @@ class Worker {
       Math.max(10, Math.floor(this.#c.leaseMs / 3)),
     );
     this.#renew.unref();
-    this.wake();
+    void this.#c.ready.then(() => this.wake());
   }
 
   /** Looks for jobs now (new jobs were added, a slot freed, the queue resumed). */
@@ -506,6 +517,7 @@ class Worker {
     clearTimeout(this.#poll);
     let delay = this.#c.pollMs;
     try {
+      await this.#c.ready;
       do {
         this.#again = false;
         while (!this.#closing && !this.#c.paused() && this.#active.size < this.#c.concurrency) {

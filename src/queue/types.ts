@@ -125,8 +125,10 @@ export interface JobQueue {
   promote(queue: string, id: string): Promise<void>;
   /** Deletes a job that is not running (`BWK_ERR_QUEUE_JOB_NOT_FOUND` if none). */
   remove(queue: string, id: string): Promise<void>;
-  /** Queues paused, as last known. */
+  /** Queues paused, as last known to this process (refreshed from the store every 250 ms). */
   readonly paused: ReadonlySet<string>;
+  /** Queues paused, read from the store now. */
+  pausedQueues(): Promise<ReadonlySet<string>>;
   /** Stops taking jobs; running ones get `deadlineMs`, then go back to the queue. Idempotent. */
   close(deadlineMs?: number): Promise<void>;
 }
