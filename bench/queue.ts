@@ -19,24 +19,29 @@ const ROUNDS = Number(process.env['ROUNDS'] ?? 3);
 const CHUNK = 1000;
 const CONCURRENCY = 128;
 
+/** Counts `n` ticks; `finished` resolves on the last. */
+function countdown(n: number): { tick: () => void; finished: Promise<void> } {
+  let done = 0;
+  let finish: () => void = () => undefined;
+  const finished = new Promise<void>((resolve) => {
+    finish = resolve;
+  });
+  return {
+    tick: () => {
+      done += 1;
+      if (done === n) finish();
+    },
+    finished,
+  };
+}
+
 async function embedded(): Promise<number> {
   const dir = mkdtempSync(path.join(tmpdir(), 'bulwark-bench-queue-'));
   const store = await createStore({ dataDir: dir });
   const queue = new EmbeddedJobQueue({ store, pollMs: 10, claimBatch: CONCURRENCY });
   try {
-    let done = 0;
-    let finish: () => void = () => undefined;
-    const finished = new Promise<void>((resolve) => {
-      finish = resolve;
-    });
-    queue.process(
-      'bench',
-      async () => {
-        done += 1;
-        if (done === N) finish();
-      },
-      { concurrency: CONCURRENCY },
-    );
+    const { tick, finished } = countdown(N);
+    queue.process('bench', async () => tick(), { concurrency: CONCURRENCY });
     const started = performance.now();
     for (let from = 0; from < N; from += CHUNK) {
       const adds = [];
@@ -68,20 +73,9 @@ async function driver(url: string): Promise<number> {
     defaultMetrics: false,
   });
   try {
-    let done = 0;
-    let finish: () => void = () => undefined;
-    const finished = new Promise<void>((resolve) => {
-      finish = resolve;
-    });
+    const { tick, finished } = countdown(N);
     const name = `bench-${Date.now()}`;
-    bulwark.queues.process(
-      name,
-      async () => {
-        done += 1;
-        if (done === N) finish();
-      },
-      { concurrency: CONCURRENCY },
-    );
+    bulwark.queues.process(name, async () => tick(), { concurrency: CONCURRENCY });
     const started = performance.now();
     for (let from = 0; from < N; from += CHUNK) {
       const adds = [];
@@ -106,16 +100,9 @@ async function bullmq(port: number): Promise<number> {
   const connection = { host: '127.0.0.1', port, maxRetriesPerRequest: null };
   const name = `bench-${Date.now()}`;
   const queue = new Queue(name, { connection });
-  let done = 0;
-  let finish: () => void = () => undefined;
-  const finished = new Promise<void>((resolve) => {
-    finish = resolve;
-  });
+  const { tick, finished } = countdown(N);
   const worker = new Worker(name, async () => undefined, { connection, concurrency: CONCURRENCY });
-  worker.on('completed', () => {
-    done += 1;
-    if (done === N) finish();
-  });
+  worker.on('completed', tick);
   await worker.waitUntilReady();
   try {
     const started = performance.now();

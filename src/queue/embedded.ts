@@ -415,21 +415,25 @@ export class EmbeddedJobQueue implements JobQueue {
   }
 }
 
+/** The signal of an attempt nothing can abort (no timeout, no owner that aborts). */
+const NEVER = new AbortController().signal;
+
 /**
  * Runs one attempt of a handler: with a timeout, the attempt fails with `BWK_ERR_QUEUE_JOB_TIMEOUT`
- * and `controller` aborts when it passes.
+ * and `controller` (created here when not given) aborts when it passes.
  */
 export async function runHandler(
   handler: JobHandler,
   job: Job,
   timeoutMs: number | undefined,
-  controller: AbortController,
+  given?: AbortController,
 ): Promise<void> {
-  const run = handler(job, { signal: controller.signal });
   if (timeoutMs === undefined) {
-    await run;
+    await handler(job, { signal: given?.signal ?? NEVER });
     return;
   }
+  const controller = given ?? new AbortController();
+  const run = handler(job, { signal: controller.signal });
   let timer: NodeJS.Timeout | undefined;
   try {
     await Promise.race([

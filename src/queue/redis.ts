@@ -155,11 +155,15 @@ export class RedisJobQueue implements JobQueue {
    * the deadline with goes to the spool whole, with the same ids.
    */
   async #flush(adds: PendingAdd[]): Promise<void> {
-    const deadlineMs = 25 + Math.ceil(adds.length / 20);
+    const deadlineMs = 25 + Math.ceil(adds.length / 4);
     await this.#o.failover.execute(
       async () => {
         const byQueue = new Map<string, PendingAdd[]>();
-        for (const add of adds) byQueue.set(add.queue, [...(byQueue.get(add.queue) ?? []), add]);
+        for (const add of adds) {
+          const batch = byQueue.get(add.queue);
+          if (batch === undefined) byQueue.set(add.queue, [add]);
+          else batch.push(add);
+        }
         await Promise.all(
           [...byQueue].map(([queue, batch]) =>
             this.#queue(queue).addBulk(
@@ -171,7 +175,7 @@ export class RedisJobQueue implements JobQueue {
             ),
           ),
         );
-        for (const add of adds) this.#o.metrics?.added(add.queue);
+        for (const [queue, batch] of byQueue) this.#o.metrics?.added(queue, batch.length);
       },
       async () => {
         await Promise.all(adds.map((a) => this.#o.spool.add(a.queue, a.data, { ...a.opts, id: a.id })));
@@ -324,7 +328,11 @@ export class RedisJobQueue implements JobQueue {
       if (rows.length === 0) break;
       try {
         const byQueue = new Map<string, JobRow[]>();
-        for (const row of rows) byQueue.set(row.queue, [...(byQueue.get(row.queue) ?? []), row]);
+        for (const row of rows) {
+          const batch = byQueue.get(row.queue);
+          if (batch === undefined) byQueue.set(row.queue, [row]);
+          else batch.push(row);
+        }
         for (const [queue, batch] of byQueue) {
           await this.#queue(queue).addBulk(batch.map((row) => this.#replayed(row)));
           this.#known.add(queue);
@@ -425,7 +433,8 @@ export class RedisJobQueue implements JobQueue {
       ...(opts.priority !== undefined && opts.priority > 0
         ? { priority: Math.min(opts.priority, 2_097_152) }
         : {}),
-      removeOnComplete: { age: Math.ceil(this.#o.keepCompletedMs / 1000) },
+      removeOnComplete:
+        this.#o.keepCompletedMs === 0 ? true : { age: Math.ceil(this.#o.keepCompletedMs / 1000) },
       removeOnFail: false,
     };
   }
@@ -554,7 +563,7 @@ class BullWorker {
     const startedAt = this.#o.now();
     this.#o.metrics?.started(job.queue, (startedAt - (bull.processedOn ?? startedAt)) / 1000);
     try {
-      await runHandler(this.#handler, job, data.o?.timeout, new AbortController());
+      await runHandler(this.#handler, job, data.o?.timeout);
     } catch (error) {
       const dead = job.attempt >= job.maxAttempts;
       this.#o.metrics?.finished(
