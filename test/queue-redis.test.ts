@@ -4,7 +4,11 @@ import path from 'node:path';
 import { sql } from 'kysely';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { isBulwarkError } from '../src/errors/index.js';
-import { effectOnce, jobEffectKey, type Job } from '../src/queue/index.js';
+import { Worker } from 'bullmq';
+import pino from 'pino';
+import { EmbeddedJobQueue, RedisJobQueue, effectOnce, jobEffectKey, type Job } from '../src/queue/index.js';
+import { connectRedis } from '../src/redis/connection.js';
+import { createStore } from '../src/store/index.js';
 import { createBulwark, type Bulwark } from '../src/runtime/create.js';
 import { startRedis, type RedisServer } from './helpers/redis.js';
 import { rejection } from './helpers/store.js';
@@ -200,4 +204,53 @@ describe('queues on Redis under faults: every acknowledged job takes effect exac
       expect(acked).toHaveLength(1500);
     });
   }
+});
+
+describe('BullMQ worker watchdog', () => {
+  it(
+    'a worker that makes no progress with jobs waiting after a reconnect is replaced',
+    { timeout: 30_000 },
+    async () => {
+      const dir = mkdtempSync(path.join(tmpdir(), 'bulwark-queue-watchdog-'));
+      dirs.push(dir);
+      const store = await createStore({ dataDir: dir });
+      const logger = pino({ level: 'silent' });
+      const redisDep = await connectRedis(redis.url, logger);
+      const spool = new EmbeddedJobQueue({ store, pollMs: 20 });
+      let built = 0;
+      const queues = new RedisJobQueue({
+        url: redis.url,
+        failover: redisDep.failover,
+        client: redisDep.client,
+        spool,
+        store,
+        instanceId: 'watchdog-test',
+        stallMs: 500,
+        // The first worker is wedged: it listens on another queue and never takes ours.
+        createWorker: (queue, processor, opts) => {
+          built += 1;
+          return new Worker(built === 1 ? `${queue}-nowhere` : queue, processor, opts);
+        },
+      });
+      try {
+        const ran: string[] = [];
+        queues.process('w', async (job) => {
+          ran.push(job.id);
+        });
+        for (const id of ['a', 'b', 'c']) await queues.add('w', id, { id });
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+        expect(ran).toEqual([]); // wedged: jobs wait
+        // A reconnect: the kill switch on and off makes the failover fail back and arm the watchdog.
+        redisDep.failover.setForced(true);
+        redisDep.failover.setForced(false);
+        await until(() => redisDep.failover.mode === 'primary', 5000);
+        await until(() => ran.length === 3, 10_000, 'jobs run by the replacement worker');
+        expect(built).toBe(2);
+      } finally {
+        await queues.close(1000);
+        redisDep.close();
+        await store.close();
+      }
+    },
+  );
 });

@@ -6,6 +6,7 @@ import {
   type Job as BullJob,
   type JobsOptions,
   type MinimalJob,
+  type WorkerOptions as BullWorkerOptions,
 } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -73,9 +74,20 @@ export interface RedisJobQueueOptions {
   metrics?: QueueMetrics;
   logger?: Logger;
   now?: () => number;
+  /**
+   * Builds BullMQ workers (default `new Worker(...)`). For tests that need a worker which stops
+   * making progress, to prove the watchdog replaces it.
+   */
+  createWorker?: (
+    queue: string,
+    processor: (job: BullJob) => Promise<void>,
+    opts: BullWorkerOptions,
+  ) => Worker;
 }
 
 const PREFIX = 'bulwark:q';
+/** Every job's retry delays come from its own backoff options, through the workers' strategy. */
+const BACKOFF = Object.freeze({ type: 'bulwark' });
 const REPLAY_BATCH = 500;
 
 /**
@@ -90,14 +102,16 @@ const REPLAY_BATCH = 500;
  *   no progress with jobs waiting after a reconnect is closed and recreated.
  */
 export class RedisJobQueue implements JobQueue {
-  readonly #o: Required<Omit<RedisJobQueueOptions, 'metrics' | 'logger'>> &
-    Pick<RedisJobQueueOptions, 'metrics' | 'logger'>;
+  readonly #o: Required<Omit<RedisJobQueueOptions, 'metrics' | 'logger' | 'createWorker'>> &
+    Pick<RedisJobQueueOptions, 'metrics' | 'logger' | 'createWorker'>;
   readonly #connection: ConnectionOptions;
   readonly #queues = new Map<string, Queue>();
   readonly #workers = new Map<string, BullWorker>();
   readonly #known = new Set<string>();
   readonly #jobs: SqlJobs;
   readonly #timer: NodeJS.Timeout;
+  /** Completed jobs are kept this long so a replayed id is recognised (shared by every job's options). */
+  readonly #keepCompleted: JobsOptions['removeOnComplete'];
   readonly #adds = new Batch<PendingAdd>((adds) => this.#flush(adds));
   #replaying: Promise<number> | undefined;
   #closed = false;
@@ -111,6 +125,10 @@ export class RedisJobQueue implements JobQueue {
       now: Date.now,
       ...opts,
     };
+    this.#keepCompleted =
+      this.#o.keepCompletedMs === 0
+        ? true
+        : Object.freeze({ age: Math.ceil(this.#o.keepCompletedMs / 1000) });
     const url = new URL(opts.url);
     this.#connection = {
       host: url.hostname,
@@ -423,20 +441,17 @@ export class RedisJobQueue implements JobQueue {
   }
 
   #bullOptions(id: string, opts: JobOptions): JobsOptions {
-    return {
+    const bull: JobsOptions = {
       jobId: id,
       attempts: opts.attempts ?? 3,
-      backoff: { type: 'bulwark' },
-      ...(opts.delay ? { delay: opts.delay } : {}),
-      // BullMQ runs jobs without a priority first, then priority 1, 2, …: the same order as
-      // Bulwark's 0 first, then higher numbers later. Negative priorities run as 0.
-      ...(opts.priority !== undefined && opts.priority > 0
-        ? { priority: Math.min(opts.priority, 2_097_152) }
-        : {}),
-      removeOnComplete:
-        this.#o.keepCompletedMs === 0 ? true : { age: Math.ceil(this.#o.keepCompletedMs / 1000) },
-      removeOnFail: false,
+      backoff: BACKOFF,
+      removeOnComplete: this.#keepCompleted,
     };
+    if (opts.delay) bull.delay = opts.delay;
+    // BullMQ runs jobs without a priority first, then priority 1, 2, …: the same order as
+    // Bulwark's 0 first, then higher numbers later. Negative priorities run as 0.
+    if (opts.priority !== undefined && opts.priority > 0) bull.priority = Math.min(opts.priority, 2_097_152);
+    return bull;
   }
 
   #replayed(row: JobRow): { name: string; data: Envelope; opts: JobsOptions } {
@@ -480,7 +495,7 @@ function summary(queue: string, state: JobState, job: BullJob): JobSummary {
 }
 
 type WorkerSettings = Required<Pick<RedisJobQueueOptions, 'leaseMs' | 'stallMs' | 'now'>> &
-  Pick<RedisJobQueueOptions, 'metrics' | 'logger'>;
+  Pick<RedisJobQueueOptions, 'metrics' | 'logger' | 'createWorker'>;
 
 /** One queue's BullMQ worker in this process, recreated when it wedges after a reconnect. */
 class BullWorker {
@@ -513,7 +528,11 @@ class BullWorker {
   }
 
   #start(): Worker {
-    const worker = new Worker(this.#queue, async (job: BullJob) => this.#run(job), {
+    const create =
+      this.#o.createWorker ??
+      ((queue: string, processor: (job: BullJob) => Promise<void>, opts: BullWorkerOptions) =>
+        new Worker(queue, processor, opts));
+    const worker = create(this.#queue, async (job: BullJob) => this.#run(job), {
       connection: { ...this.#connection, maxRetriesPerRequest: null },
       prefix: PREFIX,
       concurrency: this.#opts.concurrency ?? 1,
