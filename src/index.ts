@@ -44,5 +44,5 @@ export type {
   RateLimitDecision,
   RateLimiterOptions,
 } from './ratelimit/index.js';
-export { EmbeddedJobQueue, effectOnce, jobEffectKey, retryDelay } from './queue/index.js';
+export { EmbeddedJobQueue, effectOnce, jobEffectKey, retryDelay, typedQueues } from './queue/index.js';
 export type * from './queue/types.js';

@@ -76,6 +76,19 @@ function nonNegative(value: unknown, name: string): void {
     throw optionsError(`${name} must be a number ≥ 0`);
 }
 
+/** The job data as JSON, or `BWK_ERR_QUEUE_DATA_INVALID` when JSON cannot hold it. */
+export function serialise(queue: string, data: unknown): string {
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(data);
+  } catch (error) {
+    throw bulwarkError('BWK_ERR_QUEUE_DATA_INVALID', { queue, detail: (error as Error).message });
+  }
+  if (json === undefined)
+    throw bulwarkError('BWK_ERR_QUEUE_DATA_INVALID', { queue, detail: 'the data is not a JSON value' });
+  return json;
+}
+
 export function checkJobOptions(opts: JobOptions): void {
   if (opts.id !== undefined && (typeof opts.id !== 'string' || opts.id.length === 0 || opts.id.length > 200))
     throw optionsError('id must be a string of 1–200 characters');
@@ -177,14 +190,7 @@ export class EmbeddedJobQueue implements JobQueue {
     this.#open('add a job');
     checkQueue(queue);
     checkJobOptions(opts);
-    let json: string | undefined;
-    try {
-      json = JSON.stringify(data);
-    } catch (error) {
-      throw bulwarkError('BWK_ERR_QUEUE_DATA_INVALID', { queue, detail: (error as Error).message });
-    }
-    if (json === undefined)
-      throw bulwarkError('BWK_ERR_QUEUE_DATA_INVALID', { queue, detail: 'the data is not a JSON value' });
+    const json = serialise(queue, data);
     const now = this.#now();
     const id = opts.id ?? randomUUID();
     const stored: StoredJobOptions = {};

@@ -4,3 +4,4 @@ export { effectOnce, jobEffectKey, type EffectResult } from './effects.js';
 export { QueueMetrics } from './metrics.js';
 export { retryDelay } from './backoff.js';
 export { RedisJobQueue, type RedisJobQueueOptions } from './redis.js';
+export { typedQueues } from './typed.js';

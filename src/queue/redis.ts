@@ -21,6 +21,7 @@ import {
   optionsError,
   positiveInt,
   runHandler,
+  serialise,
   type EmbeddedJobQueue,
 } from './embedded.js';
 import type { QueueMetrics } from './metrics.js';
@@ -139,6 +140,8 @@ export class RedisJobQueue implements JobQueue {
       retryStrategy: (times: number) => Math.min(times * 50, 500),
     };
     this.#jobs = new SqlJobs(opts.store.db, opts.store.engine);
+    // The state gauge reports BullMQ and the spool together (the spool attached its own first).
+    opts.metrics?.attach((queue) => this.counts(queue));
     opts.failover.onChange((change) => {
       if (change.to === 'primary') {
         // Connections made before or during the outage may be wedged: start afresh.
@@ -158,9 +161,7 @@ export class RedisJobQueue implements JobQueue {
     checkQueue(queue);
     checkJobOptions(opts);
     const id = opts.id ?? randomUUID();
-    const json = JSON.stringify(data) as string | undefined;
-    if (json === undefined)
-      throw bulwarkError('BWK_ERR_QUEUE_DATA_INVALID', { queue, detail: 'the data is not a JSON value' });
+    serialise(queue, data); // refuse what JSON cannot hold before it is batched with other jobs
     this.#known.add(queue);
     await this.#adds.push({ queue, id, data, opts });
     return id;

@@ -132,3 +132,16 @@ export interface JobQueue {
   /** Stops taking jobs; running ones get `deadlineMs`, then go back to the queue. Idempotent. */
   close(deadlineMs?: number): Promise<void>;
 }
+
+/**
+ * A {@link JobQueue} whose queue names and payload types are fixed by a map, e.g.
+ * `typedQueues<{ email: { to: string } }>(bulwark.queues)`: adding `{ too: 1 }` to `email`, or
+ * adding to a queue not in the map, does not compile.
+ */
+export interface TypedJobQueue<M extends Record<string, unknown>> {
+  add<K extends keyof M & string>(queue: K, data: M[K], opts?: JobOptions): Promise<string>;
+  process<K extends keyof M & string>(queue: K, handler: JobHandler<M[K]>, opts?: WorkerOptions): void;
+  repeat<K extends keyof M & string>(queue: K, name: string, data: M[K], opts: RepeatOptions): Promise<void>;
+  /** The untyped queue, for operations that do not carry payloads (counts, pause, redrive, …). */
+  readonly untyped: JobQueue;
+}
