@@ -46,3 +46,6 @@ export type {
 } from './ratelimit/index.js';
 export { EmbeddedJobQueue, effectOnce, jobEffectKey, retryDelay, typedQueues } from './queue/index.js';
 export type * from './queue/types.js';
+export { FlagService, type FlagProvenance, type FlagChange, type FlagActor } from './flags/service.js';
+export { BulwarkFlagProvider } from './flags/openfeature.js';
+export type * from './flags/types.js';

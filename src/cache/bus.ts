@@ -1,13 +1,17 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 
-/** What another instance must drop from its L1. */
-export interface Invalidation {
-  /** Instance that made the change; it ignores its own messages. */
-  origin: string;
+/** What another instance must drop from its L1 (the cache's message; other users pick their own). */
+export interface CacheInvalidation {
   keys?: string[];
   tag?: string;
 }
+
+/** A message as received: the sender's payload and the instance that sent it. */
+export type Invalidation<T extends object = CacheInvalidation> = T & {
+  /** Instance that made the change; it ignores its own messages. */
+  origin: string;
+};
 
 /** Options of {@link InvalidationBus}. */
 export interface InvalidationBusOptions {
@@ -19,18 +23,18 @@ export interface InvalidationBusOptions {
 }
 
 /**
- * Cross-instance L1 invalidation over Redis pub/sub. Every write an instance makes to the shared
- * tier is announced; the others drop their L1 copies. While the subscription is down, an instance
+ * Cross-instance invalidation over Redis pub/sub, one channel per user (the cache's L1, the flags'
+ * in-memory copy). Every change an instance makes is announced; the others drop their copies. While the subscription is down, an instance
  * cannot hear about changes, so the tiered cache bypasses L1 (when L2 is up), and when the
  * subscription comes back every L1 entry from before is distrusted (`onResubscribed`).
  */
-export class InvalidationBus {
+export class InvalidationBus<T extends object = CacheInvalidation> {
   readonly #client: Redis;
   readonly #channel: string;
   readonly #instanceId: string;
   readonly #logger: Logger | undefined;
   readonly #subscriber: Redis;
-  readonly #handlers: ((message: Invalidation) => void)[] = [];
+  readonly #handlers: ((message: Invalidation<T>) => void)[] = [];
   readonly #resubscribed: (() => Promise<void> | void)[] = [];
   #subscribed = false;
   #everSubscribed = false;
@@ -56,7 +60,7 @@ export class InvalidationBus {
   }
 
   /** Calls `handler` for every invalidation from another instance. */
-  onInvalidate(handler: (message: Invalidation) => void): void {
+  onInvalidate(handler: (message: Invalidation<T>) => void): void {
     this.#handlers.push(handler);
   }
 
@@ -74,7 +78,7 @@ export class InvalidationBus {
   }
 
   /** Announces a change; rejects when Redis does not take it (the caller's failover handles that). */
-  async publish(change: Omit<Invalidation, 'origin'>): Promise<void> {
+  async publish(change: T): Promise<void> {
     await this.#client.publish(this.#channel, JSON.stringify({ origin: this.#instanceId, ...change }));
   }
 
@@ -86,7 +90,7 @@ export class InvalidationBus {
     try {
       await this.#subscriber.subscribe(this.#channel);
     } catch (error) {
-      this.#logger?.warn({ err: error, channel: this.#channel }, 'cache invalidation subscribe failed');
+      this.#logger?.warn({ err: error, channel: this.#channel }, 'invalidation subscribe failed');
       return;
     }
     if (this.#everSubscribed) {
@@ -98,9 +102,9 @@ export class InvalidationBus {
 
   #receive(channel: string, text: string): void {
     if (channel !== this.#channel) return;
-    let message: Invalidation;
+    let message: Invalidation<T>;
     try {
-      message = JSON.parse(text) as Invalidation;
+      message = JSON.parse(text) as Invalidation<T>;
     } catch {
       return; // not ours
     }

@@ -63,6 +63,11 @@ export interface TieredCacheOptions {
  */
 export class TieredCache {
   readonly name: string;
+  /**
+   * Switch (flag `bulwark.cache`): while false, reads miss and `getOrSet` runs the factory, `set`
+   * stores nothing; deletes still reach both tiers, so nothing cached before goes stale meanwhile.
+   */
+  enabled = true;
   readonly #l1: CacheStore;
   readonly #l2: TieredCacheOptions['l2'];
   readonly #ttl: number;
@@ -155,12 +160,14 @@ export class TieredCache {
 
   /** The fresh value, or undefined on a miss (stale values are not returned). */
   async get<T = unknown>(key: string): Promise<T | undefined> {
+    if (!this.enabled) return undefined;
     const entry = await this.#read<T>(key);
     return entry !== undefined && entry.expiresAt > this.#now() ? entry.value : undefined;
   }
 
   /** Stores `value` (JSON-serialisable) in both tiers; resolves once L1 has it and L2 or the journal does. */
   async set<T = unknown>(key: string, value: T, opts: SetOptions = {}): Promise<void> {
+    if (!this.enabled) return;
     const entry = this.#entry(value, opts);
     await this.#l1.set(key, entry);
     await this.#writeL2({ op: 'set', key, version: entry.version, entry }, (store) => store.set(key, entry), {
@@ -194,6 +201,7 @@ export class TieredCache {
    * stale value is returned (and counted); otherwise the factory's error reaches the caller.
    */
   async getOrSet<T>(key: string, factory: () => Promise<T> | T, opts: SetOptions = {}): Promise<T> {
+    if (!this.enabled) return factory();
     const entry = await this.#read<T>(key);
     const now = this.#now();
     if (entry !== undefined && entry.expiresAt > now) return entry.value;

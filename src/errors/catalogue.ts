@@ -127,6 +127,16 @@ export const catalogue = {
     message: 'No {state} job {id} in queue {queue}',
     area: 'queue',
   },
+  BWK_ERR_FLAG_INVALID: {
+    status: 400,
+    message: 'Invalid flag {key}: {detail}',
+    area: 'flag',
+  },
+  BWK_ERR_FLAG_NOT_FOUND: {
+    status: 404,
+    message: 'No flag {key}',
+    area: 'flag',
+  },
   BWK_ERR_ADMIN_UNAUTHORIZED: {
     status: 401,
     message: 'A valid admin key is required (Authorization: Bearer <BULWARK_ADMIN_KEY>)',

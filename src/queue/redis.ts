@@ -103,6 +103,12 @@ const REPLAY_BATCH = 500;
  *   no progress with jobs waiting after a reconnect is closed and recreated.
  */
 export class RedisJobQueue implements JobQueue {
+  /**
+   * Switch (flag `bulwark.queues.redis`): while false, new jobs go to the embedded queue (run by the
+   * local workers) instead of BullMQ; BullMQ workers finish what BullMQ holds, and the replay into
+   * BullMQ waits until the switch is on again.
+   */
+  redisEnabled = true;
   readonly #o: Required<Omit<RedisJobQueueOptions, 'metrics' | 'logger' | 'createWorker'>> &
     Pick<RedisJobQueueOptions, 'metrics' | 'logger' | 'createWorker'>;
   readonly #connection: ConnectionOptions;
@@ -163,6 +169,10 @@ export class RedisJobQueue implements JobQueue {
     const id = opts.id ?? randomUUID();
     serialise(queue, data); // refuse what JSON cannot hold before it is batched with other jobs
     this.#known.add(queue);
+    if (!this.redisEnabled) {
+      await this.#o.spool.add(queue, data, { ...opts, id });
+      return id;
+    }
     await this.#adds.push({ queue, id, data, opts });
     return id;
   }
@@ -342,7 +352,7 @@ export class RedisJobQueue implements JobQueue {
   async #replay(): Promise<number> {
     const owner = `replay:${this.#o.instanceId}`;
     let moved = 0;
-    while (!this.#closed && this.#o.failover.mode === 'primary') {
+    while (!this.#closed && this.redisEnabled && this.#o.failover.mode === 'primary') {
       const rows = await this.#jobs.take(REPLAY_BATCH, owner, this.#o.now(), this.#o.leaseMs);
       if (rows.length === 0) break;
       try {

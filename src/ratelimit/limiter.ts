@@ -130,6 +130,8 @@ class FailoverRateLimiter implements RateLimiter {
     return this.#instances?.count ?? this.#initialInstances;
   }
 
+  enabled = true;
+
   policy(name?: string): RateLimitPolicy {
     if (name === undefined) return this.defaultPolicy;
     const state = this.#states.get(name);
@@ -141,10 +143,12 @@ class FailoverRateLimiter implements RateLimiter {
     const state = this.#states.get(policyName ?? this.defaultPolicy.name);
     if (state === undefined) invalid(`unknown policy ${JSON.stringify(policyName)}`);
     if (!Number.isInteger(points) || points < 1) invalid(`points must be a positive integer, not ${points}`);
-    const { windowMs } = state.policy;
+    const { windowMs, limit, name } = state.policy;
     const now = this.#now();
     const window = Math.floor(now / windowMs);
     const resetMs = (window + 1) * windowMs - now;
+    if (!this.enabled)
+      return { allowed: true, limit, remaining: limit, resetMs, policy: name, source: 'off' };
     const slot = `${key}:${window}`;
     const redis = state.redis;
     const failover = this.#failover;

@@ -93,6 +93,7 @@ async function rateLimitPlugin(app: FastifyInstance, opts: RateLimitPluginOption
   };
 
   app.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
+    if (!limiter.enabled) return; // switched off (flag bulwark.ratelimit)
     const rule = ruleOf(request);
     if (rule === undefined) return;
     const decision = await limiter.consume(keyFrom(request, rule.by), rule.points, rule.policy.name);

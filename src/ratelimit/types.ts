@@ -13,7 +13,8 @@ export interface RateLimitPolicy {
 }
 
 /** Where a decision was counted: the shared Redis counter, or this instance's in-memory share. */
-export type DecisionSource = 'redis' | 'memory';
+/** Where a decision was made; `off` while rate limiting is switched off (flag `bulwark.ratelimit`). */
+export type DecisionSource = 'redis' | 'memory' | 'off';
 
 /** The answer to one {@link RateLimiter.consume}. */
 export interface RateLimitDecision {
@@ -54,6 +55,11 @@ export interface Offender {
 export interface RateLimiter {
   /** The policy used when `consume` names none. */
   readonly defaultPolicy: RateLimitPolicy;
+  /**
+   * Switch (flag `bulwark.ratelimit`): while false, `consume` admits everything without counting
+   * (source `off`) and the Fastify plugin neither limits nor sends rate-limit headers.
+   */
+  enabled: boolean;
   /**
    * Instances sharing the limit, as last learned from heartbeats (at least 1). Kept through an
    * outage; sizes the in-memory share.

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
+import path from 'node:path';
 import type { DestinationStream, Logger } from 'pino';
 import { HealthRegistry } from '../health/index.js';
 import { createLogger } from '../logging/index.js';
@@ -9,6 +10,8 @@ import { loadSettings, redactSettings, type Settings, type SettingsInput } from 
 import { createStore } from '../store/index.js';
 import type { Store, StoreOptions } from '../store/types.js';
 import { InvalidationBus } from '../cache/bus.js';
+import { FlagService } from '../flags/service.js';
+import type { FlagDefinition } from '../flags/types.js';
 import { CacheJournal } from '../cache/journal.js';
 import { MemoryCacheStore } from '../cache/memory.js';
 import { CacheMetrics } from '../cache/metrics.js';
@@ -74,6 +77,12 @@ export interface Bulwark {
    * `process(queue, handler, { concurrency })`. See docs/queues.md.
    */
   readonly queues: JobQueue;
+  /**
+   * Feature flags: `isEnabled(key, context?)`, `evaluate(...)`, `set`, `kill`, `rollout`, `history`.
+   * Every Bulwark tool has one (`bulwark.cache`, `bulwark.ratelimit`, and with Redis
+   * `bulwark.redis` and `bulwark.queues.redis`). See docs/flags.md.
+   */
+  readonly flags: FlagService;
   /**
    * Failovers of the degradable dependencies that are configured (`redis` with `REDIS_URL`);
    * `setForced(true)` is the kill switch that forces the embedded fallback.
@@ -222,6 +231,20 @@ export async function createBulwark(options: BulwarkOptions = {}): Promise<Bulwa
     });
     queues = redisQueues;
   }
+  const flags = await startFlags({ settings, store, redis, instanceId, logger, health });
+  // Each tool follows its flag, live; a flag only acts when it changes (so the admin API's
+  // dependency kill switch is not undone by an unrelated flag change).
+  const tools: Record<string, (on: boolean) => void> = {
+    'bulwark.cache': (on) => (cache.enabled = on),
+    'bulwark.ratelimit': (on) => (rateLimiter.enabled = on),
+    ...(redisQueues === undefined
+      ? {}
+      : { 'bulwark.queues.redis': (on: boolean) => (redisQueues.redisEnabled = on) }),
+    ...(redis === undefined ? {} : { 'bulwark.redis': (on: boolean) => redis.failover.setForced(!on) }),
+  };
+  const applyTool = (key: string) => tools[key]?.(flags.isEnabled(key, {}, true));
+  for (const key of Object.keys(tools)) if (!flags.isEnabled(key, {}, true)) applyTool(key);
+  flags.onChange((change) => applyTool(change.key));
   await health.start();
 
   let closing: Promise<void> | undefined;
@@ -232,6 +255,7 @@ export async function createBulwark(options: BulwarkOptions = {}): Promise<Bulwa
     cache,
     rateLimiter,
     queues,
+    flags,
     dependencies: redis === undefined ? {} : { redis: redis.failover },
     health,
     metrics,
@@ -244,6 +268,7 @@ export async function createBulwark(options: BulwarkOptions = {}): Promise<Bulwa
         // Running jobs get half the shutdown budget, then go back to the queue for the next start.
         await queues.close(Math.floor(settings.shutdownTimeoutMs / 2));
         cache.close();
+        flags.close();
         bus?.close();
         // Before the connection goes: removes this instance from the live set on Redis.
         await rateLimiter.close();
@@ -258,6 +283,76 @@ export async function createBulwark(options: BulwarkOptions = {}): Promise<Bulwa
       return closing;
     },
   };
+}
+
+/** Bulwark's own tool flags: every one on by default. */
+function toolFlag(key: string, description: string): FlagDefinition {
+  return {
+    key,
+    type: 'boolean',
+    description,
+    variants: { on: true, off: false },
+    defaultVariant: 'on',
+    offVariant: 'off',
+    enabled: true,
+  };
+}
+
+/** The flag service: store-backed, snapshot in the data dir, pub/sub with Redis, a provenance check. */
+async function startFlags(deps: {
+  settings: Settings;
+  store: Store;
+  redis: RedisDependency | undefined;
+  instanceId: string;
+  logger: Logger;
+  health: HealthRegistry;
+}): Promise<FlagService> {
+  const { settings, redis } = deps;
+  const defaults = [
+    toolFlag('bulwark.cache', 'The cache. Off: reads miss, sets store nothing, deletes still apply.'),
+    toolFlag('bulwark.ratelimit', 'Rate limiting. Off: every request is admitted, no rate-limit headers.'),
+    ...(redis === undefined
+      ? []
+      : [
+          toolFlag(
+            'bulwark.redis',
+            'Redis. Off: every Redis user runs on its embedded fallback (kill switch).',
+          ),
+          toolFlag('bulwark.queues.redis', 'BullMQ for new jobs. Off: jobs go to the embedded queue.'),
+        ]),
+  ];
+  let bus: InvalidationBus<{ revision: number }> | undefined;
+  if (redis !== undefined) {
+    bus = new InvalidationBus<{ revision: number }>({
+      client: redis.client,
+      channel: 'bulwark:flags:changed',
+      instanceId: deps.instanceId,
+      logger: deps.logger,
+    });
+    bus.start();
+  }
+  const flags = new FlagService({
+    store: deps.store,
+    snapshotFile: path.join(settings.dataDir, 'flags.snapshot.json'),
+    ...(settings.flagsFile === undefined ? {} : { bootstrapFile: settings.flagsFile }),
+    defaults,
+    ...(bus === undefined ? {} : { bus }),
+    logger: deps.logger,
+  });
+  await flags.start();
+  deps.health.register({
+    name: 'flags:source',
+    componentType: 'component',
+    critical: false,
+    intervalMs: 5000,
+    check: () => {
+      const p = flags.provenance;
+      const age = Math.round((Date.now() - p.loadedAt) / 1000);
+      const output = `${p.flags} flags from the ${p.source} (revision ${p.revision}, read ${age} s ago)`;
+      return { status: p.source === 'store' ? 'pass' : 'warn', observedValue: p.source, output };
+    },
+  });
+  return flags;
 }
 
 function pickEmbedded(

@@ -18,6 +18,8 @@ export interface Settings {
   redisUrl: string | undefined;
   sentryDsn: string | undefined;
   adminKey: string | undefined;
+  /** Absolute path, when set. */
+  flagsFile: string | undefined;
   shutdownTimeoutMs: number;
   /** Only `development` changes behaviour (stack traces in 5xx bodies). */
   nodeEnv: string;
@@ -85,6 +87,7 @@ export function loadSettings(input: SettingsInput = {}, env: NodeJS.ProcessEnv =
     Object.entries(settingFields).map(([name, field]) => [field.option, value[name]]),
   ) as unknown as Settings;
   settings.dataDir = path.resolve(settings.dataDir);
+  if (settings.flagsFile !== undefined) settings.flagsFile = path.resolve(settings.flagsFile);
   return settings;
 }
 

@@ -66,6 +66,13 @@ export const settingFields = {
     example: '(a long random string)',
     doc: 'Bearer key for the admin console and `/admin/api/`. Unset: admin endpoints refuse everything.',
   },
+  BULWARK_FLAGS_FILE: {
+    option: 'flagsFile',
+    schema: Type.Optional(Type.String({ minLength: 1 })),
+    hint: 'must be a file path',
+    example: './flags.json',
+    doc: 'JSON file of feature flag definitions that seeds an empty store on first start.',
+  },
   BULWARK_SHUTDOWN_TIMEOUT_MS: {
     option: 'shutdownTimeoutMs',
     schema: Type.Integer({ minimum: 100, maximum: 600_000, default: 10_000 }),

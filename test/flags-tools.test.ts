@@ -1,0 +1,95 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createBulwark, type Bulwark } from '../src/runtime/create.js';
+import { startRedis, type RedisServer } from './helpers/redis.js';
+import { until } from './helpers/wait.js';
+
+let redis: RedisServer;
+let dir: string;
+const open: Bulwark[] = [];
+beforeAll(async () => {
+  redis = await startRedis();
+  dir = mkdtempSync(path.join(tmpdir(), 'bulwark-flag-tools-'));
+});
+afterAll(async () => {
+  for (const b of open) await b.close();
+  await redis.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function instance(): Promise<Bulwark> {
+  const b = await createBulwark({
+    env: { REDIS_URL: redis.url, BULWARK_DATA_DIR: dir },
+    logLevel: 'error',
+    defaultMetrics: false,
+    rateLimitPolicies: { policies: [{ name: 'one', limit: 1, windowMs: 60_000 }] },
+  });
+  open.push(b);
+  return b;
+}
+
+const who = { actor: 'test', reason: 'drill' };
+
+describe('every Bulwark tool has a flag and follows it live, on every instance', () => {
+  it('tool flags exist by default and /health reports where flags come from', async () => {
+    const a = await instance();
+    expect(a.flags.list().map((f) => f.key)).toEqual([
+      'bulwark.cache',
+      'bulwark.queues.redis',
+      'bulwark.ratelimit',
+      'bulwark.redis',
+    ]);
+    const report = a.health.report();
+    expect(report.checks?.['flags:source']?.[0]).toMatchObject({ status: 'pass', observedValue: 'store' });
+  });
+
+  it('bulwark.cache off: reads miss on both instances within 2 s; on again: served again', async () => {
+    const [a, b] = [await instance(), await instance()];
+    await a.cache.set('greeting', 'hello');
+    expect(await b.cache.get('greeting')).toBe('hello');
+    await a.flags.kill('bulwark.cache', who);
+    expect(await a.cache.get('greeting')).toBeUndefined();
+    await until(async () => (await b.cache.get('greeting')) === undefined, 2000, 'b stops caching');
+    expect(await b.cache.getOrSet('greeting', () => 'computed')).toBe('computed');
+    await a.flags.revive('bulwark.cache', who);
+    await until(async () => (await b.cache.get('greeting')) === 'hello', 2000, 'b caches again');
+  });
+
+  it('bulwark.ratelimit off: everything is admitted without counting', async () => {
+    const a = await instance();
+    expect((await a.rateLimiter.consume('k')).allowed).toBe(true);
+    expect((await a.rateLimiter.consume('k')).allowed).toBe(false);
+    await a.flags.kill('bulwark.ratelimit', who);
+    expect(await a.rateLimiter.consume('k')).toMatchObject({ allowed: true, source: 'off' });
+    await a.flags.revive('bulwark.ratelimit', who);
+    expect((await a.rateLimiter.consume('k')).allowed).toBe(false);
+  });
+
+  it('bulwark.redis off forces the embedded fallback (the kill switch); on lets it fail back', async () => {
+    const a = await instance();
+    const redisDep = a.dependencies['redis'];
+    expect(redisDep?.mode).toBe('primary');
+    await a.flags.kill('bulwark.redis', who);
+    expect(redisDep).toMatchObject({ forced: true, mode: 'fallback' });
+    await a.flags.revive('bulwark.redis', who);
+    await until(() => redisDep?.mode === 'primary', 3000);
+  });
+
+  it('bulwark.queues.redis off: new jobs go to the embedded queue; on: they move to BullMQ', async () => {
+    const a = await instance();
+    const spooled = async () =>
+      Number(
+        (await sql<{ n: number }>`select count(*) as n from bulwark_jobs`.execute(a.store.db)).rows[0]?.n,
+      );
+    await a.flags.kill('bulwark.queues.redis', who);
+    await a.queues.add('later', { n: 1 }, { id: 'j1' });
+    expect(await spooled()).toBe(1);
+    await a.flags.revive('bulwark.queues.redis', who);
+    await a.queues.add('later', { n: 2 }, { id: 'j2' });
+    await until(async () => (await spooled()) === 0, 10_000, 'spool replayed into BullMQ');
+    expect((await a.queues.list('later', 'waiting')).map((j) => j.id).sort()).toEqual(['j1', 'j2']);
+  });
+});
