@@ -330,7 +330,8 @@ export class FlagService {
     else flags.set(key, after);
     this.#replace(flags, 'store', revision);
     await this.#saveSnapshot(flags, revision);
-    await this.#o.bus?.publish({ revision }).catch(() => undefined); // polling covers a missed message
+    // Not awaited: a paused Redis must not hold up the write; polling covers a missed message.
+    void this.#o.bus?.publish({ revision }).catch(() => undefined);
   }
 
   async #bumpRevision(): Promise<number> {

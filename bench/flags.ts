@@ -1,0 +1,102 @@
+// Flag propagation: a flag toggled on one Bulwark instance, the time until each of 4 other
+// instances (processes sharing one SQLite store and one redis-server) sees the change. Two paths,
+// alternating per toggle: Redis pub/sub (the normal path) and, with Redis paused, polling of the
+// store's flag revision (every 1 s, the fallback). Prints p50/p99/max per path; target p99 < 2 s.
+import { fork, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createBulwark } from '../src/index.js';
+import { startRedis } from '../test/helpers/redis.js';
+import { describeMachine, median, percentile, sleep } from './lib.js';
+
+const INSTANCES = 4;
+const TOGGLES = Number(process.env['TOGGLES'] ?? 40);
+
+const redis = await startRedis();
+const dir = mkdtempSync(path.join(tmpdir(), 'bulwark-bench-flags-'));
+const env = { ...process.env, REDIS_URL: redis.url, BULWARK_DATA_DIR: dir };
+const controller = await createBulwark({ env, logLevel: 'warn', defaultMetrics: false });
+const who = { actor: 'bench' };
+await controller.flags.set(
+  {
+    key: 'bench.toggle',
+    type: 'boolean',
+    variants: { on: true, off: false },
+    defaultVariant: 'on',
+    enabled: true,
+  },
+  who,
+);
+
+const seen: { enabled: boolean; at: number }[][] = [];
+const children: ChildProcess[] = [];
+for (let i = 0; i < INSTANCES; i += 1) {
+  const child = fork('bench/servers/flag-instance.ts', [], {
+    execArgv: ['--import', 'tsx'],
+    env,
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+  });
+  const log: { enabled: boolean; at: number }[] = [];
+  seen.push(log);
+  await new Promise<void>((resolve, reject) => {
+    child.on('message', (m: { type: string; enabled?: boolean; at?: number }) => {
+      if (m.type === 'ready') resolve();
+      if (m.type === 'changed' && m.enabled !== undefined && m.at !== undefined)
+        log.push({ enabled: m.enabled, at: m.at });
+    });
+    child.once('exit', (code) => reject(new Error(`instance exited with ${code}`)));
+  });
+  children.push(child);
+}
+
+/** Toggles once; resolves with each instance's delay (ms) until it saw the new state. */
+async function toggle(enabled: boolean): Promise<number[]> {
+  const marks = seen.map((log) => log.length);
+  const at = Date.now();
+  if (enabled) await controller.flags.revive('bench.toggle', who);
+  else await controller.flags.kill('bench.toggle', who);
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const delays = seen.map((log, i) => log.slice(marks[i]).find((c) => c.enabled === enabled)?.at);
+    if (delays.every((d) => d !== undefined)) return delays.map((d) => (d) - at);
+    if (Date.now() > deadline) throw new Error('an instance did not see the change within 10 s');
+    await sleep(5);
+  }
+}
+
+console.log(describeMachine(['ioredis', 'better-sqlite3']));
+console.log(
+  `${INSTANCES} instances + 1 controller, one SQLite store, one redis-server; ${TOGGLES} toggles per path, alternating`,
+);
+const results: Record<'pubsub' | 'polling', number[]> = { pubsub: [], polling: [] };
+let state = true;
+try {
+  await sleep(500);
+  for (let t = 0; t < TOGGLES * 2; t += 1) {
+    const polling = t % 2 === 1;
+    if (polling) await redis.pause(); // the announcement cannot get through: polling must carry it
+    state = !state;
+    const delays = await toggle(state);
+    if (polling) await redis.resume();
+    results[polling ? 'polling' : 'pubsub'].push(...delays);
+    await sleep(polling ? 1500 : 100); // let the controller's failover settle after a pause
+  }
+} finally {
+  for (const child of children) child.kill('SIGTERM');
+  await controller.close();
+  await redis.stop();
+  rmSync(dir, { recursive: true, force: true });
+}
+console.log('');
+console.log('| path | samples | p50 (ms) | p99 (ms) | max (ms) | target p99 |');
+console.log('|---|---|---|---|---|---|');
+for (const [name, values] of Object.entries(results)) {
+  const label = name === 'pubsub' ? 'Redis pub/sub' : 'store polling (Redis paused)';
+  console.log(
+    `| ${label} | ${values.length} | ${Math.round(median(values))} | ${Math.round(percentile(values, 99))} | ${Math.round(Math.max(...values))} | < 2000 |`,
+  );
+}
+const worst = Math.max(percentile(results.pubsub, 99), percentile(results.polling, 99));
+console.log(`\nworst p99 ${Math.round(worst)} ms (target < 2 s: ${worst < 2000 ? 'met' : 'NOT met'})`);
+process.exit(0);
