@@ -10,6 +10,7 @@ import { loadSettings, redactSettings, type Settings, type SettingsInput } from 
 import { createStore } from '../store/index.js';
 import type { Store, StoreOptions } from '../store/types.js';
 import { InvalidationBus } from '../cache/bus.js';
+import { GuardedRollouts } from '../flags/guard.js';
 import { FlagService } from '../flags/service.js';
 import type { FlagDefinition } from '../flags/types.js';
 import { CacheJournal } from '../cache/journal.js';
@@ -83,6 +84,11 @@ export interface Bulwark {
    * `bulwark.redis` and `bulwark.queues.redis`). See docs/flags.md.
    */
   readonly flags: FlagService;
+  /**
+   * Guarded progressive rollouts of flags: `start(key, plan, who)`, `observe(key, variant, outcome)`,
+   * `status(key)`, `abort(key, who)`; evaluated every 5 s on the outcomes of every instance.
+   */
+  readonly rollouts: GuardedRollouts;
   /**
    * Failovers of the degradable dependencies that are configured (`redis` with `REDIS_URL`);
    * `setForced(true)` is the kill switch that forces the embedded fallback.
@@ -245,6 +251,8 @@ export async function createBulwark(options: BulwarkOptions = {}): Promise<Bulwa
   const applyTool = (key: string) => tools[key]?.(flags.isEnabled(key, {}, true));
   for (const key of Object.keys(tools)) if (!flags.isEnabled(key, {}, true)) applyTool(key);
   flags.onChange((change) => applyTool(change.key));
+  const rollouts = new GuardedRollouts({ flags, store, instanceId, logger });
+  rollouts.startTicking();
   await health.start();
 
   let closing: Promise<void> | undefined;
@@ -256,6 +264,7 @@ export async function createBulwark(options: BulwarkOptions = {}): Promise<Bulwa
     rateLimiter,
     queues,
     flags,
+    rollouts,
     dependencies: redis === undefined ? {} : { redis: redis.failover },
     health,
     metrics,
@@ -268,6 +277,7 @@ export async function createBulwark(options: BulwarkOptions = {}): Promise<Bulwa
         // Running jobs get half the shutdown budget, then go back to the queue for the next start.
         await queues.close(Math.floor(settings.shutdownTimeoutMs / 2));
         cache.close();
+        rollouts.close();
         flags.close();
         bus?.close();
         // Before the connection goes: removes this instance from the live set on Redis.
