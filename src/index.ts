@@ -49,4 +49,11 @@ export type * from './queue/types.js';
 export { FlagService, type FlagProvenance, type FlagChange, type FlagActor } from './flags/service.js';
 export { BulwarkFlagProvider } from './flags/openfeature.js';
 export type * from './flags/types.js';
-export { GuardedRollouts, decide, type RolloutPlan, type RolloutState, type GuardDecision, type ArmStats } from './flags/guard.js';
+export {
+  GuardedRollouts,
+  decide,
+  type RolloutPlan,
+  type RolloutState,
+  type GuardDecision,
+  type ArmStats,
+} from './flags/guard.js';

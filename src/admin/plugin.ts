@@ -4,6 +4,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
 import { bulwarkError } from '../errors/index.js';
 import type { Bulwark } from '../runtime/create.js';
+import { registerFlagRoutes } from './flags.js';
 import { registerQueueRoutes } from './queues.js';
 
 const digest = (text: string): Buffer => createHash('sha256').update(text).digest();
@@ -127,6 +128,7 @@ export async function registerAdminApi(app: FastifyInstance, bulwark: Bulwark): 
       );
 
       registerQueueRoutes(admin, bulwark);
+      registerFlagRoutes(admin, bulwark);
 
       typed.get(
         '/audit',

@@ -3,6 +3,7 @@ import { bulwarkError, isBulwarkError } from '../errors/index.js';
 import { VERSION } from '../runtime/create.js';
 import { loadSettings, redactSettings, settingFields } from '../settings/index.js';
 import { createStore } from '../store/index.js';
+import { registerFlagsCommand } from './flags.js';
 import { registerQueuesCommand } from './queues.js';
 
 /** Prints a Bulwark error (each bad field on its own line) and returns exit code 1. */
@@ -95,6 +96,7 @@ export function buildCli(): Command {
     });
 
   registerQueuesCommand(program);
+  registerFlagsCommand(program);
 
   return program;
 }

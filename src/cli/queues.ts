@@ -1,24 +1,8 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { JOB_STATES, queueOverview, setQueuePaused } from '../admin/queues.js';
 import type { JobState } from '../queue/index.js';
-import { createBulwark, type Bulwark } from '../runtime/create.js';
-
-/**
- * Opens Bulwark from the environment (the same variables as the server), runs `fn`, then closes it.
- * Logs (warnings and worse) go to stderr so that stdout stays parseable with `--json`.
- */
-async function withBulwark<T>(fn: (bulwark: Bulwark) => Promise<T>): Promise<T> {
-  const bulwark = await createBulwark({
-    logLevel: 'warn',
-    defaultMetrics: false,
-    logDestination: process.stderr,
-  });
-  try {
-    return await fn(bulwark);
-  } finally {
-    await bulwark.close();
-  }
-}
+import type { Bulwark } from '../runtime/create.js';
+import { table, withBulwark } from './shared.js';
 
 /** Appends an audit record of a change made from the command line (actor `cli`). */
 async function audit(bulwark: Bulwark, action: string, queue: string, detail: unknown): Promise<void> {
@@ -30,19 +14,6 @@ function limit(value: string): number {
   if (!Number.isInteger(n) || n < 1 || n > 1000)
     throw new InvalidArgumentError('must be an integer from 1 to 1000');
   return n;
-}
-
-/** Left-aligned columns, two spaces apart. */
-function table(rows: string[][]): string {
-  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((row) => (row[i] ?? '').length))) ?? [];
-  return rows
-    .map((row) =>
-      row
-        .map((cell, i) => cell.padEnd(widths[i] ?? 0))
-        .join('  ')
-        .trimEnd(),
-    )
-    .join('\n');
 }
 
 function oneLine(text: string | null, max = 60): string {

@@ -1,0 +1,348 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { EvaluationDetails, FlagDefinition } from '../src/flags/types.js';
+import { bulwark as plugin, fastifyOptions } from '../src/http/plugin.js';
+import { createBulwark, type Bulwark } from '../src/runtime/create.js';
+import type { AuditRecord } from '../src/store/types.js';
+import { LogCapture } from './helpers/app.js';
+import { checkoutFlag } from './helpers/flags.js';
+
+const KEY = 'admin-key-for-tests-0123456789';
+const auth = { authorization: `Bearer ${KEY}` };
+
+let root: string;
+beforeAll(() => {
+  root = mkdtempSync(path.join(tmpdir(), 'bulwark-admin-flags-'));
+});
+afterAll(() => {
+  rmSync(root, { recursive: true, force: true });
+});
+
+const apps: FastifyInstance[] = [];
+afterEach(async () => {
+  await Promise.all(apps.splice(0).map((app) => app.close()));
+});
+
+/** The app with the admin API, on an in-memory store; the flag snapshot goes to a fresh temp dir. */
+async function adminApp(): Promise<{ app: FastifyInstance; instance: Bulwark }> {
+  const instance = await createBulwark({
+    env: {},
+    store: { sqliteFile: ':memory:' },
+    dataDir: mkdtempSync(path.join(root, 'data-')),
+    logDestination: new LogCapture(),
+    defaultMetrics: false,
+    adminKey: KEY,
+  });
+  const app = Fastify(fastifyOptions(instance));
+  app.addHook('onClose', async () => instance.close());
+  apps.push(app);
+  await app.register(plugin, { bulwark: instance });
+  await app.ready();
+  return { app, instance };
+}
+
+type Res = Awaited<ReturnType<FastifyInstance['inject']>>;
+
+function error(res: Res): { code: string; message: string; details?: { field: string; message: string }[] } {
+  return res.json<{
+    error: { code: string; message: string; details?: { field: string; message: string }[] };
+  }>().error;
+}
+
+/** Sends one admin request with the key. */
+function call(
+  app: FastifyInstance,
+  method: 'GET' | 'PUT' | 'POST' | 'DELETE',
+  url: string,
+  payload?: object,
+) {
+  return app.inject({
+    method,
+    url: `/admin/api${url}`,
+    headers: auth,
+    ...(payload === undefined ? {} : { payload }),
+  });
+}
+
+describe('admin API: flags', () => {
+  it('refuses every flag route without the admin key (401), changing nothing', async () => {
+    const { app, instance } = await adminApp();
+    for (const [method, url, payload] of [
+      ['GET', '/admin/api/flags', undefined],
+      ['GET', '/admin/api/flags/bulwark.cache', undefined],
+      ['PUT', '/admin/api/flags/new-checkout', { flag: checkoutFlag }],
+      ['POST', '/admin/api/flags/bulwark.cache/kill', {}],
+      ['POST', '/admin/api/flags/bulwark.cache/revive', {}],
+      ['PUT', '/admin/api/flags/bulwark.cache/rollout', { percentage: 5 }],
+      ['DELETE', '/admin/api/flags/bulwark.cache', undefined],
+      ['GET', '/admin/api/flags/bulwark.cache/history', undefined],
+      ['POST', '/admin/api/flags/bulwark.cache/evaluate', { context: {} }],
+    ] as const) {
+      const res = await app.inject({ method, url, ...(payload === undefined ? {} : { payload }) });
+      expect(res.statusCode, `${method} ${url}`).toBe(401);
+      expect(error(res).code).toBe('BWK_ERR_ADMIN_UNAUTHORIZED');
+    }
+    expect(instance.flags.get('new-checkout')).toBeUndefined();
+    expect(instance.flags.get('bulwark.cache')?.enabled).toBe(true);
+    const audit = await instance.store.audit.list();
+    expect(audit.filter((r) => r.actor === 'anonymous')).toHaveLength(9);
+    expect(audit.filter((r) => r.action.startsWith('flag.'))).toEqual([]);
+  });
+
+  it('creates, reads and lists a flag; a stale ifVersion is 409 and changes nothing', async () => {
+    const { app, instance } = await adminApp();
+    const created = await call(app, 'PUT', '/flags/new-checkout', {
+      flag: checkoutFlag,
+      reason: 'staff preview',
+    });
+    expect(created.statusCode).toBe(200);
+    expect(created.json()).toEqual({ flag: checkoutFlag, version: 1 });
+    expect(instance.flags.get('new-checkout')).toEqual(checkoutFlag);
+
+    const got = await call(app, 'GET', '/flags/new-checkout');
+    expect(got.statusCode).toBe(200);
+    expect(got.json()).toEqual({ flag: checkoutFlag, version: 1 });
+
+    const list = await call(app, 'GET', '/flags');
+    expect(list.statusCode).toBe(200);
+    const body = list.json<{
+      provenance: { source: string; flags: number };
+      flags: (FlagDefinition & { version: number })[];
+    }>();
+    expect(body.provenance).toMatchObject({ source: 'store', flags: 3 });
+    expect(body.flags.map((f) => [f.key, f.version])).toEqual([
+      ['bulwark.cache', 0],
+      ['bulwark.ratelimit', 0],
+      ['new-checkout', 1],
+    ]);
+    expect(body.flags[2]).toEqual({ ...checkoutFlag, version: 1 });
+
+    const changed = { ...checkoutFlag, description: 'the new checkout' };
+    const cas = await call(app, 'PUT', '/flags/new-checkout', { flag: changed, ifVersion: 1 });
+    expect(cas.json()).toEqual({ flag: changed, version: 2 });
+    const stale = await call(app, 'PUT', '/flags/new-checkout', { flag: checkoutFlag, ifVersion: 1 });
+    expect(stale.statusCode).toBe(409);
+    expect(error(stale).code).toBe('BWK_ERR_STORE_CONFLICT');
+    expect(instance.flags.get('new-checkout')).toEqual(changed);
+    // ifVersion 0: create only.
+    const exists = await call(app, 'PUT', '/flags/new-checkout', { flag: checkoutFlag, ifVersion: 0 });
+    expect(exists.statusCode).toBe(409);
+
+    const missing = await call(app, 'GET', '/flags/nope');
+    expect(missing.statusCode).toBe(404);
+    expect(error(missing)).toMatchObject({ code: 'BWK_ERR_FLAG_NOT_FOUND', message: 'No flag nope' });
+  });
+
+  it('refuses an invalid definition or a key other than the path’s with 400 naming the field', async () => {
+    const { app, instance } = await adminApp();
+    const invalid = await call(app, 'PUT', '/flags/new-checkout', {
+      flag: { ...checkoutFlag, variants: { on: true, off: 'no' } },
+    });
+    expect(invalid.statusCode).toBe(400);
+    expect(error(invalid).code).toBe('BWK_ERR_FLAG_INVALID');
+    expect(error(invalid).details?.map((d) => d.field)).toEqual(['variants.off']);
+    expect(error(invalid).message).toContain('variants.off');
+
+    const rule = await call(app, 'PUT', '/flags/new-checkout', {
+      flag: {
+        ...checkoutFlag,
+        rules: [{ conditions: [{ attribute: 'plan', op: 'like', values: ['x'] }], variant: 'on' }],
+      },
+    });
+    expect(rule.statusCode).toBe(400);
+    expect(error(rule).details?.[0]?.field).toBe('rules[0].conditions[0].op');
+
+    const mismatch = await call(app, 'PUT', '/flags/other-key', { flag: checkoutFlag });
+    expect(mismatch.statusCode).toBe(400);
+    expect(error(mismatch)).toMatchObject({
+      code: 'BWK_ERR_FLAG_INVALID',
+      details: [{ field: 'key', message: expect.stringContaining('"other-key"') as unknown }],
+    });
+
+    const notObject = await call(app, 'PUT', '/flags/new-checkout', { flag: 'on' });
+    expect(notObject.statusCode).toBe(400);
+    expect(error(notObject).code).toBe('BWK_ERR_HTTP_VALIDATION');
+
+    for (const key of ['new-checkout', 'other-key']) {
+      expect(instance.flags.get(key)).toBeUndefined();
+      expect(await instance.flags.versionOf(key)).toBe(0);
+      expect(await instance.flags.history(key)).toEqual([]);
+    }
+  });
+
+  it('kill, revive and rollout change what evaluate answers; history lists them with reasons', async () => {
+    const { app, instance } = await adminApp();
+    await call(app, 'PUT', '/flags/new-checkout', { flag: checkoutFlag, reason: 'staff preview' });
+    const evaluate = async (context: object) => {
+      const res = await call(app, 'POST', '/flags/new-checkout/evaluate', { context, default: false });
+      expect(res.statusCode).toBe(200);
+      return res.json<EvaluationDetails>();
+    };
+    expect(await evaluate({ email: 'ada@acme.test' })).toEqual({
+      key: 'new-checkout',
+      value: true,
+      variant: 'on',
+      reason: 'TARGETING_MATCH',
+      rule: 'staff',
+    });
+
+    const kill = await call(app, 'POST', '/flags/new-checkout/kill', { reason: 'incident 42' });
+    expect(kill.statusCode).toBe(200);
+    expect(kill.json<{ flag: FlagDefinition }>().flag.enabled).toBe(false);
+    expect(await evaluate({ email: 'ada@acme.test' })).toMatchObject({
+      value: false,
+      variant: 'off',
+      reason: 'DISABLED',
+    });
+
+    // Without a body: no reason.
+    const revive = await app.inject({
+      method: 'POST',
+      url: '/admin/api/flags/new-checkout/revive',
+      headers: auth,
+    });
+    expect(revive.statusCode).toBe(200);
+    expect(revive.json<{ flag: FlagDefinition }>().flag.enabled).toBe(true);
+    expect((await evaluate({ email: 'ada@acme.test' })).reason).toBe('TARGETING_MATCH');
+
+    const rollout = await call(app, 'PUT', '/flags/new-checkout/rollout', {
+      percentage: 25,
+      reason: 'first quarter',
+    });
+    expect(rollout.statusCode).toBe(200);
+    expect(rollout.json<{ flag: FlagDefinition }>().flag.rollout).toEqual({
+      variant: 'on',
+      otherwise: 'off',
+      percentage: 25,
+    });
+    const split = await Promise.all(
+      Array.from({ length: 40 }, (_, i) => evaluate({ targetingKey: `user-${i}` })),
+    );
+    for (const details of split) expect(details.reason).toBe('SPLIT');
+    const on = split.filter((d) => d.value === true).length;
+    expect(on).toBeGreaterThan(0);
+    expect(on).toBeLessThan(40);
+    expect(await evaluate({})).toMatchObject({
+      reason: 'ERROR',
+      errorCode: 'TARGETING_KEY_MISSING',
+      value: false,
+    });
+
+    for (const percentage of [101, -1]) {
+      const bad = await call(app, 'PUT', '/flags/new-checkout/rollout', { percentage });
+      expect(bad.statusCode).toBe(400);
+      expect(error(bad).code).toBe('BWK_ERR_HTTP_VALIDATION');
+    }
+    expect(instance.flags.get('new-checkout')?.rollout?.percentage).toBe(25);
+
+    const history = await call(app, 'GET', '/flags/new-checkout/history');
+    expect(history.statusCode).toBe(200);
+    const records = history.json<AuditRecord[]>();
+    expect(records.map((r) => [r.actor, r.action, (r.detail as { reason: string | null }).reason])).toEqual([
+      ['admin', 'flag.rollout', 'first quarter'],
+      ['admin', 'flag.revive', null],
+      ['admin', 'flag.kill', 'incident 42'],
+      ['admin', 'flag.set', 'staff preview'],
+    ]);
+    expect(records[2]?.detail).toMatchObject({ before: { enabled: true }, after: { enabled: false } });
+    const limited = await call(app, 'GET', '/flags/new-checkout/history?limit=1');
+    expect(limited.json<AuditRecord[]>().map((r) => r.action)).toEqual(['flag.rollout']);
+
+    const unknown = await call(app, 'POST', '/flags/nope/kill', {});
+    expect(unknown.statusCode).toBe(404);
+    expect(error(unknown).code).toBe('BWK_ERR_FLAG_NOT_FOUND');
+    const unknownEval = await call(app, 'POST', '/flags/nope/evaluate', { context: {} });
+    expect(unknownEval.statusCode).toBe(404);
+    expect(error(unknownEval).code).toBe('BWK_ERR_FLAG_NOT_FOUND');
+  });
+
+  it('deletes a flag (204, audited with the reason); afterwards it is 404', async () => {
+    const { app, instance } = await adminApp();
+    await call(app, 'PUT', '/flags/new-checkout', { flag: checkoutFlag });
+    const del = await call(app, 'DELETE', '/flags/new-checkout?reason=done');
+    expect(del.statusCode).toBe(204);
+    expect(del.body).toBe('');
+    expect(instance.flags.get('new-checkout')).toBeUndefined();
+    expect((await call(app, 'GET', '/flags/new-checkout')).statusCode).toBe(404);
+    const again = await call(app, 'DELETE', '/flags/new-checkout');
+    expect(again.statusCode).toBe(404);
+    expect(error(again).code).toBe('BWK_ERR_FLAG_NOT_FOUND');
+    expect(instance.flags.evaluate('new-checkout', {}, 'fallback')).toMatchObject({
+      value: 'fallback',
+      errorCode: 'FLAG_NOT_FOUND',
+    });
+    // The reason may come in a JSON body instead.
+    await call(app, 'PUT', '/flags/new-checkout', { flag: checkoutFlag });
+    expect((await call(app, 'DELETE', '/flags/new-checkout', { reason: 'in the body' })).statusCode).toBe(
+      204,
+    );
+    const history = await call(app, 'GET', '/flags/new-checkout/history');
+    expect(
+      history.json<AuditRecord[]>().map((r) => [r.actor, r.action, (r.detail as { reason: unknown }).reason]),
+    ).toEqual([
+      ['admin', 'flag.delete', 'in the body'],
+      ['admin', 'flag.set', null],
+      ['admin', 'flag.delete', 'done'],
+      ['admin', 'flag.set', null],
+    ]);
+    expect(history.json<AuditRecord[]>()[0]?.detail).toMatchObject({ before: checkoutFlag, after: null });
+  });
+
+  it('lists the tool flag bulwark.cache and its kill switch turns the cache off live', async () => {
+    const { app, instance } = await adminApp();
+    const list = await call(app, 'GET', '/flags');
+    expect(list.json<{ flags: FlagDefinition[] }>().flags).toContainEqual(
+      expect.objectContaining({ key: 'bulwark.cache', type: 'boolean', enabled: true, version: 0 }),
+    );
+    await instance.cache.set('greeting', 'hello');
+    expect(await instance.cache.get('greeting')).toBe('hello');
+
+    const kill = await call(app, 'POST', '/flags/bulwark.cache/kill', { reason: 'cache drill' });
+    expect(kill.statusCode).toBe(200);
+    expect(await instance.cache.get('greeting')).toBeUndefined();
+    await instance.cache.set('greeting', 'again');
+    expect(await instance.cache.get('greeting')).toBeUndefined();
+    const get = await call(app, 'GET', '/flags/bulwark.cache');
+    expect(get.json()).toMatchObject({ flag: { enabled: false }, version: 1 });
+
+    expect((await call(app, 'POST', '/flags/bulwark.cache/revive', {})).statusCode).toBe(200);
+    await instance.cache.set('greeting', 'back');
+    expect(await instance.cache.get('greeting')).toBe('back');
+    expect(
+      (await instance.flags.history('bulwark.cache')).map((r) => [
+        r.action,
+        (r.detail as { reason: unknown }).reason,
+      ]),
+    ).toEqual([
+      ['flag.revive', null],
+      ['flag.kill', 'cache drill'],
+    ]);
+  });
+
+  it('documents every flag route in OpenAPI with the admin tag and the admin key', async () => {
+    const { app } = await adminApp();
+    const spec = (await app.inject({ method: 'GET', url: '/api-docs/json' })).json<{
+      paths: Record<string, Record<string, { tags?: string[]; security?: unknown[] }>>;
+    }>();
+    const routes = [
+      ['get', '/admin/api/flags'],
+      ['get', '/admin/api/flags/{key}'],
+      ['put', '/admin/api/flags/{key}'],
+      ['delete', '/admin/api/flags/{key}'],
+      ['post', '/admin/api/flags/{key}/kill'],
+      ['post', '/admin/api/flags/{key}/revive'],
+      ['put', '/admin/api/flags/{key}/rollout'],
+      ['get', '/admin/api/flags/{key}/history'],
+      ['post', '/admin/api/flags/{key}/evaluate'],
+    ] as const;
+    for (const [method, url] of routes) {
+      const operation = spec.paths[url]?.[method];
+      expect(operation, `${method} ${url}`).toBeDefined();
+      expect(operation?.tags).toEqual(['admin']);
+      expect(operation?.security).toEqual([{ adminKey: [] }]);
+    }
+  });
+});
