@@ -237,7 +237,15 @@ export async function createBulwark(options: BulwarkOptions = {}): Promise<Bulwa
     });
     queues = redisQueues;
   }
-  const flags = await startFlags({ settings, store, redis, instanceId, logger, health });
+  const flags = await startFlags({
+    settings,
+    store,
+    redis,
+    instanceId,
+    logger,
+    health,
+    inMemory: options.store?.sqliteFile === ':memory:',
+  });
   // Each tool follows its flag, live; a flag only acts when it changes (so the admin API's
   // dependency kill switch is not undone by an unrelated flag change).
   const tools: Record<string, (on: boolean) => void> = {
@@ -316,6 +324,7 @@ async function startFlags(deps: {
   instanceId: string;
   logger: Logger;
   health: HealthRegistry;
+  inMemory: boolean;
 }): Promise<FlagService> {
   const { settings, redis } = deps;
   const defaults = [
@@ -343,7 +352,8 @@ async function startFlags(deps: {
   }
   const flags = new FlagService({
     store: deps.store,
-    snapshotFile: path.join(settings.dataDir, 'flags.snapshot.json'),
+    // An in-memory store (tests) keeps nothing on disk, so neither does its flag snapshot.
+    ...(deps.inMemory ? {} : { snapshotFile: path.join(settings.dataDir, 'flags.snapshot.json') }),
     ...(settings.flagsFile === undefined ? {} : { bootstrapFile: settings.flagsFile }),
     defaults,
     ...(bus === undefined ? {} : { bus }),
