@@ -59,7 +59,7 @@ async function toggle(enabled: boolean): Promise<number[]> {
   const deadline = Date.now() + 10_000;
   for (;;) {
     const delays = seen.map((log, i) => log.slice(marks[i]).find((c) => c.enabled === enabled)?.at);
-    if (delays.every((d) => d !== undefined)) return delays.map((d) => (d) - at);
+    if (delays.every((d) => d !== undefined)) return delays.map((d) => d - at);
     if (Date.now() > deadline) throw new Error('an instance did not see the change within 10 s');
     await sleep(5);
   }
