@@ -8,6 +8,7 @@ import { rateLimit, type RateLimitPluginOptions } from '../ratelimit/index.js';
 import { createBulwark, type Bulwark, type BulwarkOptions } from '../runtime/create.js';
 import { registerAdminApi } from '../admin/plugin.js';
 import { registerApiDocs } from './api-docs.js';
+import { registerRequestFlags, type RequestFlagsOptions } from './flags.js';
 import { errorHandler, notFoundHandler } from './error-handler.js';
 import { registerObservabilityRoutes } from './health-routes.js';
 import {
@@ -36,6 +37,11 @@ export interface BulwarkPluginOptions extends BulwarkOptions {
   rateLimit?: Omit<RateLimitPluginOptions, 'limiter'>;
   /** Title of the OpenAPI document (default the Bulwark's service id). */
   title?: string;
+  /**
+   * Request-scoped flags: `request.flag(key, default)`, with each response's outcome reported to
+   * guarded rollouts (`bulwark.rollouts`). Unset: no per-request flag hook.
+   */
+  flags?: RequestFlagsOptions;
 }
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
@@ -78,6 +84,8 @@ async function bulwarkPlugin(app: FastifyInstance, opts: BulwarkPluginOptions): 
   if (opts.rateLimit !== undefined) {
     await app.register(rateLimit, { ...opts.rateLimit, limiter: bulwark.rateLimiter });
   }
+
+  if (opts.flags !== undefined) registerRequestFlags(app, bulwark, opts.flags);
 
   if (opts.apiDocs !== false) {
     await registerApiDocs(app, {

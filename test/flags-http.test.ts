@@ -1,0 +1,55 @@
+import Fastify from 'fastify';
+import { describe, expect, it } from 'vitest';
+import { bulwark as plugin, fastifyOptions } from '../src/http/plugin.js';
+import { createBulwark } from '../src/runtime/create.js';
+import { LogCapture } from './helpers/app.js';
+import { checkoutFlag } from './helpers/flags.js';
+
+describe('request-scoped flags feed guarded rollouts', () => {
+  it('a new code path that fails behind a guarded rollout is rolled back from the requests it served', async () => {
+    const bulwark = await createBulwark({
+      env: {},
+      store: { sqliteFile: ':memory:' },
+      logDestination: new LogCapture(),
+      defaultMetrics: false,
+    });
+    const app = Fastify(fastifyOptions(bulwark));
+    await app.register(plugin, {
+      bulwark,
+      apiDocs: false,
+      flags: { context: (request) => ({ targetingKey: String(request.headers['x-user'] ?? '') }) },
+    });
+    app.get('/checkout', async (request, reply) => {
+      // The new path is broken: every request served the treatment fails.
+      if (request.flag('new-checkout', false)) return reply.code(500).send({ error: 'broken' });
+      return { ok: true };
+    });
+    app.addHook('onClose', async () => bulwark.close());
+    try {
+      await app.ready();
+      await bulwark.flags.set({ ...checkoutFlag, rules: [] }, { actor: 'test' });
+      await bulwark.rollouts.start(
+        'new-checkout',
+        { steps: [50, 100], stepMs: 60_000, minSamples: 20, maxErrorRateIncrease: 0.01, maxLatencyRatio: 5 },
+        { actor: 'test' },
+      );
+      await bulwark.rollouts.tick();
+      const statuses: number[] = [];
+      for (let i = 0; i < 120; i += 1) {
+        const res = await app.inject({ url: '/checkout', headers: { 'x-user': `user-${i}` } });
+        statuses.push(res.statusCode);
+      }
+      expect(statuses.filter((s) => s === 500).length).toBeGreaterThan(20); // both arms were served
+      expect(statuses.filter((s) => s === 200).length).toBeGreaterThan(20);
+      await bulwark.rollouts.tick();
+      const state = await bulwark.rollouts.status('new-checkout');
+      expect(state).toMatchObject({ status: 'rolled-back' });
+      expect(state?.why).toContain('error rate 100.00%');
+      expect(bulwark.flags.get('new-checkout')?.rollout?.percentage).toBe(0);
+      const after = await app.inject({ url: '/checkout', headers: { 'x-user': 'user-1' } });
+      expect(after.statusCode).toBe(200); // nobody gets the broken path any more
+    } finally {
+      await app.close();
+    }
+  });
+});
