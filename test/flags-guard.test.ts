@@ -175,6 +175,21 @@ describe('guarded rollouts on the store (the clock driven by the test)', () => {
     expect(transitions).toHaveLength(1);
   });
 
+  it('a percentage set by hand stops the guard instead of fighting the operator', async () => {
+    const { flags, guards, traffic, advance } = await setup();
+    const guard = guards[0]!;
+    await guard.start('new-checkout', plan, who);
+    await guard.tick();
+    await flags.rollout('new-checkout', 30, { actor: 'oncall', reason: 'hold at 30' });
+    traffic(guard, 60, [0, 10], [0, 10]);
+    advance(60_000);
+    await guard.tick();
+    expect(flags.get('new-checkout')?.rollout?.percentage).toBe(30);
+    const state = await guard.status('new-checkout');
+    expect(state).toMatchObject({ status: 'aborted' });
+    expect(state?.why).toContain('changed by hand to 30%');
+  });
+
   it('refuses a bad plan naming the field', async () => {
     const { guards } = await setup();
     const params = await rejection(

@@ -203,6 +203,25 @@ export class GuardedRollouts {
     for (const entry of await this.#o.store.kv.list<RolloutState>(STATES)) {
       const state = entry.value;
       if (state.status !== 'running') continue;
+      // Someone set the percentage by hand (not this step's, nor the one before it, which is still
+      // in place for a moment while another instance applies an advance): the operator took over.
+      const percentage = this.#o.flags.get(state.flag)?.rollout?.percentage;
+      const expected = [state.plan.steps[state.step], state.plan.steps[state.step - 1]];
+      if (!expected.includes(percentage)) {
+        const why = `the rollout was changed by hand to ${String(percentage ?? 'none')}%: the guard stopped`;
+        await this.#o.store.kv
+          .put(
+            STATES,
+            state.flag,
+            { ...state, status: 'aborted', why, updatedAt: this.#now() },
+            { ifVersion: entry.version },
+          )
+          .catch((error: unknown) => {
+            if (!isBulwarkError(error, 'BWK_ERR_STORE_CONFLICT')) throw error;
+          });
+        this.#o.logger?.warn({ flag: state.flag, percentage }, 'guarded rollout stopped: changed by hand');
+        continue;
+      }
       this.#steps.set(state.flag, state.step);
       const local = this.#local.get(state.flag);
       if (local !== undefined && local.step !== state.step) {
