@@ -152,6 +152,41 @@ export const catalogue = {
     message: 'No degradable dependency named {name} is configured',
     area: 'admin',
   },
+  BWK_ERR_CONFIG_PARSE: {
+    status: 400,
+    message: 'Cannot parse {location}: {detail}',
+    area: 'config',
+  },
+  BWK_ERR_CONFIG_INVALID: {
+    status: 400,
+    message: 'Invalid config {file}: {summary}',
+    area: 'config',
+  },
+  BWK_ERR_CONFIG_CONFLICT: {
+    status: 409,
+    message: '{file} is at revision {actual}, not the expected revision {expected}',
+    area: 'config',
+  },
+  BWK_ERR_CONFIG_LOCKED: {
+    status: 503,
+    message: '{file} is locked by another writer: gave up after {waitedMs} ms',
+    area: 'config',
+  },
+  BWK_ERR_CONFIG_REVISION_NOT_FOUND: {
+    status: 404,
+    message: 'Revision {revision} of {file} is not in the history (kept: {kept})',
+    area: 'config',
+  },
+  BWK_ERR_CONFIG_OPTIONS: {
+    status: 500,
+    message: 'Invalid config manager options: {detail}',
+    area: 'config',
+  },
+  BWK_ERR_CONFIG_NOT_STARTED: {
+    status: 500,
+    message: 'The config manager for {file} is not started: call start() before {operation}',
+    area: 'config',
+  },
   BWK_ERR_CLI_USAGE: {
     status: 400,
     message: '{detail}',
