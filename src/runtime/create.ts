@@ -10,6 +10,8 @@ import { loadSettings, redactSettings, type Settings, type SettingsInput } from 
 import { createStore } from '../store/index.js';
 import type { Store, StoreOptions } from '../store/types.js';
 import { InvalidationBus } from '../cache/bus.js';
+import type { TObject } from 'typebox';
+import { ConfigManager, type ConfigManagerOptions } from '../config/index.js';
 import { GuardedRollouts } from '../flags/guard.js';
 import { FlagService } from '../flags/service.js';
 import type { FlagDefinition } from '../flags/types.js';
@@ -32,7 +34,13 @@ import {
 } from '../queue/index.js';
 
 /** Options of {@link createBulwark}; every setting overrides its environment variable. */
-export interface BulwarkOptions extends SettingsInput {
+export interface BulwarkOptions<S extends TObject = TObject> extends SettingsInput {
+  /**
+   * The service's own configuration, managed by a {@link ConfigManager} (`bulwark.config`): its
+   * TypeBox schema and file (default `<BULWARK_DATA_DIR>/config.json`), validated at start,
+   * hot-reloaded (`watch`, default true), versioned. See docs/config.md.
+   */
+  config?: Omit<ConfigManagerOptions<S>, 'file' | 'logger'> & { file?: string; watch?: boolean };
   /** Environment to read settings from (default `process.env`). */
   env?: NodeJS.ProcessEnv;
   /** Use this pino logger instead of creating one (its redaction is then yours). */
@@ -62,7 +70,9 @@ export interface BulwarkOptions extends SettingsInput {
 export const DEFAULT_RATE_LIMIT_POLICY: RateLimitPolicy = { name: 'default', limit: 100, windowMs: 1000 };
 
 /** A running Bulwark: the subsystems, ready to use; `close()` releases everything it opened. */
-export interface Bulwark {
+export interface Bulwark<S extends TObject = TObject> {
+  /** The service's configuration (with the `config` option), else undefined. */
+  readonly config: ConfigManager<S> | undefined;
   readonly settings: Settings;
   readonly logger: Logger;
   readonly store: Store;
@@ -116,7 +126,9 @@ export const VERSION: string = (
  * without leaving anything open. Readiness stays `starting` until `health.markReady()` (the Fastify
  * plugin calls it when the app is ready).
  */
-export async function createBulwark(options: BulwarkOptions = {}): Promise<Bulwark> {
+export async function createBulwark<S extends TObject = TObject>(
+  options: BulwarkOptions<S> = {},
+): Promise<Bulwark<S>> {
   const settings = loadSettings(options, options.env ?? process.env);
   const serviceId = options.serviceId ?? 'bulwark';
   const logger =
@@ -261,6 +273,7 @@ export async function createBulwark(options: BulwarkOptions = {}): Promise<Bulwa
   flags.onChange((change) => applyTool(change.key));
   const rollouts = new GuardedRollouts({ flags, store, instanceId, logger });
   rollouts.startTicking();
+  const config = await startConfig(options.config, settings, logger, health);
   await health.start();
 
   let closing: Promise<void> | undefined;
@@ -273,6 +286,7 @@ export async function createBulwark(options: BulwarkOptions = {}): Promise<Bulwa
     queues,
     flags,
     rollouts,
+    config,
     dependencies: redis === undefined ? {} : { redis: redis.failover },
     health,
     metrics,
@@ -286,6 +300,7 @@ export async function createBulwark(options: BulwarkOptions = {}): Promise<Bulwa
         await queues.close(Math.floor(settings.shutdownTimeoutMs / 2));
         cache.close();
         rollouts.close();
+        await config?.close();
         flags.close();
         bus?.close();
         // Before the connection goes: removes this instance from the live set on Redis.
@@ -301,6 +316,45 @@ export async function createBulwark(options: BulwarkOptions = {}): Promise<Bulwa
       return closing;
     },
   };
+}
+
+/**
+ * The service's config manager: started (a broken file falls back to the last good revision, and
+ * `/health` says so), watched for edits, and reported by the `config:revision` check.
+ */
+async function startConfig<S extends TObject>(
+  options: BulwarkOptions<S>['config'],
+  settings: Settings,
+  logger: Logger,
+  health: HealthRegistry,
+): Promise<ConfigManager<S> | undefined> {
+  if (options === undefined) return undefined;
+  const { file, watch, ...rest } = options;
+  const config = new ConfigManager<S>({
+    ...rest,
+    file: file ?? path.join(settings.dataDir, 'config.json'),
+    logger,
+  });
+  const started = await config.start();
+  let problem: string | undefined = started.error?.message;
+  config.onInvalid((error) => (problem = error.message));
+  config.onChange(() => (problem = undefined));
+  if (watch !== false) config.watch();
+  health.register({
+    name: 'config:revision',
+    componentType: 'component',
+    critical: false,
+    intervalMs: 5000,
+    check: () =>
+      problem === undefined
+        ? { status: 'pass', observedValue: config.revision }
+        : {
+            status: 'warn',
+            observedValue: config.revision,
+            output: `running the last good revision: ${problem}`,
+          },
+  });
+  return config;
 }
 
 /** Bulwark's own tool flags: every one on by default. */
