@@ -60,7 +60,7 @@ describe.each(['sqlite', 'postgres'] as const)('durable queue through kill -9 (%
       try {
         const first = spawnTs('test/fixtures/queue-app.ts', [], {
           ...env,
-          PRODUCE: '4000',
+          PRODUCE: '20000',
           LEASE_MS: '1000',
         });
         await first.waitFor('ready');
@@ -124,7 +124,7 @@ describe('BullMQ queue through a Redis outage and kill -9 of the app', () => {
       try {
         const first = spawnTs('test/fixtures/queue-app.ts', [], {
           ...env,
-          PRODUCE: '6000',
+          PRODUCE: '20000',
           LEASE_MS: '1000',
         });
         await first.waitFor('ready');

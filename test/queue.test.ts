@@ -247,7 +247,7 @@ describe.each(drivers)('job queue conformance: $name', (driver) => {
       { concurrency: 4 },
     );
     await Promise.all(Array.from({ length: 20 }, (_, i) => queue.add('c', i)));
-    await until(() => done === 20, 5000);
+    await until(() => done === 20, 15_000);
     expect(peak).toBe(4);
   });
 

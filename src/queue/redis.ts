@@ -218,10 +218,10 @@ export class RedisJobQueue implements JobQueue {
     checkQueue(queue);
     positiveInt(opts.concurrency, 'concurrency');
     if (this.#workers.has(queue)) throw optionsError(`queue ${queue} already has a handler in this process`);
-    this.#o.spool.process(queue, handler, opts); // jobs spooled during outages, run locally
-    const worker = new BullWorker(queue, handler as JobHandler, opts, this.#connection, this.#o, () =>
-      this.#counts(queue),
-    );
+    // One `concurrency` for this process, shared by the BullMQ worker and the spool's worker.
+    const gated = gate(opts.concurrency ?? 1, handler as JobHandler);
+    this.#o.spool.process(queue, gated, opts); // jobs spooled during outages, run locally
+    const worker = new BullWorker(queue, gated, opts, this.#connection, this.#o, () => this.#counts(queue));
     this.#workers.set(queue, worker);
     this.#known.add(queue);
   }
@@ -480,6 +480,24 @@ export class RedisJobQueue implements JobQueue {
       opts: { ...this.#bullOptions(row.id, opts), timestamp: Number(row.created_at) },
     };
   }
+}
+
+/** `handler`, run at most `limit` at a time; callers beyond wait their turn in order. */
+function gate(limit: number, handler: JobHandler): JobHandler {
+  let running = 0;
+  const waiting: (() => void)[] = [];
+  return async (job, ctx) => {
+    // A finishing call hands its slot straight to the next waiter, so no newcomer can slip in between.
+    if (running >= limit) await new Promise<void>((resolve) => waiting.push(resolve));
+    else running += 1;
+    try {
+      return await handler(job, ctx);
+    } finally {
+      const next = waiting.shift();
+      if (next === undefined) running -= 1;
+      else next();
+    }
+  };
 }
 
 function envelope(data: unknown, opts: JobOptions): Envelope {
