@@ -44,6 +44,8 @@ describe('every Bulwark tool has a flag and follows it live, on every instance',
     ]);
     const report = a.health.report();
     expect(report.checks?.['flags:source']?.[0]).toMatchObject({ status: 'pass', observedValue: 'store' });
+    // Readiness carries the provenance too (without a non-critical check being able to fail it).
+    expect(a.health.readiness().checks?.['flags:source']?.[0]).toMatchObject({ observedValue: 'store' });
   });
 
   it('bulwark.cache off: reads miss on both instances within 2 s; on again: served again', async () => {

@@ -85,6 +85,7 @@ export class HealthRegistry {
         name: def.name,
         componentType: def.componentType,
         critical: def.critical ?? true,
+        readiness: def.readiness ?? false,
         intervalMs: def.intervalMs ?? 5000,
         timeoutMs: def.timeoutMs ?? 1000,
         check: (signal) => def.check(signal),
@@ -140,7 +141,7 @@ export class HealthRegistry {
 
   /** Readiness: lifecycle plus required checks. `fail` while starting, stopping or a required check fails. */
   readiness(): HealthReport {
-    return this.#build((entry) => entry.def.critical);
+    return this.#build((entry) => entry.def.critical || entry.def.readiness);
   }
 
   /** Liveness: depends on nothing external; answering at all proves the event loop runs. */

@@ -22,6 +22,11 @@ export interface HealthCheckDefinition {
    * only make the report `warn`. Default true.
    */
   critical?: boolean;
+  /**
+   * Shown in the readiness report even when not critical (where a non-critical check can only
+   * make it `warn`): for provenance operators want to see at the probe, e.g. `flags:source`.
+   */
+  readiness?: boolean;
   /** Time between runs in ms (default 5000). */
   intervalMs?: number;
   /** A run that takes longer counts as `fail` (default 1000 ms). The signal aborts it. */

@@ -344,6 +344,7 @@ async function startConfig<S extends TObject>(
     name: 'config:revision',
     componentType: 'component',
     critical: false,
+    readiness: true,
     intervalMs: 5000,
     check: () =>
       problem === undefined
@@ -418,6 +419,7 @@ async function startFlags(deps: {
     name: 'flags:source',
     componentType: 'component',
     critical: false,
+    readiness: true,
     intervalMs: 5000,
     check: () => {
       const p = flags.provenance;
