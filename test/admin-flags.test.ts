@@ -1,48 +1,9 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import Fastify, { type FastifyInstance } from 'fastify';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { FastifyInstance } from 'fastify';
+import { describe, expect, it } from 'vitest';
 import type { EvaluationDetails, FlagDefinition } from '../src/flags/types.js';
-import { bulwark as plugin, fastifyOptions } from '../src/http/plugin.js';
-import { createBulwark, type Bulwark } from '../src/runtime/create.js';
 import type { AuditRecord } from '../src/store/types.js';
-import { LogCapture } from './helpers/app.js';
+import { adminApp, adminAuth as auth } from './helpers/admin.js';
 import { checkoutFlag } from './helpers/flags.js';
-
-const KEY = 'admin-key-for-tests-0123456789';
-const auth = { authorization: `Bearer ${KEY}` };
-
-let root: string;
-beforeAll(() => {
-  root = mkdtempSync(path.join(tmpdir(), 'bulwark-admin-flags-'));
-});
-afterAll(() => {
-  rmSync(root, { recursive: true, force: true });
-});
-
-const apps: FastifyInstance[] = [];
-afterEach(async () => {
-  await Promise.all(apps.splice(0).map((app) => app.close()));
-});
-
-/** The app with the admin API, on an in-memory store; the flag snapshot goes to a fresh temp dir. */
-async function adminApp(): Promise<{ app: FastifyInstance; instance: Bulwark }> {
-  const instance = await createBulwark({
-    env: {},
-    store: { sqliteFile: ':memory:' },
-    dataDir: mkdtempSync(path.join(root, 'data-')),
-    logDestination: new LogCapture(),
-    defaultMetrics: false,
-    adminKey: KEY,
-  });
-  const app = Fastify(fastifyOptions(instance));
-  app.addHook('onClose', async () => instance.close());
-  apps.push(app);
-  await app.register(plugin, { bulwark: instance });
-  await app.ready();
-  return { app, instance };
-}
 
 type Res = Awaited<ReturnType<FastifyInstance['inject']>>;
 

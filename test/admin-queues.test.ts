@@ -1,37 +1,9 @@
-import Fastify, { type FastifyInstance } from 'fastify';
-import { afterEach, describe, expect, it } from 'vitest';
-import { bulwark as plugin, fastifyOptions } from '../src/http/plugin.js';
+import { describe, expect, it } from 'vitest';
 import type { JobSummary } from '../src/queue/index.js';
-import { createBulwark, type Bulwark } from '../src/runtime/create.js';
-import { LogCapture } from './helpers/app.js';
+import { adminApp, adminAuth as auth } from './helpers/admin.js';
 import { until } from './helpers/wait.js';
 
-const KEY = 'admin-key-for-tests-0123456789';
-const auth = { authorization: `Bearer ${KEY}` };
 const zero = { waiting: 0, delayed: 0, retrying: 0, active: 0, dead: 0 };
-
-const apps: FastifyInstance[] = [];
-afterEach(async () => {
-  // Closing the app closes its Bulwark (and the workers that would keep the process alive).
-  await Promise.all(apps.splice(0).map((app) => app.close()));
-});
-
-async function adminApp(): Promise<{ app: FastifyInstance; instance: Bulwark }> {
-  const instance = await createBulwark({
-    env: {},
-    store: { sqliteFile: ':memory:' },
-    logDestination: new LogCapture(),
-    defaultMetrics: false,
-    adminKey: KEY,
-    queues: { pollMs: 20 },
-  });
-  const app = Fastify(fastifyOptions(instance));
-  app.addHook('onClose', async () => instance.close());
-  apps.push(app);
-  await app.register(plugin, { bulwark: instance });
-  await app.ready();
-  return { app, instance };
-}
 
 function code(res: { json: <T>() => T }): string {
   return res.json<{ error: { code: string } }>().error.code;
@@ -39,7 +11,7 @@ function code(res: { json: <T>() => T }): string {
 
 describe('admin API: queues', () => {
   it('refuses every queue route without the admin key (401), audited, changing nothing', async () => {
-    const { app, instance } = await adminApp();
+    const { app, instance } = await adminApp({ queues: { pollMs: 20 } });
     await instance.queues.add('email', { n: 1 }, { id: 'j1', delay: 60_000 });
     for (const [method, url, payload] of [
       ['GET', '/admin/api/queues', undefined],
@@ -61,7 +33,7 @@ describe('admin API: queues', () => {
   });
 
   it('lists every queue with its counts, including paused queues without jobs', async () => {
-    const { app, instance } = await adminApp();
+    const { app, instance } = await adminApp({ queues: { pollMs: 20 } });
     await instance.queues.add('email', { to: 'a' }, { delay: 60_000 });
     await instance.queues.add('email', { to: 'b' }, { delay: 60_000 });
     await instance.queues.add('billing', { n: 1 });
@@ -76,7 +48,7 @@ describe('admin API: queues', () => {
   });
 
   it('lists dead jobs with their last error, and redrives some or all of them', async () => {
-    const { app, instance } = await adminApp();
+    const { app, instance } = await adminApp({ queues: { pollMs: 20 } });
     instance.queues.process('failing', async () => {
       throw new Error('x');
     });
@@ -149,7 +121,7 @@ describe('admin API: queues', () => {
   });
 
   it('promotes a delayed job and removes a job; both answer 404 when there is no such job', async () => {
-    const { app, instance } = await adminApp();
+    const { app, instance } = await adminApp({ queues: { pollMs: 20 } });
     await instance.queues.add('email', { to: 'a' }, { id: 'later', delay: 60_000 });
     const promote = await app.inject({
       method: 'POST',
@@ -194,7 +166,7 @@ describe('admin API: queues', () => {
   });
 
   it('pauses and resumes a queue, audited with before/after', async () => {
-    const { app, instance } = await adminApp();
+    const { app, instance } = await adminApp({ queues: { pollMs: 20 } });
     const pause = await app.inject({
       method: 'PUT',
       url: '/admin/api/queues/email/paused',
@@ -240,7 +212,7 @@ describe('admin API: queues', () => {
   });
 
   it('answers a bad queue name with 400 BWK_ERR_QUEUE_OPTIONS and a bad query with 400', async () => {
-    const { app, instance } = await adminApp();
+    const { app, instance } = await adminApp({ queues: { pollMs: 20 } });
     for (const [method, url, payload] of [
       ['GET', '/admin/api/queues/bad%20name/jobs?state=waiting', undefined],
       ['POST', '/admin/api/queues/bad%20name/redrive', {}],
@@ -280,7 +252,7 @@ describe('admin API: queues', () => {
   });
 
   it('documents every queue route in OpenAPI with the admin tag and the admin key', async () => {
-    const { app } = await adminApp();
+    const { app } = await adminApp({ queues: { pollMs: 20 } });
     const spec = (await app.inject({ method: 'GET', url: '/api-docs/json' })).json<{
       paths: Record<string, Record<string, { tags?: string[]; security?: unknown[] }>>;
     }>();

@@ -1,34 +1,23 @@
 import { randomUUID } from 'node:crypto';
-import {
-  Queue,
-  Worker,
-  type ConnectionOptions,
-  type Job as BullJob,
-  type JobsOptions,
-  type MinimalJob,
-  type WorkerOptions as BullWorkerOptions,
-} from 'bullmq';
+import { Queue, type ConnectionOptions, type Job as BullJob, type JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { bulwarkError } from '../errors/index.js';
 import type { Failover } from '../failover/index.js';
 import type { Store } from '../store/types.js';
-import { retryDelay } from './backoff.js';
+import { BullWorker, PREFIX, type Envelope, type WorkerFactory } from './bullmq-worker.js';
 import {
   Batch,
   checkJobOptions,
   checkQueue,
   optionsError,
   positiveInt,
-  runHandler,
   serialise,
   type EmbeddedJobQueue,
 } from './embedded.js';
 import type { QueueMetrics } from './metrics.js';
 import { emptyCounts, SqlJobs, type JobRow } from './sql-jobs.js';
 import type {
-  BackoffOptions,
-  Job,
   JobHandler,
   JobOptions,
   JobQueue,
@@ -44,12 +33,6 @@ interface PendingAdd {
   id: string;
   data: unknown;
   opts: JobOptions;
-}
-
-/** What a Bulwark job carries in BullMQ: the data and the options BullMQ has no field for. */
-interface Envelope {
-  d: unknown;
-  o?: { backoff?: BackoffOptions; timeout?: number };
 }
 
 /** Options of {@link RedisJobQueue}. Times in milliseconds. */
@@ -79,14 +62,9 @@ export interface RedisJobQueueOptions {
    * Builds BullMQ workers (default `new Worker(...)`). For tests that need a worker which stops
    * making progress, to prove the watchdog replaces it.
    */
-  createWorker?: (
-    queue: string,
-    processor: (job: BullJob) => Promise<void>,
-    opts: BullWorkerOptions,
-  ) => Worker;
+  createWorker?: WorkerFactory;
 }
 
-const PREFIX = 'bulwark:q';
 /** Every job's retry delays come from its own backoff options, through the workers' strategy. */
 const BACKOFF = Object.freeze({ type: 'bulwark' });
 const REPLAY_BATCH = 500;
@@ -521,146 +499,4 @@ function summary(queue: string, state: JobState, job: BullJob): JobSummary {
     lastError: job.failedReason ?? null,
     data: data.d,
   };
-}
-
-type WorkerSettings = Required<Pick<RedisJobQueueOptions, 'leaseMs' | 'stallMs' | 'now'>> &
-  Pick<RedisJobQueueOptions, 'metrics' | 'logger' | 'createWorker'>;
-
-/** One queue's BullMQ worker in this process, recreated when it wedges after a reconnect. */
-class BullWorker {
-  readonly #queue: string;
-  readonly #handler: JobHandler;
-  readonly #opts: WorkerOptions;
-  readonly #connection: ConnectionOptions;
-  readonly #o: WorkerSettings;
-  readonly #counts: () => Promise<QueueCounts>;
-  #worker: Worker;
-  #progress = 0;
-  #watch: NodeJS.Timeout | undefined;
-  #closing = false;
-
-  constructor(
-    queue: string,
-    handler: JobHandler,
-    opts: WorkerOptions,
-    connection: ConnectionOptions,
-    o: WorkerSettings,
-    counts: () => Promise<QueueCounts>,
-  ) {
-    this.#queue = queue;
-    this.#handler = handler;
-    this.#opts = opts;
-    this.#connection = connection;
-    this.#o = o;
-    this.#counts = counts;
-    this.#worker = this.#start();
-  }
-
-  #start(): Worker {
-    const create =
-      this.#o.createWorker ??
-      ((queue: string, processor: (job: BullJob) => Promise<void>, opts: BullWorkerOptions) =>
-        new Worker(queue, processor, opts));
-    const worker = create(this.#queue, async (job: BullJob) => this.#run(job), {
-      connection: { ...this.#connection, maxRetriesPerRequest: null },
-      prefix: PREFIX,
-      concurrency: this.#opts.concurrency ?? 1,
-      ...(this.#opts.limiter === undefined ? {} : { limiter: this.#opts.limiter }),
-      lockDuration: this.#o.leaseMs,
-      stalledInterval: Math.max(1000, Math.floor(this.#o.leaseMs / 2)),
-      maxStalledCount: 100, // a stalled job (its worker died) is retried, not failed
-      settings: {
-        backoffStrategy: (attemptsMade: number, _type?: string, _error?: Error, job?: MinimalJob) =>
-          retryDelay((job?.data as Envelope | undefined)?.o?.backoff, attemptsMade),
-      },
-    });
-    worker.on('error', (error) =>
-      this.#o.logger?.debug({ err: error, queue: this.#queue }, 'queues: BullMQ worker error'),
-    );
-    worker.on('completed', () => (this.#progress += 1));
-    worker.on('failed', (job, error) => {
-      this.#progress += 1;
-      if (job === undefined) return;
-      const dead = job.attemptsMade >= (job.opts.attempts ?? 1);
-      this.#o.logger?.warn(
-        {
-          queue: this.#queue,
-          jobId: job.id,
-          attempt: job.attemptsMade,
-          maxAttempts: job.opts.attempts,
-          err: error,
-        },
-        dead ? 'job failed on its last attempt: dead-lettered' : 'job failed: will retry',
-      );
-    });
-    return worker;
-  }
-
-  async #run(bull: BullJob): Promise<void> {
-    const data = bull.data as Envelope;
-    const job: Job = {
-      queue: this.#queue,
-      id: bull.id ?? '',
-      data: data.d,
-      attempt: bull.attemptsMade + 1,
-      maxAttempts: bull.opts.attempts ?? 1,
-      priority: bull.opts.priority ?? 0,
-      createdAt: bull.timestamp,
-      runAt: bull.timestamp + (bull.opts.delay ?? 0),
-    };
-    const startedAt = this.#o.now();
-    this.#o.metrics?.started(job.queue, (startedAt - (bull.processedOn ?? startedAt)) / 1000);
-    try {
-      await runHandler(this.#handler, job, data.o?.timeout);
-    } catch (error) {
-      const dead = job.attempt >= job.maxAttempts;
-      this.#o.metrics?.finished(
-        job.queue,
-        dead ? 'dead' : 'retried',
-        (this.#o.now() - startedAt) / 1000,
-        undefined,
-      );
-      throw error;
-    }
-    const now = this.#o.now();
-    this.#o.metrics?.finished(job.queue, 'completed', (now - startedAt) / 1000, (now - job.createdAt) / 1000);
-  }
-
-  /**
-   * After a failback: if jobs are waiting and this worker completes nothing for `stallMs`, it is
-   * wedged (a known BullMQ failure after Redis failovers): close it and start a new one.
-   */
-  watch(): void {
-    clearTimeout(this.#watch);
-    const before = this.#progress;
-    this.#watch = setTimeout(() => void this.#check(before), this.#o.stallMs);
-    this.#watch.unref();
-  }
-
-  async #check(before: number): Promise<void> {
-    if (this.#closing || this.#progress !== before) return;
-    const counts = await this.#counts().catch(() => undefined);
-    if (counts === undefined || counts.waiting === 0 || this.#worker.isPaused()) return;
-    this.#o.logger?.warn(
-      { queue: this.#queue, waiting: counts.waiting },
-      'queues: BullMQ worker made no progress after a reconnect: recreating it',
-    );
-    const old = this.#worker;
-    this.#worker = this.#start();
-    void old.close(true).catch(() => undefined);
-    this.watch();
-  }
-
-  async close(deadlineMs: number): Promise<void> {
-    this.#closing = true;
-    clearTimeout(this.#watch);
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<'deadline'>((resolve) => {
-      timer = setTimeout(() => resolve('deadline'), deadlineMs);
-    });
-    const outcome = await Promise.race([this.#worker.close().then(() => 'done' as const), deadline]);
-    clearTimeout(timer);
-    // Past the deadline: force-close; BullMQ's stalled check gives the unfinished jobs back.
-    if (outcome === 'deadline') await this.#worker.close(true).catch(() => undefined);
-  }
 }
