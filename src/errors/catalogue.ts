@@ -192,6 +192,41 @@ export const catalogue = {
     message: '{detail}',
     area: 'cli',
   },
+  BWK_ERR_SUPERVISOR_OPTIONS: {
+    status: 400,
+    message: 'Invalid supervisor options: {summary}',
+    area: 'supervisor',
+  },
+  BWK_ERR_SUPERVISOR_UNAVAILABLE: {
+    status: 503,
+    message: 'No app instance became ready within {holdMs} ms',
+    area: 'supervisor',
+  },
+  BWK_ERR_SUPERVISOR_UPSTREAM: {
+    status: 502,
+    message: 'The app instance failed while answering: {detail}',
+    area: 'supervisor',
+  },
+  BWK_ERR_SUPERVISOR_NOT_RUNNING: {
+    status: 503,
+    message: 'No supervisor is running for {stateDir}',
+    area: 'supervisor',
+  },
+  BWK_ERR_SUPERVISOR_RELOAD_FAILED: {
+    status: 500,
+    message: 'Reload rolled back: {detail}',
+    area: 'supervisor',
+  },
+  BWK_ERR_SUPERVISOR_BUSY: {
+    status: 409,
+    message: 'The supervisor is {state}: try again when it is done',
+    area: 'supervisor',
+  },
+  BWK_ERR_SUPERVISOR_PORT_BUSY: {
+    status: 500,
+    message: 'Port {port} is still in use after {waitedMs} ms: {holder}',
+    area: 'supervisor',
+  },
 } as const satisfies Record<string, { status: number; message: string; area: string }>;
 
 /** Every error code Bulwark can produce. */
