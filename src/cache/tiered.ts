@@ -175,6 +175,17 @@ export class TieredCache {
     });
   }
 
+  /**
+   * Empties this process's L1 only (L2 and other instances keep theirs): memory given back under
+   * pressure, at the price of L1 misses until it fills again. Resolves with the entries dropped
+   * (when L1 counts them).
+   */
+  async dropLocal(): Promise<number | undefined> {
+    const size = 'size' in this.#l1 ? (this.#l1 as unknown as Sized).size : undefined;
+    await this.#l1.clear();
+    return size;
+  }
+
   /** Removes the key from both tiers (journaled if L2 is unreachable). */
   async delete(key: string): Promise<void> {
     await this.#l1.delete([key]);

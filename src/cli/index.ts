@@ -6,6 +6,7 @@ import { createStore } from '../store/index.js';
 import { registerConfigCommand } from './config.js';
 import { registerFlagsCommand } from './flags.js';
 import { registerQueuesCommand } from './queues.js';
+import { registerSuperviseCommand } from './supervise.js';
 
 /** Prints a Bulwark error (each bad field on its own line) and returns exit code 1. */
 function report(error: unknown): number {
@@ -99,6 +100,7 @@ export function buildCli(): Command {
   registerQueuesCommand(program);
   registerFlagsCommand(program);
   registerConfigCommand(program);
+  registerSuperviseCommand(program);
 
   return program;
 }

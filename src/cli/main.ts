@@ -1,3 +1,5 @@
 import { runCli } from './index.js';
 
-process.exitCode = await runCli(process.argv.slice(2));
+// A command may have set process.exitCode itself (`supervise` exits with the app's final code).
+const code = await runCli(process.argv.slice(2));
+if (code !== 0) process.exitCode = code;

@@ -100,6 +100,11 @@ async function bulwarkPlugin(app: FastifyInstance, opts: BulwarkPluginOptions): 
     bulwark.health.markReady();
     done();
   });
+  // Under `bulwark supervise`: ready once the server listens (the supervisor's ready signal).
+  app.addHook('onListen', (done) => {
+    bulwark.supervisor?.ready();
+    done();
+  });
   app.addHook('preClose', async () => {
     bulwark.health.markStopping();
     bulwark.logger.info('closing: readiness now fails, draining connections');

@@ -12,6 +12,22 @@ interface HttpSeries {
 }
 
 /**
+ * prom-client's default process and Node.js metrics into `registry`, less three gauges that
+ * prom-client names with a counter's `_total` suffix, which Prometheus linting rejects (the same
+ * numbers remain available per type as nodejs_active_{handles,requests,resources}).
+ */
+export function collectProcessMetrics(registry: Registry): void {
+  collectDefaultMetrics({ register: registry });
+  for (const name of [
+    'nodejs_active_handles_total',
+    'nodejs_active_requests_total',
+    'nodejs_active_resources_total',
+  ]) {
+    registry.removeSingleMetric(name);
+  }
+}
+
+/**
  * Bulwark's Prometheus metrics. Each instance owns its registry, so several Bulwark instances (and
  * tests) in one process never collide. Serve `render()` with `contentType` at `/metrics`.
  */
@@ -28,18 +44,7 @@ export class Metrics {
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     this.registry = new Registry();
     this.contentType = this.registry.contentType;
-    if (opts.defaultMetrics !== false) {
-      collectDefaultMetrics({ register: this.registry });
-      // prom-client names these gauges with a counter's `_total` suffix, which Prometheus linting
-      // rejects; the same numbers remain available per type as nodejs_active_{handles,requests,resources}.
-      for (const name of [
-        'nodejs_active_handles_total',
-        'nodejs_active_requests_total',
-        'nodejs_active_resources_total',
-      ]) {
-        this.registry.removeSingleMetric(name);
-      }
-    }
+    if (opts.defaultMetrics !== false) collectProcessMetrics(this.registry);
     this.#httpDuration = new Histogram({
       name: 'http_request_duration_seconds',
       help: 'Time from request received to response sent, by route template, method and status class.',

@@ -20,6 +20,7 @@ import { MemoryCacheStore } from '../cache/memory.js';
 import { CacheMetrics } from '../cache/metrics.js';
 import { RedisCacheStore } from '../cache/redis.js';
 import { TieredCache } from '../cache/tiered.js';
+import { SupervisorClient } from '../supervisor/client.js';
 import { observeFailover, type Failover } from '../failover/index.js';
 import { connectRedis, type RedisDependency } from '../redis/connection.js';
 import { createRateLimiter, type RateLimiter, type RateLimitPolicy } from '../ratelimit/index.js';
@@ -109,6 +110,13 @@ export interface Bulwark<S extends TObject = TObject> {
   readonly serviceId: string;
   /** Unique per process (`host:pid:random`): tells instances apart on shared Redis. */
   readonly instanceId: string;
+  /**
+   * The link to `bulwark supervise` when running under it (else undefined): heartbeats, the ready
+   * message (sent by the Fastify plugin once listening), and recovery requests — soft and medium
+   * drop this process's L1 cache and run the garbage collector when exposed (`--expose-gc`); add
+   * your own with `onRecover(handler)` (medium: shed non-essential work until `normal`).
+   */
+  readonly supervisor: SupervisorClient | undefined;
   /** The service's version (`serviceVersion`, else Bulwark's own). */
   readonly version: string;
   /** Stops checks, closes the store, flushes logs. Safe to call more than once. */
@@ -275,6 +283,7 @@ export async function createBulwark<S extends TObject = TObject>(
   rollouts.startTicking();
   const config = await startConfig(options.config, settings, logger, health);
   await health.start();
+  const supervisor = connectSupervisor(logger, version, cache);
 
   let closing: Promise<void> | undefined;
   return {
@@ -289,12 +298,14 @@ export async function createBulwark<S extends TObject = TObject>(
     config,
     dependencies: redis === undefined ? {} : { redis: redis.failover },
     health,
+    supervisor,
     metrics,
     serviceId,
     instanceId,
     version,
     close() {
       closing ??= (async () => {
+        supervisor?.close();
         health.close();
         // Running jobs get half the shutdown budget, then go back to the queue for the next start.
         await queues.close(Math.floor(settings.shutdownTimeoutMs / 2));
@@ -316,6 +327,29 @@ export async function createBulwark<S extends TObject = TObject>(
       return closing;
     },
   };
+}
+
+/** The supervisor link with the built-in recovery: soft and medium drop L1 and collect garbage. */
+function connectSupervisor(
+  logger: Logger,
+  version: string,
+  cache: TieredCache,
+): SupervisorClient | undefined {
+  const supervisor = SupervisorClient.connect({ logger, version });
+  supervisor?.onRecover(async ({ level }) => {
+    if (level === 'normal') return [];
+    const actions: string[] = [];
+    const entries = await cache.dropLocal();
+    actions.push(`dropped the L1 cache (${entries ?? 'all'} entries)`);
+    const gc = (globalThis as { gc?: () => void }).gc;
+    if (gc === undefined) actions.push('gc not exposed (run node with --expose-gc)');
+    else {
+      gc();
+      actions.push('ran gc');
+    }
+    return actions;
+  });
+  return supervisor;
 }
 
 /**

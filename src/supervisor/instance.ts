@@ -1,0 +1,267 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import http from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { OutputRing, RotatingLog } from './logs.js';
+import type { AppMessage } from './protocol.js';
+
+/** Where an instance is in its life. */
+export type InstanceState = 'starting' | 'ready' | 'stopping' | 'exited';
+
+/** How an instance ended. */
+export interface ExitInfo {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  uptimeMs: number;
+  /** Set when the command could not be started at all (ENOENT, EACCES, ...). */
+  spawnError?: string;
+}
+
+/** Options of one app process. */
+export interface InstanceOptions {
+  id: string;
+  slot: number;
+  command: string[];
+  env: NodeJS.ProcessEnv;
+  /** The port the app listens on (its PORT). */
+  port: number;
+  host: string;
+  /** The inspector port a SIGUSR1 opens (for hang reports). */
+  inspectPort: number;
+  heartbeatMs: number;
+  log: RotatingLog;
+  ring: OutputRing;
+  echo: boolean;
+}
+
+/** A last resource sample. */
+export interface Sample {
+  at: number;
+  rss: number;
+  cpu: number;
+}
+
+/**
+ * One app process in its own process group (so a stop reaches every process it started), with its
+ * output copied to the slot's log file and ring, an IPC channel (used by apps built on Bulwark for
+ * ready, heartbeats and recovery requests; harmless to any other program), and HTTP probes.
+ */
+export class Instance {
+  readonly id: string;
+  readonly slot: number;
+  readonly port: number;
+  readonly inspectPort: number;
+  readonly #opts: InstanceOptions;
+  #child: ChildProcess | undefined;
+  state: InstanceState = 'starting';
+  startedAt = 0;
+  readyAt: number | undefined;
+  /** The app announced itself over IPC (it sends heartbeats and takes recovery requests). */
+  ipc = false;
+  lastHeartbeat = 0;
+  sample: Sample | undefined;
+  /** Why the supervisor ended this instance (undefined: it exited on its own). */
+  stopReason: string | undefined;
+  /** A diagnostic report written before the instance was killed. */
+  reportPath: string | undefined;
+  /** Requests sent by the app over IPC (recovery replies and such). */
+  onMessage: ((message: AppMessage) => void) | undefined;
+  readonly exited: Promise<ExitInfo>;
+  #resolveExit!: (info: ExitInfo) => void;
+  #readyWaiters: (() => void)[] = [];
+
+  constructor(opts: InstanceOptions) {
+    this.#opts = opts;
+    this.id = opts.id;
+    this.slot = opts.slot;
+    this.port = opts.port;
+    this.inspectPort = opts.inspectPort;
+    this.exited = new Promise((resolve) => (this.#resolveExit = resolve));
+  }
+
+  get pid(): number | undefined {
+    return this.#child?.pid;
+  }
+
+  get uptimeMs(): number {
+    return this.startedAt === 0 ? 0 : Date.now() - this.startedAt;
+  }
+
+  /** Spawns the process. Never throws: a command that cannot start ends as an exit with `spawnError`. */
+  start(): void {
+    const [file, ...args] = this.#opts.command;
+    const nodeOptions = [this.#opts.env['NODE_OPTIONS'], `--inspect-port=127.0.0.1:${this.inspectPort}`]
+      .filter((part) => part !== undefined && part !== '')
+      .join(' ');
+    this.startedAt = Date.now();
+    const child = spawn(file ?? '', args, {
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      env: {
+        ...this.#opts.env,
+        PORT: String(this.port),
+        HOST: this.#opts.host,
+        NODE_OPTIONS: nodeOptions,
+        BULWARK_SUPERVISED: '1',
+        BULWARK_INSTANCE_ID: this.id,
+        BULWARK_HEARTBEAT_MS: String(this.#opts.heartbeatMs),
+      },
+    });
+    this.#child = child;
+    const onOutput = (target: NodeJS.WriteStream) => (chunk: Buffer) => {
+      this.#opts.ring.push(chunk);
+      this.#opts.log.write(chunk);
+      if (this.#opts.echo) target.write(chunk);
+    };
+    child.stdout?.on('data', onOutput(process.stdout));
+    child.stderr?.on('data', onOutput(process.stderr));
+    child.on('message', (message: AppMessage) => this.#onMessage(message));
+    // A disconnected channel (the app closed it, or exited) must not surface as an error.
+    child.on('error', (error: NodeJS.ErrnoException) => {
+      if (child.pid === undefined) {
+        const text = `cannot start ${file ?? ''}: ${error.message}\n`;
+        this.#opts.ring.push(Buffer.from(text));
+        this.#opts.log.write(text);
+        this.#finish({ code: null, signal: null, uptimeMs: 0, spawnError: error.message });
+      }
+    });
+    child.on('exit', (code, signal) => {
+      this.#finish({ code, signal, uptimeMs: this.uptimeMs });
+      void this.#reapGroup();
+    });
+  }
+
+  #finish(info: ExitInfo): void {
+    if (this.state === 'exited') return;
+    this.state = 'exited';
+    for (const waiter of this.#readyWaiters.splice(0)) waiter();
+    this.#resolveExit(info);
+  }
+
+  #onMessage(message: AppMessage): void {
+    if (typeof message !== 'object' || message === null) return;
+    switch (message.type) {
+      case 'bulwark:hello':
+        this.ipc = true;
+        this.lastHeartbeat = Date.now();
+        break;
+      case 'bulwark:heartbeat':
+        this.ipc = true;
+        this.lastHeartbeat = Date.now();
+        break;
+      case 'bulwark:ready':
+        this.ipc = true;
+        this.lastHeartbeat = Date.now();
+        this.#markReady();
+        break;
+      case 'bulwark:recovered':
+        this.onMessage?.(message);
+    }
+  }
+
+  #markReady(): void {
+    if (this.state !== 'starting') return;
+    this.state = 'ready';
+    this.readyAt = Date.now();
+    for (const waiter of this.#readyWaiters.splice(0)) waiter();
+  }
+
+  /**
+   * Resolves once the app is ready: an IPC ready message, or `readyPath` answering below 400
+   * (polled every 25 ms). Rejects when the process exits first or after `timeoutMs`.
+   */
+  async waitReady(readyPath: string, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    const changed = () =>
+      new Promise<void>((resolve) => {
+        this.#readyWaiters.push(resolve);
+        setTimeout(resolve, 25).unref();
+      });
+    while (this.state === 'starting') {
+      if (Date.now() > deadline) throw new Error(`not ready within ${timeoutMs} ms`);
+      const status = await this.probe(readyPath, Math.min(1000, Math.max(1, deadline - Date.now())));
+      if (status !== undefined && status < 400) this.#markReady();
+      else if (this.state === 'starting') await changed();
+    }
+    if (this.state !== 'ready') throw new Error('exited before it was ready');
+  }
+
+  /** GET `path` on the app's port: the status, or undefined when no answer came in `timeoutMs`. */
+  probe(path: string, timeoutMs: number): Promise<number | undefined> {
+    return new Promise((resolve) => {
+      const request = http.get(
+        { host: '127.0.0.1', port: this.port, path, agent: false, timeout: timeoutMs },
+        (response) => {
+          response.resume();
+          resolve(response.statusCode);
+        },
+      );
+      request.on('timeout', () => request.destroy());
+      request.on('error', () => resolve(undefined));
+    });
+  }
+
+  /** Sends an IPC message if the app has a channel; false when it could not be sent. */
+  send(message: Record<string, unknown>): boolean {
+    const child = this.#child;
+    if (child === undefined || !child.connected || this.state === 'exited') return false;
+    try {
+      child.send(message, (error) => {
+        if (error !== null && error !== undefined) return; // the app went away meanwhile
+      });
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Stops the process group: SIGTERM to every process of it, SIGKILL after `timeoutMs`.
+   * Resolves once the app process exited.
+   */
+  async stop(reason: string, timeoutMs: number): Promise<ExitInfo> {
+    this.stopReason ??= reason;
+    if (this.state !== 'exited') {
+      this.state = 'stopping';
+      this.#signalGroup('SIGTERM');
+      const timer = setTimeout(() => this.#signalGroup('SIGKILL'), timeoutMs);
+      const info = await this.exited;
+      clearTimeout(timer);
+      return info;
+    }
+    return this.exited;
+  }
+
+  /** SIGKILL to the whole process group now (a hung app cannot shut down gracefully). */
+  kill(reason: string): Promise<ExitInfo> {
+    this.stopReason ??= reason;
+    if (this.state !== 'exited') {
+      this.state = 'stopping';
+      this.#signalGroup('SIGKILL');
+    }
+    return this.exited;
+  }
+
+  #signalGroup(signal: NodeJS.Signals | 0): boolean {
+    const pid = this.#child?.pid;
+    if (pid === undefined) return false;
+    try {
+      process.kill(-pid, signal);
+      return true;
+    } catch {
+      return false; // ESRCH: the group is gone
+    }
+  }
+
+  /**
+   * After the app process ended, whatever it started may still run in its group (and hold its
+   * port): SIGTERM them, SIGKILL after a second.
+   */
+  async #reapGroup(): Promise<void> {
+    if (!this.#signalGroup('SIGTERM')) return;
+    for (let waited = 0; waited < 1000; waited += 50) {
+      await sleep(50);
+      if (!this.#signalGroup(0)) return;
+    }
+    this.#signalGroup('SIGKILL');
+  }
+}

@@ -1,0 +1,208 @@
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { requestSupervisor } from '../../src/supervisor/control.js';
+import { freePort, spawnTs, type Spawned } from './process.js';
+import { until } from './wait.js';
+
+/** The fixture app's command, as given after `--`. */
+export const FIXTURE_APP = [process.execPath, '--import', 'tsx', 'test/fixtures/supervised-app.ts'];
+
+/** A `bulwark supervise` process started by a test. */
+export interface SupervisorRun extends Spawned {
+  stateDir: string;
+  port: number;
+  status(): Promise<SupervisorStatus>;
+  events(): Promise<{ type: string; slot?: number; detail?: Record<string, unknown> }[]>;
+  /** SIGTERM, then waits for the exit (SIGKILL after 15 s). */
+  stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+export interface InstanceStatus {
+  slot: number;
+  state: string;
+  pid?: number;
+  port?: number;
+  id?: string;
+  restarts: number;
+  heartbeat: boolean;
+  rss?: number;
+}
+
+export interface SupervisorStatus {
+  state: string;
+  port: number;
+  instances: InstanceStatus[];
+  crashes: {
+    reason: string;
+    exitCode: number | null;
+    signal: string | null;
+    uptimeMs: number;
+    rssAtDeath?: number;
+    reportPath?: string;
+    lastLines: string[];
+    instanceId: string;
+  }[];
+  recoveries: {
+    step: string;
+    resource: string;
+    before: number;
+    after?: number;
+    helped?: boolean;
+    actions?: string[];
+  }[];
+  lastReload?: { ok: boolean; detail: string };
+}
+
+const runs: SupervisorRun[] = [];
+
+/** Starts `bulwark supervise [args] -- <command>` with a fresh state dir and port. */
+export async function startSupervisor(
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; command?: string[]; port?: number } = {},
+): Promise<SupervisorRun> {
+  const stateDir = await mkdtemp(path.join(os.tmpdir(), 'bwk-sup-'));
+  const port = opts.port ?? (await freePort());
+  const spawned = spawnTs(
+    'src/cli/main.ts',
+    [
+      'supervise',
+      '--state-dir',
+      stateDir,
+      '--port',
+      String(port),
+      ...args,
+      '--',
+      ...(opts.command ?? FIXTURE_APP),
+    ],
+    opts.env ?? {},
+  );
+  const run: SupervisorRun = {
+    ...spawned,
+    stateDir,
+    port,
+    status: async () =>
+      (await requestSupervisor(stateDir, 'GET', '/status', 5_000)).body as unknown as SupervisorStatus,
+    events: async () =>
+      (await requestSupervisor(stateDir, 'GET', '/events', 5_000)).body['events'] as {
+        type: string;
+        slot?: number;
+        detail?: Record<string, unknown>;
+      }[],
+    async stop() {
+      if (spawned.child.exitCode === null && spawned.child.signalCode === null) spawned.child.kill('SIGTERM');
+      const timer = setTimeout(() => spawned.child.kill('SIGKILL'), 15_000);
+      const exit = await spawned.exited;
+      clearTimeout(timer);
+      return exit;
+    },
+  };
+  runs.push(run);
+  return run;
+}
+
+/** Stops every supervisor a test started and removes its state dir (afterEach). */
+export async function stopSupervisors(): Promise<void> {
+  for (const run of runs.splice(0)) {
+    await run.stop();
+    await rm(run.stateDir, { recursive: true, force: true });
+  }
+}
+
+/** Waits until the supervisor's slot `slot` runs an instance (optionally not `notPid`). */
+export async function runningPid(
+  run: SupervisorRun,
+  slot = 0,
+  notPid?: number,
+  timeoutMs = 20_000,
+): Promise<number> {
+  let pid: number | undefined;
+  await until(
+    async () => {
+      const status = await run.status().catch(() => undefined);
+      const instance = status?.instances[slot];
+      if (instance?.state !== 'running' || instance.pid === undefined || instance.pid === notPid)
+        return false;
+      pid = instance.pid;
+      return true;
+    },
+    timeoutMs,
+    `slot ${slot} running${notPid === undefined ? '' : ` a pid other than ${notPid}`}`,
+  );
+  return pid ?? 0;
+}
+
+/** GET on 127.0.0.1:port: status and body, or the error code. */
+export function get(
+  port: number,
+  pathname: string,
+  agent: http.Agent | false = false,
+): Promise<{ status: number; body: string } | { error: string }> {
+  return new Promise((resolve) => {
+    const request = http.get(
+      { host: '127.0.0.1', port, path: pathname, agent, timeout: 10_000 },
+      (response) => {
+        let body = '';
+        response.setEncoding('utf8');
+        response.on('data', (chunk: string) => (body += chunk));
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, body }));
+        response.on('error', (error: NodeJS.ErrnoException) =>
+          resolve({ error: error.code ?? error.message }),
+        );
+      },
+    );
+    request.on('timeout', () => request.destroy(new Error('timeout')));
+    request.on('error', (error: NodeJS.ErrnoException) => resolve({ error: error.code ?? error.message }));
+  });
+}
+
+/**
+ * Keep-alive GET load on `port` by `concurrency` clients until `stop()`; counts answers by
+ * outcome. Used to show that kills and reloads in cluster mode fail no request.
+ */
+export function load(
+  port: number,
+  concurrency = 16,
+): { stop(): Promise<{ ok: number; failed: number; errors: string[] }> } {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
+  let running = true;
+  let ok = 0;
+  let failed = 0;
+  const errors: string[] = [];
+  const loops = Array.from({ length: concurrency }, async () => {
+    while (running) {
+      const result = await get(port, '/', agent);
+      if ('status' in result && result.status === 200) ok += 1;
+      else {
+        failed += 1;
+        if (errors.length < 20)
+          errors.push('status' in result ? `${result.status} ${result.body.slice(0, 200)}` : result.error);
+      }
+    }
+  });
+  return {
+    async stop() {
+      running = false;
+      await Promise.all(loops);
+      agent.destroy();
+      return { ok, failed, errors };
+    },
+  };
+}
+
+/** True while a process with `pid` runs (a zombie left unreaped by the container's init counts as dead). */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}

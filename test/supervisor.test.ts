@@ -1,0 +1,235 @@
+import { existsSync, mkdtempSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import os from 'node:os';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  alive,
+  FIXTURE_APP,
+  get,
+  runningPid,
+  startSupervisor,
+  stopSupervisors,
+} from './helpers/supervisor.js';
+import { until } from './helpers/wait.js';
+
+afterEach(stopSupervisors);
+
+const FAST = ['--backoff-initial-ms', '100', '--stable-ms', '5000', '--start-timeout-ms', '10000'];
+
+describe('bulwark supervise (direct mode)', () => {
+  it('restarts a crashed app at once, records the crash, and answers again', async () => {
+    const run = await startSupervisor([...FAST, '--sample-ms', '100']);
+    const pid = await runningPid(run);
+    await until(async () => (await run.status()).instances[0]?.rss !== undefined, 5_000, 'a sample');
+    expect(await get(run.port, '/crash')).toMatchObject({ status: 200 });
+    const next = await runningPid(run, 0, pid);
+    expect(next).not.toBe(pid);
+    const answer = await get(run.port, '/');
+    expect(answer).toMatchObject({ status: 200 });
+    const status = await run.status();
+    const crash = status.crashes.at(-1);
+    expect(crash).toMatchObject({ reason: 'crash', exitCode: 3, signal: null });
+    expect(crash?.uptimeMs).toBeGreaterThan(0);
+    expect(crash?.rssAtDeath ?? 0).toBeGreaterThan(1024 * 1024);
+    expect(crash?.lastLines.join('\n')).toContain(`pid ${pid}`);
+    expect(status.instances[0]?.restarts).toBe(1);
+    expect(status.instances[0]?.heartbeat).toBe(true);
+    // Persisted: the state file keeps the crash for `status` when the supervisor is gone.
+    const persisted = JSON.parse(readFileSync(path.join(run.stateDir, 'state.json'), 'utf8')) as {
+      crashes: { exitCode: number }[];
+    };
+    expect(persisted.crashes.at(-1)?.exitCode).toBe(3);
+  });
+
+  it('a crash loop gets growing delays, then is parked (not abandoned) and comes back when fixed', async () => {
+    const versionFile = path.join(mkdtempSync(path.join(os.tmpdir(), 'bwk-fixture-')), 'version');
+    await writeFile(versionFile, 'broken');
+    const run = await startSupervisor(
+      [
+        '--backoff-initial-ms',
+        '100',
+        '--max-restarts',
+        '4',
+        '--restart-window-ms',
+        '60000',
+        '--park-probe-ms',
+        '1500',
+      ],
+      { env: { VERSION_FILE: versionFile } },
+    );
+    await until(
+      async () => (await run.status().catch(() => undefined))?.instances[0]?.state === 'parked',
+      20_000,
+      'parked',
+    );
+    const events = await run.events();
+    const delays = events.filter((e) => e.type === 'restarting').map((e) => Number(e.detail?.['delayMs']));
+    expect(delays).toHaveLength(4);
+    // Immediate, then ~100, ~200, ~400 ms with equal jitter (half fixed, half random).
+    expect(delays[0]).toBe(0);
+    expect(delays[1]).toBeGreaterThanOrEqual(50);
+    expect(delays[2]).toBeGreaterThanOrEqual(100);
+    expect(delays[3]).toBeGreaterThanOrEqual(200);
+    expect(delays[3]).toBeGreaterThan(delays[1] ?? 0);
+    expect(events.some((e) => e.type === 'parked')).toBe(true);
+    expect(run.stderr()).toContain('parked');
+    const status = await run.status();
+    expect(status.crashes.at(-1)?.lastLines.join('\n')).toContain('broken deploy');
+    // Fixed deploy: the next park probe starts it.
+    await writeFile(versionFile, 'v2');
+    await until(async () => (await run.status()).instances[0]?.state === 'running', 10_000, 'unparked');
+    const answer = await get(run.port, '/');
+    expect('body' in answer && answer.body).toContain('"version":"v2"');
+    expect((await run.events()).some((e) => e.type === 'unparked')).toBe(true);
+  });
+
+  it('an exit code that means "do not restart" stops the supervisor with that code', async () => {
+    const versionFile = path.join(mkdtempSync(path.join(os.tmpdir(), 'bwk-fixture-')), 'version');
+    await writeFile(versionFile, 'exit78');
+    const run = await startSupervisor(FAST, { env: { VERSION_FILE: versionFile } });
+    const exit = await run.exited;
+    expect(exit.code).toBe(78);
+    expect(run.stderr()).toContain('do not restart');
+  });
+
+  it('a blocked event loop is detected by its missing heartbeats, reported, killed and restarted', async () => {
+    const run = await startSupervisor([...FAST, '--heartbeat-timeout-ms', '1000']);
+    const pid = await runningPid(run);
+    await get(run.port, '/block?ms=120000');
+    const next = await runningPid(run, 0, pid, 20_000);
+    expect(alive(pid)).toBe(false);
+    expect(next).not.toBe(pid);
+    const crash = (await run.status()).crashes.at(-1);
+    expect(crash).toMatchObject({ reason: 'hung', signal: 'SIGKILL' });
+    // A real Node diagnostic report, with the blocked function on its JavaScript stack.
+    expect(crash?.reportPath).toBeDefined();
+    const report = JSON.parse(readFileSync(crash?.reportPath ?? '', 'utf8')) as {
+      header: { processId: number };
+      javascriptStack: { stack: string[] };
+    };
+    expect(report.header.processId).toBe(pid);
+    expect(report.javascriptStack.stack.join('\n')).toMatch(/at block \(.*supervised-app\.ts/);
+  });
+
+  it('slow liveness answers with heartbeats still coming are not a hang: no restart', async () => {
+    const run = await startSupervisor(
+      [...FAST, '--probe-interval-ms', '200', '--probe-timeout-ms', '100', '--probe-failures', '2'],
+      { env: { FIXTURE_SLOW_LIVE: '1' } },
+    );
+    const pid = await runningPid(run);
+    await until(
+      async () => (await run.events()).some((e) => e.type === 'probe-failing'),
+      10_000,
+      'probe-failing',
+    );
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const status = await run.status();
+    expect(status.instances[0]?.pid).toBe(pid);
+    expect(status.crashes).toHaveLength(0);
+  });
+
+  it('an app without heartbeats whose loop blocks is restarted after failed liveness probes', async () => {
+    const run = await startSupervisor(
+      [...FAST, '--probe-interval-ms', '200', '--probe-timeout-ms', '200', '--probe-failures', '3'],
+      { env: { FIXTURE_NO_IPC: '1' } },
+    );
+    const pid = await runningPid(run);
+    expect((await run.status()).instances[0]?.heartbeat).toBe(false);
+    await get(run.port, '/block?ms=120000');
+    await runningPid(run, 0, pid, 20_000);
+    expect((await run.status()).crashes.at(-1)).toMatchObject({ reason: 'unresponsive', signal: 'SIGKILL' });
+  });
+
+  it('a memory leak meets soft, then medium, then hard recovery, each recorded with before and after', async () => {
+    const run = await startSupervisor([
+      ...FAST,
+      '--max-memory-mb',
+      '400',
+      '--pressure-warn-at',
+      '0.3',
+      '--pressure-act-at',
+      '0.4',
+      '--sample-ms',
+      '200',
+      '--recovery-dwell-ms',
+      '800',
+    ]);
+    const pid = await runningPid(run);
+    await get(run.port, '/leak?mb=8&everyMs=100');
+    const next = await runningPid(run, 0, pid, 30_000);
+    expect(next).not.toBe(pid);
+    const status = await run.status();
+    const steps = status.recoveries.filter((r) => r.resource === 'memory').map((r) => r.step);
+    expect(steps).toEqual(['warn', 'soft', 'medium', 'hard']);
+    const [, soft, medium] = status.recoveries;
+    expect(soft).toMatchObject({ helped: false, actions: ['soft: nothing to free'] });
+    expect(soft?.after ?? 0).toBeGreaterThan(soft?.before ?? 0);
+    expect(medium?.helped).toBe(false);
+    expect(status.crashes.at(-1)).toMatchObject({ reason: 'memory' });
+  });
+
+  it('a soft recovery that helps stops the ladder', async () => {
+    const run = await startSupervisor(
+      [
+        ...FAST,
+        '--max-memory-mb',
+        '400',
+        '--pressure-warn-at',
+        '0.3',
+        '--pressure-act-at',
+        '0.4',
+        '--sample-ms',
+        '200',
+        '--recovery-dwell-ms',
+        '800',
+      ],
+      { env: { FIXTURE_FREES: 'soft' }, command: [process.execPath, '--expose-gc', ...FIXTURE_APP.slice(1)] },
+    );
+    const pid = await runningPid(run);
+    await get(run.port, '/leak?mb=8&everyMs=100');
+    await until(
+      async () => (await run.status()).recoveries.some((r) => r.step === 'soft' && r.helped !== undefined),
+      20_000,
+      'soft judged',
+    );
+    const status = await run.status();
+    const soft = status.recoveries.find((r) => r.step === 'soft');
+    expect(soft?.helped).toBe(true);
+    expect(soft?.actions?.[0]).toMatch(/^freed \d+ MiB$/);
+    expect(status.recoveries.some((r) => r.step === 'medium' || r.step === 'hard')).toBe(false);
+    expect(status.instances[0]?.pid).toBe(pid);
+  });
+
+  it('stopping reaches the whole process group: no orphan keeps running or holds the port', async () => {
+    const run = await startSupervisor(FAST, { env: { FIXTURE_CHILD: '1' } });
+    const pid = await runningPid(run);
+    await run.waitFor(/grandchild \d+/);
+    const grandchild = Number(/grandchild (\d+)/.exec(run.stdout())?.[1]);
+    expect(alive(grandchild)).toBe(true);
+    // kill -9 of the app: the supervisor reaps its group before restarting.
+    process.kill(pid, 'SIGKILL');
+    await runningPid(run, 0, pid);
+    await until(() => !alive(grandchild), 5_000, 'orphan reaped');
+    const second = Number([...run.stdout().matchAll(/grandchild (\d+)/g)].at(-1)?.[1]);
+    expect(second).not.toBe(grandchild);
+    const exit = await run.stop();
+    expect(exit.code).toBe(0);
+    expect(alive(second)).toBe(false);
+    expect(run.stdout()).toContain('fixture: SIGTERM, closing');
+    expect(await get(run.port, '/')).toMatchObject({ error: 'ECONNREFUSED' });
+  });
+
+  it('app output goes to size-capped rotated log files', async () => {
+    const run = await startSupervisor([...FAST, '--log-max-bytes', '8192', '--log-keep', '2', '--no-echo']);
+    await runningPid(run);
+    for (let i = 0; i < 20; i++) await get(run.port, '/chatty?lines=15');
+    const logs = path.join(run.stateDir, 'logs');
+    await until(() => existsSync(path.join(logs, 'app.log.2')), 5_000, 'rotated');
+    const files = readdirSync(logs).sort();
+    expect(files).toEqual(['app.log', 'app.log.1', 'app.log.2']);
+    for (const file of files) expect(statSync(path.join(logs, file)).size).toBeLessThanOrEqual(8192);
+    expect(readFileSync(path.join(logs, 'app.log'), 'utf8')).toContain('chatty line');
+    expect(run.stdout()).not.toContain('chatty line');
+  });
+});
