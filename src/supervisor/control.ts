@@ -151,8 +151,8 @@ export function requestSupervisor(
         response.on('end', () => {
           try {
             resolve({ status: response.statusCode ?? 0, body: JSON.parse(text) as Record<string, unknown> });
-          } catch (error) {
-            reject(error);
+          } catch {
+            reject(new Error(`not a supervisor answer: ${text.slice(0, 200)}`));
           }
         });
       },

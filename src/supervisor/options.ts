@@ -221,14 +221,17 @@ export function resolveSuperviseOptions(input: SuperviseInput): SuperviseOptions
     const text = raw['finalExitCodes'].trim();
     raw['finalExitCodes'] = text === '' ? [] : text.split(',').map((part) => part.trim());
   }
-  const value = Value.Default(superviseSchema, Value.Convert(superviseSchema, raw)) as Record<
-    string,
-    unknown
-  >;
+  const value = Value.Default(
+    superviseSchema,
+    Value.Convert(superviseSchema, structuredClone(raw)),
+  ) as Record<string, unknown>;
   for (const error of Value.Errors(superviseSchema, value)) {
-    const segments = error.instancePath.split('/').filter((s) => s !== '');
+    const params = error.params as { requiredProperties?: string[]; additionalProperties?: string[] };
     const key =
-      segments[0] ?? (error.params as { additionalProperties?: string[] }).additionalProperties?.[0] ?? '';
+      error.instancePath.split('/').filter((part) => part !== '')[0] ??
+      params.requiredProperties?.[0] ??
+      params.additionalProperties?.[0] ??
+      '';
     if (seen.has(key)) continue;
     seen.add(key);
     const unknown = !(key in superviseSchema.properties);
