@@ -29,10 +29,10 @@ async function startServer(extraEnv: NodeJS.ProcessEnv = {}) {
 }
 
 describe('start-up validation', () => {
-  it('PORT=abc exits 1 naming PORT, without listening', async () => {
+  it('PORT=abc exits 78 (a configuration error: not restarted by the supervisor) naming PORT', async () => {
     const server = spawnTs(SERVER, [], { PORT: 'abc', BULWARK_DATA_DIR: dataDir() });
     const { code } = await server.exited;
-    expect(code).toBe(1);
+    expect(code).toBe(78);
     expect(server.stderr()).toMatch(/PORT: "abc" is invalid/);
     expect(server.stderr()).not.toContain('listening');
   });
@@ -44,7 +44,7 @@ describe('start-up validation', () => {
       BULWARK_DATA_DIR: dataDir(),
     });
     const { code } = await server.exited;
-    expect(code).toBe(1);
+    expect(code).toBe(78);
     expect(server.stderr()).toContain('DATABASE_URL');
     expect(server.stderr()).toContain('LOG_LEVEL');
     expect(server.stderr()).not.toContain(':pw@');

@@ -3,8 +3,9 @@ import { installShutdown } from '../runtime/shutdown.js';
 import { buildApp } from './build.js';
 
 /**
- * `npm start`: the demo app on the embedded defaults. Invalid settings print every bad variable and
- * exit 1 before anything listens.
+ * The demo app on the embedded defaults (`npm start` runs it under `bulwark supervise`). Invalid
+ * settings print every bad variable and exit 78 (EX_CONFIG: a configuration error, which the
+ * supervisor does not restart) before anything listens; other start failures exit 1.
  */
 async function main(): Promise<void> {
   let app;
@@ -14,6 +15,7 @@ async function main(): Promise<void> {
     if (isBulwarkError(error, 'BWK_ERR_SETTINGS_INVALID') && error.details !== undefined) {
       console.error(`bulwark: refusing to start, invalid settings (${error.code}):`);
       for (const problem of error.details) console.error(`  ${problem.field}: ${problem.message}`);
+      process.exit(78);
     } else if (isBulwarkError(error)) {
       console.error(`bulwark: refusing to start (${error.code}): ${error.message}`);
     } else {
