@@ -1,6 +1,7 @@
 import { existsSync, mkdtempSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import os from 'node:os';
 import { writeFile } from 'node:fs/promises';
+import http from 'node:http';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
@@ -12,6 +13,7 @@ import {
   stopSupervisors,
 } from './helpers/supervisor.js';
 import { until } from './helpers/wait.js';
+import type { SupervisorStatus } from './helpers/supervisor.js';
 
 afterEach(stopSupervisors);
 
@@ -231,5 +233,41 @@ describe('bulwark supervise (direct mode)', () => {
     for (const file of files) expect(statSync(path.join(logs, file)).size).toBeLessThanOrEqual(8192);
     expect(readFileSync(path.join(logs, 'app.log'), 'utf8')).toContain('chatty line');
     expect(run.stdout()).not.toContain('chatty line');
+  });
+
+  it('runs the reference app (as npm start does): heartbeats, restart after kill -9, crash records in the admin API', async () => {
+    const dataDir = mkdtempSync(path.join(os.tmpdir(), 'bwk-app-'));
+    const run = await startSupervisor(FAST, {
+      command: [process.execPath, '--import', 'tsx', 'src/app/server.ts'],
+      env: { BULWARK_DATA_DIR: dataDir, BULWARK_ADMIN_KEY: 'test-admin-key-123456' },
+    });
+    const pid = await runningPid(run, 0, undefined, 30_000);
+    expect((await run.status()).instances[0]?.heartbeat).toBe(true);
+    process.kill(pid, 'SIGKILL');
+    await runningPid(run, 0, pid, 30_000);
+    const answer = await new Promise<{ supervised: boolean; live: boolean; status: SupervisorStatus }>(
+      (resolve, reject) => {
+        http
+          .get(
+            {
+              host: '127.0.0.1',
+              port: run.port,
+              path: '/admin/api/supervisor',
+              headers: { authorization: 'Bearer test-admin-key-123456' },
+            },
+            (response) => {
+              let body = '';
+              response.on('data', (chunk: Buffer) => (body += chunk.toString()));
+              response.on('end', () => resolve(JSON.parse(body) as never));
+            },
+          )
+          .on('error', reject);
+      },
+    );
+    expect(answer).toMatchObject({ supervised: true, live: true });
+    expect(answer.status.crashes.at(-1)).toMatchObject({ reason: 'crash', signal: 'SIGKILL', pid });
+    expect(answer.status.instances[0]?.restarts).toBe(1);
+    expect((await run.stop()).code).toBe(0);
+    expect(run.stdout()).toContain('shut down cleanly');
   });
 });

@@ -6,6 +6,7 @@ import { bulwarkError } from '../errors/index.js';
 import type { Bulwark } from '../runtime/create.js';
 import { registerFlagRoutes } from './flags.js';
 import { registerQueueRoutes } from './queues.js';
+import { registerSupervisorRoutes } from './supervisor.js';
 
 const digest = (text: string): Buffer => createHash('sha256').update(text).digest();
 
@@ -128,6 +129,7 @@ export async function registerAdminApi(app: FastifyInstance, bulwark: Bulwark): 
       );
 
       registerQueueRoutes(admin, bulwark);
+      registerSupervisorRoutes(admin);
       registerFlagRoutes(admin, bulwark);
 
       typed.get(

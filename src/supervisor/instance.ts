@@ -31,6 +31,8 @@ export interface InstanceOptions {
   log: RotatingLog;
   ring: OutputRing;
   echo: boolean;
+  /** The supervisor's state directory (the app's admin API reads the supervisor from it). */
+  stateDir: string;
 }
 
 /** A last resource sample. */
@@ -103,6 +105,7 @@ export class Instance {
         NODE_OPTIONS: nodeOptions,
         BULWARK_SUPERVISED: '1',
         BULWARK_INSTANCE_ID: this.id,
+        BULWARK_SUPERVISOR_STATE_DIR: this.#opts.stateDir,
         BULWARK_HEARTBEAT_MS: String(this.#opts.heartbeatMs),
       },
     });

@@ -327,6 +327,7 @@ export class Supervisor {
       log: slot.log,
       ring: slot.ring,
       echo: this.options.echo,
+      stateDir: this.options.stateDir,
     });
     slot.ring.clear();
     instance.onMessage = (message) => this.#onAppMessage(slot, instance, message);

@@ -44,6 +44,7 @@ export interface SupervisorStatus {
     reportPath?: string;
     lastLines: string[];
     instanceId: string;
+    pid?: number;
   }[];
   recoveries: {
     step: string;
