@@ -1,0 +1,121 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { requireBinary } from './helpers/binaries.js';
+import { freePort, spawnTs } from './helpers/process.js';
+import { alive, get, load, runningPid, startSupervisor, stopSupervisors } from './helpers/supervisor.js';
+import { until } from './helpers/wait.js';
+
+afterEach(stopSupervisors);
+
+const CLUSTER = ['--instances', '2', '--start-timeout-ms', '15000', '--probe-interval-ms', '200'];
+
+function versionFile(content: string): string {
+  const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'bwk-deploy-')), 'version');
+  writeFileSync(file, content);
+  return file;
+}
+
+async function reloadCli(stateDir: string): Promise<{ code: number | null; out: string }> {
+  const cli = spawnTs('src/cli/main.ts', ['supervise', 'reload', '--state-dir', stateDir], {});
+  const { code } = await cli.exited;
+  return { code, out: cli.stdout() + cli.stderr() };
+}
+
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('bulwark supervise --instances (cluster mode)', () => {
+  it('kill -9 of one instance under load fails no request; the slot is restarted', async () => {
+    const run = await startSupervisor(CLUSTER);
+    const victim = await runningPid(run, 0);
+    await runningPid(run, 1);
+    const traffic = load(run.port, 16);
+    await pause(700);
+    process.kill(victim, 'SIGKILL');
+    await runningPid(run, 0, victim);
+    await pause(500);
+    const result = await traffic.stop();
+    expect(result.errors).toEqual([]);
+    expect(result.failed).toBe(0);
+    expect(result.ok).toBeGreaterThan(200);
+    const status = await run.status();
+    expect(status.crashes.at(-1)).toMatchObject({ reason: 'crash', signal: 'SIGKILL', pid: victim });
+  });
+
+  it('a rolling reload under load replaces every instance and fails no request', async () => {
+    const file = versionFile('v1');
+    const run = await startSupervisor(CLUSTER, { env: { VERSION_FILE: file } });
+    const before = [await runningPid(run, 0), await runningPid(run, 1)];
+    const traffic = load(run.port, 16);
+    await pause(500);
+    writeFileSync(file, 'v2');
+    const reload = await reloadCli(run.stateDir);
+    expect(reload.code).toBe(0);
+    expect(reload.out).toContain('reloaded in');
+    await pause(500);
+    const result = await traffic.stop();
+    expect(result.errors).toEqual([]);
+    expect(result.failed).toBe(0);
+    const after = (await run.status()).instances.map((i) => i.pid);
+    expect(after.some((pid) => pid === undefined || before.includes(pid))).toBe(false);
+    for (const pid of before) await until(() => !alive(pid), 5_000, `old instance ${pid} stopped`);
+    const answer = await get(run.port, '/');
+    expect('body' in answer && answer.body).toContain('"version":"v2"');
+  });
+
+  it('a broken deploy is rolled back: the old instances keep serving, 0 failed requests, reload exits 1', async () => {
+    const file = versionFile('v1');
+    const run = await startSupervisor(CLUSTER, { env: { VERSION_FILE: file } });
+    const before = [await runningPid(run, 0), await runningPid(run, 1)];
+    const traffic = load(run.port, 16);
+    await pause(300);
+    writeFileSync(file, 'broken');
+    const reload = await reloadCli(run.stateDir);
+    expect(reload.code).toBe(1);
+    expect(reload.out).toContain('BWK_ERR_SUPERVISOR_RELOAD_FAILED');
+    expect(reload.out).toContain('broken deploy');
+    await pause(300);
+    const result = await traffic.stop();
+    expect(result.errors).toEqual([]);
+    expect(result.failed).toBe(0);
+    const status = await run.status();
+    expect(status.instances.map((i) => i.pid)).toEqual(before);
+    expect(status.lastReload).toMatchObject({ ok: false });
+    const answer = await get(run.port, '/');
+    expect('body' in answer && answer.body).toContain('"version":"v1"');
+  });
+
+  it('serves its own /metrics: restarts by reason, slots by state, events', async () => {
+    const metricsPort = await freePort();
+    const run = await startSupervisor([
+      ...CLUSTER,
+      '--metrics-port',
+      String(metricsPort),
+      '--sample-ms',
+      '100',
+    ]);
+    const victim = await runningPid(run, 1);
+    process.kill(victim, 'SIGKILL');
+    await runningPid(run, 1, victim);
+    let text = '';
+    await until(
+      async () => {
+        const metrics = await get(metricsPort, '/metrics');
+        text = 'body' in metrics ? metrics.body : '';
+        return /bulwark_supervisor_instance_resident_memory_bytes\{slot="1"\} \d+/.test(text);
+      },
+      5_000,
+      'a sample of the new instance',
+    );
+    expect(text).toContain('bulwark_supervisor_restarts_total{reason="crash"} 1');
+    expect(text).toContain('bulwark_supervisor_slots{state="running"} 2');
+    expect(text).toMatch(/bulwark_supervisor_events_total\{type="exited"\} 1/);
+    expect(text).toMatch(/bulwark_supervisor_instance_resident_memory_bytes\{slot="0"\} \d+/);
+    // The read-only port takes no commands.
+    expect(await get(metricsPort, '/reload')).toMatchObject({ status: 404 });
+    const promtool = requireBinary('promtool', 'prometheus');
+    expect(execFileSync(promtool, ['check', 'metrics'], { input: text, encoding: 'utf8' })).toBe('');
+  });
+});
