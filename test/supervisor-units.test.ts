@@ -44,7 +44,8 @@ describe('RestartPolicy', () => {
 });
 
 describe('PressureLadder', () => {
-  const ladder = () => new PressureLadder({ limit: 1000, warnAt: 0.7, actAt: 0.8, dwellMs: 100 });
+  const ladder = (hardAtLimit = true) =>
+    new PressureLadder({ limit: 1000, warnAt: 0.7, actAt: 0.8, dwellMs: 100, hardAtLimit });
 
   it('warns once, then soft → medium → hard while the steps do not help, with before and after', () => {
     const l = ladder();
@@ -84,6 +85,19 @@ describe('PressureLadder', () => {
     ]);
     const fresh = ladder();
     expect(fresh.observe(0, 5000)).toEqual([{ kind: 'step', step: 'hard', value: 5000, threshold: 1000 }]);
+  });
+
+  it('without hardAtLimit (CPU) every step gets its dwell time, even at the limit', () => {
+    const l = ladder(false);
+    expect(l.observe(0, 1500)).toEqual([{ kind: 'step', step: 'soft', value: 1500, threshold: 800 }]);
+    expect(l.observe(50, 1500)).toEqual([]);
+    expect(l.observe(100, 1500).at(-1)).toEqual({
+      kind: 'step',
+      step: 'medium',
+      value: 1500,
+      threshold: 800,
+    });
+    expect(l.observe(200, 1500).at(-1)).toEqual({ kind: 'step', step: 'hard', value: 1500, threshold: 800 });
   });
 });
 

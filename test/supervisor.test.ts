@@ -171,6 +171,30 @@ describe('bulwark supervise (direct mode)', () => {
     expect(status.crashes.at(-1)).toMatchObject({ reason: 'memory' });
   });
 
+  it('sustained CPU use meets the same graded response, judged on the mean over the window', async () => {
+    const run = await startSupervisor([
+      ...FAST,
+      '--max-cpu-percent',
+      '60',
+      '--cpu-window-ms',
+      '600',
+      '--sample-ms',
+      '200',
+      '--recovery-dwell-ms',
+      '700',
+    ]);
+    const pid = await runningPid(run);
+    await get(run.port, '/spin?busyMs=9');
+    const next = await runningPid(run, 0, pid, 30_000);
+    expect(next).not.toBe(pid);
+    const status = await run.status();
+    const steps = status.recoveries.filter((r) => r.resource === 'cpu').map((r) => r.step);
+    expect(steps.slice(-3)).toEqual(['soft', 'medium', 'hard']);
+    expect(status.crashes.at(-1)).toMatchObject({ reason: 'cpu' });
+    // The heartbeat kept coming all along: this was pressure, not a hang.
+    expect(status.crashes.some((c) => c.reason === 'hung')).toBe(false);
+  });
+
   it('a soft recovery that helps stops the ladder', async () => {
     const run = await startSupervisor(
       [

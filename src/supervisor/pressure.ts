@@ -12,6 +12,12 @@ export interface PressureOptions {
   actAt: number;
   /** Time a step gets before it is judged. */
   dwellMs: number;
+  /**
+   * Reaching the limit asks for `hard` at once (memory: a fast leak must not outrun the dwell
+   * times into the OOM killer). Off for CPU, where a busy process is not about to die: every
+   * step gets its dwell time.
+   */
+  hardAtLimit: boolean;
 }
 
 /** What the ladder asks for after a measurement. */
@@ -28,8 +34,8 @@ export type PressureEvent =
  * The graded response to one resource of one instance, as a pure state machine over measurements.
  * Above `actAt × limit` it asks for `soft`; a step that has not brought the value back below that
  * threshold after `dwellMs` escalates to the next (`medium`, then `hard`); a step that did is judged
- * as having helped and the ladder starts again from the bottom. Reaching the limit asks for `hard`
- * at once: a fast leak must not outrun the dwell times.
+ * as having helped and the ladder starts again from the bottom. With `hardAtLimit`, reaching the
+ * limit asks for `hard` at once.
  */
 export class PressureLadder {
   readonly #opts: PressureOptions;
@@ -53,7 +59,7 @@ export class PressureLadder {
     const act = this.#opts.actAt * this.#opts.limit;
     const warn = this.#opts.warnAt * this.#opts.limit;
     if (this.#step === 'hard') return events;
-    if (value >= this.#opts.limit) {
+    if (this.#opts.hardAtLimit && value >= this.#opts.limit) {
       if (this.#step !== undefined)
         events.push({
           kind: 'judged',

@@ -471,10 +471,16 @@ export class Supervisor {
     slot.hanging = false;
     slot.cpuSamples = [];
     const { maxMemoryMb, maxCpuPercent, pressureWarnAt, pressureActAt, recoveryDwellMs } = this.options;
-    const ladder = (limit: number) =>
-      new PressureLadder({ limit, warnAt: pressureWarnAt, actAt: pressureActAt, dwellMs: recoveryDwellMs });
-    slot.memory = maxMemoryMb === undefined ? undefined : ladder(maxMemoryMb * 1024 * 1024);
-    slot.cpu = maxCpuPercent === undefined ? undefined : ladder(maxCpuPercent);
+    const ladder = (limit: number, hardAtLimit: boolean) =>
+      new PressureLadder({
+        limit,
+        warnAt: pressureWarnAt,
+        actAt: pressureActAt,
+        dwellMs: recoveryDwellMs,
+        hardAtLimit,
+      });
+    slot.memory = maxMemoryMb === undefined ? undefined : ladder(maxMemoryMb * 1024 * 1024, true);
+    slot.cpu = maxCpuPercent === undefined ? undefined : ladder(maxCpuPercent, false);
   }
 
   /** An app that speaks IPC and stopped sending heartbeats has a blocked event loop. */
