@@ -283,6 +283,23 @@ describe.each(drivers)('job queue conformance: $name', (driver) => {
     await until(() => ran.length === 1);
   });
 
+  it('holdLocal holds the workers of this process without touching the store; release runs what waited', async () => {
+    const { queue } = await open();
+    const ran: unknown[] = [];
+    queue.process('h', async (job) => {
+      ran.push(job.data);
+    });
+    queue.holdLocal(true);
+    expect(queue.heldLocal).toBe(true);
+    await queue.add('h', 'waits');
+    await sleep(300);
+    expect(ran).toEqual([]);
+    expect(queue.paused.has('h')).toBe(false);
+    queue.holdLocal(false);
+    await until(() => ran.length === 1);
+    expect(queue.heldLocal).toBe(false);
+  });
+
   it('a queue paused before a restart starts nothing after it, from the first moment', async () => {
     const { store, queue } = await open();
     await queue.pause('held');

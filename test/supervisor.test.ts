@@ -294,4 +294,44 @@ describe('bulwark supervise (direct mode)', () => {
     expect((await run.stop()).code).toBe(0);
     expect(run.stdout()).toContain('shut down cleanly');
   });
+
+  it("the reference app's built-in recovery: soft drops its L1 cache, medium also holds its background jobs", async () => {
+    const dataDir = mkdtempSync(path.join(os.tmpdir(), 'bwk-app-'));
+    // A limit the app is always above: every step is taken and none helps.
+    const run = await startSupervisor(
+      [
+        ...FAST,
+        '--max-memory-mb',
+        '2000',
+        '--pressure-warn-at',
+        '0.01',
+        '--pressure-act-at',
+        '0.02',
+        '--sample-ms',
+        '100',
+        '--recovery-dwell-ms',
+        '600',
+      ],
+      {
+        command: [process.execPath, '--import', 'tsx', 'src/app/server.ts'],
+        env: { BULWARK_DATA_DIR: dataDir },
+      },
+    );
+    await until(
+      async () =>
+        (await run.status().catch(() => undefined))?.recoveries.some(
+          (r) => r.step === 'medium' && r.actions !== undefined,
+        ) === true,
+      30_000,
+      'medium recovery answered',
+    );
+    const { recoveries } = await run.status();
+    expect(recoveries.find((r) => r.step === 'soft')?.actions).toEqual([
+      expect.stringMatching(/^dropped the L1 cache \(\d+ entries\)$/),
+      'gc not exposed (run node with --expose-gc)',
+    ]);
+    expect(recoveries.find((r) => r.step === 'medium')?.actions).toContain(
+      'held the background jobs of this instance',
+    );
+  });
 });

@@ -49,6 +49,7 @@ export class BullWorker {
   #progress = 0;
   #watch: NodeJS.Timeout | undefined;
   #closing = false;
+  #held = false;
 
   constructor(
     queue: string,
@@ -65,6 +66,14 @@ export class BullWorker {
     this.#o = o;
     this.#counts = counts;
     this.#worker = this.#start();
+  }
+
+  /** Holds this process's BullMQ worker (no new jobs; running ones finish), or releases it. */
+  hold(held: boolean): void {
+    if (this.#held === held) return;
+    this.#held = held;
+    if (held) void this.#worker.pause(true).catch(() => undefined);
+    else this.#worker.resume();
   }
 
   #start(): Worker {

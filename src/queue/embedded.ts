@@ -153,6 +153,7 @@ export class EmbeddedJobQueue implements JobQueue {
   readonly #adds: Batch<NewJob>;
   readonly #timers: NodeJS.Timeout[] = [];
   #paused = new Set<string>();
+  #held = false;
   #closed = false;
   #schedulerAdd: NonNullable<EmbeddedJobQueueOptions['schedulerAdd']>;
   /** The first read of the paused set: workers start claiming only after it. */
@@ -230,7 +231,7 @@ export class EmbeddedJobQueue implements JobQueue {
       leaseMs: this.#leaseMs,
       pollMs: this.#pollMs,
       claimBatch: this.#claimBatch,
-      paused: () => this.#paused.has(queue),
+      paused: () => this.#held || this.#paused.has(queue),
       ready: this.#pausedLoaded,
       metrics: this.#metrics,
       logger: this.#logger,
@@ -253,6 +254,16 @@ export class EmbeddedJobQueue implements JobQueue {
     await this.#store.kv.delete(PAUSED, queue);
     this.#paused.delete(queue);
     this.#workers.get(queue)?.wake();
+  }
+
+  holdLocal(held: boolean): void {
+    if (this.#held === held) return;
+    this.#held = held;
+    if (!held) for (const worker of this.#workers.values()) worker.wake();
+  }
+
+  get heldLocal(): boolean {
+    return this.#held;
   }
 
   /** Queues paused (as last read from the store, or set here). */

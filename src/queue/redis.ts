@@ -218,6 +218,15 @@ export class RedisJobQueue implements JobQueue {
     return this.#o.spool.paused;
   }
 
+  holdLocal(held: boolean): void {
+    this.#o.spool.holdLocal(held);
+    for (const worker of this.#workers.values()) worker.hold(held);
+  }
+
+  get heldLocal(): boolean {
+    return this.#o.spool.heldLocal;
+  }
+
   pausedQueues(): Promise<ReadonlySet<string>> {
     return this.#o.spool.pausedQueues();
   }

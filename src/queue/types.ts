@@ -129,6 +129,14 @@ export interface JobQueue {
   readonly paused: ReadonlySet<string>;
   /** Queues paused, read from the store now. */
   pausedQueues(): Promise<ReadonlySet<string>>;
+  /**
+   * While held, this process starts no job of any queue (running ones finish); other instances are
+   * not affected and nothing is written to the store. The supervisor's medium recovery holds the
+   * background work of an instance under memory or CPU pressure, and releases it when it is over.
+   */
+  holdLocal(held: boolean): void;
+  /** True while {@link holdLocal} holds this process's workers. */
+  readonly heldLocal: boolean;
   /** Stops taking jobs; running ones get `deadlineMs`, then go back to the queue. Idempotent. */
   close(deadlineMs?: number): Promise<void>;
 }

@@ -283,7 +283,7 @@ export async function createBulwark<S extends TObject = TObject>(
   rollouts.startTicking();
   const config = await startConfig(options.config, settings, logger, health);
   await health.start();
-  const supervisor = connectSupervisor(logger, version, cache);
+  const supervisor = connectSupervisor(logger, version, cache, queues);
 
   let closing: Promise<void> | undefined;
   return {
@@ -329,15 +329,24 @@ export async function createBulwark<S extends TObject = TObject>(
   };
 }
 
-/** The supervisor link with the built-in recovery: soft and medium drop L1 and collect garbage. */
+/**
+ * The supervisor link with the built-in recovery. Soft: drop this process's L1 cache, collect
+ * garbage when exposed. Medium: the same, and hold this process's background jobs (other
+ * instances keep running them) until the supervisor says the pressure is gone.
+ */
 function connectSupervisor(
   logger: Logger,
   version: string,
   cache: TieredCache,
+  queues: JobQueue,
 ): SupervisorClient | undefined {
   const supervisor = SupervisorClient.connect({ logger, version });
   supervisor?.onRecover(async ({ level }) => {
-    if (level === 'normal') return [];
+    if (level === 'normal') {
+      if (!queues.heldLocal) return [];
+      queues.holdLocal(false);
+      return ['released the background jobs'];
+    }
     const actions: string[] = [];
     const entries = await cache.dropLocal();
     actions.push(`dropped the L1 cache (${entries ?? 'all'} entries)`);
@@ -346,6 +355,10 @@ function connectSupervisor(
     else {
       gc();
       actions.push('ran gc');
+    }
+    if (level === 'medium') {
+      queues.holdLocal(true);
+      actions.push('held the background jobs of this instance');
     }
     return actions;
   });
