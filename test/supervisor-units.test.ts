@@ -1,9 +1,9 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isBulwarkError } from '../src/errors/index.js';
-import { resolveSuperviseOptions } from '../src/supervisor/options.js';
+import { flagOf, resolveSuperviseOptions, superviseSchema } from '../src/supervisor/options.js';
 import { RestartPolicy } from '../src/supervisor/policy.js';
 import { PressureLadder } from '../src/supervisor/pressure.js';
 
@@ -155,5 +155,16 @@ describe('supervise options', () => {
     // Flags override the file.
     writeFileSync(file, JSON.stringify({ command: ['node', 'a.js'], instances: 3 }));
     expect(resolveSuperviseOptions({ configFile: file, cli: { instances: '2' }, env: {} }).instances).toBe(2);
+  });
+});
+
+describe('docs/supervisor.md', () => {
+  it('lists every option with its flag and config key', () => {
+    const doc = readFileSync('docs/supervisor.md', 'utf8');
+    for (const key of Object.keys(superviseSchema.properties)) {
+      if (key === 'command' || key === 'env') continue;
+      const flag = key === 'echo' ? '--no-echo' : flagOf(key);
+      expect(doc, key).toMatch(new RegExp(`\\| \`${flag}\` +\\| \`${key}\` `));
+    }
   });
 });

@@ -68,6 +68,9 @@ export function fastifyOptions(
     },
     // Requests already on a keep-alive connection are served while closing instead of getting 503.
     return503OnClosing: false,
+    // Behind the cluster-mode proxy of `bulwark supervise` (on loopback), request.ip is the
+    // client's, from X-Forwarded-For, so that per-client rate limits and logs stay per client.
+    ...(process.env['BULWARK_BEHIND_PROXY'] === '1' ? { trustProxy: '127.0.0.1' } : {}),
   };
 }
 

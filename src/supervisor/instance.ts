@@ -33,6 +33,8 @@ export interface InstanceOptions {
   echo: boolean;
   /** The supervisor's state directory (the app's admin API reads the supervisor from it). */
   stateDir: string;
+  /** Cluster mode: the app is reached through the supervisor's proxy (it may trust X-Forwarded-For). */
+  behindProxy: boolean;
 }
 
 /** A last resource sample. */
@@ -106,6 +108,7 @@ export class Instance {
         BULWARK_SUPERVISED: '1',
         BULWARK_INSTANCE_ID: this.id,
         BULWARK_SUPERVISOR_STATE_DIR: this.#opts.stateDir,
+        ...(this.#opts.behindProxy ? { BULWARK_BEHIND_PROXY: '1' } : {}),
         BULWARK_HEARTBEAT_MS: String(this.#opts.heartbeatMs),
       },
     });

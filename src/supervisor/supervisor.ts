@@ -328,6 +328,7 @@ export class Supervisor {
       ring: slot.ring,
       echo: this.options.echo,
       stateDir: this.options.stateDir,
+      behindProxy: !direct,
     });
     slot.ring.clear();
     instance.onMessage = (message) => this.#onAppMessage(slot, instance, message);
