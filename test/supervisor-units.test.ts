@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isBulwarkError } from '../src/errors/index.js';
+import { controlSocketPath } from '../src/supervisor/control.js';
 import { flagOf, resolveSuperviseOptions, superviseSchema } from '../src/supervisor/options.js';
 import { RestartPolicy } from '../src/supervisor/policy.js';
 import { PressureLadder } from '../src/supervisor/pressure.js';
@@ -155,6 +156,18 @@ describe('supervise options', () => {
     // Flags override the file.
     writeFileSync(file, JSON.stringify({ command: ['node', 'a.js'], instances: 3 }));
     expect(resolveSuperviseOptions({ configFile: file, cli: { instances: '2' }, env: {} }).instances).toBe(2);
+  });
+});
+
+describe('control socket path', () => {
+  it('is in the state dir, or in the temp dir when that path is too long for a Unix socket', () => {
+    expect(controlSocketPath('/srv/app/data/supervisor')).toBe('/srv/app/data/supervisor/control.sock');
+    const long = `/srv/${'x'.repeat(120)}/supervisor`;
+    const socket = controlSocketPath(long);
+    expect(socket.startsWith(os.tmpdir())).toBe(true);
+    expect(Buffer.byteLength(socket)).toBeLessThan(104);
+    expect(controlSocketPath(long)).toBe(socket);
+    expect(controlSocketPath(`${long}2`)).not.toBe(socket);
   });
 });
 

@@ -1,12 +1,21 @@
+import { createHash } from 'node:crypto';
 import { mkdir, unlink } from 'node:fs/promises';
 import http from 'node:http';
+import os from 'node:os';
 import path from 'node:path';
 import { bulwarkError, isBulwarkError } from '../errors/index.js';
 import type { Supervisor } from './supervisor.js';
 
-/** The control socket of the supervisor for `stateDir` (HTTP over a Unix socket, mode 0600). */
+/**
+ * The control socket of the supervisor for `stateDir` (HTTP over a Unix socket, mode 0600):
+ * `<stateDir>/control.sock`, or, when that path is too long for a Unix socket (about 104 bytes),
+ * a name in the temp directory derived from `stateDir`.
+ */
 export function controlSocketPath(stateDir: string): string {
-  return path.join(stateDir, 'control.sock');
+  const inside = path.join(stateDir, 'control.sock');
+  if (Buffer.byteLength(inside) <= 100) return inside;
+  const hash = createHash('sha256').update(path.resolve(stateDir)).digest('hex').slice(0, 16);
+  return path.join(os.tmpdir(), `bulwark-supervise-${hash}.sock`);
 }
 
 function send(response: http.ServerResponse, status: number, body: unknown, type = 'application/json'): void {

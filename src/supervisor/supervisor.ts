@@ -4,7 +4,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pidusage from 'pidusage';
 import type { Logger } from 'pino';
-import { bulwarkError } from '../errors/index.js';
+import { bulwarkError, isBulwarkError } from '../errors/index.js';
 import { writeFileAtomic } from '../store/atomic-file.js';
 import { captureHangReport } from './diagnostics.js';
 import { Instance, type ExitInfo } from './instance.js';
@@ -274,7 +274,7 @@ export class Supervisor {
         slot: slot.index,
         instanceId: `${slot.index}.${slot.generation}`,
         pid: undefined,
-        reason: 'port-busy',
+        reason: isBulwarkError(error, 'BWK_ERR_SUPERVISOR_PORT_BUSY') ? 'port-busy' : 'start-failed',
         exitCode: null,
         signal: null,
         uptimeMs: 0,
