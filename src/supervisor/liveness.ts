@@ -86,8 +86,11 @@ export class LivenessMonitor {
     await Promise.all(
       this.#ctx.slots.map(async (slot) => {
         const instance = slot.instance;
-        if (instance === undefined || instance.state !== 'ready' || slot.hanging) return;
-        const status = await instance.probe(options.livePath, options.probeTimeoutMs);
+        if (instance === undefined || instance.state !== 'ready' || slot.hanging || slot.probing) return;
+        slot.probing = true;
+        const status = await instance
+          .probe(options.livePath, options.probeTimeoutMs)
+          .finally(() => (slot.probing = false));
         if (slot.instance !== instance || instance.state !== 'ready') return;
         if (status !== undefined && status < 500) {
           if (slot.probeWarned) records.event('probe-recovered', slot);

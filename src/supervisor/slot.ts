@@ -32,6 +32,8 @@ export interface Slot {
   cpuSamples: { at: number; cpu: number }[];
   probeFailures: number;
   probeWarned: boolean;
+  /** A liveness probe is under way (probes never overlap, even with a timeout above the interval). */
+  probing: boolean;
   /** A hang is being handled (report, then kill): no further checks on this instance. */
   hanging: boolean;
 }
@@ -68,6 +70,7 @@ export function createSlot(index: number, options: SuperviseOptions): Slot {
     cpuSamples: [],
     probeFailures: 0,
     probeWarned: false,
+    probing: false,
     hanging: false,
   };
 }
