@@ -1,3 +1,4 @@
+import type { Logger } from 'pino';
 import path from 'node:path';
 import type { Instance } from './instance.js';
 import { OutputRing, RotatingLog } from './logs.js';
@@ -42,7 +43,7 @@ export interface Slot {
 const RING_BYTES = 64 * 1024;
 
 /** A fresh slot, `starting`, with no instance yet. Its log is `app.log` (cluster mode: `app-<index>.log`). */
-export function createSlot(index: number, options: SuperviseOptions): Slot {
+export function createSlot(index: number, options: SuperviseOptions, logger: Logger): Slot {
   const name = options.instances === undefined ? 'app.log' : `app-${index}.log`;
   return {
     index,
@@ -60,6 +61,12 @@ export function createSlot(index: number, options: SuperviseOptions): Slot {
       file: path.join(options.stateDir, 'logs', name),
       maxBytes: options.logMaxBytes,
       keep: options.logKeep,
+      // Once per outage (disk full, directory gone): the app keeps running, its output is dropped.
+      onError: (error) =>
+        logger.error(
+          { err: error, slot: index },
+          'cannot write the app log: its output is dropped until it can',
+        ),
     }),
     ring: new OutputRing(RING_BYTES),
     timer: undefined,

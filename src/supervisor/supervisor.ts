@@ -62,7 +62,7 @@ export class Supervisor {
       })),
     }));
     const count = options.instances ?? 1;
-    for (let index = 0; index < count; index++) this.#slots.push(createSlot(index, options));
+    for (let index = 0; index < count; index++) this.#slots.push(createSlot(index, options, this.#logger));
     this.#records = new SupervisorRecords({
       stateDir: options.stateDir,
       logger: deps.logger,

@@ -1,0 +1,719 @@
+// Supervisors compared on the same app (bench/fixtures/supervisor-app.js, node:http answering 200
+// `ok`), in the same run:
+//
+// 1. Recovery after a crash: the time from `kill -9` of the app's pid to the first HTTP 200 on its
+//    port (a fresh connection every ~1.5 ms), for (a) a plain respawn loop (a tiny Node parent that
+//    spawns the app again on 'exit', the floor), (b) PM2 (fork mode, autorestart, restart delay 0)
+//    and (c) `bulwark supervise` in direct mode (the app listens on $PORT itself). One unmeasured kill
+//    each, then KILLS rounds rotating the order; medians and the ratio to the plain loop. Each app has
+//    been up ≥ 1.1 s when it dies (a one-off crash, not a crash loop: PM2 calls a restart after < 1 s
+//    up unstable), and Bulwark runs with `--stable-ms 1000` so that its restart streak (its backoff)
+//    resets on the same terms; `--max-restarts 1000` keeps its restart budget out of the way.
+// 2. Cluster mode, Bulwark only (`--instances 2 --port`, the supervisor's proxy in front): autocannon
+//    -c 50 for LOAD_S seconds with `kill -9` of one instance halfway, then again with
+//    `bulwark supervise reload` halfway; total requests, non-2xx and errors of each. Then the proxy's
+//    throughput against the app answering directly, as the honest cost of the hop, with a minimal
+//    node:http proxy (keep-alive agent, nothing else) as the peer.
+//
+// `npx tsx bench/supervisor.ts --only plain,pm2` runs a subset (plain, pm2, bulwark, cluster); KILLS,
+// LOAD_S and THROUGHPUT_S (env) change the counts and durations. Needs `npm run build` for Bulwark.
+// Progress goes to stderr, the tables to stdout. Every process started is stopped on the way out,
+// failure included (process groups, PM2's daemon, the supervisors' app pids).
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { createInterface } from 'node:readline';
+import autocannon from 'autocannon';
+import { OutputRing } from '../src/supervisor/logs.js';
+import { freePort } from '../test/helpers/process.js';
+import { describeMachine, median, sleep } from './lib.js';
+
+const KILLS = Number(process.env['KILLS'] ?? 7);
+const LOAD_S = Number(process.env['LOAD_S'] ?? 8);
+const THROUGHPUT_S = Number(process.env['THROUGHPUT_S'] ?? 4);
+const CONNECTIONS = 50;
+const MIN_UPTIME_MS = 1100;
+// The app is killed after MIN_UPTIME_MS up, so the streak resets after 1 s (PM2's min_uptime), not
+// the default 10 s; and the restart budget is out of the way of KILLS.
+const BULWARK_DIRECT = ['--stable-ms', '1000', '--max-restarts', '1000'];
+const BUDGET_MS = 175_000;
+const APP = 'bench/fixtures/supervisor-app.js';
+const BULWARK = 'bin/bulwark.js';
+const PM2 = 'node_modules/.bin/pm2';
+
+const SUBJECTS = ['plain', 'pm2', 'bulwark', 'cluster'] as const;
+type Part = (typeof SUBJECTS)[number];
+type Recovering = Exclude<Part, 'cluster'>;
+
+const started = performance.now();
+function progress(text: string): void {
+  console.error(`[${((performance.now() - started) / 1000).toFixed(1).padStart(5)} s] ${text}`);
+}
+
+function parseOnly(argv: string[]): Set<Part> {
+  const at = argv.indexOf('--only');
+  const value = at === -1 ? undefined : argv[at + 1];
+  if (value === undefined) return new Set(SUBJECTS);
+  const parts = value.split(',').map((p) => p.trim());
+  for (const part of parts)
+    if (!(SUBJECTS as readonly string[]).includes(part))
+      throw new Error(`--only: unknown part "${part}" (one of ${SUBJECTS.join(', ')})`);
+  return new Set(parts as Part[]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes and cleanup
+
+const cleanups: { name: string; run: () => Promise<void> }[] = [];
+const warnings: string[] = [];
+
+async function cleanupAll(): Promise<void> {
+  for (let next = cleanups.pop(); next !== undefined; next = cleanups.pop()) {
+    try {
+      await next.run();
+    } catch (error) {
+      console.error(`cleanup of ${next.name} failed: ${(error as Error).message}`);
+    }
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // Already gone.
+  }
+}
+
+/** Resolves with the exit code (or -1 on a signal) and the output of a short command. */
+function run(
+  file: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  timeoutMs = 30_000,
+): Promise<{ code: number; stdout: string; stderr: string; ms: number }> {
+  const t0 = performance.now();
+  return new Promise((resolve) => {
+    execFile(file, args, { env, timeout: timeoutMs, maxBuffer: 16 << 20 }, (error, stdout, stderr) => {
+      const code = error === null ? 0 : typeof error.code === 'number' ? error.code : -1;
+      resolve({ code, stdout, stderr, ms: performance.now() - t0 });
+    });
+  });
+}
+
+/**
+ * Spawns a long-running command in its own process group, its output kept in a ring for the error
+ * report; stopping sends SIGTERM to the leader, waits for it up to `graceMs`, runs `beforeKill`, then
+ * SIGKILLs the whole group.
+ */
+function spawnGroup(
+  name: string,
+  file: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  graceMs: number,
+  beforeKill: () => Promise<void> = async () => undefined,
+): { child: ChildProcess; output: OutputRing; stop: () => Promise<void> } {
+  const child = spawn(file, args, { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const output = new OutputRing(64 * 1024);
+  child.stderr?.on('data', (chunk: Buffer) => output.push(chunk));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const pid = child.pid;
+  if (pid === undefined) throw new Error(`${name}: could not spawn ${file}`);
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      signal(pid, 'SIGTERM');
+      await Promise.race([exited, sleep(graceMs)]);
+    }
+    await beforeKill();
+    try {
+      process.kill(-pid, 'SIGKILL');
+    } catch {
+      // The group is empty.
+    }
+  };
+  cleanups.push({ name, run: stop });
+  return { child, output, stop };
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP
+
+interface Answer {
+  status: number;
+  /** `x-pid` of the answering app (0 if absent). */
+  pid: number;
+  /** performance.now() when the response head arrived. */
+  at: number;
+}
+
+/** One GET / over a fresh connection; undefined on any error. */
+function probe(port: number): Promise<Answer | undefined> {
+  return new Promise((resolve) => {
+    const request = http.get({ host: '127.0.0.1', port, path: '/', agent: false }, (response) => {
+      const at = performance.now();
+      const answer = { status: response.statusCode ?? 0, pid: Number(response.headers['x-pid'] ?? 0), at };
+      response.resume();
+      response.once('end', () => resolve(answer));
+      response.once('error', () => resolve(undefined));
+    });
+    request.setTimeout(1000, () => request.destroy());
+    request.once('error', () => resolve(undefined));
+  });
+}
+
+/** Polls until a 200 from an app other than `not`; a fresh connection every ~1–2 ms. */
+async function waitUp(port: number, not: number | undefined, timeoutMs: number): Promise<Answer> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const answer = await probe(port);
+    if (answer !== undefined && answer.status === 200 && answer.pid !== not) return answer;
+    if (performance.now() > deadline) throw new Error(`port ${port}: no 200 within ${timeoutMs} ms`);
+    await sleep(1);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The supervisors
+
+interface Supervised {
+  name: string;
+  port: number;
+  /** The app's pid as the supervisor tells it, once that names a live process other than `not`. */
+  appPid(not: number | undefined): Promise<number>;
+  /** Recent output, for the error report. */
+  output(): string[];
+}
+
+/** Polls `read` until it yields a live pid other than `not`. */
+async function livePid(
+  what: string,
+  read: () => Promise<number | undefined>,
+  not: number | undefined,
+  timeoutMs = 10_000,
+): Promise<number> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const pid = await read();
+    if (pid !== undefined && pid > 0 && pid !== not && alive(pid)) return pid;
+    if (performance.now() > deadline) throw new Error(`${what}: no live app pid within ${timeoutMs} ms`);
+    await sleep(20);
+  }
+}
+
+// The floor: respawn at once on exit, print each child's pid.
+const LOOP = `
+const { spawn } = require('node:child_process');
+const [app] = process.argv.slice(1);
+function start() {
+  const child = spawn(process.execPath, [app], { stdio: ['ignore', 'ignore', 'inherit'] });
+  process.stdout.write('pid ' + child.pid + '\\n');
+  child.on('exit', start);
+}
+start();
+`;
+
+// The peer of the proxy: node:http in, a keep-alive agent out, nothing else (no retry, no hold).
+const MINIMAL_PROXY = `
+const http = require('node:http');
+const [port, upstream] = process.argv.slice(1).map(Number);
+const agent = new http.Agent({ keepAlive: true });
+http.createServer((req, res) => {
+  const up = http.request(
+    { host: '127.0.0.1', port: upstream, method: req.method, path: req.url, headers: req.headers, agent },
+    (answer) => {
+      res.writeHead(answer.statusCode, answer.headers);
+      answer.pipe(res);
+    },
+  );
+  up.on('error', () => {
+    res.statusCode = 502;
+    res.end();
+  });
+  req.pipe(up);
+}).listen(port, '127.0.0.1');
+`;
+
+async function startPlain(port: number): Promise<Supervised> {
+  const { child, output } = spawnGroup(
+    'plain respawn loop',
+    process.execPath,
+    ['-e', LOOP, APP],
+    { ...process.env, PORT: String(port) },
+    0,
+  );
+  let latest: number | undefined;
+  if (child.stdout === null) throw new Error('plain loop: no stdout');
+  createInterface({ input: child.stdout }).on('line', (line) => {
+    const match = /^pid (\d+)$/.exec(line);
+    if (match?.[1] !== undefined) latest = Number(match[1]);
+  });
+  await waitUp(port, undefined, 10_000);
+  return {
+    name: 'plain',
+    port,
+    appPid: (not) => livePid('plain loop', async () => latest, not),
+    output: () => output.lines(20),
+  };
+}
+
+interface Pm2Process {
+  pid?: number;
+  pm2_env?: { status?: string; restart_time?: number };
+}
+
+async function startPm2(port: number): Promise<Supervised> {
+  const home = mkdtempSync(path.join(tmpdir(), 'bulwark-bench-pm2-'));
+  const env = { ...process.env, PM2_HOME: home, PORT: String(port) };
+  let lastPid: number | undefined;
+  cleanups.push({
+    name: 'pm2',
+    run: async () => {
+      const killed = await run(PM2, ['kill'], env, 15_000);
+      if (killed.code !== 0) progress(`pm2 kill exited ${killed.code}: ${killed.stderr.trim()}`);
+      const pidFile = path.join(home, 'pm2.pid');
+      if (existsSync(pidFile)) signal(Number(readFileSync(pidFile, 'utf8')), 'SIGKILL');
+      if (lastPid !== undefined) signal(lastPid, 'SIGKILL');
+      rmSync(home, { recursive: true, force: true });
+    },
+  });
+  const started = await run(PM2, ['start', APP, '--name', 'bench-app', '--restart-delay', '0'], env);
+  if (started.code !== 0) throw new Error(`pm2 start exited ${started.code}: ${started.stderr}`);
+  let last = '';
+  const read = async () => {
+    const list = await run(PM2, ['jlist'], env);
+    last = list.stdout + list.stderr;
+    const json = list.stdout.slice(list.stdout.indexOf('['));
+    try {
+      const apps = JSON.parse(json) as Pm2Process[];
+      const app = apps[0];
+      return app?.pm2_env?.status === 'online' ? app.pid : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  await waitUp(port, undefined, 15_000);
+  return {
+    name: 'pm2',
+    port,
+    appPid: async (not) => {
+      lastPid = await livePid('pm2 jlist', read, not);
+      return lastPid;
+    },
+    output: () => last.split('\n').slice(-20),
+  };
+}
+
+interface SupervisorState {
+  instances?: { pid?: number; port?: number }[];
+}
+
+function readState(stateDir: string): SupervisorState | undefined {
+  try {
+    return JSON.parse(readFileSync(path.join(stateDir, 'state.json'), 'utf8')) as SupervisorState;
+  } catch {
+    return undefined; // absent, or caught mid-write
+  }
+}
+
+async function startBulwark(
+  name: string,
+  port: number,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): Promise<Supervised & { stateDir: string; stop: () => Promise<void> }> {
+  const stateDir = mkdtempSync(path.join(tmpdir(), 'bulwark-bench-supervise-'));
+  const mine = new Set<number>();
+  const collect = () => {
+    for (const instance of readState(stateDir)?.instances ?? [])
+      if (instance.pid !== undefined && instance.pid > 0) mine.add(instance.pid);
+  };
+  // After the supervisor's graceful stop, its apps must be gone too: anything left is reported.
+  const leftovers = async () => {
+    collect();
+    const deadline = performance.now() + 2000;
+    while ([...mine].some(alive) && performance.now() < deadline) await sleep(20);
+    const left = [...mine].filter(alive);
+    if (left.length > 0) {
+      warnings.push(`${name}: app pids ${left.join(', ')} still alive after the supervisor's SIGTERM stop`);
+      for (const pid of left) signal(pid, 'SIGKILL');
+    }
+  };
+  const { child, output, stop } = spawnGroup(
+    name,
+    process.execPath,
+    [BULWARK, 'supervise', '--state-dir', stateDir, ...args, '--', 'node', APP],
+    env,
+    10_000,
+    leftovers,
+  );
+  child.stdout?.on('data', (chunk: Buffer) => output.push(chunk));
+  const supervisorPid = child.pid ?? 0;
+  const spawnedAt = performance.now();
+  cleanups.push({
+    name: `${name} state dir`,
+    run: async () => rmSync(stateDir, { recursive: true, force: true }),
+  });
+  let warnedFallback = false;
+  const read = async (): Promise<number | undefined> => {
+    const state = readState(stateDir);
+    const pid = state?.instances?.[0]?.pid;
+    if (pid !== undefined) {
+      mine.add(pid);
+      return pid;
+    }
+    // state.json is written shortly after the start: give it that time before falling back.
+    if (state === undefined && performance.now() - spawnedAt < 3000) return undefined;
+    const children = await run('pgrep', ['-P', String(supervisorPid)], process.env);
+    const first = Number(children.stdout.trim().split('\n')[0] ?? '');
+    if (first > 0) mine.add(first);
+    if (!warnedFallback && state === undefined && first > 0) {
+      warnedFallback = true;
+      warnings.push(`${name}: no ${stateDir}/state.json with instances[0].pid; used pgrep -P instead`);
+    }
+    return first > 0 ? first : undefined;
+  };
+  const exited = new Promise<never>((_resolve, reject) =>
+    child.once('exit', (code, sig) =>
+      reject(
+        new Error(`${name} exited (${code ?? sig}) before it answered:\n${output.lines(30).join('\n')}`),
+      ),
+    ),
+  );
+  exited.catch(() => undefined);
+  await Promise.race([waitUp(port, undefined, 20_000), exited]);
+  return {
+    name,
+    port,
+    stateDir,
+    stop,
+    appPid: (not) => livePid(name, read, not),
+    output: () => output.lines(30),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Metric 1: kill -9 → first 200
+
+interface Kill {
+  ms: number;
+  killed: number;
+  answeredBy: number;
+}
+
+async function killOnce(subject: Supervised, previous: number | undefined, upSince: number): Promise<Kill> {
+  let pid = await subject.appPid(previous);
+  // Every app has been up a while when it dies: a one-off crash, not a crash loop (PM2 counts a
+  // restart after less than 1 s up as unstable; Bulwark's streak resets after --stable-ms).
+  await sleep(upSince + MIN_UPTIME_MS - performance.now());
+  const before = await waitUp(subject.port, undefined, 5000);
+  if (before.pid !== pid) {
+    warnings.push(
+      `${subject.name}: the pid it reports (${pid}) is not the one answering on the port (${before.pid}); killed the latter`,
+    );
+    pid = before.pid;
+  }
+  const t0 = performance.now();
+  process.kill(pid, 'SIGKILL');
+  const answer = await waitUp(subject.port, pid, 15_000);
+  return { ms: answer.at - t0, killed: pid, answeredBy: answer.pid };
+}
+
+async function recovery(parts: Set<Part>): Promise<Map<Recovering, number[]>> {
+  const subjects: Supervised[] = [];
+  const order = (['plain', 'pm2', 'bulwark'] as const).filter((p) => parts.has(p));
+  for (const which of order) {
+    const port = await freePort();
+    progress(`starting ${which} on port ${port}`);
+    if (which === 'plain') subjects.push(await startPlain(port));
+    else if (which === 'pm2') subjects.push(await startPm2(port));
+    else
+      subjects.push(
+        await startBulwark('bulwark', port, BULWARK_DIRECT, { ...process.env, PORT: String(port) }),
+      );
+  }
+  const results = new Map<Recovering, number[]>(order.map((name) => [name, []]));
+  const last = new Map<string, { pid: number; upSince: number }>();
+  const once = async (subject: Supervised, round: number) => {
+    try {
+      const before = last.get(subject.name);
+      const kill = await killOnce(subject, before?.pid, before?.upSince ?? 0);
+      last.set(subject.name, { pid: kill.killed, upSince: performance.now() });
+      progress(
+        `${round === 0 ? 'warm-up' : `round ${round}`} ${subject.name.padEnd(8)} killed ${kill.killed}, ` +
+          `200 from ${kill.answeredBy} after ${kill.ms.toFixed(1)} ms`,
+      );
+      return kill.ms;
+    } catch (error) {
+      throw new Error(`${subject.name}: ${(error as Error).message}\n${subject.output().join('\n')}`, {
+        cause: error,
+      });
+    }
+  };
+  for (const subject of subjects) await once(subject, 0);
+  for (let round = 1; round <= KILLS; round += 1) {
+    const turn = [...subjects];
+    // Rotate the order each round so no subject always goes first.
+    for (let k = 0; k < (round - 1) % turn.length; k += 1) turn.push(turn.shift() as Supervised);
+    for (const subject of turn) results.get(subject.name as Recovering)?.push(await once(subject, round));
+  }
+  return results;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Metric 2: cluster mode under load
+
+interface Loaded {
+  result: autocannon.Result;
+  failures: Map<string, number>;
+  event: string;
+}
+
+/** autocannon -c 50 for `seconds` on `port`, running `action` after `atMs`. */
+async function load(
+  port: number,
+  seconds: number,
+  atMs: number | undefined,
+  action: () => Promise<string>,
+): Promise<Loaded> {
+  const failures = new Map<string, number>();
+  const count = (what: string) => failures.set(what, (failures.get(what) ?? 0) + 1);
+  const done = new Promise<autocannon.Result>((resolve, reject) => {
+    const instance = autocannon(
+      { url: `http://127.0.0.1:${port}/`, connections: CONNECTIONS, duration: seconds },
+      (error, result) => (error ? reject(error as Error) : resolve(result)),
+    );
+    instance.on('response', (_client, status) => {
+      if (status < 200 || status >= 300) count(`HTTP ${status}`);
+    });
+    instance.on('reqError', (error: NodeJS.ErrnoException) => count(error.code ?? error.message));
+  });
+  let event = '';
+  if (atMs !== undefined) {
+    await sleep(atMs);
+    // A failed action is reported in the table; the load still runs to its end.
+    event = await action().catch((error: Error) => `FAILED: ${error.message}`);
+  }
+  return { result: await done, failures, event };
+}
+
+/** Waits until the state lists `n` live instances, none of them in `not`. */
+async function instancesUp(stateDir: string, n: number, not: number[], timeoutMs: number): Promise<number[]> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const pids = (readState(stateDir)?.instances ?? []).map((i) => i.pid ?? 0);
+    if (pids.length === n && pids.every((pid) => pid > 0 && alive(pid) && !not.includes(pid))) return pids;
+    if (performance.now() > deadline)
+      throw new Error(
+        `${stateDir}/state.json: not ${n} live instances within ${timeoutMs} ms (${pids.join(', ')})`,
+      );
+    await sleep(10);
+  }
+}
+
+interface ClusterResults {
+  kill: Loaded;
+  reload: Loaded;
+  throughput: Map<string, number[]>;
+}
+
+async function cluster(): Promise<ClusterResults> {
+  const env = { ...process.env };
+  delete env['PORT'];
+  const port = await freePort();
+  progress(`starting bulwark supervise --instances 2 --port ${port}`);
+  const two = await startBulwark('bulwark cluster', port, ['--instances', '2', '--port', String(port)], env);
+  const pids = await instancesUp(two.stateDir, 2, [], 20_000);
+  progress(`instances ${pids.join(', ')} up; warm-up 1 s`);
+  await load(port, 1, undefined, async () => '');
+
+  progress(`load ${LOAD_S} s, kill -9 of instance 0 at ${LOAD_S / 2} s`);
+  const kill = await load(port, LOAD_S, (LOAD_S / 2) * 1000, async () => {
+    const victim = readState(two.stateDir)?.instances?.[0]?.pid;
+    if (victim === undefined) return 'no instances[0].pid in state.json: nothing killed';
+    const t0 = performance.now();
+    signal(victim, 'SIGKILL');
+    // The load goes on meanwhile; state.json is rewritten shortly after each change.
+    await instancesUp(two.stateDir, 2, [victim], 20_000);
+    return `killed ${victim}; a replacement pid in state.json after ${(performance.now() - t0).toFixed(0)} ms`;
+  });
+  progress(`${kill.event}; ${kill.result.requests.total} requests`);
+
+  progress(`load ${LOAD_S} s, supervise reload at ${LOAD_S / 2} s`);
+  const reload = await load(port, LOAD_S, (LOAD_S / 2) * 1000, async () => {
+    const r = await run(
+      process.execPath,
+      [BULWARK, 'supervise', 'reload', '--state-dir', two.stateDir],
+      env,
+      60_000,
+    );
+    const said = (r.stdout + r.stderr).trim().split('\n').slice(-3).join(' / ');
+    return `reload exited ${r.code} after ${r.ms.toFixed(0)} ms${said === '' ? '' : `: ${said}`}`;
+  });
+  progress(`${reload.event}; ${reload.result.requests.total} requests`);
+  await instancesUp(two.stateDir, 2, [], 20_000);
+
+  // The cost of the hop: the app answering directly against the proxy in front of 1 and 2 instances,
+  // and against the least a Node proxy does (the peer: how much of the cost is any proxy's).
+  const direct = await freePort();
+  const app = spawnGroup('app directly', process.execPath, [APP], { ...env, PORT: String(direct) }, 0);
+  await waitUp(direct, undefined, 10_000);
+  const minimalPort = await freePort();
+  const minimal = spawnGroup(
+    'minimal proxy',
+    process.execPath,
+    ['-e', MINIMAL_PROXY, String(minimalPort), String(direct)],
+    env,
+    0,
+  );
+  await waitUp(minimalPort, undefined, 10_000);
+  const onePort = await freePort();
+  progress(`starting bulwark supervise --instances 1 --port ${onePort}`);
+  const one = await startBulwark(
+    'bulwark proxy, 1 instance',
+    onePort,
+    ['--instances', '1', '--port', String(onePort)],
+    env,
+  );
+  await instancesUp(one.stateDir, 1, [], 20_000);
+  const targets: [string, number][] = [
+    ['app directly', direct],
+    ['minimal node:http proxy → 1 app (peer)', minimalPort],
+    ['bulwark proxy → 1 instance', onePort],
+    ['bulwark proxy → 2 instances', port],
+  ];
+  const throughput = new Map<string, number[]>(targets.map(([name]) => [name, []]));
+  for (const [, p] of targets) await load(p, 1, undefined, async () => ''); // warm-up
+  for (let round = 1; round <= 2; round += 1) {
+    const turn = round === 1 ? targets : [...targets].reverse(); // each first once, last once
+    for (const [name, p] of turn) {
+      const { result } = await load(p, THROUGHPUT_S, undefined, async () => '');
+      throughput.get(name)?.push(result.requests.average);
+      progress(`throughput round ${round} ${name}: ${Math.round(result.requests.average)} req/s`);
+    }
+  }
+  await minimal.stop();
+  await app.stop();
+  await one.stop();
+  return { kill, reload, throughput };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Main
+
+const parts = parseOnly(process.argv.slice(2));
+const fmt = (n: number) => Math.round(n).toLocaleString('en');
+const watchdog = setTimeout(() => {
+  progress(`over the ${BUDGET_MS / 1000} s budget: stopping everything`);
+  void cleanupAll().finally(() => process.exit(1));
+}, BUDGET_MS);
+watchdog.unref();
+for (const sig of ['SIGINT', 'SIGTERM'] as const)
+  process.once(sig, () => {
+    progress(`${sig}: stopping everything`);
+    void cleanupAll().finally(() => process.exit(130));
+  });
+
+console.log(describeMachine(['pm2', 'autocannon']));
+if (parts.has('bulwark') || parts.has('cluster')) {
+  const help = await run(process.execPath, [BULWARK, 'supervise', '--help'], process.env);
+  if (help.code !== 0) {
+    console.error(`node ${BULWARK} supervise --help exited ${help.code} (run npm run build first?):`);
+    console.error(help.stderr.trim());
+    process.exit(1);
+  }
+}
+let recovered: Map<Recovering, number[]> | undefined;
+let clustered: ClusterResults | undefined;
+let failed = false;
+try {
+  if (parts.has('plain') || parts.has('pm2') || parts.has('bulwark')) {
+    console.log(`recovery: ${KILLS} kills per supervisor after one unmeasured, rotating the order`);
+    recovered = await recovery(parts);
+    await cleanupAll();
+  }
+  if (parts.has('cluster')) {
+    console.log(
+      `cluster: autocannon -c ${CONNECTIONS} -d ${LOAD_S} (kill -9 / reload at ${LOAD_S / 2} s); throughput -d ${THROUGHPUT_S} × 2 rounds`,
+    );
+    clustered = await cluster();
+  }
+} catch (error) {
+  failed = true;
+  console.error(`benchmark failed: ${(error as Error).message}`);
+} finally {
+  await cleanupAll();
+}
+
+if (recovered !== undefined) {
+  const plain = recovered.has('plain') ? median(recovered.get('plain') ?? []) : undefined;
+  const labels: Record<Recovering, string> = {
+    plain: 'plain respawn loop',
+    pm2: 'PM2 (fork, restart delay 0)',
+    bulwark: 'bulwark supervise (direct)',
+  };
+  console.log('');
+  console.log('| supervisor | kills | median kill → 200 (ms) | min (ms) | max (ms) | vs plain loop |');
+  console.log('|---|---|---|---|---|---|');
+  for (const [name, values] of recovered) {
+    if (values.length === 0) continue;
+    const m = median(values);
+    const ratio = plain === undefined ? '—' : `${(m / plain).toFixed(2)}×`;
+    console.log(
+      `| ${labels[name]} | ${values.length} | ${m.toFixed(1)} | ${Math.min(...values).toFixed(1)} | ${Math.max(...values).toFixed(1)} | ${ratio} |`,
+    );
+  }
+  const bulwark = recovered.get('bulwark');
+  if (plain !== undefined && bulwark !== undefined && bulwark.length > 0) {
+    const ratio = median(bulwark) / plain;
+    console.log(
+      `\nbulwark ${ratio.toFixed(2)}× the plain loop (target ≤ 1.1×: ${ratio <= 1.1 ? 'met' : 'NOT met'})`,
+    );
+  }
+}
+if (clustered !== undefined) {
+  console.log('');
+  console.log('| cluster run (2 instances) | event | requests | non-2xx | errors | failures by kind |');
+  console.log('|---|---|---|---|---|---|');
+  for (const [label, r] of [
+    ['kill -9 of one instance', clustered.kill],
+    ['supervise reload', clustered.reload],
+  ] as const) {
+    const kinds = [...r.failures].map(([k, n]) => `${k} × ${n}`).join(', ') || '—';
+    console.log(
+      `| ${label} | ${r.event} | ${fmt(r.result.requests.total)} | ${r.result.non2xx} | ${r.result.errors} | ${kinds} |`,
+    );
+  }
+  const failedRequests = [clustered.kill, clustered.reload].reduce(
+    (sum, r) => sum + r.result.non2xx + r.result.errors,
+    0,
+  );
+  console.log(`\nfailed requests: ${failedRequests} (target 0: ${failedRequests === 0 ? 'met' : 'NOT met'})`);
+  const direct = median(clustered.throughput.get('app directly') ?? []);
+  const peer = median(clustered.throughput.get('minimal node:http proxy → 1 app (peer)') ?? []);
+  console.log('');
+  console.log('| target | req/s (median) | vs app directly | vs minimal proxy |');
+  console.log('|---|---|---|---|');
+  for (const [name, values] of clustered.throughput) {
+    const m = median(values);
+    const vsPeer = name.startsWith('bulwark') ? `${(m / peer).toFixed(2)}×` : '—';
+    console.log(`| ${name} | ${fmt(m)} | ${(m / direct).toFixed(2)}× | ${vsPeer} |`);
+  }
+}
+if (warnings.length > 0) {
+  console.log('\nwarnings:');
+  for (const w of new Set(warnings)) console.log(`- ${w}`);
+}
+process.exit(failed ? 1 : 0);
