@@ -129,14 +129,19 @@ describe('supervise options', () => {
   });
 
   it('names every bad field by its flag, and the missing command', () => {
-    expect(problems({ cli: { instances: '0', startTimeoutMs: '1e3', port: 'x' }, env: {} })).toEqual([
-      { field: '--port', message: '"x" is not an integer' },
-      { field: '--start-timeout-ms', message: '"1e3" is not an integer' },
-      expect.objectContaining({ field: '<command...>', message: expect.stringContaining('missing') }),
-      expect.objectContaining({ field: '--instances', message: expect.stringContaining('"0" is invalid') }),
+    const found = problems({ cli: { instances: '0', startTimeoutMs: '1e3', port: 'x' }, env: {} });
+    expect(found.map((p) => p.field)).toEqual([
+      '--port',
+      '--start-timeout-ms',
+      '<command...>',
+      '--instances',
     ]);
-    expect(problems({ cli: { command: ['x'] }, env: { PORT: '99999' } })).toEqual([
-      expect.objectContaining({ field: 'PORT' }),
+    expect(found[0]?.message).toBe('"x" is not an integer');
+    expect(found[1]?.message).toBe('"1e3" is not an integer');
+    expect(found[2]?.message).toContain('missing');
+    expect(found[3]?.message).toContain('"0" is invalid');
+    expect(problems({ cli: { command: ['x'] }, env: { PORT: '99999' } }).map((p) => p.field)).toEqual([
+      'PORT',
     ]);
   });
 
@@ -146,13 +151,12 @@ describe('supervise options', () => {
     writeFileSync(file, JSON.stringify({ command: ['node', 'a.js'], maxMemoryMb: 'lots', colour: 'red' }));
     expect(problems({ configFile: file, env: {} })).toEqual([
       { field: `${file}: maxMemoryMb`, message: '"lots" is not an integer' },
-      expect.objectContaining({ field: `${file}: colour`, message: 'unknown option "colour"' }),
+      { field: `${file}: colour`, message: 'unknown option "colour"' },
     ]);
     writeFileSync(file, '{ "command": [');
-    expect(problems({ configFile: file, env: {} })[0]).toMatchObject({
-      field: '--config',
-      message: expect.stringContaining('not valid JSON'),
-    });
+    const [bad] = problems({ configFile: file, env: {} });
+    expect(bad?.field).toBe('--config');
+    expect(bad?.message).toContain('not valid JSON');
     // Flags override the file.
     writeFileSync(file, JSON.stringify({ command: ['node', 'a.js'], instances: 3 }));
     expect(resolveSuperviseOptions({ configFile: file, cli: { instances: '2' }, env: {} }).instances).toBe(2);

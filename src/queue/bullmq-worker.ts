@@ -73,7 +73,7 @@ export class BullWorker {
     if (this.#held === held) return;
     this.#held = held;
     if (held) void this.#worker.pause(true).catch(() => undefined);
-    else this.#worker.resume();
+    else void this.#worker.resume();
   }
 
   #start(): Worker {
