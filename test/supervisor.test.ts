@@ -12,6 +12,7 @@ import {
   startSupervisor,
   stopSupervisors,
 } from './helpers/supervisor.js';
+import { spawnTs } from './helpers/process.js';
 import { until } from './helpers/wait.js';
 import type { SupervisorStatus } from './helpers/supervisor.js';
 
@@ -333,5 +334,62 @@ describe('bulwark supervise (direct mode)', () => {
     expect(recoveries.find((r) => r.step === 'medium')?.actions).toContain(
       'held the background jobs of this instance',
     );
+  });
+});
+
+describe('bulwark supervise CLI', () => {
+  async function cli(args: string[]) {
+    const run = spawnTs('src/cli/main.ts', args, {});
+    const { code } = await run.exited;
+    return { code, stdout: run.stdout(), stderr: run.stderr() };
+  }
+
+  it('--help documents every option and the subcommands', async () => {
+    const help = await cli(['supervise', '--help']);
+    expect(help.code).toBe(0);
+    for (const text of [
+      '--instances <n>',
+      '--max-memory-mb <mb>',
+      '--heartbeat-timeout-ms <ms>',
+      'status',
+      'reload',
+    ])
+      expect(help.stdout).toContain(text);
+    for (const sub of ['status', 'reload', 'stop'])
+      expect((await cli(['supervise', sub, '--help'])).stdout).toContain('--state-dir');
+  });
+
+  it('bad options exit 1 naming each flag; nothing starts', async () => {
+    const bad = await cli(['supervise', '--instances', 'two', '--max-restarts', '0', '--', 'node', 'x.js']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain('BWK_ERR_SUPERVISOR_OPTIONS');
+    expect(bad.stderr).toContain('--instances: "two" is not an integer');
+    expect(bad.stderr).toContain('--max-restarts: "0" is invalid');
+    const none = await cli(['supervise']);
+    expect(none.stderr).toContain('<command...>: missing');
+  });
+
+  it('status without a running supervisor prints the persisted state and its crashes', async () => {
+    const run = await startSupervisor(FAST);
+    const pid = await runningPid(run);
+    await get(run.port, '/crash');
+    await runningPid(run, 0, pid);
+    await run.stop();
+    const status = await cli(['supervise', 'status', '--state-dir', run.stateDir]);
+    expect(status.code).toBe(0);
+    expect(status.stdout).toContain('not running (last persisted state)');
+    expect(status.stdout).toMatch(/slot 0 {2}crash {2}exit code 3/);
+    expect(status.stdout).toContain(`| fixture v1 listening on ${run.port} pid ${pid}`);
+    const json = JSON.parse(
+      (await cli(['supervise', 'status', '--json', '--state-dir', run.stateDir])).stdout,
+    ) as {
+      live: boolean;
+      crashes: unknown[];
+    };
+    expect(json.live).toBe(false);
+    expect(json.crashes.length).toBeGreaterThan(0);
+    const missing = await cli(['supervise', 'reload', '--state-dir', run.stateDir]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('BWK_ERR_SUPERVISOR_NOT_RUNNING');
   });
 });

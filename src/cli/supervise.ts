@@ -11,6 +11,20 @@ const FLAGGED = Object.entries(superviseSchema.properties).filter(
   ([key]) => key !== 'command' && key !== 'env' && key !== 'echo',
 ) as [string, { description?: string; default?: unknown }][];
 
+/** The value placeholder in `--help`: `<ms>`, `<mb>`, `<path>`, ... */
+function placeholder(key: string, schema: { type?: unknown }): string {
+  if (key.endsWith('Ms')) return 'ms';
+  if (key.endsWith('Mb')) return 'mb';
+  if (key.endsWith('Path')) return 'path';
+  if (key.endsWith('Dir')) return 'dir';
+  if (key.endsWith('Host') || key === 'host') return 'host';
+  if (key.endsWith('ExitCodes')) return 'codes';
+  if (key.endsWith('Percent')) return 'percent';
+  if (key.endsWith('At')) return 'fraction';
+  if (key.endsWith('Bytes')) return 'bytes';
+  return schema.type === 'integer' ? 'n' : 'value';
+}
+
 /** The state directory given to a subcommand, or to `supervise` before it (`supervise --state-dir d status`). */
 function stateDirOf(command: Command): string {
   const options = command.optsWithGlobals<{ stateDir?: string }>();
@@ -109,8 +123,14 @@ export function registerSuperviseCommand(program: Command): void {
     .option('--no-echo', "do not copy the app's output to this terminal (it still goes to the log files)")
     .option('--debug', 'log every supervisor event');
   for (const [key, schema] of FLAGGED) {
-    const fallback = schema.default === undefined ? '' : ` (default ${JSON.stringify(schema.default)})`;
-    supervise.addOption(new Option(`${flagOf(key)} <value>`, `${schema.description ?? key}${fallback}`));
+    const description = schema.description ?? key;
+    const fallback =
+      schema.default === undefined || description.includes('(default')
+        ? ''
+        : ` (default ${JSON.stringify(schema.default)})`;
+    supervise.addOption(
+      new Option(`${flagOf(key)} <${placeholder(key, schema)}>`, `${description}${fallback}`),
+    );
   }
   supervise.addHelpText(
     'after',
