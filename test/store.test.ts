@@ -28,25 +28,23 @@ describe.each(['sqlite', 'postgres'] as const)('store conformance: %s', (engine)
       { name: '0001_kv', executedAt: undefined },
       { name: '0002_audit', executedAt: undefined },
       { name: '0003_jobs', executedAt: undefined },
+      { name: '0004_errors', executedAt: undefined },
+      { name: '0005_metrics_history', executedAt: undefined },
     ]);
-    expect(await store.migrations.up()).toEqual(['0001_kv', '0002_audit', '0003_jobs']);
+    expect(await store.migrations.up()).toEqual(['0001_kv', '0002_audit', '0003_jobs', '0004_errors', '0005_metrics_history']);
     expect(await store.migrations.up()).toEqual([]);
     for (const state of await store.migrations.status()) expect(state.executedAt).toBeTypeOf('number');
 
-    expect(await store.migrations.down()).toEqual(['0003_jobs']);
-    expect(await store.migrations.down()).toEqual(['0002_audit']);
+    expect(await store.migrations.down()).toEqual(['0005_metrics_history']);
+    expect(await store.migrations.down(3)).toEqual(['0004_errors', '0003_jobs', '0002_audit']);
     await rejection(store.audit.list(), 'BWK_ERR_STORE_UNAVAILABLE');
     await store.kv.put('ns', 'k', 1);
     expect(await store.migrations.down(5)).toEqual(['0001_kv']);
     await rejection(store.kv.get('ns', 'k'), 'BWK_ERR_STORE_UNAVAILABLE');
-    expect((await store.migrations.status()).map((m) => m.executedAt)).toEqual([
-      undefined,
-      undefined,
-      undefined,
-    ]);
+    expect((await store.migrations.status()).every((m) => m.executedAt === undefined)).toBe(true);
     expect(await store.migrations.down()).toEqual([]);
 
-    expect(await store.migrations.up()).toEqual(['0001_kv', '0002_audit', '0003_jobs']);
+    expect(await store.migrations.up()).toEqual(['0001_kv', '0002_audit', '0003_jobs', '0004_errors', '0005_metrics_history']);
     expect(await store.kv.get('ns', 'k')).toBeUndefined();
   });
 

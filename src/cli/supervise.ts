@@ -9,7 +9,7 @@ import { table } from './shared.js';
 /** Options the CLI takes as flags: every schema field but the command and the env map. */
 const FLAGGED = Object.entries(superviseSchema.properties).filter(
   ([key]) => key !== 'command' && key !== 'env' && key !== 'echo',
-) as [string, { description?: string; default?: unknown }][];
+) as [string, { description?: string; default?: unknown; type?: unknown }][];
 
 /** The value placeholder in `--help`: `<ms>`, `<mb>`, `<path>`, ... */
 function placeholder(key: string, schema: { type?: unknown }): string {

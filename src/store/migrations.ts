@@ -120,6 +120,81 @@ export function storeMigrations(engine: StoreEngine): Record<string, Migration> 
         await db.schema.dropTable('bulwark_jobs').execute();
       },
     },
+    '0004_errors': {
+      async up(db) {
+        const big = engine === 'postgres' ? 'bigint' : 'integer';
+        // One row per fingerprint: the group's state and counters.
+        await db.schema
+          .createTable('bulwark_error_groups')
+          .addColumn('fingerprint', 'text', (c) => c.primaryKey())
+          .addColumn('type', 'text', (c) => c.notNull())
+          .addColumn('message', 'text', (c) => c.notNull())
+          .addColumn('culprit', 'text', (c) => c.notNull())
+          .addColumn('source', 'text', (c) => c.notNull())
+          .addColumn('state', 'text', (c) => c.notNull())
+          .addColumn('count', big, (c) => c.notNull())
+          .addColumn('first_seen', 'bigint', (c) => c.notNull())
+          .addColumn('last_seen', 'bigint', (c) => c.notNull())
+          .addColumn('first_release', 'text', (c) => c.notNull())
+          .addColumn('last_release', 'text', (c) => c.notNull())
+          .addColumn('resolved_at', 'bigint')
+          .addColumn('regressions', 'integer', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createIndex('bulwark_error_groups_seen_idx')
+          .on('bulwark_error_groups')
+          .columns(['state', 'last_seen'])
+          .execute();
+        // A bounded set of sample events per group.
+        await db.schema
+          .createTable('bulwark_error_events')
+          .addColumn('id', big, (c) =>
+            engine === 'postgres'
+              ? c.primaryKey().generatedAlwaysAsIdentity()
+              : c.primaryKey().autoIncrement(),
+          )
+          .addColumn('fingerprint', 'text', (c) => c.notNull())
+          .addColumn('at', 'bigint', (c) => c.notNull())
+          .addColumn('release', 'text', (c) => c.notNull())
+          .addColumn('data', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createIndex('bulwark_error_events_group_idx')
+          .on('bulwark_error_events')
+          .columns(['fingerprint', 'id'])
+          .execute();
+      },
+      async down(db) {
+        await db.schema.dropTable('bulwark_error_events').execute();
+        await db.schema.dropTable('bulwark_error_groups').execute();
+      },
+    },
+    '0005_metrics_history': {
+      async up(db) {
+        // One row per (series, resolution, bucket): enough to merge buckets when downsampling.
+        await db.schema
+          .createTable('bulwark_metric_points')
+          .addColumn('series', 'text', (c) => c.notNull())
+          .addColumn('resolution', 'integer', (c) => c.notNull())
+          .addColumn('at', 'bigint', (c) => c.notNull())
+          .addColumn('count', 'integer', (c) => c.notNull())
+          .addColumn('sum', 'double precision', (c) => c.notNull())
+          .addColumn('min', 'double precision', (c) => c.notNull())
+          .addColumn('max', 'double precision', (c) => c.notNull())
+          .addColumn('last', 'double precision', (c) => c.notNull())
+          .addPrimaryKeyConstraint('bulwark_metric_points_pk', ['series', 'resolution', 'at'])
+          .execute();
+        // Retention and downsampling scan one resolution by time.
+        await db.schema
+          .createIndex('bulwark_metric_points_age_idx')
+          .on('bulwark_metric_points')
+          .columns(['resolution', 'at'])
+          .execute();
+      },
+      async down(db) {
+        await db.schema.dropTable('bulwark_metric_points').execute();
+      },
+    },
   };
 }
 

@@ -52,6 +52,47 @@ export interface StoreTables {
     key: string;
     at: number;
   };
+  bulwark_error_groups: {
+    fingerprint: string;
+    /** The error's type (constructor name, or the browser's). */
+    type: string;
+    /** The message template (numbers, ids, quoted values replaced). */
+    message: string;
+    /** The top in-app frame (`function (file:line)`), or '' when none. */
+    culprit: string;
+    /** 'server' | 'browser'. */
+    source: string;
+    /** 'open' | 'resolved' | 'ignored'. */
+    state: string;
+    count: number;
+    first_seen: number;
+    last_seen: number;
+    first_release: string;
+    last_release: string;
+    resolved_at: number | null;
+    /** Times a resolved group came back. */
+    regressions: number;
+  };
+  bulwark_error_events: {
+    id: Generated<number>;
+    fingerprint: string;
+    at: number;
+    release: string;
+    /** JSON text of the sample event (message, stack, request and user context). */
+    data: string;
+  };
+  bulwark_metric_points: {
+    series: string;
+    /** Bucket width in seconds (e.g. 10, 60, 3600). */
+    resolution: number;
+    /** Bucket start, ms since the epoch. */
+    at: number;
+    count: number;
+    sum: number;
+    min: number;
+    max: number;
+    last: number;
+  };
 }
 
 /** One stored value with its version. */
