@@ -31,7 +31,13 @@ describe.each(['sqlite', 'postgres'] as const)('store conformance: %s', (engine)
       { name: '0004_errors', executedAt: undefined },
       { name: '0005_metrics_history', executedAt: undefined },
     ]);
-    expect(await store.migrations.up()).toEqual(['0001_kv', '0002_audit', '0003_jobs', '0004_errors', '0005_metrics_history']);
+    expect(await store.migrations.up()).toEqual([
+      '0001_kv',
+      '0002_audit',
+      '0003_jobs',
+      '0004_errors',
+      '0005_metrics_history',
+    ]);
     expect(await store.migrations.up()).toEqual([]);
     for (const state of await store.migrations.status()) expect(state.executedAt).toBeTypeOf('number');
 
@@ -44,7 +50,13 @@ describe.each(['sqlite', 'postgres'] as const)('store conformance: %s', (engine)
     expect((await store.migrations.status()).every((m) => m.executedAt === undefined)).toBe(true);
     expect(await store.migrations.down()).toEqual([]);
 
-    expect(await store.migrations.up()).toEqual(['0001_kv', '0002_audit', '0003_jobs', '0004_errors', '0005_metrics_history']);
+    expect(await store.migrations.up()).toEqual([
+      '0001_kv',
+      '0002_audit',
+      '0003_jobs',
+      '0004_errors',
+      '0005_metrics_history',
+    ]);
     expect(await store.kv.get('ns', 'k')).toBeUndefined();
   });
 
