@@ -227,6 +227,21 @@ export const catalogue = {
     message: 'Port {port} is still in use after {waitedMs} ms: {holder}',
     area: 'supervisor',
   },
+  BWK_ERR_ERRORS_REPORT_INVALID: {
+    status: 400,
+    message: 'Invalid error report: {detail}',
+    area: 'errors',
+  },
+  BWK_ERR_ERRORS_GROUP_NOT_FOUND: {
+    status: 404,
+    message: 'No error group {fingerprint}',
+    area: 'errors',
+  },
+  BWK_ERR_METRICS_QUERY_INVALID: {
+    status: 400,
+    message: 'Invalid metrics history query: {detail}',
+    area: 'metrics',
+  },
 } as const satisfies Record<string, { status: number; message: string; area: string }>;
 
 /** Every error code Bulwark can produce. */
