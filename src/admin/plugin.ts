@@ -7,6 +7,7 @@ import type { Bulwark } from '../runtime/create.js';
 import { registerFlagRoutes } from './flags.js';
 import { registerQueueRoutes } from './queues.js';
 import { registerSupervisorRoutes } from './supervisor.js';
+import { registerErrorRoutes } from './errors.js';
 
 const digest = (text: string): Buffer => createHash('sha256').update(text).digest();
 
@@ -130,6 +131,7 @@ export async function registerAdminApi(app: FastifyInstance, bulwark: Bulwark): 
 
       registerQueueRoutes(admin, bulwark);
       registerSupervisorRoutes(admin);
+      registerErrorRoutes(admin, bulwark.errors);
       registerFlagRoutes(admin, bulwark);
 
       typed.get(

@@ -1,5 +1,6 @@
 import { isBulwarkError } from '../errors/index.js';
 import { installShutdown } from '../runtime/shutdown.js';
+import { installProcessErrorHandlers } from '../tracker/index.js';
 import { buildApp } from './build.js';
 
 /**
@@ -25,6 +26,8 @@ async function main(): Promise<void> {
   }
   const { settings, logger } = app.bulwark;
   installShutdown(app, { timeoutMs: settings.shutdownTimeoutMs, logger });
+  // An unhandled error is captured and written, then the process exits 1 for the supervisor to restart.
+  installProcessErrorHandlers(app.bulwark.errors, { logger });
   await app.listen({ port: settings.port, host: settings.host });
   const address = app.server.address();
   const port = typeof address === 'object' && address !== null ? address.port : settings.port;

@@ -99,8 +99,14 @@ function describeIssue(part: string, issue: ValidationIssue): FieldProblem {
   return { field: [part, ...path].join('.'), message: issue.message ?? 'is invalid' };
 }
 
-/** Builds the Fastify error handler; `development` adds stack traces to 5xx bodies. */
-export function errorHandler(development: boolean) {
+/**
+ * Builds the Fastify error handler; `development` adds stack traces to 5xx bodies; `onServerError`
+ * sees every error that becomes a 5xx (error tracking).
+ */
+export function errorHandler(
+  development: boolean,
+  onServerError?: (raw: unknown, request: FastifyRequest, status: number) => void,
+) {
   return function handleError(
     this: unknown,
     raw: unknown,
@@ -109,7 +115,10 @@ export function errorHandler(development: boolean) {
   ): void {
     const { error, status } = toHttpError(raw, request);
     // The request's one log line (written when the response ends) carries the error.
-    if (status >= 500) failures.set(request, raw);
+    if (status >= 500) {
+      failures.set(request, raw);
+      onServerError?.(raw, request, status);
+    }
     const body: ErrorBody = { error: { code: error.code, message: error.message, requestId: request.id } };
     if (error.details !== undefined) body.error.details = error.details;
     if (development && status >= 500 && raw instanceof Error && raw.stack !== undefined) {

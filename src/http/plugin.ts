@@ -9,6 +9,7 @@ import { createBulwark, type Bulwark, type BulwarkOptions } from '../runtime/cre
 import { registerAdminApi } from '../admin/plugin.js';
 import { registerApiDocs } from './api-docs.js';
 import { registerRequestFlags, type RequestFlagsOptions } from './flags.js';
+import { captureRequestError, registerBrowserErrors } from './errors.js';
 import { errorHandler, notFoundHandler } from './error-handler.js';
 import { registerObservabilityRoutes } from './health-routes.js';
 import {
@@ -35,6 +36,8 @@ export interface BulwarkPluginOptions extends BulwarkOptions {
    * rules (routes may also set `config: { rateLimit }`). Unset: no route is limited.
    */
   rateLimit?: Omit<RateLimitPluginOptions, 'limiter'>;
+  /** Accept browser error reports at `POST /errors/browser` (default true; see docs/error-tracking.md). */
+  browserErrors?: boolean;
   /** Title of the OpenAPI document (default the Bulwark's service id). */
   title?: string;
   /**
@@ -81,7 +84,11 @@ async function bulwarkPlugin(app: FastifyInstance, opts: BulwarkPluginOptions): 
 
   const state: RequestObservation = { bulwark };
   observeRequests(app, state);
-  app.setErrorHandler(errorHandler(bulwark.settings.nodeEnv === 'development'));
+  app.setErrorHandler(
+    errorHandler(bulwark.settings.nodeEnv === 'development', (raw, request, status) =>
+      captureRequestError(bulwark, raw, request, status),
+    ),
+  );
   app.setNotFoundHandler(notFoundHandler);
 
   if (opts.rateLimit !== undefined) {
@@ -97,6 +104,7 @@ async function bulwarkPlugin(app: FastifyInstance, opts: BulwarkPluginOptions): 
     });
   }
   registerObservabilityRoutes(app, bulwark);
+  if (opts.browserErrors !== false) registerBrowserErrors(app, bulwark);
   await registerAdminApi(app, bulwark);
 
   app.addHook('onReady', (done) => {

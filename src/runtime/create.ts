@@ -21,6 +21,7 @@ import { CacheMetrics } from '../cache/metrics.js';
 import { RedisCacheStore } from '../cache/redis.js';
 import { TieredCache } from '../cache/tiered.js';
 import { SupervisorClient } from '../supervisor/client.js';
+import { ErrorStore, ErrorTracker, SentryForwarder } from '../tracker/index.js';
 import { observeFailover, type Failover } from '../failover/index.js';
 import { connectRedis, type RedisDependency } from '../redis/connection.js';
 import { createRateLimiter, type RateLimiter, type RateLimitPolicy } from '../ratelimit/index.js';
@@ -70,6 +71,13 @@ export interface BulwarkOptions<S extends TObject = TObject> extends SettingsInp
 /** The policy used when none is configured: 100 points per second. */
 export const DEFAULT_RATE_LIMIT_POLICY: RateLimitPolicy = { name: 'default', limit: 100, windowMs: 1000 };
 
+/** Browser error reports accepted per client IP (the `/errors/browser` route). */
+export const BROWSER_ERRORS_POLICY: RateLimitPolicy = {
+  name: 'bulwark.browser-errors',
+  limit: 30,
+  windowMs: 60_000,
+};
+
 /** A running Bulwark: the subsystems, ready to use; `close()` releases everything it opened. */
 export interface Bulwark<S extends TObject = TObject> {
   /** The service's configuration (with the `config` option), else undefined. */
@@ -110,6 +118,12 @@ export interface Bulwark<S extends TObject = TObject> {
   readonly serviceId: string;
   /** Unique per process (`host:pid:random`): tells instances apart on shared Redis. */
   readonly instanceId: string;
+  /**
+   * Error tracking: `capture(error, context?)`, `groups()`, `group(fingerprint)`, `setState(...)`;
+   * request errors (5xx) and browser reports are captured by the Fastify plugin. Forwards to
+   * Sentry when `SENTRY_DSN` is set. See docs/error-tracking.md.
+   */
+  readonly errors: ErrorTracker;
   /**
    * The link to `bulwark supervise` when running under it (else undefined): heartbeats, the ready
    * message (sent by the Fastify plugin once listening), and recovery requests — soft and medium
@@ -215,7 +229,10 @@ export async function createBulwark<S extends TObject = TObject>(
     logger,
   });
   const rateLimiter = createRateLimiter({
-    policies: options.rateLimitPolicies?.policies ?? [DEFAULT_RATE_LIMIT_POLICY],
+    policies: [
+      ...(options.rateLimitPolicies?.policies ?? [DEFAULT_RATE_LIMIT_POLICY]),
+      BROWSER_ERRORS_POLICY,
+    ],
     ...(options.rateLimitPolicies?.defaultPolicy === undefined
       ? {}
       : { defaultPolicy: options.rateLimitPolicies.defaultPolicy }),
@@ -266,6 +283,25 @@ export async function createBulwark<S extends TObject = TObject>(
     health,
     inMemory: options.store?.sqliteFile === ':memory:',
   });
+  const errors = new ErrorTracker({
+    errors: new ErrorStore(store.db),
+    audit: store.audit,
+    logger,
+    flags,
+    release: version,
+    registry: metrics.registry,
+    ...(settings.sentryDsn === undefined
+      ? {}
+      : {
+          sentry: await SentryForwarder.create({
+            dsn: settings.sentryDsn,
+            release: version,
+            environment: settings.nodeEnv,
+            serverName: hostname(),
+            logger,
+          }),
+        }),
+  });
   // Each tool follows its flag, live; a flag only acts when it changes (so the admin API's
   // dependency kill switch is not undone by an unrelated flag change).
   const tools: Record<string, (on: boolean) => void> = {
@@ -299,6 +335,7 @@ export async function createBulwark<S extends TObject = TObject>(
     dependencies: redis === undefined ? {} : { redis: redis.failover },
     health,
     supervisor,
+    errors,
     metrics,
     serviceId,
     instanceId,
@@ -307,6 +344,7 @@ export async function createBulwark<S extends TObject = TObject>(
       closing ??= (async () => {
         supervisor?.close();
         health.close();
+        await errors.close();
         // Running jobs get half the shutdown budget, then go back to the queue for the next start.
         await queues.close(Math.floor(settings.shutdownTimeoutMs / 2));
         cache.close();
@@ -432,6 +470,19 @@ async function startFlags(deps: {
   const defaults = [
     toolFlag('bulwark.cache', 'The cache. Off: reads miss, sets store nothing, deletes still apply.'),
     toolFlag('bulwark.ratelimit', 'Rate limiting. Off: every request is admitted, no rate-limit headers.'),
+    toolFlag('bulwark.errors', 'Error tracking. Off: nothing is captured, stored or forwarded.'),
+    toolFlag(
+      'bulwark.errors.sample',
+      'Per captured error: whether it is kept as a sample and forwarded. A rollout percentage samples; counts stay exact.',
+    ),
+    ...(settings.sentryDsn === undefined
+      ? []
+      : [
+          toolFlag(
+            'bulwark.errors.sentry',
+            'Forwarding to Sentry. Off: errors are tracked here only (kill switch).',
+          ),
+        ]),
     ...(redis === undefined
       ? []
       : [

@@ -1,0 +1,6 @@
+export { culpritOf, fingerprintOf, messageTemplate, parseStack, type StackFrame } from './fingerprint.js';
+export { installProcessErrorHandlers, type ProcessErrorOptions } from './process.js';
+export { SentryForwarder, type SentryOptions } from './sentry.js';
+export { ErrorStore } from './store.js';
+export { ErrorTracker, type ErrorTrackerOptions, type TrackerFlags } from './tracker.js';
+export type * from './types.js';

@@ -1,0 +1,286 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import { Counter, type Registry } from 'prom-client';
+import { bulwarkError } from '../errors/index.js';
+import { redactSecrets } from '../logging/redact.js';
+import type { AuditLog } from '../store/types.js';
+import { culpritOf, fingerprintOf, messageTemplate, parseStack } from './fingerprint.js';
+import type { SentryForwarder } from './sentry.js';
+import type { ErrorStore, PendingGroup } from './store.js';
+import type {
+  BrowserReport,
+  CaptureContext,
+  CaptureResult,
+  ErrorGroup,
+  ErrorSample,
+  ErrorSource,
+  ErrorState,
+} from './types.js';
+
+/** The flags the tracker follows (a subset of `FlagService`). */
+export interface TrackerFlags {
+  isEnabled(key: string, context?: { targetingKey?: string }, defaultValue?: boolean): boolean;
+}
+
+/** Options of {@link ErrorTracker}. */
+export interface ErrorTrackerOptions {
+  errors: ErrorStore;
+  audit: AuditLog;
+  logger: Logger;
+  flags: TrackerFlags;
+  /** The service's release (its version). */
+  release: string;
+  registry?: Registry;
+  sentry?: SentryForwarder;
+  /** Samples kept per group, newest first (default 20). */
+  samplesPerGroup?: number;
+  /** Groups not seen, and samples older than this are deleted (default 30 days). */
+  retentionMs?: number;
+  /** Gathered occurrences are written this often (default 1 000 ms). */
+  flushMs?: number;
+  now?: () => number;
+}
+
+/** Samples gathered per group between two writes. */
+const SAMPLES_PER_FLUSH = 5;
+/** Groups gathered between two writes beyond which new groups are dropped (an error storm). */
+const MAX_PENDING_GROUPS = 1_000;
+
+/**
+ * `bulwark.errors`: captures errors (request errors, process-level ones, browser reports, and any
+ * the app reports), groups them by fingerprint, and keeps per group its counts, first and last
+ * seen, releases, state, and a bounded set of samples with their request and user context
+ * (secret-named fields redacted). Capturing is synchronous and costs no I/O: occurrences are
+ * gathered in memory and written in one transaction per second. Flags: `bulwark.errors` (the whole
+ * feature), `bulwark.errors.sample` (per occurrence: give it a rollout percentage to sample; counts
+ * stay exact), `bulwark.errors.sentry` (forwarding, when `SENTRY_DSN` is set).
+ */
+export class ErrorTracker {
+  readonly #o: ErrorTrackerOptions;
+  readonly #now: () => number;
+  readonly #pending = new Map<string, PendingGroup>();
+  readonly #captured: Counter<'source'> | undefined;
+  readonly #timer: NodeJS.Timeout;
+  readonly #pruneTimer: NodeJS.Timeout;
+  #writing: Promise<void> = Promise.resolve();
+  #dropped = 0;
+  #writeFailed = false;
+
+  constructor(opts: ErrorTrackerOptions) {
+    this.#o = opts;
+    this.#now = opts.now ?? Date.now;
+    this.#captured =
+      opts.registry === undefined
+        ? undefined
+        : new Counter({
+            name: 'bulwark_errors_captured_total',
+            help: 'Errors captured by source (server|browser), sampled or not.',
+            labelNames: ['source'],
+            registers: [opts.registry],
+          });
+    this.#timer = setInterval(() => void this.flush(), opts.flushMs ?? 1_000);
+    this.#timer.unref();
+    this.#pruneTimer = setInterval(() => void this.prune().catch(() => undefined), 3_600_000);
+    this.#pruneTimer.unref();
+  }
+
+  /** Whether the feature is on (flag `bulwark.errors`). */
+  get enabled(): boolean {
+    return this.#o.flags.isEnabled('bulwark.errors', {}, true);
+  }
+
+  /**
+   * Records one occurrence of `error`; undefined while the feature is off. Never throws and never
+   * waits: the write happens within `flushMs`.
+   */
+  capture(error: unknown, context: CaptureContext = {}): CaptureResult | undefined {
+    if (!this.enabled) return undefined;
+    const { type, message, stack } = describe(error);
+    const result = this.#record('server', type, message, stack, context, undefined);
+    const sentry = this.#o.sentry;
+    if (result.sampled && sentry !== undefined && this.#o.flags.isEnabled('bulwark.errors.sentry', {}, true))
+      sentry.forward(error, context, result.fingerprint);
+    return result;
+  }
+
+  /** Records a browser report (validated by the route); not forwarded to Sentry (the browser SDK's job). */
+  captureBrowser(report: BrowserReport): CaptureResult | undefined {
+    if (!this.enabled) return undefined;
+    const url = report.url?.split(/[?#]/)[0];
+    return this.#record(
+      'browser',
+      report.type ?? 'Error',
+      report.message,
+      report.stack,
+      { ...(report.user === undefined ? {} : { user: report.user }) },
+      { ...(url === undefined ? {} : { url }), release: report.release ?? this.#o.release },
+    );
+  }
+
+  #record(
+    source: ErrorSource,
+    type: string,
+    message: string,
+    stack: string | undefined,
+    context: CaptureContext,
+    browser: { url?: string; release: string } | undefined,
+  ): CaptureResult {
+    const now = this.#now();
+    const frames = parseStack(stack);
+    const template = messageTemplate(message);
+    const fingerprint = fingerprintOf(type, frames, template);
+    const release = browser?.release ?? this.#o.release;
+    this.#captured?.inc({ source });
+    let group = this.#pending.get(fingerprint);
+    if (group === undefined) {
+      if (this.#pending.size >= MAX_PENDING_GROUPS) {
+        this.#dropped += 1;
+        return { fingerprint, sampled: false };
+      }
+      group = {
+        fingerprint,
+        type,
+        message: template,
+        culprit: culpritOf(frames),
+        source,
+        count: 0,
+        firstSeen: now,
+        lastSeen: now,
+        release,
+        samples: [],
+      };
+      this.#pending.set(fingerprint, group);
+    }
+    group.count += 1;
+    group.lastSeen = now;
+    const sampled = this.#o.flags.isEnabled('bulwark.errors.sample', { targetingKey: randomUUID() }, true);
+    if (sampled && group.samples.length < SAMPLES_PER_FLUSH) {
+      const safe = redactSecrets({ request: context.request, user: context.user, tags: context.tags });
+      group.samples.push({
+        at: now,
+        release,
+        type,
+        message: message.slice(0, 2_000),
+        stack: stack?.slice(0, 16_000),
+        level: context.level ?? 'error',
+        handled: context.handled ?? true,
+        source,
+        ...(safe.request === undefined ? {} : { request: safe.request }),
+        ...(safe.user === undefined ? {} : { user: safe.user }),
+        ...(safe.tags === undefined ? {} : { tags: safe.tags }),
+        ...(browser?.url === undefined ? {} : { url: browser.url }),
+      });
+    }
+    return { fingerprint, sampled };
+  }
+
+  /** Writes what was gathered; resolves when it is in the store (a failed write is retried with the next). */
+  flush(): Promise<void> {
+    this.#writing = this.#writing.then(async () => {
+      if (this.#pending.size === 0) return;
+      const batch = [...this.#pending.values()];
+      this.#pending.clear();
+      try {
+        await this.#o.errors.write(batch, this.#o.samplesPerGroup ?? 20);
+        if (this.#writeFailed) this.#o.logger.info('errors: writing error groups again');
+        this.#writeFailed = false;
+      } catch (error) {
+        if (!this.#writeFailed)
+          this.#o.logger.warn({ err: error }, 'errors: cannot write error groups; keeping them');
+        this.#writeFailed = true;
+        for (const group of batch) this.#merge(group);
+      }
+      if (this.#dropped > 0) {
+        this.#o.logger.warn(
+          { dropped: this.#dropped },
+          'errors: too many distinct errors at once; some were dropped',
+        );
+        this.#dropped = 0;
+      }
+    });
+    return this.#writing;
+  }
+
+  /** Puts a batch that could not be written back in front of what was gathered since. */
+  #merge(group: PendingGroup): void {
+    const newer = this.#pending.get(group.fingerprint);
+    if (newer === undefined) {
+      if (this.#pending.size < MAX_PENDING_GROUPS) this.#pending.set(group.fingerprint, group);
+      return;
+    }
+    newer.count += group.count;
+    newer.firstSeen = Math.min(newer.firstSeen, group.firstSeen);
+    newer.samples = [...group.samples, ...newer.samples].slice(-SAMPLES_PER_FLUSH);
+  }
+
+  /** Groups, most recently seen first (default open and resolved and ignored alike, at most 50). */
+  groups(opts: { state?: ErrorState; source?: ErrorSource; limit?: number } = {}): Promise<ErrorGroup[]> {
+    return this.#o.errors.list({ ...opts, limit: opts.limit ?? 50 });
+  }
+
+  /** One group with its samples, newest first; `BWK_ERR_ERRORS_GROUP_NOT_FOUND` if none. */
+  async group(fingerprint: string, samples = 20): Promise<{ group: ErrorGroup; samples: ErrorSample[] }> {
+    const group = await this.#o.errors.get(fingerprint);
+    if (group === undefined) throw bulwarkError('BWK_ERR_ERRORS_GROUP_NOT_FOUND', { fingerprint });
+    return { group, samples: await this.#o.errors.samples(fingerprint, samples) };
+  }
+
+  /** Resolves, ignores or re-opens a group, recorded in the audit log with who and why. */
+  async setState(
+    fingerprint: string,
+    state: ErrorState,
+    actor: string,
+    reason?: string,
+  ): Promise<ErrorGroup> {
+    await this.flush();
+    const changed = await this.#o.errors.setState(fingerprint, state, this.#now());
+    if (changed === undefined) throw bulwarkError('BWK_ERR_ERRORS_GROUP_NOT_FOUND', { fingerprint });
+    await this.#o.audit.append({
+      actor,
+      action: `errors.${state === 'open' ? 'reopen' : state === 'resolved' ? 'resolve' : 'ignore'}`,
+      target: `error:${fingerprint}`,
+      detail: { before: changed.before.state, after: state, ...(reason === undefined ? {} : { reason }) },
+    });
+    return changed.after;
+  }
+
+  /** Applies the retention: deletes old samples, and groups not seen within it. */
+  prune(): Promise<{ groups: number; samples: number }> {
+    return this.#o.errors.prune(this.#now() - (this.#o.retentionMs ?? 30 * 86_400_000));
+  }
+
+  /** Writes what is gathered and lets Sentry send what it queued (at most `timeoutMs`). */
+  async close(timeoutMs = 2_000): Promise<void> {
+    clearInterval(this.#timer);
+    clearInterval(this.#pruneTimer);
+    await this.flush();
+    await this.#o.sentry?.close(timeoutMs);
+  }
+}
+
+/** Type, message and stack of anything thrown. */
+function describe(error: unknown): { type: string; message: string; stack: string | undefined } {
+  if (error instanceof Error)
+    return {
+      type: error.name || error.constructor.name || 'Error',
+      message: error.message,
+      stack: error.stack,
+    };
+  if (typeof error === 'object' && error !== null) {
+    const o = error as { name?: unknown; message?: unknown; stack?: unknown };
+    return {
+      type: typeof o.name === 'string' ? o.name : 'Object',
+      message: typeof o.message === 'string' ? o.message : safeJson(error),
+      stack: typeof o.stack === 'string' ? o.stack : undefined,
+    };
+  }
+  return { type: typeof error, message: String(error), stack: undefined };
+}
+
+function safeJson(value: unknown): string {
+  try {
+    return JSON.stringify(value).slice(0, 2_000);
+  } catch {
+    return String(value);
+  }
+}
