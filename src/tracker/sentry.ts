@@ -1,7 +1,8 @@
+import type * as SentryNode from '@sentry/node';
 import type { Logger } from 'pino';
 import type { CaptureContext } from './types.js';
 
-type SentryModule = typeof import('@sentry/node');
+type SentryModule = typeof SentryNode;
 type SentryScope = InstanceType<SentryModule['Scope']>;
 type SentryClient = InstanceType<SentryModule['NodeClient']>;
 
