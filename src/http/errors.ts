@@ -60,8 +60,8 @@ export function captureRequestError(
 }
 
 /**
- * `POST /errors/browser`: browser error reports. Validated (every field bounded; unknown fields
- * refused with `BWK_ERR_HTTP_VALIDATION`), body at most 32 KiB, 30 reports per minute per client
+ * `POST /errors/browser`: browser error reports. Validated (every field bounded, else
+ * `BWK_ERR_HTTP_VALIDATION`; unknown fields are dropped), body at most 32 KiB, 30 reports per minute per client
  * IP (policy `bulwark.browser-errors`, `BWK_ERR_RATELIMIT_EXCEEDED` beyond), answered 202.
  */
 export function registerBrowserErrors(app: FastifyInstance, bulwark: Bulwark): void {

@@ -16,6 +16,7 @@ afterEach(async () => {
 /** A ready app with the admin API (key {@link ADMIN_KEY}) on an in-memory store; closed after each test. */
 export async function adminApp(
   options: BulwarkOptions = {},
+  routes: (app: FastifyInstance) => void = () => undefined,
 ): Promise<{ app: FastifyInstance; instance: Bulwark }> {
   const instance = await createBulwark({
     env: {},
@@ -29,6 +30,7 @@ export async function adminApp(
   app.addHook('onClose', async () => instance.close());
   apps.push(app);
   await app.register(plugin, { bulwark: instance });
+  routes(app);
   await app.ready();
   return { app, instance };
 }
