@@ -62,15 +62,15 @@ describe('error tracking over HTTP', () => {
     for (const id of [1, 2, 3]) expect((await app.inject({ url: `/orders/${id}` })).statusCode).toBe(500);
     const list = await app.inject({ url: '/admin/api/errors', headers: adminAuth });
     expect(list.statusCode).toBe(200);
-    const groups = (
-      list.json() as { groups: { fingerprint: string; count: number; message: string; culprit: string }[] }
-    ).groups;
+    const { groups } = list.json<{
+      groups: { fingerprint: string; count: number; message: string; culprit: string }[];
+    }>();
     expect(groups).toHaveLength(1);
     expect(groups[0]).toMatchObject({ count: 3, message: 'Order <n> has no lines', type: 'TypeError' });
     expect(groups[0]?.culprit).toContain('test/error-tracking-http.test.ts');
     const fingerprint = groups[0]?.fingerprint ?? '';
     const one = await app.inject({ url: `/admin/api/errors/${fingerprint}?samples=2`, headers: adminAuth });
-    const { samples } = one.json() as { samples: Record<string, unknown>[] };
+    const { samples } = one.json<{ samples: Record<string, unknown>[] }>();
     expect(samples).toHaveLength(2);
     expect(samples[0]).toMatchObject({
       message: 'Order 3 has no lines',
@@ -99,7 +99,7 @@ describe('error tracking over HTTP', () => {
     const report = { message: 'x is undefined', type: 'TypeError', url: 'https://shop.example/cart?c=1' };
     const ok = await app.inject({ method: 'POST', url: '/errors/browser', payload: report });
     expect(ok.statusCode).toBe(202);
-    const { fingerprint } = ok.json() as { fingerprint: string };
+    const { fingerprint } = ok.json<{ fingerprint: string }>();
     await instance.errors.flush();
     expect((await instance.errors.group(fingerprint)).group).toMatchObject({ source: 'browser', count: 1 });
 
