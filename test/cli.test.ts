@@ -38,11 +38,11 @@ describe('bulwark CLI', () => {
     expect(up.stdout).toMatch(/applied\s+0002_audit/);
     const down = await cli(['migrate', 'down'], env);
     expect(down.code).toBe(0);
-    expect(down.stdout).toMatch(/reverted 0005_metrics_history/);
+    expect(down.stdout).toMatch(/reverted 0006_alerts/);
     const status = await cli(['migrate', 'status'], env);
-    expect(status.stdout).toMatch(/0004_errors\s+applied/);
-    expect(status.stdout).toMatch(/0005_metrics_history\s+pending/);
-    expect((await cli(['migrate', 'up'], env)).stdout).toMatch(/applied\s+0005_metrics_history/);
+    expect(status.stdout).toMatch(/0005_metrics_history\s+applied/);
+    expect(status.stdout).toMatch(/0006_alerts\s+pending/);
+    expect((await cli(['migrate', 'up'], env)).stdout).toMatch(/applied\s+0006_alerts/);
     expect((await cli(['migrate', 'up'], env)).stdout).toContain('up to date');
   });
 

@@ -30,6 +30,7 @@ describe.each(['sqlite', 'postgres'] as const)('store conformance: %s', (engine)
       { name: '0003_jobs', executedAt: undefined },
       { name: '0004_errors', executedAt: undefined },
       { name: '0005_metrics_history', executedAt: undefined },
+      { name: '0006_alerts', executedAt: undefined },
     ]);
     expect(await store.migrations.up()).toEqual([
       '0001_kv',
@@ -37,11 +38,12 @@ describe.each(['sqlite', 'postgres'] as const)('store conformance: %s', (engine)
       '0003_jobs',
       '0004_errors',
       '0005_metrics_history',
+      '0006_alerts',
     ]);
     expect(await store.migrations.up()).toEqual([]);
     for (const state of await store.migrations.status()) expect(state.executedAt).toBeTypeOf('number');
 
-    expect(await store.migrations.down()).toEqual(['0005_metrics_history']);
+    expect(await store.migrations.down(2)).toEqual(['0006_alerts', '0005_metrics_history']);
     expect(await store.migrations.down(3)).toEqual(['0004_errors', '0003_jobs', '0002_audit']);
     await rejection(store.audit.list(), 'BWK_ERR_STORE_UNAVAILABLE');
     await store.kv.put('ns', 'k', 1);
@@ -56,6 +58,7 @@ describe.each(['sqlite', 'postgres'] as const)('store conformance: %s', (engine)
       '0003_jobs',
       '0004_errors',
       '0005_metrics_history',
+      '0006_alerts',
     ]);
     expect(await store.kv.get('ns', 'k')).toBeUndefined();
   });

@@ -195,6 +195,49 @@ export function storeMigrations(engine: StoreEngine): Record<string, Migration> 
         await db.schema.dropTable('bulwark_metric_points').execute();
       },
     },
+    '0006_alerts': {
+      async up(db) {
+        const big = engine === 'postgres' ? 'bigint' : 'integer';
+        // One row per rule: its state between evaluations; `version` is the compare-and-set token.
+        await db.schema
+          .createTable('bulwark_alerts')
+          .addColumn('rule', 'text', (c) => c.primaryKey())
+          .addColumn('state', 'text', (c) => c.notNull())
+          .addColumn('since', 'bigint', (c) => c.notNull())
+          .addColumn('value', 'double precision')
+          .addColumn('transitions', 'integer', (c) => c.notNull())
+          .addColumn('version', 'integer', (c) => c.notNull())
+          .addColumn('updated_at', 'bigint', (c) => c.notNull())
+          .execute();
+        // Notifications to send: one per transition and receiver (the idempotency key is unique).
+        await db.schema
+          .createTable('bulwark_alert_outbox')
+          .addColumn('id', big, (c) =>
+            engine === 'postgres'
+              ? c.primaryKey().generatedAlwaysAsIdentity()
+              : c.primaryKey().autoIncrement(),
+          )
+          .addColumn('key', 'text', (c) => c.notNull().unique())
+          .addColumn('receiver', 'text', (c) => c.notNull())
+          .addColumn('payload', 'text', (c) => c.notNull())
+          .addColumn('state', 'text', (c) => c.notNull())
+          .addColumn('attempts', 'integer', (c) => c.notNull())
+          .addColumn('next_at', 'bigint', (c) => c.notNull())
+          .addColumn('last_error', 'text')
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addColumn('sent_at', 'bigint')
+          .execute();
+        await db.schema
+          .createIndex('bulwark_alert_outbox_due_idx')
+          .on('bulwark_alert_outbox')
+          .columns(['state', 'next_at'])
+          .execute();
+      },
+      async down(db) {
+        await db.schema.dropTable('bulwark_alert_outbox').execute();
+        await db.schema.dropTable('bulwark_alerts').execute();
+      },
+    },
   };
 }
 

@@ -81,6 +81,31 @@ export interface StoreTables {
     /** JSON text of the sample event (message, stack, request and user context). */
     data: string;
   };
+  bulwark_alerts: {
+    rule: string;
+    /** 'inactive' | 'pending' | 'firing' | 'nodata' | 'error'. */
+    state: string;
+    since: number;
+    value: number | null;
+    transitions: number;
+    version: number;
+    updated_at: number;
+  };
+  bulwark_alert_outbox: {
+    id: Generated<number>;
+    /** `<rule>:<transition>:<receiver>`: one notification per transition and receiver. */
+    key: string;
+    receiver: string;
+    /** JSON text of the notification. */
+    payload: string;
+    /** 'pending' | 'sent' | 'dead'. */
+    state: string;
+    attempts: number;
+    next_at: number;
+    last_error: string | null;
+    created_at: number;
+    sent_at: number | null;
+  };
   bulwark_metric_points: {
     series: string;
     /** Bucket width in seconds (e.g. 10, 60, 3600). */
