@@ -8,6 +8,7 @@ import { registerFlagRoutes } from './flags.js';
 import { registerQueueRoutes } from './queues.js';
 import { registerSupervisorRoutes } from './supervisor.js';
 import { registerErrorRoutes } from './errors.js';
+import { registerMetricsHistoryRoutes } from './metrics.js';
 
 const digest = (text: string): Buffer => createHash('sha256').update(text).digest();
 
@@ -132,6 +133,7 @@ export async function registerAdminApi(app: FastifyInstance, bulwark: Bulwark): 
       registerQueueRoutes(admin, bulwark);
       registerSupervisorRoutes(admin);
       registerErrorRoutes(admin, bulwark.errors);
+      if (bulwark.metrics.history !== undefined) registerMetricsHistoryRoutes(admin, bulwark.metrics.history);
       registerFlagRoutes(admin, bulwark);
 
       typed.get(

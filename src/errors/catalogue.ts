@@ -237,6 +237,11 @@ export const catalogue = {
     message: 'No error group {fingerprint}',
     area: 'errors',
   },
+  BWK_ERR_METRICS_OPTIONS: {
+    status: 500,
+    message: 'Invalid metrics history options: {summary}',
+    area: 'metrics',
+  },
   BWK_ERR_METRICS_QUERY_INVALID: {
     status: 400,
     message: 'Invalid metrics history query: {detail}',

@@ -1,5 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { QueryObserver } from '../store/types.js';
+import type { MetricsHistory } from './history.js';
 
 /** Latency buckets in seconds: fine below 10 ms, where a healthy service lives. */
 const HTTP_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -33,6 +34,11 @@ export function collectProcessMetrics(registry: Registry): void {
  */
 export class Metrics {
   readonly registry: Registry;
+  /**
+   * The embedded metrics history over this registry (set by `createBulwark()` unless turned off):
+   * key series sampled into the store, downsampled, queryable. See docs/metrics-history.md.
+   */
+  history: MetricsHistory | undefined;
   readonly contentType: string;
   readonly #httpDuration: Histogram<'route' | 'method' | 'status_class'>;
   readonly #httpRequests: Counter<'route' | 'method' | 'status_class'>;

@@ -6,6 +6,7 @@ import type { DestinationStream, Logger } from 'pino';
 import { HealthRegistry } from '../health/index.js';
 import { createLogger } from '../logging/index.js';
 import { Metrics } from '../metrics/index.js';
+import { MetricsHistory, type MetricsHistoryOptions } from '../metrics/history.js';
 import { loadSettings, redactSettings, type Settings, type SettingsInput } from '../settings/index.js';
 import { createStore } from '../store/index.js';
 import type { Store, StoreOptions } from '../store/types.js';
@@ -66,6 +67,11 @@ export interface BulwarkOptions<S extends TObject = TObject> extends SettingsInp
   queues?: Pick<EmbeddedJobQueueOptions, 'leaseMs' | 'pollMs' | 'claimBatch'> & {
     redis?: Pick<RedisJobQueueOptions, 'keepCompletedMs' | 'replayIntervalMs' | 'stallMs'>;
   };
+  /**
+   * The embedded metrics history (`bulwark.metrics.history`, docs/metrics-history.md): sampling
+   * interval, tiers and compaction; `false` turns it off. Default on, every 10 s.
+   */
+  metricsHistory?: false | Pick<MetricsHistoryOptions, 'intervalMs' | 'tiers' | 'compactEveryMs'>;
 }
 
 /** The policy used when none is configured: 100 points per second. */
@@ -173,6 +179,15 @@ export async function createBulwark<S extends TObject = TObject>(
     metrics.close();
     logger.flush();
     throw error;
+  }
+  if (options.metricsHistory !== false) {
+    metrics.history = new MetricsHistory({
+      store,
+      registry: metrics.registry,
+      logger,
+      ...options.metricsHistory,
+    });
+    metrics.history.start();
   }
   logger.info(
     { settings: redactSettings(settings), engine: store.engine, version: VERSION },
@@ -355,6 +370,7 @@ export async function createBulwark<S extends TObject = TObject>(
         // Before the connection goes: removes this instance from the live set on Redis.
         await rateLimiter.close();
         redis?.close();
+        await metrics.history?.close();
         try {
           await store.close();
         } finally {
