@@ -1,0 +1,311 @@
+import type { Logger } from 'pino';
+import { isBulwarkError } from '../errors/index.js';
+import type { Store } from '../store/types.js';
+import { StoreLease } from './lease.js';
+import {
+  closeNotifiers,
+  deliver as deliverNotification,
+  isRetryableDelivery,
+  type Notification,
+  type Receiver,
+} from './notifiers.js';
+import { AlertOutbox, type OutboxEntry } from './outbox.js';
+import { evaluateRule, initialStatus, type AlertRule, type RuleStatus } from './rules.js';
+
+/** Reads the value a rule judges: the series' mean over `windowMs` up to `now`, undefined if no point. */
+export type SeriesReader = (series: string, windowMs: number, now: number) => Promise<number | undefined>;
+
+/** Options of {@link AlertEngine}. */
+export interface AlertEngineOptions {
+  store: Store;
+  logger: Logger;
+  serviceId: string;
+  instanceId: string;
+  rules: AlertRule[];
+  receivers: Receiver[];
+  /** Receivers per rule (by name); default every receiver. */
+  routes?: (rule: AlertRule) => string[];
+  read: SeriesReader;
+  /** Runs a rule's action when it starts firing (the caller records it in the audit log). */
+  act?: (rule: AlertRule) => Promise<void>;
+  evaluateEveryMs?: number;
+  sendEveryMs?: number;
+  /** The evaluator-and-sender lease (one instance at a time), default 15 000 ms. */
+  leaseMs?: number;
+  /** First retry delay, doubling up to `retryMaxMs` (defaults 1 000 and 60 000 ms). */
+  retryBaseMs?: number;
+  retryMaxMs?: number;
+  /** Attempts before a notification is dead (default 50). */
+  maxAttempts?: number;
+  /** Notifications per receiver per minute; beyond, the rest wait (default 30). */
+  receiverBudgetPerMinute?: number;
+  deliver?: (receiver: Receiver, notification: Notification) => Promise<void>;
+  now?: () => number;
+}
+
+/** A rule with its state, as the admin API shows it. */
+export interface RuleView {
+  rule: AlertRule;
+  status: RuleStatus;
+}
+
+/**
+ * Evaluates alert rules and delivers their notifications, exactly once per transition per
+ * receiver. One instance at a time does both (a lease in the store). A transition (firing,
+ * resolved) is written with a compare-and-set on the rule's state row and its notifications are
+ * added to the durable outbox in the same transaction, under a unique idempotency key; the sender
+ * takes them from the outbox, retries failures with exponential backoff within a per-receiver
+ * budget, and marks each sent only once the receiver accepted it. A restart, a crash or a storm of
+ * 500s therefore neither loses nor repeats a transition (receivers also get the key in an
+ * `idempotency-key` header for the crash between their 2xx and our mark).
+ */
+export class AlertEngine {
+  readonly #o: AlertEngineOptions;
+  readonly #now: () => number;
+  readonly #outbox: AlertOutbox;
+  readonly #lease: StoreLease;
+  readonly #receivers: Map<string, Receiver>;
+  readonly #budget = new Map<string, number[]>();
+  readonly #timers: NodeJS.Timeout[] = [];
+  #evaluating: Promise<void> | undefined;
+  #sending: Promise<number> | undefined;
+
+  constructor(opts: AlertEngineOptions) {
+    this.#o = opts;
+    this.#now = opts.now ?? Date.now;
+    this.#outbox = new AlertOutbox(opts.store.db);
+    this.#receivers = new Map(opts.receivers.map((r) => [r.name, r]));
+    this.#lease = new StoreLease({
+      kv: opts.store.kv,
+      key: 'alerts',
+      owner: opts.instanceId,
+      ttlMs: opts.leaseMs ?? 15_000,
+      now: this.#now,
+    });
+  }
+
+  get outbox(): AlertOutbox {
+    return this.#outbox;
+  }
+
+  start(): void {
+    const evaluate = setInterval(
+      () => void this.evaluateOnce().catch(this.#warn('evaluation')),
+      this.#o.evaluateEveryMs ?? 10_000,
+    );
+    const send = setInterval(
+      () => void this.sendOnce().catch(this.#warn('delivery')),
+      this.#o.sendEveryMs ?? 1_000,
+    );
+    this.#timers.push(evaluate, send);
+    for (const timer of this.#timers) timer.unref();
+  }
+
+  #warn(what: string): (error: unknown) => void {
+    return (error) => this.#o.logger.warn({ err: error }, `alerts: ${what} failed`);
+  }
+
+  /** Every rule with its stored state. */
+  async rules(): Promise<RuleView[]> {
+    const rows = await this.#o.store.db.selectFrom('bulwark_alerts').selectAll().execute();
+    const byRule = new Map(rows.map((row) => [row.rule, row]));
+    return this.#o.rules.map((rule) => {
+      const row = byRule.get(rule.id);
+      return {
+        rule,
+        status:
+          row === undefined
+            ? initialStatus(this.#now())
+            : {
+                state: row.state as RuleStatus['state'],
+                since: Number(row.since),
+                value: row.value ?? undefined,
+                transitions: Number(row.transitions),
+              },
+      };
+    });
+  }
+
+  /** Evaluates every rule once (if this instance holds the lease); resolves with the transitions. */
+  evaluateOnce(): Promise<void> {
+    this.#evaluating ??= this.#evaluate().finally(() => (this.#evaluating = undefined));
+    return this.#evaluating;
+  }
+
+  async #evaluate(): Promise<void> {
+    if (!(await this.#lease.acquire())) return;
+    const now = this.#now();
+    const rows = await this.#o.store.db.selectFrom('bulwark_alerts').selectAll().execute();
+    const stored = new Map(rows.map((row) => [row.rule, row]));
+    for (const rule of this.#o.rules) {
+      const row = stored.get(rule.id);
+      const previous: RuleStatus =
+        row === undefined
+          ? initialStatus(now)
+          : {
+              state: row.state as RuleStatus['state'],
+              since: Number(row.since),
+              value: row.value ?? undefined,
+              transitions: Number(row.transitions),
+            };
+      let value: number | undefined | Error;
+      try {
+        value = await this.#o.read(rule.series, rule.windowMs ?? 0, now);
+      } catch (error) {
+        value = error instanceof Error ? error : new Error(String(error));
+      }
+      const { status, transition } = evaluateRule(rule, previous, value, now);
+      const changed =
+        row === undefined ||
+        status.state !== previous.state ||
+        status.since !== previous.since ||
+        status.value !== previous.value;
+      if (!changed) continue;
+      const committed = await this.#write(rule, row?.version ?? 0, status, transition, now);
+      if (committed && transition !== undefined) {
+        this.#o.logger.warn(
+          { rule: rule.id, severity: rule.severity, value: status.value },
+          `alert ${rule.id} ${transition === 'firing' ? 'FIRING' : 'resolved'}: ${rule.summary}`,
+        );
+        if (transition === 'firing' && rule.action !== undefined)
+          await this.#o.act?.(rule).catch(this.#warn(`the action of ${rule.id}`));
+      }
+    }
+  }
+
+  /** The state row (compare-and-set on its version) and the transition's notifications, in one transaction. */
+  async #write(
+    rule: AlertRule,
+    version: number,
+    status: RuleStatus,
+    transition: 'firing' | 'resolved' | undefined,
+    now: number,
+  ): Promise<boolean> {
+    return this.#o.store.db.transaction().execute(async (trx) => {
+      const values = {
+        state: status.state,
+        since: status.since,
+        value: status.value ?? null,
+        transitions: status.transitions,
+        version: version + 1,
+        updated_at: now,
+      };
+      if (version === 0) {
+        const inserted = await trx
+          .insertInto('bulwark_alerts')
+          .values({ rule: rule.id, ...values })
+          .onConflict((oc) => oc.column('rule').doNothing())
+          .executeTakeFirst();
+        if (Number(inserted.numInsertedOrUpdatedRows ?? 0n) === 0) return false;
+      } else {
+        const updated = await trx
+          .updateTable('bulwark_alerts')
+          .set(values)
+          .where('rule', '=', rule.id)
+          .where('version', '=', version)
+          .executeTakeFirst();
+        if (Number(updated.numUpdatedRows) === 0) return false;
+      }
+      if (transition !== undefined) {
+        const names = this.#o.routes?.(rule) ?? [...this.#receivers.keys()];
+        const startsAt = transition === 'firing' ? now : status.since;
+        await AlertOutbox.enqueue(
+          trx,
+          names
+            .filter((name) => this.#receivers.has(name))
+            .map((name) => {
+              const key = `${rule.id}:${status.transitions}:${name}`;
+              const notification: Notification = {
+                key,
+                rule: rule.id,
+                status: transition,
+                severity: rule.severity,
+                summary: rule.summary,
+                labels: { alertname: rule.id, severity: rule.severity, ...rule.labels },
+                ...(status.value === undefined ? {} : { value: status.value }),
+                startsAt,
+                ...(transition === 'resolved' ? { endsAt: now } : {}),
+                service: this.#o.serviceId,
+                instance: this.#o.instanceId,
+              };
+              return { key, receiver: name, payload: JSON.stringify(notification) };
+            }),
+          now,
+        );
+      }
+      return true;
+    });
+  }
+
+  /** Delivers due notifications once (if this instance holds the lease); resolves with how many were sent. */
+  sendOnce(): Promise<number> {
+    this.#sending ??= this.#send().finally(() => (this.#sending = undefined));
+    return this.#sending;
+  }
+
+  async #send(): Promise<number> {
+    if (!(await this.#lease.acquire())) return 0;
+    const now = this.#now();
+    let sent = 0;
+    for (const entry of await this.#outbox.due(now, 100)) {
+      const receiver = this.#receivers.get(entry.receiver);
+      if (receiver === undefined) {
+        await this.#outbox.markFailed(
+          entry.id,
+          entry.attempts,
+          now,
+          `no receiver named ${entry.receiver}`,
+          true,
+        );
+        continue;
+      }
+      if (!this.#spend(entry.receiver, now)) continue; // over budget: stays due, goes later
+      try {
+        await (this.#o.deliver ?? deliverNotification)(receiver, JSON.parse(entry.payload) as Notification);
+        await this.#outbox.markSent(entry.id, this.#now());
+        sent += 1;
+      } catch (error) {
+        await this.#failed(entry, error);
+      }
+    }
+    return sent;
+  }
+
+  async #failed(entry: OutboxEntry, error: unknown): Promise<void> {
+    const attempts = entry.attempts + 1;
+    const dead = !isRetryableDelivery(error) || attempts >= (this.#o.maxAttempts ?? 50);
+    const backoff = Math.min(
+      this.#o.retryMaxMs ?? 60_000,
+      (this.#o.retryBaseMs ?? 1_000) * 2 ** (attempts - 1),
+    );
+    // A receiver's Retry-After (429, 503) is honoured when it asks for longer.
+    const asked = (error as { retryAfterMs?: unknown } | undefined)?.retryAfterMs;
+    const delay = typeof asked === 'number' ? Math.max(backoff, asked) : backoff;
+    const message = isBulwarkError(error) || error instanceof Error ? error.message : String(error);
+    await this.#outbox.markFailed(entry.id, attempts, this.#now() + delay, message, dead);
+    this.#o.logger.warn(
+      { receiver: entry.receiver, key: entry.key, attempts, dead, err: message },
+      dead ? 'alerts: notification given up' : `alerts: notification failed, retrying in ${delay} ms`,
+    );
+  }
+
+  /** Counts one delivery against the receiver's budget for the last minute; false when spent. */
+  #spend(receiver: string, now: number): boolean {
+    const recent = (this.#budget.get(receiver) ?? []).filter((at) => now - at < 60_000);
+    if (recent.length >= (this.#o.receiverBudgetPerMinute ?? 30)) {
+      this.#budget.set(receiver, recent);
+      return false;
+    }
+    recent.push(now);
+    this.#budget.set(receiver, recent);
+    return true;
+  }
+
+  /** Stops the timers, waits for a running pass, and gives the lease up. */
+  async close(): Promise<void> {
+    for (const timer of this.#timers) clearInterval(timer);
+    await Promise.allSettled([this.#evaluating, this.#sending]);
+    await this.#lease.release().catch(() => undefined);
+    closeNotifiers();
+  }
+}

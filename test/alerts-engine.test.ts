@@ -1,0 +1,198 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import pino from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { AlertEngine, type AlertEngineOptions } from '../src/alerts/engine.js';
+import type { AlertRule } from '../src/alerts/rules.js';
+import { createStore, type Store } from '../src/store/index.js';
+import { until } from './helpers/wait.js';
+
+const silent = pino({ level: 'silent' });
+
+const rule: AlertRule = {
+  id: 'error-rate',
+  kind: 'threshold',
+  series: 'http.error_ratio{route="*"}',
+  fireAbove: 0.05,
+  clearAbove: 0.02,
+  severity: 'critical',
+  summary: 'error ratio above 5 %',
+};
+
+/** A webhook receiver that records deliveries by idempotency key; `fail` answers that status first. */
+async function receiver(script: { failFirst?: number; status?: number } = {}) {
+  const deliveries: { key: string; body: Record<string, unknown> }[] = [];
+  let attempts = 0;
+  const server = http.createServer((request, response) => {
+    let body = '';
+    request.on('data', (chunk: Buffer) => (body += chunk.toString()));
+    request.on('end', () => {
+      attempts += 1;
+      if (attempts <= (script.failFirst ?? 0)) {
+        response.writeHead(script.status ?? 500).end('storm');
+        return;
+      }
+      deliveries.push({
+        key: String(request.headers['idempotency-key']),
+        body: JSON.parse(body) as Record<string, unknown>,
+      });
+      response.writeHead(200).end('ok');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  servers.push(server);
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`,
+    deliveries,
+    attempts: () => attempts,
+  };
+}
+
+const servers: http.Server[] = [];
+const stores: Store[] = [];
+const engines: AlertEngine[] = [];
+const dirs: string[] = [];
+afterEach(async () => {
+  for (const engine of engines.splice(0)) await engine.close();
+  for (const store of stores.splice(0)) await store.close();
+  for (const server of servers.splice(0)) server.close();
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+async function openStore(dir?: string): Promise<{ store: Store; dir: string }> {
+  const dataDir = dir ?? mkdtempSync(path.join(os.tmpdir(), 'bwk-alerts-'));
+  if (dir === undefined) dirs.push(dataDir);
+  const store = await createStore({ dataDir });
+  stores.push(store);
+  return { store, dir: dataDir };
+}
+
+function engine(
+  store: Store,
+  url: string,
+  value: { current: number | undefined },
+  extra: Partial<AlertEngineOptions> = {},
+) {
+  const made = new AlertEngine({
+    store,
+    logger: silent,
+    serviceId: 'shop',
+    instanceId: extra.instanceId ?? 'instance-a',
+    rules: [rule],
+    receivers: [{ name: 'ops', type: 'webhook', url }],
+    read: () => Promise.resolve(value.current),
+    retryBaseMs: 20,
+    retryMaxMs: 100,
+    ...extra,
+  });
+  engines.push(made);
+  return made;
+}
+
+describe('alert engine', () => {
+  it('a rule fires and resolves: each transition is delivered once, whatever the number of evaluations', async () => {
+    const hook = await receiver();
+    const { store } = await openStore();
+    const value = { current: 0.01 as number | undefined };
+    const alerts = engine(store, hook.url, value);
+    await alerts.evaluateOnce();
+    value.current = 0.2;
+    for (let i = 0; i < 5; i++) {
+      await alerts.evaluateOnce();
+      await alerts.sendOnce();
+    }
+    value.current = 0.0;
+    for (let i = 0; i < 5; i++) {
+      await alerts.evaluateOnce();
+      await alerts.sendOnce();
+    }
+    expect(hook.deliveries.map((d) => [d.key, d.body['status']])).toEqual([
+      ['error-rate:1:ops', 'firing'],
+      ['error-rate:2:ops', 'resolved'],
+    ]);
+    expect(hook.deliveries[0]?.body).toMatchObject({
+      rule: 'error-rate',
+      severity: 'critical',
+      value: 0.2,
+      service: 'shop',
+    });
+    expect((await alerts.rules())[0]?.status.state).toBe('inactive');
+  });
+
+  it('a storm of 500s is retried with backoff and delivered once', async () => {
+    const hook = await receiver({ failFirst: 5 });
+    const { store } = await openStore();
+    const alerts = engine(store, hook.url, { current: 0.5 });
+    await alerts.evaluateOnce();
+    await until(
+      async () => {
+        await alerts.sendOnce();
+        return hook.deliveries.length === 1;
+      },
+      10_000,
+      'delivered after the storm',
+    );
+    for (let i = 0; i < 3; i++) await alerts.sendOnce();
+    expect(hook.deliveries).toHaveLength(1);
+    expect(hook.attempts()).toBe(6);
+    const [entry] = await alerts.outbox.list();
+    expect(entry).toMatchObject({ state: 'sent', attempts: 5, key: 'error-rate:1:ops' });
+  });
+
+  it('a receiver that refuses for good (400) is not retried: the notification is dead, with the reason', async () => {
+    const hook = await receiver({ failFirst: 100, status: 400 });
+    const { store } = await openStore();
+    const alerts = engine(store, hook.url, { current: 0.5 });
+    await alerts.evaluateOnce();
+    await alerts.sendOnce();
+    await alerts.sendOnce();
+    expect(hook.attempts()).toBe(1);
+    expect((await alerts.outbox.list())[0]).toMatchObject({ state: 'dead', attempts: 1 });
+    expect((await alerts.outbox.list())[0]?.lastError).toContain('400');
+  });
+
+  it('across a restart: a transition enqueued before it is delivered once after it, and not enqueued again', async () => {
+    const hook = await receiver();
+    const first = await openStore();
+    const value = { current: 0.5 as number | undefined };
+    const before = engine(first.store, hook.url, value);
+    await before.evaluateOnce(); // fired and enqueued, not sent: the process "dies" here
+    await before.close();
+    await first.store.close();
+    const again = await openStore(first.dir);
+    const after = engine(again.store, hook.url, value, { instanceId: 'instance-b' });
+    for (let i = 0; i < 3; i++) {
+      await after.evaluateOnce();
+      await after.sendOnce();
+    }
+    expect(hook.deliveries.map((d) => d.key)).toEqual(['error-rate:1:ops']);
+  });
+
+  it('two instances on one store: one holds the lease and evaluates; a transition is enqueued once', async () => {
+    const hook = await receiver();
+    const { store, dir } = await openStore();
+    const other = await openStore(dir);
+    const value = { current: 0.5 as number | undefined };
+    const a = engine(store, hook.url, value, { instanceId: 'a' });
+    const b = engine(other.store, hook.url, value, { instanceId: 'b' });
+    await Promise.all([a.evaluateOnce(), b.evaluateOnce(), a.evaluateOnce(), b.evaluateOnce()]);
+    await Promise.all([a.sendOnce(), b.sendOnce()]);
+    await Promise.all([a.sendOnce(), b.sendOnce()]);
+    expect(hook.deliveries.map((d) => d.key)).toEqual(['error-rate:1:ops']);
+    expect(await a.outbox.list()).toHaveLength(1);
+  });
+
+  it('a receiver budget defers what is over it', async () => {
+    const hook = await receiver();
+    const { store } = await openStore();
+    const rules: AlertRule[] = Array.from({ length: 8 }, (_, i) => ({ ...rule, id: `rule-${i}` }));
+    const alerts = engine(store, hook.url, { current: 0.5 }, { rules, receiverBudgetPerMinute: 5 });
+    await alerts.evaluateOnce();
+    expect(await alerts.sendOnce()).toBe(5);
+    expect(await alerts.sendOnce()).toBe(0);
+    expect((await alerts.outbox.list({ state: 'pending' })).length).toBe(3);
+  });
+});
