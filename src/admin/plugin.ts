@@ -8,6 +8,7 @@ import { registerFlagRoutes } from './flags.js';
 import { registerQueueRoutes } from './queues.js';
 import { registerSupervisorRoutes } from './supervisor.js';
 import { registerErrorRoutes } from './errors.js';
+import { registerAlertRoutes } from './alerts.js';
 import { registerMetricsHistoryRoutes } from './metrics.js';
 
 const digest = (text: string): Buffer => createHash('sha256').update(text).digest();
@@ -133,6 +134,7 @@ export async function registerAdminApi(app: FastifyInstance, bulwark: Bulwark): 
       registerQueueRoutes(admin, bulwark);
       registerSupervisorRoutes(admin);
       registerErrorRoutes(admin, bulwark.errors);
+      if (bulwark.alerts !== undefined) registerAlertRoutes(admin, bulwark.alerts);
       if (bulwark.metrics.history !== undefined) registerMetricsHistoryRoutes(admin, bulwark.metrics.history);
       registerFlagRoutes(admin, bulwark);
 

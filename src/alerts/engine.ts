@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { isBulwarkError } from '../errors/index.js';
+import { bulwarkError, isBulwarkError } from '../errors/index.js';
 import type { Store } from '../store/types.js';
 import { StoreLease } from './lease.js';
 import {
@@ -299,6 +299,32 @@ export class AlertEngine {
     recent.push(now);
     this.#budget.set(receiver, recent);
     return true;
+  }
+
+  /**
+   * Sends a test notification to `receiver` now (not through the outbox); resolves whether it was
+   * delivered and why not. `BWK_ERR_ALERTS_RECEIVER_NOT_FOUND` for an unknown receiver.
+   */
+  async test(name: string): Promise<{ delivered: boolean; error?: string }> {
+    const receiver = this.#receivers.get(name);
+    if (receiver === undefined) throw bulwarkError('BWK_ERR_ALERTS_RECEIVER_NOT_FOUND', { receiver: name });
+    const now = this.#now();
+    try {
+      await (this.#o.deliver ?? deliverNotification)(receiver, {
+        key: `test:${now}:${name}`,
+        rule: 'bulwark.test',
+        status: 'firing',
+        severity: 'info',
+        summary: 'Test notification from Bulwark (no action needed)',
+        labels: { alertname: 'bulwark.test', severity: 'info' },
+        startsAt: now,
+        service: this.#o.serviceId,
+        instance: this.#o.instanceId,
+      });
+      return { delivered: true };
+    } catch (error) {
+      return { delivered: false, error: error instanceof Error ? error.message : String(error) };
+    }
   }
 
   /** Stops the timers, waits for a running pass, and gives the lease up. */

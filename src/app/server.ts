@@ -13,8 +13,11 @@ async function main(): Promise<void> {
   try {
     app = await buildApp();
   } catch (error) {
-    if (isBulwarkError(error, 'BWK_ERR_SETTINGS_INVALID') && error.details !== undefined) {
-      console.error(`bulwark: refusing to start, invalid settings (${error.code}):`);
+    if (
+      (isBulwarkError(error, 'BWK_ERR_SETTINGS_INVALID') || isBulwarkError(error, 'BWK_ERR_ALERTS_CONFIG')) &&
+      error.details !== undefined
+    ) {
+      console.error(`bulwark: refusing to start, invalid configuration (${error.code}):`);
       for (const problem of error.details) console.error(`  ${problem.field}: ${problem.message}`);
       process.exit(78);
     } else if (isBulwarkError(error)) {

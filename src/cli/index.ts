@@ -3,6 +3,7 @@ import { bulwarkError, isBulwarkError } from '../errors/index.js';
 import { VERSION } from '../runtime/create.js';
 import { loadSettings, redactSettings, settingFields } from '../settings/index.js';
 import { createStore } from '../store/index.js';
+import { registerAlertsCommand } from './alerts.js';
 import { registerConfigCommand } from './config.js';
 import { registerFlagsCommand } from './flags.js';
 import { registerQueuesCommand } from './queues.js';
@@ -101,6 +102,7 @@ export function buildCli(): Command {
   registerFlagsCommand(program);
   registerConfigCommand(program);
   registerSuperviseCommand(program);
+  registerAlertsCommand(program);
 
   return program;
 }

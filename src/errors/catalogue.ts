@@ -237,6 +237,16 @@ export const catalogue = {
     message: 'No error group {fingerprint}',
     area: 'errors',
   },
+  BWK_ERR_ALERTS_CONFIG: {
+    status: 500,
+    message: 'Invalid alerting configuration: {summary}',
+    area: 'alerts',
+  },
+  BWK_ERR_ALERTS_RECEIVER_NOT_FOUND: {
+    status: 404,
+    message: 'No alert receiver named {receiver}',
+    area: 'alerts',
+  },
   BWK_ERR_METRICS_OPTIONS: {
     status: 500,
     message: 'Invalid metrics history options: {summary}',

@@ -6,6 +6,15 @@ import type { DestinationStream, Logger } from 'pino';
 import { HealthRegistry } from '../health/index.js';
 import { createLogger } from '../logging/index.js';
 import { Metrics } from '../metrics/index.js';
+import { AlertEngine } from '../alerts/engine.js';
+import {
+  defaultRules,
+  historyReader,
+  readAlertsFile,
+  validateAlertsConfig,
+  type AlertsConfig,
+} from '../alerts/config.js';
+import type { FlagActor } from '../flags/service.js';
 import { MetricsHistory, type MetricsHistoryOptions } from '../metrics/history.js';
 import { loadSettings, redactSettings, type Settings, type SettingsInput } from '../settings/index.js';
 import { createStore } from '../store/index.js';
@@ -67,6 +76,11 @@ export interface BulwarkOptions<S extends TObject = TObject> extends SettingsInp
   queues?: Pick<EmbeddedJobQueueOptions, 'leaseMs' | 'pollMs' | 'claimBatch'> & {
     redis?: Pick<RedisJobQueueOptions, 'keepCompletedMs' | 'replayIntervalMs' | 'stallMs'>;
   };
+  /**
+   * Alerting (`bulwark.alerts`, docs/alerting.md): rules, receivers and routes. Default: the
+   * `BULWARK_ALERTS_FILE` JSON file if set, else no alerting.
+   */
+  alerts?: AlertsConfig;
   /**
    * The embedded metrics history (`bulwark.metrics.history`, docs/metrics-history.md): sampling
    * interval, tiers and compaction; `false` turns it off. Default on, every 10 s.
@@ -137,6 +151,11 @@ export interface Bulwark<S extends TObject = TObject> {
    * your own with `onRecover(handler)` (medium: shed non-essential work until `normal`).
    */
   readonly supervisor: SupervisorClient | undefined;
+  /**
+   * Alerting when configured (the `alerts` option or `BULWARK_ALERTS_FILE`), else undefined: rules
+   * over the metrics history, notifications once per transition through a durable outbox.
+   */
+  readonly alerts: AlertEngine | undefined;
   /** The service's version (`serviceVersion`, else Bulwark's own). */
   readonly version: string;
   /** Stops checks, closes the store, flushes logs. Safe to call more than once. */
@@ -159,6 +178,13 @@ export async function createBulwark<S extends TObject = TObject>(
 ): Promise<Bulwark<S>> {
   const settings = loadSettings(options, options.env ?? process.env);
   const serviceId = options.serviceId ?? 'bulwark';
+  // Checked before anything opens: a bad alerting configuration stops the start, naming each field.
+  const alertsConfig =
+    options.alerts !== undefined
+      ? validateAlertsConfig(options.alerts, 'alerts')
+      : settings.alertsFile === undefined
+        ? undefined
+        : readAlertsFile(settings.alertsFile);
   const logger =
     options.logger ??
     createLogger({
@@ -335,6 +361,10 @@ export async function createBulwark<S extends TObject = TObject>(
   const config = await startConfig(options.config, settings, logger, health);
   await health.start();
   const supervisor = connectSupervisor(logger, version, cache, queues);
+  const alerts =
+    alertsConfig === undefined
+      ? undefined
+      : startAlerts(alertsConfig, { store, logger, serviceId, instanceId, flags, history: metrics.history });
 
   let closing: Promise<void> | undefined;
   return {
@@ -351,6 +381,7 @@ export async function createBulwark<S extends TObject = TObject>(
     health,
     supervisor,
     errors,
+    alerts,
     metrics,
     serviceId,
     instanceId,
@@ -358,6 +389,7 @@ export async function createBulwark<S extends TObject = TObject>(
     close() {
       closing ??= (async () => {
         supervisor?.close();
+        await alerts?.close();
         health.close();
         await errors.close();
         // Running jobs get half the shutdown budget, then go back to the queue for the next start.
@@ -381,6 +413,54 @@ export async function createBulwark<S extends TObject = TObject>(
       return closing;
     },
   };
+}
+
+/** Alerting from its configuration: default rules (unless turned off) replaced by id by the configured ones. */
+function startAlerts(
+  config: AlertsConfig,
+  deps: {
+    store: Store;
+    logger: Logger;
+    serviceId: string;
+    instanceId: string;
+    flags: FlagService;
+    history: MetricsHistory | undefined;
+  },
+): AlertEngine {
+  const rules = new Map((config.defaultRules === false ? [] : defaultRules()).map((rule) => [rule.id, rule]));
+  for (const rule of config.rules ?? []) rules.set(rule.id, rule);
+  const everyone = config.receivers.map((r) => r.name);
+  const history = deps.history;
+  const engine = new AlertEngine({
+    store: deps.store,
+    logger: deps.logger,
+    serviceId: deps.serviceId,
+    instanceId: deps.instanceId,
+    rules: [...rules.values()],
+    receivers: config.receivers,
+    routes: (rule) => config.routes?.[rule.id] ?? everyone,
+    read:
+      history === undefined
+        ? () => Promise.reject(new Error('the metrics history is off: alert rules have nothing to read'))
+        : historyReader(history),
+    act: async (rule) => {
+      const reason = `alert ${rule.id}: ${rule.summary}`;
+      if (rule.action?.type === 'flag.kill') {
+        const who: FlagActor = { actor: 'alerts', reason };
+        await deps.flags.kill(rule.action.flag, who);
+      } else deps.logger.warn({ rule: rule.id }, `alert action: ${reason}`);
+      await deps.store.audit.append({
+        actor: 'alerts',
+        action: 'alerts.action',
+        target: `alert:${rule.id}`,
+        detail: { action: rule.action, reason },
+      });
+    },
+    ...(config.evaluateEveryMs === undefined ? {} : { evaluateEveryMs: config.evaluateEveryMs }),
+    ...(config.sendEveryMs === undefined ? {} : { sendEveryMs: config.sendEveryMs }),
+  });
+  engine.start();
+  return engine;
 }
 
 /**

@@ -20,6 +20,7 @@ export interface Settings {
   adminKey: string | undefined;
   /** Absolute path, when set. */
   flagsFile: string | undefined;
+  alertsFile: string | undefined;
   shutdownTimeoutMs: number;
   /** Only `development` changes behaviour (stack traces in 5xx bodies). */
   nodeEnv: string;
@@ -88,6 +89,7 @@ export function loadSettings(input: SettingsInput = {}, env: NodeJS.ProcessEnv =
   ) as unknown as Settings;
   settings.dataDir = path.resolve(settings.dataDir);
   if (settings.flagsFile !== undefined) settings.flagsFile = path.resolve(settings.flagsFile);
+  if (settings.alertsFile !== undefined) settings.alertsFile = path.resolve(settings.alertsFile);
   return settings;
 }
 

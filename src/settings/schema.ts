@@ -73,6 +73,13 @@ export const settingFields = {
     example: './flags.json',
     doc: 'JSON file of feature flag definitions that seeds an empty store on first start.',
   },
+  BULWARK_ALERTS_FILE: {
+    option: 'alertsFile',
+    schema: Type.Optional(Type.String({ minLength: 1 })),
+    hint: 'must be a file path',
+    example: './alerts.json',
+    doc: 'JSON file of alert rules, receivers and routes (docs/alerting.md). Unset: no alerting.',
+  },
   BULWARK_SHUTDOWN_TIMEOUT_MS: {
     option: 'shutdownTimeoutMs',
     schema: Type.Integer({ minimum: 100, maximum: 600_000, default: 10_000 }),

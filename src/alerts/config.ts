@@ -1,0 +1,183 @@
+import { readFileSync } from 'node:fs';
+import Type from 'typebox';
+import Value from 'typebox/value';
+import { bulwarkError, type FieldProblem } from '../errors/index.js';
+import type { MetricsHistory } from '../metrics/history.js';
+import type { SeriesReader } from './engine.js';
+import { validateReceiver, type Receiver } from './notifiers.js';
+import type { AlertRule } from './rules.js';
+
+const ruleSchema = Type.Object(
+  {
+    id: Type.String({ pattern: '^[A-Za-z0-9._-]{1,100}$' }),
+    kind: Type.Enum(['threshold', 'absence']),
+    series: Type.String({ minLength: 1, maxLength: 500 }),
+    windowMs: Type.Optional(Type.Integer({ minimum: 0 })),
+    fireAbove: Type.Optional(Type.Number()),
+    clearAbove: Type.Optional(Type.Number()),
+    fireBelow: Type.Optional(Type.Number()),
+    clearBelow: Type.Optional(Type.Number()),
+    forMs: Type.Optional(Type.Integer({ minimum: 0 })),
+    severity: Type.Enum(['critical', 'warning', 'info']),
+    summary: Type.String({ minLength: 1, maxLength: 500 }),
+    labels: Type.Optional(Type.Record(Type.String(), Type.String())),
+    action: Type.Optional(
+      Type.Union([
+        Type.Object(
+          { type: Type.Literal('flag.kill'), flag: Type.String({ minLength: 1 }) },
+          { additionalProperties: false },
+        ),
+        Type.Object({ type: Type.Literal('log') }, { additionalProperties: false }),
+      ]),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+/** Alerting configuration: the `alerts` option of `createBulwark()`, or the `BULWARK_ALERTS_FILE` JSON. */
+export interface AlertsConfig {
+  rules?: AlertRule[];
+  receivers: Receiver[];
+  /** Receivers by rule id (default: every receiver gets every rule). */
+  routes?: Record<string, string[]>;
+  /** Ship Bulwark's default rules ({@link defaultRules}) besides `rules` (default true). */
+  defaultRules?: boolean;
+  evaluateEveryMs?: number;
+  sendEveryMs?: number;
+}
+
+/** Rules for the Bulwark tools, on by default (a rule of `rules` with the same id replaces one). */
+export function defaultRules(): AlertRule[] {
+  return [
+    {
+      id: 'bulwark.error-ratio',
+      kind: 'threshold',
+      series: 'http.error_ratio{route="*"}',
+      fireAbove: 0.05,
+      clearAbove: 0.02,
+      forMs: 120_000,
+      severity: 'critical',
+      summary: 'More than 5 % of requests fail with a 5xx',
+    },
+    {
+      id: 'bulwark.latency-p99',
+      kind: 'threshold',
+      series: 'http.latency_p99_ms{route="*"}',
+      fireAbove: 1_000,
+      clearAbove: 500,
+      forMs: 300_000,
+      severity: 'warning',
+      summary: 'p99 latency above 1 s',
+    },
+    {
+      id: 'bulwark.redis-degraded',
+      kind: 'threshold',
+      series: 'dependency.mode{dependency="redis"}',
+      fireBelow: 1,
+      forMs: 60_000,
+      severity: 'warning',
+      summary: 'Redis is degraded: running on the embedded fallback',
+    },
+    {
+      id: 'bulwark.memory',
+      kind: 'threshold',
+      series: 'process.rss_bytes',
+      fireAbove: 1_536 * 1_048_576,
+      clearAbove: 1_280 * 1_048_576,
+      forMs: 300_000,
+      severity: 'warning',
+      summary: 'Resident memory above 1.5 GiB',
+    },
+    {
+      id: 'bulwark.event-loop',
+      kind: 'threshold',
+      series: 'nodejs.eventloop_lag_p99_ms',
+      fireAbove: 500,
+      clearAbove: 100,
+      forMs: 120_000,
+      severity: 'warning',
+      summary: 'Event-loop delay p99 above 500 ms',
+    },
+  ];
+}
+
+/** Validates an alerting configuration from `source` (`alerts` or a file name); every problem named. */
+export function validateAlertsConfig(value: unknown, source: string): AlertsConfig {
+  const problems: FieldProblem[] = [];
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    problems.push({ field: source, message: 'must be an object with `receivers` (and `rules`, `routes`)' });
+  } else {
+    const config = value as Record<string, unknown>;
+    const receivers = config['receivers'];
+    if (!Array.isArray(receivers))
+      problems.push({ field: `${source}.receivers`, message: 'must be an array' });
+    else receivers.forEach((r, i) => problems.push(...validateReceiver(r, `${source}.receivers[${i}]`)));
+    const names = Array.isArray(receivers) ? receivers.map((r) => (r as { name?: unknown }).name) : [];
+    const rules = config['rules'] ?? [];
+    if (!Array.isArray(rules)) problems.push({ field: `${source}.rules`, message: 'must be an array' });
+    else
+      rules.forEach((rule, i) => {
+        for (const error of Value.Errors(ruleSchema, rule)) {
+          const at = error.instancePath.replace(/^\//, '').replace(/\//g, '.');
+          problems.push({
+            field: `${source}.rules[${i}]${at === '' ? '' : `.${at}`}`,
+            message: error.message,
+          });
+        }
+        const r = rule as Partial<AlertRule>;
+        if (r.kind === 'threshold' && r.fireAbove === undefined && r.fireBelow === undefined)
+          problems.push({
+            field: `${source}.rules[${i}]`,
+            message: 'a threshold rule needs fireAbove or fireBelow',
+          });
+      });
+    const routes = config['routes'];
+    if (routes !== undefined) {
+      if (typeof routes !== 'object' || routes === null)
+        problems.push({ field: `${source}.routes`, message: 'must be an object' });
+      else
+        for (const [rule, targets] of Object.entries(routes))
+          for (const target of Array.isArray(targets) ? targets : [targets])
+            if (!names.includes(target))
+              problems.push({
+                field: `${source}.routes.${rule}`,
+                message: `no receiver named ${String(target)}`,
+              });
+    }
+  }
+  if (problems.length > 0) {
+    const summary = problems.map((p) => `${p.field} ${p.message}`).join('; ');
+    throw bulwarkError('BWK_ERR_ALERTS_CONFIG', { summary }, { details: problems });
+  }
+  return value as AlertsConfig;
+}
+
+/** Reads and validates the alerting JSON file. */
+export function readAlertsFile(file: string): AlertsConfig {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (error) {
+    const message = `cannot read ${file}: ${(error as Error).message}`;
+    throw bulwarkError(
+      'BWK_ERR_ALERTS_CONFIG',
+      { summary: message },
+      { details: [{ field: file, message }] },
+    );
+  }
+  return validateAlertsConfig(parsed, file);
+}
+
+/**
+ * Rules read the metrics history: the mean of the points' averages over `windowMs` (at least two
+ * sampling intervals, so the newest point is always in it), undefined when there is none.
+ */
+export function historyReader(history: MetricsHistory): SeriesReader {
+  return async (series, windowMs, now) => {
+    const from = now - Math.max(windowMs, 2 * history.intervalMs);
+    const { points } = await history.query(series, Math.max(0, from), now);
+    if (points.length === 0) return undefined;
+    if (windowMs === 0) return points.at(-1)?.avg;
+    return points.reduce((sum, p) => sum + p.avg, 0) / points.length;
+  };
+}

@@ -1,0 +1,127 @@
+import { Option, type Command } from 'commander';
+import pino from 'pino';
+import { readAlertsFile, defaultRules } from '../alerts/config.js';
+import { AlertEngine } from '../alerts/engine.js';
+import { bulwarkError } from '../errors/index.js';
+import { loadSettings } from '../settings/index.js';
+import { createStore } from '../store/index.js';
+import { table } from './shared.js';
+
+/**
+ * Runs `fn` with an alert engine over the configured rules and the store, without starting it
+ * (a CLI must not take the evaluator's lease from the running service).
+ */
+async function withAlerts<T>(fn: (alerts: AlertEngine) => Promise<T>): Promise<T> {
+  const settings = loadSettings();
+  if (settings.alertsFile === undefined)
+    throw bulwarkError('BWK_ERR_ALERTS_CONFIG', {
+      summary: 'no alerting configured: set BULWARK_ALERTS_FILE to the alerting JSON file',
+    });
+  const config = readAlertsFile(settings.alertsFile);
+  const store = await createStore({ databaseUrl: settings.databaseUrl, dataDir: settings.dataDir });
+  const rules = new Map((config.defaultRules === false ? [] : defaultRules()).map((r) => [r.id, r]));
+  for (const rule of config.rules ?? []) rules.set(rule.id, rule);
+  const alerts = new AlertEngine({
+    store,
+    logger: pino({ level: 'warn' }, pino.destination(2)),
+    serviceId: 'bulwark-cli',
+    instanceId: 'cli',
+    rules: [...rules.values()],
+    receivers: config.receivers,
+    read: () => Promise.resolve(undefined),
+  });
+  try {
+    return await fn(alerts);
+  } finally {
+    await store.close();
+  }
+}
+
+/** Adds `bulwark alerts list|outbox|test`. */
+export function registerAlertsCommand(program: Command): void {
+  const alerts = program
+    .command('alerts')
+    .description(
+      'alert rules, their states and notifications (the rules and receivers of BULWARK_ALERTS_FILE)',
+    )
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Examples:',
+        '  bulwark alerts list',
+        '  bulwark alerts outbox --state pending',
+        '  bulwark alerts test ops-webhook',
+      ].join('\n'),
+    );
+
+  alerts
+    .command('list')
+    .description('every rule with its state (inactive, pending, firing, nodata, error), as last evaluated')
+    .option('--json', 'print JSON')
+    .action(async (options: { json?: boolean }) => {
+      const rules = await withAlerts((a) => a.rules());
+      if (options.json === true) {
+        console.log(JSON.stringify(rules, null, 2));
+        return;
+      }
+      console.log(
+        table([
+          ['rule', 'severity', 'state', 'since', 'value', 'summary'],
+          ...rules.map(({ rule, status }) => [
+            rule.id,
+            rule.severity,
+            status.state,
+            new Date(status.since).toISOString(),
+            status.value === undefined ? '-' : String(Math.round(status.value * 1000) / 1000),
+            rule.summary,
+          ]),
+        ]),
+      );
+    });
+
+  alerts
+    .command('outbox')
+    .description('notifications, newest first, with their delivery state, attempts and last error')
+    .addOption(new Option('--state <state>', 'only this state').choices(['pending', 'sent', 'dead']))
+    .option('--json', 'print JSON')
+    .action(async (options: { state?: 'pending' | 'sent' | 'dead'; json?: boolean }) => {
+      const entries = await withAlerts((a) =>
+        a.outbox.list({ limit: 100, ...(options.state === undefined ? {} : { state: options.state }) }),
+      );
+      if (options.json === true) {
+        console.log(JSON.stringify(entries, null, 2));
+        return;
+      }
+      if (entries.length === 0) {
+        console.log('no notifications');
+        return;
+      }
+      console.log(
+        table([
+          ['key', 'receiver', 'state', 'attempts', 'created', 'last error'],
+          ...entries.map((e) => [
+            e.key,
+            e.receiver,
+            e.state,
+            String(e.attempts),
+            new Date(e.createdAt).toISOString(),
+            (e.lastError ?? '').slice(0, 80),
+          ]),
+        ]),
+      );
+    });
+
+  alerts
+    .command('test')
+    .description('send a test notification to one receiver now (exit 1 if it was not delivered)')
+    .argument('<receiver>', 'the receiver name')
+    .action(async (receiver: string) => {
+      const result = await withAlerts((a) => a.test(receiver));
+      if (result.delivered) console.log(`delivered a test notification to ${receiver}`);
+      else {
+        console.error(`bulwark: not delivered to ${receiver}: ${result.error ?? 'unknown error'}`);
+        process.exitCode = 1;
+      }
+    });
+}
