@@ -73,13 +73,15 @@ describe('admin API: flags', () => {
       provenance: { source: string; flags: number };
       flags: (FlagDefinition & { version: number })[];
     }>();
-    expect(body.provenance).toMatchObject({ source: 'store', flags: 3 });
+    expect(body.provenance).toMatchObject({ source: 'store', flags: 5 });
     expect(body.flags.map((f) => [f.key, f.version])).toEqual([
       ['bulwark.cache', 0],
+      ['bulwark.errors', 0],
+      ['bulwark.errors.sample', 0],
       ['bulwark.ratelimit', 0],
       ['new-checkout', 1],
     ]);
-    expect(body.flags[2]).toEqual({ ...checkoutFlag, version: 1 });
+    expect(body.flags[4]).toEqual({ ...checkoutFlag, version: 1 });
 
     const changed = { ...checkoutFlag, description: 'the new checkout' };
     const cas = await call(app, 'PUT', '/flags/new-checkout', { flag: changed, ifVersion: 1 });

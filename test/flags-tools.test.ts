@@ -38,6 +38,8 @@ describe('every Bulwark tool has a flag and follows it live, on every instance',
     const a = await instance();
     expect(a.flags.list().map((f) => f.key)).toEqual([
       'bulwark.cache',
+      'bulwark.errors',
+      'bulwark.errors.sample',
       'bulwark.queues.redis',
       'bulwark.ratelimit',
       'bulwark.redis',
