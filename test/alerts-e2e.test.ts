@@ -145,6 +145,38 @@ describe('alerting end to end', () => {
     });
     expect(unknown.statusCode).toBe(404);
     expect(unknown.json()).toMatchObject({ error: { code: 'BWK_ERR_ALERTS_RECEIVER_NOT_FOUND' } });
+
+    // Silences and acknowledgements over the admin API.
+    const silence = await app.inject({
+      method: 'POST',
+      url: '/admin/api/alerts/silences',
+      headers: adminAuth,
+      payload: {
+        matchers: { alertname: 'payments-failing' },
+        durationMs: 3_600_000,
+        comment: 'provider incident',
+      },
+    });
+    expect(silence.statusCode).toBe(201);
+    const { id } = silence.json<{ id: string }>();
+    const silences = await app.inject({ url: '/admin/api/alerts/silences', headers: adminAuth });
+    expect(silences.json()).toMatchObject({
+      silences: [{ id, createdBy: 'admin', comment: 'provider incident' }],
+    });
+    const ended = await app.inject({
+      method: 'DELETE',
+      url: `/admin/api/alerts/silences/${id}`,
+      headers: adminAuth,
+    });
+    expect(ended.json()).toEqual({ expired: true });
+    const notFiring = await app.inject({
+      method: 'POST',
+      url: '/admin/api/alerts/payments-failing/ack',
+      headers: adminAuth,
+      payload: { comment: 'x' },
+    });
+    expect(notFiring.statusCode).toBe(409);
+    expect(notFiring.json()).toMatchObject({ error: { code: 'BWK_ERR_ALERTS_NOT_FIRING' } });
   });
 
   it('a bad alerting configuration stops the start, naming each field', async () => {
@@ -194,5 +226,26 @@ describe('alerting end to end', () => {
     const missing = spawnTs('src/cli/main.ts', ['alerts', 'test', 'nobody'], env);
     expect((await missing.exited).code).toBe(1);
     expect(missing.stderr()).toContain('BWK_ERR_ALERTS_RECEIVER_NOT_FOUND');
+    const silence = spawnTs(
+      'src/cli/main.ts',
+      ['alerts', 'silence', '--match', 'alertname=bulwark.memory', '--for', '2h', '--comment', 'load test'],
+      env,
+    );
+    expect((await silence.exited).code).toBe(0);
+    const id = /silence (\S+) until/.exec(silence.stdout())?.[1] ?? '';
+    const listed = spawnTs('src/cli/main.ts', ['alerts', 'silences'], env);
+    await listed.exited;
+    expect(listed.stdout()).toContain(id);
+    expect(listed.stdout()).toContain('alertname=bulwark.memory');
+    const badFor = spawnTs(
+      'src/cli/main.ts',
+      ['alerts', 'silence', '--match', 'a=b', '--for', 'soon', '--comment', 'x'],
+      env,
+    );
+    expect((await badFor.exited).code).not.toBe(0);
+    expect(badFor.stderr()).toContain('--for');
+    const ack = spawnTs('src/cli/main.ts', ['alerts', 'ack', 'bulwark.memory', '--comment', 'x'], env);
+    expect((await ack.exited).code).toBe(1);
+    expect(ack.stderr()).toContain('BWK_ERR_ALERTS_NOT_FIRING');
   });
 });

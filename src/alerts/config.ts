@@ -5,6 +5,7 @@ import { bulwarkError, type FieldProblem } from '../errors/index.js';
 import type { MetricsHistory } from '../metrics/history.js';
 import type { SeriesReader } from './engine.js';
 import { validateReceiver, type Receiver } from './notifiers.js';
+import type { InhibitRule, MaintenanceWindow } from './manager.js';
 import type { AlertRule } from './rules.js';
 
 const ruleSchema = Type.Object(
@@ -34,12 +35,58 @@ const ruleSchema = Type.Object(
   { additionalProperties: false },
 );
 
+const severity = Type.Enum(['critical', 'warning', 'info']);
+const escalationSchema = Type.Record(
+  Type.String(),
+  Type.Array(
+    Type.Object(
+      { afterMs: Type.Integer({ minimum: 0 }), receivers: Type.Array(Type.String(), { minItems: 1 }) },
+      { additionalProperties: false },
+    ),
+  ),
+);
+const inhibitSchema = Type.Array(
+  Type.Object(
+    { source: severity, target: severity, equal: Type.Array(Type.String()) },
+    { additionalProperties: false },
+  ),
+);
+const hhmm = Type.String({ pattern: '^([01]\\d|2[0-3]):[0-5]\\d$' });
+const windowsSchema = Type.Array(
+  Type.Object(
+    {
+      name: Type.String({ minLength: 1 }),
+      matchers: Type.Record(Type.String(), Type.String()),
+      days: Type.Array(Type.Integer({ minimum: 0, maximum: 6 }), { minItems: 1 }),
+      from: hhmm,
+      to: hhmm,
+    },
+    { additionalProperties: false },
+  ),
+);
+
+function pathOf(instancePath: string): string {
+  return instancePath
+    .split('/')
+    .filter((part) => part !== '')
+    .map((part) => (/^\d+$/.test(part) ? `[${part}]` : `.${part}`))
+    .join('');
+}
+
 /** Alerting configuration: the `alerts` option of `createBulwark()`, or the `BULWARK_ALERTS_FILE` JSON. */
 export interface AlertsConfig {
   rules?: AlertRule[];
   receivers: Receiver[];
   /** Receivers by rule id (default: every receiver gets every rule). */
   routes?: Record<string, string[]>;
+  /** A firing alert nobody acknowledged is notified again this often (default 4 h). */
+  repeatIntervalMs?: number;
+  /** Escalation steps by rule id (`*` for every rule): after `afterMs` unacknowledged, also `receivers`. */
+  escalation?: Record<string, { afterMs: number; receivers: string[] }[]>;
+  /** Inhibition rules (default: a critical alert mutes the warnings of the same `component`). */
+  inhibit?: InhibitRule[];
+  /** Recurring maintenance windows (UTC) during which matching alerts are not notified. */
+  windows?: MaintenanceWindow[];
   /** Ship Bulwark's default rules ({@link defaultRules}) besides `rules` (default true). */
   defaultRules?: boolean;
   evaluateEveryMs?: number;
@@ -131,6 +178,30 @@ export function validateAlertsConfig(value: unknown, source: string): AlertsConf
             message: 'a threshold rule needs fireAbove or fireBelow',
           });
       });
+    const known = (field: string, name: unknown) => {
+      if (!names.includes(name)) problems.push({ field, message: `no receiver named ${String(name)}` });
+    };
+    const escalation = config['escalation'];
+    if (escalation !== undefined)
+      for (const error of Value.Errors(escalationSchema, escalation))
+        problems.push({ field: `${source}.escalation${pathOf(error.instancePath)}`, message: error.message });
+    if (typeof escalation === 'object' && escalation !== null)
+      for (const [rule, steps] of Object.entries(escalation as Record<string, unknown>))
+        if (Array.isArray(steps))
+          steps.forEach((step, i) =>
+            ((step as { receivers?: unknown }).receivers as unknown[] | undefined)?.forEach?.((name, j) =>
+              known(`${source}.escalation.${rule}[${i}].receivers[${j}]`, name),
+            ),
+          );
+    for (const [key, schema] of [
+      ['inhibit', inhibitSchema],
+      ['windows', windowsSchema],
+      ['repeatIntervalMs', Type.Integer({ minimum: 60_000 })],
+    ] as const) {
+      if (config[key] === undefined) continue;
+      for (const error of Value.Errors(schema, config[key]))
+        problems.push({ field: `${source}.${key}${pathOf(error.instancePath)}`, message: error.message });
+    }
     const routes = config['routes'];
     if (routes !== undefined) {
       if (typeof routes !== 'object' || routes === null)

@@ -9,6 +9,17 @@ import {
   type Notification,
   type Receiver,
 } from './notifiers.js';
+import {
+  AlertSilences,
+  DEFAULT_INHIBIT,
+  inhibited,
+  matches,
+  windowOpen,
+  type Ack,
+  type FiringAlert,
+  type InhibitRule,
+  type MaintenanceWindow,
+} from './manager.js';
 import { AlertOutbox, type OutboxEntry } from './outbox.js';
 import { evaluateRule, initialStatus, type AlertRule, type RuleStatus } from './rules.js';
 
@@ -40,6 +51,13 @@ export interface AlertEngineOptions {
   /** Notifications per receiver per minute; beyond, the rest wait (default 30). */
   receiverBudgetPerMinute?: number;
   deliver?: (receiver: Receiver, notification: Notification) => Promise<void>;
+  /** A firing alert nobody acknowledged is notified again this often (default 4 h). */
+  repeatIntervalMs?: number;
+  /** Escalation of a firing, unacknowledged alert: after `afterMs`, also these receivers. */
+  escalation?: (rule: AlertRule) => { afterMs: number; receivers: string[] }[];
+  /** Default {@link DEFAULT_INHIBIT}. */
+  inhibit?: InhibitRule[];
+  windows?: MaintenanceWindow[];
   now?: () => number;
 }
 
@@ -63,6 +81,8 @@ export class AlertEngine {
   readonly #o: AlertEngineOptions;
   readonly #now: () => number;
   readonly #outbox: AlertOutbox;
+  /** Silences and acknowledgements (shared by every instance through the store). */
+  readonly silences: AlertSilences;
   readonly #lease: StoreLease;
   readonly #receivers: Map<string, Receiver>;
   readonly #budget = new Map<string, number[]>();
@@ -74,6 +94,7 @@ export class AlertEngine {
     this.#o = opts;
     this.#now = opts.now ?? Date.now;
     this.#outbox = new AlertOutbox(opts.store.db);
+    this.silences = new AlertSilences(opts.store.kv);
     this.#receivers = new Map(opts.receivers.map((r) => [r.name, r]));
     this.#lease = new StoreLease({
       kv: opts.store.kv,
@@ -160,7 +181,10 @@ export class AlertEngine {
         status.state !== previous.state ||
         status.since !== previous.since ||
         status.value !== previous.value;
-      if (!changed) continue;
+      if (!changed) {
+        if (status.state === 'firing') await this.#followUps(rule, status, now);
+        continue;
+      }
       const committed = await this.#write(rule, row?.version ?? 0, status, transition, now);
       if (committed && transition !== undefined) {
         this.#o.logger.warn(
@@ -211,30 +235,117 @@ export class AlertEngine {
         const startsAt = transition === 'firing' ? now : status.since;
         await AlertOutbox.enqueue(
           trx,
-          names
-            .filter((name) => this.#receivers.has(name))
-            .map((name) => {
-              const key = `${rule.id}:${status.transitions}:${name}`;
-              const notification: Notification = {
-                key,
-                rule: rule.id,
-                status: transition,
-                severity: rule.severity,
-                summary: rule.summary,
-                labels: { alertname: rule.id, severity: rule.severity, ...rule.labels },
-                ...(status.value === undefined ? {} : { value: status.value }),
-                startsAt,
-                ...(transition === 'resolved' ? { endsAt: now } : {}),
-                service: this.#o.serviceId,
-                instance: this.#o.instanceId,
-              };
-              return { key, receiver: name, payload: JSON.stringify(notification) };
-            }),
+          this.#notifications(rule, status, transition, names, '', startsAt, now),
           now,
         );
       }
       return true;
     });
+  }
+
+  /** One notification per receiver, keyed `<rule>:<transition>[:<follow-up>]:<receiver>`. */
+  #notifications(
+    rule: AlertRule,
+    status: RuleStatus,
+    transition: 'firing' | 'resolved',
+    names: string[],
+    followUp: string,
+    startsAt: number,
+    now: number,
+  ): { key: string; receiver: string; payload: string }[] {
+    return names
+      .filter((name) => this.#receivers.has(name))
+      .map((name) => {
+        const key = `${rule.id}:${status.transitions}${followUp === '' ? '' : `:${followUp}`}:${name}`;
+        const notification: Notification = {
+          key,
+          rule: rule.id,
+          status: transition,
+          severity: rule.severity,
+          summary: rule.summary,
+          labels: { alertname: rule.id, severity: rule.severity, ...rule.labels },
+          ...(status.value === undefined ? {} : { value: status.value }),
+          startsAt,
+          ...(transition === 'resolved' ? { endsAt: now } : {}),
+          service: this.#o.serviceId,
+          instance: this.#o.instanceId,
+        };
+        return { key, receiver: name, payload: JSON.stringify(notification) };
+      });
+  }
+
+  /**
+   * A firing alert nobody acknowledged: a repeat every `repeatIntervalMs`, and each escalation step
+   * whose time has come. Their keys name the repeat or step, so each is enqueued once.
+   */
+  async #followUps(rule: AlertRule, status: RuleStatus, now: number): Promise<void> {
+    if ((await this.silences.acked(rule.id, status.transitions)) !== undefined) return;
+    const entries: { key: string; receiver: string; payload: string }[] = [];
+    const repeats = Math.floor((now - status.since) / (this.#o.repeatIntervalMs ?? 4 * 3_600_000));
+    if (repeats >= 1) {
+      const names = this.#o.routes?.(rule) ?? [...this.#receivers.keys()];
+      entries.push(
+        ...this.#notifications(rule, status, 'firing', names, `repeat${repeats}`, status.since, now),
+      );
+    }
+    (this.#o.escalation?.(rule) ?? []).forEach((step, i) => {
+      if (now - status.since >= step.afterMs)
+        entries.push(
+          ...this.#notifications(
+            rule,
+            status,
+            'firing',
+            step.receivers,
+            `escalation${i + 1}`,
+            status.since,
+            now,
+          ),
+        );
+    });
+    if (entries.length === 0) return;
+    await this.#o.store.db.transaction().execute((trx) => AlertOutbox.enqueue(trx, entries, now));
+  }
+
+  /**
+   * Why a due notification must not go out now, if it must not: its alert is silenced (a silence
+   * or a maintenance window) or inhibited. A resolve goes out exactly when its firing did.
+   */
+  async #suppressed(
+    n: Notification,
+    firing: FiringAlert[],
+  ): Promise<['silenced' | 'inhibited', string] | undefined> {
+    if (n.status === 'resolved') {
+      const [rule, transition, ...rest] = n.key.split(':');
+      const firingState = await this.#outbox.stateOf([rule, Number(transition) - 1, ...rest].join(':'));
+      if (firingState === 'silenced' || firingState === 'inhibited')
+        return [firingState, `its firing notification was ${firingState}`];
+      return undefined;
+    }
+    const now = this.#now();
+    const silence = await this.silences.covering(n.labels, now);
+    if (silence !== undefined)
+      return ['silenced', `silence ${silence.id} by ${silence.createdBy}: ${silence.comment}`];
+    const window = (this.#o.windows ?? []).find((w) => windowOpen(w, now) && matches(w.matchers, n.labels));
+    if (window !== undefined) return ['silenced', `maintenance window ${window.name}`];
+    if (inhibited({ severity: n.severity, labels: n.labels }, firing, this.#o.inhibit ?? DEFAULT_INHIBIT))
+      return ['inhibited', 'a firing alert of higher severity with the same labels'];
+    return undefined;
+  }
+
+  /** The alerts firing now, with their labels. */
+  async #firing(): Promise<FiringAlert[]> {
+    const rows = await this.#o.store.db
+      .selectFrom('bulwark_alerts')
+      .select('rule')
+      .where('state', '=', 'firing')
+      .execute();
+    const ids = new Set(rows.map((r) => r.rule));
+    return this.#o.rules
+      .filter((rule) => ids.has(rule.id))
+      .map((rule) => ({
+        severity: rule.severity,
+        labels: { alertname: rule.id, severity: rule.severity, ...rule.labels },
+      }));
   }
 
   /** Delivers due notifications once (if this instance holds the lease); resolves with how many were sent. */
@@ -247,7 +358,9 @@ export class AlertEngine {
     if (!(await this.#lease.acquire())) return 0;
     const now = this.#now();
     let sent = 0;
-    for (const entry of await this.#outbox.due(now, 100)) {
+    const due = await this.#outbox.due(now, 100);
+    const firing = due.length === 0 ? [] : await this.#firing();
+    for (const entry of due) {
       const receiver = this.#receivers.get(entry.receiver);
       if (receiver === undefined) {
         await this.#outbox.markFailed(
@@ -259,9 +372,15 @@ export class AlertEngine {
         );
         continue;
       }
+      const notification = JSON.parse(entry.payload) as Notification;
+      const suppressed = await this.#suppressed(notification, firing);
+      if (suppressed !== undefined) {
+        await this.#outbox.suppress(entry.id, suppressed[0], suppressed[1]);
+        continue;
+      }
       if (!this.#spend(entry.receiver, now)) continue; // over budget: stays due, goes later
       try {
-        await (this.#o.deliver ?? deliverNotification)(receiver, JSON.parse(entry.payload) as Notification);
+        await (this.#o.deliver ?? deliverNotification)(receiver, notification);
         await this.#outbox.markSent(entry.id, this.#now());
         sent += 1;
       } catch (error) {
@@ -299,6 +418,33 @@ export class AlertEngine {
     recent.push(now);
     this.#budget.set(receiver, recent);
     return true;
+  }
+
+  /**
+   * Acknowledges `ruleId`'s current firing: no repeats and no escalation until it resolves or fires
+   * again. `BWK_ERR_ALERTS_NOT_FIRING` when it is not firing.
+   */
+  async ack(ruleId: string, by: string, comment: string): Promise<Ack> {
+    const view = (await this.rules()).find((r) => r.rule.id === ruleId);
+    if (view?.status.state !== 'firing')
+      throw bulwarkError('BWK_ERR_ALERTS_NOT_FIRING', {
+        rule: ruleId,
+        state: view?.status.state ?? 'unknown',
+      });
+    const ack = await this.silences.ack({
+      rule: ruleId,
+      transition: view.status.transitions,
+      by,
+      at: this.#now(),
+      comment,
+    });
+    await this.#o.store.audit.append({
+      actor: by,
+      action: 'alerts.ack',
+      target: `alert:${ruleId}`,
+      detail: { comment },
+    });
+    return ack;
   }
 
   /**

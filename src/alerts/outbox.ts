@@ -7,7 +7,8 @@ export interface OutboxEntry {
   key: string;
   receiver: string;
   payload: string;
-  state: 'pending' | 'sent' | 'dead';
+  /** `silenced` / `inhibited`: not delivered on purpose (a silence, maintenance window or inhibition). */
+  state: 'pending' | 'sent' | 'dead' | 'silenced' | 'inhibited';
   attempts: number;
   nextAt: number;
   lastError: string | undefined;
@@ -107,6 +108,26 @@ export class AlertOutbox {
       .where('id', '=', id)
       .where('state', '=', 'pending')
       .execute();
+  }
+
+  /** Marks a notification not delivered on purpose, with why. */
+  async suppress(id: number, state: 'silenced' | 'inhibited', why: string): Promise<void> {
+    await this.#db
+      .updateTable('bulwark_alert_outbox')
+      .set({ state, last_error: why.slice(0, 1_000) })
+      .where('id', '=', id)
+      .where('state', '=', 'pending')
+      .execute();
+  }
+
+  /** The state of the notification with `key`, if there is one. */
+  async stateOf(key: string): Promise<OutboxEntry['state'] | undefined> {
+    const row = await this.#db
+      .selectFrom('bulwark_alert_outbox')
+      .select('state')
+      .where('key', '=', key)
+      .executeTakeFirst();
+    return row?.state as OutboxEntry['state'] | undefined;
   }
 
   /** Newest first, optionally of one state. */

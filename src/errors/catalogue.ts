@@ -247,6 +247,11 @@ export const catalogue = {
     message: 'No alert receiver named {receiver}',
     area: 'alerts',
   },
+  BWK_ERR_ALERTS_NOT_FIRING: {
+    status: 409,
+    message: 'Alert {rule} is not firing (it is {state}): nothing to acknowledge',
+    area: 'alerts',
+  },
   BWK_ERR_METRICS_OPTIONS: {
     status: 500,
     message: 'Invalid metrics history options: {summary}',

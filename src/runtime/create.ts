@@ -456,6 +456,10 @@ function startAlerts(
         detail: { action: rule.action, reason },
       });
     },
+    escalation: (rule) => [...(config.escalation?.['*'] ?? []), ...(config.escalation?.[rule.id] ?? [])],
+    ...(config.inhibit === undefined ? {} : { inhibit: config.inhibit }),
+    ...(config.windows === undefined ? {} : { windows: config.windows }),
+    ...(config.repeatIntervalMs === undefined ? {} : { repeatIntervalMs: config.repeatIntervalMs }),
     ...(config.evaluateEveryMs === undefined ? {} : { evaluateEveryMs: config.evaluateEveryMs }),
     ...(config.sendEveryMs === undefined ? {} : { sendEveryMs: config.sendEveryMs }),
   });

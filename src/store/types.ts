@@ -98,7 +98,7 @@ export interface StoreTables {
     receiver: string;
     /** JSON text of the notification. */
     payload: string;
-    /** 'pending' | 'sent' | 'dead'. */
+    /** 'pending' | 'sent' | 'dead' | 'silenced' | 'inhibited'. */
     state: string;
     attempts: number;
     next_at: number;

@@ -1,0 +1,156 @@
+import { randomUUID } from 'node:crypto';
+import { bulwarkError } from '../errors/index.js';
+import type { KvRepository } from '../store/types.js';
+import type { Severity } from './rules.js';
+
+/** Label equality matchers: every one must hold (`alertname` is the rule id). */
+export type Matchers = Record<string, string>;
+
+/** A silence: matching alerts are not notified between `startsAt` and `endsAt`. */
+export interface Silence {
+  id: string;
+  matchers: Matchers;
+  startsAt: number;
+  endsAt: number;
+  createdBy: string;
+  comment: string;
+}
+
+/**
+ * A recurring maintenance window (UTC): on `days` (0 = Sunday) from `from` to `to` (`HH:MM`; a `to`
+ * before `from` runs past midnight), matching alerts are not notified.
+ */
+export interface MaintenanceWindow {
+  name: string;
+  matchers: Matchers;
+  days: number[];
+  from: string;
+  to: string;
+}
+
+/** A firing alert acknowledged by someone: no repeats, no escalation, until it resolves or fires anew. */
+export interface Ack {
+  rule: string;
+  /** The firing transition it acknowledges. */
+  transition: number;
+  by: string;
+  at: number;
+  comment: string;
+}
+
+/**
+ * A firing alert of `source` severity mutes firing alerts of `target` severity that have the same
+ * values for every `equal` label (and have them): a critical "database down" mutes its warnings.
+ */
+export interface InhibitRule {
+  source: Severity;
+  target: Severity;
+  equal: string[];
+}
+
+/** The default: a critical alert mutes the warnings of the same `component`. */
+export const DEFAULT_INHIBIT: InhibitRule[] = [
+  { source: 'critical', target: 'warning', equal: ['component'] },
+];
+
+const SILENCES = 'bulwark.alerts.silences';
+const ACKS = 'bulwark.alerts.acks';
+
+/** True when every matcher holds on `labels`. */
+export function matches(matchers: Matchers, labels: Record<string, string>): boolean {
+  return Object.entries(matchers).every(([name, value]) => labels[name] === value);
+}
+
+function minutes(hhmm: string): number {
+  const [h, m] = hhmm.split(':').map(Number);
+  return (h ?? 0) * 60 + (m ?? 0);
+}
+
+/** True while `window` is open at `now` (UTC). */
+export function windowOpen(window: MaintenanceWindow, now: number): boolean {
+  const date = new Date(now);
+  const minute = date.getUTCHours() * 60 + date.getUTCMinutes();
+  const from = minutes(window.from);
+  const to = minutes(window.to);
+  const day = date.getUTCDay();
+  if (from <= to) return window.days.includes(day) && minute >= from && minute < to;
+  // Past midnight: the evening part belongs to `day`, the morning part to the day before.
+  if (minute >= from) return window.days.includes(day);
+  return minute < to && window.days.includes((day + 6) % 7);
+}
+
+/** A firing alert as inhibition sees it. */
+export interface FiringAlert {
+  severity: Severity;
+  labels: Record<string, string>;
+}
+
+/** True when some firing alert inhibits `alert` under `rules`. */
+export function inhibited(alert: FiringAlert, firing: FiringAlert[], rules: InhibitRule[]): boolean {
+  return rules.some(
+    (rule) =>
+      alert.severity === rule.target &&
+      firing.some(
+        (source) =>
+          source.severity === rule.source &&
+          rule.equal.every(
+            (name) => alert.labels[name] !== undefined && alert.labels[name] === source.labels[name],
+          ),
+      ),
+  );
+}
+
+/** Silences and acknowledgements in the store's key-value table (shared by every instance). */
+export class AlertSilences {
+  readonly #kv: KvRepository;
+
+  constructor(kv: KvRepository) {
+    this.#kv = kv;
+  }
+
+  /** Adds a silence; names bad fields with `BWK_ERR_ALERTS_CONFIG`. */
+  async add(input: Omit<Silence, 'id'>): Promise<Silence> {
+    const problems: string[] = [];
+    if (Object.keys(input.matchers).length === 0) problems.push('matchers: at least one label matcher');
+    if (!(input.endsAt > input.startsAt)) problems.push('endsAt: must be after startsAt');
+    if (problems.length > 0)
+      throw bulwarkError(
+        'BWK_ERR_ALERTS_CONFIG',
+        { summary: problems.join('; ') },
+        { details: problems.map((p) => ({ field: p.split(':')[0] ?? '', message: p.split(': ')[1] ?? p })) },
+      );
+    const silence: Silence = { ...input, id: randomUUID() };
+    await this.#kv.put(SILENCES, silence.id, silence);
+    return silence;
+  }
+
+  /** Silences not yet ended at `now` (active or future), soonest ending first. */
+  async list(now: number): Promise<Silence[]> {
+    const entries = await this.#kv.list<Silence>(SILENCES, { limit: 1_000 });
+    return entries
+      .map((e) => e.value)
+      .filter((s) => s.endsAt > now)
+      .sort((a, b) => a.endsAt - b.endsAt);
+  }
+
+  /** Ends a silence now; false when there was none. */
+  expire(id: string): Promise<boolean> {
+    return this.#kv.delete(SILENCES, id);
+  }
+
+  /** The silence covering `labels` at `now`, if any. */
+  async covering(labels: Record<string, string>, now: number): Promise<Silence | undefined> {
+    return (await this.list(now)).find((s) => s.startsAt <= now && matches(s.matchers, labels));
+  }
+
+  async ack(ack: Ack): Promise<Ack> {
+    await this.#kv.put(ACKS, ack.rule, ack);
+    return ack;
+  }
+
+  /** The acknowledgement of `rule`'s firing transition `transition`, if it still applies. */
+  async acked(rule: string, transition: number): Promise<Ack | undefined> {
+    const entry = await this.#kv.get<Ack>(ACKS, rule);
+    return entry !== undefined && entry.value.transition === transition ? entry.value : undefined;
+  }
+}
