@@ -12,6 +12,10 @@ import {
   startSupervisor,
   stopSupervisors,
 } from './helpers/supervisor.js';
+import { Registry } from 'prom-client';
+import { MetricsHistory } from '../src/metrics/history.js';
+import { createStore } from '../src/store/index.js';
+import { registerSupervisorSeries } from '../src/supervisor/series.js';
 import { spawnTs } from './helpers/process.js';
 import { until } from './helpers/wait.js';
 import type { SupervisorStatus } from './helpers/supervisor.js';
@@ -391,5 +395,31 @@ describe('bulwark supervise CLI', () => {
     const missing = await cli(['supervise', 'reload', '--state-dir', run.stateDir]);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain('BWK_ERR_SUPERVISOR_NOT_RUNNING');
+  });
+});
+
+describe('supervisor series in the app metrics history', () => {
+  it('samples restarts in the window and parked slots over the control socket', async () => {
+    const run = await startSupervisor([...FAST, '--stable-ms', '60000']);
+    let pid = await runningPid(run);
+    for (let i = 0; i < 4; i++) {
+      await get(run.port, '/crash');
+      pid = await runningPid(run, 0, pid);
+    }
+    const store = await createStore({ sqliteFile: ':memory:' });
+    try {
+      const history = new MetricsHistory({ store, registry: new Registry() });
+      expect(registerSupervisorSeries(history, { BULWARK_SUPERVISOR_STATE_DIR: run.stateDir })).toBe(true);
+      expect(registerSupervisorSeries(history, {})).toBe(false);
+      await history.sampleNow();
+      const now = history.now();
+      const restarts = await history.query('supervisor.restarts_in_window', now - 60_000, now);
+      expect(restarts.points.at(-1)?.last).toBe(4);
+      const parked = await history.query('supervisor.parked_slots', now - 60_000, now);
+      expect(parked.points.at(-1)?.last).toBe(0);
+      await history.close();
+    } finally {
+      await store.close();
+    }
   });
 });

@@ -136,6 +136,23 @@ export function defaultRules(): AlertRule[] {
       summary: 'Resident memory above 1.5 GiB',
     },
     {
+      id: 'bulwark.restarts',
+      kind: 'threshold',
+      series: 'supervisor.restarts_in_window',
+      fireAbove: 3,
+      clearAbove: 0,
+      severity: 'warning',
+      summary: "The app restarted more than 3 times within the supervisor's restart window",
+    },
+    {
+      id: 'bulwark.parked',
+      kind: 'threshold',
+      series: 'supervisor.parked_slots',
+      fireAbove: 0,
+      severity: 'critical',
+      summary: 'The supervisor parked the app: it kept failing and is no longer restarted',
+    },
+    {
       id: 'bulwark.event-loop',
       kind: 'threshold',
       series: 'nodejs.eventloop_lag_p99_ms',

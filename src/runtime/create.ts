@@ -31,6 +31,7 @@ import { CacheMetrics } from '../cache/metrics.js';
 import { RedisCacheStore } from '../cache/redis.js';
 import { TieredCache } from '../cache/tiered.js';
 import { SupervisorClient } from '../supervisor/client.js';
+import { registerSupervisorSeries } from '../supervisor/series.js';
 import { ErrorStore, ErrorTracker, SentryForwarder } from '../tracker/index.js';
 import { observeFailover, type Failover } from '../failover/index.js';
 import { connectRedis, type RedisDependency } from '../redis/connection.js';
@@ -213,6 +214,7 @@ export async function createBulwark<S extends TObject = TObject>(
       logger,
       ...options.metricsHistory,
     });
+    registerSupervisorSeries(metrics.history);
     metrics.history.start();
   }
   logger.info(
