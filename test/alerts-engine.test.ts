@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -6,8 +6,10 @@ import path from 'node:path';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AlertEngine, type AlertEngineOptions } from '../src/alerts/engine.js';
+import { AlertOutbox } from '../src/alerts/outbox.js';
 import type { AlertRule } from '../src/alerts/rules.js';
 import { createStore, type Store } from '../src/store/index.js';
+import { freePort, spawnTs } from './helpers/process.js';
 import { until } from './helpers/wait.js';
 
 const silent = pino({ level: 'silent' });
@@ -194,5 +196,45 @@ describe('alert engine', () => {
     expect(await alerts.sendOnce()).toBe(5);
     expect(await alerts.sendOnce()).toBe(0);
     expect((await alerts.outbox.list({ state: 'pending' })).length).toBe(3);
+  });
+});
+
+describe('alert delivery across a process crash', () => {
+  it('a transition enqueued while the receiver was down, then kill -9, is delivered once after the restart', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'bwk-alerts-crash-'));
+    dirs.push(dir);
+    const valueFile = path.join(dir, 'value');
+    writeFileSync(valueFile, '5');
+    const port = await freePort();
+    const env = { BULWARK_DATA_DIR: dir, VALUE_FILE: valueFile, HOOK_URL: `http://127.0.0.1:${port}/hook` };
+    const first = spawnTs('test/fixtures/alerts-app.ts', [], env);
+    await first.waitFor('started');
+    const store = (await openStore(dir)).store;
+    const outbox = new AlertOutbox(store.db);
+    await until(
+      async () => (await outbox.list()).some((e) => e.attempts >= 2),
+      10_000,
+      'failed attempts while the receiver is down',
+    );
+    first.child.kill('SIGKILL');
+    await first.exited;
+    // The receiver comes up; the app restarts (its lease expires within 1 s).
+    const deliveries: string[] = [];
+    const server = http.createServer((request, response) => {
+      deliveries.push(String(request.headers['idempotency-key']));
+      request.resume();
+      response.writeHead(200).end();
+    });
+    await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+    servers.push(server);
+    const second = spawnTs('test/fixtures/alerts-app.ts', [], env);
+    await second.waitFor('started');
+    await until(() => deliveries.length === 1, 10_000, 'the firing delivered');
+    writeFileSync(valueFile, '0');
+    await until(() => deliveries.length === 2, 10_000, 'the resolve delivered');
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    expect(deliveries).toEqual(['value-high:1:hook', 'value-high:2:hook']);
+    second.child.kill('SIGTERM');
+    await second.exited;
   });
 });
