@@ -11,6 +11,7 @@ import { isBulwarkError } from '../src/errors/index.js';
 import { createBulwark } from '../src/runtime/create.js';
 import { adminApp, adminAuth } from './helpers/admin.js';
 import { spawnTs } from './helpers/process.js';
+import { until } from './helpers/wait.js';
 
 const closers: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -71,6 +72,7 @@ describe('alerting end to end', () => {
     const mail = await smtp();
     const alerts: AlertsConfig = {
       defaultRules: false,
+      reports: { receivers: ['ops-webhook'] },
       receivers: [
         { name: 'ops-webhook', type: 'webhook', url: hook.url },
         {
@@ -177,6 +179,18 @@ describe('alerting end to end', () => {
     });
     expect(notFiring.statusCode).toBe(409);
     expect(notFiring.json()).toMatchObject({ error: { code: 'BWK_ERR_ALERTS_NOT_FIRING' } });
+
+    // Reports are scheduled jobs; one run now sends the daily report through the outbox once.
+    await instance.queues.add('bulwark.reports', { period: 'daily' });
+    await until(
+      async () => {
+        await engine.sendOnce();
+        return hook.bodies.some((b) => b.rule === 'bulwark.report.daily');
+      },
+      10_000,
+      'the daily report delivered',
+    );
+    expect(hook.bodies.filter((b) => b.rule === 'bulwark.report.daily')).toHaveLength(1);
   });
 
   it('a bad alerting configuration stops the start, naming each field', async () => {
@@ -187,6 +201,7 @@ describe('alerting end to end', () => {
         receivers: [{ name: 'x', type: 'webhook', url: 'not a url' }],
         rules: [{ id: 'r', kind: 'threshold', series: 's', severity: 'loud', summary: 'x' } as never],
         routes: { r: ['nobody'] },
+        reports: { receivers: ['x', 'ghost'] },
       },
     }).catch((e: unknown) => e);
     expect(isBulwarkError(error, 'BWK_ERR_ALERTS_CONFIG')).toBe(true);

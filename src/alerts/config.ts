@@ -65,6 +65,17 @@ const windowsSchema = Type.Array(
   ),
 );
 
+const cron = Type.Union([Type.String({ minLength: 9, maxLength: 100 }), Type.Literal(false)]);
+const reportsSchema = Type.Object(
+  {
+    receivers: Type.Array(Type.String(), { minItems: 1 }),
+    daily: Type.Optional(cron),
+    weekly: Type.Optional(cron),
+    tz: Type.Optional(Type.String({ minLength: 1 })),
+  },
+  { additionalProperties: false },
+);
+
 function pathOf(instancePath: string): string {
   return instancePath
     .split('/')
@@ -87,6 +98,11 @@ export interface AlertsConfig {
   inhibit?: InhibitRule[];
   /** Recurring maintenance windows (UTC) during which matching alerts are not notified. */
   windows?: MaintenanceWindow[];
+  /**
+   * Daily and weekly reports (errors, alerts, traffic, uptime) to these receivers, as scheduled
+   * jobs (cron, default 08:00 daily and Monday 08:00; `false` turns one off). Not for PagerDuty.
+   */
+  reports?: { receivers: string[]; daily?: string | false; weekly?: string | false; tz?: string };
   /** Ship Bulwark's default rules ({@link defaultRules}) besides `rules` (default true). */
   defaultRules?: boolean;
   evaluateEveryMs?: number;
@@ -218,6 +234,24 @@ export function validateAlertsConfig(value: unknown, source: string): AlertsConf
       if (config[key] === undefined) continue;
       for (const error of Value.Errors(schema, config[key]))
         problems.push({ field: `${source}.${key}${pathOf(error.instancePath)}`, message: error.message });
+    }
+    const reports = config['reports'];
+    if (reports !== undefined) {
+      for (const error of Value.Errors(reportsSchema, reports))
+        problems.push({ field: `${source}.reports${pathOf(error.instancePath)}`, message: error.message });
+      const wanted = (reports as { receivers?: unknown }).receivers;
+      if (Array.isArray(wanted))
+        wanted.forEach((name, i) => {
+          const receiver = (receivers as { name?: unknown; type?: unknown }[] | undefined)?.find(
+            (r) => r.name === name,
+          );
+          if (receiver === undefined) known(`${source}.reports.receivers[${i}]`, name);
+          else if (receiver.type === 'pagerduty')
+            problems.push({
+              field: `${source}.reports.receivers[${i}]`,
+              message: 'a PagerDuty receiver cannot take reports (each would open an incident)',
+            });
+        });
     }
     const routes = config['routes'];
     if (routes !== undefined) {

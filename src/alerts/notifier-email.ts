@@ -60,13 +60,14 @@ function escapeHtml(text: string): string {
     .replace(/'/g, '&#39;');
 }
 
-/** The plain-text and HTML bodies: summary, facts (value, times, ...), labels, link. */
+/** The plain-text and HTML bodies: summary, details (preformatted in HTML), facts, labels, link. */
 export function emailBodies(n: Notification): { text: string; html: string } {
   const facts = notificationFacts(n);
   const labels = Object.keys(n.labels).sort();
   const text = [
     notificationTitle(n),
     '',
+    ...(n.details === undefined ? [] : [n.details, '']),
     ...facts.map(([label, value]) => `${label}: ${value}`),
     ...(labels.length === 0 ? [] : ['', 'Labels:', ...labels.map((k) => `  ${k}=${n.labels[k]}`)]),
     ...(n.url === undefined ? [] : ['', `Details: ${n.url}`]),
@@ -77,6 +78,7 @@ export function emailBodies(n: Notification): { text: string; html: string } {
     `<tr><th align="left">${escapeHtml(label)}</th><td>${escapeHtml(value)}</td></tr>`;
   const html = [
     `<h2>${escapeHtml(notificationTitle(n))}</h2>`,
+    ...(n.details === undefined ? [] : [`<pre>${escapeHtml(n.details)}</pre>`]),
     '<table cellpadding="4">',
     ...facts.map(([label, value]) => row(label, value)),
     ...(labels.length === 0 ? [] : [row('Labels', formatLabels(n.labels))]),

@@ -109,6 +109,7 @@ function alertmanagerPayload(receiver: AlertmanagerReceiver, n: Notification): u
   const labels = alertLabels(n);
   const annotations: Record<string, string> = { summary: n.summary };
   if (n.value !== undefined) annotations.value = formatValue(n.value);
+  if (n.details !== undefined) annotations.description = n.details;
   // A resolved alert without endsAt would read as still firing; its start is the closest fact known.
   const endsAt = n.status === 'firing' ? ZERO_TIME : rfc3339(n.endsAt ?? n.startsAt);
   return {
@@ -159,6 +160,7 @@ function pagerDutyPayload(receiver: PagerDutyReceiver, n: Notification): unknown
         ...(n.instance === undefined ? {} : { instance: n.instance }),
         ...(n.value === undefined ? {} : { value: n.value }),
         labels: n.labels,
+        ...(n.details === undefined ? {} : { details: n.details }),
       },
     },
     client: 'Bulwark',
@@ -188,6 +190,7 @@ function slackPayload(_receiver: SlackReceiver, n: Notification): unknown {
         fallback: title,
         title,
         ...(n.url === undefined ? {} : { title_link: n.url }),
+        ...(n.details === undefined ? {} : { text: slackEscape(n.details) }),
         fields,
         footer: 'Bulwark alerts',
         ts: Math.floor((n.endsAt ?? n.startsAt) / 1000),

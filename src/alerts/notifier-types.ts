@@ -19,6 +19,12 @@ export interface Notification {
   instance?: string;
   /** Optional link to the admin console/API about this alert. */
   url?: string;
+  /**
+   * Optional multi-line plain text shown with the notification (a scheduled report's body): webhook
+   * JSON as is, Slack attachment text, PagerDuty `custom_details.details`, Alertmanager
+   * `annotations.description`, email text and HTML bodies.
+   */
+  details?: string;
 }
 
 /** A generic JSON webhook: the body is the {@link Notification} plus `version: 1`. */

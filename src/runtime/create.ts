@@ -7,6 +7,7 @@ import { HealthRegistry } from '../health/index.js';
 import { createLogger } from '../logging/index.js';
 import { Metrics } from '../metrics/index.js';
 import { AlertEngine } from '../alerts/engine.js';
+import { scheduleReports } from '../alerts/reports.js';
 import {
   defaultRules,
   historyReader,
@@ -366,7 +367,15 @@ export async function createBulwark<S extends TObject = TObject>(
   const alerts =
     alertsConfig === undefined
       ? undefined
-      : startAlerts(alertsConfig, { store, logger, serviceId, instanceId, flags, history: metrics.history });
+      : await startAlerts(alertsConfig, {
+          store,
+          logger,
+          serviceId,
+          instanceId,
+          flags,
+          queues,
+          history: metrics.history,
+        });
 
   let closing: Promise<void> | undefined;
   return {
@@ -418,7 +427,7 @@ export async function createBulwark<S extends TObject = TObject>(
 }
 
 /** Alerting from its configuration: default rules (unless turned off) replaced by id by the configured ones. */
-function startAlerts(
+async function startAlerts(
   config: AlertsConfig,
   deps: {
     store: Store;
@@ -426,9 +435,10 @@ function startAlerts(
     serviceId: string;
     instanceId: string;
     flags: FlagService;
+    queues: JobQueue;
     history: MetricsHistory | undefined;
   },
-): AlertEngine {
+): Promise<AlertEngine> {
   const rules = new Map((config.defaultRules === false ? [] : defaultRules()).map((rule) => [rule.id, rule]));
   for (const rule of config.rules ?? []) rules.set(rule.id, rule);
   const everyone = config.receivers.map((r) => r.name);
@@ -466,6 +476,18 @@ function startAlerts(
     ...(config.sendEveryMs === undefined ? {} : { sendEveryMs: config.sendEveryMs }),
   });
   engine.start();
+  if (config.reports !== undefined)
+    await scheduleReports(deps.queues, {
+      store: deps.store,
+      logger: deps.logger,
+      serviceId: deps.serviceId,
+      errors: new ErrorStore(deps.store.db),
+      ...(history === undefined ? {} : { history }),
+      receivers: config.reports.receivers,
+      ...(config.reports.daily === undefined ? {} : { daily: config.reports.daily }),
+      ...(config.reports.weekly === undefined ? {} : { weekly: config.reports.weekly }),
+      ...(config.reports.tz === undefined ? {} : { tz: config.reports.tz }),
+    });
   return engine;
 }
 
