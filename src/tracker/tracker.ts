@@ -59,6 +59,7 @@ export class ErrorTracker {
   readonly #o: ErrorTrackerOptions;
   readonly #now: () => number;
   readonly #pending = new Map<string, PendingGroup>();
+  readonly #identities = new Map<string, { fingerprint: string; template: string; culprit: string }>();
   readonly #captured: Counter<'source'> | undefined;
   readonly #timer: NodeJS.Timeout;
   readonly #pruneTimer: NodeJS.Timeout;
@@ -126,9 +127,7 @@ export class ErrorTracker {
     browser: { url?: string; release: string } | undefined,
   ): CaptureResult {
     const now = this.#now();
-    const frames = parseStack(stack);
-    const template = messageTemplate(message);
-    const fingerprint = fingerprintOf(type, frames, template);
+    const { fingerprint, template, culprit } = this.#identify(type, message, stack);
     const release = browser?.release ?? this.#o.release;
     this.#captured?.inc({ source });
     let group = this.#pending.get(fingerprint);
@@ -141,7 +140,7 @@ export class ErrorTracker {
         fingerprint,
         type,
         message: template,
-        culprit: culpritOf(frames),
+        culprit,
         source,
         count: 0,
         firstSeen: now,
@@ -172,6 +171,27 @@ export class ErrorTracker {
       });
     }
     return { fingerprint, sampled };
+  }
+
+  /**
+   * Fingerprint, template and culprit of an error, remembered by its type and stack (which holds
+   * its message): an error storm repeats the same few, and parsing is most of a capture's cost.
+   */
+  #identify(
+    type: string,
+    message: string,
+    stack: string | undefined,
+  ): { fingerprint: string; template: string; culprit: string } {
+    const key = `${type}\n${stack ?? message}`;
+    let known = this.#identities.get(key);
+    if (known === undefined) {
+      const frames = parseStack(stack);
+      const template = messageTemplate(message);
+      known = { fingerprint: fingerprintOf(type, frames, template), template, culprit: culpritOf(frames) };
+      if (this.#identities.size >= 1_000) this.#identities.clear();
+      this.#identities.set(key, known);
+    }
+    return known;
   }
 
   /** Writes what was gathered; resolves when it is in the store (a failed write is retried with the next). */
