@@ -182,7 +182,7 @@ export class ErrorTracker {
     message: string,
     stack: string | undefined,
   ): { fingerprint: string; template: string; culprit: string } {
-    const key = `${type}\n${stack ?? message}`;
+    const key = `${type}\n${(stack ?? message).slice(0, 4_000)}`;
     let known = this.#identities.get(key);
     if (known === undefined) {
       const frames = parseStack(stack);
