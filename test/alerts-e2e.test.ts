@@ -202,6 +202,7 @@ describe('alerting end to end', () => {
         rules: [{ id: 'r', kind: 'threshold', series: 's', severity: 'loud', summary: 'x' } as never],
         routes: { r: ['nobody'] },
         reports: { receivers: ['x', 'ghost'] },
+        group: { by: 'component' } as never,
       },
     }).catch((e: unknown) => e);
     expect(isBulwarkError(error, 'BWK_ERR_ALERTS_CONFIG')).toBe(true);

@@ -232,3 +232,47 @@ describe('alert manager: silences, acks, repeats, escalation, inhibition', () =>
     expect(delivered).toEqual([]);
   });
 });
+
+describe('alert manager: grouping', () => {
+  it('alerts of one group fire together into one digest after the group wait; later ones wait the group interval', async () => {
+    const { values, delivered, tick } = await setup(
+      [
+        rule('db-cpu', { labels: { component: 'db' } }),
+        rule('db-disk', { labels: { component: 'db' } }),
+        rule('db-conn', { labels: { component: 'db' } }),
+        rule('api-5xx', { labels: { component: 'api' } }),
+      ],
+      { group: { by: ['component'], waitMs: 30_000, intervalMs: 300_000 } },
+    );
+    values.set('db-cpu', 5);
+    await tick();
+    values.set('db-disk', 5);
+    values.set('api-5xx', 5);
+    await tick(10_000);
+    expect(delivered).toEqual([]); // group wait
+    await tick(20_000);
+    // db: cpu (30 s old) and disk (20 s old) together; api waits its own group's 30 s.
+    expect(delivered.map((d) => d.n.rule)).toEqual(['group:component=db']);
+    expect(delivered[0]?.n.summary).toBe('2 alerts (2 firing): db-cpu (firing), db-disk (firing)');
+    expect(delivered[0]?.n.labels).toMatchObject({ component: 'db', severity: 'warning' });
+    expect(delivered[0]?.n.details?.split('\n')).toHaveLength(2);
+    await tick(10_000);
+    expect(delivered.map((d) => d.n.rule)).toEqual(['group:component=db', 'api-5xx']); // a group of one: as is
+    values.set('db-conn', 5);
+    await tick(60_000);
+    expect(delivered).toHaveLength(2); // within the group interval
+    await tick(240_000);
+    expect(delivered.map((d) => d.n.rule).at(-1)).toBe('db-conn');
+  });
+
+  it('PagerDuty receivers are not grouped: each alert goes at once', async () => {
+    const { values, delivered, tick } = await setup([rule('a'), rule('b')], {
+      group: { by: [], waitMs: 30_000, intervalMs: 300_000 },
+      receivers: [{ name: 'team', type: 'pagerduty', routingKey: 'k' }],
+    });
+    values.set('a', 5);
+    values.set('b', 5);
+    await tick();
+    expect(delivered.map((d) => d.n.rule)).toEqual(['a', 'b']);
+  });
+});

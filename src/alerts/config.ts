@@ -65,6 +65,14 @@ const windowsSchema = Type.Array(
   ),
 );
 
+const groupSchema = Type.Object(
+  {
+    by: Type.Array(Type.String({ minLength: 1 })),
+    waitMs: Type.Optional(Type.Integer({ minimum: 0 })),
+    intervalMs: Type.Optional(Type.Integer({ minimum: 1_000 })),
+  },
+  { additionalProperties: false },
+);
 const cron = Type.Union([Type.String({ minLength: 9, maxLength: 100 }), Type.Literal(false)]);
 const reportsSchema = Type.Object(
   {
@@ -94,6 +102,12 @@ export interface AlertsConfig {
   repeatIntervalMs?: number;
   /** Escalation steps by rule id (`*` for every rule): after `afterMs` unacknowledged, also `receivers`. */
   escalation?: Record<string, { afterMs: number; receivers: string[] }[]>;
+  /**
+   * Grouping into digests for webhook, Slack and email receivers: alerts with the same `by` labels
+   * go together, the first batch after `waitMs` (default 30 s), later ones at most every
+   * `intervalMs` (default 5 min). Unset: each alert on its own.
+   */
+  group?: { by: string[]; waitMs?: number; intervalMs?: number };
   /** Inhibition rules (default: a critical alert mutes the warnings of the same `component`). */
   inhibit?: InhibitRule[];
   /** Recurring maintenance windows (UTC) during which matching alerts are not notified. */
@@ -230,6 +244,7 @@ export function validateAlertsConfig(value: unknown, source: string): AlertsConf
       ['inhibit', inhibitSchema],
       ['windows', windowsSchema],
       ['repeatIntervalMs', Type.Integer({ minimum: 60_000 })],
+      ['group', groupSchema],
     ] as const) {
       if (config[key] === undefined) continue;
       for (const error of Value.Errors(schema, config[key]))

@@ -20,6 +20,7 @@ import {
   type InhibitRule,
   type MaintenanceWindow,
 } from './manager.js';
+import { digest, groupable, groupDue, groupKey, type GroupOptions } from './grouping.js';
 import { AlertOutbox, type OutboxEntry } from './outbox.js';
 import { evaluateRule, initialStatus, type AlertRule, type RuleStatus } from './rules.js';
 
@@ -55,6 +56,8 @@ export interface AlertEngineOptions {
   repeatIntervalMs?: number;
   /** Escalation of a firing, unacknowledged alert: after `afterMs`, also these receivers. */
   escalation?: (rule: AlertRule) => { afterMs: number; receivers: string[] }[];
+  /** Grouping of notifications into digests (webhook, Slack, email receivers); default none. */
+  group?: GroupOptions;
   /** Default {@link DEFAULT_INHIBIT}. */
   inhibit?: InhibitRule[];
   windows?: MaintenanceWindow[];
@@ -86,6 +89,8 @@ export class AlertEngine {
   readonly #lease: StoreLease;
   readonly #receivers: Map<string, Receiver>;
   readonly #budget = new Map<string, number[]>();
+  /** When each group's last digest went out (a restart starts with a fresh group wait). */
+  readonly #groupSent = new Map<string, number>();
   readonly #timers: NodeJS.Timeout[] = [];
   #evaluating: Promise<void> | undefined;
   #sending: Promise<number> | undefined;
@@ -360,6 +365,10 @@ export class AlertEngine {
     let sent = 0;
     const due = await this.#outbox.due(now, 100);
     const firing = due.length === 0 ? [] : await this.#firing();
+    const batches = new Map<
+      string,
+      { receiver: Receiver; entries: OutboxEntry[]; notifications: Notification[] }
+    >();
     for (const entry of due) {
       const receiver = this.#receivers.get(entry.receiver);
       if (receiver === undefined) {
@@ -378,16 +387,39 @@ export class AlertEngine {
         await this.#outbox.suppress(entry.id, suppressed[0], suppressed[1]);
         continue;
       }
+      if (this.#o.group !== undefined && groupable(receiver)) {
+        const key = groupKey(entry.receiver, notification, this.#o.group.by);
+        const batch = batches.get(key) ?? { receiver, entries: [], notifications: [] };
+        batch.entries.push(entry);
+        batch.notifications.push(notification);
+        batches.set(key, batch);
+        continue;
+      }
       if (!this.#spend(entry.receiver, now)) continue; // over budget: stays due, goes later
-      try {
-        await (this.#o.deliver ?? deliverNotification)(receiver, notification);
-        await this.#outbox.markSent(entry.id, this.#now());
-        sent += 1;
-      } catch (error) {
-        await this.#failed(entry, error);
+      if (await this.#deliver(receiver, notification, [entry])) sent += 1;
+    }
+    const group = this.#o.group;
+    for (const [key, batch] of group === undefined ? [] : batches) {
+      if (group === undefined || !groupDue(batch.entries, this.#groupSent.get(key), group, now)) continue;
+      if (!this.#spend(batch.receiver.name, now)) continue;
+      if (await this.#deliver(batch.receiver, digest(batch.notifications, group.by), batch.entries)) {
+        this.#groupSent.set(key, now);
+        sent += batch.entries.length;
       }
     }
     return sent;
+  }
+
+  /** Delivers one notification (or a group's digest) standing for `entries`; true when accepted. */
+  async #deliver(receiver: Receiver, notification: Notification, entries: OutboxEntry[]): Promise<boolean> {
+    try {
+      await (this.#o.deliver ?? deliverNotification)(receiver, notification);
+      for (const entry of entries) await this.#outbox.markSent(entry.id, this.#now());
+      return true;
+    } catch (error) {
+      for (const entry of entries) await this.#failed(entry, error);
+      return false;
+    }
   }
 
   async #failed(entry: OutboxEntry, error: unknown): Promise<void> {

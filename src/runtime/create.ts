@@ -470,6 +470,15 @@ async function startAlerts(
     },
     escalation: (rule) => [...(config.escalation?.['*'] ?? []), ...(config.escalation?.[rule.id] ?? [])],
     ...(config.inhibit === undefined ? {} : { inhibit: config.inhibit }),
+    ...(config.group === undefined
+      ? {}
+      : {
+          group: {
+            by: config.group.by,
+            waitMs: config.group.waitMs ?? 30_000,
+            intervalMs: config.group.intervalMs ?? 300_000,
+          },
+        }),
     ...(config.windows === undefined ? {} : { windows: config.windows }),
     ...(config.repeatIntervalMs === undefined ? {} : { repeatIntervalMs: config.repeatIntervalMs }),
     ...(config.evaluateEveryMs === undefined ? {} : { evaluateEveryMs: config.evaluateEveryMs }),
