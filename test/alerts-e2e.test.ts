@@ -94,7 +94,18 @@ describe('alerting end to end', () => {
           summary: 'Payments are failing',
           action: { type: 'flag.kill', flag: 'bulwark.cache' },
         },
+        {
+          id: 'payments-failing-shed',
+          kind: 'threshold',
+          series: 'http.error_ratio{route="*"}',
+          fireAbove: 0.5,
+          clearAbove: 0.1,
+          severity: 'warning',
+          summary: 'Shed background work while payments fail',
+          action: { type: 'queue.pause', queue: 'newsletters' },
+        },
       ],
+      routes: { 'payments-failing-shed': [] },
     };
     const { app, instance } = await adminApp(
       { alerts, metricsHistory: { intervalMs: 1000, tiers: [{ resolutionS: 1, retentionMs: 3_600_000 }] } },
@@ -117,12 +128,17 @@ describe('alerting end to end', () => {
     expect(mail.subjects).toEqual([expect.stringMatching(/^\[FIRING critical\] Payments are failing/)]);
     const list = await app.inject({ url: '/admin/api/alerts', headers: adminAuth });
     expect(list.json()).toMatchObject({
-      rules: [{ id: 'payments-failing', state: 'firing', transitions: 1 }],
+      rules: [
+        { id: 'payments-failing', state: 'firing', transitions: 1 },
+        { id: 'payments-failing-shed', state: 'firing' },
+      ],
     });
     // The rule's action: the cache kill switch, recorded in the audit log.
     expect(instance.flags.isEnabled('bulwark.cache', {}, true)).toBe(false);
     const audit = await instance.store.audit.list({ target: 'alert:payments-failing' });
     expect(audit[0]).toMatchObject({ actor: 'alerts', action: 'alerts.action' });
+    // A recovery step: a queue paused on every instance (background work shed).
+    expect((await instance.queues.pausedQueues()).has('newsletters')).toBe(true);
 
     for (let i = 0; i < 20; i++) await app.inject({ url: '/pay?ok=1' });
     await new Promise((resolve) => setTimeout(resolve, 1100));

@@ -28,6 +28,10 @@ const ruleSchema = Type.Object(
           { type: Type.Literal('flag.kill'), flag: Type.String({ minLength: 1 }) },
           { additionalProperties: false },
         ),
+        Type.Object(
+          { type: Type.Literal('queue.pause'), queue: Type.String({ minLength: 1 }) },
+          { additionalProperties: false },
+        ),
         Type.Object({ type: Type.Literal('log') }, { additionalProperties: false }),
       ]),
     ),

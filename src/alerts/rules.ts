@@ -23,8 +23,11 @@ export interface AlertRule {
   severity: Severity;
   summary: string;
   labels?: Record<string, string>;
-  /** What to do on firing, recorded in the audit log (see `AlertActions`). */
-  action?: { type: 'flag.kill'; flag: string } | { type: 'log' };
+  /**
+   * A recovery step on firing, recorded in the audit log: a flag's kill switch (e.g. a feature, or
+   * `bulwark.redis`), pausing a job queue on every instance (shedding background work), or a log line.
+   */
+  action?: { type: 'flag.kill'; flag: string } | { type: 'queue.pause'; queue: string } | { type: 'log' };
 }
 
 /** The state of one rule: `nodata` when a threshold rule has no point to judge, `error` when evaluation failed. */

@@ -460,7 +460,8 @@ async function startAlerts(
       if (rule.action?.type === 'flag.kill') {
         const who: FlagActor = { actor: 'alerts', reason };
         await deps.flags.kill(rule.action.flag, who);
-      } else deps.logger.warn({ rule: rule.id }, `alert action: ${reason}`);
+      } else if (rule.action?.type === 'queue.pause') await deps.queues.pause(rule.action.queue);
+      else deps.logger.warn({ rule: rule.id }, `alert action: ${reason}`);
       await deps.store.audit.append({
         actor: 'alerts',
         action: 'alerts.action',
