@@ -9,6 +9,8 @@ export async function withBulwark<T>(fn: (bulwark: Bulwark) => Promise<T>): Prom
     logLevel: 'warn',
     defaultMetrics: false,
     logDestination: process.stderr,
+    // A command is not the service: its process must not sample into the service's metrics history.
+    metricsHistory: false,
   });
   try {
     return await fn(bulwark);
