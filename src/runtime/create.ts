@@ -6,16 +6,10 @@ import type { DestinationStream, Logger } from 'pino';
 import { HealthRegistry } from '../health/index.js';
 import { createLogger } from '../logging/index.js';
 import { Metrics } from '../metrics/index.js';
-import { AlertEngine } from '../alerts/engine.js';
-import { scheduleReports } from '../alerts/reports.js';
-import {
-  defaultRules,
-  historyReader,
-  readAlertsFile,
-  validateAlertsConfig,
-  type AlertsConfig,
-} from '../alerts/config.js';
-import type { FlagActor } from '../flags/service.js';
+import type { AlertEngine } from '../alerts/engine.js';
+import { connectSupervisor, startAlerts } from './operations.js';
+import type { SupervisorClient } from '../supervisor/client.js';
+import { readAlertsFile, validateAlertsConfig, type AlertsConfig } from '../alerts/config.js';
 import { MetricsHistory, type MetricsHistoryOptions } from '../metrics/history.js';
 import { loadSettings, redactSettings, type Settings, type SettingsInput } from '../settings/index.js';
 import { createStore } from '../store/index.js';
@@ -31,7 +25,6 @@ import { MemoryCacheStore } from '../cache/memory.js';
 import { CacheMetrics } from '../cache/metrics.js';
 import { RedisCacheStore } from '../cache/redis.js';
 import { TieredCache } from '../cache/tiered.js';
-import { SupervisorClient } from '../supervisor/client.js';
 import { registerSupervisorSeries } from '../supervisor/series.js';
 import { ErrorStore, ErrorTracker, SentryForwarder } from '../tracker/index.js';
 import { observeFailover, type Failover } from '../failover/index.js';
@@ -424,117 +417,6 @@ export async function createBulwark<S extends TObject = TObject>(
       return closing;
     },
   };
-}
-
-/** Alerting from its configuration: default rules (unless turned off) replaced by id by the configured ones. */
-async function startAlerts(
-  config: AlertsConfig,
-  deps: {
-    store: Store;
-    logger: Logger;
-    serviceId: string;
-    instanceId: string;
-    flags: FlagService;
-    queues: JobQueue;
-    history: MetricsHistory | undefined;
-  },
-): Promise<AlertEngine> {
-  const rules = new Map((config.defaultRules === false ? [] : defaultRules()).map((rule) => [rule.id, rule]));
-  for (const rule of config.rules ?? []) rules.set(rule.id, rule);
-  const everyone = config.receivers.map((r) => r.name);
-  const history = deps.history;
-  const engine = new AlertEngine({
-    store: deps.store,
-    logger: deps.logger,
-    serviceId: deps.serviceId,
-    instanceId: deps.instanceId,
-    rules: [...rules.values()],
-    receivers: config.receivers,
-    routes: (rule) => config.routes?.[rule.id] ?? everyone,
-    read:
-      history === undefined
-        ? () => Promise.reject(new Error('the metrics history is off: alert rules have nothing to read'))
-        : historyReader(history),
-    act: async (rule) => {
-      const reason = `alert ${rule.id}: ${rule.summary}`;
-      if (rule.action?.type === 'flag.kill') {
-        const who: FlagActor = { actor: 'alerts', reason };
-        await deps.flags.kill(rule.action.flag, who);
-      } else if (rule.action?.type === 'queue.pause') await deps.queues.pause(rule.action.queue);
-      else deps.logger.warn({ rule: rule.id }, `alert action: ${reason}`);
-      await deps.store.audit.append({
-        actor: 'alerts',
-        action: 'alerts.action',
-        target: `alert:${rule.id}`,
-        detail: { action: rule.action, reason },
-      });
-    },
-    escalation: (rule) => [...(config.escalation?.['*'] ?? []), ...(config.escalation?.[rule.id] ?? [])],
-    ...(config.inhibit === undefined ? {} : { inhibit: config.inhibit }),
-    ...(config.group === undefined
-      ? {}
-      : {
-          group: {
-            by: config.group.by,
-            waitMs: config.group.waitMs ?? 30_000,
-            intervalMs: config.group.intervalMs ?? 300_000,
-          },
-        }),
-    ...(config.windows === undefined ? {} : { windows: config.windows }),
-    ...(config.repeatIntervalMs === undefined ? {} : { repeatIntervalMs: config.repeatIntervalMs }),
-    ...(config.evaluateEveryMs === undefined ? {} : { evaluateEveryMs: config.evaluateEveryMs }),
-    ...(config.sendEveryMs === undefined ? {} : { sendEveryMs: config.sendEveryMs }),
-  });
-  engine.start();
-  if (config.reports !== undefined)
-    await scheduleReports(deps.queues, {
-      store: deps.store,
-      logger: deps.logger,
-      serviceId: deps.serviceId,
-      errors: new ErrorStore(deps.store.db),
-      ...(history === undefined ? {} : { history }),
-      receivers: config.reports.receivers,
-      ...(config.reports.daily === undefined ? {} : { daily: config.reports.daily }),
-      ...(config.reports.weekly === undefined ? {} : { weekly: config.reports.weekly }),
-      ...(config.reports.tz === undefined ? {} : { tz: config.reports.tz }),
-    });
-  return engine;
-}
-
-/**
- * The supervisor link with the built-in recovery. Soft: drop this process's L1 cache, collect
- * garbage when exposed. Medium: the same, and hold this process's background jobs (other
- * instances keep running them) until the supervisor says the pressure is gone.
- */
-function connectSupervisor(
-  logger: Logger,
-  version: string,
-  cache: TieredCache,
-  queues: JobQueue,
-): SupervisorClient | undefined {
-  const supervisor = SupervisorClient.connect({ logger, version });
-  supervisor?.onRecover(async ({ level }) => {
-    if (level === 'normal') {
-      if (!queues.heldLocal) return [];
-      queues.holdLocal(false);
-      return ['released the background jobs'];
-    }
-    const actions: string[] = [];
-    const entries = await cache.dropLocal();
-    actions.push(`dropped the L1 cache (${entries ?? 'all'} entries)`);
-    const gc = (globalThis as { gc?: () => void }).gc;
-    if (gc === undefined) actions.push('gc not exposed (run node with --expose-gc)');
-    else {
-      gc();
-      actions.push('ran gc');
-    }
-    if (level === 'medium') {
-      queues.holdLocal(true);
-      actions.push('held the background jobs of this instance');
-    }
-    return actions;
-  });
-  return supervisor;
 }
 
 /**
