@@ -73,4 +73,19 @@ describe('bulwark CLI', () => {
     expect(good.stdout).not.toContain('hunter2');
     expect(good.stdout).not.toContain('a-very-long-admin-key-123');
   });
+
+  it('settings masks passwords given as URL query parameters, and credentials in a bare userinfo', async () => {
+    const run = await cli(['settings', '--json'], {
+      DATABASE_URL: 'postgres://app@db:5432/app?sslmode=require&password=hunter3&sslPassword=pem-pass',
+      REDIS_URL: 'rediss://tok3n-in-userinfo@cache:6380?db=2&auth_token=r3dis-tok',
+    });
+    expect(run.code).toBe(0);
+    const shown = JSON.parse(run.stdout) as Record<string, unknown>;
+    expect(shown['databaseUrl']).toBe(
+      'postgres://***@db:5432/app?sslmode=require&password=***&sslPassword=***',
+    );
+    expect(shown['redisUrl']).toBe('rediss://***@cache:6380?db=2&auth_token=***');
+    for (const secret of ['hunter3', 'pem-pass', 'tok3n-in-userinfo', 'r3dis-tok'])
+      expect(run.stdout).not.toContain(secret);
+  });
 });

@@ -75,6 +75,25 @@ describe('settings', () => {
     expect(shown).not.toContain('k'.repeat(32));
     expect(shown).toContain('[set]');
   });
+
+  it('masks secret-looking query parameters and a bare userinfo, shown or rejected', () => {
+    const s = loadSettings(
+      {},
+      {
+        DATABASE_URL: 'postgres://h/db?application_name=x&Password=hunter2&sslkey=%2Fk',
+        REDIS_URL: 'redis://t0k@h',
+      },
+    );
+    expect(redactSettings(s)).toMatchObject({
+      databaseUrl: 'postgres://h/db?application_name=x&Password=***&sslkey=***',
+      redisUrl: 'redis://***@h',
+    });
+    const rejected = JSON.stringify(
+      problems(() => loadSettings({}, { DATABASE_URL: 'postgres://h/db?pass%77ord=hunter2 x' })),
+    );
+    expect(rejected).toContain('pass%77ord=***');
+    expect(rejected).not.toContain('hunter2');
+  });
 });
 
 describe('settings conversion is strict', () => {

@@ -111,13 +111,40 @@ function describeRejected(name: SettingName, value: unknown): string {
   return JSON.stringify(value);
 }
 
+/** Query parameters whose value is masked: `password`, `sslpassword`, `auth_token`, `apiKey`, ... */
+const SECRET_PARAM = /pass|pwd|secret|token|key|auth|credential|signature/i;
+
+/**
+ * A URL safe to show: the password of its userinfo, a userinfo without a password (`https://TOKEN@host`
+ * puts the credential in the user name) and the value of every query parameter whose name looks
+ * secret are replaced with `***`; the rest is kept as written.
+ */
 function maskUrl(url: string | undefined): string | undefined {
   if (url === undefined) return undefined;
   try {
     const parsed = new URL(url);
     if (parsed.password !== '') parsed.password = '***';
+    else if (parsed.username !== '') parsed.username = '***';
+    // Edited as text, not through searchParams, so the other parameters keep their exact spelling.
+    parsed.search = parsed.search
+      .slice(1)
+      .split('&')
+      .map((pair) => {
+        const at = pair.indexOf('=');
+        const name = at === -1 ? pair : pair.slice(0, at);
+        return at !== -1 && SECRET_PARAM.test(decodeName(name)) ? `${name}=***` : pair;
+      })
+      .join('&');
     return parsed.toString();
   } catch {
     return '[unparseable]';
+  }
+}
+
+function decodeName(name: string): string {
+  try {
+    return decodeURIComponent(name.replace(/\+/g, ' '));
+  } catch {
+    return name;
   }
 }
