@@ -1,3 +1,4 @@
+import { STATUS_CODES } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import Type from 'typebox';
@@ -35,6 +36,14 @@ function routes(app: FastifyInstance): void {
   );
   app.get('/boom', { schema: { hide: false } }, async () => {
     throw new Error('secret internals: db password is hunter2');
+  });
+  app.get('/refused/:status', async (request) => {
+    const { status } = request.params as { status: string };
+    // A library or the app throws a 4xx whose message was never meant for the client.
+    throw Object.assign(new Error('Bad request: internal path /etc/app/secret.pem'), {
+      statusCode: Number(status),
+      code: 'APP_PARSE',
+    });
   });
   app.get('/conflict', async () => {
     throw bulwarkError('BWK_ERR_STORE_CONFLICT', { namespace: 'n', key: 'k', actual: 2, expected: 1 });
@@ -181,6 +190,37 @@ describe('HTTP layer', () => {
     expect((logged[0]?.['err'] as { message: string }).message).toContain('secret internals');
   });
 
+  it("answers a foreign 4xx with its status and a generic message, logging the error's own", async () => {
+    for (const status of [400, 403, 422]) {
+      const id = `refused-${status}`;
+      const res = await app.inject({
+        method: 'GET',
+        url: `/refused/${status}`,
+        headers: { 'x-request-id': id },
+      });
+      expect(res.statusCode).toBe(status);
+      const body = res.json<{ error: { code: string; message: string; requestId: string } }>();
+      expect(body.error).toMatchObject({
+        code: 'BWK_ERR_HTTP_BAD_REQUEST',
+        requestId: res.headers['x-request-id'],
+      });
+      expect(body.error.message).toBe(`Bad request: ${status} ${STATUS_CODES[status]}`);
+      expect(res.body).not.toContain('secret.pem');
+      const line = logs.requests().find((l) => l['reqId'] === res.headers['x-request-id']);
+      expect((line?.['err'] as { message?: string } | undefined)?.message).toContain('/etc/app/secret.pem');
+    }
+    // Fastify's own client errors keep their message: it describes the request, not the server.
+    const badUrl = await app.inject({ method: 'GET', url: '/items/%zz' });
+    expect(badUrl.statusCode).toBe(400);
+    expect(badUrl.json()).toEqual({
+      error: {
+        code: 'BWK_ERR_HTTP_BAD_REQUEST',
+        message: "Bad request: '/items/%zz' is not a valid url component",
+        requestId: badUrl.headers['x-request-id'],
+      },
+    });
+  });
+
   it('maps catalogue errors thrown by handlers to their status and code', async () => {
     const res = await app.inject({ method: 'GET', url: '/conflict' });
     expect(res.statusCode).toBe(409);
@@ -246,12 +286,20 @@ describe('HTTP layer', () => {
 });
 
 describe('HTTP layer in development', () => {
-  it('adds the stack to 5xx bodies only when NODE_ENV=development', async () => {
+  it('adds the stack to 5xx bodies, and withheld 4xx messages, only when NODE_ENV=development', async () => {
     const { app } = await testApp(routes, { nodeEnv: 'development' });
     const res = await app.inject({ method: 'GET', url: '/boom' });
     const body = res.json<{ error: { stack?: string; message: string } }>();
     expect(res.statusCode).toBe(500);
     expect(body.error.stack).toContain('Error: secret internals');
+    // A withheld 4xx message is shown in development, without a stack.
+    const refused = (await app.inject({ method: 'GET', url: '/refused/403' })).json<{
+      error: { stack?: string; message: string };
+    }>();
+    expect(refused.error.message).toBe(
+      'Bad request: 403 Forbidden: Bad request: internal path /etc/app/secret.pem',
+    );
+    expect(refused.error.stack).toBeUndefined();
     await app.close();
   });
 });

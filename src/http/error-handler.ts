@@ -1,4 +1,5 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { STATUS_CODES } from 'node:http';
 import { bulwarkError, isBulwarkError, type BulwarkError, type FieldProblem } from '../errors/index.js';
 import { failures } from './request-observer.js';
 
@@ -22,15 +23,17 @@ interface ValidationIssue {
 }
 
 /**
- * Maps any error reaching Fastify to a catalogue error. Fastify's own client errors (validation,
- * unparseable or oversized bodies, unsupported media types) become their Bulwark codes; other
- * client errors keep their 4xx status as `BWK_ERR_HTTP_BAD_REQUEST`; everything else is a 500 whose
- * message reveals nothing.
+ * Maps any error reaching Fastify to a catalogue error. Catalogue errors pass as they are. Fastify's
+ * own client errors (validation, unparseable or oversized bodies, unsupported media types) become
+ * their Bulwark codes; its other `FST_*` 4xx keep their message as `BWK_ERR_HTTP_BAD_REQUEST`. Any
+ * other error with a 4xx status keeps the status as `BWK_ERR_HTTP_BAD_REQUEST` with only the status's
+ * reason phrase (`hidden`: its own message was withheld); everything else is a 500 whose message
+ * reveals nothing.
  */
 export function toHttpError(
   error: unknown,
   request?: FastifyRequest,
-): { error: BulwarkError; status: number } {
+): { error: BulwarkError; status: number; hidden?: boolean } {
   if (isBulwarkError(error)) return { error, status: error.statusCode };
   const fastifyError = error as Partial<FastifyError> & { validation?: ValidationIssue[] };
   if (Array.isArray(fastifyError.validation)) {
@@ -79,9 +82,14 @@ export function toHttpError(
     };
   }
   if (status >= 400 && status < 500) {
+    // Only Fastify's own messages describe the request; any other library's or the app's may
+    // describe the server (paths, queries, names), so the client gets the status's reason only.
+    const own = typeof fastifyError.code === 'string' && fastifyError.code.startsWith('FST_');
+    const detail = own ? fastifyError.message : `${status} ${STATUS_CODES[status] ?? 'Client Error'}`;
     return {
-      error: bulwarkError('BWK_ERR_HTTP_BAD_REQUEST', { detail: fastifyError.message }, { cause: error }),
+      error: bulwarkError('BWK_ERR_HTTP_BAD_REQUEST', { detail }, { cause: error }),
       status,
+      hidden: !own,
     };
   }
   return {
@@ -100,7 +108,8 @@ function describeIssue(part: string, issue: ValidationIssue): FieldProblem {
 }
 
 /**
- * Builds the Fastify error handler; `development` adds stack traces to 5xx bodies; `onServerError`
+ * Builds the Fastify error handler; `development` adds the original message and the stack to 5xx
+ * bodies, and the original message to the 4xx whose message is otherwise withheld; `onServerError`
  * sees every error that becomes a 5xx (error tracking).
  */
 export function errorHandler(
@@ -113,26 +122,40 @@ export function errorHandler(
     request: FastifyRequest,
     reply: FastifyReply,
   ): void {
-    const { error, status } = toHttpError(raw, request);
-    // The request's one log line (written when the response ends) carries the error.
-    if (status >= 500) {
-      failures.set(request, raw);
-      onServerError?.(raw, request, status);
-    }
-    const body: ErrorBody = { error: { code: error.code, message: error.message, requestId: request.id } };
-    if (error.details !== undefined) body.error.details = error.details;
-    if (development && status >= 500 && raw instanceof Error && raw.stack !== undefined) {
+    const { error, status, hidden } = toHttpError(raw, request);
+    // The request's one log line (written when the response ends) carries the error whose message
+    // the client did not get.
+    if (status >= 500 || hidden === true) failures.set(request, raw);
+    if (status >= 500) onServerError?.(raw, request, status);
+    const body = errorBody(error, request);
+    if (development && (status >= 500 || hidden === true) && raw instanceof Error) {
       body.error.message = `${error.message}: ${raw.message}`;
-      body.error.stack = raw.stack;
+      if (status >= 500 && raw.stack !== undefined) body.error.stack = raw.stack;
     }
     void reply.code(status).send(body);
   };
+}
+
+/**
+ * Fastify's `frameworkErrors`: errors raised before a route is found (a malformed URL, an over-long
+ * parameter, a failed async constraint) answered in the same coded body instead of Fastify's own.
+ * The request has no route yet, so nothing here may read its route options.
+ */
+export function frameworkErrorHandler(error: Error, request: FastifyRequest, reply: FastifyReply): void {
+  const { error: coded, status } = toHttpError(error);
+  void reply.code(status).send(errorBody(coded, request));
 }
 
 /** Answers unmatched routes with `BWK_ERR_HTTP_NOT_FOUND`. */
 export function notFoundHandler(request: FastifyRequest, reply: FastifyReply): void {
   const path = request.url.split('?')[0] ?? '/';
   const error = bulwarkError('BWK_ERR_HTTP_NOT_FOUND', { method: request.method, url: path });
+  void reply.code(404).send(errorBody(error, request));
+}
+
+/** The response body of a catalogue error, with its per-field details when it has some. */
+export function errorBody(error: BulwarkError, request: FastifyRequest): ErrorBody {
   const body: ErrorBody = { error: { code: error.code, message: error.message, requestId: request.id } };
-  void reply.code(404).send(body);
+  if (error.details !== undefined) body.error.details = error.details;
+  return body;
 }

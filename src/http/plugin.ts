@@ -10,7 +10,7 @@ import { registerAdminApi } from '../admin/plugin.js';
 import { registerApiDocs } from './api-docs.js';
 import { registerRequestFlags, type RequestFlagsOptions } from './flags.js';
 import { captureRequestError, registerBrowserErrors } from './errors.js';
-import { errorHandler, notFoundHandler } from './error-handler.js';
+import { errorHandler, frameworkErrorHandler, notFoundHandler } from './error-handler.js';
 import { registerObservabilityRoutes } from './health-routes.js';
 import {
   BulwarkLogController,
@@ -69,6 +69,8 @@ export function fastifyOptions(
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
     },
+    // A malformed URL gets the coded error body too, not Fastify's own.
+    frameworkErrors: frameworkErrorHandler,
     // Requests already on a keep-alive connection are served while closing instead of getting 503.
     return503OnClosing: false,
     // Behind the cluster-mode proxy of `bulwark supervise` (on loopback), request.ip is the

@@ -2,7 +2,10 @@ import { LogController, type FastifyInstance, type FastifyReply, type FastifyReq
 import { writeRequestLine } from '../logging/index.js';
 import type { Bulwark } from '../runtime/create.js';
 
-/** The error a 5xx response came from, noted by the error handler for the request's one log line. */
+/**
+ * The error a 5xx response, or a 4xx whose message was withheld from the client, came from: noted by
+ * the error handler for the request's one log line.
+ */
 export const failures = new WeakMap<FastifyRequest, unknown>();
 
 /** Per-app request state shared by the two observation paths. */
@@ -20,7 +23,7 @@ export function onRequestStart(request: FastifyRequest, reply: FastifyReply): vo
 
 /**
  * End of every request: metrics by route template and the request's single log line (`error`
- * level with the error for 5xx, `info` otherwise).
+ * level with the error for 5xx, `info` otherwise, with the error when its message was withheld).
  */
 export function onRequestEnd(state: RequestObservation, request: FastifyRequest, reply: FastifyReply): void {
   const { bulwark } = state;
@@ -29,15 +32,17 @@ export function onRequestEnd(state: RequestObservation, request: FastifyRequest,
   const statusCode = reply.statusCode;
   bulwark.metrics.observeHttp(route, request.method, statusCode, durationMs / 1000);
   const rounded = Math.round(durationMs * 1000) / 1000;
+  const failure = failures.get(request);
   if (
     statusCode < 500 &&
+    failure === undefined &&
     writeRequestLine(bulwark.logger, request.id, request.method, route, statusCode, rounded)
   ) {
     return;
   }
   const line = { method: request.method, route, statusCode, durationMs: rounded };
-  if (statusCode >= 500) request.log.error({ ...line, err: failures.get(request) }, 'request');
-  else request.log.info(line, 'request');
+  if (statusCode >= 500) request.log.error({ ...line, err: failure }, 'request');
+  else request.log.info(failure === undefined ? line : { ...line, err: failure }, 'request');
 }
 
 /**
