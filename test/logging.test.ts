@@ -39,6 +39,83 @@ describe('redactSecrets', () => {
   });
 });
 
+describe('redaction by name pattern', () => {
+  it('censors names built from secret words, in any case and spelling', () => {
+    const secret = 'S3CRET-value';
+    const names = [
+      'authToken',
+      'AUTH_TOKEN',
+      'x-auth-token',
+      'dbPassword',
+      'DB_PASSWD',
+      'userPwd',
+      'clientSecret',
+      'x-api-key',
+      'apiKey',
+      'api.key',
+      'adminKey',
+      'privateKey',
+      'signingKey',
+      'sessionId',
+      'x-session',
+      'SENTRY_DSN',
+      'cookies',
+      'set-cookie',
+      'proxy-authorization',
+      'awsCredentials',
+      'auth',
+      'oauthVerifier',
+      'jwt',
+      'csrfToken',
+      'accesstoken',
+    ];
+    const out = redactSecrets(Object.fromEntries(names.map((name) => [name, secret])));
+    for (const name of names) expect(out[name], name).toBe('[redacted]');
+  });
+
+  it('keeps harmless names, counters and flags', () => {
+    const line = {
+      author: 'ann',
+      authorId: 7,
+      authored: 'yes',
+      cacheKey: 'orders:1',
+      key: 'bulwark.cache',
+      monkey: 'george',
+      tokenCount: 1234,
+      sessionTtl: 60,
+      passwordLength: 12,
+      isPrivate: true,
+      auth: null,
+      sessions: 3,
+    };
+    expect(redactSecrets(line)).toBe(line);
+    // A metadata-named field keeps a number only: a string there may be the secret itself.
+    expect(redactSecrets({ tokenCount: 'abc' })).toEqual({ tokenCount: '[redacted]' });
+  });
+
+  it('reaches nested objects and error properties, and censors what is too deep to inspect', () => {
+    const capture = new LogCapture();
+    const logger = createLogger({ level: 'info', destination: capture });
+    const err = Object.assign(new TypeError('bad token'), { authToken: 'tok-ERR-1', code: 'E_BAD' });
+    logger.error({ err, request: { headers: { 'X-Upstream-Token': 'tok-HDR-2' } } }, 'failed');
+    const inner = Object.assign(new Error('inner'), { dbPassword: 'pw-AGG-3' });
+    logger.error({ err: new AggregateError([inner], 'several') }, 'failed');
+    logger.info({ a: { b: { c: { d: { e: { f: { g: { h: { i: { password: 'pw-DEEP-4' } } } } } } } } } });
+    logger.child({ sessionId: 'sid-CHILD-5' }).info('child line');
+    const text = JSON.stringify(capture.lines);
+    for (const secret of ['tok-ERR-1', 'tok-HDR-2', 'pw-AGG-3', 'pw-DEEP-4', 'sid-CHILD-5'])
+      expect(text, secret).not.toContain(secret);
+    const [first, second] = capture.lines as { err: Record<string, unknown> }[];
+    expect(first?.err).toMatchObject({ type: 'TypeError', message: 'bad token', code: 'E_BAD' });
+    expect(first?.err['authToken']).toBe('[redacted]');
+    expect(second?.err['aggregateErrors']).toEqual([
+      expect.objectContaining({ message: 'inner', dbPassword: '[redacted]' }),
+    ]);
+    expect(capture.lines[3]).toMatchObject({ sessionId: '[redacted]', msg: 'child line' });
+    expect(err.authToken).toBe('tok-ERR-1'); // the caller's error is untouched
+  });
+});
+
 describe('request lines', () => {
   it('the fast line is the line pino writes for the same fields', () => {
     const capture = new LogCapture();

@@ -3,7 +3,7 @@ import type { LogLevel } from '../settings/index.js';
 import { redactSecrets } from './redact.js';
 import { BatchingDestination, enableRequestLines } from './request-line.js';
 
-export { CENSOR, SECRET_KEYS, redactSecrets } from './redact.js';
+export { CENSOR, SECRET_KEYS, TOO_DEEP, isSecretKey, redactSecrets } from './redact.js';
 export { BatchingDestination, writeRequestLine } from './request-line.js';
 export { lazyChildLoggerFactory } from './lazy-child.js';
 
@@ -18,7 +18,8 @@ export interface LoggerOptions {
 
 /**
  * The Bulwark logger: pino JSON lines, ISO timestamps, and every property named like a secret
- * (authorization, cookie, password, token, API key, ...; see `SECRET_KEYS`) logged as `[redacted]`.
+ * (`authToken`, `cookie`, `dbPassword`, `x-api-key`, `sessionId`, ...; see `isSecretKey`), in the
+ * logged object at any depth, in errors and in `child()` bindings, logged as `[redacted]`.
  * The default destination is stdout with request lines batched (see `bufferedStdout`).
  */
 export function createLogger(opts: LoggerOptions): Logger {
@@ -33,8 +34,21 @@ export function createLogger(opts: LoggerOptions): Logger {
     },
     destination,
   );
+  redactChildBindings(logger);
   enableRequestLines(logger, destination, base);
   return logger;
+}
+
+/**
+ * pino applies `formatters.bindings` to the root logger only, so `child({ sessionId })` would bypass
+ * redaction. Children inherit from the root through their prototype, so wrapping the root's
+ * `child` covers every descendant; bindings are serialised once per child, not per line.
+ */
+function redactChildBindings(logger: Logger): void {
+  const proto = Object.getPrototypeOf(logger) as Logger;
+  logger.child = function (this: Logger, bindings, options) {
+    return proto.child.call(this, redactSecrets(bindings), options);
+  } as Logger['child'];
 }
 
 let stdout: BatchingDestination | undefined;
