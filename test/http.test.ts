@@ -3,7 +3,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import Type from 'typebox';
 import { bulwarkError } from '../src/errors/index.js';
+import { adminApp, adminAuth } from './helpers/admin.js';
 import { testApp, type LogCapture, type RegisteredRoute } from './helpers/app.js';
+import { until } from './helpers/wait.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -62,31 +64,35 @@ describe('HTTP layer', () => {
     await app.close();
   });
 
-  it('generates a request id, returns it, and honours a sane incoming one', async () => {
+  it("generates every request id; the client's own x-request-id is kept apart, bounded and sanitised", async () => {
     const generated = await app.inject({ method: 'GET', url: '/items/1' });
     expect(generated.statusCode).toBe(200);
     expect(generated.headers['x-request-id']).toMatch(UUID);
-    const given = await app.inject({
-      method: 'GET',
-      url: '/items/1',
-      headers: { 'x-request-id': 'abc-123' },
-    });
-    expect(given.headers['x-request-id']).toBe('abc-123');
+    // Two requests that bring the same id still get distinct ids, so their log and audit rows never merge.
+    const given = await Promise.all(
+      [1, 2].map(() =>
+        app.inject({ method: 'GET', url: '/items/1', headers: { 'x-request-id': 'abc-123' } }),
+      ),
+    );
+    const ids = given.map((res) => String(res.headers['x-request-id']));
+    for (const id of ids) expect(id).toMatch(UUID);
+    expect(new Set(ids).size).toBe(2);
     const hostile = await app.inject({
       method: 'GET',
       url: '/items/1',
-      headers: { 'x-request-id': 'a b\u0001<script>' },
+      headers: { 'x-request-id': `a b\u0001<script>"${'x'.repeat(500)}` },
     });
     expect(hostile.headers['x-request-id']).toMatch(UUID);
+    const lines = new Map(logs.requests().map((line) => [line['reqId'], line]));
+    for (const id of ids) expect(lines.get(id)?.['clientRequestId']).toBe('abc-123');
+    const cut = lines.get(hostile.headers['x-request-id'])?.['clientRequestId'];
+    expect(cut).toBe(`a_b__script__${'x'.repeat(115)}`);
+    expect(lines.get(generated.headers['x-request-id'])).not.toHaveProperty('clientRequestId');
   });
 
   it('writes exactly one log line per request with method, route template, status, duration and id', async () => {
     const before = logs.requests().length;
-    const res = await app.inject({
-      method: 'GET',
-      url: '/items/42?x=1',
-      headers: { 'x-request-id': 'line-test' },
-    });
+    const res = await app.inject({ method: 'GET', url: '/items/42?x=1' });
     expect(res.statusCode).toBe(200);
     const lines = logs.requests().slice(before);
     expect(lines).toHaveLength(1);
@@ -95,7 +101,7 @@ describe('HTTP layer', () => {
       method: 'GET',
       route: '/items/:id',
       statusCode: 200,
-      reqId: 'line-test',
+      reqId: res.headers['x-request-id'],
     });
     expect(typeof lines[0]?.['durationMs']).toBe('number');
     expect(JSON.stringify(logs.lines)).not.toContain('incoming request');
@@ -121,14 +127,14 @@ describe('HTTP layer', () => {
   });
 
   it('answers unknown routes with a coded 404', async () => {
-    const res = await app.inject({
-      method: 'GET',
-      url: '/nope?token=abc',
-      headers: { 'x-request-id': 'nf-1' },
-    });
+    const res = await app.inject({ method: 'GET', url: '/nope?token=abc' });
     expect(res.statusCode).toBe(404);
     expect(res.json()).toEqual({
-      error: { code: 'BWK_ERR_HTTP_NOT_FOUND', message: 'Route GET /nope not found', requestId: 'nf-1' },
+      error: {
+        code: 'BWK_ERR_HTTP_NOT_FOUND',
+        message: 'Route GET /nope not found',
+        requestId: res.headers['x-request-id'],
+      },
     });
   });
 
@@ -177,14 +183,15 @@ describe('HTTP layer', () => {
   });
 
   it('hides internals of unexpected errors and logs them with the request id', async () => {
-    const res = await app.inject({ method: 'GET', url: '/boom', headers: { 'x-request-id': 'boom-1' } });
+    const res = await app.inject({ method: 'GET', url: '/boom' });
+    const requestId = res.headers['x-request-id'];
     expect(res.statusCode).toBe(500);
     expect(res.json()).toEqual({
-      error: { code: 'BWK_ERR_HTTP_INTERNAL', message: 'Internal server error', requestId: 'boom-1' },
+      error: { code: 'BWK_ERR_HTTP_INTERNAL', message: 'Internal server error', requestId },
     });
     expect(res.body).not.toContain('stack');
     // One line for the request, at error level, carrying the error.
-    const logged = logs.lines.filter((l) => l['reqId'] === 'boom-1');
+    const logged = logs.lines.filter((l) => l['reqId'] === requestId);
     expect(logged).toHaveLength(1);
     expect(logged[0]).toMatchObject({ level: 'error', msg: 'request', statusCode: 500, route: '/boom' });
     expect((logged[0]?.['err'] as { message: string }).message).toContain('secret internals');
@@ -192,12 +199,7 @@ describe('HTTP layer', () => {
 
   it("answers a foreign 4xx with its status and a generic message, logging the error's own", async () => {
     for (const status of [400, 403, 422]) {
-      const id = `refused-${status}`;
-      const res = await app.inject({
-        method: 'GET',
-        url: `/refused/${status}`,
-        headers: { 'x-request-id': id },
-      });
+      const res = await app.inject({ method: 'GET', url: `/refused/${status}` });
       expect(res.statusCode).toBe(status);
       const body = res.json<{ error: { code: string; message: string; requestId: string } }>();
       expect(body.error).toMatchObject({
@@ -282,6 +284,26 @@ describe('HTTP layer', () => {
       expect(route.url.startsWith('/api-docs')).toBe(true);
     const ui = await app.inject({ method: 'GET', url: '/api-docs/' });
     expect([200, 302]).toContain(ui.statusCode);
+  });
+});
+
+describe('request ids on audit rows', () => {
+  it('two admin requests that bring the same x-request-id are audited under distinct ids', async () => {
+    const { app, instance } = await adminApp();
+    const headers = { ...adminAuth, 'x-request-id': 'chosen-by-client' };
+    const answered = await Promise.all([
+      app.inject({ method: 'GET', url: '/admin/api/dependencies', headers }),
+      app.inject({ method: 'GET', url: '/admin/api/dependencies', headers }),
+    ]);
+    const ids = answered.map((res) => res.headers['x-request-id']);
+    // The audit row is written in onResponse, after the reply went out.
+    let rows: { detail: unknown }[] = [];
+    await until(async () => {
+      rows = await instance.store.audit.list({ target: '/dependencies' });
+      return rows.length === 2;
+    });
+    expect(rows.map((row) => (row.detail as { requestId: string }).requestId).sort()).toEqual(ids.sort());
+    expect(new Set(ids).size).toBe(2);
   });
 });
 

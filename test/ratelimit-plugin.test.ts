@@ -195,14 +195,14 @@ describe('rate-limit plugin', () => {
     });
     onTestFinished(() => server.close());
     expect((await server.inject({ url: '/limited' })).statusCode).toBe(200);
-    const refused = await server.inject({ url: '/limited', headers: { 'x-request-id': 'req-42' } });
+    const refused = await server.inject({ url: '/limited' });
     expect(refused.statusCode).toBe(429);
     expect(refused.headers['retry-after']).toBe('10');
     expect(refused.json()).toEqual({
       error: {
         code: 'BWK_ERR_RATELIMIT_EXCEEDED',
         message: 'Rate limit exceeded for policy strict: retry in 10 s',
-        requestId: 'req-42',
+        requestId: refused.headers['x-request-id'],
       },
     });
   });
