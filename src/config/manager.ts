@@ -356,7 +356,8 @@ export class ConfigManager<S extends TObject, T extends Static<S> = Static<S>> {
         if (nextText === text && head !== undefined)
           return { ...evaluated, revision: current, fallback: false };
         if (guard.compromised()) throw this.lockLost();
-        await writeFileAtomic(this.file, nextText);
+        // The user's file: its mode is theirs to choose; a new one is created 0600.
+        await writeFileAtomic(this.file, nextText, { keepMode: true });
         const record = await this.appendRevision(
           guard,
           head,

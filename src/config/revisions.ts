@@ -1,6 +1,7 @@
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { writeFileAtomic } from '../store/atomic-file.js';
+import { PRIVATE_DIR_MODE } from '../store/permissions.js';
 import type { RevisionRecord } from './types.js';
 
 const NAME = /^(\d+)\.json$/;
@@ -56,7 +57,8 @@ export class RevisionStore {
 
   /** Records a revision (atomically, durably), then deletes those beyond the limit. Call under the lock. */
   async append(record: RevisionRecord): Promise<void> {
-    await mkdir(this.dir, { recursive: true });
+    // Revisions hold whole config texts (secrets included): private, 0700 and 0600 files.
+    await mkdir(this.dir, { recursive: true, mode: PRIVATE_DIR_MODE });
     await writeFileAtomic(this.fileOf(record.revision), `${JSON.stringify(record, null, 2)}\n`);
     const stale = (await this.numbers()).slice(this.limit);
     await Promise.all(stale.map((n) => rm(this.fileOf(n), { force: true })));

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { InvalidationBus } from '../cache/bus.js';
 import { bulwarkError, isBulwarkError } from '../errors/index.js';
 import { writeFileAtomic } from '../store/atomic-file.js';
+import { PRIVATE_DIR_MODE } from '../store/permissions.js';
 import type { AuditRecord, Store } from '../store/types.js';
 import { evaluate } from './evaluate.js';
 import type { EvaluationContext, EvaluationDetails, FlagDefinition, FlagType, FlagValue } from './types.js';
@@ -255,7 +256,8 @@ export class FlagService {
     const file = this.#o.snapshotFile;
     if (file === undefined) return;
     const snapshot = JSON.stringify({ revision, savedAt: this.#now(), flags: [...flags.values()] }, null, 2);
-    await mkdir(path.dirname(file), { recursive: true })
+    // Private like the rest of the data dir (0700, 0600): definitions can name users and segments.
+    await mkdir(path.dirname(file), { recursive: true, mode: PRIVATE_DIR_MODE })
       .then(() => writeFileAtomic(file, snapshot))
       .catch((error: unknown) => this.#o.logger?.warn({ err: error }, 'flags: cannot write the snapshot'));
   }

@@ -37,7 +37,12 @@ export async function createStore(opts: StoreOptions): Promise<Store> {
   const opened =
     opts.databaseUrl === undefined
       ? {
-          ...(await openSqlite({ dataDir: opts.dataDir, sqliteFile: opts.sqliteFile, log })),
+          ...(await openSqlite({
+            dataDir: opts.dataDir,
+            sqliteFile: opts.sqliteFile,
+            log,
+            onPermissionWarning: opts.onPermissionWarning,
+          })),
           schema: undefined,
         }
       : await openPostgres({ url: opts.databaseUrl, schema: opts.schema, log });

@@ -3,16 +3,24 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { Kysely, SqliteAdapter, SqliteDialect, sql, type DialectAdapter, type LogConfig } from 'kysely';
 import { describeError, unavailableError } from './errors.js';
+import {
+  ensurePrivateDir,
+  ensurePrivateFile,
+  PRIVATE_DIR_MODE,
+  type PermissionWarning,
+} from './permissions.js';
 import type { StoreTables } from './types.js';
 
 /** Options of {@link openSqlite}. */
 export interface SqliteOpenOptions {
-  /** Directory of `bulwark.sqlite`; created with its parents when missing. */
+  /** Directory of `bulwark.sqlite`; created (0700) with its parents when missing, tightened to 0700. */
   dataDir?: string | undefined;
   /** File path override (`:memory:` allowed); wins over `dataDir`. */
   sqliteFile?: string | undefined;
   /** Kysely query log, used to feed the query observer. */
   log?: LogConfig | undefined;
+  /** Told when a permission was found too loose (default: a process warning). */
+  onPermissionWarning?: PermissionWarning | undefined;
 }
 
 /** An opened SQLite database. */
@@ -30,7 +38,7 @@ export const SQLITE_FILE_NAME = 'bulwark.sqlite';
  * `synchronous=NORMAL` (a committed write survives a process crash; the last commits may be lost on
  * power loss), a 5 s busy timeout against other processes on the same file, and foreign keys on.
  *
- * Nothing is left open when this rejects; failures (missing or unwritable directory, a corrupt file)
+ * The file, its `-wal` and `-shm` are 0600 and the data directory 0700 whatever the umask. Nothing is left open when this rejects; failures (missing or unwritable directory, a corrupt file)
  * reject with `BWK_ERR_STORE_UNAVAILABLE` carrying the driver error as `cause`. Neither `dataDir` nor
  * `sqliteFile` given means `./data`.
  */
@@ -38,7 +46,7 @@ export function openSqlite(opts: SqliteOpenOptions): Promise<OpenedSqlite> {
   const file = opts.sqliteFile ?? path.join(opts.dataDir ?? 'data', SQLITE_FILE_NAME);
   let database: Database.Database | undefined;
   try {
-    if (file !== ':memory:') mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+    if (file !== ':memory:' && file !== '') makePrivate(file, opts);
     database = new Database(file);
     // WAL lets readers in other processes (the CLI, a second instance) work while a write is open.
     database.pragma('journal_mode = WAL');
@@ -54,6 +62,22 @@ export function openSqlite(opts: SqliteOpenOptions): Promise<OpenedSqlite> {
     ...(opts.log === undefined ? {} : { log: opts.log }),
   });
   return Promise.resolve({ db, file });
+}
+
+/**
+ * Keeps the database private to its owner: the data directory 0700 (an existing looser one is
+ * tightened, see `ensurePrivateDir`; an explicit `sqliteFile`'s directory is only created, never
+ * changed: it may be shared), the file created 0600 before SQLite opens it, because SQLite creates
+ * `-wal` and `-shm` with the mode of the database file; leftovers from an older, looser run are
+ * tightened too.
+ */
+function makePrivate(file: string, opts: SqliteOpenOptions): void {
+  const warn = opts.onPermissionWarning;
+  if (opts.sqliteFile === undefined) ensurePrivateDir(path.dirname(file), warn);
+  else mkdirSync(path.dirname(path.resolve(file)), { recursive: true, mode: PRIVATE_DIR_MODE });
+  ensurePrivateFile(file, warn);
+  for (const suffix of ['-wal', '-shm', '-journal'])
+    ensurePrivateFile(file + suffix, warn, { create: false });
 }
 
 /**

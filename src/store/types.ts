@@ -231,7 +231,10 @@ export interface Store {
 export interface StoreOptions {
   /** PostgreSQL connection URL; unset = SQLite. */
   databaseUrl?: string | undefined;
-  /** Directory of the SQLite file `bulwark.sqlite` (created if missing). Ignored with `databaseUrl`. */
+  /**
+   * Directory of the SQLite file `bulwark.sqlite`: created 0700 if missing, tightened to 0700 if
+   * looser and ours (the file, `-wal` and `-shm` are 0600). Ignored with `databaseUrl`.
+   */
   dataDir?: string;
   /** SQLite file path override (`:memory:` allowed), for tests and tools. */
   sqliteFile?: string;
@@ -240,6 +243,11 @@ export interface StoreOptions {
   /** PostgreSQL schema to use (created if missing; default the server's current schema, usually `public`); lower-case letters, digits and `_`. Tests use one schema each. */
   schema?: string;
   onQuery?: QueryObserver;
+  /**
+   * SQLite: told when the data directory or a database file was readable by others (and whether it
+   * was tightened). Default: a Node process warning with code `BULWARK_PERMISSIONS`.
+   */
+  onPermissionWarning?: (message: string) => void;
 }
 
 export type StoreDatabase = Kysely<StoreTables>;
