@@ -25,9 +25,10 @@ export default {
     'src/alerts/rules.ts',
     // supervisor restart policy (its backoff is part of it)
     'src/supervisor/policy.ts',
-    // cache journal, the replay plan and the replay itself
+    // cache journal, the replay plan, and the replay itself and its start on failback
     'src/cache/journal.ts',
-    'src/cache/tiered.ts:248-292',
+    'src/cache/tiered.ts:96-98',
+    'src/cache/tiered.ts:248-294',
   ],
   coverageAnalysis: 'perTest',
   // The machine is shared: one test runner at a time.

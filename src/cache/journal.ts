@@ -3,6 +3,11 @@ import type { CacheEntry } from './types.js';
 
 const PAGE = 500;
 
+// One sequence for every journal of the process: two caches of one name sharing a store (two
+// Bulwark instances in one process) can journal records of the same version, and a per-journal
+// sequence would give both the same key, the second write replacing the first.
+let sequence = 0;
+
 /** Lets pending I/O callbacks run (the store driver may be synchronous). */
 export function yieldToIo(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
@@ -22,7 +27,6 @@ export type JournalRecord =
 export class CacheJournal {
   readonly #kv: KvRepository;
   readonly #namespace: string;
-  #seq = 0;
   #batch: { key: string; value: JournalRecord; resolve: () => void; reject: (error: unknown) => void }[] = [];
 
   constructor(kv: KvRepository, cacheName: string) {
@@ -36,10 +40,10 @@ export class CacheJournal {
    * lands here, and one INSERT per record measured ~64 µs of a request's time.
    */
   append(record: JournalRecord): Promise<void> {
-    this.#seq = (this.#seq + 1) % 1_000_000;
+    sequence = (sequence + 1) % 1_000_000;
     // Deletes under `d:` (read on their own by every instance's fence), sets under `s:`; within
     // each, keys sort by version, then by a per-process sequence for records of the same µs.
-    const key = `${record.op === 'set' ? 's' : 'd'}:${String(record.version).padStart(20, '0')}-${String(this.#seq).padStart(6, '0')}-${process.pid}`;
+    const key = `${record.op === 'set' ? 's' : 'd'}:${String(record.version).padStart(20, '0')}-${String(sequence).padStart(6, '0')}-${process.pid}`;
     return new Promise((resolve, reject) => {
       this.#batch.push({ key, value: record, resolve, reject });
       if (this.#batch.length === 1) setImmediate(() => void this.#commit());

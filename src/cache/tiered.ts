@@ -279,12 +279,14 @@ export class TieredCache {
 
   async #apply(store: CacheStore, record: JournalRecord): Promise<void> {
     if (record.op === 'set') {
-      if (record.entry.staleUntil <= this.#now()) return;
       // Writes made after the failback are newer than anything journaled: never overwrite them.
       // (Read-then-write: a write landing between the two can still lose; the window is one round trip.)
       const current = await store.get(record.key);
       if (current !== undefined && current.version >= record.entry.version) return;
-      await store.set(record.key, record.entry);
+      // A journaled write that has expired since still replaced the older value the shared tier
+      // holds: remove that value rather than skip the record, or it would be served again.
+      if (record.entry.staleUntil <= this.#now()) await store.delete([record.key]);
+      else await store.set(record.key, record.entry);
     } else if (record.op === 'delete') await store.delete([record.key]);
     else await store.deleteTag(record.tag);
     // Other instances may have filled their L1 from the shared tier before this replay.

@@ -1,0 +1,373 @@
+// The cache's outage journal and its replay, as a user of the cache sees them: every write made
+// while the shared tier was unreachable survives (even a long outage's, even two caches' sharing
+// one store), the replay happens by itself on failback, applies deletes before sets and the
+// newest write per key, never revives what a journaled write replaced, loses nothing when the
+// shared tier fails again mid-replay, and lets requests run while it works through a long journal.
+// The shared tier here is an in-process store: Redis itself is exercised in cache-bus.test.ts and
+// redis-outage.test.ts; this file is about the order and completeness of what is applied.
+import { afterEach, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
+import { CacheJournal, planReplay, type JournalRecord } from '../src/cache/journal.js';
+import { MemoryCacheStore } from '../src/cache/memory.js';
+import { TieredCache } from '../src/cache/tiered.js';
+import type { CacheEntry, CacheStore } from '../src/cache/types.js';
+import { Failover } from '../src/failover/index.js';
+import { createLogger } from '../src/logging/index.js';
+import { createStore } from '../src/store/index.js';
+import type { Store } from '../src/store/types.js';
+import { LogCapture } from './helpers/app.js';
+import { until } from './helpers/wait.js';
+
+let store: Store;
+beforeEach(async () => {
+  store = await createStore({ sqliteFile: ':memory:' });
+});
+afterEach(async () => {
+  await store.close();
+});
+
+const entry = (version: number, tags?: string[]): CacheEntry => ({
+  value: `v${version}`,
+  expiresAt: 9e15,
+  staleUntil: 9e15,
+  version,
+  ...(tags ? { tags } : {}),
+});
+
+/** Counts the turns of the event loop (I/O phases) that pass while `work` runs. */
+async function turnsDuring(work: () => Promise<unknown>): Promise<number> {
+  let turns = 0;
+  let running = true;
+  const tick = () => {
+    if (!running) return;
+    turns += 1;
+    setImmediate(tick);
+  };
+  setImmediate(tick);
+  await work();
+  running = false;
+  return turns;
+}
+
+/** A journal holding `n` key deletes, versions 0 to n - 1. */
+async function journalOfDeletes(name: string, n: number) {
+  const journal = new CacheJournal(store.kv, name);
+  const records = Array.from({ length: n }, (_, i): JournalRecord => ({
+    op: 'delete',
+    key: `k${i}`,
+    version: i,
+  }));
+  await Promise.all(records.map((r) => journal.append(r)));
+  return { journal, records };
+}
+
+describe('the journal', () => {
+  it("reads back a long outage's journal whole, each record once, over several pages", async () => {
+    const journal = new CacheJournal(store.kv, 'long');
+    const records: JournalRecord[] = Array.from({ length: 1234 }, (_, i) =>
+      i % 3 === 0
+        ? { op: 'delete', key: `k${i}`, version: 10_000 + i }
+        : { op: 'set', key: `k${i}`, version: 10_000 + i, entry: entry(10_000 + i) },
+    );
+    await Promise.all(records.map((r) => journal.append(r)));
+    const pending = await journal.pending();
+    expect(pending).toHaveLength(1234);
+    expect(new Set(pending.map((p) => p.id)).size).toBe(1234);
+    const byVersion = (a: JournalRecord, b: JournalRecord) => a.version - b.version;
+    expect(pending.map((p) => p.record).sort(byVersion)).toEqual(records);
+    expect(await journal.deletes()).toEqual(records.filter((r) => r.op === 'delete'));
+  });
+
+  it('every instance sharing the store sees every pending delete and tag delete, and no set', async () => {
+    const a = new CacheJournal(store.kv, 'shared');
+    const b = new CacheJournal(store.kv, 'shared');
+    const elsewhere = new CacheJournal(store.kv, 'other-cache');
+    await a.append({ op: 'delete', key: 'x', version: 1 });
+    await b.append({ op: 'deleteTag', tag: 'users', version: 2 });
+    await b.append({ op: 'set', key: 'y', version: 3, entry: entry(3) });
+    await elsewhere.append({ op: 'delete', key: 'z', version: 4 });
+    for (const journal of [a, b]) {
+      expect(await journal.deletes()).toEqual([
+        { op: 'delete', key: 'x', version: 1 },
+        { op: 'deleteTag', tag: 'users', version: 2 },
+      ]);
+    }
+  });
+
+  it('keeps the records of two caches of one process that share a store, even at the same version', async () => {
+    // Two Bulwark instances in one process (tests, several tenants) on one store file: their
+    // versions come from the same clock and can be equal.
+    const a = new CacheJournal(store.kv, 'default');
+    const b = new CacheJournal(store.kv, 'default');
+    await Promise.all([
+      a.append({ op: 'delete', key: 'from-a', version: 5_000 }),
+      b.append({ op: 'delete', key: 'from-b', version: 5_000 }),
+    ]);
+    expect((await a.deletes()).map((r) => (r.op === 'delete' ? r.key : r.tag)).sort()).toEqual([
+      'from-a',
+      'from-b',
+    ]);
+  });
+
+  it('remove forgets exactly the applied records; later ones stay pending', async () => {
+    const { journal, records } = await journalOfDeletes('rm', 1200);
+    const applied = (await journal.pending()).slice(0, 1100);
+    await journal.append({ op: 'delete', key: 'later', version: 99_999 });
+    await journal.remove(applied.map((p) => p.id));
+    expect((await journal.pending()).map((p) => p.record)).toEqual([
+      ...records.slice(1100),
+      { op: 'delete', key: 'later', version: 99_999 },
+    ]);
+  });
+
+  it('a long journal is read and removed with turns of the event loop in between (requests go on)', async () => {
+    const { journal } = await journalOfDeletes('fair', 1500);
+    let pending: { id: string }[] = [];
+    expect(await turnsDuring(async () => (pending = await journal.pending()))).toBeGreaterThanOrEqual(3);
+    expect(await turnsDuring(() => journal.remove(pending.map((p) => p.id)))).toBeGreaterThanOrEqual(3);
+    expect(await journal.pending()).toEqual([]);
+  });
+});
+
+describe('the replay plan', () => {
+  const shown = (plan: JournalRecord[]) =>
+    plan.map((r) => (r.op === 'deleteTag' ? `dt:${r.tag}@${r.version}` : `${r.op}:${r.key}@${r.version}`));
+
+  it('the newest set of a key wins whatever order the records were read in', () => {
+    const plan = planReplay([
+      { op: 'set', key: 'a', version: 3, entry: entry(3) },
+      { op: 'set', key: 'a', version: 1, entry: entry(1) },
+      { op: 'set', key: 'a', version: 2, entry: entry(2) },
+    ]);
+    expect(shown(plan)).toEqual(['set:a@3']);
+    expect(plan[0]).toMatchObject({ entry: { value: 'v3' } });
+  });
+
+  it('one delete per key, at its newest version, which drops every set made before it', () => {
+    const plan = planReplay([
+      { op: 'delete', key: 'k', version: 5 },
+      { op: 'set', key: 'k', version: 4, entry: entry(4) },
+      { op: 'delete', key: 'k', version: 2 },
+      { op: 'set', key: 'j', version: 1, entry: entry(1) },
+      { op: 'delete', key: 'j', version: 0 },
+    ]);
+    expect(shown(plan)).toEqual(['delete:k@5', 'delete:j@0', 'set:j@1']);
+  });
+
+  it('a tag delete drops only the older sets that carry that tag', () => {
+    const plan = planReplay([
+      { op: 'set', key: 'tagged-before', version: 1, entry: entry(1, ['other', 'users']) },
+      { op: 'set', key: 'untagged', version: 2, entry: entry(2) },
+      { op: 'set', key: 'other-tag', version: 3, entry: entry(3, ['orders']) },
+      { op: 'deleteTag', tag: 'users', version: 4 },
+      { op: 'set', key: 'tagged-after', version: 5, entry: entry(5, ['users']) },
+      { op: 'deleteTag', tag: 'archive', version: 6 },
+    ]);
+    expect(shown(plan)).toEqual([
+      'dt:users@4',
+      'dt:archive@6',
+      'set:untagged@2',
+      'set:other-tag@3',
+      'set:tagged-after@5',
+    ]);
+  });
+
+  it('an empty journal plans nothing', () => {
+    expect(planReplay([])).toEqual([]);
+  });
+});
+
+/** A shared tier that records what reaches it, and can fail after a number of operations. */
+class RecordingStore implements CacheStore {
+  readonly name = 'recording';
+  readonly ops: string[] = [];
+  /** Operations left before it fails (Infinity: never). */
+  failAfter = Infinity;
+  readonly #inner: CacheStore;
+  constructor(inner: CacheStore) {
+    this.#inner = inner;
+  }
+  #op<T>(label: string | undefined, run: () => Promise<T>): Promise<T> {
+    if (this.failAfter <= 0) return Promise.reject(new Error('ECONNRESET'));
+    this.failAfter -= 1;
+    if (label !== undefined) this.ops.push(label);
+    return run();
+  }
+  get<T>(key: string) {
+    return this.#op(undefined, () => this.#inner.get<T>(key));
+  }
+  set<T>(key: string, e: CacheEntry<T>) {
+    return this.#op(`set:${key}=${String(e.value)}`, () => this.#inner.set(key, e));
+  }
+  delete(keys: string[]) {
+    return this.#op(`delete:${keys.join(',')}`, () => this.#inner.delete(keys));
+  }
+  deleteTag(tag: string) {
+    return this.#op(`deleteTag:${tag}`, () => this.#inner.deleteTag(tag));
+  }
+  clear() {
+    return this.#op('clear', () => this.#inner.clear());
+  }
+  close() {
+    return this.#inner.close();
+  }
+}
+
+/**
+ * One cache whose shared tier the test takes away with the failover's kill switch (an outage as
+ * the cache sees it: writes are journaled) and gives back (a failback: probes, then the replay).
+ */
+async function cacheWithOutage(opts: { now?: () => number } = {}) {
+  const shared = new RecordingStore(new MemoryCacheStore({ now: opts.now ?? Date.now }));
+  const failover = new Failover({
+    name: 'redis',
+    probe: async () => undefined,
+    failureStreakMs: 0,
+    probeIntervalMs: 5,
+  });
+  await failover.start();
+  const journal = new CacheJournal(store.kv, 'c');
+  const logs = new LogCapture();
+  const cache = new TieredCache({
+    name: 'c',
+    l1: new MemoryCacheStore({ now: opts.now ?? Date.now }),
+    l2: { store: shared, failover, journal },
+    logger: createLogger({ level: 'debug', destination: logs }),
+    ...(opts.now === undefined ? {} : { now: opts.now }),
+  });
+  onTestFinished(() => {
+    cache.close();
+    failover.close();
+  });
+  const replayed = () => logs.lines.filter((l) => l['msg'] === 'cache journal replayed');
+  return {
+    cache,
+    shared,
+    journal,
+    logs,
+    replayed,
+    outage: () => failover.setForced(true),
+    /** Gives the shared tier back; resolves once the failover is on it again. */
+    async release(): Promise<void> {
+      failover.setForced(false);
+      await until(() => failover.mode === 'primary', 5000, 'failback');
+    },
+    /** Gives the shared tier back and waits until the cache has replayed its journal by itself. */
+    async failback(): Promise<void> {
+      const before = replayed().length;
+      await this.release();
+      await until(() => replayed().length > before, 5000, 'replay');
+    },
+  };
+}
+
+describe('the replay on failback', () => {
+  it('runs by itself and applies tag deletes, then deletes, then the newest set of each key', async () => {
+    const c = await cacheWithOutage();
+    await c.cache.set('a', 'before');
+    await c.cache.set('member', 'm', { tags: ['team'] });
+    c.outage();
+    await c.cache.set('a', 'first');
+    await c.cache.set('b', 'kept');
+    await c.cache.set('a', 'second');
+    await c.cache.delete('gone');
+    await c.cache.deleteTag('team');
+    c.shared.ops.length = 0;
+    await c.failback();
+    expect(c.shared.ops).toEqual(['deleteTag:team', 'delete:gone', 'set:a=second', 'set:b=kept']);
+    expect(await c.journal.pending()).toEqual([]);
+    expect(c.replayed().at(-1)).toMatchObject({ cache: 'c', records: 5, applied: 4 });
+  });
+
+  it('replays every outage, not only the first', async () => {
+    const c = await cacheWithOutage();
+    c.outage();
+    await c.cache.set('k', 'one');
+    await c.failback();
+    c.outage();
+    await c.cache.set('k', 'two');
+    await c.failback();
+    expect(c.shared.ops).toEqual(['set:k=one', 'set:k=two']);
+    expect((await c.shared.get('k'))?.value).toBe('two');
+  });
+
+  it('concurrent replays share one run: each record reaches the shared tier once', async () => {
+    const c = await cacheWithOutage();
+    c.outage();
+    for (const key of ['a', 'b', 'c']) await c.cache.set(key, key);
+    await c.failback();
+    await c.cache.set('later-direct', 'x'); // the shared tier is back: written directly
+    expect(c.shared.ops).toEqual(['set:a=a', 'set:b=b', 'set:c=c', 'set:later-direct=x']);
+    c.outage();
+    await c.cache.set('d', 'd');
+    c.shared.ops.length = 0;
+    await Promise.all([c.failback(), c.cache.replay(), c.cache.replay()]);
+    expect(c.shared.ops).toEqual(['set:d=d']);
+  });
+
+  it('an L1-only cache has nothing to replay', async () => {
+    const cache = new TieredCache({ name: 'embedded', l1: new MemoryCacheStore() });
+    await expect(cache.replay()).resolves.toBeUndefined();
+  });
+
+  it('a failback with an empty journal writes nothing and logs no replay', async () => {
+    const c = await cacheWithOutage();
+    c.outage();
+    await c.release();
+    await c.cache.replay(); // joins the replay the failback started, or runs after it
+    expect(c.shared.ops).toEqual([]);
+    expect(c.replayed()).toEqual([]);
+  });
+
+  it('a write replaced during the outage is not revived when the replacement has expired by the failback', async () => {
+    let now = 1_000_000;
+    const c = await cacheWithOutage({ now: () => now });
+    await c.cache.set('price', 'old', { ttl: 3_600_000 });
+    c.outage();
+    await c.cache.set('price', 'new', { ttl: 1000 });
+    now += 5000; // the new value has expired; the old one would still be fresh
+    await c.failback();
+    expect(await c.cache.get('price')).toBeUndefined();
+    expect(await c.shared.get('price')).toBeUndefined();
+  });
+
+  it('an expired journaled write does not remove a newer value written after the failback', async () => {
+    let now = 1_000_000;
+    const c = await cacheWithOutage({ now: () => now });
+    c.outage();
+    await c.cache.set('k', 'journaled', { ttl: 1000 });
+    now += 5000;
+    await c.shared.set('k', { value: 'newer', expiresAt: 9e15, staleUntil: 9e15, version: now * 1000 });
+    await c.failback();
+    expect((await c.shared.get('k'))?.value).toBe('newer');
+  });
+
+  it('a shared tier failing mid-replay loses nothing: all stays journaled and the next failback applies it', async () => {
+    const c = await cacheWithOutage();
+    c.outage();
+    for (const key of ['a', 'b', 'c', 'd']) await c.cache.set(key, key);
+    c.shared.failAfter = 3; // one get and set, then the next get, then it fails
+    await c.release();
+    await until(() => c.logs.lines.some((l) => l['msg'] === 'cache journal replay interrupted'), 5000);
+    expect(c.logs.lines.find((l) => l['msg'] === 'cache journal replay interrupted')).toMatchObject({
+      level: 'warn',
+      cache: 'c',
+    });
+    expect(await c.journal.pending()).toHaveLength(4);
+    c.shared.failAfter = Infinity;
+    c.outage();
+    await c.failback();
+    expect(await c.journal.pending()).toEqual([]);
+    for (const key of ['a', 'b', 'c', 'd']) expect((await c.shared.get(key))?.value).toBe(key);
+  });
+
+  it('a long replay lets requests run between its steps', async () => {
+    const c = await cacheWithOutage();
+    c.outage();
+    // Fewer records than a journal page, so the turns counted are those between the replay's
+    // steps; the replay is started by hand (on the fallback still) to measure it alone.
+    await Promise.all(Array.from({ length: 450 }, (_, i) => c.cache.set(`k${i}`, i)));
+    const turns = await turnsDuring(() => c.cache.replay());
+    expect(c.shared.ops.filter((op) => op.startsWith('set:'))).toHaveLength(450);
+    expect(turns).toBeGreaterThanOrEqual(4);
+  });
+});
