@@ -22,8 +22,7 @@ export default defineConfig({
       // alert rule state machine
       'test/alerts-rules.test.ts',
       'test/alerts-rule-transitions.test.ts',
-      // supervisor restart policy
-      'test/supervisor-units.test.ts',
+      // supervisor restart policy (supervisor-units.test.ts also tests options and socket paths)
       'test/supervisor-policy.test.ts',
       // cache journal and replay order
       'test/cache-tiered.test.ts',
