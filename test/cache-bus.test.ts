@@ -1,6 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { createBulwark, type Bulwark } from '../src/runtime/create.js';
-import { startRedis, type RedisServer } from './helpers/redis.js';
+import { redisClient, startRedis, type RedisServer } from './helpers/redis.js';
 
 async function instance(redisUrl: string): Promise<Bulwark> {
   return createBulwark({
@@ -31,7 +31,8 @@ describe('cross-instance L1 invalidation (real redis-server)', () => {
     redis = await startRedis();
     a = await instance(redis.url);
     b = await instance(redis.url);
-    await eventually(async () => [a.cache, b.cache].length, 2);
+    // Both subscribed before any test publishes: an invalidation sent earlier would not be heard.
+    await eventually(async () => [a.cache.listening, b.cache.listening], [true, true]);
   });
   afterAll(async () => {
     await a.close();
@@ -39,21 +40,39 @@ describe('cross-instance L1 invalidation (real redis-server)', () => {
     await redis.stop();
   });
 
+  /** Every message on the cache's invalidation channel from now on, in the order Redis delivers them. */
+  async function overhear(): Promise<Record<string, unknown>[]> {
+    const heard: Record<string, unknown>[] = [];
+    const listener = redisClient(redis.url);
+    onTestFinished(() => listener.disconnect());
+    listener.on('message', (_channel: string, text: string) =>
+      heard.push(JSON.parse(text) as Record<string, unknown>),
+    );
+    await listener.connect();
+    await listener.subscribe('bulwark:cache:invalidate:default');
+    return heard;
+  }
+
   it('an update on one instance replaces the value in the other instance’s L1', async () => {
-    await eventually(async () => a.cache.listening && b.cache.listening, true);
+    const heard = await overhear();
     await a.cache.set('k', 'v1');
     expect(await b.cache.get('k')).toBe('v1'); // now in b's L1
     await a.cache.set('k', 'v2');
     await eventually(() => b.cache.get('k'), 'v2', 1000);
     await a.cache.delete('k');
     await eventually(() => b.cache.get('k'), undefined, 1000);
+    // One announcement per change, from a, naming the key, in order; b's read-through fill announces nothing.
+    const change = { origin: a.instanceId, keys: ['k'] };
+    await eventually(async () => heard, [change, change, change], 5000);
   });
 
   it('a tag invalidation on one instance reaches the other instance’s L1', async () => {
     await a.cache.set('t1', 1, { tags: ['grp'] });
     expect(await b.cache.get('t1')).toBe(1);
+    const heard = await overhear();
     await a.cache.deleteTag('grp');
     await eventually(() => b.cache.get('t1'), undefined, 1000);
+    await eventually(async () => heard, [{ origin: a.instanceId, tag: 'grp' }], 5000);
   });
 
   it('after the bus drops and returns, L1 entries from before are not trusted', async () => {
