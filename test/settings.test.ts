@@ -96,6 +96,54 @@ describe('settings', () => {
   });
 });
 
+describe('HTTP server limit settings', () => {
+  it('have defaults that bound every request and connection', () => {
+    expect(loadSettings({}, {})).toMatchObject({
+      headersTimeoutMs: 10_000,
+      requestTimeoutMs: 30_000,
+      keepAliveTimeoutMs: 72_000,
+      idleTimeoutMs: 120_000,
+      maxConnections: 10_000,
+      maxRequestsPerSocket: 0,
+      bodyLimitBytes: 1_048_576,
+    });
+  });
+
+  it('refuse a headers timeout above the request timeout; a default one shrinks to it', () => {
+    const found = problems(() =>
+      loadSettings({}, { BULWARK_HEADERS_TIMEOUT_MS: '5000', BULWARK_REQUEST_TIMEOUT_MS: '2000' }),
+    );
+    expect(found).toEqual([
+      {
+        field: 'BULWARK_HEADERS_TIMEOUT_MS',
+        message: '5000 is invalid: must be at most BULWARK_REQUEST_TIMEOUT_MS (2000)',
+      },
+    ]);
+    expect(loadSettings({ requestTimeoutMs: 2000 }, {}).headersTimeoutMs).toBe(2000);
+  });
+
+  it('refuse zero or out-of-range limits, naming each', () => {
+    const found = problems(() =>
+      loadSettings(
+        {},
+        {
+          BULWARK_REQUEST_TIMEOUT_MS: '0',
+          BULWARK_MAX_CONNECTIONS: '0',
+          BULWARK_BODY_LIMIT_BYTES: '-1',
+          BULWARK_IDLE_TIMEOUT_MS: '10',
+        },
+      ),
+    );
+    expect(found.map((p) => p.field).sort()).toEqual([
+      'BULWARK_BODY_LIMIT_BYTES',
+      'BULWARK_IDLE_TIMEOUT_MS',
+      'BULWARK_MAX_CONNECTIONS',
+      'BULWARK_REQUEST_TIMEOUT_MS',
+    ]);
+    expect(loadSettings({}, { BULWARK_MAX_REQUESTS_PER_SOCKET: '0' }).maxRequestsPerSocket).toBe(0);
+  });
+});
+
 describe('settings conversion is strict', () => {
   it('rejects integers that are not plain digits, and treats whitespace-only as unset', () => {
     for (const PORT of ['true', '0x10', '1e3', '3000.5', '30 00']) {

@@ -47,6 +47,17 @@ export const catalogue = {
     message: 'Internal server error',
     area: 'http',
   },
+  BWK_ERR_HTTP_REQUEST_TIMEOUT: {
+    status: 408,
+    message:
+      'The request was not received in time (headers within {headersTimeoutMs} ms, the whole request within {requestTimeoutMs} ms)',
+    area: 'http',
+  },
+  BWK_ERR_HTTP_HEADERS_TOO_LARGE: {
+    status: 431,
+    message: 'The request headers are larger than the {limit} bytes allowed',
+    area: 'http',
+  },
   BWK_ERR_STORE_UNAVAILABLE: {
     status: 503,
     message: 'The store ({engine}) is unavailable: {detail}',

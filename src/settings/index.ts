@@ -22,6 +22,20 @@ export interface Settings {
   flagsFile: string | undefined;
   alertsFile: string | undefined;
   shutdownTimeoutMs: number;
+  /** Time to receive a request's headers, in ms; at most `requestTimeoutMs`. */
+  headersTimeoutMs: number;
+  /** Time to receive a whole request (headers and body), in ms. */
+  requestTimeoutMs: number;
+  /** Idle time allowed between requests on a keep-alive connection, in ms. */
+  keepAliveTimeoutMs: number;
+  /** Inactivity (no data either way) after which a connection is closed, in ms. */
+  idleTimeoutMs: number;
+  /** Connections open at once; more are closed on accept. */
+  maxConnections: number;
+  /** Requests per keep-alive connection before it is closed; 0: unlimited. */
+  maxRequestsPerSocket: number;
+  /** Default largest request body, in bytes. */
+  bodyLimitBytes: number;
   /** Only `development` changes behaviour (stack traces in 5xx bodies). */
   nodeEnv: string;
 }
@@ -79,6 +93,9 @@ export function loadSettings(input: SettingsInput = {}, env: NodeJS.ProcessEnv =
       message: `${describeRejected(name, raw[name])} is invalid: ${settingFields[name].hint}`,
     });
   }
+  if (!seen.has('BULWARK_HEADERS_TIMEOUT_MS') && !seen.has('BULWARK_REQUEST_TIMEOUT_MS')) {
+    problems.push(...fitHeadersTimeout(value, raw, source));
+  }
   if (problems.length > 0) {
     const summary = problems.map((p) => `${p.field} ${p.message}`).join('; ');
     throw bulwarkError('BWK_ERR_SETTINGS_INVALID', { summary }, { details: problems });
@@ -91,6 +108,31 @@ export function loadSettings(input: SettingsInput = {}, env: NodeJS.ProcessEnv =
   if (settings.flagsFile !== undefined) settings.flagsFile = path.resolve(settings.flagsFile);
   if (settings.alertsFile !== undefined) settings.alertsFile = path.resolve(settings.alertsFile);
   return settings;
+}
+
+/**
+ * Node refuses a headers timeout longer than the request timeout (it could never apply): a default
+ * one shrinks to the request timeout, one that was given is a problem.
+ */
+function fitHeadersTimeout(
+  value: Record<string, unknown>,
+  raw: Record<string, unknown>,
+  source: Map<string, string>,
+): FieldProblem[] {
+  const name = 'BULWARK_HEADERS_TIMEOUT_MS';
+  const headers = value[name] as number;
+  const whole = value['BULWARK_REQUEST_TIMEOUT_MS'] as number;
+  if (headers <= whole) return [];
+  if (!source.has(name)) {
+    value[name] = whole;
+    return [];
+  }
+  return [
+    {
+      field: source.get(name) ?? name,
+      message: `${describeRejected(name, raw[name])} is invalid: must be at most BULWARK_REQUEST_TIMEOUT_MS (${whole})`,
+    },
+  ];
 }
 
 /** A copy of the settings safe to log or show: secrets and URL passwords are masked. */
