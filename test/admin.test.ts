@@ -2,8 +2,10 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bulwark as plugin, fastifyOptions } from '../src/http/plugin.js';
 import { createBulwark, type Bulwark } from '../src/runtime/create.js';
+import { AUDIT_REFUSED_TARGET } from '../src/store/index.js';
 import { LogCapture } from './helpers/app.js';
 import { startRedis, type RedisServer } from './helpers/redis.js';
+import { until } from './helpers/wait.js';
 
 const KEY = 'admin-key-for-tests-0123456789';
 
@@ -33,6 +35,14 @@ async function adminApp(options: {
 
 const auth = { authorization: `Bearer ${KEY}` };
 
+/** The detail of a refusal summary row. */
+interface Refused {
+  client: string;
+  reason: string;
+  count: number;
+  overflow?: boolean;
+}
+
 describe('admin API', () => {
   let redis: RedisServer;
   beforeAll(async () => {
@@ -42,21 +52,29 @@ describe('admin API', () => {
     await redis.stop();
   });
 
-  it('refuses every request without BULWARK_ADMIN_KEY, and audits the attempt', async () => {
+  it('refuses every request without BULWARK_ADMIN_KEY, and tallies the attempt', async () => {
     const { app, instance } = await adminApp({});
     const res = await app.inject({ method: 'GET', url: '/admin/api/dependencies', headers: auth });
     expect(res.statusCode).toBe(403);
     expect(res.json<{ error: { code: string } }>().error.code).toBe('BWK_ERR_ADMIN_DISABLED');
-    const audit = await instance.store.audit.list();
-    expect(audit[0]).toMatchObject({
+    await instance.store.audit.flush();
+    const rows = await instance.store.audit.list({ target: AUDIT_REFUSED_TARGET });
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({
       actor: 'anonymous',
-      action: 'GET /admin/api/dependencies',
-      detail: { status: 403 },
+      action: 'admin.refused',
+      detail: {
+        client: '127.0.0.1',
+        reason: 'disabled',
+        status: 403,
+        count: 1,
+        samples: ['GET /admin/api/dependencies'],
+      },
     });
     await app.close();
   });
 
-  it('refuses a missing or wrong key with 401, audited, without ever logging the key', async () => {
+  it('refuses a missing or wrong key with 401, tallied by reason, without ever logging the key', async () => {
     const { app, instance, logs } = await adminApp({ adminKey: KEY });
     for (const headers of [
       {},
@@ -67,9 +85,65 @@ describe('admin API', () => {
       expect(res.statusCode).toBe(401);
       expect(res.json<{ error: { code: string } }>().error.code).toBe('BWK_ERR_ADMIN_UNAUTHORIZED');
     }
-    expect((await instance.store.audit.list()).filter((r) => r.actor === 'anonymous')).toHaveLength(3);
+    await instance.store.audit.flush();
+    const rows = await instance.store.audit.list({ target: AUDIT_REFUSED_TARGET });
+    expect(rows.map((r) => [(r.detail as Refused).reason, (r.detail as Refused).count]).sort()).toEqual([
+      ['missing-key', 2],
+      ['wrong-key', 1],
+    ]);
     expect(JSON.stringify(logs.lines)).not.toContain(KEY);
     expect(JSON.stringify(await instance.store.audit.list())).not.toContain(KEY);
+    await app.close();
+  });
+
+  it('a flood of refused requests writes nothing per request, then bounded summaries that keep the count; real entries stay first', async () => {
+    const { app, instance } = await adminApp({ adminKey: KEY });
+    const real = await app.inject({ method: 'GET', url: '/admin/api/dependencies', headers: auth });
+    expect(real.statusCode).toBe(200);
+    await until(async () => (await instance.store.audit.list()).length === 1);
+    // 2 000 addresses of one IPv6 /64, then 1 200 IPv4 clients (more than the 1 000 keys tallied).
+    const clients = [
+      ...Array.from({ length: 2_000 }, (_, i) => `2001:db8:7:9:${(i + 1).toString(16)}::1`),
+      ...Array.from({ length: 1_200 }, (_, i) => `198.51.${i >> 8}.${i & 255}`),
+    ];
+    for (const [i, remoteAddress] of clients.entries()) {
+      const res = await app.inject({
+        method: i % 2 === 0 ? 'GET' : 'DELETE',
+        url: i % 2 === 0 ? '/admin/api/audit' : '/admin/api/queues/email/jobs/x',
+        remoteAddress,
+        headers: i % 3 === 0 ? {} : { authorization: 'Bearer not-the-key-at-all' },
+      });
+      expect(res.statusCode).toBe(401);
+    }
+    // Nothing was written per refused request.
+    expect(await instance.store.audit.list({ limit: 500 })).toHaveLength(1);
+
+    await instance.store.audit.flush();
+    const summaries = await instance.store.audit.list({ target: AUDIT_REFUSED_TARGET, limit: 5_000 });
+    expect(summaries.length).toBeLessThanOrEqual(1_001); // the key cap, plus one overflow row
+    const details = summaries.map((r) => r.detail as Refused);
+    expect(details.reduce((sum, d) => sum + d.count, 0)).toBe(clients.length);
+    const v6 = details.filter((d) => d.client === '2001:db8:7:9::/64');
+    expect(v6.map((d) => d.reason).sort()).toEqual(['missing-key', 'wrong-key']);
+    expect(v6.reduce((sum, d) => sum + d.count, 0)).toBe(2_000);
+    // Keys past the cap are folded into one overflow row, counted all the same.
+    const overflow = details.filter((d) => d.overflow === true);
+    expect(overflow).toHaveLength(1);
+    expect(overflow[0]?.count).toBeGreaterThan(0);
+
+    // The audit API shows real entries first; the summaries on request.
+    const listed = await app.inject({ method: 'GET', url: '/admin/api/audit?limit=5', headers: auth });
+    expect(listed.json<{ actor: string; action: string }[]>()[0]).toMatchObject({
+      actor: 'admin',
+      action: 'GET /admin/api/dependencies',
+    });
+    expect(listed.json<{ action: string }[]>().some((r) => r.action === 'admin.refused')).toBe(false);
+    const only = await app.inject({
+      method: 'GET',
+      url: '/admin/api/audit?refused=only&limit=5',
+      headers: auth,
+    });
+    expect(only.json<{ action: string }[]>().map((r) => r.action)).toEqual(Array(5).fill('admin.refused'));
     await app.close();
   });
 

@@ -4,7 +4,8 @@ import path from 'node:path';
 import { sql } from 'kysely';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isBulwarkError } from '../src/errors/index.js';
-import { createStore, type QueryObserver } from '../src/store/index.js';
+import { SqlAuditLog } from '../src/store/audit.js';
+import { AUDIT_REFUSED_TARGET, createStore, type QueryObserver } from '../src/store/index.js';
 import {
   dropSchema,
   freePort,
@@ -181,6 +182,117 @@ describe.each(['sqlite', 'postgres'] as const)('store conformance: %s', (engine)
     expect((await audit.list({ limit: 1 })).map((r) => r.id)).toEqual([c.id]);
     expect((await audit.list({ beforeId: c.id })).map((r) => r.id)).toEqual([b.id, a.id]);
     expect(await audit.list({ target: 'nothing' })).toEqual([]);
+    expect((await audit.list({ excludeTarget: 'flag:x' })).map((r) => r.id)).toEqual([b.id]);
+  });
+
+  it('tallies repeated events into one summary row per key, bounded, keeping every occurrence counted', async () => {
+    const store = await fixture.open({ audit: false });
+    let now = 1_000;
+    const audit = new SqlAuditLog({ db: store.db, engine, now: () => now, maxTallyKeys: 3 });
+    const refusal = (client: string, sample = 'GET /admin/api/audit') =>
+      audit.tally({
+        actor: 'anonymous',
+        action: 'admin.refused',
+        target: AUDIT_REFUSED_TARGET,
+        key: client,
+        detail: { client },
+        sample,
+      });
+    for (let i = 0; i < 10; i += 1) refusal('a', `GET /r${i % 7}`);
+    now = 1_500;
+    refusal('b');
+    refusal('c');
+    for (const client of ['d', 'e', 'd']) refusal(client); // past the 3 keys: folded
+    expect(await audit.list()).toEqual([]); // nothing written yet
+    now = 2_000;
+    await audit.flush();
+    const rows = await audit.list({ target: AUDIT_REFUSED_TARGET });
+    expect(rows).toHaveLength(4);
+    expect(rows.every((r) => r.at === 2_000 && r.action === 'admin.refused')).toBe(true);
+    const byClient = Object.fromEntries(
+      rows.map((r) => {
+        const d = r.detail as { client?: string; count: number };
+        return [d.client ?? 'overflow', r.detail];
+      }),
+    );
+    expect(byClient['a']).toEqual({
+      client: 'a',
+      count: 10,
+      firstAt: 1_000,
+      lastAt: 1_000,
+      samples: ['GET /r0', 'GET /r1', 'GET /r2', 'GET /r3', 'GET /r4'],
+    });
+    expect(byClient['b']).toMatchObject({ count: 1, firstAt: 1_500 });
+    expect(byClient['overflow']).toMatchObject({ overflow: true, keys: 3, count: 3 });
+    await audit.flush();
+    expect(await audit.list()).toHaveLength(4); // a flush with nothing tallied writes nothing
+  });
+
+  it('prunes by per-target cap, total cap and age, batch by batch, keeping the newest', async () => {
+    const store = await fixture.open({ audit: false });
+    const append = async (count: number, target: string, at: number) => {
+      for (let i = 0; i < count; i += 1) await store.audit.append({ actor: 'x', action: 'y', target, at });
+    };
+    await append(10, 'flag:old', 1_000); // older than the age limit
+    await append(50, AUDIT_REFUSED_TARGET, 9_500);
+    await append(30, 'flag:new', 9_600);
+    const retention = {
+      maxAgeMs: 1_000,
+      maxRows: 40,
+      targetCaps: { [AUDIT_REFUSED_TARGET]: 5 },
+      batchSize: 3,
+      maxBatches: 200,
+    };
+    const audit = new SqlAuditLog({ db: store.db, engine, now: () => 10_000, retention });
+    // 45 refusals past their cap, then 5 rows past the total of 40, then the 5 old ones left.
+    expect(await audit.prune()).toBe(55);
+    const left = await audit.list({ limit: 1_000 });
+    expect(left.filter((r) => r.target === AUDIT_REFUSED_TARGET)).toHaveLength(5);
+    expect(left.filter((r) => r.target === 'flag:new')).toHaveLength(30);
+    expect(left).toHaveLength(35);
+    // The newest refusals were kept.
+    const allIds = left.filter((r) => r.target === AUDIT_REFUSED_TARGET).map((r) => r.id);
+    expect(Math.min(...allIds)).toBeGreaterThan(10 + 45);
+    expect(await audit.prune()).toBe(0);
+
+    // A run deletes at most maxBatches × batchSize rows; the next run goes on.
+    await append(10, 'flag:old', 1_000);
+    const small = new SqlAuditLog({
+      db: store.db,
+      engine,
+      now: () => 10_000,
+      retention: { ...retention, maxRows: 1_000, batchSize: 2, maxBatches: 2 },
+    });
+    // Appended last, the old rows are not the oldest by id: age only removes an expired prefix.
+    expect(await small.prune()).toBe(0);
+    await store.db.deleteFrom('bulwark_audit').where('target', '<>', 'flag:old').execute();
+    expect([await small.prune(), await small.prune(), await small.prune()]).toEqual([4, 4, 2]);
+  });
+
+  it('runs the audit upkeep in the background and writes tallied rows on close', async () => {
+    const store = await fixture.open({
+      audit: { pruneEveryMs: 20, flushEveryMs: 20, retention: { maxRows: 5 } },
+    });
+    for (let i = 0; i < 12; i += 1) await store.audit.append({ actor: 'x', action: 'y', target: 't' });
+    await until(async () => (await store.audit.list({ limit: 100 })).length === 5, 5_000, 'the prune');
+    store.audit.tally({
+      actor: 'anonymous',
+      action: 'admin.refused',
+      target: AUDIT_REFUSED_TARGET,
+      key: 'k',
+    });
+    await until(async () => (await store.audit.list({ target: AUDIT_REFUSED_TARGET })).length === 1, 5_000);
+
+    const quiet = await fixture.open({ audit: { pruneEveryMs: 3_600_000, flushEveryMs: 3_600_000 } });
+    quiet.audit.tally({
+      actor: 'anonymous',
+      action: 'admin.refused',
+      target: AUDIT_REFUSED_TARGET,
+      key: 'q',
+    });
+    await quiet.close();
+    const refused = await store.audit.list({ target: AUDIT_REFUSED_TARGET });
+    expect(refused.map((r) => (r.detail as { count: number }).count)).toEqual([1, 1]);
   });
 
   it('round-trips nested JSON and refuses values JSON cannot hold', async () => {

@@ -3,6 +3,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
 import { bulwarkError } from '../errors/index.js';
+import { clientNetwork } from '../ratelimit/client-network.js';
+import { AUDIT_REFUSED_TARGET } from '../store/audit-retention.js';
 import type { Bulwark } from '../runtime/create.js';
 import { registerFlagRoutes } from './flags.js';
 import { registerQueueRoutes } from './queues.js';
@@ -23,30 +25,53 @@ const Dependency = Type.Object({
 });
 const security = [{ adminKey: [] }];
 
+/** Why a request was refused before reaching a route: no admin key configured, none given, a wrong one. */
+type Refusal = 'disabled' | 'missing-key' | 'wrong-key';
+
 /**
  * The admin API under `/admin/api/`: every request needs `Authorization: Bearer <BULWARK_ADMIN_KEY>`
- * (compared in constant time); without the setting every request is refused. Every request,
- * allowed or refused, is recorded in the store's audit log (actor, action, target, status; never
- * the key).
+ * (compared in constant time); without the setting every request is refused. Every allowed request
+ * is recorded in the store's audit log (actor, action, target, status; never the key). Refused
+ * requests cost no I/O: they are tallied per client network (IPv4 address, IPv6 /64) and reason,
+ * and written as one summary row per key and minute (`action: 'admin.refused'`, target
+ * `AUDIT_REFUSED_TARGET`, with `count`), capped apart from the rest of the log by the retention.
  */
 export async function registerAdminApi(app: FastifyInstance, bulwark: Bulwark): Promise<void> {
   const expected = bulwark.settings.adminKey === undefined ? undefined : digest(bulwark.settings.adminKey);
+  const refusalOf = (request: FastifyRequest): Refusal | undefined => {
+    if (expected === undefined) return 'disabled';
+    const header = request.headers.authorization ?? '';
+    const given = header.startsWith('Bearer ') ? header.slice(7).trim() : '';
+    if (given === '') return 'missing-key';
+    return timingSafeEqual(digest(given), expected) ? undefined : 'wrong-key';
+  };
+  // Requests refused in onRequest, so that onResponse does not audit them one by one.
+  const refused = new WeakSet<FastifyRequest>();
 
   await app.register(
     async (admin) => {
       const typed = admin.withTypeProvider<TypeBoxTypeProvider>();
       admin.addHook('onRequest', async (request: FastifyRequest) => {
-        if (expected === undefined) throw bulwarkError('BWK_ERR_ADMIN_DISABLED');
-        const header = request.headers.authorization ?? '';
-        const given = header.startsWith('Bearer ') ? header.slice(7).trim() : '';
-        if (given === '' || !timingSafeEqual(digest(given), expected))
-          throw bulwarkError('BWK_ERR_ADMIN_UNAUTHORIZED');
+        const refusal = refusalOf(request);
+        if (refusal === undefined) return;
+        refused.add(request);
+        const client = clientNetwork(request.ip);
+        bulwark.store.audit.tally({
+          actor: 'anonymous',
+          action: 'admin.refused',
+          target: AUDIT_REFUSED_TARGET,
+          key: `${client}|${refusal}`,
+          detail: { client, reason: refusal, status: refusal === 'disabled' ? 403 : 401 },
+          // The route template, not the URL: a refused client must not choose what is stored.
+          sample: `${request.method} ${request.routeOptions.url ?? 'unmatched'}`,
+        });
+        throw bulwarkError(refusal === 'disabled' ? 'BWK_ERR_ADMIN_DISABLED' : 'BWK_ERR_ADMIN_UNAUTHORIZED');
       });
       admin.addHook('onResponse', async (request: FastifyRequest, reply: FastifyReply) => {
-        const allowed = reply.statusCode !== 401 && reply.statusCode !== 403;
+        if (refused.has(request)) return;
         await bulwark.store.audit
           .append({
-            actor: allowed ? 'admin' : 'anonymous',
+            actor: 'admin',
             action: `${request.method} ${request.routeOptions.url ?? 'unmatched'}`,
             target: (request.url.split('?')[0] ?? '').replace(/^\/admin\/api/, '') || '/',
             detail: { status: reply.statusCode, ip: request.ip, requestId: request.id },
@@ -145,17 +170,23 @@ export async function registerAdminApi(app: FastifyInstance, bulwark: Bulwark): 
             tags: ['admin'],
             summary: 'The audit log, newest first',
             security,
+            description:
+              'Refused requests (no or a wrong key) are summary rows (action admin.refused, one per client network, reason and minute, with a count); `refused` chooses whether to leave them out (default), include them, or list only them.',
             querystring: Type.Object({
               limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 50 })),
               target: Type.Optional(Type.String({ maxLength: 200 })),
+              refused: Type.Optional(Type.Enum(['exclude', 'include', 'only'], { default: 'exclude' })),
             }),
           },
         },
-        async (request) =>
-          bulwark.store.audit.list({
-            limit: request.query.limit ?? 50,
-            ...(request.query.target === undefined ? {} : { target: request.query.target }),
-          }),
+        async (request) => {
+          const { limit = 50, target, refused: which = 'exclude' } = request.query;
+          return bulwark.store.audit.list({
+            limit,
+            ...(which === 'only' ? { target: AUDIT_REFUSED_TARGET } : target === undefined ? {} : { target }),
+            ...(which === 'exclude' ? { excludeTarget: AUDIT_REFUSED_TARGET } : {}),
+          });
+        },
       );
     },
     { prefix: '/admin/api' },

@@ -1,4 +1,6 @@
-import type { Kysely, Selectable } from 'kysely';
+import type { Insertable, Kysely, Selectable } from 'kysely';
+import { pruneAudit, DEFAULT_AUDIT_RETENTION, type AuditRetention } from './audit-retention.js';
+import { AuditTally, type TallyEntry, type TallyRow } from './audit-tally.js';
 import { guard } from './errors.js';
 import { serialise } from './kv.js';
 import type { AuditLog, AuditRecord, StoreEngine, StoreTables } from './types.js';
@@ -8,6 +10,12 @@ type AuditRow = Selectable<StoreTables['bulwark_audit']>;
 /** Records returned by `list()` when no `limit` is given. */
 export const DEFAULT_AUDIT_LIMIT = 100;
 
+/** Keys {@link SqlAuditLog.tally} tracks between two flushes (default); more fold into one row. */
+export const DEFAULT_TALLY_KEYS = 1_000;
+
+/** Rows per INSERT statement when writing summaries (6 values each, far below SQLite's limit). */
+const INSERT_BATCH = 500;
+
 /** Options of {@link SqlAuditLog}. */
 export interface SqlAuditLogOptions {
   db: Kysely<StoreTables>;
@@ -15,12 +23,18 @@ export interface SqlAuditLogOptions {
   engine: StoreEngine;
   /** Clock for records appended without `at`, in ms since the epoch (default `Date.now`). */
   now?: () => number;
+  /** What `prune()` keeps (defaults: {@link DEFAULT_AUDIT_RETENTION}). */
+  retention?: Partial<AuditRetention>;
+  /** Keys tallied between two flushes (default {@link DEFAULT_TALLY_KEYS}). */
+  maxTallyKeys?: number;
 }
 
 /**
  * {@link AuditLog} over the `bulwark_audit` table, one set of queries for SQLite and PostgreSQL.
  * Ids only grow (never reused), so `beforeId` pages through history without gaps or repeats while
- * records are being appended. A resolved `append()` is committed.
+ * records are being appended. A resolved `append()` is committed. `tally()` counts repeated events
+ * in memory and `flush()` writes them as summary rows; `prune()` applies the retention. The store
+ * calls both on a timer (see `createStore`).
  *
  * Errors: `BWK_ERR_STORE_VALUE_INVALID` for a `detail` JSON cannot hold, `BWK_ERR_STORE_UNAVAILABLE`
  * for any database failure (cause attached).
@@ -29,11 +43,20 @@ export class SqlAuditLog implements AuditLog {
   readonly #db: Kysely<StoreTables>;
   readonly #engine: StoreEngine;
   readonly #now: () => number;
+  readonly #retention: AuditRetention;
+  readonly #tally: AuditTally;
+  readonly #maxUnwritten: number;
+  /** Summary rows a failed flush could not write, retried first by the next one. */
+  #unwritten: TallyRow[] = [];
+  #flushing: Promise<void> = Promise.resolve();
 
   constructor(opts: SqlAuditLogOptions) {
     this.#db = opts.db;
     this.#engine = opts.engine;
     this.#now = opts.now ?? Date.now;
+    this.#retention = { ...DEFAULT_AUDIT_RETENTION, ...opts.retention };
+    this.#maxUnwritten = opts.maxTallyKeys ?? DEFAULT_TALLY_KEYS;
+    this.#tally = new AuditTally(this.#maxUnwritten);
   }
 
   append(entry: {
@@ -60,11 +83,55 @@ export class SqlAuditLog implements AuditLog {
     });
   }
 
+  tally(entry: TallyEntry): void {
+    this.#tally.add(entry, this.#now());
+  }
+
+  flush(): Promise<void> {
+    this.#flushing = this.#flushing.then(async () => {
+      const rows = [...this.#unwritten, ...this.#tally.take(this.#now())];
+      this.#unwritten = [];
+      if (rows.length === 0) return;
+      try {
+        await guard(this.#engine, 'audit.flush', () => this.#insert(rows));
+      } catch (error) {
+        // Kept for the next flush, bounded: the oldest summaries go first if the store stays down.
+        this.#unwritten = rows.slice(-this.#maxUnwritten);
+        throw error;
+      }
+    });
+    return this.#flushing;
+  }
+
+  async #insert(rows: TallyRow[]): Promise<void> {
+    const values: Insertable<StoreTables['bulwark_audit']>[] = rows.map((row) => ({
+      at: row.at,
+      actor: row.actor,
+      action: row.action,
+      target: row.target,
+      detail: serialise('audit', row.target, row.detail),
+    }));
+    await this.#db.transaction().execute(async (trx) => {
+      for (let i = 0; i < values.length; i += INSERT_BATCH)
+        await trx
+          .insertInto('bulwark_audit')
+          .values(values.slice(i, i + INSERT_BATCH))
+          .execute();
+    });
+  }
+
+  prune(): Promise<number> {
+    return guard(this.#engine, 'audit.prune', () => pruneAudit(this.#db, this.#retention, this.#now()));
+  }
+
   /** Newest first; at most `limit` records (default {@link DEFAULT_AUDIT_LIMIT}). */
-  list(opts: { limit?: number; target?: string; beforeId?: number } = {}): Promise<AuditRecord[]> {
+  list(
+    opts: { limit?: number; target?: string; excludeTarget?: string; beforeId?: number } = {},
+  ): Promise<AuditRecord[]> {
     return guard(this.#engine, 'audit.list', async () => {
       let query = this.#db.selectFrom('bulwark_audit').selectAll();
       if (opts.target !== undefined) query = query.where('target', '=', opts.target);
+      if (opts.excludeTarget !== undefined) query = query.where('target', '<>', opts.excludeTarget);
       if (opts.beforeId !== undefined) query = query.where('id', '<', opts.beforeId);
       const rows = await query
         .orderBy('id', 'desc')

@@ -7,7 +7,6 @@ import { KyselyMigrations } from './migrations.js';
 import { openPostgres } from './postgres.js';
 import { openSqlite } from './sqlite.js';
 import type {
-  AuditLog,
   KvRepository,
   Migrations,
   QueryObserver,
@@ -18,6 +17,7 @@ import type {
 } from './types.js';
 
 export type * from './types.js';
+export { AUDIT_REFUSED_TARGET, DEFAULT_AUDIT_RETENTION } from './audit-retention.js';
 export { MIGRATION_TABLE, storeMigrations } from './migrations.js';
 export { SQLITE_FILE_NAME } from './sqlite.js';
 
@@ -47,7 +47,7 @@ export async function createStore(opts: StoreOptions): Promise<Store> {
         }
       : await openPostgres({ url: opts.databaseUrl, schema: opts.schema, log });
 
-  const store = new KyselyStore(engine, opened.db, opened.schema);
+  const store = new KyselyStore(engine, opened.db, opened.schema, opts.audit);
   try {
     // Besides proving the database answers, the first query initialises Kysely's driver; a driver
     // never used is skipped by destroy(), which would leave the SQLite file handle open on close().
@@ -57,24 +57,64 @@ export async function createStore(opts: StoreOptions): Promise<Store> {
     await store.close();
     throw error;
   }
+  store.startUpkeep();
   return store;
 }
+
+/** Default period of the audit retention, ms. */
+const PRUNE_EVERY_MS = 600_000;
+/** Default period at which tallied audit summaries are written, ms. */
+const FLUSH_EVERY_MS = 60_000;
 
 /** {@link Store} over one Kysely instance; the engine only changes how it was opened. */
 class KyselyStore implements Store {
   readonly engine: StoreEngine;
   readonly db: Kysely<StoreTables>;
   readonly kv: KvRepository;
-  readonly audit: AuditLog;
+  readonly audit: SqlAuditLog;
   readonly migrations: Migrations;
+  readonly #upkeep: StoreOptions['audit'];
+  readonly #timers: NodeJS.Timeout[] = [];
+  #pruning: Promise<unknown> = Promise.resolve();
   #closing: Promise<void> | undefined;
 
-  constructor(engine: StoreEngine, db: Kysely<StoreTables>, schema: string | undefined) {
+  constructor(
+    engine: StoreEngine,
+    db: Kysely<StoreTables>,
+    schema: string | undefined,
+    upkeep: StoreOptions['audit'],
+  ) {
     this.engine = engine;
     this.db = db;
+    this.#upkeep = upkeep;
     this.kv = new SqlKvRepository({ db, engine });
-    this.audit = new SqlAuditLog({ db, engine });
+    this.audit = new SqlAuditLog({
+      db,
+      engine,
+      ...(upkeep === false || upkeep === undefined ? {} : pickAudit(upkeep)),
+    });
     this.migrations = new KyselyMigrations({ db, engine, schema });
+  }
+
+  /**
+   * Starts the audit log's upkeep (unless `audit: false`): tallied summaries written every
+   * `flushEveryMs`, the retention every `pruneEveryMs`. Timers are unref'd: they never keep a
+   * process alive. A failed run is retried by the next one (the store's health check reports the
+   * store itself).
+   */
+  startUpkeep(): void {
+    if (this.#upkeep === false) return;
+    const every = (ms: number, run: () => Promise<unknown>) => {
+      const timer = setInterval(() => void run().catch(() => undefined), ms);
+      timer.unref();
+      this.#timers.push(timer);
+    };
+    every(this.#upkeep?.flushEveryMs ?? FLUSH_EVERY_MS, () => this.audit.flush());
+    every(this.#upkeep?.pruneEveryMs ?? PRUNE_EVERY_MS, () => {
+      // One run at a time: a long run is not overlapped by the next tick.
+      this.#pruning = this.#pruning.then(() => this.audit.prune()).catch(() => undefined);
+      return this.#pruning;
+    });
   }
 
   ping(): Promise<number> {
@@ -87,9 +127,22 @@ class KyselyStore implements Store {
 
   close(): Promise<void> {
     // Memoised: a second close (plugin onClose after a failed start, say) waits for the first.
-    this.#closing ??= this.db.destroy();
+    this.#closing ??= (async () => {
+      for (const timer of this.#timers.splice(0)) clearInterval(timer);
+      // Tallied summaries are written before the connection goes; a failure must not stop the close.
+      await this.audit.flush().catch(() => undefined);
+      await this.#pruning;
+      await this.db.destroy();
+    })();
     return this.#closing;
   }
+}
+
+function pickAudit(upkeep: Exclude<StoreOptions['audit'], false | undefined>) {
+  return {
+    ...(upkeep.retention === undefined ? {} : { retention: upkeep.retention }),
+    ...(upkeep.maxTallyKeys === undefined ? {} : { maxTallyKeys: upkeep.maxTallyKeys }),
+  };
 }
 
 const operations: Record<string, string> = {

@@ -1,4 +1,9 @@
 import type { Generated, Kysely } from 'kysely';
+import type { AuditRetention } from './audit-retention.js';
+import type { TallyEntry } from './audit-tally.js';
+
+export type { AuditRetention } from './audit-retention.js';
+export type { TallyEntry } from './audit-tally.js';
 
 /** Which engine a store runs on. */
 export type StoreEngine = 'sqlite' | 'postgres';
@@ -172,7 +177,10 @@ export interface AuditRecord {
   detail: unknown;
 }
 
-/** Append-only audit log. */
+/**
+ * Append-only audit log. Rows are removed only by the retention (`prune()`): by age, a total cap
+ * and per-target caps (see `AuditRetention`).
+ */
 export interface AuditLog {
   append(entry: {
     actor: string;
@@ -181,8 +189,24 @@ export interface AuditLog {
     detail?: unknown;
     at?: number;
   }): Promise<AuditRecord>;
-  /** Newest first. */
-  list(opts?: { limit?: number; target?: string; beforeId?: number }): Promise<AuditRecord[]>;
+  /**
+   * Counts a repeated event without writing it: occurrences with the same `key` become one summary
+   * row per flush (`detail` of the first, plus `count`, `firstAt`, `lastAt`, `samples`). For floods
+   * (refused requests): costs a map update, never I/O, and memory is bounded (keys beyond the cap
+   * fold into one overflow row per action). Never throws.
+   */
+  tally(entry: TallyEntry): void;
+  /** Writes the tallied summaries (the store does it every minute and on close). */
+  flush(): Promise<void>;
+  /** Applies the retention in small batches; resolves with the rows deleted (the store runs it every 10 min). */
+  prune(): Promise<number>;
+  /** Newest first; `excludeTarget` leaves one target out (e.g. the refusal summaries). */
+  list(opts?: {
+    limit?: number;
+    target?: string;
+    excludeTarget?: string;
+    beforeId?: number;
+  }): Promise<AuditRecord[]>;
 }
 
 /** Status of one migration. */
@@ -243,6 +267,20 @@ export interface StoreOptions {
   /** PostgreSQL schema to use (created if missing; default the server's current schema, usually `public`); lower-case letters, digits and `_`. Tests use one schema each. */
   schema?: string;
   onQuery?: QueryObserver;
+  /**
+   * The audit log's upkeep: what the retention keeps (default 90 days, 100 000 rows, 1 000 refusal
+   * summaries), how often it runs (`pruneEveryMs`, default 10 min) and how often tallied summaries
+   * are written (`flushEveryMs`, default 60 s), and how many keys are tallied (`maxTallyKeys`,
+   * default 1 000). `false`: no timers (a short-lived tool; call `flush()`/`prune()` yourself).
+   */
+  audit?:
+    | false
+    | {
+        retention?: Partial<AuditRetention>;
+        pruneEveryMs?: number;
+        flushEveryMs?: number;
+        maxTallyKeys?: number;
+      };
   /**
    * SQLite: told when the data directory or a database file was readable by others (and whether it
    * was tightened). Default: a Node process warning with code `BULWARK_PERMISSIONS`.
