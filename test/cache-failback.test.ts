@@ -72,16 +72,20 @@ describe('automatic journal replay on failback (real redis-server)', () => {
           await bulwark.cache.delete('deleted');
           await bulwark.cache.set('updated', 'during');
           await bulwark.cache.set('added', 'during');
+          // Contained, not equal: on a loaded machine a write made before the outage can outlive the
+          // failover's deadline and be journaled too (Redis applies it anyway).
           expect(
             (await journal.pending()).map(({ record }) => [
               record.op,
               'key' in record ? record.key : record.tag,
             ]),
-          ).toEqual([
-            ['delete', 'deleted'],
-            ['set', 'updated'],
-            ['set', 'added'],
-          ]);
+          ).toEqual(
+            expect.arrayContaining([
+              ['delete', 'deleted'],
+              ['set', 'updated'],
+              ['set', 'added'],
+            ]),
+          );
         } finally {
           if (outage === 'pause') await redis.resume();
           else await redis.restart();
@@ -93,8 +97,9 @@ describe('automatic journal replay on failback (real redis-server)', () => {
           'back on primary with the journal replayed',
         );
         expect(await sharedTier(['deleted', 'updated', 'added'])).toEqual([undefined, 'during', 'during']);
-        // What the outage did not touch: kept by a paused Redis, lost with a killed one.
-        expect(await sharedTier(['kept'])).toEqual([outage === 'pause' ? 'before' : undefined]);
+        // What the outage did not touch is still there after a pause. (Not asserted after a kill: the
+        // server comes back empty, unless that write too was journaled by a late reply, see above.)
+        if (outage === 'pause') expect(await sharedTier(['kept'])).toEqual(['before']);
         // And a fresh instance (empty L1, its own store) reads the outage's writes from Redis.
         const other = await instance();
         expect(await other.cache.get('deleted')).toBeUndefined();
