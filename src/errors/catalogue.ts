@@ -58,6 +58,11 @@ export const catalogue = {
     message: 'The request headers are larger than the {limit} bytes allowed',
     area: 'http',
   },
+  BWK_ERR_HTTP_UNAUTHORIZED: {
+    status: 401,
+    message: 'A valid key is required for {endpoint} (Authorization: Bearer <{keys}>)',
+    area: 'http',
+  },
   BWK_ERR_STORE_UNAVAILABLE: {
     status: 503,
     message: 'The store ({engine}) is unavailable: {detail}',

@@ -3,6 +3,8 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
 import type { Bulwark } from '../runtime/create.js';
 import type { HealthReport } from '../health/index.js';
+import type { ProtectableEndpoint } from '../settings/index.js';
+import { endpointGuard } from './protect.js';
 
 const CheckSchema = Type.Object(
   {
@@ -33,9 +35,21 @@ const HealthSchema = Type.Object(
 
 const responses = { 200: HealthSchema, 503: HealthSchema };
 
-/** `/health`, `/health/live`, `/health/ready` and `/metrics`. */
+/** OpenAPI: a protected monitoring route takes the admin key or the metrics token. */
+const MONITORING_SECURITY: Record<string, string[]>[] = [{ adminKey: [] }, { metricsToken: [] }];
+
+/**
+ * `/health`, `/health/live`, `/health/ready` and `/metrics`; each behind a key when the settings
+ * protect it (docs/operations.md#protecting-metrics-health-and-api-docs).
+ */
 export function registerObservabilityRoutes(app: FastifyInstance, bulwark: Bulwark): void {
   const typed = app.withTypeProvider<TypeBoxTypeProvider>();
+  const guard = (endpoint: ProtectableEndpoint) => {
+    const onRequest = endpointGuard(bulwark.settings, endpoint);
+    return onRequest === undefined ? {} : { onRequest };
+  };
+  const security = (endpoint: ProtectableEndpoint): { security?: Record<string, string[]>[] } =>
+    endpointGuard(bulwark.settings, endpoint) === undefined ? {} : { security: MONITORING_SECURITY };
   const send = (report: HealthReport) => ({
     code: report.status === 'fail' ? (503 as const) : (200 as const),
     report,
@@ -46,7 +60,9 @@ export function registerObservabilityRoutes(app: FastifyInstance, bulwark: Bulwa
     {
       // Probes and scrapes must never be refused by the app's rate limits.
       config: { rateLimit: false },
+      ...guard('health'),
       schema: {
+        ...security('health'),
         tags: ['health'],
         summary: 'Every health check with its last result',
         description: 'Cached results: never waits on a dependency. 200 for pass/warn, 503 for fail.',
@@ -63,7 +79,9 @@ export function registerObservabilityRoutes(app: FastifyInstance, bulwark: Bulwa
     {
       // Probes and scrapes must never be refused by the app's rate limits.
       config: { rateLimit: false },
+      ...guard('health/live'),
       schema: {
+        ...security('health/live'),
         tags: ['health'],
         summary: 'Liveness: the process and its event loop answer',
         description: 'Depends on nothing external.',
@@ -77,7 +95,9 @@ export function registerObservabilityRoutes(app: FastifyInstance, bulwark: Bulwa
     {
       // Probes and scrapes must never be refused by the app's rate limits.
       config: { rateLimit: false },
+      ...guard('health/ready'),
       schema: {
+        ...security('health/ready'),
         tags: ['health'],
         summary: 'Readiness: fail while starting, stopping, or while a required dependency fails',
         response: responses,
@@ -93,7 +113,9 @@ export function registerObservabilityRoutes(app: FastifyInstance, bulwark: Bulwa
     {
       // Probes and scrapes must never be refused by the app's rate limits.
       config: { rateLimit: false },
+      ...guard('metrics'),
       schema: {
+        ...security('metrics'),
         tags: ['metrics'],
         summary: 'Prometheus metrics (text exposition format)',
         produces: ['text/plain'],

@@ -11,6 +11,7 @@ import { registerRequestFlags, type RequestFlagsOptions } from './flags.js';
 import { captureRequestError, registerBrowserErrors } from './errors.js';
 import { errorHandler, frameworkErrorHandler, notFoundHandler } from './error-handler.js';
 import { registerObservabilityRoutes } from './health-routes.js';
+import { endpointGuard } from './protect.js';
 import { generateRequestId } from './request-id.js';
 import { clientErrorHandler, limitOptions, limitServer, serverLimits } from './server-limits.js';
 import {
@@ -116,10 +117,11 @@ async function bulwarkPlugin(app: FastifyInstance, opts: BulwarkPluginOptions): 
   if (opts.flags !== undefined) registerRequestFlags(app, bulwark, opts.flags);
 
   if (opts.apiDocs !== false) {
-    await registerApiDocs(app, {
-      title: opts.title ?? bulwark.serviceId,
-      version: bulwark.version,
-    });
+    await registerApiDocs(
+      app,
+      { title: opts.title ?? bulwark.serviceId, version: bulwark.version },
+      endpointGuard(bulwark.settings, 'api-docs'),
+    );
   }
   registerObservabilityRoutes(app, bulwark);
   if (opts.browserErrors !== false) registerBrowserErrors(app, bulwark);

@@ -1,9 +1,12 @@
 import path from 'node:path';
 import Value from 'typebox/value';
 import { bulwarkError, type FieldProblem } from '../errors/index.js';
-import { settingFields, settingsSchema, type SettingName } from './schema.js';
+import { PROTECTABLE_ENDPOINTS, settingFields, settingsSchema, type SettingName } from './schema.js';
 
-export { settingFields, type SettingName } from './schema.js';
+export { PROTECTABLE_ENDPOINTS, settingFields, type SettingName } from './schema.js';
+
+/** An endpoint `BULWARK_PROTECT_ENDPOINTS` can put behind a key. */
+export type ProtectableEndpoint = (typeof PROTECTABLE_ENDPOINTS)[number];
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
@@ -18,6 +21,10 @@ export interface Settings {
   redisUrl: string | undefined;
   sentryDsn: string | undefined;
   adminKey: string | undefined;
+  /** Comma list of {@link PROTECTABLE_ENDPOINTS} that need a key, as given; see `protectedEndpoints()`. */
+  protectEndpoints: string | undefined;
+  /** Bearer token that opens `/metrics` and the protected `/health` routes only. */
+  metricsToken: string | undefined;
   /** Absolute path, when set. */
   flagsFile: string | undefined;
   alertsFile: string | undefined;
@@ -96,6 +103,7 @@ export function loadSettings(input: SettingsInput = {}, env: NodeJS.ProcessEnv =
   if (!seen.has('BULWARK_HEADERS_TIMEOUT_MS') && !seen.has('BULWARK_REQUEST_TIMEOUT_MS')) {
     problems.push(...fitHeadersTimeout(value, raw, source));
   }
+  if (!seen.has('BULWARK_PROTECT_ENDPOINTS')) problems.push(...checkProtection(value, source));
   if (problems.length > 0) {
     const summary = problems.map((p) => `${p.field} ${p.message}`).join('; ');
     throw bulwarkError('BWK_ERR_SETTINGS_INVALID', { summary }, { details: problems });
@@ -135,15 +143,56 @@ function fitHeadersTimeout(
   ];
 }
 
+/**
+ * The endpoints that need a key: those listed in `protectEndpoints`, plus `metrics` when a metrics
+ * token is set (a token nobody needs would be a mistake).
+ */
+export function protectedEndpoints(
+  settings: Pick<Settings, 'protectEndpoints' | 'metricsToken'>,
+): Set<ProtectableEndpoint> {
+  const listed = (settings.protectEndpoints ?? '')
+    .split(',')
+    .map((name) => name.trim())
+    .filter((name): name is ProtectableEndpoint =>
+      (PROTECTABLE_ENDPOINTS as readonly string[]).includes(name),
+    );
+  const endpoints = new Set(listed);
+  if (settings.metricsToken !== undefined) endpoints.add('metrics');
+  return endpoints;
+}
+
+/** A protected endpoint must have a key that opens it: else nobody could ever read it. */
+function checkProtection(value: Record<string, unknown>, source: Map<string, string>): FieldProblem[] {
+  const name = 'BULWARK_PROTECT_ENDPOINTS';
+  const adminKey = value['BULWARK_ADMIN_KEY'] !== undefined;
+  const endpoints = protectedEndpoints({
+    protectEndpoints: value[name] as string | undefined,
+    metricsToken: value['BULWARK_METRICS_TOKEN'] as string | undefined,
+  });
+  const locked = [...endpoints].filter((endpoint) =>
+    endpoint === 'api-docs' ? !adminKey : !adminKey && value['BULWARK_METRICS_TOKEN'] === undefined,
+  );
+  if (locked.length === 0) return [];
+  return [
+    {
+      field: source.get(name) ?? name,
+      message: `${locked.join(', ')} would be closed to everyone: set BULWARK_ADMIN_KEY${locked.includes('api-docs') ? '' : ' or BULWARK_METRICS_TOKEN'}`,
+    },
+  ];
+}
+
 /** A copy of the settings safe to log or show: secrets and URL passwords are masked. */
 export function redactSettings(settings: Settings): Record<string, unknown> {
-  return {
+  const shown: Record<string, unknown> = {
     ...settings,
     databaseUrl: maskUrl(settings.databaseUrl),
     redisUrl: maskUrl(settings.redisUrl),
-    sentryDsn: settings.sentryDsn === undefined ? undefined : '[set]',
-    adminKey: settings.adminKey === undefined ? undefined : '[set]',
   };
+  // Every secret, so that a new one is masked without being listed here.
+  for (const field of Object.values(settingFields)) {
+    if ('secret' in field && shown[field.option] !== undefined) shown[field.option] = '[set]';
+  }
+  return shown;
 }
 
 /** Shows a rejected value without leaking it when it is a secret or holds a password. */

@@ -2,6 +2,16 @@ import Type from 'typebox';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
+/** The endpoints `BULWARK_PROTECT_ENDPOINTS` can put behind a key. */
+export const PROTECTABLE_ENDPOINTS = [
+  'metrics',
+  'api-docs',
+  'health',
+  'health/live',
+  'health/ready',
+] as const;
+const ENDPOINT = `\\s*(${PROTECTABLE_ENDPOINTS.join('|')})\\s*`;
+
 /**
  * Every setting Bulwark reads, keyed by its environment variable. One schema validates both the
  * environment and the options passed to `createBulwark()`; `option` is the options property that
@@ -65,6 +75,21 @@ export const settingFields = {
     secret: true,
     example: '(a long random string)',
     doc: 'Bearer key for the admin console and `/admin/api/`. Unset: admin endpoints refuse everything.',
+  },
+  BULWARK_PROTECT_ENDPOINTS: {
+    option: 'protectEndpoints',
+    schema: Type.Optional(Type.String({ pattern: `^${ENDPOINT}(,${ENDPOINT})*$` })),
+    hint: `must be a comma-separated list of ${PROTECTABLE_ENDPOINTS.join(', ')}`,
+    example: 'metrics,api-docs,health',
+    doc: 'Endpoints that answer only with Authorization: Bearer <BULWARK_ADMIN_KEY> (or <BULWARK_METRICS_TOKEN>, except api-docs). Unset: all open.',
+  },
+  BULWARK_METRICS_TOKEN: {
+    option: 'metricsToken',
+    schema: Type.Optional(Type.String({ minLength: 16, pattern: '^\\S+$' })),
+    hint: 'must be at least 16 characters without spaces',
+    secret: true,
+    example: '(a long random string)',
+    doc: 'Bearer token for scrapers: opens /metrics and the protected /health routes, nothing else. Setting it protects /metrics.',
   },
   BULWARK_FLAGS_FILE: {
     option: 'flagsFile',
