@@ -150,6 +150,54 @@ describe('error tracking over HTTP', () => {
     expect(other.statusCode).toBe(202);
   });
 
+  it('browser reports from many IPv4 and IPv6 clients with distinct fingerprints: storage stays bounded, server errors still recorded', async () => {
+    const { app, instance } = await adminApp({}, failingRoutes);
+    // 300 clients (150 IPv4 addresses, 150 IPv6 /64s), two maximum-size reports each: under the
+    // per-client rate limit, so only the budget of new browser groups and the caps bound storage.
+    const clients = Array.from({ length: 300 }, (_, i) =>
+      i % 2 === 0 ? `203.0.${i >> 8}.${i & 255}` : `2001:db8:${i.toString(16)}::1`,
+    );
+    let accepted = 0;
+    const started = Date.now();
+    for (const [i, remoteAddress] of clients.entries()) {
+      for (let k = 0; k < 2; k++) {
+        const n = i * 2 + k;
+        const res = await app.inject({
+          method: 'POST',
+          url: '/errors/browser',
+          remoteAddress,
+          payload: {
+            type: `Flood${n}`,
+            message: `${'"'.repeat(1_990)} ${n}`,
+            stack: `Flood${n}: x\n${'    at f (https://evil.example/x.js:1:1)\n'.repeat(380)}`,
+            url: `https://evil.example/${'p'.repeat(1_900)}`,
+          },
+        });
+        expect(res.statusCode).toBe(202);
+        if (res.json<{ accepted: boolean }>().accepted) accepted++;
+      }
+    }
+    const failing = await app.inject({ method: 'GET', url: '/orders/9' });
+    expect(failing.statusCode).toBe(500);
+    await instance.errors.flush();
+
+    // New browser groups are admitted at 60 a minute whatever the number of clients (the flood
+    // takes seconds; on a machine slow enough to cross into another minute, 60 more).
+    const minutes = Math.floor((Date.now() - started) / 60_000) + 1;
+    expect(accepted).toBeGreaterThanOrEqual(60);
+    expect(accepted).toBeLessThanOrEqual(60 * minutes);
+    const browser = await instance.errors.groups({ source: 'browser', limit: 1_000 });
+    expect(browser).toHaveLength(accepted);
+    expect(await instance.errors.groups({ source: 'server' })).toEqual([
+      expect.objectContaining({ type: 'TypeError', count: 1 }),
+    ]);
+    const rows = await instance.store.db.selectFrom('bulwark_error_events').select('data').execute();
+    const bytes = rows.reduce((sum, row) => sum + Buffer.byteLength(row.data, 'utf8'), 0);
+    // At most 3 samples of at most 6 KiB per browser group, and the server error's sample.
+    expect(rows.length).toBeLessThanOrEqual(accepted * 3 + 1);
+    expect(bytes).toBeLessThanOrEqual(accepted * 3 * 6 * 1024 + 20 * 1024);
+  });
+
   it('forwards to Sentry (envelopes to a local server speaking the protocol) with fingerprint, context and release', async () => {
     const sentry = await sentryServer();
     const { app, instance } = await adminApp(

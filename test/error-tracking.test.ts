@@ -9,6 +9,7 @@ import {
   fingerprintOf,
   messageTemplate,
   parseStack,
+  type ErrorLimits,
   type TrackerFlags,
 } from '../src/tracker/index.js';
 import { postgresForFile, storeFixture } from './helpers/store.js';
@@ -73,7 +74,13 @@ describe.each(['sqlite', 'postgres'] as const)('error tracker on %s', (engine) =
   });
 
   async function tracker(
-    opts: { off?: Set<string>; now?: () => number; store?: Store; samplesPerGroup?: number } = {},
+    opts: {
+      off?: Set<string>;
+      now?: () => number;
+      store?: Store;
+      samplesPerGroup?: number;
+      limits?: Partial<ErrorLimits>;
+    } = {},
   ) {
     const store = opts.store ?? (await fixture.open());
     const registry = new Registry();
@@ -86,6 +93,7 @@ describe.each(['sqlite', 'postgres'] as const)('error tracker on %s', (engine) =
       registry,
       ...(opts.samplesPerGroup === undefined ? {} : { samplesPerGroup: opts.samplesPerGroup }),
       ...(opts.now === undefined ? {} : { now: opts.now }),
+      ...(opts.limits === undefined ? {} : { limits: opts.limits }),
     });
     trackers.push(errors);
     return { store, errors, registry };
@@ -191,6 +199,75 @@ describe.each(['sqlite', 'postgres'] as const)('error tracker on %s', (engine) =
       user: { id: 'u1' },
       source: 'browser',
     });
+  });
+
+  it('a browser flood with distinct fingerprints stays within its caps; server errors are still recorded', async () => {
+    let now = Date.UTC(2026, 0, 1);
+    const limits = {
+      maxBrowserGroups: 20,
+      browserSamplesPerGroup: 2,
+      newBrowserGroupsPerMinute: 30,
+      browserSampleBytes: 6 * 1024,
+    };
+    const { errors, store } = await tracker({ now: () => now, limits });
+    // A real browser error, seen often: the flood must not evict it (least seen go first).
+    const real = {
+      message: 'Checkout failed',
+      type: 'TypeError',
+      stack: 'TypeError: x\n    at pay (https://shop/app.js:1:1)',
+    };
+    for (let i = 0; i < 5; i++) errors.captureBrowser(real);
+    const realFingerprint = errors.captureBrowser(real)?.fingerprint ?? '';
+    // Maximum-size reports, each its own group; escapes and multi-byte text make bytes > characters.
+    const heavy = (n: number) => ({
+      message: `${'é"\u0001'.repeat(700)} ${n}`,
+      type: `Flood${n}`,
+      stack: `Flood${n}: x\n${'    at f (https://evil/😀.js:1:1)\n'.repeat(400)}`,
+      url: `https://evil/${'p'.repeat(1_990)}`,
+      user: { id: 'u'.repeat(200), username: 'n'.repeat(200) },
+    });
+    let accepted = 0;
+    for (let minute = 0; minute < 5; minute++) {
+      for (let i = 0; i < 200; i++)
+        if (errors.captureBrowser(heavy(minute * 1_000 + i)) !== undefined) accepted++;
+      errors.capture(new RangeError(`Quota exceeded in minute ${minute}`)); // a server error meanwhile
+      await errors.flush();
+      now += 60_000;
+    }
+    expect(accepted).toBe(5 * 30 - 1); // the budget of new groups per minute (the real one used one)
+
+    const groups = await store.db.selectFrom('bulwark_error_groups').selectAll().execute();
+    const browser = groups.filter((g) => g.source === 'browser');
+    expect(browser).toHaveLength(20);
+    expect(browser.map((g) => g.fingerprint)).toContain(realFingerprint);
+    expect(groups.filter((g) => g.source === 'server')).toHaveLength(1);
+    expect((await errors.groups({ source: 'server' }))[0]).toMatchObject({ type: 'RangeError', count: 5 });
+    const events = await store.db.selectFrom('bulwark_error_events').selectAll().execute();
+    const bytes = (text: string) => Buffer.byteLength(text, 'utf8');
+    const browserSamples = events.filter((e) => browser.some((g) => g.fingerprint === e.fingerprint));
+    expect(browserSamples.length).toBeLessThanOrEqual(20 * 2);
+    for (const sample of browserSamples) expect(bytes(sample.data)).toBeLessThanOrEqual(6 * 1024);
+    // The bound documented in docs/error-tracking.md, per browser group: its row and its samples.
+    const groupBytes = browser.map((g) => bytes(JSON.stringify(g)));
+    expect(Math.max(...groupBytes)).toBeLessThanOrEqual(6 * 1024);
+  });
+
+  it('server groups and samples are capped too, oldest first', async () => {
+    let now = Date.UTC(2026, 0, 1);
+    const { errors, store } = await tracker({
+      now: () => now,
+      limits: { maxServerGroups: 10, maxServerSamples: 15, serverSamplesPerGroup: 3 },
+    });
+    for (let i = 0; i < 30; i++) {
+      errors.capture(new Error(`Step ${'x'.repeat(i)} failed`));
+      now += 1_000;
+      await errors.flush();
+    }
+    const groups = await errors.groups({ limit: 100 });
+    expect(groups).toHaveLength(10);
+    expect(groups[0]?.message).toBe(`Step ${'x'.repeat(29)} failed`); // the newest are kept
+    const events = await store.db.selectFrom('bulwark_error_events').select('id').execute();
+    expect(events.length).toBeLessThanOrEqual(15);
   });
 
   it('retention deletes old samples and groups not seen within it', async () => {

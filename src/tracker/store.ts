@@ -1,5 +1,6 @@
-import { sql, type Kysely } from 'kysely';
+import { sql, type Kysely, type Transaction } from 'kysely';
 import type { StoreTables } from '../store/types.js';
+import type { ErrorLimits } from './limits.js';
 import type { ErrorGroup, ErrorSample, ErrorSource, ErrorState } from './types.js';
 
 /** Occurrences of one group gathered since the last write. */
@@ -51,11 +52,14 @@ export class ErrorStore {
   /**
    * Writes gathered occurrences in one transaction: each group's counters are added to (a resolved
    * group that recurs is re-opened and counts a regression; an ignored one stays ignored), its
-   * samples inserted, and only the newest `keepSamples` of them kept.
+   * samples inserted, and only the newest of them kept (per source, `limits.*SamplesPerGroup`);
+   * then the caps are applied (see {@link ErrorStore.enforceLimits}).
    */
-  async write(pending: PendingGroup[], keepSamples: number): Promise<void> {
+  async write(pending: PendingGroup[], limits: ErrorLimits): Promise<void> {
     await this.#db.transaction().execute(async (trx) => {
       for (const group of pending) {
+        const keepSamples =
+          group.source === 'browser' ? limits.browserSamplesPerGroup : limits.serverSamplesPerGroup;
         const old = (column: string) => sql.ref(`bulwark_error_groups.${column}`);
         await trx
           .insertInto('bulwark_error_groups')
@@ -114,7 +118,54 @@ export class ErrorStore {
           .where('id', '<=', cut)
           .execute();
       }
+      await this.enforceLimits(trx, limits);
     });
+  }
+
+  /**
+   * Applies the caps: browser groups beyond `maxBrowserGroups` are deleted least seen first (then
+   * least recently), server groups beyond `maxServerGroups` least recently seen first, each with
+   * their samples; then server samples beyond `maxServerSamples`, oldest first. At most 1 000
+   * groups go per call (a store filled before the caps existed shrinks over a few writes).
+   */
+  async enforceLimits(trx: Transaction<StoreTables>, limits: ErrorLimits): Promise<void> {
+    for (const source of ['browser', 'server'] as const) {
+      const max = source === 'browser' ? limits.maxBrowserGroups : limits.maxServerGroups;
+      const { n } = await trx
+        .selectFrom('bulwark_error_groups')
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .where('source', '=', source)
+        .executeTakeFirstOrThrow();
+      const excess = Math.min(Number(n) - max, 1_000);
+      if (excess <= 0) continue;
+      let victims = trx.selectFrom('bulwark_error_groups').select('fingerprint').where('source', '=', source);
+      victims =
+        source === 'browser' ? victims.orderBy('count').orderBy('last_seen') : victims.orderBy('last_seen');
+      const doomed = (await victims.limit(excess).execute()).map((row) => row.fingerprint);
+      for (let i = 0; i < doomed.length; i += 500) {
+        const chunk = doomed.slice(i, i + 500);
+        await trx.deleteFrom('bulwark_error_events').where('fingerprint', 'in', chunk).execute();
+        await trx.deleteFrom('bulwark_error_groups').where('fingerprint', 'in', chunk).execute();
+      }
+    }
+    const serverGroups = trx
+      .selectFrom('bulwark_error_groups')
+      .select('fingerprint')
+      .where('source', '=', 'server');
+    const cut = await trx
+      .selectFrom('bulwark_error_events')
+      .select('id')
+      .where('fingerprint', 'in', serverGroups)
+      .orderBy('id', 'desc')
+      .limit(1)
+      .offset(limits.maxServerSamples)
+      .executeTakeFirst();
+    if (cut !== undefined)
+      await trx
+        .deleteFrom('bulwark_error_events')
+        .where('id', '<=', cut.id)
+        .where('fingerprint', 'in', serverGroups)
+        .execute();
   }
 
   /** Groups, most recently seen first. */

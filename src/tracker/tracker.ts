@@ -5,6 +5,15 @@ import { bulwarkError } from '../errors/index.js';
 import { redactSecrets } from '../logging/redact.js';
 import type { AuditLog } from '../store/types.js';
 import { culpritOf, fingerprintOf, messageTemplate, parseStack } from './fingerprint.js';
+import {
+  BROWSER_TEXT_LIMITS,
+  DEFAULT_ERROR_LIMITS,
+  GROUP_FIELD_LIMITS,
+  NewGroupBudget,
+  fitSample,
+  sampleBytes,
+  type ErrorLimits,
+} from './limits.js';
 import type { SentryForwarder } from './sentry.js';
 import type { ErrorStore, PendingGroup } from './store.js';
 import type {
@@ -32,8 +41,10 @@ export interface ErrorTrackerOptions {
   release: string;
   registry?: Registry;
   sentry?: SentryForwarder;
-  /** Samples kept per group, newest first (default 20). */
+  /** Samples kept per server group, newest first (default 20; same as `limits.serverSamplesPerGroup`). */
   samplesPerGroup?: number;
+  /** What may be stored: groups, samples and their sizes, new browser groups per minute. */
+  limits?: Partial<ErrorLimits>;
   /** Groups not seen, and samples older than this are deleted (default 30 days). */
   retentionMs?: number;
   /** Gathered occurrences are written this often (default 1 000 ms). */
@@ -45,13 +56,21 @@ export interface ErrorTrackerOptions {
 const SAMPLES_PER_FLUSH = 5;
 /** Groups gathered between two writes beyond which new groups are dropped (an error storm). */
 const MAX_PENDING_GROUPS = 1_000;
+/** Of those, browser groups at most: a browser flood never takes the room of server errors. */
+const MAX_PENDING_BROWSER_GROUPS = 400;
+
+/** Why an occurrence was not recorded. */
+type DropReason = 'pending_full' | 'browser_rate';
 
 /**
  * `bulwark.errors`: captures errors (request errors, process-level ones, browser reports, and any
  * the app reports), groups them by fingerprint, and keeps per group its counts, first and last
  * seen, releases, state, and a bounded set of samples with their request and user context
  * (secret-named fields redacted). Capturing is synchronous and costs no I/O: occurrences are
- * gathered in memory and written in one transaction per second. Flags: `bulwark.errors` (the whole
+ * gathered in memory and written in one transaction per second. Storage is bounded (see
+ * {@link ErrorLimits}): browser groups have their own cap, a budget of new groups per minute and
+ * smaller samples, so reports from the internet can neither fill the disk nor push out server
+ * errors. Flags: `bulwark.errors` (the whole
  * feature), `bulwark.errors.sample` (per occurrence: give it a rollout percentage to sample; counts
  * stay exact), `bulwark.errors.sentry` (forwarding, when `SENTRY_DSN` is set).
  */
@@ -61,10 +80,14 @@ export class ErrorTracker {
   readonly #pending = new Map<string, PendingGroup>();
   readonly #identities = new Map<string, { fingerprint: string; template: string; culprit: string }>();
   readonly #captured: Counter<'source'> | undefined;
+  readonly #droppedTotal: Counter<'reason'> | undefined;
+  readonly #limits: ErrorLimits;
+  readonly #newBrowserGroups: NewGroupBudget;
+  #pendingBrowser = 0;
   readonly #timer: NodeJS.Timeout;
   readonly #pruneTimer: NodeJS.Timeout;
   #writing: Promise<void> = Promise.resolve();
-  #dropped = 0;
+  readonly #dropped: Record<DropReason, number> = { pending_full: 0, browser_rate: 0 };
   #writeFailed = false;
 
   constructor(opts: ErrorTrackerOptions) {
@@ -79,6 +102,24 @@ export class ErrorTracker {
             labelNames: ['source'],
             registers: [opts.registry],
           });
+    this.#droppedTotal =
+      opts.registry === undefined
+        ? undefined
+        : new Counter({
+            name: 'bulwark_errors_dropped_total',
+            help: 'Occurrences not recorded: too many distinct errors at once (pending_full) or over the budget of new browser groups (browser_rate).',
+            labelNames: ['reason'],
+            registers: [opts.registry],
+          });
+    this.#limits = {
+      ...DEFAULT_ERROR_LIMITS,
+      ...(opts.samplesPerGroup === undefined ? {} : { serverSamplesPerGroup: opts.samplesPerGroup }),
+      ...opts.limits,
+    };
+    this.#newBrowserGroups = new NewGroupBudget(
+      this.#limits.newBrowserGroupsPerMinute,
+      this.#limits.maxBrowserGroups * 2,
+    );
     this.#timer = setInterval(() => void this.flush(), opts.flushMs ?? 1_000);
     this.#timer.unref();
     this.#pruneTimer = setInterval(() => void this.prune().catch(() => undefined), 3_600_000);
@@ -99,20 +140,28 @@ export class ErrorTracker {
     const { type, message, stack } = describe(error);
     const result = this.#record('server', type, message, stack, context, undefined);
     const sentry = this.#o.sentry;
-    if (result.sampled && sentry !== undefined && this.#o.flags.isEnabled('bulwark.errors.sentry', {}, true))
+    if (
+      result?.sampled === true &&
+      sentry !== undefined &&
+      this.#o.flags.isEnabled('bulwark.errors.sentry', {}, true)
+    )
       sentry.forward(error, context, result.fingerprint);
     return result;
   }
 
-  /** Records a browser report (validated by the route); not forwarded to Sentry (the browser SDK's job). */
+  /**
+   * Records a browser report (validated by the route); not forwarded to Sentry (the browser SDK's
+   * job). Undefined when the feature is off or the report was dropped: a group not seen before,
+   * over the budget of new browser groups per minute (counted in `bulwark_errors_dropped_total`).
+   */
   captureBrowser(report: BrowserReport): CaptureResult | undefined {
     if (!this.enabled) return undefined;
-    const url = report.url?.split(/[?#]/)[0];
+    const url = report.url?.split(/[?#]/)[0]?.slice(0, BROWSER_TEXT_LIMITS.url);
     return this.#record(
       'browser',
       report.type ?? 'Error',
-      report.message,
-      report.stack,
+      report.message.slice(0, BROWSER_TEXT_LIMITS.message),
+      report.stack?.slice(0, BROWSER_TEXT_LIMITS.stack),
       { ...(report.user === undefined ? {} : { user: report.user }) },
       { ...(url === undefined ? {} : { url }), release: report.release ?? this.#o.release },
     );
@@ -125,22 +174,29 @@ export class ErrorTracker {
     stack: string | undefined,
     context: CaptureContext,
     browser: { url?: string; release: string } | undefined,
-  ): CaptureResult {
+  ): CaptureResult | undefined {
     const now = this.#now();
     const { fingerprint, template, culprit } = this.#identify(type, message, stack);
-    const release = browser?.release ?? this.#o.release;
+    const release = (browser?.release ?? this.#o.release).slice(0, GROUP_FIELD_LIMITS.release);
     this.#captured?.inc({ source });
     let group = this.#pending.get(fingerprint);
     if (group === undefined) {
-      if (this.#pending.size >= MAX_PENDING_GROUPS) {
-        this.#dropped += 1;
+      if (source === 'browser' && !this.#newBrowserGroups.admit(fingerprint, now)) {
+        this.#drop('browser_rate');
+        return undefined;
+      }
+      const full =
+        this.#pending.size >= MAX_PENDING_GROUPS ||
+        (source === 'browser' && this.#pendingBrowser >= MAX_PENDING_BROWSER_GROUPS);
+      if (full) {
+        this.#drop('pending_full');
         return { fingerprint, sampled: false };
       }
       group = {
         fingerprint,
-        type,
-        message: template,
-        culprit,
+        type: type.slice(0, GROUP_FIELD_LIMITS.type),
+        message: template.slice(0, GROUP_FIELD_LIMITS.message),
+        culprit: culprit.slice(0, GROUP_FIELD_LIMITS.culprit),
         source,
         count: 0,
         firstSeen: now,
@@ -149,16 +205,17 @@ export class ErrorTracker {
         samples: [],
       };
       this.#pending.set(fingerprint, group);
+      if (source === 'browser') this.#pendingBrowser += 1;
     }
     group.count += 1;
     group.lastSeen = now;
     const sampled = this.#o.flags.isEnabled('bulwark.errors.sample', { targetingKey: randomUUID() }, true);
     if (sampled && group.samples.length < SAMPLES_PER_FLUSH) {
       const safe = redactSecrets({ request: context.request, user: context.user, tags: context.tags });
-      group.samples.push({
+      const sample = {
         at: now,
         release,
-        type,
+        type: type.slice(0, GROUP_FIELD_LIMITS.type),
         message: message.slice(0, 2_000),
         stack: stack?.slice(0, 16_000),
         level: context.level ?? 'error',
@@ -168,9 +225,15 @@ export class ErrorTracker {
         ...(safe.user === undefined ? {} : { user: safe.user }),
         ...(safe.tags === undefined ? {} : { tags: safe.tags }),
         ...(browser?.url === undefined ? {} : { url: browser.url }),
-      });
+      };
+      group.samples.push(fitSample(sample, sampleBytes(this.#limits, source)));
     }
     return { fingerprint, sampled };
+  }
+
+  #drop(reason: DropReason): void {
+    this.#dropped[reason] += 1;
+    this.#droppedTotal?.inc({ reason });
   }
 
   /**
@@ -200,8 +263,9 @@ export class ErrorTracker {
       if (this.#pending.size === 0) return;
       const batch = [...this.#pending.values()];
       this.#pending.clear();
+      this.#pendingBrowser = 0;
       try {
-        await this.#o.errors.write(batch, this.#o.samplesPerGroup ?? 20);
+        await this.#o.errors.write(batch, this.#limits);
         if (this.#writeFailed) this.#o.logger.info('errors: writing error groups again');
         this.#writeFailed = false;
       } catch (error) {
@@ -210,12 +274,13 @@ export class ErrorTracker {
         this.#writeFailed = true;
         for (const group of batch) this.#merge(group);
       }
-      if (this.#dropped > 0) {
+      if (this.#dropped.pending_full > 0 || this.#dropped.browser_rate > 0) {
         this.#o.logger.warn(
-          { dropped: this.#dropped },
-          'errors: too many distinct errors at once; some were dropped',
+          { dropped: { ...this.#dropped } },
+          'errors: some occurrences were dropped (too many distinct errors at once, or new browser groups over their budget)',
         );
-        this.#dropped = 0;
+        this.#dropped.pending_full = 0;
+        this.#dropped.browser_rate = 0;
       }
     });
     return this.#writing;
@@ -225,7 +290,10 @@ export class ErrorTracker {
   #merge(group: PendingGroup): void {
     const newer = this.#pending.get(group.fingerprint);
     if (newer === undefined) {
-      if (this.#pending.size < MAX_PENDING_GROUPS) this.#pending.set(group.fingerprint, group);
+      if (this.#pending.size < MAX_PENDING_GROUPS) {
+        this.#pending.set(group.fingerprint, group);
+        if (group.source === 'browser') this.#pendingBrowser += 1;
+      }
       return;
     }
     newer.count += group.count;
