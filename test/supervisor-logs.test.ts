@@ -1,4 +1,13 @@
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -125,6 +134,28 @@ describe('RotatingLog', () => {
     log.flush();
     log.close();
     expect(readFileSync(file, 'utf8')).toBe('héllo → wörld\n');
+  });
+
+  it('files 0600 (rotated ones too) and new directories 0700, whatever the umask; a wider file is narrowed', () => {
+    const dir = tempDir();
+    const file = path.join(dir, 'logs', 'app.log');
+    const previous = process.umask(0);
+    try {
+      const log = new RotatingLog({ file, maxBytes: 150, keep: 2 });
+      for (let i = 0; i < 4; i += 1) log.write(line(i));
+      log.close();
+    } finally {
+      process.umask(previous);
+    }
+    const mode = (name: string) => (statSync(name).mode & 0o777).toString(8);
+    expect(mode(path.dirname(file))).toBe('700');
+    expect([file, `${file}.1`, `${file}.2`].map(mode)).toEqual(['600', '600', '600']);
+    // Left by an earlier version: opened again, it is made private.
+    chmodSync(file, 0o644);
+    const again = new RotatingLog({ file, maxBytes: 1000, keep: 2 });
+    again.write(line(9));
+    again.close();
+    expect(mode(file)).toBe('600');
   });
 
   it('rejects unusable options with BWK_ERR_SUPERVISOR_OPTIONS', () => {

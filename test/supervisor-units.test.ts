@@ -1,12 +1,13 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isBulwarkError } from '../src/errors/index.js';
-import { controlSocketPath } from '../src/supervisor/control.js';
+import { controlSocketPath, locateControlSocket } from '../src/supervisor/control.js';
 import { flagOf, resolveSuperviseOptions, superviseSchema } from '../src/supervisor/options.js';
 import { RestartPolicy } from '../src/supervisor/policy.js';
 import { PressureLadder } from '../src/supervisor/pressure.js';
+import { isSecretName, redactDeep, redactUrls, secretValues } from '../src/supervisor/redact.js';
 
 describe('RestartPolicy', () => {
   const policy = (random = () => 0.5) =>
@@ -164,14 +165,118 @@ describe('supervise options', () => {
 });
 
 describe('control socket path', () => {
-  it('is in the state dir, or in the temp dir when that path is too long for a Unix socket', () => {
+  it('is in the state dir; too long a path has none there (no predictable name elsewhere)', async () => {
     expect(controlSocketPath('/srv/app/data/supervisor')).toBe('/srv/app/data/supervisor/control.sock');
+    expect(await locateControlSocket('/srv/app/data/supervisor')).toBe(
+      '/srv/app/data/supervisor/control.sock',
+    );
     const long = `/srv/${'x'.repeat(120)}/supervisor`;
-    const socket = controlSocketPath(long);
-    expect(socket.startsWith(os.tmpdir())).toBe(true);
-    expect(Buffer.byteLength(socket)).toBeLessThan(104);
-    expect(controlSocketPath(long)).toBe(socket);
-    expect(controlSocketPath(`${long}2`)).not.toBe(socket);
+    expect(controlSocketPath(long)).toBeUndefined();
+    // Nothing recorded: no supervisor to reach.
+    expect(await locateControlSocket(long)).toBeUndefined();
+  });
+
+  it('a recorded socket path is followed only into a private directory of this user', async () => {
+    const root = mkdtempSync(path.join(os.tmpdir(), 'bwk-sock-'));
+    const stateDir = path.join(root, 'x'.repeat(100));
+    mkdirSync(stateDir);
+    const record = (socket: string) => writeFileSync(path.join(stateDir, 'control.sock.path'), `${socket}\n`);
+    const privateDir = mkdtempSync(path.join(os.tmpdir(), 'bwk-private-'));
+    record(path.join(privateDir, 'control.sock'));
+    expect(await locateControlSocket(stateDir)).toBe(path.join(privateDir, 'control.sock'));
+    // A directory others may enter (or a name straight in the shared temp dir) is not trusted.
+    chmodSync(privateDir, 0o755);
+    expect(await locateControlSocket(stateDir)).toBeUndefined();
+    record(path.join(os.tmpdir(), 'control.sock'));
+    expect(await locateControlSocket(stateDir)).toBeUndefined();
+    rmSync(root, { recursive: true, force: true });
+    rmSync(privateDir, { recursive: true, force: true });
+  });
+});
+
+describe('redaction of what the supervisor writes', () => {
+  const env = {
+    BULWARK_ADMIN_KEY: 'admin-key-0123456789',
+    SENTRY_DSN: 'https://publickey123@o1.ingest.sentry.io/42',
+    DB_PASSWORD: 'hunter2-hunter2',
+    DATABASE_URL: 'postgres://app:pg%40secret@db:5432/app?sslmode=require',
+    MYSQL_URL: 'mysql://db/app?user=app&password=query-secret',
+    PWD: '/srv/app',
+    NODE_ENV: 'production',
+    SHORT_TOKEN: 'abc',
+  };
+
+  it('names that say secret, not the working directory', () => {
+    for (const name of [
+      'BULWARK_ADMIN_KEY',
+      'apiKey',
+      'NPM_AUTHTOKEN',
+      'sslpassword',
+      'DB_PWD',
+      'SESSION_SECRET',
+      'SENTRY_DSN',
+      'STRIPE_KEY',
+      'GITHUB_PAT',
+    ])
+      expect(isSecretName(name), name).toBe(true);
+    for (const name of ['PWD', 'OLDPWD', 'NODE_ENV', 'PATH', 'PORT', 'HOSTNAME', 'MONKEY_COUNT', 'AUTHOR'])
+      expect(isSecretName(name), name).toBe(false);
+  });
+
+  it('masks URL credentials and secret query parameters, keeping the rest', () => {
+    expect(redactUrls('postgres://app:pw@db:5432/app?sslmode=require')).toBe(
+      'postgres://app:[redacted]@db:5432/app?sslmode=require',
+    );
+    expect(redactUrls('redis://:pw@cache:6379/0 and https://token@sentry.io/1')).toBe(
+      'redis://:[redacted]@cache:6379/0 and https://[redacted]@sentry.io/1',
+    );
+    expect(redactUrls('mysql://db/app?user=app&password=x&ssl=true')).toBe(
+      'mysql://db/app?user=app&password=[redacted]&ssl=true',
+    );
+    expect(redactUrls('no url here = fine')).toBe('no url here = fine');
+  });
+
+  it('the secret values of an environment, decoded too; short ones left out', () => {
+    const secrets = secretValues(env);
+    for (const value of [
+      'admin-key-0123456789',
+      'hunter2-hunter2',
+      'pg%40secret',
+      'pg@secret',
+      'query-secret',
+    ])
+      expect(secrets).toContain(value);
+    expect(secrets).not.toContain('abc');
+    expect(secrets).not.toContain('/srv/app');
+  });
+
+  it('a report or status with no secret left, names and structure kept', () => {
+    const report = {
+      header: { commandLine: ['node', 'app.js', '--db-password=hunter2-hunter2', 'DB_PASSWORD=x'] },
+      environmentVariables: env,
+      javascriptStack: { message: 'failed to connect to pg@secret', stack: ['at connect (db.js:1:1)'] },
+      libuv: [{ type: 'tcp', port: 5432 }],
+    };
+    const clean = redactDeep(report, secretValues(env));
+    expect(clean.header.commandLine).toEqual([
+      'node',
+      'app.js',
+      '--db-password=[redacted]',
+      'DB_PASSWORD=[redacted]',
+    ]);
+    expect(clean.environmentVariables).toEqual({
+      BULWARK_ADMIN_KEY: '[redacted]',
+      SENTRY_DSN: '[redacted]',
+      DB_PASSWORD: '[redacted]',
+      DATABASE_URL: 'postgres://app:[redacted]@db:5432/app?sslmode=require',
+      MYSQL_URL: 'mysql://db/app?user=app&password=[redacted]',
+      PWD: '/srv/app',
+      NODE_ENV: 'production',
+      SHORT_TOKEN: '[redacted]',
+    });
+    expect(clean.javascriptStack.message).toBe('failed to connect to [redacted]');
+    expect(clean.libuv).toEqual(report.libuv);
+    expect(report.environmentVariables.DB_PASSWORD).toBe('hunter2-hunter2'); // not mutated
   });
 });
 

@@ -243,6 +243,11 @@ export const catalogue = {
     message: 'Port {port} is still in use after {waitedMs} ms: {holder}',
     area: 'supervisor',
   },
+  BWK_ERR_SUPERVISOR_STATE_DIR: {
+    status: 500,
+    message: 'Cannot make the supervisor state directory {dir} private (mode 0700): {reason}',
+    area: 'supervisor',
+  },
   BWK_ERR_ERRORS_REPORT_INVALID: {
     status: 400,
     message: 'Invalid error report: {detail}',

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { AppMessage, RecoveryLevel, SupervisorMessage } from './protocol.js';
+import { startReportWorker, stopReportWorker } from './report-worker.js';
 
 /** What a recovery handler is told. */
 export interface RecoveryRequest {
@@ -23,6 +24,10 @@ export type RecoveryHandler = (request: RecoveryRequest) => string[] | void | Pr
  * ready, and runs recovery handlers when the supervisor asks. `connect()` returns undefined when
  * the process is not supervised. When the supervisor goes away the app gets a SIGTERM (a graceful
  * shutdown) rather than running on unsupervised.
+ *
+ * When the supervisor offers hang reports (a private pipe named by `BULWARK_SUPERVISOR_REPORT_FD`),
+ * a worker thread answers its report requests even while the event loop is blocked (see
+ * `report-worker.ts`); no inspector port is opened.
  */
 export class SupervisorClient {
   readonly instanceId: string;
@@ -39,7 +44,11 @@ export class SupervisorClient {
     this.#logger = logger;
     this.instanceId = process.env['BULWARK_INSTANCE_ID'] ?? String(process.pid);
     const everyMs = Math.max(10, Number(process.env['BULWARK_HEARTBEAT_MS']) || 500);
-    this.#send({ type: 'bulwark:hello', pid: process.pid, version });
+    const reportFd = Number(process.env['BULWARK_SUPERVISOR_REPORT_FD'] ?? Number.NaN);
+    // The pipe is this process's alone: a process it starts must not think it may answer on it.
+    delete process.env['BULWARK_SUPERVISOR_REPORT_FD'];
+    const reports = Number.isInteger(reportFd) && reportFd > 2 && startReportWorker(reportFd) !== undefined;
+    this.#send({ type: 'bulwark:hello', pid: process.pid, version, reports });
     this.#timer = setInterval(() => this.#send({ type: 'bulwark:heartbeat' }), everyMs);
     this.#timer.unref();
     this.#onMessage = (message) => void this.#handle(message);
@@ -82,6 +91,7 @@ export class SupervisorClient {
   close(): void {
     this.#closed = true;
     clearInterval(this.#timer);
+    stopReportWorker();
     process.off('message', this.#onMessage);
     process.off('disconnect', this.#onDisconnect);
   }

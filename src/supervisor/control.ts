@@ -1,21 +1,57 @@
-import { createHash } from 'node:crypto';
-import { mkdir, unlink } from 'node:fs/promises';
+import { chmod, lstat, mkdtemp, readFile, rm, unlink } from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { bulwarkError, isBulwarkError } from '../errors/index.js';
+import { writeFileAtomic } from '../store/atomic-file.js';
+import { PRIVATE_FILE_MODE } from '../store/permissions.js';
+import { privateDir } from './private-files.js';
 import type { Supervisor } from './supervisor.js';
 
+const SOCKET = 'control.sock';
+/** In the state directory when the socket is elsewhere: the path of the socket. */
+const POINTER = 'control.sock.path';
+/** Longest Unix socket path on every platform (sun_path is 104 bytes on macOS, 108 on Linux). */
+const MAX_SOCKET_PATH = 100;
+
 /**
- * The control socket of the supervisor for `stateDir` (HTTP over a Unix socket, mode 0600):
- * `<stateDir>/control.sock`, or, when that path is too long for a Unix socket (about 104 bytes),
- * a name in the temp directory derived from `stateDir`.
+ * The control socket of the supervisor for `stateDir` when it is in the state directory
+ * (`<stateDir>/control.sock`), or undefined when that path is too long for a Unix socket: the
+ * socket is then in a private directory made with `mkdtemp` in the temp directory, recorded in
+ * `<stateDir>/control.sock.path` (see {@link locateControlSocket}).
  */
-export function controlSocketPath(stateDir: string): string {
-  const inside = path.join(stateDir, 'control.sock');
-  if (Buffer.byteLength(inside) <= 100) return inside;
-  const hash = createHash('sha256').update(path.resolve(stateDir)).digest('hex').slice(0, 16);
-  return path.join(os.tmpdir(), `bulwark-supervise-${hash}.sock`);
+export function controlSocketPath(stateDir: string): string | undefined {
+  const inside = path.join(path.resolve(stateDir), SOCKET);
+  return Buffer.byteLength(inside) <= MAX_SOCKET_PATH ? inside : undefined;
+}
+
+/**
+ * Where clients reach the supervisor of `stateDir`: {@link controlSocketPath}, else the path
+ * recorded in the state directory, provided it lies in a directory of this user that no one else
+ * can enter (a name in the temp directory could otherwise be another user's, made after ours was
+ * removed). Undefined when there is none.
+ */
+export async function locateControlSocket(stateDir: string): Promise<string | undefined> {
+  const inside = controlSocketPath(stateDir);
+  if (inside !== undefined) return inside;
+  let socket: string;
+  try {
+    socket = (await readFile(path.join(stateDir, POINTER), 'utf8')).trim();
+  } catch {
+    return undefined;
+  }
+  return (await isPrivateDir(path.dirname(socket))) ? socket : undefined;
+}
+
+/** True when `dir` is a directory (not a link) of this user with no access for anyone else. */
+async function isPrivateDir(dir: string): Promise<boolean> {
+  const stat = await lstat(dir).catch(() => undefined);
+  return (
+    stat !== undefined &&
+    stat.isDirectory() &&
+    stat.uid === (process.getuid?.() ?? stat.uid) &&
+    (stat.mode & 0o077) === 0
+  );
 }
 
 function send(response: http.ServerResponse, status: number, body: unknown, type = 'application/json'): void {
@@ -90,30 +126,51 @@ function handler(supervisor: Supervisor, admin: boolean, onStop: () => void): ht
 export class ControlServers {
   readonly #servers: http.Server[] = [];
   metricsPort: number | undefined;
+  /** The control socket's path once listening. */
+  socketPath: string | undefined;
+  /** The private temp directory holding the socket, when the state directory's path is too long. */
+  #tempDir: string | undefined;
+  /** The file recording the socket's path in the state directory, with {@link #tempDir}. */
+  #pointer: string | undefined;
 
   /**
    * Listens on the control socket (refusing when another supervisor answers on it; a stale socket
    * of a dead one is replaced) and on `metricsPort` when set.
+   *
+   * The socket takes every command (reload, stop), so no other user may connect to it, even for an
+   * instant and whatever the umask: it is created inside a directory only this user can enter (the
+   * state directory, made 0700 first, or a fresh `mkdtemp` directory), then made 0600 itself.
    */
   async start(supervisor: Supervisor, onStop: () => void): Promise<void> {
-    const socket = controlSocketPath(supervisor.options.stateDir);
+    const stateDir = supervisor.options.stateDir;
+    const running = await locateControlSocket(stateDir);
     if (
-      await requestSupervisor(supervisor.options.stateDir, 'GET', '/status', 500).then(
+      await requestSupervisor(stateDir, 'GET', '/status', 500).then(
         () => true,
         () => false,
       )
     )
       throw bulwarkError('BWK_ERR_SUPERVISOR_BUSY', {
-        state: `already running for ${supervisor.options.stateDir} (another supervisor answers on ${socket})`,
+        state: `already running for ${stateDir} (another supervisor answers on ${running ?? '?'})`,
       });
-    await mkdir(supervisor.options.stateDir, { recursive: true });
-    await unlink(socket).catch(() => undefined);
+    privateDir(stateDir);
+    let socket = controlSocketPath(stateDir);
+    if (socket === undefined) {
+      // A dead supervisor's directory: ours (locateControlSocket checked), so ours to remove.
+      if (running !== undefined) await rm(path.dirname(running), { recursive: true, force: true });
+      this.#tempDir = await mkdtemp(path.join(socketTempDir(), 'bulwark-sup-'));
+      socket = path.join(this.#tempDir, SOCKET);
+      this.#pointer = path.join(stateDir, POINTER);
+      await writeFileAtomic(this.#pointer, `${socket}\n`);
+    } else await unlink(socket).catch(() => undefined);
     const control = http.createServer(handler(supervisor, true, onStop));
     await new Promise<void>((resolve, reject) => {
       control.once('error', reject);
-      control.listen({ path: socket, readableAll: false, writableAll: false }, resolve);
+      control.listen({ path: socket }, resolve);
     });
     this.#servers.push(control);
+    await chmod(socket, PRIVATE_FILE_MODE);
+    this.socketPath = socket;
     const { metricsPort, metricsHost } = supervisor.options;
     if (metricsPort !== undefined) {
       const metrics = http.createServer(handler(supervisor, false, onStop));
@@ -127,6 +184,7 @@ export class ControlServers {
     }
   }
 
+  /** Closes the servers; removes the socket's temp directory and its record, if any. */
   async close(): Promise<void> {
     await Promise.all(
       this.#servers.map(
@@ -137,35 +195,45 @@ export class ControlServers {
           }),
       ),
     );
+    const tempDir = this.#tempDir;
+    if (tempDir === undefined) return;
+    this.#tempDir = undefined;
+    await rm(tempDir, { recursive: true, force: true });
+    if (this.#pointer !== undefined) await unlink(this.#pointer).catch(() => undefined);
   }
+}
+
+/** The temp directory, or `/tmp` when `$TMPDIR` is too long to hold a socket path. */
+function socketTempDir(): string {
+  const longest = path.join(os.tmpdir(), 'bulwark-sup-XXXXXX', SOCKET);
+  return Buffer.byteLength(longest) <= MAX_SOCKET_PATH ? os.tmpdir() : '/tmp';
 }
 
 /**
  * One request to the supervisor of `stateDir` over its control socket; resolves with the parsed
  * JSON body and status. Rejects with BWK_ERR_SUPERVISOR_NOT_RUNNING when nothing answers.
  */
-export function requestSupervisor(
+export async function requestSupervisor(
   stateDir: string,
   method: 'GET' | 'POST',
   route: string,
   timeoutMs = 120_000,
 ): Promise<{ status: number; body: Record<string, unknown> }> {
+  const socketPath = await locateControlSocket(stateDir);
+  if (socketPath === undefined) throw bulwarkError('BWK_ERR_SUPERVISOR_NOT_RUNNING', { stateDir });
   return new Promise((resolve, reject) => {
-    const request = http.request(
-      { socketPath: controlSocketPath(stateDir), method, path: route, timeout: timeoutMs },
-      (response) => {
-        let text = '';
-        response.setEncoding('utf8');
-        response.on('data', (chunk: string) => (text += chunk));
-        response.on('end', () => {
-          try {
-            resolve({ status: response.statusCode ?? 0, body: JSON.parse(text) as Record<string, unknown> });
-          } catch {
-            reject(new Error(`not a supervisor answer: ${text.slice(0, 200)}`));
-          }
-        });
-      },
-    );
+    const request = http.request({ socketPath, method, path: route, timeout: timeoutMs }, (response) => {
+      let text = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => (text += chunk));
+      response.on('end', () => {
+        try {
+          resolve({ status: response.statusCode ?? 0, body: JSON.parse(text) as Record<string, unknown> });
+        } catch {
+          reject(new Error(`not a supervisor answer: ${text.slice(0, 200)}`));
+        }
+      });
+    });
     request.on('timeout', () => request.destroy(new Error(`no answer within ${timeoutMs} ms`)));
     request.on('error', () => reject(bulwarkError('BWK_ERR_SUPERVISOR_NOT_RUNNING', { stateDir })));
     request.end();

@@ -1,6 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
+import type { Duplex } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { ReportChannel } from './diagnostics.js';
 import type { OutputRing, RotatingLog } from './logs.js';
 import type { AppMessage } from './protocol.js';
 
@@ -25,8 +27,6 @@ export interface InstanceOptions {
   /** The port the app listens on (its PORT). */
   port: number;
   host: string;
-  /** The inspector port a SIGUSR1 opens (for hang reports). */
-  inspectPort: number;
   heartbeatMs: number;
   log: RotatingLog;
   ring: OutputRing;
@@ -44,16 +44,19 @@ export interface Sample {
   cpu: number;
 }
 
+/** The app's file descriptor of its report pipe (after stdin, stdout, stderr and the IPC channel). */
+const REPORT_FD = 4;
+
 /**
  * One app process in its own process group (so a stop reaches every process it started), with its
  * output copied to the slot's log file and ring, an IPC channel (used by apps built on Bulwark for
- * ready, heartbeats and recovery requests; harmless to any other program), and HTTP probes.
+ * ready, heartbeats and recovery requests; harmless to any other program), a private report pipe
+ * (fd 4: hang reports from a Bulwark app's report worker), and HTTP probes.
  */
 export class Instance {
   readonly id: string;
   readonly slot: number;
   readonly port: number;
-  readonly inspectPort: number;
   readonly #opts: InstanceOptions;
   #child: ChildProcess | undefined;
   state: InstanceState = 'starting';
@@ -62,6 +65,10 @@ export class Instance {
   /** The app announced itself over IPC (it sends heartbeats and takes recovery requests). */
   ipc = false;
   lastHeartbeat = 0;
+  /** The app said it answers hang report requests on its report pipe ({@link reportChannel}). */
+  reports = false;
+  /** The supervisor's end of the report pipe (set once spawned). */
+  reportChannel: ReportChannel | undefined;
   sample: Sample | undefined;
   /** Why the supervisor ended this instance (undefined: it exited on its own). */
   stopReason: string | undefined;
@@ -78,7 +85,6 @@ export class Instance {
     this.id = opts.id;
     this.slot = opts.slot;
     this.port = opts.port;
-    this.inspectPort = opts.inspectPort;
     this.exited = new Promise((resolve) => (this.#resolveExit = resolve));
   }
 
@@ -93,19 +99,16 @@ export class Instance {
   /** Spawns the process. Never throws: a command that cannot start ends as an exit with `spawnError`. */
   start(): void {
     const [file, ...args] = this.#opts.command;
-    const nodeOptions = [this.#opts.env['NODE_OPTIONS'], `--inspect-port=127.0.0.1:${this.inspectPort}`]
-      .filter((part) => part !== undefined && part !== '')
-      .join(' ');
     this.startedAt = Date.now();
     const child = spawn(file ?? '', args, {
       detached: true,
-      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc', 'pipe'],
       env: {
         ...this.#opts.env,
         PORT: String(this.port),
         HOST: this.#opts.host,
-        NODE_OPTIONS: nodeOptions,
         BULWARK_SUPERVISED: '1',
+        BULWARK_SUPERVISOR_REPORT_FD: String(REPORT_FD),
         BULWARK_INSTANCE_ID: this.id,
         BULWARK_SUPERVISOR_STATE_DIR: this.#opts.stateDir,
         ...(this.#opts.behindProxy ? { BULWARK_BEHIND_PROXY: '1' } : {}),
@@ -113,6 +116,8 @@ export class Instance {
       },
     });
     this.#child = child;
+    const reportPipe = child.stdio[REPORT_FD] as Duplex | null | undefined;
+    if (reportPipe !== null && reportPipe !== undefined) this.reportChannel = new ReportChannel(reportPipe);
     const onOutput = (target: NodeJS.WriteStream) => (chunk: Buffer) => {
       this.#opts.ring.push(chunk);
       this.#opts.log.write(chunk);
@@ -148,6 +153,7 @@ export class Instance {
     switch (message.type) {
       case 'bulwark:hello':
         this.ipc = true;
+        this.reports = message.reports === true;
         this.lastHeartbeat = Date.now();
         break;
       case 'bulwark:heartbeat':

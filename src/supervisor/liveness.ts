@@ -19,6 +19,8 @@ export interface LivenessContext {
   readonly slots: readonly Slot[];
   readonly records: SupervisorRecords;
   readonly metrics: SupervisorMetrics;
+  /** Secret values of the app's environment, scrubbed from hang reports. */
+  readonly secrets: readonly string[];
   /** The proxy in cluster mode (none in direct mode, nor before the supervisor started). */
   proxy(): ClusterProxy | undefined;
 }
@@ -28,7 +30,7 @@ type Resource = 'memory' | 'cpu';
 /**
  * Watches the ready instance of every slot: heartbeats (a blocked event loop), HTTP liveness
  * probes, and resource samples fed to the slot's pressure ladders. A hung or unresponsive instance
- * is taken out of the proxy, a diagnostic report is captured if it speaks IPC, then its process
+ * is taken out of the proxy, a diagnostic report is captured if the app offers one, then its process
  * group is killed; a `hard` recovery drains it and stops it gracefully. Either way the restart
  * follows from the supervisor's exit handling. Nothing here throws: failures are logged.
  */
@@ -117,7 +119,7 @@ export class LivenessMonitor {
     );
   }
 
-  /** Out of rotation, a diagnostic report if the app speaks IPC, then SIGKILL to its process group. */
+  /** Out of rotation, a diagnostic report if the app offers one, then SIGKILL to its process group. */
   async #hung(
     slot: Slot,
     instance: Instance,
@@ -133,12 +135,14 @@ export class LivenessMonitor {
       `app ${reason}: capturing a report, then restarting`,
     );
     records.event(reason, slot, { pid: instance.pid, ...detail });
-    if (instance.ipc && instance.pid !== undefined) {
+    const channel = instance.reportChannel;
+    if (instance.reports && channel !== undefined && instance.pid !== undefined) {
       try {
         instance.reportPath = await captureHangReport({
+          channel,
           pid: instance.pid,
-          inspectPort: instance.inspectPort,
           dir: path.join(options.stateDir, 'reports'),
+          secrets: this.#ctx.secrets,
           timeoutMs: 3_000,
         });
         records.event('report', slot, { path: instance.reportPath });

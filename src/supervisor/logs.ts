@@ -1,5 +1,6 @@
 import {
   closeSync,
+  fchmodSync,
   fstatSync,
   mkdirSync,
   openSync,
@@ -10,10 +11,14 @@ import {
 } from 'node:fs';
 import path from 'node:path';
 import { bulwarkError } from '../errors/index.js';
+import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../store/permissions.js';
 
 /** Options of {@link RotatingLog}. */
 export interface RotatingLogOptions {
-  /** The live log file, e.g. `/var/log/app/app.log`; its directory is created if missing. */
+  /**
+   * The live log file, e.g. `/var/log/app/app.log`; its directory is created (mode 0700) if
+   * missing. Every file is mode 0600, whatever the umask (an existing one is made so on open).
+   */
   file: string;
   /** Size in bytes a file may reach before the next write rotates it, e.g. 10 MiB. */
   maxBytes: number;
@@ -152,10 +157,13 @@ export class RotatingLog {
 
   #open(): number {
     this.#release();
-    mkdirSync(path.dirname(this.file), { recursive: true });
-    const fd = openSync(this.file, 'a', 0o644);
+    mkdirSync(path.dirname(this.file), { recursive: true, mode: PRIVATE_DIR_MODE });
+    const fd = openSync(this.file, 'a', PRIVATE_FILE_MODE);
     try {
-      this.#size = fstatSync(fd).size;
+      const stat = fstatSync(fd);
+      // An app's output is for its user alone; a file left by an earlier version may be wider.
+      if ((stat.mode & 0o077) !== 0) fchmodSync(fd, PRIVATE_FILE_MODE);
+      this.#size = stat.size;
     } catch (error) {
       closeSync(fd);
       throw error;

@@ -5,8 +5,11 @@ import type { RecoveryStep } from './pressure.js';
  * over Node's IPC channel; an app that ignores them is still supervised, by HTTP probes alone).
  */
 export type AppMessage =
-  /** Sent once at start: the app speaks the protocol (heartbeats, recovery requests). */
-  | { type: 'bulwark:hello'; pid: number; version: string }
+  /**
+   * Sent once at start: the app speaks the protocol (heartbeats, recovery requests); `reports`: it
+   * answers hang report requests on the report pipe.
+   */
+  | { type: 'bulwark:hello'; pid: number; version: string; reports?: boolean }
   /** Sent from the event loop every `BULWARK_HEARTBEAT_MS`: its absence means the loop is blocked. */
   | { type: 'bulwark:heartbeat' }
   /** The app is ready to serve (it listens and its readiness checks pass). */

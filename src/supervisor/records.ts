@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { writeFileAtomic } from '../store/atomic-file.js';
 import type { SupervisorMetrics } from './metrics.js';
+import { redactDeep } from './redact.js';
 import type { Slot } from './slot.js';
 
 /** What is kept of an instance that ended without being asked to. */
@@ -55,6 +56,8 @@ export interface RecordsOptions {
   logger: Logger;
   /** Events are counted in `metrics.events`. */
   metrics: SupervisorMetrics;
+  /** Secret values of the app's environment, scrubbed from `state.json` (crash records hold app output). */
+  secrets: readonly string[];
   /** The status written to `state.json`, next to the full crash history. */
   snapshot: () => Record<string, unknown>;
 }
@@ -62,8 +65,8 @@ export interface RecordsOptions {
 /**
  * The supervisor's bounded memory of what happened: the last 500 events, 50 crash records and 200
  * recovery records (oldest dropped first), and their persistence in `<state-dir>/state.json`,
- * written atomically so a crash of the supervisor leaves the previous file or the new one. Write
- * failures are logged, never thrown.
+ * written atomically (mode 0600) so a crash of the supervisor leaves the previous file or the new
+ * one, with every secret of the app scrubbed. Write failures are logged, never thrown.
  */
 export class SupervisorRecords {
   readonly #opts: RecordsOptions;
@@ -159,10 +162,8 @@ export class SupervisorRecords {
 
   async #write(): Promise<void> {
     try {
-      await writeFileAtomic(
-        this.#stateFile,
-        `${JSON.stringify({ ...this.#opts.snapshot(), crashes: this.#crashes }, null, 2)}\n`,
-      );
+      const state = redactDeep({ ...this.#opts.snapshot(), crashes: this.#crashes }, this.#opts.secrets);
+      await writeFileAtomic(this.#stateFile, `${JSON.stringify(state, null, 2)}\n`);
     } catch (error) {
       this.#opts.logger.warn({ err: error }, 'could not write the supervisor state file');
     }

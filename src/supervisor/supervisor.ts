@@ -1,4 +1,3 @@
-import { mkdir } from 'node:fs/promises';
 import pidusage from 'pidusage';
 import type { Logger } from 'pino';
 import { bulwarkError, isBulwarkError } from '../errors/index.js';
@@ -7,8 +6,10 @@ import { LivenessMonitor } from './liveness.js';
 import { SupervisorMetrics } from './metrics.js';
 import type { SuperviseOptions } from './options.js';
 import { freePort, waitForFreePort } from './ports.js';
+import { secureStateDir } from './private-files.js';
 import type { ClusterProxy } from './proxy.js';
 import { SupervisorRecords, type CrashRecord, type SupervisorEvent } from './records.js';
+import { redactDeep, secretValues } from './redact.js';
 import { restartDirect, rollingReload, type ReloadContext, type ReloadResult } from './reload.js';
 import { createSlot, resetHealth, slotStatus, type Slot } from './slot.js';
 
@@ -39,6 +40,9 @@ export class Supervisor {
   #proxy: ClusterProxy | undefined;
   readonly #records: SupervisorRecords;
   readonly #liveness: LivenessMonitor;
+  /** The app's environment, and its secret values: scrubbed from everything the supervisor shows or writes. */
+  readonly #env: NodeJS.ProcessEnv;
+  readonly #secrets: readonly string[];
   /** What the liveness checks and the reload reach of this supervisor. */
   readonly #context: ReloadContext;
   readonly startedAt = Date.now();
@@ -50,6 +54,8 @@ export class Supervisor {
   constructor(options: SuperviseOptions, deps: SupervisorDeps) {
     this.options = options;
     this.#logger = deps.logger;
+    this.#env = { ...process.env, ...options.env };
+    this.#secrets = secretValues(this.#env);
     this.metrics = new SupervisorMetrics(() => ({
       startedAt: this.startedAt,
       state: this.#state,
@@ -67,7 +73,8 @@ export class Supervisor {
       stateDir: options.stateDir,
       logger: deps.logger,
       metrics: this.metrics,
-      snapshot: () => this.status(),
+      secrets: this.#secrets,
+      snapshot: () => this.#status(),
     });
     this.#context = {
       options,
@@ -83,6 +90,7 @@ export class Supervisor {
       logger: deps.logger,
       records: this.#records,
       metrics: this.metrics,
+      secrets: this.#secrets,
     });
   }
 
@@ -102,9 +110,12 @@ export class Supervisor {
     this.#onAllStopped = fn;
   }
 
-  /** Starts every slot; resolves once each has had its first start attempt. */
+  /**
+   * Starts every slot; resolves once each has had its first start attempt. The state directory is
+   * made private first (0700, its files 0600): `BWK_ERR_SUPERVISOR_STATE_DIR` when it cannot be.
+   */
   async start(): Promise<void> {
-    await mkdir(this.options.stateDir, { recursive: true });
+    secureStateDir(this.options.stateDir);
     await this.#records.load();
     if (this.options.instances !== undefined) {
       // Loaded only in cluster mode: direct mode never has the proxy in its process.
@@ -121,7 +132,7 @@ export class Supervisor {
       mode: this.options.instances === undefined ? 'direct' : 'cluster',
       instances: this.#slots.length,
       port: this.port,
-      command: this.options.command,
+      command: redactDeep(this.options.command, this.#secrets),
     });
     this.#liveness.start();
     await Promise.all(this.#slots.map((slot) => this.#launch(slot, 'start')));
@@ -129,8 +140,12 @@ export class Supervisor {
     this.#records.persist();
   }
 
-  /** Everything `bulwark supervise status` and the admin API show. */
+  /** Everything `bulwark supervise status` and the admin API show, with no secret of the app in it. */
   status(): Record<string, unknown> {
+    return redactDeep(this.#status(), this.#secrets);
+  }
+
+  #status(): Record<string, unknown> {
     return {
       pid: process.pid,
       state: this.#state,
@@ -149,9 +164,9 @@ export class Supervisor {
     };
   }
 
-  /** The last events (at most 500), oldest first. */
+  /** The last events (at most 500), oldest first, with no secret of the app in them. */
   events(since?: string): SupervisorEvent[] {
-    return this.#records.events(since);
+    return redactDeep(this.#records.events(since), this.#secrets);
   }
 
   // ---- starting and restarting -------------------------------------------------------------------
@@ -221,10 +236,9 @@ export class Supervisor {
       id: `${slot.index}.${slot.generation}`,
       slot: slot.index,
       command: this.options.command,
-      env: { ...process.env, ...this.options.env },
+      env: this.#env,
       port,
       host: direct ? this.options.host : '127.0.0.1',
-      inspectPort: await freePort('127.0.0.1'),
       heartbeatMs: Math.max(25, Math.min(1000, Math.floor(this.options.heartbeatTimeoutMs / 4))),
       log: slot.log,
       ring: slot.ring,

@@ -59,27 +59,43 @@ export interface SupervisorStatus {
 
 const runs: SupervisorRun[] = [];
 
-/** Starts `bulwark supervise [args] -- <command>` with a fresh state dir and port. */
+/**
+ * Starts `bulwark supervise [args] -- <command>` with a fresh state dir (or `stateDir`, which the
+ * supervisor creates) and port; with `umask`, the supervisor (and so its app) runs under it.
+ */
 export async function startSupervisor(
   args: string[],
-  opts: { env?: NodeJS.ProcessEnv; command?: string[]; port?: number } = {},
+  opts: {
+    env?: NodeJS.ProcessEnv;
+    command?: string[];
+    port?: number;
+    stateDir?: string;
+    umask?: number;
+  } = {},
 ): Promise<SupervisorRun> {
-  const stateDir = await mkdtemp(path.join(os.tmpdir(), 'bwk-sup-'));
+  const stateDir = opts.stateDir ?? (await mkdtemp(path.join(os.tmpdir(), 'bwk-sup-')));
   const port = opts.port ?? (await freePort());
-  const spawned = spawnTs(
-    'src/cli/main.ts',
-    [
-      'supervise',
-      '--state-dir',
-      stateDir,
-      '--port',
-      String(port),
-      ...args,
-      '--',
-      ...(opts.command ?? FIXTURE_APP),
-    ],
-    opts.env ?? {},
-  );
+  // A child inherits the umask at spawn: set it around the spawn only.
+  const previousUmask = opts.umask === undefined ? undefined : process.umask(opts.umask);
+  let spawned: Spawned;
+  try {
+    spawned = spawnTs(
+      'src/cli/main.ts',
+      [
+        'supervise',
+        '--state-dir',
+        stateDir,
+        '--port',
+        String(port),
+        ...args,
+        '--',
+        ...(opts.command ?? FIXTURE_APP),
+      ],
+      opts.env ?? {},
+    );
+  } finally {
+    if (previousUmask !== undefined) process.umask(previousUmask);
+  }
   const run: SupervisorRun = {
     ...spawned,
     stateDir,
@@ -112,12 +128,15 @@ export async function stopSupervisors(): Promise<void> {
   }
 }
 
-/** Waits until the supervisor's slot `slot` runs an instance (optionally not `notPid`). */
+/**
+ * Waits until the supervisor's slot `slot` runs an instance (optionally not `notPid`). The default
+ * bound is generous: on a loaded machine each tsx process takes seconds to start.
+ */
 export async function runningPid(
   run: SupervisorRun,
   slot = 0,
   notPid?: number,
-  timeoutMs = 20_000,
+  timeoutMs = 60_000,
 ): Promise<number> {
   let pid: number | undefined;
   await until(
