@@ -119,12 +119,64 @@ describe('cluster proxy: balancing and headers', () => {
       },
     });
     const seen = JSON.parse(body) as Record<string, string>;
-    expect(seen['x-forwarded-for']).toBe('10.0.0.1, 127.0.0.1');
-    expect(seen['x-forwarded-proto']).toBe('http'); // not trusted by default
+    expect(seen['x-forwarded-for']).toBe('127.0.0.1'); // replaced: no proxy is trusted by default
+    expect(seen['x-forwarded-proto']).toBe('http');
     expect(seen['x-forwarded-host']).toBe(`127.0.0.1:${port}`);
     expect(seen['host']).toBe(`127.0.0.1:${port}`);
     expect(seen['x-kept']).toBe('yes');
     for (const name of ['keep-alive', 'proxy-authorization', 'x-hop']) expect(seen[name]).toBeUndefined();
+  });
+});
+
+describe('cluster proxy: forwarding headers', () => {
+  const SPOOFED = {
+    'x-forwarded-proto': 'https',
+    'x-forwarded-host': 'bank.example',
+    forwarded: 'for=10.9.9.9;proto=https',
+    'x-real-ip': '10.8.8.8',
+  };
+
+  it('replaces an untrusted client’s forwarding headers: rotating X-Forwarded-For names no new client', async () => {
+    const a = await app('a');
+    const { port } = await startProxy([a]);
+    for (const spoofed of ['10.0.0.1', '10.0.0.2', '203.0.113.9, 10.0.0.3', '']) {
+      const { body } = await call(port, '/headers', {
+        headers: { ...SPOOFED, ...(spoofed === '' ? {} : { 'x-forwarded-for': spoofed }) },
+      });
+      const seen = JSON.parse(body) as Record<string, string | undefined>;
+      expect(seen).toMatchObject({
+        'x-forwarded-for': '127.0.0.1',
+        'x-forwarded-proto': 'http',
+        'x-forwarded-host': `127.0.0.1:${port}`,
+      });
+      expect([seen['forwarded'], seen['x-real-ip']]).toEqual([undefined, undefined]);
+    }
+  });
+
+  it('believes a trusted proxy in front: the client is the nearest address of its chain that is not a proxy', async () => {
+    const a = await app('a');
+    // The test's connections come from 127.0.0.1: it plays the load balancer in front.
+    const { port } = await startProxy([a], { trustedProxies: ['127.0.0.0/8', '10.0.0.0/8'] });
+    const seen = async (headers: http.OutgoingHttpHeaders) =>
+      JSON.parse((await call(port, '/headers', { headers })).body) as Record<string, string | undefined>;
+    expect(await seen({ ...SPOOFED, 'x-forwarded-for': '198.51.100.7, 10.1.2.3' })).toMatchObject({
+      'x-forwarded-for': '198.51.100.7',
+      'x-forwarded-proto': 'https',
+      'x-forwarded-host': 'bank.example',
+      forwarded: 'for=10.9.9.9;proto=https',
+      'x-real-ip': '10.8.8.8',
+    });
+    // What the client itself put left of the load balancer's entry is not believed.
+    expect(await seen({ 'x-forwarded-for': '192.0.2.66, 198.51.100.7, 10.1.2.3' })).toMatchObject({
+      'x-forwarded-for': '198.51.100.7',
+    });
+    expect(await seen({})).toMatchObject({ 'x-forwarded-for': '127.0.0.1', 'x-forwarded-proto': 'http' });
+  });
+
+  it('refuses a trusted proxy entry that is not an address or a range', () => {
+    expect(() => new ClusterProxy({ port: 0, host: '127.0.0.1', trustedProxies: ['10.0.0.0/33'] })).toThrow(
+      /trusted proxy "10\.0\.0\.0\/33"/,
+    );
   });
 });
 

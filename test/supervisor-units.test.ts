@@ -146,6 +146,25 @@ describe('supervise options', () => {
     ]);
   });
 
+  it('trusted proxies from a comma list; an entry that is not an address or a range is named', () => {
+    const base = { command: ['node', 'app.js'] };
+    expect(
+      resolveSuperviseOptions({
+        cli: { ...base, trustedProxies: '10.0.0.0/8, 192.168.1.5,fd00::/8' },
+        env: {},
+      }).trustedProxies,
+    ).toEqual(['10.0.0.0/8', '192.168.1.5', 'fd00::/8']);
+    expect(resolveSuperviseOptions({ cli: base, env: {} }).trustedProxies).toEqual([]);
+    expect(
+      problems({ cli: { ...base, trustedProxies: '10.0.0.0/8,lb.internal,10.0.0.0/40' }, env: {} }),
+    ).toEqual([
+      {
+        field: '--trusted-proxies',
+        message: '"lb.internal", "10.0.0.0/40": not an IP address or CIDR range',
+      },
+    ]);
+  });
+
   it('names a config file field, an unknown key and a bad file', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'bwk-opts-'));
     const file = path.join(dir, 'supervise.json');

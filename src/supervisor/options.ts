@@ -3,6 +3,7 @@ import path from 'node:path';
 import Type, { type Static } from 'typebox';
 import Value from 'typebox/value';
 import { bulwarkError, type FieldProblem } from '../errors/index.js';
+import { invalidProxyEntries } from './proxy-headers.js';
 
 const ms = (doc: string, fallback: number, minimum = 1) =>
   Type.Integer({ minimum, maximum: 86_400_000, default: fallback, description: doc });
@@ -108,6 +109,11 @@ export const superviseSchema = Type.Object(
       description: 'probes a new instance must pass before an old one stops',
     }),
     holdMs: ms('cluster mode: how long a request waits for a ready instance', 10_000, 0),
+    trustedProxies: Type.Array(Type.String({ minLength: 1 }), {
+      default: [],
+      description:
+        'cluster mode: addresses or CIDR ranges of proxies in front whose X-Forwarded-* headers are believed (comma list)',
+    }),
     logMaxBytes: Type.Integer({
       minimum: 1024,
       maximum: 1_099_511_627_776,
@@ -217,9 +223,11 @@ export function resolveSuperviseOptions(input: SuperviseInput): SuperviseOptions
       problems.push({ field: source.get(key) ?? key, message: `"${given}" is not an integer` });
     }
   }
-  if (typeof raw['finalExitCodes'] === 'string') {
-    const text = raw['finalExitCodes'].trim();
-    raw['finalExitCodes'] = text === '' ? [] : text.split(',').map((part) => part.trim());
+  for (const key of ['finalExitCodes', 'trustedProxies']) {
+    const given = raw[key];
+    if (typeof given !== 'string') continue;
+    const text = given.trim();
+    raw[key] = text === '' ? [] : text.split(',').map((part) => part.trim());
   }
   const value = Value.Default(
     superviseSchema,
@@ -245,6 +253,12 @@ export function resolveSuperviseOptions(input: SuperviseInput): SuperviseOptions
     });
   }
   const options = value as SuperviseOptions;
+  const badProxies = seen.has('trustedProxies') ? [] : invalidProxyEntries(options.trustedProxies);
+  if (badProxies.length > 0)
+    problems.push({
+      field: source.get('trustedProxies') ?? 'trustedProxies',
+      message: `${badProxies.map((entry) => `"${entry}"`).join(', ')}: not an IP address or CIDR range`,
+    });
   if (problems.length === 0 && options.pressureWarnAt > options.pressureActAt)
     problems.push({
       field: source.get('pressureWarnAt') ?? 'pressureWarnAt',

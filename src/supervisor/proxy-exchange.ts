@@ -84,7 +84,7 @@ export class HttpExchange implements Routable {
     this.#router = router;
     this.#req = req;
     this.#res = res;
-    this.#head = forwardHeaders(req, false, router.settings.trustForwarded);
+    this.#head = forwardHeaders(req, false, router.trusted);
   }
 
   start(): void {

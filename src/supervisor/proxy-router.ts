@@ -2,6 +2,7 @@
 // the hold queue while none is ready, and the counters behind ClusterProxy.stats().
 import http from 'node:http';
 import type { Logger } from 'pino';
+import { trustedPeers, type TrustedPeer } from './proxy-headers.js';
 import type { ProxyOptions, Upstream } from './proxy.js';
 
 /** {@link ProxyOptions} with the defaults applied, less the listening address and the logger. */
@@ -67,6 +68,8 @@ export interface Routable {
 export class Router {
   readonly settings: Settings;
   readonly logger: Logger | undefined;
+  /** Peers whose forwarding headers are believed (`settings.trustedProxies`). */
+  readonly trusted: TrustedPeer;
   readonly targets = new Map<string, Target>();
   rotation: Target[] = [];
   held: Routable[] = [];
@@ -84,6 +87,7 @@ export class Router {
   constructor(settings: Settings, logger: Logger | undefined) {
     this.settings = settings;
     this.logger = logger;
+    this.trusted = trustedPeers(settings.trustedProxies);
   }
 
   /** Sends `r` to the best upstream now, or holds it; answers it 503 once closed. */

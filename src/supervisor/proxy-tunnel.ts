@@ -25,7 +25,7 @@ export class Tunnel implements Routable, OpenTunnel {
     this.#req = req;
     this.#client = client;
     this.#head = head;
-    this.#requestHead = upgradeHead(req, router.settings.trustForwarded);
+    this.#requestHead = upgradeHead(req, router.trusted);
   }
 
   start(): void {

@@ -52,10 +52,12 @@ export interface ProxyOptions {
   /** Idle client keep-alive connections are closed after this long (default 72 000, as Fastify). */
   keepAliveTimeoutMs?: number;
   /**
-   * Keep incoming `x-forwarded-proto` / `x-forwarded-host` (set by a trusted load balancer in front)
-   * instead of overwriting them (default false). `x-forwarded-for` is always appended to.
+   * The proxies in front (a load balancer) whose forwarding headers are believed: IP addresses and
+   * CIDR ranges (default none). From any other peer, `x-forwarded-for`/`-proto`/`-host`,
+   * `forwarded` and `x-real-ip` are replaced or dropped, so a client cannot name its own address.
+   * The upstream always gets `x-forwarded-for` with one address, the client's.
    */
-  trustForwarded?: boolean;
+  trustedProxies?: readonly string[];
   /** Upstream failures are logged (warn; debug for a stopped instance), at most once a second per upstream. */
   logger?: Logger;
 }
@@ -114,7 +116,7 @@ export class ClusterProxy {
       cooldownMs: opts.cooldownMs ?? 1_000,
       upstreamIdleMs: opts.upstreamIdleMs ?? 4_000,
       keepAliveTimeoutMs: opts.keepAliveTimeoutMs ?? 72_000,
-      trustForwarded: opts.trustForwarded ?? false,
+      trustedProxies: opts.trustedProxies ?? [],
     };
     const bad = Object.entries(settings).filter(([, v]) => typeof v === 'number' && !(v >= 0));
     if (bad.length > 0 || settings.maxAttempts < 1 || !Number.isInteger(opts.port)) {

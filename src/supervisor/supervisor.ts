@@ -124,6 +124,7 @@ export class Supervisor {
         port: this.options.port,
         host: this.options.host,
         holdMs: this.options.holdMs,
+        trustedProxies: this.options.trustedProxies,
         logger: this.#logger,
       });
       this.#publicPort = await this.#proxy.listen();
