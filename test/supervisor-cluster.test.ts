@@ -26,7 +26,8 @@ async function reloadCli(stateDir: string): Promise<{ code: number | null; out: 
 
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-describe('bulwark supervise --instances (cluster mode)', () => {
+// Upper bounds only: two tsx app processes and a reload take long on a loaded machine.
+describe('bulwark supervise --instances (cluster mode)', { timeout: 180_000 }, () => {
   it('kill -9 of one instance under load fails no request; the slot is restarted', async () => {
     const run = await startSupervisor(CLUSTER);
     const victim = await runningPid(run, 0);
@@ -85,6 +86,29 @@ describe('bulwark supervise --instances (cluster mode)', () => {
     expect(status.lastReload).toMatchObject({ ok: false });
     const answer = await get(run.port, '/');
     expect('body' in answer && answer.body).toContain('"version":"v1"');
+  });
+
+  it('a request that blocks an instance is not replayed: one instance killed, the client gets 502 BWK_ERR_SUPERVISOR_HUNG', async () => {
+    const run = await startSupervisor([...CLUSTER, '--heartbeat-timeout-ms', '1000']);
+    const pids = [await runningPid(run, 0), await runningPid(run, 1)];
+    // Blocks the event loop of the instance it reaches, before any answer.
+    const answer = await get(run.port, '/hang?ms=600000', false, 120_000);
+    expect(answer).toMatchObject({ status: 502 });
+    const body = JSON.parse('body' in answer ? answer.body : '{}') as { error?: { code: string } };
+    expect(body.error?.code).toBe('BWK_ERR_SUPERVISOR_HUNG');
+    // The client's answer can come before the supervisor has handled the exit.
+    const hungCrashes = async () => (await run.status()).crashes.filter((c) => c.reason === 'hung');
+    await until(async () => (await hungCrashes()).length > 0, 30_000, 'the hung crash recorded');
+    const victim = (await hungCrashes())[0]?.pid ?? 0;
+    const slot = pids.indexOf(victim);
+    expect(slot).not.toBe(-1);
+    await runningPid(run, slot, victim);
+    // The other instance never got the request: still the same process, still serving.
+    const other = pids[1 - slot] ?? 0;
+    expect(alive(other)).toBe(true);
+    expect((await run.status()).instances[1 - slot]?.pid).toBe(other);
+    expect(run.stdout().match(/fixture: \/hang on pid \d+/g)).toEqual([`fixture: /hang on pid ${victim}`]);
+    expect(await hungCrashes()).toHaveLength(1);
   });
 
   it('serves its own /metrics: restarts by reason, slots by state, events', async () => {

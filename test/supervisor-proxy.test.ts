@@ -218,6 +218,26 @@ describe('cluster proxy: failures and retries', () => {
     expect(proxy.stats()).toMatchObject({ retried: 0, failed: 1 });
   });
 
+  it('hung(): a request that reached an instance killed for hanging is not retried (502 BWK_ERR_SUPERVISOR_HUNG)', async () => {
+    const [a, b] = await Promise.all([app('a'), app('b')]);
+    const { proxy, port } = await startProxy([a, b]);
+    proxy.remove('b');
+    const pending = call(port, '/id?delay=10000&slowOn=a&log=1');
+    await a.proc.waitFor('got GET /id', 5_000);
+    proxy.add({ id: b.id, port: b.port });
+    // What the supervisor does with a hung instance: out of rotation, killed, then failed().
+    proxy.hung('a');
+    a.proc.child.kill('SIGKILL');
+    await a.proc.exited;
+    proxy.failed('a');
+    const { status, body } = await pending;
+    expect(status).toBe(502);
+    expect((JSON.parse(body) as { error: { code: string } }).error.code).toBe('BWK_ERR_SUPERVISOR_HUNG');
+    expect((await countsOf(b))['GET']).toBeUndefined();
+    expect(proxy.stats()).toMatchObject({ retried: 0, failed: 1 });
+    expect(await call(port, '/id')).toMatchObject({ status: 200, body: 'b' });
+  });
+
   it('a POST to a refused port is retried on another upstream', async () => {
     const b = await app('b');
     const ghost = await freePort(); // nothing listens there

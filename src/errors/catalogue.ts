@@ -243,6 +243,12 @@ export const catalogue = {
     message: 'Port {port} is still in use after {waitedMs} ms: {holder}',
     area: 'supervisor',
   },
+  BWK_ERR_SUPERVISOR_HUNG: {
+    status: 502,
+    message:
+      'The app instance handling this request stopped responding (its event loop was blocked) and was restarted; the request was not retried, as it may be what blocked it',
+    area: 'supervisor',
+  },
   BWK_ERR_SUPERVISOR_STATE_DIR: {
     status: 500,
     message: 'Cannot make the supervisor state directory {dir} private (mode 0700): {reason}',

@@ -129,7 +129,7 @@ export class LivenessMonitor {
     if (slot.hanging) return;
     slot.hanging = true;
     const { options, logger, records } = this.#ctx;
-    this.#ctx.proxy()?.remove(instance.id);
+    this.#ctx.proxy()?.hung(instance.id);
     logger.error(
       { slot: slot.index, pid: instance.pid, ...detail },
       `app ${reason}: capturing a report, then restarting`,

@@ -192,8 +192,11 @@ export class HttpExchange implements Routable {
     const router = this.#router;
     const fresh = !this.#connected || !upReq.reusedSocket;
     if (target !== undefined) router.upstreamFailed(target, error, fresh);
+    // Reached an instance killed for hanging: replaying it could hang the next one the same way.
+    const reachedHung = target?.hung === true && this.#connected;
     const retryable =
       !this.#streaming &&
+      !reachedHung &&
       (IDEMPOTENT.has(this.#req.method ?? '') || !this.#connected) &&
       this.tried.length < router.settings.maxAttempts &&
       !router.closed;
@@ -205,7 +208,8 @@ export class HttpExchange implements Routable {
     }
     router.failed += 1;
     const code = (error as NodeJS.ErrnoException).code ?? 'error';
-    sendError(this.#req, this.#res, 'BWK_ERR_SUPERVISOR_UPSTREAM', { detail: code }, error);
+    if (reachedHung) sendError(this.#req, this.#res, 'BWK_ERR_SUPERVISOR_HUNG', {}, error);
+    else sendError(this.#req, this.#res, 'BWK_ERR_SUPERVISOR_UPSTREAM', { detail: code }, error);
   }
 
   unavailable(): void {

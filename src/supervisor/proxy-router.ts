@@ -30,6 +30,11 @@ export class Target {
   coolUntil = 0;
   /** Failed or drained: sockets destroyed, no longer in the router. */
   gone = false;
+  /**
+   * Killed for hanging: a request that reached it is never retried elsewhere (it may be the one
+   * that blocked its event loop, and would block the next instance too).
+   */
+  hung = false;
   lastLogAt = 0;
   suppressed = 0;
   /** Called when in-flight reaches 0 (drain). */

@@ -93,7 +93,8 @@ export interface ProxyStats {
  * - Retries (as nginx `proxy_next_upstream`): a failure before the response headers is retried on
  *   another upstream when the method is idempotent, or for any method when the connection was never
  *   established; in both cases only if the body was buffered (≤ `retryBodyLimitBytes`). A POST that
- *   may have reached an instance is never retried: it gets 502 `BWK_ERR_SUPERVISOR_UPSTREAM`.
+ *   may have reached an instance is never retried: it gets 502 `BWK_ERR_SUPERVISOR_UPSTREAM`. Nor is
+ *   any request that reached an instance killed for hanging ({@link hung}): 502 `BWK_ERR_SUPERVISOR_HUNG`.
  * - A failure after the response headers cannot be hidden: the client connection is destroyed.
  * - With no upstream in rotation (or, for a retry, all of them failing fresh connections), requests wait
  *   up to `holdMs` for {@link add}, then get 503 `BWK_ERR_SUPERVISOR_UNAVAILABLE`. So with a single
@@ -190,6 +191,19 @@ export class ClusterProxy {
     }
     // Put back in rotation while draining: keep it.
     if (!target.inRotation) router.forget(target);
+  }
+
+  /**
+   * The instance is being killed because its event loop is blocked: out of rotation at once, and
+   * the requests that reached it are not retried on another instance when it dies (one of them may
+   * be what blocked it, and would block each instance in turn): they get 502
+   * `BWK_ERR_SUPERVISOR_HUNG`. Call {@link failed} once it is dead. Unknown ids are ignored.
+   */
+  hung(id: string): void {
+    const target = this.#router.targets.get(id);
+    if (target === undefined) return;
+    target.hung = true;
+    this.#router.takeOut(target);
   }
 
   /**

@@ -154,15 +154,16 @@ export async function runningPid(
   return pid ?? 0;
 }
 
-/** GET on 127.0.0.1:port: status and body, or the error code. */
+/** GET on 127.0.0.1:port: status and body, or the error code (`timeout` after `timeoutMs` idle). */
 export function get(
   port: number,
   pathname: string,
   agent: http.Agent | false = false,
+  timeoutMs = 10_000,
 ): Promise<{ status: number; body: string } | { error: string }> {
   return new Promise((resolve) => {
     const request = http.get(
-      { host: '127.0.0.1', port, path: pathname, agent, timeout: 10_000 },
+      { host: '127.0.0.1', port, path: pathname, agent, timeout: timeoutMs },
       (response) => {
         let body = '';
         response.setEncoding('utf8');
