@@ -3,11 +3,13 @@
 // one store), the replay happens by itself on failback, applies deletes before sets and the
 // newest write per key, never revives what a journaled write replaced, loses nothing when the
 // shared tier fails again mid-replay, and lets requests run while it works through a long journal.
-// The shared tier here is an in-process store: Redis itself is exercised in cache-bus.test.ts and
-// redis-outage.test.ts; this file is about the order and completeness of what is applied.
-import { afterEach, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
+// The shared tier is mostly an in-process store here (Redis faults are in redis-outage.test.ts);
+// the last test runs two instances on a real redis-server to show what the replay announces.
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
+import { InvalidationBus } from '../src/cache/bus.js';
 import { CacheJournal, planReplay, type JournalRecord } from '../src/cache/journal.js';
 import { MemoryCacheStore } from '../src/cache/memory.js';
+import { RedisCacheStore } from '../src/cache/redis.js';
 import { TieredCache } from '../src/cache/tiered.js';
 import type { CacheEntry, CacheStore } from '../src/cache/types.js';
 import { Failover } from '../src/failover/index.js';
@@ -15,6 +17,7 @@ import { createLogger } from '../src/logging/index.js';
 import { createStore } from '../src/store/index.js';
 import type { Store } from '../src/store/types.js';
 import { LogCapture } from './helpers/app.js';
+import { redisClient, startRedis, uniquePrefix, type RedisServer } from './helpers/redis.js';
 import { until } from './helpers/wait.js';
 
 let store: Store;
@@ -360,6 +363,23 @@ describe('the replay on failback', () => {
     for (const key of ['a', 'b', 'c', 'd']) expect((await c.shared.get(key))?.value).toBe(key);
   });
 
+  it('once replayed, a delete hides nothing more: a later write by an instance with a slower clock is read', async () => {
+    const c = await cacheWithOutage();
+    await c.cache.set('k', 'v1');
+    c.outage();
+    await c.cache.delete('k');
+    await c.failback();
+    // Another instance, its clock a second behind, writes the key after the replay.
+    const behind = {
+      value: 'from-b',
+      expiresAt: 9e15,
+      staleUntil: 9e15,
+      version: (Date.now() - 1000) * 1000,
+    };
+    await c.shared.set('k', behind);
+    expect(await c.cache.get('k')).toBe('from-b');
+  });
+
   it('a long replay lets requests run between its steps', async () => {
     const c = await cacheWithOutage();
     c.outage();
@@ -369,5 +389,69 @@ describe('the replay on failback', () => {
     const turns = await turnsDuring(() => c.cache.replay());
     expect(c.shared.ops.filter((op) => op.startsWith('set:'))).toHaveLength(450);
     expect(turns).toBeGreaterThanOrEqual(4);
+  });
+});
+
+describe('the replay and other instances (real redis-server)', () => {
+  let redis: RedisServer;
+  beforeAll(async () => {
+    redis = await startRedis();
+  });
+  afterAll(async () => {
+    await redis.stop();
+  });
+
+  /** One instance as createBulwark wires it: its own store (journal), L1, and Redis with a bus. */
+  async function instance(prefix: string, id: string) {
+    const client = redisClient(redis.url);
+    await client.connect();
+    const failover = new Failover({
+      name: 'redis',
+      probe: () => client.ping(),
+      deadlineMs: 1000,
+      probeIntervalMs: 10,
+    });
+    await failover.start();
+    const own = await createStore({ sqliteFile: ':memory:' });
+    const bus = new InvalidationBus({ client, channel: `${prefix}invalidate`, instanceId: id });
+    bus.start();
+    const cache = new TieredCache({
+      name: 'c',
+      l1: new MemoryCacheStore(),
+      l2: {
+        store: new RedisCacheStore({ client, prefix }),
+        failover,
+        journal: new CacheJournal(own.kv, 'c'),
+        bus,
+      },
+    });
+    onTestFinished(async () => {
+      cache.close();
+      failover.close();
+      bus.close();
+      client.disconnect();
+      await own.close();
+    });
+    return { cache, failover };
+  }
+
+  it('each replayed change is announced: other instances stop serving the copies it replaced', async () => {
+    const prefix = uniquePrefix('replay');
+    const a = await instance(prefix, 'a');
+    const b = await instance(prefix, 'b');
+    await until(() => a.cache.listening && b.cache.listening, 5000, 'both subscribed');
+    await a.cache.set('deleted', 'old');
+    await a.cache.set('tagged', 'old', { tags: ['team'] });
+    await a.cache.set('updated', 'old');
+    for (const key of ['deleted', 'tagged', 'updated']) expect(await b.cache.get(key)).toBe('old'); // b's L1
+    a.failover.setForced(true); // a alone loses Redis: its changes are journaled, nobody hears them
+    await a.cache.delete('deleted');
+    await a.cache.deleteTag('team');
+    await a.cache.set('updated', 'new');
+    expect(await b.cache.get('updated')).toBe('old');
+    a.failover.setForced(false);
+    const seenByB = async () =>
+      [await b.cache.get('deleted'), await b.cache.get('tagged'), await b.cache.get('updated')].join();
+    await until(async () => (await seenByB()) === ',,new', 5000, 'the replay announced to b');
   });
 });

@@ -439,21 +439,35 @@ describe('recovery', () => {
 
   it('a flap is a failure within flapWindowMs of the failback; at the window it is forgiven', async () => {
     const dep = new Dependency();
-    const { f } = engine(dep, { probeIntervalMs: 10, failureStreakMs: 0, flapWindowMs: 1000 });
+    const { f, changes } = engine(dep, { probeIntervalMs: 10, failureStreakMs: 0, flapWindowMs: 1000 });
     await f.start();
+    const failbackAt = async () => {
+      await vi.advanceTimersByTimeAsync(f.requiredStreakMs + 30);
+      expect(changes.at(-1)?.to).toBe('primary');
+      return changes.at(-1)!.at;
+    };
+    const failAt = async (at: number) => {
+      await vi.advanceTimersByTimeAsync(at - Date.now());
+      await fail(f, 3);
+    };
     await fail(f, 3);
-    await vi.advanceTimersByTimeAsync(30);
-    const failbackAt = Date.now();
-    await vi.advanceTimersByTimeAsync(999);
-    await fail(f, 3);
+    await failAt((await failbackAt()) + 999);
     expect(f.requiredStreakMs).toBe(120);
-    await vi.advanceTimersByTimeAsync(150);
-    expect(f.mode).toBe('primary');
-    const secondFailbackAt = Date.now();
-    expect(secondFailbackAt).toBeGreaterThan(failbackAt);
-    await vi.advanceTimersByTimeAsync(1000);
-    await fail(f, 3);
+    await failAt((await failbackAt()) + 1000);
     expect(f.requiredStreakMs).toBe(0);
+    f.close();
+  });
+
+  it('the default window is the last 4 probes', async () => {
+    const dep = new Dependency();
+    dep.health = 'down';
+    const { f } = engine(dep);
+    await f.start();
+    dep.answers.push('up', 'up', 'down', 'down', 'up', 'up', 'up');
+    await vi.advanceTimersByTimeAsync(6 * 250); // up up down down up up: 2 of the last 4
+    expect(f.mode).toBe('fallback');
+    await vi.advanceTimersByTimeAsync(250); // down up up up
+    expect(f.mode).toBe('primary');
     f.close();
   });
 });
@@ -496,6 +510,35 @@ describe('the kill switch', () => {
     expect(f.reason).toBe('unavailable');
     await vi.advanceTimersByTimeAsync(0);
     expect(dep.probes).toBe(2);
+    f.close();
+  });
+
+  it('re-applying "not forced" (a flag read again) does not restart a recovery in progress', async () => {
+    const dep = new Dependency();
+    const { f } = engine(dep, { probeIntervalMs: 10, failureStreakMs: 0 });
+    await f.start();
+    await fail(f, 3);
+    for (let i = 0; i < 3; i += 1) {
+      await vi.advanceTimersByTimeAsync(10);
+      f.setForced(false);
+    }
+    expect(f.mode).toBe('primary');
+    f.close();
+  });
+
+  it('releasing it starts the recovery count afresh: probes from before it do not count', async () => {
+    const dep = new Dependency();
+    const { f } = engine(dep, { probeIntervalMs: 10, failureStreakMs: 0 });
+    await f.start();
+    await fail(f, 3);
+    await vi.advanceTimersByTimeAsync(20); // two successful probes
+    f.setForced(true);
+    f.setForced(false);
+    await vi.advanceTimersByTimeAsync(0); // one at once after the release
+    await vi.advanceTimersByTimeAsync(10);
+    expect(f.mode).toBe('fallback');
+    await vi.advanceTimersByTimeAsync(10);
+    expect(f.mode).toBe('primary');
     f.close();
   });
 
@@ -548,11 +591,15 @@ describe('close', () => {
     expect(f.mode).toBe('fallback');
   });
 
-  it('operations keep working on the current side', async () => {
+  it('operations keep working on the current side, and a trip after it starts no probing', async () => {
     const dep = new Dependency();
-    const { f } = engine(dep);
+    const { f } = engine(dep, { failureStreakMs: 0 });
     await f.start();
     f.close();
     expect(await f.execute(ok, viaFallback)).toBe('primary');
+    await fail(f, 3);
+    expect(f.mode).toBe('fallback');
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(dep.probes).toBe(1);
   });
 });
