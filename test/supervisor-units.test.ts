@@ -1,13 +1,19 @@
+import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { isBulwarkError } from '../src/errors/index.js';
 import { controlSocketPath, locateControlSocket } from '../src/supervisor/control.js';
+import type { Instance } from '../src/supervisor/instance.js';
+import { LivenessMonitor, type LivenessContext } from '../src/supervisor/liveness.js';
 import { flagOf, resolveSuperviseOptions, superviseSchema } from '../src/supervisor/options.js';
 import { RestartPolicy } from '../src/supervisor/policy.js';
 import { PressureLadder } from '../src/supervisor/pressure.js';
+import { createSlot } from '../src/supervisor/slot.js';
 import { isSecretName, redactDeep, redactUrls, secretValues } from '../src/supervisor/redact.js';
+import { until } from './helpers/wait.js';
 
 describe('RestartPolicy', () => {
   const policy = (random = () => 0.5) =>
@@ -296,6 +302,55 @@ describe('redaction of what the supervisor writes', () => {
     expect(clean.javascriptStack.message).toBe('failed to connect to [redacted]');
     expect(clean.libuv).toEqual(report.libuv);
     expect(report.environmentVariables.DB_PASSWORD).toBe('hunter2-hunter2'); // not mutated
+  });
+});
+
+describe('LivenessMonitor samples', () => {
+  it('a process that exited but is not reaped yet (a zombie, 0 bytes) is no sample: the RSS at death stays the last real one', async () => {
+    // sh starts a short sleep, then becomes a long one that never reaps it: a zombie for 30 s.
+    const parent = spawn('sh', ['-c', 'sleep 0.05 & exec sleep 30'], { stdio: 'ignore' });
+    try {
+      let zombie = 0;
+      await until(
+        () => {
+          const line = execFileSync('ps', ['-o', 'pid=,stat=', '--ppid', String(parent.pid)], {
+            encoding: 'utf8',
+          }).trim();
+          zombie = line.endsWith('Z') ? Number(line.split(/\s+/)[0]) : 0;
+          return zombie !== 0;
+        },
+        10_000,
+        'a zombie',
+      );
+      const options = resolveSuperviseOptions({
+        cli: { command: ['x'], sampleMs: '50', probeIntervalMs: '86400000' },
+        env: {},
+      });
+      const logger = pino({ level: 'silent' });
+      // Plain stand-ins for two ready instances: the sampler reads only their pid, state and sample.
+      const instance = (pid: number) => ({ state: 'ready', pid, sample: undefined }) as unknown as Instance;
+      const dead = createSlot(0, options, logger);
+      const alive = createSlot(1, options, logger);
+      dead.instance = instance(zombie);
+      alive.instance = instance(process.pid);
+      const monitor = new LivenessMonitor({
+        options,
+        logger,
+        slots: [dead, alive],
+        records: undefined as never,
+        metrics: undefined as never,
+        secrets: [],
+        proxy: () => undefined,
+      } satisfies LivenessContext);
+      monitor.start();
+      // Both are sampled in the same round: once the live one has a sample, the zombie was read too.
+      await until(() => alive.instance?.sample !== undefined, 10_000, 'a sample of the live process');
+      monitor.stop();
+      expect(alive.instance.sample?.rss).toBeGreaterThan(1024 * 1024);
+      expect(dead.instance.sample).toBeUndefined();
+    } finally {
+      parent.kill('SIGKILL');
+    }
   });
 });
 

@@ -167,6 +167,9 @@ export class LivenessMonitor {
         } catch {
           return; // exited meanwhile
         }
+        // Exited but not reaped yet (a zombie reads as 0 bytes): keep the last real sample, which is
+        // what the crash record reports as the RSS at death.
+        if (usage.memory === 0) return;
         const now = Date.now();
         instance.sample = { at: now, rss: usage.memory, cpu: usage.cpu };
         if (slot.instance !== instance || slot.hanging) return;
