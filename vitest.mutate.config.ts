@@ -10,6 +10,9 @@ export default defineConfig({
   // Not mergeConfig: it would append these files to the base config's include instead of replacing it.
   test: {
     ...base.test,
+    // A mutant that makes a test wait forever fails it here, well before Stryker's own timeout,
+    // which would also restart the test runner (the unit tests take milliseconds, a few seconds).
+    testTimeout: 10_000,
     include: [
       // failover engine
       'test/failover.test.ts',

@@ -122,6 +122,33 @@ describe('the journal', () => {
     ]);
   });
 
+  it("the poll of every instance's pending deletes reads only deletes, however many sets are journaled", async () => {
+    let listed = 0;
+    const counting = new Proxy(store.kv, {
+      get(target, property) {
+        // Methods run on the real repository (it keeps private state), `list` counted.
+        const member = Reflect.get(target, property) as unknown;
+        if (property !== 'list')
+          return typeof member === 'function' ? (member as () => unknown).bind(target) : member;
+        return async (...args: Parameters<typeof target.list>) => {
+          const page = await target.list(...args);
+          listed += page.length;
+          return page;
+        };
+      },
+    });
+    const journal = new CacheJournal(counting, 'polled');
+    await Promise.all([
+      ...Array.from({ length: 300 }, (_, i) =>
+        journal.append({ op: 'set', key: `s${i}`, version: i, entry: entry(i) }),
+      ),
+      journal.append({ op: 'delete', key: 'x', version: 400 }),
+      journal.append({ op: 'deleteTag', tag: 't', version: 401 }),
+    ]);
+    expect(await journal.deletes()).toHaveLength(2);
+    expect(listed).toBe(2);
+  });
+
   it('a long journal is read and removed with turns of the event loop in between (requests go on)', async () => {
     const { journal } = await journalOfDeletes('fair', 1500);
     let pending: { id: string }[] = [];
@@ -219,7 +246,7 @@ class RecordingStore implements CacheStore {
  * One cache whose shared tier the test takes away with the failover's kill switch (an outage as
  * the cache sees it: writes are journaled) and gives back (a failback: probes, then the replay).
  */
-async function cacheWithOutage(opts: { now?: () => number } = {}) {
+async function cacheWithOutage(opts: { now?: () => number; logger?: false } = {}) {
   const shared = new RecordingStore(new MemoryCacheStore({ now: opts.now ?? Date.now }));
   const failover = new Failover({
     name: 'redis',
@@ -234,7 +261,7 @@ async function cacheWithOutage(opts: { now?: () => number } = {}) {
     name: 'c',
     l1: new MemoryCacheStore({ now: opts.now ?? Date.now }),
     l2: { store: shared, failover, journal },
-    logger: createLogger({ level: 'debug', destination: logs }),
+    ...(opts.logger === false ? {} : { logger: createLogger({ level: 'debug', destination: logs }) }),
     ...(opts.now === undefined ? {} : { now: opts.now }),
   });
   onTestFinished(() => {
@@ -305,6 +332,34 @@ describe('the replay on failback', () => {
     c.shared.ops.length = 0;
     await Promise.all([c.failback(), c.cache.replay(), c.cache.replay()]);
     expect(c.shared.ops).toEqual(['set:d=d']);
+  });
+
+  it('engaging the kill switch sends nothing to the shared tier, not even what is still journaled', async () => {
+    const c = await cacheWithOutage();
+    c.outage();
+    await c.cache.set('a', 'journaled');
+    c.shared.failAfter = 0; // the replay on failback fails: the record stays journaled
+    await c.release();
+    await until(() => c.logs.lines.some((l) => l['msg'] === 'cache journal replay interrupted'), 5000);
+    c.shared.failAfter = Infinity;
+    c.outage(); // the operator forces the fallback
+    // The in-process tiers answer within the turn: a replay started by the switch would be done.
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(c.shared.ops).toEqual([]);
+    expect(await c.journal.pending()).toHaveLength(1);
+  });
+
+  it('a cache without a logger replays too, an interrupted replay included', async () => {
+    const c = await cacheWithOutage({ logger: false });
+    c.outage();
+    await c.cache.set('a', 'journaled');
+    c.shared.failAfter = 0;
+    await expect(c.cache.replay()).resolves.toBeUndefined();
+    expect(await c.journal.pending()).toHaveLength(1);
+    c.shared.failAfter = Infinity;
+    await expect(c.cache.replay()).resolves.toBeUndefined();
+    expect((await c.shared.get('a'))?.value).toBe('journaled');
+    expect(await c.journal.pending()).toEqual([]);
   });
 
   it('an L1-only cache has nothing to replay', async () => {

@@ -10,11 +10,12 @@ import { isBulwarkError } from '../src/errors/index.js';
 
 /**
  * A dependency whose probe answers are scripted: `health` for every probe, or the queued
- * `answers` first ('hang' never settles until aborted). Counts probes and those in flight.
+ * `answers` first ('hang' never settles until aborted, 'slow' succeeds after 50 ms). Counts probes
+ * and those in flight.
  */
 class Dependency {
-  health: 'up' | 'down' | 'hang' = 'up';
-  readonly answers: ('up' | 'down' | 'hang')[] = [];
+  health: Answer = 'up';
+  readonly answers: Answer[] = [];
   probes = 0;
   inFlight = 0;
   maxInFlight = 0;
@@ -24,6 +25,7 @@ class Dependency {
     const answer = this.answers.shift() ?? this.health;
     if (answer === 'down') return Promise.reject(new Error('ECONNREFUSED'));
     if (answer === 'up') return Promise.resolve('PONG');
+    if (answer === 'slow') return new Promise((resolve) => setTimeout(() => resolve('PONG'), 50));
     this.inFlight += 1;
     this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
     return new Promise((_, reject) =>
@@ -34,6 +36,23 @@ class Dependency {
       }),
     );
   };
+}
+
+type Answer = 'up' | 'down' | 'hang' | 'slow';
+
+/** Tracks a promise's value as it settles, so a test can see that it has not answered yet. */
+function answered<T>(promise: Promise<T>): { value?: T } {
+  const seen: { value?: T } = {};
+  void promise.then((value) => {
+    seen.value = value;
+  });
+  return seen;
+}
+
+/** Advances fake time, then lets the engine finish the I/O turn it takes at a deadline. */
+async function advance(ms: number): Promise<void> {
+  await vi.advanceTimersByTimeAsync(ms);
+  await new Promise((resolve) => setImmediate(resolve));
 }
 
 function engine(dep: Dependency, extra: Partial<FailoverOptions> = {}) {
@@ -86,12 +105,16 @@ describe('options', () => {
     await f.start();
     // The deadline: an operation still out at 24 ms is waited for; at 25 ms the fallback answers.
     const slow = (ms: number) => () => new Promise<string>((r) => setTimeout(() => r('primary'), ms));
-    const within = f.execute(slow(24), viaFallback);
-    await vi.advanceTimersByTimeAsync(24);
-    expect(await within).toBe('primary');
-    const late = f.execute(slow(1000), viaFallback);
-    await vi.advanceTimersByTimeAsync(25);
-    expect(await late).toBe('fallback');
+    const within = answered(f.execute(slow(24), viaFallback));
+    await advance(23);
+    expect(within.value).toBeUndefined();
+    await advance(1);
+    expect(within.value).toBe('primary');
+    const late = answered(f.execute(slow(1000), viaFallback));
+    await advance(24);
+    expect(late.value).toBeUndefined();
+    await advance(1);
+    expect(late.value).toBe('fallback');
     // The breaker: three failures in a row, 50 ms after the last success (at 24 ms).
     await vi.advanceTimersByTimeAsync(49 - 25);
     await fail(f, 3);
@@ -220,6 +243,7 @@ describe('operations', () => {
     const before = vi.getTimerCount();
     for (let i = 0; i < 10; i += 1) await f.execute(ok, viaFallback);
     await f.execute(refused, viaFallback);
+    expect(vi.getTimerCount()).toBe(before); // each deadline timer cleared with its operation
     const late = f.execute(() => new Promise<string>(() => undefined), viaFallback);
     await vi.advanceTimersByTimeAsync(25);
     await late;
@@ -547,11 +571,11 @@ describe('the kill switch', () => {
     dep.health = 'down';
     const { f } = engine(dep, { probeIntervalMs: 10, recoverSuccesses: 1, recoverWindow: 1 });
     await f.start();
-    dep.answers.push('hang');
+    dep.answers.push('slow');
     await vi.advanceTimersByTimeAsync(10); // the probe is out
     f.setForced(true);
     dep.health = 'up';
-    await vi.advanceTimersByTimeAsync(1000); // it times out; nothing else is probed
+    await vi.advanceTimersByTimeAsync(1000); // it succeeds 50 ms later; nothing else is probed
     expect(f.mode).toBe('fallback');
     expect(dep.probes).toBe(2);
     f.close();
@@ -562,7 +586,7 @@ describe('the kill switch', () => {
     dep.health = 'down';
     const { f } = engine(dep, { probeIntervalMs: 10, probeTimeoutMs: 500 });
     await f.start();
-    dep.answers.push('hang');
+    dep.health = 'hang';
     await vi.advanceTimersByTimeAsync(10);
     f.setForced(true);
     f.setForced(false);
@@ -578,7 +602,7 @@ describe('close', () => {
     dep.health = 'down';
     const { f } = engine(dep, { probeIntervalMs: 10, recoverSuccesses: 1, recoverWindow: 1 });
     await f.start();
-    dep.answers.push('hang');
+    dep.answers.push('slow');
     await vi.advanceTimersByTimeAsync(10);
     f.close();
     dep.health = 'up';

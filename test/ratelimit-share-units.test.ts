@@ -46,8 +46,19 @@ describe('the live-instance count and the share it sizes (real redis-server)', (
     return { client, failover };
   }
 
+  /** Releases the kill switch; resolves once the failover is back on Redis. */
+  function failback(failover: Failover): Promise<void> {
+    const back = new Promise<void>((resolve) =>
+      failover.onChange((change) => {
+        if (change.to === 'primary') resolve();
+      }),
+    );
+    failover.setForced(false);
+    return back;
+  }
+
   /** Counters sharing one set, each on its own connection; `seen` holds every count each reported. */
-  async function fleet(n: number, initial = 1) {
+  async function fleet(n: number, initial = 1, intervalMs = INTERVAL_MS) {
     const key = `${uniquePrefix('share')}instances`;
     const seen: number[][] = [];
     const members = [];
@@ -60,7 +71,7 @@ describe('the live-instance count and the share it sizes (real redis-server)', (
         failover,
         key,
         instanceId: `i${i}`,
-        intervalMs: INTERVAL_MS,
+        intervalMs,
         initial,
         onChange: (count) => changes.push(count),
       });
@@ -133,8 +144,7 @@ describe('the live-instance count and the share it sizes (real redis-server)', (
       vi.advanceTimersByTime(1);
       expect(await a!.counter.beat()).toBe(2);
       expect(a!.counter.count).toBe(2);
-      a!.failover.setForced(false);
-      await until(() => a!.failover.mode === 'primary', 5000);
+      await failback(a!.failover);
       expect(await a!.counter.beat()).toBe(2); // a new row after the outage
       vi.advanceTimersByTime(TTL_MS);
       expect(await a!.counter.beat()).toBe(1);
@@ -169,6 +179,7 @@ describe('the live-instance count and the share it sizes (real redis-server)', (
     });
 
     it('start beats at once, and again on every failback', async () => {
+      vi.useRealTimers(); // `until` times out on the real clock
       const { key, members } = await fleet(1);
       const [m] = members;
       m!.counter.start();
@@ -178,6 +189,28 @@ describe('the live-instance count and the share it sizes (real redis-server)', (
       m!.failover.setForced(true);
       m!.failover.setForced(false);
       await until(async () => (await m!.client.zcard(key)) === 1, 5000, 'beat on failback');
+    });
+
+    it('keeps beating every interval once started, so its peers keep counting it', async () => {
+      vi.useRealTimers(); // real beats on a real interval
+      const { key, members } = await fleet(1, 1, 20);
+      const [m] = members;
+      m!.counter.start();
+      const score = async () => Number((await m!.client.zscore(key, 'i0')) ?? -1);
+      await until(async () => (await score()) > 0, 2000, 'first beat');
+      const first = await score();
+      await until(async () => (await score()) > first, 2000, 'a later beat'); // scored by Redis's clock
+    });
+
+    it('reports no change once closed, even from a beat that was in flight', async () => {
+      const { members, seen } = await fleet(2);
+      const [a, b] = members;
+      await a!.counter.beat(); // alone: 1, as it started
+      await b!.counter.beat();
+      const inflight = a!.counter.beat(); // would see 2
+      await a!.counter.close();
+      expect(await inflight).toBe(1);
+      expect(seen[0]).toEqual([]);
     });
 
     it('the set and each beat expire: a crashed instance is dropped by Redis itself', async () => {
@@ -198,7 +231,7 @@ describe('the live-instance count and the share it sizes (real redis-server)', (
     /** A limiter on Redis whose heartbeats the test drives. */
     async function limiter(
       extra: Partial<RateLimiterOptions> = {},
-    ): Promise<{ l: RateLimiter; failover: Failover }> {
+    ): Promise<{ l: RateLimiter; failover: Failover; client: Redis }> {
       const { client, failover } = await connection();
       const l = createRateLimiter({
         policies,
@@ -209,7 +242,7 @@ describe('the live-instance count and the share it sizes (real redis-server)', (
         ...extra,
       });
       onTestFinished(() => l.close());
-      return { l, failover };
+      return { l, failover, client };
     }
 
     /** How many of `n` consumes of one key the limiter admits. */
@@ -242,6 +275,19 @@ describe('the live-instance count and the share it sizes (real redis-server)', (
       expect(await a!.l.heartbeat()).toBe(1);
       a!.failover.setForced(true);
       expect(await admitted(a!.l, 12)).toBe(10);
+    });
+
+    it('counts the instances of its own prefix, each once (a random id by default), live 3 × 2 s', async () => {
+      const [shared, other] = [uniquePrefix('rl'), uniquePrefix('rl')];
+      const defaults = { prefix: shared, heartbeatIntervalMs: undefined };
+      const [a, b] = await Promise.all([limiter(defaults), limiter(defaults)]);
+      const elsewhere = await limiter({ prefix: other });
+      await Promise.all([a.l.heartbeat(), b.l.heartbeat(), elsewhere.l.heartbeat()]);
+      expect(await a.l.heartbeat()).toBe(2);
+      expect(await elsewhere.l.heartbeat()).toBe(1);
+      const ttl = await a.client.pttl(`${shared}instances`);
+      expect(ttl).toBeGreaterThan(5000);
+      expect(ttl).toBeLessThanOrEqual(6000);
     });
 
     it('before any beat answers, initialInstances sizes the share (whole, at least 1)', async () => {
