@@ -52,6 +52,8 @@ describe('bucketOf encodes every code unit as UTF-8 does', () => {
       [0xdc00], // a low one alone
       [0xdfff],
       [0xdc00, 0xd800], // low then high: two lone ones
+      [0xdc00, 0xdc00], // low then low
+      [0xdfff, 0xdc00],
       [0xd800, 0xd800], // high then high
       [0xd800, 0xdbff],
       [0xd800, 0x61], // high then ASCII
