@@ -84,8 +84,9 @@ export default {
   vitest: { configFile: 'vitest.mutate.config.ts' },
   mutate: Object.values(MODULES).flat(),
   coverageAnalysis: 'perTest',
-  // The machine is shared: one test runner at a time.
-  concurrency: 1,
+  // Two test runners (a full run takes ~20 min with one on a 2-core machine); on a machine busy with
+  // other work, `npm run mutate -- --concurrency 1`. Runners share no port, key or file.
+  concurrency: 2,
   // A loaded machine slows the fake-timer tests down; a mutant is a timeout only well past that.
   timeoutMS: 20_000,
   ignorePatterns: ['dist', 'data', 'coverage', 'reports', '.tmp', 'bench'],
