@@ -81,8 +81,12 @@ describe('the live-instance count and the share it sizes (real redis-server)', (
     return { key, members, seen };
   }
 
-  const beatAll = (members: { counter: InstanceCounter }[]) =>
-    Promise.all(members.map((m) => m.counter.beat()));
+  /** One beat of each member, one after the other (concurrent beats would see each other in any order). */
+  const beatAll = async (members: { counter: InstanceCounter }[]) => {
+    const counts: number[] = [];
+    for (const m of members) counts.push(await m.counter.beat());
+    return counts;
+  };
 
   /** Two rounds of beats: after them every member has seen every other one. */
   const meet = async (members: { counter: InstanceCounter }[]) => {
