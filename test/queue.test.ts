@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { sql } from 'kysely';
+import pg from 'pg';
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -267,6 +268,36 @@ describe.each(drivers)('job queue conformance: $name', (driver) => {
     expect(starts[5]! - starts[0]!).toBeGreaterThanOrEqual(390);
     expect(starts[10]! - starts[5]!).toBeGreaterThanOrEqual(390);
   });
+
+  (driver.engine === 'postgres' && !driver.redis ? it : ((() => undefined) as unknown as typeof it))(
+    'a slow claim does not shorten the limiter window it opens (PostgreSQL: the jobs table locked for 300 ms)',
+    async () => {
+      const { queue, store } = await open();
+      await Promise.all(Array.from({ length: 10 }, (_, i) => queue.add('slow', i)));
+      const locker = new pg.Client({ connectionString: pgUrl() });
+      await locker.connect();
+      try {
+        await locker.query('BEGIN');
+        await locker.query(`LOCK TABLE "${fixture.options().schema}".bulwark_jobs IN EXCLUSIVE MODE`);
+        const starts: number[] = [];
+        queue.process(
+          'slow',
+          async () => {
+            starts.push(Date.now());
+          },
+          { concurrency: 10, limiter: { max: 5, duration: 400 } },
+        );
+        await sleep(300); // the first claim waits on the lock all this time
+        await locker.query('COMMIT');
+        await until(() => starts.length === 10, 5000);
+        // The window opened when the first five started, so the sixth waits a whole window after them.
+        expect(starts[5]! - starts[0]!).toBeGreaterThanOrEqual(390);
+      } finally {
+        await locker.end();
+      }
+      expect(store.engine).toBe('postgres');
+    },
+  );
 
   it('pause stops every worker from starting jobs; resume starts them again', async () => {
     const { queue } = await open();

@@ -546,10 +546,7 @@ class Worker {
           const limiter = this.#c.limiter;
           if (limiter !== undefined) {
             const now = this.#c.now();
-            if (now - this.#windowStart >= limiter.duration) {
-              this.#windowStart = now;
-              this.#windowCount = 0;
-            }
+            if (now - this.#windowStart >= limiter.duration) this.#windowCount = 0;
             want = Math.min(want, limiter.max - this.#windowCount);
             if (want <= 0) {
               delay = Math.max(1, this.#windowStart + limiter.duration - now);
@@ -563,6 +560,9 @@ class Worker {
             this.#c.now(),
             this.#c.leaseMs,
           );
+          // A window opens when its first jobs are handed out, not when their claim was sent: a slow
+          // claim (a round trip to PostgreSQL) must not eat into the window it opens.
+          if (this.#windowCount === 0 && rows.length > 0) this.#windowStart = this.#c.now();
           this.#windowCount += rows.length;
           for (const row of rows) this.#run(row);
           if (rows.length < want) break; // drained: wait for a wake or the poll
