@@ -153,19 +153,20 @@ describe('flag service', () => {
     expect(flags.evaluate('new-checkout', { targetingKey: 'user-1' }, false).reason).toBe('SPLIT');
   });
 
-  it('a change reaches another instance over pub/sub at once, and by polling when Redis is down', async () => {
+  it('a change reaches another instance over pub/sub, and by polling when Redis is down', async () => {
     const dir = tempDir();
     const store = await openStore(dir);
-    const a = await service(dir, { store, bus: true, pollMs: 200 });
-    const b = await service(dir, { store, bus: true, pollMs: 200 });
+    const a = await service(dir, { store, bus: true });
+    // b polls once a minute (longer than this test): only the bus can bring it a change in time.
+    const b = await service(dir, { store, bus: true, pollMs: 60_000 });
+    const c = await service(dir, { store, bus: true, pollMs: 200 });
     await a.set(checkout, who);
-    const started = Date.now();
-    await until(() => b.get('new-checkout') !== undefined, 2000, 'b sees the flag');
-    const viaBus = Date.now() - started;
-    expect(viaBus).toBeLessThan(1000);
+    await until(() => b.get('new-checkout') !== undefined, 10_000, 'b sees the flag over pub/sub');
     await redis.kill();
     await a.kill('new-checkout', who);
-    await until(() => b.get('new-checkout')?.enabled === false, 2000, 'b sees the kill by polling');
+    await until(() => c.get('new-checkout')?.enabled === false, 10_000, 'c sees the kill by polling');
+    // The announcement was lost with Redis: b, which does not poll in time, still has the old state.
+    expect(b.get('new-checkout')?.enabled).toBe(true);
     await redis.restart();
   });
 
