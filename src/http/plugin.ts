@@ -136,7 +136,16 @@ async function bulwarkPlugin(app: FastifyInstance, opts: BulwarkPluginOptions): 
     bulwark.supervisor?.ready();
     done();
   });
+  // Fastify says `Connection: close` only on requests that begin after close() was called; a request
+  // already in flight then would leave its client's connection open and idle, holding the shutdown
+  // to its deadline (exit 1). Every answer sent while closing ends its connection.
+  let closing = false;
+  app.addHook('onSend', (_request, reply, payload, done) => {
+    if (closing) void reply.header('connection', 'close');
+    done(null, payload);
+  });
   app.addHook('preClose', async () => {
+    closing = true;
     bulwark.health.markStopping();
     bulwark.logger.info('closing: readiness now fails, draining connections');
     if (app.server.listening) {
