@@ -138,3 +138,24 @@ describe('protection settings', () => {
     expect(shown).toContain('"metricsToken":"[set]"');
   });
 });
+
+describe('browser error reports', () => {
+  it('are rate limited per client network: the addresses of one IPv6 /64 share one budget', async () => {
+    const server = await app();
+    const report = (remoteAddress: string) =>
+      server.inject({
+        method: 'POST',
+        url: '/errors/browser',
+        remoteAddress,
+        payload: { message: 'x is undefined', type: 'TypeError' },
+      });
+    // One host of a /64 may use any of its 2^64 addresses: a new address per report is still one client.
+    const statuses: number[] = [];
+    for (let i = 1; i <= 40; i++) statuses.push((await report(`2001:db8:7:1::${i.toString(16)}`)).statusCode);
+    expect(statuses.filter((s) => s === 202)).toHaveLength(30);
+    expect(statuses.slice(30)).toEqual(Array.from({ length: 10 }, () => 429));
+    // Another /64 and an IPv4 client each have their own budget.
+    expect((await report('2001:db8:7:2::1')).statusCode).toBe(202);
+    expect((await report('192.0.2.7')).statusCode).toBe(202);
+  });
+});

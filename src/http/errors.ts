@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
 import { bulwarkError } from '../errors/index.js';
+import { clientNetwork } from '../ratelimit/client-network.js';
 import type { Bulwark } from '../runtime/create.js';
 import { BROWSER_ERRORS_POLICY } from '../runtime/create.js';
 import type { UserContext } from '../tracker/index.js';
@@ -62,7 +63,7 @@ export function captureRequestError(
 /**
  * `POST /errors/browser`: browser error reports. Validated (every field bounded, else
  * `BWK_ERR_HTTP_VALIDATION`; unknown fields are dropped), body at most 32 KiB, 30 reports per minute per client
- * IP (policy `bulwark.browser-errors`, `BWK_ERR_RATELIMIT_EXCEEDED` beyond), answered 202.
+ * network (an IPv4 address, an IPv6 /64: see `clientNetwork`; policy `bulwark.browser-errors`, `BWK_ERR_RATELIMIT_EXCEEDED` beyond), answered 202.
  */
 export function registerBrowserErrors(app: FastifyInstance, bulwark: Bulwark): void {
   app.withTypeProvider<TypeBoxTypeProvider>().post(
@@ -79,7 +80,11 @@ export function registerBrowserErrors(app: FastifyInstance, bulwark: Bulwark): v
       },
     },
     async (request, reply) => {
-      const decision = await bulwark.rateLimiter.consume(`ip:${request.ip}`, 1, BROWSER_ERRORS_POLICY.name);
+      const decision = await bulwark.rateLimiter.consume(
+        `ip:${clientNetwork(request.ip)}`,
+        1,
+        BROWSER_ERRORS_POLICY.name,
+      );
       if (!decision.allowed) {
         const retryAfter = Math.max(1, Math.ceil((decision.retryAfterMs ?? decision.resetMs) / 1000));
         void reply.header('retry-after', String(retryAfter));
