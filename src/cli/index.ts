@@ -7,6 +7,7 @@ import { registerAlertsCommand } from './alerts.js';
 import { registerConfigCommand } from './config.js';
 import { registerFlagsCommand } from './flags.js';
 import { registerQueuesCommand } from './queues.js';
+import { table } from './shared.js';
 import { registerSuperviseCommand } from './supervise.js';
 
 /** Prints a Bulwark error (each bad field on its own line) and returns exit code 1. */
@@ -93,9 +94,7 @@ export function buildCli(): Command {
     .action((options: { json?: boolean }) => {
       const settings = redactSettings(loadSettings());
       if (options.json === true) console.log(JSON.stringify(settings, null, 2));
-      else
-        for (const [key, value] of Object.entries(settings))
-          console.log(`${key.padEnd(18)} ${String(value)}`);
+      else console.log(table(Object.entries(settings).map(([key, value]) => [key, shownSetting(value)])));
     });
 
   registerQueuesCommand(program);
@@ -117,4 +116,12 @@ export async function runCli(argv: string[]): Promise<number> {
     if (error instanceof CommanderError) return error.exitCode;
     return report(error);
   }
+}
+
+/** A setting's value as `bulwark settings` prints it: lists comma-separated, unset as `(unset)`. */
+function shownSetting(value: unknown): string {
+  if (value === undefined) return '(unset)';
+  if (Array.isArray(value)) return value.join(', ');
+  if (typeof value === 'string') return value;
+  return JSON.stringify(value);
 }
