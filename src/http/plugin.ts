@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger, FastifyHttpOptions, FastifyInstance, FastifyPluginAsync } from 'fastify';
 import fp from 'fastify-plugin';
-import type { Server } from 'node:http';
-import net from 'node:net';
+import type { Server, ServerResponse } from 'node:http';
+import net, { type Socket } from 'node:net';
 import { lazyChildLoggerFactory } from '../logging/index.js';
 import { rateLimit, type RateLimitPluginOptions } from '../ratelimit/index.js';
 import { createBulwark, type Bulwark, type BulwarkOptions } from '../runtime/create.js';
@@ -136,23 +136,41 @@ async function bulwarkPlugin(app: FastifyInstance, opts: BulwarkPluginOptions): 
     bulwark.supervisor?.ready();
     done();
   });
-  // Fastify says `Connection: close` only on requests that begin after close() was called; a request
-  // already in flight then would leave its client's connection open and idle, holding the shutdown
-  // to its deadline (exit 1). Every answer sent while closing ends its connection.
-  let closing = false;
-  app.addHook('onSend', (_request, reply, payload, done) => {
-    if (closing) void reply.header('connection', 'close');
-    done(null, payload);
-  });
+  const connections = openConnections(app.server);
   app.addHook('preClose', async () => {
-    closing = true;
     bulwark.health.markStopping();
+    lastAnswers(connections);
     bulwark.logger.info('closing: readiness now fails, draining connections');
     if (app.server.listening) {
       await drainConnections(app.server, Math.min(1000, bulwark.settings.shutdownTimeoutMs / 4));
     }
   });
   if (owned) app.addHook('onClose', async () => bulwark.close());
+}
+
+/** The server's open connections, kept as they open and close (per connection, not per request). */
+function openConnections(server: Server): Set<Socket> {
+  const open = new Set<Socket>();
+  server.on('connection', (socket: Socket) => {
+    open.add(socket);
+    socket.once('close', () => open.delete(socket));
+  });
+  return open;
+}
+
+/**
+ * Makes the answer each connection is working on its last: `Connection: close`, so Node ends the
+ * connection once it is sent. Fastify says so only on requests that begin after `close()`; an answer
+ * to a request already in flight would leave its client's connection open and idle, holding the
+ * shutdown to its deadline (exit 1). Answers already begun are left alone.
+ */
+function lastAnswers(connections: Set<Socket>): void {
+  for (const socket of connections) {
+    // Node's response in progress on this socket (as in server-limits.ts): not typed, long stable.
+    const answer = (socket as { _httpMessage?: ServerResponse | null })._httpMessage;
+    if (answer !== undefined && answer !== null && !answer.headersSent)
+      answer.setHeader('connection', 'close');
+  }
 }
 
 /**
