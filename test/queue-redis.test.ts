@@ -123,10 +123,14 @@ describe('queues on Redis (BullMQ behind the failover, embedded spool)', () => {
     b.queues.process('local', async (job) => {
       ran.push(job.id);
     });
-    const started = Date.now();
     await b.queues.add('local', 1, { id: 'a' });
     await b.queues.add('elsewhere', 2, { id: 'b' }); // no worker here: waits in the spool
-    expect(Date.now() - started).toBeLessThan(1000); // neither hangs nor throws
+    // Neither hangs nor throws: both were written to the spool while Redis is still down.
+    const spooled = await sql<{
+      id: string;
+    }>`select id from bulwark_jobs where queue = 'elsewhere'`.execute(b.store.db);
+    expect(spooled.rows.map((r) => r.id)).toEqual(['b']);
+    expect(await redisUp()).toBe(false);
     await until(() => ran.includes('a'), 3000);
     await redis.restart();
     await until(() => b.dependencies['redis']?.mode === 'primary', 5000);
@@ -151,9 +155,11 @@ describe('queues on Redis (BullMQ behind the failover, embedded spool)', () => {
   });
 });
 
-/** Adds `total` jobs with ids `<prefix><i>` at a steady pace; returns the ids whose add resolved. */
-async function produce(b: Bulwark, total: number, prefix: string): Promise<string[]> {
-  const acked: string[] = [];
+/**
+ * Adds `total` jobs with ids `<prefix><i>` at a steady pace; returns the ids whose add resolved.
+ * `acked` fills as they resolve, for a fault to be placed mid-stream.
+ */
+async function produce(b: Bulwark, total: number, prefix: string, acked: string[] = []): Promise<string[]> {
   for (let from = 0; from < total; from += 20) {
     const batch = [];
     for (let i = from; i < Math.min(total, from + 20); i += 1)
@@ -178,21 +184,26 @@ describe('queues on Redis under faults: every acknowledged job takes effect exac
         },
         { concurrency: 8 },
       );
-      const producing = produce(b, 1500, `${fault}-`);
-      await new Promise((resolve) => setTimeout(resolve, 250));
+      const ackedSoFar: string[] = [];
+      const producing = produce(b, 1500, `${fault}-`, ackedSoFar);
+      // Mid-stream: some jobs are in, most are still to come when the fault lands.
+      await until(() => ackedSoFar.length >= 100, 30_000, 'jobs flowing');
+      expect(ackedSoFar.length).toBeLessThan(1500);
+      const fellBack = () =>
+        until(() => b.dependencies['redis']?.mode === 'fallback', 30_000, 'on the spool');
       if (fault === 'kill') {
         await redis.kill();
-        await new Promise((resolve) => setTimeout(resolve, 1500));
+        await fellBack(); // down until the app has gone to its spool
         await redis.restart();
       } else if (fault === 'pause') {
         await redis.pause();
-        await new Promise((resolve) => setTimeout(resolve, 1500));
+        await fellBack();
         await redis.resume();
       } else await redis.flap({ downMs: 500, upMs: 500, cycles: 3 }).done;
       const acked = await producing;
+      await until(() => b.dependencies['redis']?.mode === 'primary', 30_000, 'back on Redis');
       // The fault was felt: the app went to its spool and back at least once.
       expect(b.dependencies['redis']?.switches).toBeGreaterThanOrEqual(2);
-      await until(() => b.dependencies['redis']?.mode === 'primary', 30_000, 'back on Redis');
       await until(() => drained(b, 'work'), 30_000, 'all jobs done');
       const rows = await sql<{
         job_id: string;
