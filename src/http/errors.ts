@@ -4,7 +4,7 @@ import Type from 'typebox';
 import { bulwarkError } from '../errors/index.js';
 import { clientNetwork } from '../ratelimit/client-network.js';
 import type { Bulwark } from '../runtime/create.js';
-import { BROWSER_ERRORS_POLICY } from '../runtime/create.js';
+import { BROWSER_ERRORS_POLICY } from '../ratelimit/part.js';
 import type { UserContext } from '../tracker/index.js';
 
 const Text = (maxLength: number) => Type.String({ minLength: 1, maxLength });

@@ -1,44 +1,39 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import path from 'node:path';
 import type { DestinationStream, Logger } from 'pino';
+import type { TObject } from 'typebox';
+import { readAlertsFile, validateAlertsConfig, type AlertsConfig } from '../alerts/config.js';
+import type { AlertEngine } from '../alerts/engine.js';
+import { alertsPart } from '../alerts/part.js';
+import { cachePart } from '../cache/part.js';
+import type { TieredCache } from '../cache/tiered.js';
+import type { ConfigManager } from '../config/index.js';
+import { configPart, type ConfigPartOptions } from '../config/part.js';
+import type { Failover } from '../failover/index.js';
+import type { GuardedRollouts } from '../flags/guard.js';
+import { flagsPart, rolloutsPart } from '../flags/part.js';
+import type { FlagService } from '../flags/service.js';
 import { HealthRegistry } from '../health/index.js';
 import { createLogger } from '../logging/index.js';
 import { Metrics } from '../metrics/index.js';
-import type { AlertEngine } from '../alerts/engine.js';
-import { connectSupervisor, startAlerts } from './operations.js';
-import type { SupervisorClient } from '../supervisor/client.js';
-import { readAlertsFile, validateAlertsConfig, type AlertsConfig } from '../alerts/config.js';
-import { MetricsHistory, type MetricsHistoryOptions } from '../metrics/history.js';
+import { historyPart, type HistoryPartOptions } from '../metrics/part.js';
+import { startParts, type AnyPart, type PartCore } from '../parts/index.js';
+import type { JobQueue } from '../queue/index.js';
+import { queuePart, type QueuePartOptions } from '../queue/part.js';
+import { rateLimitPart, type RateLimitPartOptions } from '../ratelimit/part.js';
+import type { RateLimiter } from '../ratelimit/index.js';
+import type { RedisDependency } from '../redis/connection.js';
+import { redisPart } from '../redis/part.js';
 import { loadSettings, redactSettings, type Settings, type SettingsInput } from '../settings/index.js';
-import { createStore } from '../store/index.js';
-import type { Store, StoreOptions } from '../store/types.js';
-import { InvalidationBus } from '../cache/bus.js';
-import type { TObject } from 'typebox';
-import { ConfigManager, type ConfigManagerOptions } from '../config/index.js';
-import { GuardedRollouts } from '../flags/guard.js';
-import { FlagService } from '../flags/service.js';
-import type { FlagDefinition } from '../flags/types.js';
-import { CacheJournal } from '../cache/journal.js';
-import { MemoryCacheStore } from '../cache/memory.js';
-import { CacheMetrics } from '../cache/metrics.js';
-import { RedisCacheStore } from '../cache/redis.js';
-import { TieredCache } from '../cache/tiered.js';
-import { registerSupervisorSeries } from '../supervisor/series.js';
-import { ErrorStore, ErrorTracker, SentryForwarder } from '../tracker/index.js';
-import { observeFailover, type Failover } from '../failover/index.js';
-import { connectRedis, type RedisDependency } from '../redis/connection.js';
-import { createRateLimiter, type RateLimiter, type RateLimitPolicy } from '../ratelimit/index.js';
-import {
-  EmbeddedJobQueue,
-  QueueMetrics,
-  RedisJobQueue,
-  type EmbeddedJobQueueOptions,
-  type JobOptions,
-  type JobQueue,
-  type RedisJobQueueOptions,
-} from '../queue/index.js';
+import { storePart, type StorePartOptions } from '../store/part.js';
+import type { Store } from '../store/types.js';
+import type { SupervisorClient } from '../supervisor/client.js';
+import { supervisorPart } from '../supervisor/part.js';
+import { errorsPart } from '../tracker/part.js';
+import type { ErrorTracker } from '../tracker/index.js';
+
+export { BROWSER_ERRORS_POLICY, DEFAULT_RATE_LIMIT_POLICY } from '../ratelimit/part.js';
 
 /** Options of {@link createBulwark}; every setting overrides its environment variable. */
 export interface BulwarkOptions<S extends TObject = TObject> extends SettingsInput {
@@ -47,7 +42,7 @@ export interface BulwarkOptions<S extends TObject = TObject> extends SettingsInp
    * TypeBox schema and file (default `<BULWARK_DATA_DIR>/config.json`), validated at start,
    * hot-reloaded (`watch`, default true), versioned. See docs/config.md.
    */
-  config?: Omit<ConfigManagerOptions<S>, 'file' | 'logger'> & { file?: string; watch?: boolean };
+  config?: ConfigPartOptions<S>;
   /** Environment to read settings from (default `process.env`). */
   env?: NodeJS.ProcessEnv;
   /** Use this pino logger instead of creating one (its redaction is then yours). */
@@ -59,18 +54,16 @@ export interface BulwarkOptions<S extends TObject = TObject> extends SettingsInp
   /** Version of the service in health reports (`releaseId`) and OpenAPI (default Bulwark's version). */
   serviceVersion?: string;
   /** Store overrides, e.g. `{ sqliteFile: ':memory:' }` for tests. */
-  store?: Pick<StoreOptions, 'sqliteFile' | 'schema'>;
+  store?: StorePartOptions;
   /** Collect Node's default process metrics (default true). */
   defaultMetrics?: boolean;
   /**
    * Rate-limit policies of `bulwark.rateLimiter` (default one policy, `default`: 100 points per
    * second) and which one `consume()` uses without a name (default the first).
    */
-  rateLimitPolicies?: { policies?: RateLimitPolicy[]; defaultPolicy?: string };
+  rateLimitPolicies?: RateLimitPartOptions;
   /** Job queue tuning (lease, poll interval, claim batch, BullMQ driver); see docs/queues.md. */
-  queues?: Pick<EmbeddedJobQueueOptions, 'leaseMs' | 'pollMs' | 'claimBatch'> & {
-    redis?: Pick<RedisJobQueueOptions, 'keepCompletedMs' | 'replayIntervalMs' | 'stallMs'>;
-  };
+  queues?: QueuePartOptions;
   /**
    * Alerting (`bulwark.alerts`, docs/alerting.md): rules, receivers and routes. Default: the
    * `BULWARK_ALERTS_FILE` JSON file if set, else no alerting.
@@ -80,18 +73,13 @@ export interface BulwarkOptions<S extends TObject = TObject> extends SettingsInp
    * The embedded metrics history (`bulwark.metrics.history`, docs/metrics-history.md): sampling
    * interval, tiers and compaction; `false` turns it off. Default on, every 10 s.
    */
-  metricsHistory?: false | Pick<MetricsHistoryOptions, 'intervalMs' | 'tiers' | 'compactEveryMs'>;
+  metricsHistory?: HistoryPartOptions;
+  /**
+   * Edits the list of parts before they start: add your own (started after the parts they
+   * `need`, closed before them, their values in `bulwark.parts`), or wrap one. Default: as it is.
+   */
+  parts?: (parts: AnyPart[]) => AnyPart[];
 }
-
-/** The policy used when none is configured: 100 points per second. */
-export const DEFAULT_RATE_LIMIT_POLICY: RateLimitPolicy = { name: 'default', limit: 100, windowMs: 1000 };
-
-/** Browser error reports accepted per client IP (the `/errors/browser` route). */
-export const BROWSER_ERRORS_POLICY: RateLimitPolicy = {
-  name: 'bulwark.browser-errors',
-  limit: 30,
-  windowMs: 60_000,
-};
 
 /** A running Bulwark: the subsystems, ready to use; `close()` releases everything it opened. */
 export interface Bulwark<S extends TObject = TObject> {
@@ -153,6 +141,8 @@ export interface Bulwark<S extends TObject = TObject> {
   readonly alerts: AlertEngine | undefined;
   /** The service's version (`serviceVersion`, else Bulwark's own). */
   readonly version: string;
+  /** The value of every part by name, your own parts' too (undefined for a part that is off). */
+  readonly parts: ReadonlyMap<string, unknown>;
   /** Stops checks, closes the store, flushes logs. Safe to call more than once. */
   close(): Promise<void>;
 }
@@ -163,10 +153,36 @@ export const VERSION: string = (
 ).version;
 
 /**
- * Validates the settings, then opens the store (running migrations) and starts the health checks.
- * Throws `BWK_ERR_SETTINGS_INVALID` (naming every bad field) or `BWK_ERR_STORE_UNAVAILABLE`
- * without leaving anything open. Readiness stays `starting` until `health.markReady()` (the Fastify
- * plugin calls it when the app is ready).
+ * Bulwark's own parts for `options`: the store, the metrics history, Redis, the cache, rate limits,
+ * queues, flags (with every part's tool flags), error tracking, guarded rollouts, the service's
+ * config, the supervisor link and alerting. Started in dependency order.
+ */
+export function bulwarkParts(options: BulwarkOptions, settings: Settings, alerts?: AlertsConfig): AnyPart[] {
+  const parts: AnyPart[] = [
+    storePart(options.store),
+    historyPart(options.metricsHistory),
+    redisPart(),
+    cachePart(),
+    rateLimitPart(options.rateLimitPolicies),
+    queuePart(options.queues),
+    errorsPart(),
+    rolloutsPart(),
+    configPart(options.config),
+    supervisorPart(),
+    alertsPart(alerts),
+  ];
+  const tools = parts.flatMap((part) => part.flags?.(settings) ?? []);
+  // An in-memory store (tests) keeps nothing on disk, so neither does its flag snapshot.
+  return [...parts, flagsPart({ tools, inMemory: options.store?.sqliteFile === ':memory:' })];
+}
+
+/**
+ * Validates the settings (and the alerting configuration) before anything opens, then starts every
+ * part in dependency order and the health checks. If anything fails to start, whatever already
+ * started is closed in reverse order and the original error is thrown (`BWK_ERR_SETTINGS_INVALID`
+ * naming every bad field, `BWK_ERR_STORE_UNAVAILABLE`, `BWK_ERR_CONFIG_INVALID`, ...), leaving
+ * nothing open. Readiness stays `starting` until `health.markReady()` (the Fastify plugin calls it
+ * when the app is ready).
  */
 export async function createBulwark<S extends TObject = TObject>(
   options: BulwarkOptions<S> = {},
@@ -187,371 +203,84 @@ export async function createBulwark<S extends TObject = TObject>(
       base: { service: serviceId },
       ...(options.logDestination === undefined ? {} : { destination: options.logDestination }),
     });
+  const version = options.serviceVersion ?? VERSION;
   const metrics = new Metrics({ defaultMetrics: options.defaultMetrics ?? true });
-  let store: Store;
+  const health = new HealthRegistry({ logger, identity: { serviceId, releaseId: version } });
+  const instanceId = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
+  const core: PartCore = { settings, logger, metrics, health, serviceId, instanceId, version };
+  logger.info(
+    {
+      settings: redactSettings(settings),
+      engine: settings.databaseUrl === undefined ? 'sqlite' : 'postgres',
+      version: VERSION,
+    },
+    'bulwark starting',
+  );
+  const standard = bulwarkParts(options, settings, alertsConfig);
+  let parts;
   try {
-    store = await createStore({
-      databaseUrl: settings.databaseUrl,
-      dataDir: settings.dataDir,
-      onQuery: metrics.observeQuery,
-      ...options.store,
-    });
+    parts = await startParts(options.parts?.(standard) ?? standard, core);
   } catch (error) {
+    health.close();
     metrics.close();
     logger.flush();
     throw error;
   }
-  if (options.metricsHistory !== false) {
-    metrics.history = new MetricsHistory({
-      store,
-      registry: metrics.registry,
-      logger,
-      ...options.metricsHistory,
-    });
-    registerSupervisorSeries(metrics.history);
-    metrics.history.start();
-  }
-  logger.info(
-    { settings: redactSettings(settings), engine: store.engine, version: VERSION },
-    'bulwark starting',
-  );
-
-  const version = options.serviceVersion ?? VERSION;
-  const health = new HealthRegistry({ logger, identity: { serviceId, releaseId: version } });
-  health.register({
-    name: 'store:responseTime',
-    componentType: 'datastore',
-    critical: true,
-    intervalMs: 5000,
-    timeoutMs: 1000,
-    check: async () => ({ status: 'pass', observedValue: round(await store.ping()), observedUnit: 'ms' }),
-  });
-  const instanceId = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
-  let redis: RedisDependency | undefined;
-  let bus: InvalidationBus | undefined;
-  if (settings.redisUrl !== undefined) {
-    redis = await connectRedis(settings.redisUrl, logger);
-    observeFailover(redis.failover, { metrics, health, logger });
-    bus = new InvalidationBus({
-      client: redis.client,
-      channel: 'bulwark:cache:invalidate:default',
-      instanceId,
-      logger,
-    });
-    bus.start();
-  } else {
-    health.register({
-      name: 'cache:tier',
-      componentType: 'component',
-      critical: false,
-      intervalMs: 60_000,
-      check: () => ({ status: 'pass', observedValue: 'embedded', output: 'L1 only: REDIS_URL is not set' }),
-    });
-  }
-  const cache = new TieredCache({
-    name: 'default',
-    // Evictions are counted once the cache exists (the callback only runs on later writes).
-    l1: new MemoryCacheStore({ name: 'l1', onEvict: () => cache.noteEviction() }),
-    ...(redis === undefined
-      ? {}
-      : {
-          l2: {
-            store: new RedisCacheStore({ client: redis.client, prefix: 'bulwark:cache:' }),
-            failover: redis.failover,
-            journal: new CacheJournal(store.kv, 'default'),
-            ...(bus === undefined ? {} : { bus }),
-          },
-        }),
-    metrics: new CacheMetrics(metrics.registry),
-    logger,
-  });
-  const rateLimiter = createRateLimiter({
-    policies: [
-      ...(options.rateLimitPolicies?.policies ?? [DEFAULT_RATE_LIMIT_POLICY]),
-      BROWSER_ERRORS_POLICY,
-    ],
-    ...(options.rateLimitPolicies?.defaultPolicy === undefined
-      ? {}
-      : { defaultPolicy: options.rateLimitPolicies.defaultPolicy }),
-    ...(redis === undefined ? {} : { redis: { client: redis.client, failover: redis.failover } }),
-    instanceId,
-    registry: metrics.registry,
-  });
-  const queueMetrics = new QueueMetrics(metrics.registry);
-  let queues: JobQueue;
-  // With Redis: BullMQ behind the failover, the embedded queue as its durable outage spool (and its
-  // schedules' occurrences added through BullMQ while Redis is up).
-  let redisQueues: RedisJobQueue | undefined;
-  const embedded: EmbeddedJobQueue = new EmbeddedJobQueue({
-    store,
-    instanceId,
-    metrics: queueMetrics,
-    logger,
-    ...(options.queues === undefined ? {} : pickEmbedded(options.queues)),
-    ...(redis === undefined
-      ? {}
-      : {
-          schedulerAdd: (q: string, data: unknown, o: JobOptions) =>
-            (redisQueues ?? embedded).add(q, data, o),
-        }),
-  });
-  if (redis === undefined || settings.redisUrl === undefined) queues = embedded;
-  else {
-    redisQueues = new RedisJobQueue({
-      url: settings.redisUrl,
-      failover: redis.failover,
-      client: redis.client,
-      spool: embedded,
-      store,
-      instanceId,
-      metrics: queueMetrics,
-      logger,
-      ...(options.queues?.leaseMs === undefined ? {} : { leaseMs: options.queues.leaseMs }),
-      ...(options.queues?.redis ?? {}),
-    });
-    queues = redisQueues;
-  }
-  const flags = await startFlags({
-    settings,
-    store,
-    redis,
-    instanceId,
-    logger,
-    health,
-    inMemory: options.store?.sqliteFile === ':memory:',
-  });
-  const errors = new ErrorTracker({
-    errors: new ErrorStore(store.db),
-    audit: store.audit,
-    logger,
-    flags,
-    release: version,
-    registry: metrics.registry,
-    ...(settings.sentryDsn === undefined
-      ? {}
-      : {
-          sentry: await SentryForwarder.create({
-            dsn: settings.sentryDsn,
-            release: version,
-            environment: settings.nodeEnv,
-            serverName: hostname(),
-            logger,
-          }),
-        }),
-  });
-  // Each tool follows its flag, live; a flag only acts when it changes (so the admin API's
-  // dependency kill switch is not undone by an unrelated flag change).
-  const tools: Record<string, (on: boolean) => void> = {
-    'bulwark.cache': (on) => (cache.enabled = on),
-    'bulwark.ratelimit': (on) => (rateLimiter.enabled = on),
-    ...(redisQueues === undefined
-      ? {}
-      : { 'bulwark.queues.redis': (on: boolean) => (redisQueues.redisEnabled = on) }),
-    ...(redis === undefined ? {} : { 'bulwark.redis': (on: boolean) => redis.failover.setForced(!on) }),
+  const close = async (): Promise<void> => {
+    health.close();
+    try {
+      await parts.close();
+    } finally {
+      metrics.close();
+      logger.flush();
+    }
   };
-  const applyTool = (key: string) => tools[key]?.(flags.isEnabled(key, {}, true));
-  for (const key of Object.keys(tools)) if (!flags.isEnabled(key, {}, true)) applyTool(key);
-  flags.onChange((change) => applyTool(change.key));
-  const rollouts = new GuardedRollouts({ flags, store, instanceId, logger });
-  rollouts.startTicking();
-  const config = await startConfig(options.config, settings, logger, health);
-  await health.start();
-  const supervisor = connectSupervisor(logger, version, cache, queues);
-  const alerts =
-    alertsConfig === undefined
-      ? undefined
-      : await startAlerts(alertsConfig, {
-          store,
-          logger,
-          serviceId,
-          instanceId,
-          flags,
-          queues,
-          history: metrics.history,
-        });
-
+  const value = <T>(name: string) => parts.values.get(name) as T;
+  try {
+    followToolFlags(value<FlagService>('flags'), standard, parts.values);
+    await health.start();
+  } catch (error) {
+    await close();
+    throw error;
+  }
+  const redis = value<RedisDependency | undefined>('redis');
   let closing: Promise<void> | undefined;
   return {
     settings,
     logger,
-    store,
-    cache,
-    rateLimiter,
-    queues,
-    flags,
-    rollouts,
-    config,
+    store: value('store'),
+    cache: value('cache'),
+    rateLimiter: value('rateLimiter'),
+    queues: value('queues'),
+    flags: value('flags'),
+    rollouts: value('rollouts'),
+    config: value('config'),
     dependencies: redis === undefined ? {} : { redis: redis.failover },
     health,
-    supervisor,
-    errors,
-    alerts,
+    supervisor: value('supervisor'),
+    errors: value('errors'),
+    alerts: value('alerts'),
     metrics,
     serviceId,
     instanceId,
     version,
-    close() {
-      closing ??= (async () => {
-        supervisor?.close();
-        await alerts?.close();
-        health.close();
-        await errors.close();
-        // Running jobs get half the shutdown budget, then go back to the queue for the next start.
-        await queues.close(Math.floor(settings.shutdownTimeoutMs / 2));
-        cache.close();
-        rollouts.close();
-        await config?.close();
-        flags.close();
-        bus?.close();
-        // Before the connection goes: removes this instance from the live set on Redis.
-        await rateLimiter.close();
-        redis?.close();
-        await metrics.history?.close();
-        try {
-          await store.close();
-        } finally {
-          metrics.close();
-          logger.flush();
-        }
-      })();
-      return closing;
-    },
+    parts: parts.values,
+    close: () => (closing ??= close()),
   };
 }
 
 /**
- * The service's config manager: started (a broken file falls back to the last good revision, and
- * `/health` says so), watched for edits, and reported by the `config:revision` check.
+ * Each part follows its tool flags, live. A flag only acts when it changes, or at start when it is
+ * off (so the admin API's dependency kill switch is not undone by an unrelated flag change).
  */
-async function startConfig<S extends TObject>(
-  options: BulwarkOptions<S>['config'],
-  settings: Settings,
-  logger: Logger,
-  health: HealthRegistry,
-): Promise<ConfigManager<S> | undefined> {
-  if (options === undefined) return undefined;
-  const { file, watch, ...rest } = options;
-  const config = new ConfigManager<S>({
-    ...rest,
-    file: file ?? path.join(settings.dataDir, 'config.json'),
-    logger,
-  });
-  const started = await config.start();
-  let problem: string | undefined = started.error?.message;
-  config.onInvalid((error) => (problem = error.message));
-  config.onChange(() => (problem = undefined));
-  if (watch !== false) config.watch();
-  health.register({
-    name: 'config:revision',
-    componentType: 'component',
-    critical: false,
-    readiness: true,
-    intervalMs: 5000,
-    check: () =>
-      problem === undefined
-        ? { status: 'pass', observedValue: config.revision }
-        : {
-            status: 'warn',
-            observedValue: config.revision,
-            output: `running the last good revision: ${problem}`,
-          },
-  });
-  return config;
-}
-
-/** Bulwark's own tool flags: every one on by default. */
-function toolFlag(key: string, description: string): FlagDefinition {
-  return {
-    key,
-    type: 'boolean',
-    description,
-    variants: { on: true, off: false },
-    defaultVariant: 'on',
-    offVariant: 'off',
-    enabled: true,
-  };
-}
-
-/** The flag service: store-backed, snapshot in the data dir, pub/sub with Redis, a provenance check. */
-async function startFlags(deps: {
-  settings: Settings;
-  store: Store;
-  redis: RedisDependency | undefined;
-  instanceId: string;
-  logger: Logger;
-  health: HealthRegistry;
-  inMemory: boolean;
-}): Promise<FlagService> {
-  const { settings, redis } = deps;
-  const defaults = [
-    toolFlag('bulwark.cache', 'The cache. Off: reads miss, sets store nothing, deletes still apply.'),
-    toolFlag('bulwark.ratelimit', 'Rate limiting. Off: every request is admitted, no rate-limit headers.'),
-    toolFlag('bulwark.errors', 'Error tracking. Off: nothing is captured, stored or forwarded.'),
-    toolFlag(
-      'bulwark.errors.sample',
-      'Per captured error: whether it is kept as a sample and forwarded. A rollout percentage samples; counts stay exact.',
-    ),
-    ...(settings.sentryDsn === undefined
-      ? []
-      : [
-          toolFlag(
-            'bulwark.errors.sentry',
-            'Forwarding to Sentry. Off: errors are tracked here only (kill switch).',
-          ),
-        ]),
-    ...(redis === undefined
-      ? []
-      : [
-          toolFlag(
-            'bulwark.redis',
-            'Redis. Off: every Redis user runs on its embedded fallback (kill switch).',
-          ),
-          toolFlag('bulwark.queues.redis', 'BullMQ for new jobs. Off: jobs go to the embedded queue.'),
-        ]),
-  ];
-  let bus: InvalidationBus<{ revision: number }> | undefined;
-  if (redis !== undefined) {
-    bus = new InvalidationBus<{ revision: number }>({
-      client: redis.client,
-      channel: 'bulwark:flags:changed',
-      instanceId: deps.instanceId,
-      logger: deps.logger,
-    });
-    bus.start();
+function followToolFlags(flags: FlagService, parts: AnyPart[], values: ReadonlyMap<string, unknown>): void {
+  const handlers = new Map<string, (on: boolean) => void>();
+  for (const part of parts) {
+    const value = values.get(part.name);
+    if (part.follow === undefined || value === undefined) continue;
+    for (const [key, handler] of Object.entries(part.follow(value))) handlers.set(key, handler);
   }
-  const flags = new FlagService({
-    store: deps.store,
-    // An in-memory store (tests) keeps nothing on disk, so neither does its flag snapshot.
-    ...(deps.inMemory ? {} : { snapshotFile: path.join(settings.dataDir, 'flags.snapshot.json') }),
-    ...(settings.flagsFile === undefined ? {} : { bootstrapFile: settings.flagsFile }),
-    defaults,
-    ...(bus === undefined ? {} : { bus }),
-    logger: deps.logger,
-  });
-  await flags.start();
-  deps.health.register({
-    name: 'flags:source',
-    componentType: 'component',
-    critical: false,
-    readiness: true,
-    intervalMs: 5000,
-    check: () => {
-      const p = flags.provenance;
-      const age = Math.round((Date.now() - p.loadedAt) / 1000);
-      const output = `${p.flags} flags from the ${p.source} (revision ${p.revision}, read ${age} s ago)`;
-      return { status: p.source === 'store' ? 'pass' : 'warn', observedValue: p.source, output };
-    },
-  });
-  return flags;
-}
-
-function pickEmbedded(
-  opts: NonNullable<BulwarkOptions['queues']>,
-): Pick<EmbeddedJobQueueOptions, 'leaseMs' | 'pollMs' | 'claimBatch'> {
-  const { redis: _redis, ...embedded } = opts;
-  return embedded;
-}
-
-function round(ms: number): number {
-  return Math.round(ms * 1000) / 1000;
+  const apply = (key: string) => handlers.get(key)?.(flags.isEnabled(key, {}, true));
+  for (const key of handlers.keys()) if (!flags.isEnabled(key, {}, true)) apply(key);
+  flags.onChange((change) => apply(change.key));
 }

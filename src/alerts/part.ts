@@ -1,22 +1,37 @@
 import type { Logger } from 'pino';
-import { defaultRules, historyReader, type AlertsConfig } from '../alerts/config.js';
-import { AlertEngine } from '../alerts/engine.js';
-import { scheduleReports } from '../alerts/reports.js';
-import type { TieredCache } from '../cache/tiered.js';
 import type { FlagActor, FlagService } from '../flags/service.js';
 import type { MetricsHistory } from '../metrics/history.js';
-import type { JobQueue } from '../queue/index.js';
+import type { Part } from '../parts/index.js';
+import type { JobQueue } from '../queue/types.js';
 import type { Store } from '../store/types.js';
-import { SupervisorClient } from '../supervisor/client.js';
-import { ErrorStore } from '../tracker/index.js';
+import { ErrorStore } from '../tracker/store.js';
+import { defaultRules, historyReader, type AlertsConfig } from './config.js';
+import { AlertEngine } from './engine.js';
+import { scheduleReports } from './reports.js';
 
-/*
- * The parts createBulwark() starts last, around the app's operations: alerting (rules, delivery,
- * reports) and the link to `bulwark supervise` with its built-in recovery.
+/**
+ * Alerting (undefined without a configuration): rules over the metrics history, their actions
+ * (kill a flag, pause a queue), notifications once per transition through a durable outbox, and
+ * the scheduled reports.
  */
+export function alertsPart(
+  config: AlertsConfig | undefined,
+): Part<
+  'alerts',
+  AlertEngine | undefined,
+  { store: Store; flags: FlagService; queues: JobQueue; history: MetricsHistory | undefined }
+> {
+  return {
+    name: 'alerts',
+    needs: ['store', 'flags', 'queues', 'history'],
+    start: (needs, { logger, serviceId, instanceId }) =>
+      config === undefined ? undefined : startAlerts(config, { ...needs, logger, serviceId, instanceId }),
+    close: (engine) => engine?.close(),
+  };
+}
 
 /** Alerting from its configuration: default rules (unless turned off) replaced by id by the configured ones. */
-export async function startAlerts(
+async function startAlerts(
   config: AlertsConfig,
   deps: {
     store: Store;
@@ -88,40 +103,4 @@ export async function startAlerts(
       ...(config.reports.tz === undefined ? {} : { tz: config.reports.tz }),
     });
   return engine;
-}
-
-/**
- * The supervisor link with the built-in recovery. Soft: drop this process's L1 cache, collect
- * garbage when exposed. Medium: the same, and hold this process's background jobs (other
- * instances keep running them) until the supervisor says the pressure is gone.
- */
-export function connectSupervisor(
-  logger: Logger,
-  version: string,
-  cache: TieredCache,
-  queues: JobQueue,
-): SupervisorClient | undefined {
-  const supervisor = SupervisorClient.connect({ logger, version });
-  supervisor?.onRecover(async ({ level }) => {
-    if (level === 'normal') {
-      if (!queues.heldLocal) return [];
-      queues.holdLocal(false);
-      return ['released the background jobs'];
-    }
-    const actions: string[] = [];
-    const entries = await cache.dropLocal();
-    actions.push(`dropped the L1 cache (${entries ?? 'all'} entries)`);
-    const gc = (globalThis as { gc?: () => void }).gc;
-    if (gc === undefined) actions.push('gc not exposed (run node with --expose-gc)');
-    else {
-      gc();
-      actions.push('ran gc');
-    }
-    if (level === 'medium') {
-      queues.holdLocal(true);
-      actions.push('held the background jobs of this instance');
-    }
-    return actions;
-  });
-  return supervisor;
 }

@@ -1,0 +1,78 @@
+import type { Part } from '../parts/index.js';
+import type { RedisDependency } from '../redis/connection.js';
+import type { Store } from '../store/types.js';
+import { InvalidationBus } from './bus.js';
+import { CacheJournal } from './journal.js';
+import { MemoryCacheStore } from './memory.js';
+import { CacheMetrics } from './metrics.js';
+import { RedisCacheStore } from './redis.js';
+import { TieredCache } from './tiered.js';
+
+/**
+ * The `default` cache: L1 in process; with Redis, L2 on Redis behind its failover, a journal of the
+ * writes made during an outage (in the store, replayed on failback) and cross-instance L1
+ * invalidation on a pub/sub bus. Follows the flag `bulwark.cache`.
+ */
+export function cachePart(): Part<
+  'cache',
+  TieredCache,
+  { store: Store; redis: RedisDependency | undefined }
+> {
+  let bus: InvalidationBus | undefined;
+  return {
+    name: 'cache',
+    needs: ['store', 'redis'],
+    flags: () => [
+      {
+        key: 'bulwark.cache',
+        description: 'The cache. Off: reads miss, sets store nothing, deletes still apply.',
+      },
+    ],
+    start({ store, redis }, { metrics, health, logger, instanceId }) {
+      if (redis === undefined) {
+        health.register({
+          name: 'cache:tier',
+          componentType: 'component',
+          critical: false,
+          intervalMs: 60_000,
+          check: () => ({
+            status: 'pass',
+            observedValue: 'embedded',
+            output: 'L1 only: REDIS_URL is not set',
+          }),
+        });
+      } else {
+        bus = new InvalidationBus({
+          client: redis.client,
+          channel: 'bulwark:cache:invalidate:default',
+          instanceId,
+          logger,
+        });
+        bus.start();
+      }
+      const cache: TieredCache = new TieredCache({
+        name: 'default',
+        // Evictions are counted once the cache exists (the callback only runs on later writes).
+        l1: new MemoryCacheStore({ name: 'l1', onEvict: () => cache.noteEviction() }),
+        ...(redis === undefined
+          ? {}
+          : {
+              l2: {
+                store: new RedisCacheStore({ client: redis.client, prefix: 'bulwark:cache:' }),
+                failover: redis.failover,
+                journal: new CacheJournal(store.kv, 'default'),
+                ...(bus === undefined ? {} : { bus }),
+              },
+            }),
+        metrics: new CacheMetrics(metrics.registry),
+        logger,
+      });
+      return cache;
+    },
+    close(cache) {
+      cache.close();
+      bus?.close();
+    },
+    follow: (cache) => ({ 'bulwark.cache': (on) => (cache.enabled = on) }),
+  };
+}

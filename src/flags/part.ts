@@ -1,0 +1,90 @@
+import path from 'node:path';
+import { InvalidationBus } from '../cache/bus.js';
+import type { Part, ToolFlag } from '../parts/index.js';
+import type { RedisDependency } from '../redis/connection.js';
+import type { Store } from '../store/types.js';
+import { GuardedRollouts } from './guard.js';
+import { FlagService } from './service.js';
+import type { FlagDefinition } from './types.js';
+
+/** A tool flag as a flag definition: boolean, on by default. */
+function toolFlag({ key, description }: ToolFlag): FlagDefinition {
+  return {
+    key,
+    type: 'boolean',
+    description,
+    variants: { on: true, off: false },
+    defaultVariant: 'on',
+    offVariant: 'off',
+    enabled: true,
+  };
+}
+
+/**
+ * The flag service: store-backed, a snapshot in the data dir (none with an in-memory store), the
+ * bootstrap file of `BULWARK_FLAGS_FILE`, changes announced on Redis pub/sub; `tools` are the tool
+ * flags every part declared, created on first start. Reports where its flags come from
+ * (`flags:source`).
+ */
+export function flagsPart(options: {
+  tools: ToolFlag[];
+  inMemory: boolean;
+}): Part<'flags', FlagService, { store: Store; redis: RedisDependency | undefined }> {
+  let bus: InvalidationBus<{ revision: number }> | undefined;
+  return {
+    name: 'flags',
+    needs: ['store', 'redis'],
+    async start({ store, redis }, { settings, health, logger, instanceId }) {
+      if (redis !== undefined) {
+        bus = new InvalidationBus<{ revision: number }>({
+          client: redis.client,
+          channel: 'bulwark:flags:changed',
+          instanceId,
+          logger,
+        });
+        bus.start();
+      }
+      const flags = new FlagService({
+        store,
+        ...(options.inMemory ? {} : { snapshotFile: path.join(settings.dataDir, 'flags.snapshot.json') }),
+        ...(settings.flagsFile === undefined ? {} : { bootstrapFile: settings.flagsFile }),
+        defaults: options.tools.map(toolFlag),
+        ...(bus === undefined ? {} : { bus }),
+        logger,
+      });
+      await flags.start();
+      health.register({
+        name: 'flags:source',
+        componentType: 'component',
+        critical: false,
+        readiness: true,
+        intervalMs: 5000,
+        check: () => {
+          const p = flags.provenance;
+          const age = Math.round((Date.now() - p.loadedAt) / 1000);
+          const output = `${p.flags} flags from the ${p.source} (revision ${p.revision}, read ${age} s ago)`;
+          return { status: p.source === 'store' ? 'pass' : 'warn', observedValue: p.source, output };
+        },
+      });
+      return flags;
+    },
+    close(flags) {
+      flags.close();
+      bus?.close();
+    },
+  };
+}
+
+/** Guarded progressive rollouts of flags, evaluated every 5 s on the outcomes of every instance. */
+export function rolloutsPart(): Part<'rollouts', GuardedRollouts, { flags: FlagService; store: Store }> {
+  return {
+    name: 'rollouts',
+    needs: ['flags', 'store'],
+    start({ flags, store }, { instanceId, logger }) {
+      const rollouts = new GuardedRollouts({ flags, store, instanceId, logger });
+      rollouts.startTicking();
+      return rollouts;
+    },
+    close: (rollouts) => rollouts.close(),
+  };
+}

@@ -1,0 +1,28 @@
+import type { Part } from '../parts/index.js';
+import type { Store } from '../store/types.js';
+import { MetricsHistory, type MetricsHistoryOptions } from './history.js';
+
+/** Sampling interval, tiers and compaction of the metrics history; `false` turns it off. */
+export type HistoryPartOptions =
+  false | Pick<MetricsHistoryOptions, 'intervalMs' | 'tiers' | 'compactEveryMs'>;
+
+/**
+ * The embedded metrics history (`metrics.history`): key series sampled into the store every 10 s by
+ * default, downsampled, queryable. Off (undefined) with `false`.
+ */
+export function historyPart(
+  options: HistoryPartOptions | undefined,
+): Part<'history', MetricsHistory | undefined, { store: Store }> {
+  return {
+    name: 'history',
+    needs: ['store'],
+    start({ store }, { metrics, logger }) {
+      if (options === false) return undefined;
+      const history = new MetricsHistory({ store, registry: metrics.registry, logger, ...options });
+      metrics.history = history;
+      history.start();
+      return history;
+    },
+    close: (history) => history?.close(),
+  };
+}

@@ -1,0 +1,124 @@
+// A part is one capability of Bulwark as createBulwark() starts it: what it needs, how it starts and
+// closes, and the tool flags it follows. Parts are started in dependency order; a start that fails
+// closes what already started, in reverse, and the original error is thrown.
+import type { Logger } from 'pino';
+import type { HealthRegistry } from '../health/index.js';
+import type { Metrics } from '../metrics/index.js';
+import type { Settings } from '../settings/index.js';
+
+/** What every part is given: the settings and the process-wide services that exist before any part. */
+export interface PartCore {
+  readonly settings: Settings;
+  readonly logger: Logger;
+  /** The registry every part's metrics go to. */
+  readonly metrics: Metrics;
+  /** Where every part registers its health checks; started once all parts are. */
+  readonly health: HealthRegistry;
+  readonly serviceId: string;
+  /** Unique per process (`host:pid:random`). */
+  readonly instanceId: string;
+  /** The service's version. */
+  readonly version: string;
+}
+
+/** A flag of one of Bulwark's own tools: on by default, off turns the tool off (or forces its fallback). */
+export interface ToolFlag {
+  key: string;
+  description: string;
+}
+
+/**
+ * One capability as Bulwark starts it. `Needs` names the values of other parts it is given, by part
+ * name; `start` may return undefined (a part that is off, such as Redis without `REDIS_URL`).
+ */
+export interface Part<Name extends string = string, Value = unknown, Needs extends object = object> {
+  readonly name: Name;
+  /** Names of the parts started before this one, whose values `start` receives. */
+  readonly needs: readonly (keyof Needs & string)[];
+  /** The tool flags this part declares (known before any part starts: the flag service starts with them). */
+  flags?(settings: Settings): ToolFlag[];
+  start(needs: Needs, core: PartCore): Value | Promise<Value>;
+  /** Releases what `start` opened; runs in the reverse of the start order (not for an undefined value). */
+  close?(value: Value, core: PartCore): void | Promise<void>;
+  /** How the started value follows its tool flags: key → handler, called when the flag changes. */
+  follow?(value: Value): Record<string, (on: boolean) => void>;
+}
+
+/** A part of any name, value and needs, as lists of parts hold them. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- each part's own types are checked where it is defined
+export type AnyPart = Part<string, any, any>;
+
+/** Parts started by {@link startParts}: their values by name, and `close()` for all of them. */
+export interface StartedParts {
+  /** The value of each part, by name (undefined for a part that is off). */
+  readonly values: ReadonlyMap<string, unknown>;
+  /** The names in start order. */
+  readonly order: readonly string[];
+  /** Closes every part in the reverse of the start order; a failing close is logged and the rest still close. */
+  close(): Promise<void>;
+}
+
+/**
+ * The parts in an order where each comes after the parts it needs, keeping the given order
+ * otherwise.
+ *
+ * @throws Error naming the part, when a part needs one that is not in the list, a name repeats, or
+ *   the needs go round in a circle.
+ */
+export function orderParts(parts: readonly AnyPart[]): AnyPart[] {
+  const byName = new Map<string, AnyPart>();
+  for (const part of parts) {
+    if (byName.has(part.name)) throw new Error(`part ${part.name} is listed twice`);
+    byName.set(part.name, part);
+  }
+  const ordered: AnyPart[] = [];
+  const state = new Map<string, 'visiting' | 'done'>();
+  const visit = (part: AnyPart, path: string[]): void => {
+    const seen = state.get(part.name);
+    if (seen === 'done') return;
+    if (seen === 'visiting')
+      throw new Error(`parts need each other in a circle: ${[...path, part.name].join(' → ')}`);
+    state.set(part.name, 'visiting');
+    for (const name of part.needs) {
+      const needed = byName.get(name);
+      if (needed === undefined)
+        throw new Error(`part ${part.name} needs part ${name}, which is not in the list`);
+      visit(needed, [...path, part.name]);
+    }
+    state.set(part.name, 'done');
+    ordered.push(part);
+  };
+  for (const part of parts) visit(part, []);
+  return ordered;
+}
+
+/**
+ * Starts `parts` in dependency order. If one fails to start, every part already started is closed
+ * in reverse order (their close errors logged) and the start's own error is thrown.
+ */
+export async function startParts(parts: readonly AnyPart[], core: PartCore): Promise<StartedParts> {
+  const values = new Map<string, unknown>();
+  const started: AnyPart[] = [];
+  const close = async (): Promise<void> => {
+    for (const part of started.splice(0).reverse()) {
+      try {
+        const value = values.get(part.name);
+        if (value !== undefined) await part.close?.(value, core);
+      } catch (error) {
+        core.logger.error({ err: error, part: part.name }, 'a part failed to close');
+      }
+    }
+  };
+  for (const part of orderParts(parts)) {
+    const needs: Record<string, unknown> = {};
+    for (const name of part.needs) needs[name] = values.get(name);
+    try {
+      values.set(part.name, await part.start(needs, core));
+    } catch (error) {
+      await close();
+      throw error;
+    }
+    started.push(part);
+  }
+  return { values, order: started.map((part) => part.name), close };
+}

@@ -1,0 +1,72 @@
+import type { Part } from '../parts/index.js';
+import type { RedisDependency } from '../redis/connection.js';
+import type { Store } from '../store/types.js';
+import { EmbeddedJobQueue, type EmbeddedJobQueueOptions } from './embedded.js';
+import { QueueMetrics } from './metrics.js';
+import { RedisJobQueue, type RedisJobQueueOptions } from './redis.js';
+import type { JobOptions, JobQueue } from './types.js';
+
+/** Job queue tuning: lease, poll interval, claim batch of the embedded queue; the BullMQ driver's own. */
+export type QueuePartOptions = Pick<EmbeddedJobQueueOptions, 'leaseMs' | 'pollMs' | 'claimBatch'> & {
+  redis?: Pick<RedisJobQueueOptions, 'keepCompletedMs' | 'replayIntervalMs' | 'stallMs'>;
+};
+
+/**
+ * Durable job queues: the embedded queue in the store; with Redis, BullMQ behind the failover with
+ * the embedded queue as its outage spool (and its schedules' occurrences added through BullMQ while
+ * Redis is up), following the flag `bulwark.queues.redis`. On close, running jobs get half the
+ * shutdown budget, then go back to the queue for the next start.
+ */
+export function queuePart(
+  options: QueuePartOptions = {},
+): Part<'queues', JobQueue, { store: Store; redis: RedisDependency | undefined }> {
+  const { redis: redisOptions, ...embeddedOptions } = options;
+  return {
+    name: 'queues',
+    needs: ['store', 'redis'],
+    flags: (settings) =>
+      settings.redisUrl === undefined
+        ? []
+        : [
+            {
+              key: 'bulwark.queues.redis',
+              description: 'BullMQ for new jobs. Off: jobs go to the embedded queue.',
+            },
+          ],
+    start({ store, redis }, { settings, metrics, logger, instanceId }) {
+      const queueMetrics = new QueueMetrics(metrics.registry);
+      // Schedules add their occurrences through BullMQ once it exists (it is made after its spool).
+      const through: { bullmq?: RedisJobQueue } = {};
+      const embedded: EmbeddedJobQueue = new EmbeddedJobQueue({
+        store,
+        instanceId,
+        metrics: queueMetrics,
+        logger,
+        ...embeddedOptions,
+        ...(redis === undefined
+          ? {}
+          : {
+              schedulerAdd: (q: string, data: unknown, o: JobOptions) =>
+                (through.bullmq ?? embedded).add(q, data, o),
+            }),
+      });
+      if (redis === undefined || settings.redisUrl === undefined) return embedded;
+      through.bullmq = new RedisJobQueue({
+        url: settings.redisUrl,
+        failover: redis.failover,
+        client: redis.client,
+        spool: embedded,
+        store,
+        instanceId,
+        metrics: queueMetrics,
+        logger,
+        ...(options.leaseMs === undefined ? {} : { leaseMs: options.leaseMs }),
+        ...redisOptions,
+      });
+      return through.bullmq;
+    },
+    close: (queues, { settings }) => queues.close(Math.floor(settings.shutdownTimeoutMs / 2)),
+    follow: (queues): Record<string, (on: boolean) => void> =>
+      queues instanceof RedisJobQueue ? { 'bulwark.queues.redis': (on) => (queues.redisEnabled = on) } : {},
+  };
+}

@@ -1,0 +1,63 @@
+import type { Logger } from 'pino';
+import type { TieredCache } from '../cache/tiered.js';
+import type { MetricsHistory } from '../metrics/history.js';
+import type { Part } from '../parts/index.js';
+import type { JobQueue } from '../queue/types.js';
+import { SupervisorClient } from './client.js';
+import { registerSupervisorSeries } from './series.js';
+
+/**
+ * The link to `bulwark supervise` when running under it (else undefined): heartbeats, the ready
+ * message, the supervisor's series in the metrics history, and the built-in recovery.
+ */
+export function supervisorPart(): Part<
+  'supervisor',
+  SupervisorClient | undefined,
+  { cache: TieredCache; queues: JobQueue; history: MetricsHistory | undefined }
+> {
+  return {
+    name: 'supervisor',
+    needs: ['cache', 'queues', 'history'],
+    start({ cache, queues, history }, { logger, version }) {
+      if (history !== undefined) registerSupervisorSeries(history);
+      return connectSupervisor(logger, version, cache, queues);
+    },
+    close: (supervisor) => supervisor?.close(),
+  };
+}
+
+/**
+ * The supervisor link with the built-in recovery. Soft: drop this process's L1 cache, collect
+ * garbage when exposed. Medium: the same, and hold this process's background jobs (other
+ * instances keep running them) until the supervisor says the pressure is gone.
+ */
+function connectSupervisor(
+  logger: Logger,
+  version: string,
+  cache: TieredCache,
+  queues: JobQueue,
+): SupervisorClient | undefined {
+  const supervisor = SupervisorClient.connect({ logger, version });
+  supervisor?.onRecover(async ({ level }) => {
+    if (level === 'normal') {
+      if (!queues.heldLocal) return [];
+      queues.holdLocal(false);
+      return ['released the background jobs'];
+    }
+    const actions: string[] = [];
+    const entries = await cache.dropLocal();
+    actions.push(`dropped the L1 cache (${entries ?? 'all'} entries)`);
+    const gc = (globalThis as { gc?: () => void }).gc;
+    if (gc === undefined) actions.push('gc not exposed (run node with --expose-gc)');
+    else {
+      gc();
+      actions.push('ran gc');
+    }
+    if (level === 'medium') {
+      queues.holdLocal(true);
+      actions.push('held the background jobs of this instance');
+    }
+    return actions;
+  });
+  return supervisor;
+}
