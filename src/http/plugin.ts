@@ -54,6 +54,11 @@ export interface BulwarkPluginOptions extends BulwarkOptions {
    * guarded rollouts (`bulwark.rollouts`). Unset: no per-request flag hook.
    */
   flags?: RequestFlagsOptions;
+  /**
+   * Log the answers of `/health*` and `/metrics` at `info` like any other request. Default false:
+   * they log at `debug` (a 5xx answer is still an `error` line).
+   */
+  logProbes?: boolean;
 }
 
 /**
@@ -99,7 +104,7 @@ async function bulwarkPlugin(app: FastifyInstance, opts: BulwarkPluginOptions): 
     logger: bulwark.logger,
     registry: bulwark.metrics.registry,
   });
-  const state: RequestObservation = { bulwark };
+  const state: RequestObservation = { bulwark, logProbes: opts.logProbes === true };
   // Declared up front so every request object has the same shape.
   app.decorateRequest('clientRequestId', undefined);
   observeRequests(app, state);

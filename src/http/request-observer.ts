@@ -12,7 +12,12 @@ export const failures = new WeakMap<FastifyRequest, unknown>();
 /** Per-app request state shared by the two observation paths. */
 export interface RequestObservation {
   bulwark: Bulwark;
+  /** Log answers of the probe routes (`/health*`, `/metrics`) at `info` like any other (default: `debug`). */
+  logProbes?: boolean;
 }
+
+/** Routes that load balancers, the supervisor and scrapers call every few seconds. */
+const PROBE_ROUTES = new Set(['/health', '/health/live', '/health/ready', '/metrics']);
 
 /**
  * Start of every request: return the request id in `x-request-id` and keep the client's own as
@@ -28,7 +33,8 @@ export function onRequestStart(request: FastifyRequest, reply: FastifyReply): vo
 /**
  * End of every request: metrics by route template and the request's single log line (`error`
  * level with the error for 5xx, `info` otherwise, with the error when its message was withheld, and
-the client's request id when it sent one).
+ * the client's request id when it sent one). Probe routes answered below 500 log at `debug` only,
+ * unless `logProbes`.
  */
 export function onRequestEnd(state: RequestObservation, request: FastifyRequest, reply: FastifyReply): void {
   const { bulwark } = state;
@@ -39,6 +45,12 @@ export function onRequestEnd(state: RequestObservation, request: FastifyRequest,
   const rounded = Math.round(durationMs * 1000) / 1000;
   const failure = failures.get(request);
   const clientId = request.clientRequestId;
+  // A probe every second would bury the app's own lines (and fill a crash record's last lines).
+  if (statusCode < 500 && failure === undefined && state.logProbes !== true && PROBE_ROUTES.has(route)) {
+    if (bulwark.logger.isLevelEnabled('debug'))
+      request.log.debug({ method: request.method, route, statusCode, durationMs: rounded }, 'request');
+    return;
+  }
   if (
     statusCode < 500 &&
     failure === undefined &&
