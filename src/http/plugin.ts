@@ -11,6 +11,7 @@ import { registerRequestFlags, type RequestFlagsOptions } from './flags.js';
 import { captureRequestError, registerBrowserErrors } from './errors.js';
 import { errorHandler, frameworkErrorHandler, notFoundHandler } from './error-handler.js';
 import { registerObservabilityRoutes } from './health-routes.js';
+import { finiteNumbers } from './finite-numbers.js';
 import { endpointGuard } from './protect.js';
 import { generateRequestId } from './request-id.js';
 import { clientErrorHandler, limitOptions, limitServer, serverLimits } from './server-limits.js';
@@ -67,7 +68,8 @@ export interface BulwarkPluginOptions extends BulwarkOptions {
  * `request.clientRequestId`), request loggers are created lazily, per-request observation rides on
  * Fastify's log controller instead of hooks, and the timeouts, connection cap and body limit of the
  * settings apply (docs/configuration.md#http-server-limits), with coded 408/431/400 answers when the
- * server gives up on a request. Optional: the plugin works without them, a few µs per request slower,
+ * server gives up on a request; validation refuses numbers that are not finite (`?limit=1e309`,
+ * which Ajv would coerce to Infinity and pass). Optional: the plugin works without them, a few µs per request slower,
  * with your logger, Fastify's own request ids and its 1 MiB body limit (the plugin applies the other
  * limits to the server itself).
  */
@@ -87,6 +89,8 @@ export function fastifyOptions(
     genReqId: generateRequestId,
     // A malformed URL gets the coded error body too, not Fastify's own.
     frameworkErrors: frameworkErrorHandler,
+    // `?limit=1e309` is coerced to Infinity, which Ajv's maximum check lets through.
+    ajv: { plugins: [finiteNumbers] },
     // Requests already on a keep-alive connection are served while closing instead of getting 503.
     return503OnClosing: false,
     // Behind the cluster-mode proxy of `bulwark supervise` (on loopback), request.ip is the
