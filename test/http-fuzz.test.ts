@@ -95,8 +95,8 @@ const QUERIES = (names: string[]) => [
 ];
 const WRONG: Record<string, unknown[]> = {
   string: [123, null, {}, 'x'.repeat(100_000)],
-  number: ['x', null, 1e309, -1e308],
-  integer: ['x', 1.5, -1, 2 ** 60],
+  number: ['x', null, '1e309', -1e308],
+  integer: ['x', 1.5, -1, 2 ** 60, '-1e309'],
   boolean: ['true', 0, null],
   object: [[], 'x', 1],
   array: [{}, 'x'],
