@@ -5,7 +5,7 @@ import path from 'node:path';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { isBulwarkError } from '../src/errors/index.js';
-import { controlSocketPath, locateControlSocket } from '../src/supervisor/control.js';
+import { controlSocketPath, locateControlSocket } from '../src/supervised/control-client.js';
 import type { Instance } from '../src/supervisor/instance.js';
 import { LivenessMonitor, type LivenessContext } from '../src/supervisor/liveness.js';
 import { flagOf, resolveSuperviseOptions, superviseSchema } from '../src/supervisor/options.js';

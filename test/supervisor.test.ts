@@ -15,7 +15,7 @@ import {
 import { Registry } from 'prom-client';
 import { MetricsHistory } from '../src/metrics/history.js';
 import { createStore } from '../src/store/index.js';
-import { registerSupervisorSeries } from '../src/supervisor/series.js';
+import { registerSupervisorSeries } from '../src/supervised/series.js';
 import { spawnTs } from './helpers/process.js';
 import { until } from './helpers/wait.js';
 import type { SupervisorStatus } from './helpers/supervisor.js';

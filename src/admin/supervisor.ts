@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
-import { requestSupervisor } from '../supervisor/control.js';
+import { requestSupervisor } from '../supervised/control-client.js';
 
 const SupervisorView = Type.Object({
   supervised: Type.Boolean(),

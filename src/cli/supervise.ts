@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { Option, type Command } from 'commander';
 import { bulwarkError } from '../errors/index.js';
-import { requestSupervisor } from '../supervisor/control.js';
+import { requestSupervisor } from '../supervised/control-client.js';
 import { flagOf, resolveSuperviseOptions, superviseSchema } from '../supervisor/options.js';
 import { runSupervisor } from '../supervisor/run.js';
 import { table } from './shared.js';

@@ -28,8 +28,8 @@ import { redisPart } from '../redis/part.js';
 import { loadSettings, redactSettings, type Settings, type SettingsInput } from '../settings/index.js';
 import { storePart, type StorePartOptions } from '../store/part.js';
 import type { Store } from '../store/types.js';
-import type { SupervisorClient } from '../supervisor/client.js';
-import { supervisorPart } from '../supervisor/part.js';
+import type { SupervisorClient } from '../supervised/client.js';
+import { supervisorPart } from '../supervised/part.js';
 import { errorsPart } from '../tracker/part.js';
 import type { ErrorTracker } from '../tracker/index.js';
 

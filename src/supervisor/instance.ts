@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ReportChannel } from './diagnostics.js';
 import type { OutputRing, RotatingLog } from './logs.js';
-import type { AppMessage } from './protocol.js';
+import type { AppMessage } from '../supervised/protocol.js';
 
 /** Where an instance is in its life. */
 export type InstanceState = 'starting' | 'ready' | 'stopping' | 'exited';

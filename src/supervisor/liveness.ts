@@ -6,7 +6,7 @@ import type { Instance } from './instance.js';
 import type { SupervisorMetrics } from './metrics.js';
 import type { SuperviseOptions } from './options.js';
 import type { PressureEvent } from './pressure.js';
-import type { AppMessage } from './protocol.js';
+import type { AppMessage } from '../supervised/protocol.js';
 import type { ClusterProxy } from './proxy.js';
 import type { SupervisorRecords } from './records.js';
 import type { Slot } from './slot.js';

@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { requestSupervisor } from '../../src/supervisor/control.js';
+import { requestSupervisor } from '../../src/supervised/control-client.js';
 import { freePort, spawnTs, type Spawned } from './process.js';
 import { until } from './wait.js';
 

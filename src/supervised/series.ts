@@ -1,5 +1,5 @@
 import type { MetricsHistory } from '../metrics/history.js';
-import { requestSupervisor } from './control.js';
+import { requestSupervisor } from './control-client.js';
 
 interface SlotView {
   state?: string;

@@ -1,8 +1,7 @@
-import type { RecoveryStep } from './pressure.js';
-
 /**
  * The IPC protocol between `bulwark supervise` and an app built on Bulwark (plain JSON messages
- * over Node's IPC channel; an app that ignores them is still supervised, by HTTP probes alone).
+ * over Node's IPC channel; an app that ignores them is still supervised, by HTTP probes alone). It
+ * lives on the app's side: the supervisor imports it from here, so an app never loads the supervisor.
  */
 export type AppMessage =
   /**
@@ -17,8 +16,11 @@ export type AppMessage =
   /** The reply to a recovery request: what the app did. */
   | { type: 'bulwark:recovered'; level: RecoveryLevel; actions: string[] };
 
-/** Soft and medium steps are asked of the app; `normal` says the pressure is gone. */
-export type RecoveryLevel = Exclude<RecoveryStep, 'hard'> | 'normal';
+/**
+ * Soft and medium steps are asked of the app; `normal` says the pressure is gone. (The supervisor's
+ * `hard` step needs nothing from the app: it is drained and restarted.)
+ */
+export type RecoveryLevel = 'soft' | 'medium' | 'normal';
 
 /** Messages from the supervisor to the app. */
 export type SupervisorMessage = {
