@@ -1,3 +1,4 @@
 export { bulwark, bulwark as default, fastifyOptions, type BulwarkPluginOptions } from './http/plugin.js';
-export { toHttpError, type ErrorBody } from './http/error-handler.js';
+export { type ErrorBody } from './errors/index.js';
+export { toHttpError } from './http/error-handler.js';
 export { rateLimit, type RateLimitPluginOptions, type RouteRateLimit } from './ratelimit/index.js';

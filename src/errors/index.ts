@@ -59,6 +59,29 @@ export function isBulwarkError(error: unknown, code?: ErrorCode): error is Bulwa
   return code === undefined || (error as { code?: unknown }).code === code;
 }
 
+/**
+ * The body of every HTTP error answer, from the app and from the supervisor's proxy alike:
+ * `{ error: { code, message, requestId } }`.
+ */
+export interface ErrorBody {
+  error: {
+    code: string;
+    message: string;
+    requestId: string;
+    /** Per-field problems of a validation error. */
+    details?: FieldProblem[];
+    /** Only when `NODE_ENV=development`. */
+    stack?: string;
+  };
+}
+
+/** The answer body of a catalogue error, with its per-field details when it has some. */
+export function errorBody(error: BulwarkError, requestId: string): ErrorBody {
+  const body: ErrorBody = { error: { code: error.code, message: error.message, requestId } };
+  if (error.details !== undefined) body.error.details = error.details;
+  return body;
+}
+
 function formatMessage(template: string, params: Record<string, unknown>): string {
   return template.replace(/\{(\w+)\}/g, (whole, name: string) =>
     name in params ? String(params[name]) : whole,

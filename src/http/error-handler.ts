@@ -1,20 +1,13 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { STATUS_CODES } from 'node:http';
-import { bulwarkError, isBulwarkError, type BulwarkError, type FieldProblem } from '../errors/index.js';
+import {
+  bulwarkError,
+  errorBody,
+  isBulwarkError,
+  type BulwarkError,
+  type FieldProblem,
+} from '../errors/index.js';
 import { failures } from './request-observer.js';
-
-/** The body of every error response. */
-export interface ErrorBody {
-  error: {
-    code: string;
-    message: string;
-    requestId: string;
-    /** Per-field problems of a validation error. */
-    details?: FieldProblem[];
-    /** Only when `NODE_ENV=development`. */
-    stack?: string;
-  };
-}
 
 interface ValidationIssue {
   instancePath?: string;
@@ -127,7 +120,7 @@ export function errorHandler(
     // the client did not get.
     if (status >= 500 || hidden === true) failures.set(request, raw);
     if (status >= 500) onServerError?.(raw, request, status);
-    const body = errorBody(error, request);
+    const body = errorBody(error, request.id);
     if (development && (status >= 500 || hidden === true) && raw instanceof Error) {
       body.error.message = `${error.message}: ${raw.message}`;
       if (status >= 500 && raw.stack !== undefined) body.error.stack = raw.stack;
@@ -143,19 +136,12 @@ export function errorHandler(
  */
 export function frameworkErrorHandler(error: Error, request: FastifyRequest, reply: FastifyReply): void {
   const { error: coded, status } = toHttpError(error);
-  void reply.code(status).send(errorBody(coded, request));
+  void reply.code(status).send(errorBody(coded, request.id));
 }
 
 /** Answers unmatched routes with `BWK_ERR_HTTP_NOT_FOUND`. */
 export function notFoundHandler(request: FastifyRequest, reply: FastifyReply): void {
   const path = request.url.split('?')[0] ?? '/';
   const error = bulwarkError('BWK_ERR_HTTP_NOT_FOUND', { method: request.method, url: path });
-  void reply.code(404).send(errorBody(error, request));
-}
-
-/** The response body of a catalogue error, with its per-field details when it has some. */
-export function errorBody(error: BulwarkError, request: FastifyRequest): ErrorBody {
-  const body: ErrorBody = { error: { code: error.code, message: error.message, requestId: request.id } };
-  if (error.details !== undefined) body.error.details = error.details;
-  return body;
+  void reply.code(404).send(errorBody(error, request.id));
 }

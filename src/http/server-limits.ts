@@ -7,9 +7,8 @@ import type { Socket } from 'node:net';
 import type { FastifyHttpOptions } from 'fastify';
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
-import { bulwarkError, type ErrorCode } from '../errors/index.js';
+import { bulwarkError, errorBody, type ErrorCode } from '../errors/index.js';
 import type { Settings } from '../settings/index.js';
-import type { ErrorBody } from './error-handler.js';
 import { generateRequestId } from './request-id.js';
 
 /** The limits of the HTTP server, in ms, bytes and counts (from the `BULWARK_*` settings). */
@@ -129,8 +128,7 @@ export function clientErrorHandler(limits: ServerLimits, registry: Registry) {
     if (socket.writable && (inFlight === undefined || inFlight === null || !inFlight.headersSent)) {
       const coded = bulwarkError(code, params, { cause: error });
       const requestId = generateRequestId();
-      const body: ErrorBody = { error: { code, message: coded.message, requestId } };
-      const text = JSON.stringify(body);
+      const text = JSON.stringify(errorBody(coded, requestId));
       const status = coded.statusCode;
       socket.write(
         `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nConnection: close\r\n` +

@@ -4,8 +4,7 @@ import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
-import { bulwarkError, type ErrorCode } from '../errors/index.js';
-import type { ErrorBody } from '../http/error-handler.js';
+import { bulwarkError, errorBody, type ErrorCode } from '../errors/index.js';
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
 
@@ -28,8 +27,7 @@ function errorResponse(
   const error = bulwarkError(code, params, cause === undefined ? {} : { cause });
   const given = req.headers['x-request-id'];
   const requestId = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
-  const body: ErrorBody = { error: { code, message: error.message, requestId } };
-  return { status: error.statusCode, body: JSON.stringify(body), requestId };
+  return { status: error.statusCode, body: JSON.stringify(errorBody(error, requestId)), requestId };
 }
 
 /**
