@@ -3,7 +3,7 @@
 import http from 'node:http';
 import type { Logger } from 'pino';
 import { trustedPeers, type TrustedPeer } from './proxy-headers.js';
-import type { ProxyOptions, Upstream } from './proxy.js';
+import type { ProxyOptions, Upstream } from './proxy-types.js';
 
 /** {@link ProxyOptions} with the defaults applied, less the listening address and the logger. */
 export type Settings = Required<Omit<ProxyOptions, 'logger' | 'port' | 'host'>>;

@@ -5,7 +5,7 @@ import { OutputRing, RotatingLog } from './logs.js';
 import type { SuperviseOptions } from './options.js';
 import { RestartPolicy } from './policy.js';
 import { PressureLadder } from './pressure.js';
-import type { CrashRecord } from './records.js';
+import type { CrashRecord } from './record-types.js';
 
 /** A slot's state: one app process is wanted per slot. */
 export type SlotState = 'starting' | 'running' | 'backoff' | 'parked' | 'stopped';
