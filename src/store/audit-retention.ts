@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import type { StoreTables } from './types.js';
+import type { AuditRetention, StoreTables } from './types.js';
 
 /**
  * Target of the summary rows of refused requests (no or a wrong key) to authenticated endpoints.
@@ -7,20 +7,6 @@ import type { StoreTables } from './types.js';
  * push out the rows of real actions, and `list({ excludeTarget })` leaves them out.
  */
 export const AUDIT_REFUSED_TARGET = 'auth:refused';
-
-/** How much of the audit log is kept. Older and surplus rows are deleted in the background. */
-export interface AuditRetention {
-  /** Rows older than this are deleted, ms (default 90 days). */
-  maxAgeMs: number;
-  /** Only the newest rows are kept beyond this many (default 100 000). */
-  maxRows: number;
-  /** Per target, only the newest rows are kept beyond this many (default 1 000 refusal summaries). */
-  targetCaps: Readonly<Record<string, number>>;
-  /** Rows deleted per statement (default 500): short statements that other writers wait little for. */
-  batchSize: number;
-  /** Statements per run at most (default 200); the rest waits for the next run. */
-  maxBatches: number;
-}
 
 /** The defaults of {@link AuditRetention}. */
 export const DEFAULT_AUDIT_RETENTION: AuditRetention = {

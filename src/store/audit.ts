@@ -1,9 +1,9 @@
 import type { Insertable, Kysely, Selectable } from 'kysely';
-import { pruneAudit, DEFAULT_AUDIT_RETENTION, type AuditRetention } from './audit-retention.js';
+import { pruneAudit, DEFAULT_AUDIT_RETENTION } from './audit-retention.js';
 import { AuditTally, type TallyEntry, type TallyRow } from './audit-tally.js';
 import { guard } from './errors.js';
 import { serialise } from './kv.js';
-import type { AuditLog, AuditRecord, StoreEngine, StoreTables } from './types.js';
+import type { AuditLog, AuditRecord, AuditRetention, StoreEngine, StoreTables } from './types.js';
 
 type AuditRow = Selectable<StoreTables['bulwark_audit']>;
 

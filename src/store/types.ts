@@ -1,8 +1,6 @@
 import type { Generated, Kysely } from 'kysely';
-import type { AuditRetention } from './audit-retention.js';
 import type { TallyEntry } from './audit-tally.js';
 
-export type { AuditRetention } from './audit-retention.js';
 export type { TallyEntry } from './audit-tally.js';
 
 /** Which engine a store runs on. */
@@ -175,6 +173,23 @@ export interface AuditRecord {
   action: string;
   target: string;
   detail: unknown;
+}
+
+/**
+ * How much of the audit log is kept. Older and surplus rows are deleted in the background (by
+ * `pruneAudit()` in `audit-retention.ts`).
+ */
+export interface AuditRetention {
+  /** Rows older than this are deleted, ms (default 90 days). */
+  maxAgeMs: number;
+  /** Only the newest rows are kept beyond this many (default 100 000). */
+  maxRows: number;
+  /** Per target, only the newest rows are kept beyond this many (default 1 000 refusal summaries). */
+  targetCaps: Readonly<Record<string, number>>;
+  /** Rows deleted per statement (default 500): short statements that other writers wait little for. */
+  batchSize: number;
+  /** Statements per run at most (default 200); the rest waits for the next run. */
+  maxBatches: number;
 }
 
 /**
