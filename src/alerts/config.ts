@@ -3,7 +3,7 @@ import Type from 'typebox';
 import Value from 'typebox/value';
 import { bulwarkError, type FieldProblem } from '../errors/index.js';
 import type { MetricsHistory } from '../metrics/history.js';
-import type { SeriesReader } from './engine.js';
+import type { SeriesReader } from './engine-options.js';
 import { validateReceiver, type Receiver } from './notifiers.js';
 import type { InhibitRule, MaintenanceWindow } from './manager.js';
 import type { AlertRule } from './rules.js';

@@ -1,9 +1,7 @@
-import type { Logger } from 'pino';
 import { bulwarkError } from '../errors/index.js';
-import type { Store } from '../store/types.js';
-import type { GroupOptions } from './grouping.js';
+import type { AlertEngineOptions } from './engine-options.js';
 import { StoreLease } from './lease.js';
-import { AlertSilences, type Ack, type InhibitRule, type MaintenanceWindow } from './manager.js';
+import { AlertSilences, type Ack } from './manager.js';
 import {
   closeNotifiers,
   deliver as deliverNotification,
@@ -14,45 +12,7 @@ import { AlertOutbox } from './outbox.js';
 import { evaluateRule, initialStatus, type AlertRule, type RuleStatus } from './rules.js';
 import { AlertSender } from './sender.js';
 
-/** Reads the value a rule judges: the series' mean over `windowMs` up to `now`, undefined if no point. */
-export type SeriesReader = (series: string, windowMs: number, now: number) => Promise<number | undefined>;
-
-/** Options of {@link AlertEngine}. */
-export interface AlertEngineOptions {
-  store: Store;
-  logger: Logger;
-  serviceId: string;
-  instanceId: string;
-  rules: AlertRule[];
-  receivers: Receiver[];
-  /** Receivers per rule (by name); default every receiver. */
-  routes?: (rule: AlertRule) => string[];
-  read: SeriesReader;
-  /** Runs a rule's action when it starts firing (the caller records it in the audit log). */
-  act?: (rule: AlertRule) => Promise<void>;
-  evaluateEveryMs?: number;
-  sendEveryMs?: number;
-  /** The evaluator-and-sender lease (one instance at a time), default 15 000 ms. */
-  leaseMs?: number;
-  /** First retry delay, doubling up to `retryMaxMs` (defaults 1 000 and 60 000 ms). */
-  retryBaseMs?: number;
-  retryMaxMs?: number;
-  /** Attempts before a notification is dead (default 50). */
-  maxAttempts?: number;
-  /** Notifications per receiver per minute; beyond, the rest wait (default 30). */
-  receiverBudgetPerMinute?: number;
-  deliver?: (receiver: Receiver, notification: Notification) => Promise<void>;
-  /** A firing alert nobody acknowledged is notified again this often (default 4 h). */
-  repeatIntervalMs?: number;
-  /** Escalation of a firing, unacknowledged alert: after `afterMs`, also these receivers. */
-  escalation?: (rule: AlertRule) => { afterMs: number; receivers: string[] }[];
-  /** Grouping of notifications into digests (webhook, Slack, email receivers); default none. */
-  group?: GroupOptions;
-  /** Default {@link DEFAULT_INHIBIT}. */
-  inhibit?: InhibitRule[];
-  windows?: MaintenanceWindow[];
-  now?: () => number;
-}
+export type { AlertEngineOptions, SeriesReader } from './engine-options.js';
 
 /** A rule with its state, as the admin API shows it. */
 export interface RuleView {

@@ -1,5 +1,5 @@
 /** The plain-text body of a report (see reports.ts). */
-import type { ReportData } from './reports.js';
+import type { ReportData } from './report-data.js';
 
 export function formatCount(n: number): string {
   return String(Math.round(n)).replace(/\B(?=(\d{3})+(?!\d))/g, ' ');

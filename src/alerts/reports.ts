@@ -11,9 +11,10 @@ import { parseSeriesName, type HistoryPoint, type MetricsHistory } from '../metr
 import type { Job, JobQueue } from '../queue/types.js';
 import type { Store, StoreTables } from '../store/types.js';
 import type { ErrorStore } from '../tracker/store.js';
-import type { ErrorGroup, ErrorState } from '../tracker/types.js';
+import type { ErrorState } from '../tracker/types.js';
 import type { Notification } from './notifier-types.js';
 import { AlertOutbox } from './outbox.js';
+import type { ReportAlerts, ReportData, ReportErrors, ReportTraffic, ReportUptime } from './report-data.js';
 import { plural, reportText } from './reports-text.js';
 
 /** Options of the report functions. */
@@ -43,67 +44,14 @@ export const REPORT_PERIOD_MS: Readonly<Record<ReportPeriod, number>> = {
 
 const TOP_GROUPS = 10;
 
-/** One error group seen in the period; `count` is the group's lifetime count. */
-export type ReportErrorGroup = Pick<
-  ErrorGroup,
-  'fingerprint' | 'type' | 'message' | 'culprit' | 'state' | 'count' | 'firstSeen' | 'lastSeen'
-> & {
-  /** First seen in the period. */
-  new: boolean;
-  /** First seen before the period and re-opened after a resolve at least once (not necessarily in it). */
-  regressed: boolean;
-};
-
-/** The errors part: groups last seen in the period, and every group's state now. */
-export interface ReportErrors {
-  seen: number;
-  new: number;
-  regressed: number;
-  /** The most frequent (lifetime count) of the groups seen, at most 10. */
-  top: ReportErrorGroup[];
-  /** Every stored group by its state now. */
-  states: Record<ErrorState, number>;
-}
-
-/** The alerts part: transitions in the period (from the outbox) and the alerts firing now. */
-export interface ReportAlerts {
-  /** Distinct firing transitions (repeats and escalations excluded). */
-  firings: number;
-  resolved: number;
-  byRule: { rule: string; firings: number }[];
-  firingNow: { rule: string; since: number }[];
-}
-
-/** The traffic part, from the `{route="*"}` HTTP series of the metrics history. */
-export interface ReportTraffic {
-  /** Σ sampled rate × sampling interval: requests over the period, approximately. */
-  requests: number;
-  /** 5xx responses, the same way. */
-  errors: number;
-  /** Mean of `http.error_ratio` (intervals with requests only); undefined without requests. */
-  errorRatio: number | undefined;
-  latencyP99MaxMs: number | undefined;
-  latencyP99MeanMs: number | undefined;
-  /** Resolution of the points read, s. */
-  resolutionS: number | undefined;
-}
-
-/** Share of the period with history samples: an approximation of the service being up. */
-export interface ReportUptime {
-  ratio: number;
-  /** Sampling intervals covered. */
-  samples: number;
-  intervalMs: number;
-}
-
-/** The figures of a report; a part is absent when its source is. */
-export interface ReportData {
-  service: string;
-  errors?: ReportErrors;
-  alerts: ReportAlerts;
-  traffic?: ReportTraffic;
-  uptime?: ReportUptime;
-}
+export type {
+  ReportAlerts,
+  ReportData,
+  ReportErrorGroup,
+  ReportErrors,
+  ReportTraffic,
+  ReportUptime,
+} from './report-data.js';
 
 /** A report over [`from`, `to`) (ms since the epoch); `text` is multi-line plain text. */
 export interface Report {

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { isBulwarkError } from '../errors/index.js';
-import type { AlertEngineOptions } from './engine.js';
+import type { AlertEngineOptions } from './engine-options.js';
 import { digest, groupable, groupDue, groupKey } from './grouping.js';
 import {
   DEFAULT_INHIBIT,
