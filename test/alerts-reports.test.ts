@@ -1,7 +1,8 @@
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AlertEngine } from '../src/alerts/engine.js';
-import { emailBodies, receiverPayload, type Notification, type Receiver } from '../src/alerts/notifiers.js';
+import { emailBodies } from '../src/alerts/notifier-email.js';
+import { receiverPayload, type Notification, type Receiver } from '../src/alerts/notifiers.js';
 import { AlertOutbox } from '../src/alerts/outbox.js';
 import {
   buildReport,

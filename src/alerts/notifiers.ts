@@ -5,7 +5,6 @@
  * `X-Bulwark-Key` and a Message-ID derived from it, so a retried delivery can be recognised.
  * Nothing here logs; error messages never contain secrets.
  */
-import { closeEmailTransports, sendEmail } from './notifier-email.js';
 import { postNotification } from './notifier-http.js';
 import {
   DEFAULT_DELIVERY_TIMEOUT_MS,
@@ -28,7 +27,6 @@ export type {
   WebhookReceiver,
 } from './notifier-types.js';
 export { DEFAULT_DELIVERY_TIMEOUT_MS, isRetryableDelivery } from './notifier-types.js';
-export { emailBodies, emailMessageId } from './notifier-email.js';
 export { PAGERDUTY_EVENTS_URL, USER_AGENT, receiverUrl } from './notifier-http.js';
 export {
   labelsFingerprint,
@@ -36,6 +34,7 @@ export {
   pagerDutyDedupKey,
   receiverPayload,
 } from './notifier-payloads.js';
+import type * as EmailNotifier from './notifier-email.js';
 export { validateReceiver } from './notifier-validate.js';
 
 /**
@@ -48,11 +47,21 @@ export { validateReceiver } from './notifier-validate.js';
 export async function deliver(receiver: Receiver, n: Notification, opts: DeliverOptions = {}): Promise<void> {
   const timeoutMs = opts.timeoutMs ?? DEFAULT_DELIVERY_TIMEOUT_MS;
   if (!(timeoutMs > 0)) throw new RangeError(`timeoutMs must be > 0, got ${timeoutMs}`);
-  if (receiver.type === 'email') return sendEmail(receiver, n, timeoutMs);
+  if (receiver.type === 'email') {
+    // Loaded on the first email: nodemailer is a large module graph most services never need.
+    email ??= import('./notifier-email.js');
+    return (await email).sendEmail(receiver, n, timeoutMs);
+  }
   return postNotification(receiver, n, timeoutMs);
 }
 
 /** Closes the cached SMTP transports and their connections (on shutdown, e.g. in `onClose`). */
 export function closeNotifiers(): void {
-  closeEmailTransports();
+  // Nothing to close before the first email loaded the module (a rejected load has nothing open).
+  void email?.then(
+    (module) => module.closeEmailTransports(),
+    () => undefined,
+  );
 }
+
+let email: Promise<typeof EmailNotifier> | undefined;

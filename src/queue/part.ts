@@ -3,7 +3,7 @@ import type { RedisDependency } from '../redis/connection.js';
 import type { Store } from '../store/types.js';
 import { EmbeddedJobQueue, type EmbeddedJobQueueOptions } from './embedded.js';
 import { QueueMetrics } from './metrics.js';
-import { RedisJobQueue, type RedisJobQueueOptions } from './redis.js';
+import type { RedisJobQueue, RedisJobQueueOptions } from './redis.js';
 import type { JobOptions, JobQueue } from './types.js';
 
 /** Job queue tuning: lease, poll interval, claim batch of the embedded queue; the BullMQ driver's own. */
@@ -33,7 +33,7 @@ export function queuePart(
               description: 'BullMQ for new jobs. Off: jobs go to the embedded queue.',
             },
           ],
-    start({ store, redis }, { settings, metrics, logger, instanceId }) {
+    async start({ store, redis }, { settings, metrics, logger, instanceId }) {
       const queueMetrics = new QueueMetrics(metrics.registry);
       // Schedules add their occurrences through BullMQ once it exists (it is made after its spool).
       const through: { bullmq?: RedisJobQueue } = {};
@@ -51,6 +51,8 @@ export function queuePart(
             }),
       });
       if (redis === undefined || settings.redisUrl === undefined) return embedded;
+      // Loaded only with Redis: BullMQ is a large module graph an embedded service never needs.
+      const { RedisJobQueue } = await import('./redis.js');
       through.bullmq = new RedisJobQueue({
         url: settings.redisUrl,
         failover: redis.failover,
@@ -67,6 +69,11 @@ export function queuePart(
     },
     close: (queues, { settings }) => queues.close(Math.floor(settings.shutdownTimeoutMs / 2)),
     follow: (queues): Record<string, (on: boolean) => void> =>
-      queues instanceof RedisJobQueue ? { 'bulwark.queues.redis': (on) => (queues.redisEnabled = on) } : {},
+      isRedisQueue(queues) ? { 'bulwark.queues.redis': (on) => (queues.redisEnabled = on) } : {},
   };
+}
+
+/** BullMQ's driver, told apart without loading it. */
+function isRedisQueue(queues: JobQueue): queues is RedisJobQueue {
+  return 'redisEnabled' in queues;
 }

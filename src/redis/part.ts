@@ -1,6 +1,5 @@
-import { observeFailover } from '../failover/index.js';
 import type { Part } from '../parts/index.js';
-import { connectRedis, type RedisDependency } from './connection.js';
+import type { RedisDependency } from './connection.js';
 
 /**
  * Redis with `REDIS_URL` (else off: undefined), behind its failover, which every Redis user
@@ -21,6 +20,11 @@ export function redisPart(): Part<'redis', RedisDependency | undefined> {
           ],
     async start(_needs, { settings, metrics, health, logger }) {
       if (settings.redisUrl === undefined) return undefined;
+      // Loaded only with REDIS_URL: ioredis is a large module graph an embedded service never needs.
+      const [{ connectRedis }, { observeFailover }] = await Promise.all([
+        import('./connection.js'),
+        import('../failover/index.js'),
+      ]);
       const redis = await connectRedis(settings.redisUrl, logger);
       observeFailover(redis.failover, { metrics, health, logger });
       return redis;

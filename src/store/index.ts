@@ -4,7 +4,6 @@ import { SqlAuditLog } from './audit.js';
 import { guard } from './errors.js';
 import { SqlKvRepository } from './kv.js';
 import { KyselyMigrations } from './migrations.js';
-import { openPostgres } from './postgres.js';
 import { openSqlite } from './sqlite.js';
 import type {
   KvRepository,
@@ -45,7 +44,10 @@ export async function createStore(opts: StoreOptions): Promise<Store> {
           })),
           schema: undefined,
         }
-      : await openPostgres({ url: opts.databaseUrl, schema: opts.schema, log });
+      : // Loaded only with DATABASE_URL: an SQLite service never needs the pg driver.
+        await (
+          await import('./postgres.js')
+        ).openPostgres({ url: opts.databaseUrl, schema: opts.schema, log });
 
   const store = new KyselyStore(engine, opened.db, opened.schema, opts.audit);
   try {
