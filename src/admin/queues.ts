@@ -41,7 +41,7 @@ export async function queueOverview(queues: JobQueue): Promise<QueueOverview[]> 
  * thrown before anything changes.
  */
 export async function setQueuePaused(
-  bulwark: Bulwark,
+  bulwark: Pick<Bulwark, 'queues' | 'store'>,
   queue: string,
   paused: boolean,
   audit: { actor: string; reason?: string | undefined; before?: boolean },

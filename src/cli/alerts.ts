@@ -54,23 +54,18 @@ function actor(): string {
   return `cli:${process.env['USER'] ?? 'unknown'}`;
 }
 
-/** Adds `bulwark alerts list|outbox|silence|silences|unsilence|ack|test`. */
-export function registerAlertsCommand(program: Command): void {
-  const alerts = program
-    .command('alerts')
-    .description(
-      'alert rules, their states and notifications (the rules and receivers of BULWARK_ALERTS_FILE)',
-    )
-    .addHelpText(
-      'after',
-      [
-        '',
-        'Examples:',
-        '  bulwark alerts list',
-        '  bulwark alerts outbox --state pending',
-        '  bulwark alerts test ops-webhook',
-      ].join('\n'),
-    );
+/** Defines `bulwark alerts list|outbox|silence|silences|unsilence|ack|test`. */
+export function defineAlertsCommand(alerts: Command): void {
+  alerts.addHelpText(
+    'after',
+    [
+      '',
+      'Examples:',
+      '  bulwark alerts list',
+      '  bulwark alerts outbox --state pending',
+      '  bulwark alerts test ops-webhook',
+    ].join('\n'),
+  );
 
   alerts
     .command('list')

@@ -142,31 +142,28 @@ function diffLines(diff: DiffEntry[]): string {
 }
 
 /**
- * Adds `bulwark config` and its subcommands to `program`: get, set, validate, history, diff,
+ * Defines `bulwark config` and its subcommands to `program`: get, set, validate, history, diff,
  * rollback, explain over a service's config file managed by {@link ConfigManager}. Errors (an invalid
  * value, a stale `--if-revision`, a file that does not parse) propagate to the caller, which prints
  * their code (and each bad field) and exits 1. Writes are recorded with author `cli:<$USER>`.
  */
-export function registerConfigCommand(program: Command): void {
-  const config = program
-    .command('config')
-    .description("inspect, validate and change a service's config file (ConfigManager)")
-    .addHelpText(
-      'after',
-      [
-        '',
-        'Every subcommand takes --file <path> (or BULWARK_CONFIG_FILE), --schema <module> (a module',
-        'whose default export, or export "schema", is the TypeBox schema; not needed by history),',
-        '--env-prefix <prefix> and --json.',
-        '',
-        'Examples:',
-        '  bulwark config get db --file config.json --schema ./dist/config-schema.js',
-        '  bulwark config set db.poolSize 20 --if-revision 7 --reason "more load" --file config.json --schema ./s.js',
-        '  bulwark config validate --file config.env --schema ./s.js',
-        '  bulwark config history --limit 10 --file config.json',
-        '  bulwark config rollback 6 --reason "bad change" --file config.json --schema ./s.js',
-      ].join('\n'),
-    );
+export function defineConfigCommand(config: Command): void {
+  config.addHelpText(
+    'after',
+    [
+      '',
+      'Every subcommand takes --file <path> (or BULWARK_CONFIG_FILE), --schema <module> (a module',
+      'whose default export, or export "schema", is the TypeBox schema; not needed by history),',
+      '--env-prefix <prefix> and --json.',
+      '',
+      'Examples:',
+      '  bulwark config get db --file config.json --schema ./dist/config-schema.js',
+      '  bulwark config set db.poolSize 20 --if-revision 7 --reason "more load" --file config.json --schema ./s.js',
+      '  bulwark config validate --file config.env --schema ./s.js',
+      '  bulwark config history --limit 10 --file config.json',
+      '  bulwark config rollback 6 --reason "bad change" --file config.json --schema ./s.js',
+    ].join('\n'),
+  );
 
   const sub = (name: string, description: string): Command =>
     config

@@ -3,7 +3,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { flagActor, flagOverview, requireFlag } from '../admin/flags.js';
 import { bulwarkError } from '../errors/index.js';
 import type { EvaluationContext, FlagValue } from '../flags/types.js';
-import { table, withBulwark } from './shared.js';
+import { table, withParts } from './shared.js';
 
 /** The audit actor of a change made from the command line: `cli:<$USER>`, or `cli` without one. */
 export function cliActor(env: NodeJS.ProcessEnv = process.env): string {
@@ -68,34 +68,31 @@ function reasonOf(detail: unknown): string {
 }
 
 /**
- * Adds `bulwark flags` and its subcommands to `program`: list, get, set, kill, revive, rollout,
+ * Defines `bulwark flags` and its subcommands to `program`: list, get, set, kill, revive, rollout,
  * history, delete, eval over `bulwark.flags`, on the same store as the server. Errors (an unknown
  * flag, an invalid definition, a stale `--if-version`) propagate to the caller, which prints their
  * code and exits 1. The flag service audits every change, with actor `cli:<$USER>` (or `cli`).
  */
-export function registerFlagsCommand(program: Command): void {
-  const flags = program
-    .command('flags')
-    .description('inspect and change feature flags and kill switches (the same store as the server)')
-    .addHelpText(
-      'after',
-      [
-        '',
-        'Examples:',
-        '  bulwark flags list',
-        '  bulwark flags set new-checkout.json --reason "staff preview"',
-        '  bulwark flags rollout new-checkout 10 --reason "first 10 %"',
-        '  bulwark flags kill bulwark.cache --reason "incident 42"',
-        '  bulwark flags eval new-checkout --context \'{"targetingKey":"u1"}\'',
-      ].join('\n'),
-    );
+export function defineFlagsCommand(flags: Command): void {
+  flags.addHelpText(
+    'after',
+    [
+      '',
+      'Examples:',
+      '  bulwark flags list',
+      '  bulwark flags set new-checkout.json --reason "staff preview"',
+      '  bulwark flags rollout new-checkout 10 --reason "first 10 %"',
+      '  bulwark flags kill bulwark.cache --reason "incident 42"',
+      '  bulwark flags eval new-checkout --context \'{"targetingKey":"u1"}\'',
+    ].join('\n'),
+  );
 
   flags
     .command('list')
     .description('every flag: type, enabled, rollout, rules, stored version; then where they came from')
     .option('--json', 'print JSON ({ provenance, flags })')
     .action(async (options: { json?: boolean }) => {
-      const overview = await withBulwark((bw) => flagOverview(bw.flags));
+      const overview = await withParts(['flags'], (bw) => flagOverview(bw.flags));
       if (options.json === true) {
         console.log(JSON.stringify(overview, null, 2));
         return;
@@ -125,7 +122,7 @@ export function registerFlagsCommand(program: Command): void {
     .argument('<key>', 'flag key')
     .option('--json', 'print JSON ({ flag, version })')
     .action(async (key: string, options: { json?: boolean }) => {
-      const result = await withBulwark(async (bw) => {
+      const result = await withParts(['flags'], async (bw) => {
         const flag = requireFlag(bw.flags, key);
         return { flag, version: await bw.flags.versionOf(key) };
       });
@@ -150,7 +147,7 @@ export function registerFlagsCommand(program: Command): void {
     )
     .action(async (file: string, options: { reason?: string; ifVersion?: number }) => {
       const input = await readDefinition(file);
-      const { key, version } = await withBulwark(async (bw) => {
+      const { key, version } = await withParts(['flags'], async (bw) => {
         const flag = await bw.flags.set(
           input,
           flagActor(cliActor(), options.reason),
@@ -173,7 +170,9 @@ export function registerFlagsCommand(program: Command): void {
       .option('--reason <text>', 'why, for the audit log')
       .action(async (key: string, options: { reason?: string }) => {
         const who = flagActor(cliActor(), options.reason);
-        const flag = await withBulwark((bw) => (kill ? bw.flags.kill(key, who) : bw.flags.revive(key, who)));
+        const flag = await withParts(['flags'], (bw) =>
+          kill ? bw.flags.kill(key, who) : bw.flags.revive(key, who),
+        );
         if (kill) console.log(`killed ${key}: everyone gets "${flag.offVariant ?? flag.defaultVariant}"`);
         else console.log(`revived ${key}`);
       });
@@ -193,7 +192,7 @@ export function registerFlagsCommand(program: Command): void {
         pct: number,
         options: { variant?: string; otherwise?: string; reason?: string },
       ) => {
-        const flag = await withBulwark((bw) =>
+        const flag = await withParts(['flags'], (bw) =>
           bw.flags.rollout(key, pct, flagActor(cliActor(), options.reason), {
             ...(options.variant === undefined ? {} : { variant: options.variant }),
             ...(options.otherwise === undefined ? {} : { otherwise: options.otherwise }),
@@ -211,7 +210,7 @@ export function registerFlagsCommand(program: Command): void {
     .option('--limit <n>', 'at most this many records (1–500)', intFrom(1, 500), 50)
     .option('--json', 'print JSON (with before/after of each change)')
     .action(async (key: string, options: { limit: number; json?: boolean }) => {
-      const records = await withBulwark((bw) => bw.flags.history(key, options.limit));
+      const records = await withParts(['flags'], (bw) => bw.flags.history(key, options.limit));
       if (options.json === true) {
         console.log(JSON.stringify(records, null, 2));
         return;
@@ -234,7 +233,9 @@ export function registerFlagsCommand(program: Command): void {
     .argument('<key>', 'flag key')
     .option('--reason <text>', 'why, for the audit log')
     .action(async (key: string, options: { reason?: string }) => {
-      const removed = await withBulwark((bw) => bw.flags.remove(key, flagActor(cliActor(), options.reason)));
+      const removed = await withParts(['flags'], (bw) =>
+        bw.flags.remove(key, flagActor(cliActor(), options.reason)),
+      );
       if (!removed) throw bulwarkError('BWK_ERR_FLAG_NOT_FOUND', { key });
       console.log(`deleted ${key}`);
     });
@@ -248,7 +249,7 @@ export function registerFlagsCommand(program: Command): void {
     .option('--json', 'print JSON')
     .action(
       async (key: string, options: { context: EvaluationContext; default: FlagValue; json?: boolean }) => {
-        const details = await withBulwark(async (bw) => {
+        const details = await withParts(['flags'], async (bw) => {
           requireFlag(bw.flags, key);
           return bw.flags.evaluate(key, options.context, options.default);
         });

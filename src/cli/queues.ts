@@ -1,11 +1,16 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { JOB_STATES, queueOverview, setQueuePaused } from '../admin/queues.js';
 import type { JobState } from '../queue/index.js';
-import type { Bulwark } from '../runtime/create.js';
-import { table, withBulwark } from './shared.js';
+import type { Store } from '../store/types.js';
+import { table, withParts } from './shared.js';
 
 /** Appends an audit record of a change made from the command line (actor `cli`). */
-async function audit(bulwark: Bulwark, action: string, queue: string, detail: unknown): Promise<void> {
+async function audit(
+  bulwark: { store: Store },
+  action: string,
+  queue: string,
+  detail: unknown,
+): Promise<void> {
   await bulwark.store.audit.append({ actor: 'cli', action, target: `queue:${queue}`, detail });
 }
 
@@ -23,32 +28,29 @@ function oneLine(text: string | null, max = 60): string {
 }
 
 /**
- * Adds `bulwark queues` and its subcommands to `program`: list, jobs, redrive, promote, remove,
+ * Defines `bulwark queues` and its subcommands to `program`: list, jobs, redrive, promote, remove,
  * pause, resume over `bulwark.queues`. Errors (a bad queue name, a missing job) propagate to the
  * caller, which prints their code and exits 1. Changes are written to the audit log (actor `cli`).
  */
-export function registerQueuesCommand(program: Command): void {
-  const queues = program
-    .command('queues')
-    .description('inspect and operate the job queues (the same store as the server)')
-    .addHelpText(
-      'after',
-      [
-        '',
-        'Examples:',
-        '  bulwark queues list',
-        '  bulwark queues jobs email --state dead',
-        '  bulwark queues redrive email',
-        '  bulwark queues pause email --reason "provider outage"',
-      ].join('\n'),
-    );
+export function defineQueuesCommand(queues: Command): void {
+  queues.addHelpText(
+    'after',
+    [
+      '',
+      'Examples:',
+      '  bulwark queues list',
+      '  bulwark queues jobs email --state dead',
+      '  bulwark queues redrive email',
+      '  bulwark queues pause email --reason "provider outage"',
+    ].join('\n'),
+  );
 
   queues
     .command('list')
     .description('every queue with its paused flag and per-state counts')
     .option('--json', 'print JSON')
     .action(async (options: { json?: boolean }) => {
-      const overview = await withBulwark(async (bw) => queueOverview(bw.queues));
+      const overview = await withParts(['queues'], async (bw) => queueOverview(bw.queues));
       if (options.json === true) {
         console.log(JSON.stringify(overview, null, 2));
         return;
@@ -77,7 +79,7 @@ export function registerQueuesCommand(program: Command): void {
     .option('--limit <n>', 'at most this many jobs (1–1000)', limit, 100)
     .option('--json', 'print JSON (with each job’s data)')
     .action(async (queue: string, options: { state: JobState; limit: number; json?: boolean }) => {
-      const jobs = await withBulwark((bw) => bw.queues.list(queue, options.state, options.limit));
+      const jobs = await withParts(['queues'], (bw) => bw.queues.list(queue, options.state, options.limit));
       if (options.json === true) {
         console.log(JSON.stringify(jobs, null, 2));
         return;
@@ -108,7 +110,7 @@ export function registerQueuesCommand(program: Command): void {
     .argument('[ids...]', 'ids of dead jobs (default: every dead job of the queue)')
     .action(async (queue: string, ids: string[]) => {
       const wanted = ids.length === 0 ? undefined : ids;
-      const redriven = await withBulwark(async (bw) => {
+      const redriven = await withParts(['queues'], async (bw) => {
         const done = await bw.queues.redrive(queue, wanted);
         await audit(bw, 'queue.redrive', queue, { ids: wanted ?? null, redriven: done });
         return done;
@@ -125,7 +127,7 @@ export function registerQueuesCommand(program: Command): void {
     .argument('<queue>', 'queue name')
     .argument('<id>', 'job id')
     .action(async (queue: string, id: string) => {
-      await withBulwark(async (bw) => {
+      await withParts(['queues'], async (bw) => {
         await bw.queues.promote(queue, id);
         await audit(bw, 'queue.promote', queue, { id });
       });
@@ -138,7 +140,7 @@ export function registerQueuesCommand(program: Command): void {
     .argument('<queue>', 'queue name')
     .argument('<id>', 'job id')
     .action(async (queue: string, id: string) => {
-      await withBulwark(async (bw) => {
+      await withParts(['queues'], async (bw) => {
         await bw.queues.remove(queue, id);
         await audit(bw, 'queue.remove', queue, { id });
       });
@@ -156,7 +158,7 @@ export function registerQueuesCommand(program: Command): void {
       .argument('<queue>', 'queue name')
       .option('--reason <text>', 'why, for the audit log')
       .action(async (queue: string, options: { reason?: string }) => {
-        const { before } = await withBulwark(async (bw) =>
+        const { before } = await withParts(['queues'], async (bw) =>
           setQueuePaused(bw, queue, paused, {
             actor: 'cli',
             reason: options.reason,

@@ -1,11 +1,25 @@
-import { createBulwark, type Bulwark } from '../runtime/create.js';
+import type { FlagService } from '../flags/service.js';
+import type { JobQueue } from '../queue/types.js';
+import type { Store } from '../store/types.js';
+
+/** What a command may open: the store always, and the capabilities it names. */
+export interface CliParts {
+  store: Store;
+  flags: FlagService;
+  queues: JobQueue;
+}
 
 /**
- * Opens Bulwark from the environment (the same variables as the server), runs `fn`, then closes it.
- * Logs (warnings and worse) go to stderr so that stdout stays parseable with `--json`.
+ * Opens the store and the capabilities named (with the parts they need, nothing else) from the
+ * environment (the same variables as the server), runs `fn`, then closes them. Logs (warnings and
+ * worse) go to stderr so that stdout stays parseable with `--json`.
  */
-export async function withBulwark<T>(fn: (bulwark: Bulwark) => Promise<T>): Promise<T> {
-  const bulwark = await createBulwark({
+export async function withParts<K extends 'flags' | 'queues', T>(
+  names: K[],
+  fn: (parts: Pick<CliParts, K | 'store'>) => Promise<T>,
+): Promise<T> {
+  const { openParts } = await import('../runtime/create.js');
+  const opened = await openParts(names, {
     logLevel: 'warn',
     defaultMetrics: false,
     logDestination: process.stderr,
@@ -13,9 +27,11 @@ export async function withBulwark<T>(fn: (bulwark: Bulwark) => Promise<T>): Prom
     metricsHistory: false,
   });
   try {
-    return await fn(bulwark);
+    const parts = { store: opened.get<Store>('store') } as Pick<CliParts, K | 'store'>;
+    for (const name of names) (parts as Record<string, unknown>)[name] = opened.get(name);
+    return await fn(parts);
   } finally {
-    await bulwark.close();
+    await opened.close();
   }
 }
 

@@ -110,15 +110,11 @@ function printStatus(status: Record<string, unknown>, live: boolean, lines: numb
 }
 
 /**
- * Adds `bulwark supervise` to `program`: run an app under the supervisor, and `status`, `reload`,
+ * Defines `bulwark supervise` to `program`: run an app under the supervisor, and `status`, `reload`,
  * `stop` against a running one (through its control socket in the state directory).
  */
-export function registerSuperviseCommand(program: Command): void {
-  const supervise = program
-    .command('supervise')
-    .description(
-      'run an app under the Bulwark supervisor (restarts, hang detection, graded recovery, cluster mode)',
-    )
+export function defineSuperviseCommand(supervise: Command): void {
+  supervise
     .argument('[command...]', 'the app command, after --')
     .option('--config <file>', 'JSON file with the same options (flags override it)')
     .option('--no-echo', "do not copy the app's output to this terminal (it still goes to the log files)")

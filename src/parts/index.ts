@@ -93,6 +93,25 @@ export function orderParts(parts: readonly AnyPart[]): AnyPart[] {
 }
 
 /**
+ * The parts named and every part they need, directly or not, in their given order.
+ *
+ * @throws Error naming a part that is not in the list.
+ */
+export function partsFor(parts: readonly AnyPart[], names: readonly string[]): AnyPart[] {
+  const byName = new Map(parts.map((part) => [part.name, part]));
+  const wanted = new Set<string>();
+  const add = (name: string): void => {
+    if (wanted.has(name)) return;
+    const part = byName.get(name);
+    if (part === undefined) throw new Error(`no part named ${name}`);
+    wanted.add(name);
+    for (const need of part.needs) add(need);
+  };
+  for (const name of names) add(name);
+  return parts.filter((part) => wanted.has(part.name));
+}
+
+/**
  * Starts `parts` in dependency order. If one fails to start, every part already started is closed
  * in reverse order (their close errors logged) and the start's own error is thrown.
  */

@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { DestinationStream, Logger } from 'pino';
 import type { TObject } from 'typebox';
@@ -18,7 +17,7 @@ import { HealthRegistry } from '../health/index.js';
 import { createLogger } from '../logging/index.js';
 import { Metrics } from '../metrics/index.js';
 import { historyPart, type HistoryPartOptions } from '../metrics/part.js';
-import { startParts, type AnyPart, type PartCore } from '../parts/index.js';
+import { partsFor, startParts, type AnyPart, type PartCore } from '../parts/index.js';
 import type { JobQueue } from '../queue/index.js';
 import { queuePart, type QueuePartOptions } from '../queue/part.js';
 import { rateLimitPart, type RateLimitPartOptions } from '../ratelimit/part.js';
@@ -31,6 +30,7 @@ import type { Store } from '../store/types.js';
 import type { SupervisorClient } from '../supervised/client.js';
 import { supervisorPart } from '../supervised/part.js';
 import { errorsPart } from '../tracker/part.js';
+import { VERSION } from '../version.js';
 import type { ErrorTracker } from '../tracker/index.js';
 
 export { BROWSER_ERRORS_POLICY, DEFAULT_RATE_LIMIT_POLICY } from '../ratelimit/part.js';
@@ -147,10 +147,7 @@ export interface Bulwark<S extends TObject = TObject> {
   close(): Promise<void>;
 }
 
-/** The package version, read once. */
-export const VERSION: string = (
-  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
-).version;
+export { VERSION };
 
 /**
  * Bulwark's own parts for `options`: the store, the metrics history, Redis, the cache, rate limits,
@@ -176,17 +173,8 @@ export function bulwarkParts(options: BulwarkOptions, settings: Settings, alerts
   return [...parts, flagsPart({ tools, inMemory: options.store?.sqliteFile === ':memory:' })];
 }
 
-/**
- * Validates the settings (and the alerting configuration) before anything opens, then starts every
- * part in dependency order and the health checks. If anything fails to start, whatever already
- * started is closed in reverse order and the original error is thrown (`BWK_ERR_SETTINGS_INVALID`
- * naming every bad field, `BWK_ERR_STORE_UNAVAILABLE`, `BWK_ERR_CONFIG_INVALID`, ...), leaving
- * nothing open. Readiness stays `starting` until `health.markReady()` (the Fastify plugin calls it
- * when the app is ready).
- */
-export async function createBulwark<S extends TObject = TObject>(
-  options: BulwarkOptions<S> = {},
-): Promise<Bulwark<S>> {
+/** The settings, logger, metrics and health every part is given, from `options`, and the alerting configuration. */
+function coreOf(options: BulwarkOptions): { core: PartCore; alertsConfig: AlertsConfig | undefined } {
   const settings = loadSettings(options, options.env ?? process.env);
   const serviceId = options.serviceId ?? 'bulwark';
   // Checked before anything opens: a bad alerting configuration stops the start, naming each field.
@@ -207,7 +195,64 @@ export async function createBulwark<S extends TObject = TObject>(
   const metrics = new Metrics({ defaultMetrics: options.defaultMetrics ?? true });
   const health = new HealthRegistry({ logger, identity: { serviceId, releaseId: version } });
   const instanceId = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
-  const core: PartCore = { settings, logger, metrics, health, serviceId, instanceId, version };
+  return { core: { settings, logger, metrics, health, serviceId, instanceId, version }, alertsConfig };
+}
+
+/** Parts opened by {@link openParts}. */
+export interface OpenParts {
+  readonly settings: Settings;
+  readonly logger: Logger;
+  /** The value of a part that was opened (undefined for one that is off). */
+  get<T>(name: string): T;
+  /** Closes what was opened, in reverse order. */
+  close(): Promise<void>;
+}
+
+/**
+ * Opens only the parts named and the parts they need (e.g. `['flags']`: the store, Redis when
+ * configured, the flag service), for tools that use one capability, such as the CLI. Same settings,
+ * validation and unwinding as {@link createBulwark}; no health checks, no tool-flag following.
+ */
+export async function openParts(names: string[], options: BulwarkOptions = {}): Promise<OpenParts> {
+  const { core, alertsConfig } = coreOf(options);
+  const close = () => {
+    core.metrics.close();
+    core.logger.flush();
+  };
+  let parts;
+  try {
+    parts = await startParts(partsFor(bulwarkParts(options, core.settings, alertsConfig), names), core);
+  } catch (error) {
+    close();
+    throw error;
+  }
+  return {
+    settings: core.settings,
+    logger: core.logger,
+    get: <T>(name: string) => parts.values.get(name) as T,
+    close: async () => {
+      try {
+        await parts.close();
+      } finally {
+        close();
+      }
+    },
+  };
+}
+
+/**
+ * Validates the settings (and the alerting configuration) before anything opens, then starts every
+ * part in dependency order and the health checks. If anything fails to start, whatever already
+ * started is closed in reverse order and the original error is thrown (`BWK_ERR_SETTINGS_INVALID`
+ * naming every bad field, `BWK_ERR_STORE_UNAVAILABLE`, `BWK_ERR_CONFIG_INVALID`, ...), leaving
+ * nothing open. Readiness stays `starting` until `health.markReady()` (the Fastify plugin calls it
+ * when the app is ready).
+ */
+export async function createBulwark<S extends TObject = TObject>(
+  options: BulwarkOptions<S> = {},
+): Promise<Bulwark<S>> {
+  const { core, alertsConfig } = coreOf(options);
+  const { settings, logger, metrics, health, serviceId, instanceId, version } = core;
   logger.info(
     {
       settings: redactSettings(settings),
