@@ -1,18 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import http from 'node:http';
+import { onFreePort, type PortChoice } from './ports.js';
 
-/** A free TCP port on 127.0.0.1 (bound then released). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0));
-    });
-  });
-}
+export { freePort } from './ports.js';
 
 /** A spawned fixture with its output collected. */
 export interface Spawned {
@@ -73,6 +63,44 @@ export function spawnTs(entry: string, args: string[], env: NodeJS.ProcessEnv): 
       });
     },
   };
+}
+
+/**
+ * Waits until `proc` prints `pattern` and returns the port its first group captured: for servers
+ * started on port 0, e.g. `/listening on http:\/\/127\.0\.0\.1:(\d+)/` for the demo app.
+ */
+export async function listeningPort(proc: Spawned, pattern: RegExp, timeoutMs?: number): Promise<number> {
+  await proc.waitFor(pattern, timeoutMs);
+  const port = Number(pattern.exec(proc.stdout() + proc.stderr())?.[1]);
+  if (!Number.isInteger(port) || port <= 0)
+    throw new Error(`no port in the output matching ${String(pattern)}`);
+  return port;
+}
+
+/**
+ * For a fixture that can only bind the port given in its environment: spawns `entry` with
+ * `PORT=<port>` and waits for `ready(port)`; when the port was taken meanwhile (the fixture died of
+ * EADDRINUSE), spawns it again on a fresh port ({@link onFreePort}). A fixture that does not get
+ * ready is killed before the error is rethrown.
+ */
+export function spawnOnFreePort(
+  entry: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  ready: (port: number) => string | RegExp,
+  choice?: PortChoice,
+): Promise<{ proc: Spawned; port: number }> {
+  return onFreePort(async (port) => {
+    const proc = spawnTs(entry, args, { ...env, PORT: String(port) });
+    try {
+      await proc.waitFor(ready(port));
+    } catch (error) {
+      if (proc.child.exitCode === null && proc.child.signalCode === null) proc.child.kill('SIGKILL');
+      await proc.exited;
+      throw error;
+    }
+    return { proc, port };
+  }, choice);
 }
 
 /** One HTTP request over `agent`; resolves with the status and body or rejects with the socket error. */
