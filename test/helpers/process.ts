@@ -1,6 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
+import { readFileSync } from 'node:fs';
+import type net from 'node:net';
 import { onFreePort, type PortChoice } from './ports.js';
+import { until } from './wait.js';
 
 export { freePort } from './ports.js';
 
@@ -108,6 +111,7 @@ export function request(
   agent: http.Agent,
   port: number,
   opts: { method?: string; path: string; body?: unknown },
+  onRequest?: (req: http.ClientRequest) => void,
 ): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const payload = opts.body === undefined ? undefined : JSON.stringify(opts.body);
@@ -132,6 +136,43 @@ export function request(
       },
     );
     req.on('error', reject);
+    onRequest?.(req);
     req.end(payload);
   });
+}
+
+/**
+ * Resolves once everything written on the client `socket` (to 127.0.0.1) has been read by the
+ * server process: the client's send queue and the server's receive queue of that connection are
+ * both empty, per /proc/net/tcp (Linux only, like CI). For "the request is in flight" without a
+ * fixed sleep: a request the server has not read yet is not in flight for it.
+ */
+export async function untilPeerRead(socket: net.Socket, timeoutMs = 20_000): Promise<void> {
+  const local = socket.localPort;
+  const remote = socket.remotePort;
+  if (local === undefined || remote === undefined) throw new Error('socket not connected');
+  await until(
+    () => {
+      const queues = tcpQueues();
+      const client = queues.get(`${local}>${remote}`);
+      const server = queues.get(`${remote}>${local}`);
+      return client?.tx === 0 && server?.rx === 0;
+    },
+    timeoutMs,
+    `the server read everything sent on port ${local}`,
+  );
+}
+
+/** Send and receive queue sizes of every IPv4 TCP connection, by "localPort>remotePort". */
+function tcpQueues(): Map<string, { tx: number; rx: number }> {
+  const queues = new Map<string, { tx: number; rx: number }>();
+  for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
+    // "sl local_address rem_address st tx_queue:rx_queue ...", addresses as HEXIP:HEXPORT.
+    const [, localAddress, remoteAddress, , queue] = line.trim().split(/\s+/);
+    if (localAddress === undefined || remoteAddress === undefined || queue === undefined) continue;
+    const port = (address: string) => Number.parseInt(address.split(':')[1] ?? '', 16);
+    const [tx, rx] = queue.split(':').map((hex) => Number.parseInt(hex, 16));
+    queues.set(`${port(localAddress)}>${port(remoteAddress)}`, { tx: tx ?? -1, rx: rx ?? -1 });
+  }
+  return queues;
 }
