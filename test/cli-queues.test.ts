@@ -62,7 +62,8 @@ afterAll(() => {
   rmSync(dataDir, { recursive: true, force: true });
 });
 
-describe('bulwark queues', () => {
+// Each test spawns the CLI (tsx, seconds per start on a loaded machine) up to 8 times in sequence.
+describe('bulwark queues', { timeout: 120_000 }, () => {
   it('--help lists the subcommands; each has its own --help', async () => {
     const runs = await Promise.all(
       [[], ['list'], ['jobs'], ['redrive'], ['pause']].map((sub) => cli('queues', ...sub, '--help')),
