@@ -238,12 +238,12 @@ export function get(
 
 /**
  * Keep-alive GET load on `port` by `concurrency` clients until `stop()`; counts answers by
- * outcome. Used to show that kills and reloads in cluster mode fail no request.
+ * outcome (`ok()` so far: wait on it to place a fault after load has flowed). Used to show that kills and reloads in cluster mode fail no request.
  */
 export function load(
   port: number,
   concurrency = 16,
-): { stop(): Promise<{ ok: number; failed: number; errors: string[] }> } {
+): { ok(): number; stop(): Promise<{ ok: number; failed: number; errors: string[] }> } {
   const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
   let running = true;
   let ok = 0;
@@ -261,6 +261,7 @@ export function load(
     }
   });
   return {
+    ok: () => ok,
     async stop() {
       running = false;
       await Promise.all(loops);
