@@ -54,7 +54,9 @@ describe('4 instances (processes) sharing one Redis and one store', () => {
       }),
     );
     // Port 0: each reads back the port it got.
-    for (const proc of procs) instances.push({ proc, port: await listeningPort(proc, /listening (\d+)/) });
+    // Four tsx processes starting at once take long on a loaded machine.
+    const ports = await Promise.all(procs.map((proc) => listeningPort(proc, /listening (\d+)/, 55_000)));
+    procs.forEach((proc, i) => instances.push({ proc, port: ports[i] ?? 0 }));
     await until(
       async () => (await Promise.all(instances.map((i) => read(i, 'x')))).every((r) => r.listening),
       20_000,
