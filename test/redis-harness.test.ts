@@ -57,7 +57,8 @@ function alive(pid: number): boolean {
 
 /** Resolves on the client's next `ready` (it reconnected and passed the ready check). */
 function nextReady(redis: Redis): Promise<unknown> {
-  return once(redis, 'ready');
+  // Not events.once: it rejects on the 'error' of each reconnect attempt made while the server is down.
+  return new Promise((resolve) => redis.once('ready', resolve));
 }
 
 describe('startRedis', () => {
