@@ -6,7 +6,14 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { isBulwarkError } from '../src/errors/index.js';
 import { Worker } from 'bullmq';
 import pino from 'pino';
-import { EmbeddedJobQueue, RedisJobQueue, effectOnce, jobEffectKey, type Job } from '../src/queue/index.js';
+import {
+  EmbeddedJobQueue,
+  RedisJobQueue,
+  effectOnce,
+  jobEffectKey,
+  type Job,
+  type RedisJobQueueOptions,
+} from '../src/queue/index.js';
 import { connectRedis } from '../src/redis/connection.js';
 import { createStore } from '../src/store/index.js';
 import { createBulwark, type Bulwark } from '../src/runtime/create.js';
@@ -24,8 +31,10 @@ const open: Bulwark[] = [];
 beforeAll(async () => {
   redis = await startRedis({ args: DURABLE });
 });
+const closers: (() => Promise<void>)[] = [];
 afterEach(async () => {
   for (const b of open.splice(0)) await b.close();
+  for (const close of closers.splice(0)) await close();
   await redis.resume().catch(() => undefined);
   if (!(await redisUp())) await redis.restart();
   await flushAll();
@@ -68,6 +77,30 @@ async function bulwark(dataDir?: string): Promise<Bulwark> {
   });
   open.push(b);
   return b;
+}
+
+/** The BullMQ driver on its own store and spool (SQLite in a temp dir), closed after the test. */
+async function redisDriver(name: string, extra: Partial<RedisJobQueueOptions> = {}) {
+  const dir = mkdtempSync(path.join(tmpdir(), `bulwark-queue-${name}-`));
+  dirs.push(dir);
+  const store = await createStore({ dataDir: dir });
+  const redisDep = await connectRedis(redis.url, pino({ level: 'silent' }));
+  const spool = new EmbeddedJobQueue({ store, pollMs: 20 });
+  const queues = new RedisJobQueue({
+    url: redis.url,
+    failover: redisDep.failover,
+    client: redisDep.client,
+    spool,
+    store,
+    instanceId: `${name}-test`,
+    ...extra,
+  });
+  closers.push(async () => {
+    await queues.close(1000);
+    redisDep.close();
+    await store.close();
+  });
+  return { store, redisDep, spool, queues };
 }
 
 /** Every job of `queue`, in BullMQ and in the spool, is done. */
@@ -217,25 +250,47 @@ describe('queues on Redis under faults: every acknowledged job takes effect exac
   }
 });
 
+describe('a job in BullMQ and in the spool at once', () => {
+  it(
+    'an add that missed its deadline but reached Redis: counted once, run once (the spool copy is replayed, BullMQ dedupes its id)',
+    { timeout: 30_000 },
+    async () => {
+      // Only the explicit replay below moves the spool to BullMQ.
+      const { store, redisDep, spool, queues } = await redisDriver('both', { replayIntervalMs: 600_000 });
+      const spooled = async () =>
+        Number(
+          (await sql<{ n: number }>`select count(*) as n from bulwark_jobs`.execute(store.db)).rows[0]?.n,
+        );
+      expect(redisDep.failover.mode).toBe('primary');
+      await queues.add('dup', 'x', { id: 'twice' }); // Redis is up: into BullMQ
+      expect(await spooled()).toBe(0);
+      // The copy a timed-out add leaves in the spool when Redis applied the add after all (or a
+      // second add of the id that missed its deadline): same queue, same id, in both stores.
+      await spool.add('dup', 'x', { id: 'twice' });
+      expect(await spooled()).toBe(1);
+      expect((await queues.counts('dup')).get('dup')).toMatchObject({ waiting: 1 });
+      const ran: string[] = [];
+      queues.process('dup', async (job) => {
+        ran.push(job.id);
+      });
+      await until(() => ran.length === 1, 10_000, 'the job ran');
+      // The spool copy goes to BullMQ, which knows the id already and adds nothing.
+      expect(await queues.replay()).toBe(1);
+      expect(await spooled()).toBe(0);
+      const counts = (await queues.counts('dup')).get('dup');
+      expect(counts).toMatchObject({ waiting: 0, delayed: 0, retrying: 0, active: 0 });
+      expect(ran).toEqual(['twice']);
+    },
+  );
+});
+
 describe('BullMQ worker watchdog', () => {
   it(
     'a worker that makes no progress with jobs waiting after a reconnect is replaced',
     { timeout: 30_000 },
     async () => {
-      const dir = mkdtempSync(path.join(tmpdir(), 'bulwark-queue-watchdog-'));
-      dirs.push(dir);
-      const store = await createStore({ dataDir: dir });
-      const logger = pino({ level: 'silent' });
-      const redisDep = await connectRedis(redis.url, logger);
-      const spool = new EmbeddedJobQueue({ store, pollMs: 20 });
       let built = 0;
-      const queues = new RedisJobQueue({
-        url: redis.url,
-        failover: redisDep.failover,
-        client: redisDep.client,
-        spool,
-        store,
-        instanceId: 'watchdog-test',
+      const { redisDep, queues } = await redisDriver('watchdog', {
         stallMs: 500,
         // The first worker is wedged: it listens on another queue and never takes ours.
         createWorker: (queue, processor, opts) => {
@@ -243,25 +298,19 @@ describe('BullMQ worker watchdog', () => {
           return new Worker(built === 1 ? `${queue}-nowhere` : queue, processor, opts);
         },
       });
-      try {
-        const ran: string[] = [];
-        queues.process('w', async (job) => {
-          ran.push(job.id);
-        });
-        for (const id of ['a', 'b', 'c']) await queues.add('w', id, { id });
-        await new Promise((resolve) => setTimeout(resolve, 1000));
-        expect(ran).toEqual([]); // wedged: jobs wait
-        // A reconnect: the kill switch on and off makes the failover fail back and arm the watchdog.
-        redisDep.failover.setForced(true);
-        redisDep.failover.setForced(false);
-        await until(() => redisDep.failover.mode === 'primary', 5000);
-        await until(() => ran.length === 3, 10_000, 'jobs run by the replacement worker');
-        expect(built).toBe(2);
-      } finally {
-        await queues.close(1000);
-        redisDep.close();
-        await store.close();
-      }
+      const ran: string[] = [];
+      queues.process('w', async (job) => {
+        ran.push(job.id);
+      });
+      for (const id of ['a', 'b', 'c']) await queues.add('w', id, { id });
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      expect(ran).toEqual([]); // wedged: jobs wait
+      // A reconnect: the kill switch on and off makes the failover fail back and arm the watchdog.
+      redisDep.failover.setForced(true);
+      redisDep.failover.setForced(false);
+      await until(() => redisDep.failover.mode === 'primary', 5000);
+      await until(() => ran.length === 3, 10_000, 'jobs run by the replacement worker');
+      expect(built).toBe(2);
     },
   );
 });
