@@ -4,14 +4,17 @@ import path from 'node:path';
 import { sql } from 'kysely';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { isBulwarkError } from '../src/errors/index.js';
-import { Worker } from 'bullmq';
+import { Queue, Worker } from 'bullmq';
 import pino from 'pino';
+import { Registry } from 'prom-client';
 import {
   EmbeddedJobQueue,
   RedisJobQueue,
   effectOnce,
   jobEffectKey,
+  QueueMetrics,
   type Job,
+  type JobQueue,
   type RedisJobQueueOptions,
 } from '../src/queue/index.js';
 import { connectRedis } from '../src/redis/connection.js';
@@ -85,7 +88,12 @@ async function redisDriver(name: string, extra: Partial<RedisJobQueueOptions> = 
   dirs.push(dir);
   const store = await createStore({ dataDir: dir });
   const redisDep = await connectRedis(redis.url, pino({ level: 'silent' }));
-  const spool = new EmbeddedJobQueue({ store, pollMs: 20 });
+  // The spool shares the driver's metrics, as in createBulwark.
+  const spool = new EmbeddedJobQueue({
+    store,
+    pollMs: 20,
+    ...(extra.metrics ? { metrics: extra.metrics } : {}),
+  });
   const queues = new RedisJobQueue({
     url: redis.url,
     failover: redisDep.failover,
@@ -104,8 +112,12 @@ async function redisDriver(name: string, extra: Partial<RedisJobQueueOptions> = 
 }
 
 /** Every job of `queue`, in BullMQ and in the spool, is done. */
-async function drained(b: Bulwark, queue: string): Promise<boolean> {
-  const c = (await b.queues.counts(queue)).get(queue);
+function drained(b: Bulwark, queue: string): Promise<boolean> {
+  return drainedQueue(b.queues, queue);
+}
+
+async function drainedQueue(queues: JobQueue, queue: string): Promise<boolean> {
+  const c = (await queues.counts(queue)).get(queue);
   return c !== undefined && c.waiting + c.delayed + c.retrying + c.active === 0;
 }
 
@@ -280,6 +292,58 @@ describe('a job in BullMQ and in the spool at once', () => {
       const counts = (await queues.counts('dup')).get('dup');
       expect(counts).toMatchObject({ waiting: 0, delayed: 0, retrying: 0, active: 0 });
       expect(ran).toEqual(['twice']);
+    },
+  );
+});
+
+describe('an add slower than its deadline', () => {
+  it('goes to the spool, reaches Redis late, and is counted as added once', { timeout: 30_000 }, async () => {
+    const registry = new Registry();
+    const { queues } = await redisDriver('late-add', { metrics: new QueueMetrics(registry) });
+    const ran: string[] = [];
+    queues.process('late', async (job) => {
+      ran.push(job.id);
+    });
+    await redis.pause(); // the add is sent, and answered only after the resume: past its deadline
+    await queues.add('late', 1, { id: 'late-job' });
+    await redis.resume();
+    await until(() => ran.length === 1, 10_000, 'the job ran');
+    await until(() => drainedQueue(queues, 'late'), 10_000, 'the queue drained');
+    expect(ran).toEqual(['late-job']);
+    expect(await registry.metrics()).toContain('bulwark_queue_jobs_total{queue="late",event="added"} 1');
+  });
+});
+
+describe('pause and resume while Redis is down', () => {
+  it(
+    'reach BullMQ on the failback: the store says which queues are paused',
+    { timeout: 30_000 },
+    async () => {
+      const { redisDep, queues } = await redisDriver('pause-sync');
+      const bull = new Queue('held', {
+        connection: { host: '127.0.0.1', port: redis.port },
+        prefix: 'bulwark:q',
+      });
+      closers.push(() => bull.close());
+      await queues.pause('other');
+      expect(await bull.isPaused()).toBe(false);
+      // The kill switch sends every Redis call to its fallback: an outage without a dead server.
+      redisDep.failover.setForced(true);
+      await queues.pause('held');
+      await queues.resume('other');
+      redisDep.failover.setForced(false);
+      await until(() => redisDep.failover.mode === 'primary', 5000);
+      await until(() => bull.isPaused(), 10_000, 'the pause made during the outage reached BullMQ');
+      const other = new Queue('other', {
+        connection: { host: '127.0.0.1', port: redis.port },
+        prefix: 'bulwark:q',
+      });
+      closers.push(() => other.close());
+      await until(
+        async () => !(await other.isPaused()),
+        10_000,
+        'the resume made during the outage reached BullMQ',
+      );
     },
   );
 });

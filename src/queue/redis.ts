@@ -87,6 +87,8 @@ export class RedisJobQueue implements JobQueue {
   readonly #queues = new Map<string, Queue>();
   readonly #workers = new Map<string, BullWorker>();
   readonly #known = new Set<string>();
+  /** Queues whose pause or resume may not have reached BullMQ: set from the store once Redis is up. */
+  readonly #unsynced = new Set<string>();
   readonly #jobs: SqlJobs;
   readonly #timer: NodeJS.Timeout;
   /** Completed jobs are kept this long so a replayed id is recognised (shared by every job's options). */
@@ -130,11 +132,14 @@ export class RedisJobQueue implements JobQueue {
         // Connections made before or during the outage may be wedged: start afresh.
         this.#dropQueues();
         void this.replay();
+        void this.#syncPaused();
         for (const worker of this.#workers.values()) worker.watch();
       }
     });
     this.#timer = setInterval(() => {
-      if (this.#o.failover.mode === 'primary') void this.replay();
+      if (this.#o.failover.mode !== 'primary') return;
+      void this.replay();
+      void this.#syncPaused();
     }, this.#o.replayIntervalMs);
     this.#timer.unref();
   }
@@ -187,7 +192,7 @@ export class RedisJobQueue implements JobQueue {
   async #flush(adds: PendingAdd[]): Promise<void> {
     const deadlineMs = 25 + Math.ceil(adds.length / 4);
     await this.#o.failover.execute(
-      async () => {
+      async (signal) => {
         const byQueue = new Map<string, PendingAdd[]>();
         for (const add of adds) {
           const batch = byQueue.get(add.queue);
@@ -205,6 +210,8 @@ export class RedisJobQueue implements JobQueue {
             ),
           ),
         );
+        // Past the deadline the batch went to the spool, which counted it: once is enough.
+        if (signal.aborted) return;
         for (const [queue, batch] of byQueue) this.#o.metrics?.added(queue, batch.length);
       },
       async () => {
@@ -459,8 +466,24 @@ export class RedisJobQueue implements JobQueue {
     checkQueue(name);
     await this.#o.failover.execute(
       () => run(this.#queue(name)),
-      () => undefined,
+      () => {
+        this.#unsynced.add(name);
+      },
     );
+  }
+
+  /**
+   * Pauses and resumes that went to the failover's fallback (Redis down, or slower than the
+   * deadline) are applied to BullMQ as the store has them; BullMQ's workers know only BullMQ's.
+   */
+  async #syncPaused(): Promise<void> {
+    if (this.#unsynced.size === 0) return;
+    const paused = await this.#o.spool.pausedQueues().catch(() => undefined);
+    if (paused === undefined) return; // the store is down: the next failback or interval retries
+    for (const name of [...this.#unsynced]) {
+      this.#unsynced.delete(name);
+      await this.#onRedis((q) => (paused.has(name) ? q.pause() : q.resume()), name);
+    }
   }
 
   async #counts(name: string): Promise<QueueCounts> {
