@@ -323,8 +323,12 @@ export class RedisJobQueue implements JobQueue {
       dead: ['failed'],
     } as const;
     const jobs = (await this.#queue(queue).getJobs([...types[state]], 0, max - 1, true)) as BullJob[];
-    const wanted = jobs.filter((j) =>
-      state === 'delayed' ? j.attemptsMade === 0 : state === 'retrying' ? j.attemptsMade > 0 : true,
+    // A job in both stores (an add that missed its deadline but reached Redis) is listed once.
+    const listed = new Set(spooled.map((j) => j.id));
+    const wanted = jobs.filter(
+      (j) =>
+        !listed.has(j.id ?? '') &&
+        (state === 'delayed' ? j.attemptsMade === 0 : state === 'retrying' ? j.attemptsMade > 0 : true),
     );
     return [...spooled, ...wanted.slice(0, max - spooled.length).map((j) => summary(queue, state, j))];
   }
