@@ -9,7 +9,7 @@ import { AlertEngine, type AlertEngineOptions } from '../src/alerts/engine.js';
 import { AlertOutbox } from '../src/alerts/outbox.js';
 import type { AlertRule } from '../src/alerts/rules.js';
 import { createStore, type Store } from '../src/store/index.js';
-import { freePort, spawnTs } from './helpers/process.js';
+import { spawnTs } from './helpers/process.js';
 import { until } from './helpers/wait.js';
 
 const silent = pino({ level: 'silent' });
@@ -205,7 +205,21 @@ describe('alert delivery across a process crash', () => {
     dirs.push(dir);
     const valueFile = path.join(dir, 'value');
     writeFileSync(valueFile, '5');
-    const port = await freePort();
+    // The receiver holds its port from the start (no other process can take it before it is up) and
+    // is down by resetting every connection until `up`.
+    let up = false;
+    const deliveries: string[] = [];
+    const server = http.createServer((request, response) => {
+      deliveries.push(String(request.headers['idempotency-key']));
+      request.resume();
+      response.writeHead(200).end();
+    });
+    server.on('connection', (socket) => {
+      if (!up) socket.destroy();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    servers.push(server);
+    const port = (server.address() as AddressInfo).port;
     const env = { BULWARK_DATA_DIR: dir, VALUE_FILE: valueFile, HOOK_URL: `http://127.0.0.1:${port}/hook` };
     const first = spawnTs('test/fixtures/alerts-app.ts', [], env);
     await first.waitFor('started');
@@ -219,14 +233,7 @@ describe('alert delivery across a process crash', () => {
     first.child.kill('SIGKILL');
     await first.exited;
     // The receiver comes up; the app restarts (its lease expires within 1 s).
-    const deliveries: string[] = [];
-    const server = http.createServer((request, response) => {
-      deliveries.push(String(request.headers['idempotency-key']));
-      request.resume();
-      response.writeHead(200).end();
-    });
-    await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
-    servers.push(server);
+    up = true;
     const second = spawnTs('test/fixtures/alerts-app.ts', [], env);
     await second.waitFor('started');
     await until(() => deliveries.length === 1, 10_000, 'the firing delivered');

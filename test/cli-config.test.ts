@@ -31,7 +31,8 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-describe('bulwark config', () => {
+// Each test spawns the CLI (tsx, seconds per start on a loaded machine) up to 8 times in sequence.
+describe('bulwark config', { timeout: 120_000 }, () => {
   it('--help lists the subcommands; each has its own --help with the common options', async () => {
     const [top, set] = await Promise.all([config(['--help']), config(['set', '--help'])]);
     expect(top.code).toBe(0);

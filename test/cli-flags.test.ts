@@ -42,7 +42,8 @@ afterAll(() => {
   rmSync(files, { recursive: true, force: true });
 });
 
-describe('bulwark flags', () => {
+// Each test spawns the CLI (tsx, seconds per start on a loaded machine) up to 8 times in sequence.
+describe('bulwark flags', { timeout: 120_000 }, () => {
   it('--help lists the subcommands; each has its own --help', async () => {
     const [top, rollout, evaluate] = await Promise.all(
       [['flags'], ['flags', 'rollout'], ['flags', 'eval']].map((args) => cli([...args, '--help'])),

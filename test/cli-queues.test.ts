@@ -40,11 +40,14 @@ function rowOf(stdout: string, queue: string): string[] | undefined {
     .find((cells) => cells[0] === queue);
 }
 
+const DAY_MS = 24 * 60 * 60 * 1000;
+
 beforeAll(async () => {
   dataDir = mkdtempSync(path.join(tmpdir(), 'bulwark-cli-queues-'));
   await withStore(async (bw) => {
-    await bw.queues.add('email', { to: 'a' }, { id: 'e1', delay: 60_000 });
-    await bw.queues.add('email', { to: 'b' }, { id: 'e2', delay: 60_000 });
+    // Due in a day: the tests below (a minute or more on a busy machine) still find them delayed.
+    await bw.queues.add('email', { to: 'a' }, { id: 'e1', delay: DAY_MS });
+    await bw.queues.add('email', { to: 'b' }, { id: 'e2', delay: DAY_MS });
     await bw.queues.add('billing', { n: 1 }, { id: 'b1' });
     bw.queues.process('failing', async () => {
       throw new Error('smtp refused');
@@ -62,7 +65,8 @@ afterAll(() => {
   rmSync(dataDir, { recursive: true, force: true });
 });
 
-describe('bulwark queues', () => {
+// Each test spawns the CLI (tsx, seconds per start on a loaded machine) up to 8 times in sequence.
+describe('bulwark queues', { timeout: 120_000 }, () => {
   it('--help lists the subcommands; each has its own --help', async () => {
     const runs = await Promise.all(
       [[], ['list'], ['jobs'], ['redrive'], ['pause']].map((sub) => cli('queues', ...sub, '--help')),

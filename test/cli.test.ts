@@ -15,7 +15,8 @@ async function cli(args: string[], env: NodeJS.ProcessEnv = {}) {
   return { code, stdout: run.stdout(), stderr: run.stderr() };
 }
 
-describe('bulwark CLI', () => {
+// Each test spawns the CLI (tsx, seconds per start on a loaded machine) up to 8 times in sequence.
+describe('bulwark CLI', { timeout: 120_000 }, () => {
   it('--help lists the commands; each command has its own --help', async () => {
     const top = await cli(['--help']);
     expect(top.code).toBe(0);

@@ -3,7 +3,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { freePort, request, spawnTs } from './helpers/process.js';
+import type net from 'node:net';
+import { freePort, listeningPort, request, spawnTs, untilPeerRead } from './helpers/process.js';
+import { until } from './helpers/wait.js';
 
 const SERVER = 'src/app/server.ts';
 const dirs: string[] = [];
@@ -16,16 +18,35 @@ afterAll(() => {
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
 
+/** The demo app on port 0: the port it got is read from its start-up line. */
 async function startServer(extraEnv: NodeJS.ProcessEnv = {}) {
-  const port = await freePort();
   const server = spawnTs(SERVER, [], {
-    PORT: String(port),
+    PORT: '0',
     BULWARK_DATA_DIR: dataDir(),
     LOG_LEVEL: 'info',
     ...extraEnv,
   });
-  await server.waitFor('listening on');
+  const port = await listeningPort(server, /bulwark demo listening on http:\/\/127\.0\.0\.1:(\d+)/);
   return { server, port };
+}
+
+/**
+ * Sends a slow POST /echo (the server answers after `delayMs`) and resolves once the server process
+ * has read all of it, so a signal sent next finds it in flight; `answer` settles with the outcome.
+ */
+async function slowRequest(agent: http.Agent, port: number, delayMs: number) {
+  let sent: http.ClientRequest | undefined;
+  const answer = request(
+    agent,
+    port,
+    { method: 'POST', path: '/echo', body: { message: 'slow', delayMs } },
+    (r) => {
+      sent = r;
+    },
+  ).catch((error: unknown) => error);
+  await until(() => sent?.socket != null && sent.writableFinished, 20_000, 'the slow request written');
+  await untilPeerRead(sent?.socket as net.Socket);
+  return { answer };
 }
 
 describe('start-up validation', () => {
@@ -92,16 +113,12 @@ describe('graceful shutdown', () => {
       }
     };
     const workers = Array.from({ length: 16 }, () => worker());
-    await new Promise((r) => setTimeout(r, 300));
-    const slow = request(agent, port, {
-      method: 'POST',
-      path: '/echo',
-      body: { message: 'slow', delayMs: 800 },
-    });
-    await new Promise((r) => setTimeout(r, 100));
+    // Under load before the signal: a few answers, and the slow request read by the server.
+    await until(() => counts.ok > 50, 20_000, 'load flowing');
+    const slow = await slowRequest(agent, port, 800);
     const okBeforeSignal = counts.ok;
     server.child.kill('SIGTERM');
-    const slowResult = await slow;
+    const slowResult = await slow.answer;
     const exit = await server.exited;
     stop = true;
     await Promise.all(workers);
@@ -110,7 +127,7 @@ describe('graceful shutdown', () => {
     expect(failures).toEqual([]);
     expect(counts.failed).toBe(0);
     expect(okBeforeSignal).toBeGreaterThan(50);
-    expect(slowResult.status).toBe(200);
+    expect(slowResult).toMatchObject({ status: 200 });
     expect(exit.code).toBe(0);
     expect(server.stdout()).toContain('shut down cleanly');
   });
@@ -118,38 +135,27 @@ describe('graceful shutdown', () => {
   it('exits 1 when in-flight work outlives the deadline', async () => {
     const { server, port } = await startServer({ BULWARK_SHUTDOWN_TIMEOUT_MS: '300' });
     const agent = new http.Agent({ keepAlive: true });
-    const slow = request(agent, port, {
-      method: 'POST',
-      path: '/echo',
-      body: { message: 'slow', delayMs: 10_000 },
-    }).catch((error: unknown) => error);
-    await new Promise((r) => setTimeout(r, 100));
-    const t0 = Date.now();
+    const slow = await slowRequest(agent, port, 10_000);
     server.child.kill('SIGTERM');
     const exit = await server.exited;
     expect(exit.code).toBe(1);
-    expect(Date.now() - t0).toBeLessThan(5000);
     expect(server.stdout()).toContain('shutdown deadline passed');
-    await slow;
+    // The process ended before the 10 s of work did: the request was cut off, not answered.
+    expect(await slow.answer).toBeInstanceOf(Error);
     agent.destroy();
   });
 
   it('a second signal exits 1 at once', async () => {
     const { server, port } = await startServer();
     const agent = new http.Agent({ keepAlive: true });
-    const slow = request(agent, port, {
-      method: 'POST',
-      path: '/echo',
-      body: { message: 'slow', delayMs: 10_000 },
-    }).catch((error: unknown) => error);
-    await new Promise((r) => setTimeout(r, 100));
+    const slow = await slowRequest(agent, port, 10_000);
     server.child.kill('SIGTERM');
     await server.waitFor('shutting down');
     server.child.kill('SIGINT');
     const exit = await server.exited;
     expect(exit.code).toBe(1);
     expect(server.stdout()).toContain('second signal');
-    await slow;
+    expect(await slow.answer).toBeInstanceOf(Error);
     agent.destroy();
   });
 });

@@ -4,9 +4,19 @@ import path from 'node:path';
 import { sql } from 'kysely';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { isBulwarkError } from '../src/errors/index.js';
-import { Worker } from 'bullmq';
+import { Queue, Worker } from 'bullmq';
 import pino from 'pino';
-import { EmbeddedJobQueue, RedisJobQueue, effectOnce, jobEffectKey, type Job } from '../src/queue/index.js';
+import { Registry } from 'prom-client';
+import {
+  EmbeddedJobQueue,
+  RedisJobQueue,
+  effectOnce,
+  jobEffectKey,
+  QueueMetrics,
+  type Job,
+  type JobQueue,
+  type RedisJobQueueOptions,
+} from '../src/queue/index.js';
 import { connectRedis } from '../src/redis/connection.js';
 import { createStore } from '../src/store/index.js';
 import { createBulwark, type Bulwark } from '../src/runtime/create.js';
@@ -24,8 +34,10 @@ const open: Bulwark[] = [];
 beforeAll(async () => {
   redis = await startRedis({ args: DURABLE });
 });
+const closers: (() => Promise<void>)[] = [];
 afterEach(async () => {
   for (const b of open.splice(0)) await b.close();
+  for (const close of closers.splice(0)) await close();
   await redis.resume().catch(() => undefined);
   if (!(await redisUp())) await redis.restart();
   await flushAll();
@@ -70,9 +82,42 @@ async function bulwark(dataDir?: string): Promise<Bulwark> {
   return b;
 }
 
+/** The BullMQ driver on its own store and spool (SQLite in a temp dir), closed after the test. */
+async function redisDriver(name: string, extra: Partial<RedisJobQueueOptions> = {}) {
+  const dir = mkdtempSync(path.join(tmpdir(), `bulwark-queue-${name}-`));
+  dirs.push(dir);
+  const store = await createStore({ dataDir: dir });
+  const redisDep = await connectRedis(redis.url, pino({ level: 'silent' }));
+  // The spool shares the driver's metrics, as in createBulwark.
+  const spool = new EmbeddedJobQueue({
+    store,
+    pollMs: 20,
+    ...(extra.metrics ? { metrics: extra.metrics } : {}),
+  });
+  const queues = new RedisJobQueue({
+    url: redis.url,
+    failover: redisDep.failover,
+    client: redisDep.client,
+    spool,
+    store,
+    instanceId: `${name}-test`,
+    ...extra,
+  });
+  closers.push(async () => {
+    await queues.close(1000);
+    redisDep.close();
+    await store.close();
+  });
+  return { store, redisDep, spool, queues };
+}
+
 /** Every job of `queue`, in BullMQ and in the spool, is done. */
-async function drained(b: Bulwark, queue: string): Promise<boolean> {
-  const c = (await b.queues.counts(queue)).get(queue);
+function drained(b: Bulwark, queue: string): Promise<boolean> {
+  return drainedQueue(b.queues, queue);
+}
+
+async function drainedQueue(queues: JobQueue, queue: string): Promise<boolean> {
+  const c = (await queues.counts(queue)).get(queue);
   return c !== undefined && c.waiting + c.delayed + c.retrying + c.active === 0;
 }
 
@@ -217,25 +262,102 @@ describe('queues on Redis under faults: every acknowledged job takes effect exac
   }
 });
 
+describe('a job in BullMQ and in the spool at once', () => {
+  it(
+    'an add that missed its deadline but reached Redis: counted once, run once (the spool copy is replayed, BullMQ dedupes its id)',
+    { timeout: 30_000 },
+    async () => {
+      // Only the explicit replay below moves the spool to BullMQ.
+      const { store, redisDep, spool, queues } = await redisDriver('both', { replayIntervalMs: 600_000 });
+      const spooled = async () =>
+        Number(
+          (await sql<{ n: number }>`select count(*) as n from bulwark_jobs`.execute(store.db)).rows[0]?.n,
+        );
+      expect(redisDep.failover.mode).toBe('primary');
+      // Redis is up: into BullMQ (or, past the add's deadline on a busy machine, into the spool and
+      // replayed into BullMQ at once).
+      await queues.add('dup', 'x', { id: 'twice' });
+      await until(async () => (await spooled()) === 0, 10_000, 'the job in BullMQ');
+      // The copy a timed-out add leaves in the spool when Redis applied the add after all (or a
+      // second add of the id that missed its deadline): same queue, same id, in both stores.
+      await spool.add('dup', 'x', { id: 'twice' });
+      expect(await spooled()).toBe(1);
+      expect((await queues.counts('dup')).get('dup')).toMatchObject({ waiting: 1 });
+      expect((await queues.list('dup', 'waiting')).map((j) => j.id)).toEqual(['twice']);
+      const ran: string[] = [];
+      queues.process('dup', async (job) => {
+        ran.push(job.id);
+      });
+      await until(() => ran.length === 1, 10_000, 'the job ran');
+      // The spool copy goes to BullMQ, which knows the id already and adds nothing.
+      expect(await queues.replay()).toBe(1);
+      expect(await spooled()).toBe(0);
+      const counts = (await queues.counts('dup')).get('dup');
+      expect(counts).toMatchObject({ waiting: 0, delayed: 0, retrying: 0, active: 0 });
+      expect(ran).toEqual(['twice']);
+    },
+  );
+});
+
+describe('an add slower than its deadline', () => {
+  it('goes to the spool, reaches Redis late, and is counted as added once', { timeout: 30_000 }, async () => {
+    const registry = new Registry();
+    const { queues } = await redisDriver('late-add', { metrics: new QueueMetrics(registry) });
+    const ran: string[] = [];
+    queues.process('late', async (job) => {
+      ran.push(job.id);
+    });
+    await redis.pause(); // the add is sent, and answered only after the resume: past its deadline
+    await queues.add('late', 1, { id: 'late-job' });
+    await redis.resume();
+    await until(() => ran.length === 1, 10_000, 'the job ran');
+    await until(() => drainedQueue(queues, 'late'), 10_000, 'the queue drained');
+    expect(ran).toEqual(['late-job']);
+    expect(await registry.metrics()).toContain('bulwark_queue_jobs_total{queue="late",event="added"} 1');
+  });
+});
+
+describe('pause and resume while Redis is down', () => {
+  it(
+    'reach BullMQ on the failback: the store says which queues are paused',
+    { timeout: 30_000 },
+    async () => {
+      const { redisDep, queues } = await redisDriver('pause-sync');
+      const bull = new Queue('held', {
+        connection: { host: '127.0.0.1', port: redis.port },
+        prefix: 'bulwark:q',
+      });
+      closers.push(() => bull.close());
+      await queues.pause('other');
+      expect(await bull.isPaused()).toBe(false);
+      // The kill switch sends every Redis call to its fallback: an outage without a dead server.
+      redisDep.failover.setForced(true);
+      await queues.pause('held');
+      await queues.resume('other');
+      redisDep.failover.setForced(false);
+      await until(() => redisDep.failover.mode === 'primary', 5000);
+      await until(() => bull.isPaused(), 10_000, 'the pause made during the outage reached BullMQ');
+      const other = new Queue('other', {
+        connection: { host: '127.0.0.1', port: redis.port },
+        prefix: 'bulwark:q',
+      });
+      closers.push(() => other.close());
+      await until(
+        async () => !(await other.isPaused()),
+        10_000,
+        'the resume made during the outage reached BullMQ',
+      );
+    },
+  );
+});
+
 describe('BullMQ worker watchdog', () => {
   it(
     'a worker that makes no progress with jobs waiting after a reconnect is replaced',
     { timeout: 30_000 },
     async () => {
-      const dir = mkdtempSync(path.join(tmpdir(), 'bulwark-queue-watchdog-'));
-      dirs.push(dir);
-      const store = await createStore({ dataDir: dir });
-      const logger = pino({ level: 'silent' });
-      const redisDep = await connectRedis(redis.url, logger);
-      const spool = new EmbeddedJobQueue({ store, pollMs: 20 });
       let built = 0;
-      const queues = new RedisJobQueue({
-        url: redis.url,
-        failover: redisDep.failover,
-        client: redisDep.client,
-        spool,
-        store,
-        instanceId: 'watchdog-test',
+      const { redisDep, queues } = await redisDriver('watchdog', {
         stallMs: 500,
         // The first worker is wedged: it listens on another queue and never takes ours.
         createWorker: (queue, processor, opts) => {
@@ -243,25 +365,19 @@ describe('BullMQ worker watchdog', () => {
           return new Worker(built === 1 ? `${queue}-nowhere` : queue, processor, opts);
         },
       });
-      try {
-        const ran: string[] = [];
-        queues.process('w', async (job) => {
-          ran.push(job.id);
-        });
-        for (const id of ['a', 'b', 'c']) await queues.add('w', id, { id });
-        await new Promise((resolve) => setTimeout(resolve, 1000));
-        expect(ran).toEqual([]); // wedged: jobs wait
-        // A reconnect: the kill switch on and off makes the failover fail back and arm the watchdog.
-        redisDep.failover.setForced(true);
-        redisDep.failover.setForced(false);
-        await until(() => redisDep.failover.mode === 'primary', 5000);
-        await until(() => ran.length === 3, 10_000, 'jobs run by the replacement worker');
-        expect(built).toBe(2);
-      } finally {
-        await queues.close(1000);
-        redisDep.close();
-        await store.close();
-      }
+      const ran: string[] = [];
+      queues.process('w', async (job) => {
+        ran.push(job.id);
+      });
+      for (const id of ['a', 'b', 'c']) await queues.add('w', id, { id });
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      expect(ran).toEqual([]); // wedged: jobs wait
+      // A reconnect: the kill switch on and off makes the failover fail back and arm the watchdog.
+      redisDep.failover.setForced(true);
+      redisDep.failover.setForced(false);
+      await until(() => redisDep.failover.mode === 'primary', 5000);
+      await until(() => ran.length === 3, 10_000, 'jobs run by the replacement worker');
+      expect(built).toBe(2);
     },
   );
 });

@@ -12,6 +12,11 @@ import { redisClient, startRedis, uniquePrefix, type RedisServer } from './helpe
 import { until } from './helpers/wait.js';
 
 const DEADLINE_MS = 25;
+// A call stuck on Redis would wait for the client's command timeout, set long here: being answered
+// well within it can only be the failover's deadline at work. How fast it answers is a benchmark's
+// figure, not a test's.
+const COMMAND_TIMEOUT_MS = 60_000;
+const ANSWERED_WITHIN_MS = COMMAND_TIMEOUT_MS / 10;
 
 interface Instance {
   limiter: RateLimiter;
@@ -26,7 +31,7 @@ async function instance(
   policies: RateLimitPolicy[],
   opts: { instanceId?: string; now?: () => number; heartbeatIntervalMs?: number } = {},
 ): Promise<Instance> {
-  const client = redisClient(url);
+  const client = redisClient(url, { commandTimeout: COMMAND_TIMEOUT_MS });
   await client.connect();
   const failover = new Failover({
     name: 'redis',
@@ -80,14 +85,15 @@ describe('rate limiter under Redis faults (real redis-server)', () => {
     expect(outage.decisions.at(-1)?.source).toBe('memory');
     // The breaker opens once nothing has succeeded for its streak (50 ms); every call meanwhile was
     // already answered from memory.
-    const since = Date.now();
-    while (failover.mode !== 'fallback' && Date.now() - since < 1000) {
-      expect((await limiter.consume('k')).source).toBe('memory');
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    expect(failover.mode).toBe('fallback');
-    // Generous: a hang would be ioredis's 1 s command timeout or worse.
-    expect(outage.slowestMs).toBeLessThan(DEADLINE_MS * 10);
+    await until(
+      async () => {
+        expect((await limiter.consume('k')).source).toBe('memory');
+        return failover.mode === 'fallback';
+      },
+      10_000,
+      'the breaker opens',
+    );
+    expect(outage.slowestMs).toBeLessThan(ANSWERED_WITHIN_MS);
 
     await redis.restart();
     await until(() => failover.mode === 'primary', 5000);
@@ -117,7 +123,7 @@ describe('rate limiter under Redis faults (real redis-server)', () => {
       expect(outage.allowed).toBe(30);
       expect(outage.decisions.every((d) => d.source === 'memory')).toBe(true);
       expect(failover.mode).toBe('fallback');
-      expect(outage.slowestMs).toBeLessThan(DEADLINE_MS * 10);
+      expect(outage.slowestMs).toBeLessThan(ANSWERED_WITHIN_MS);
       expect(await limiter.heartbeat()).toBe(1);
     } finally {
       await redis.resume();
@@ -223,8 +229,7 @@ describe('rate limiter under Redis faults (real redis-server)', () => {
       await new Promise((r) => setTimeout(r, 5));
     }
     expect(calls).toBeGreaterThan(50);
-    // Generous: a hang would be ioredis's 1 s command timeout or worse.
-    expect(slowest).toBeLessThan(DEADLINE_MS * 10);
+    expect(slowest).toBeLessThan(ANSWERED_WITHIN_MS);
     // Redis stays up after the last cycle: the limiter counts there again once the damped failback allows.
     await until(() => failover.mode === 'primary', 10_000);
     expect((await limiter.consume('k')).source).toBe('redis');

@@ -6,13 +6,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isBulwarkError } from '../src/errors/index.js';
 import { SqlAuditLog } from '../src/store/audit.js';
 import { AUDIT_REFUSED_TARGET, createStore, type QueryObserver } from '../src/store/index.js';
-import {
-  dropSchema,
-  freePort,
-  startPostgres,
-  uniqueSchema,
-  type PostgresServer,
-} from './helpers/postgres.js';
+import { freePort } from './helpers/ports.js';
+import { dropSchema, startPostgres, uniqueSchema, type PostgresServer } from './helpers/postgres.js';
 import { spawnTs } from './helpers/process.js';
 import { postgresForFile, rejection, storeFixture, tempDir } from './helpers/store.js';
 import { until } from './helpers/wait.js';

@@ -81,18 +81,14 @@ const REPLAY_BATCH = 500;
  *   no progress with jobs waiting after a reconnect is closed and recreated.
  */
 export class RedisJobQueue implements JobQueue {
-  /**
-   * Switch (flag `bulwark.queues.redis`): while false, new jobs go to the embedded queue (run by the
-   * local workers) instead of BullMQ; BullMQ workers finish what BullMQ holds, and the replay into
-   * BullMQ waits until the switch is on again.
-   */
-  redisEnabled = true;
   readonly #o: Required<Omit<RedisJobQueueOptions, 'metrics' | 'logger' | 'createWorker'>> &
     Pick<RedisJobQueueOptions, 'metrics' | 'logger' | 'createWorker'>;
   readonly #connection: ConnectionOptions;
   readonly #queues = new Map<string, Queue>();
   readonly #workers = new Map<string, BullWorker>();
   readonly #known = new Set<string>();
+  /** Queues whose pause or resume may not have reached BullMQ: set from the store once Redis is up. */
+  readonly #unsynced = new Set<string>();
   readonly #jobs: SqlJobs;
   readonly #timer: NodeJS.Timeout;
   /** Completed jobs are kept this long so a replayed id is recognised (shared by every job's options). */
@@ -100,6 +96,9 @@ export class RedisJobQueue implements JobQueue {
   readonly #adds = new Batch<PendingAdd>((adds) => this.#flush(adds));
   #replaying: Promise<number> | undefined;
   #closed = false;
+  #redisEnabled = true;
+  /** Held by {@link holdLocal} (the spool's workers are also held while jobs go to BullMQ). */
+  #held = false;
 
   constructor(opts: RedisJobQueueOptions) {
     this.#o = {
@@ -126,18 +125,47 @@ export class RedisJobQueue implements JobQueue {
     this.#jobs = new SqlJobs(opts.store.db, opts.store.engine);
     // The state gauge reports BullMQ and the spool together (the spool attached its own first).
     opts.metrics?.attach((queue) => this.counts(queue));
+    this.#holdSpool();
     opts.failover.onChange((change) => {
+      this.#holdSpool();
       if (change.to === 'primary') {
         // Connections made before or during the outage may be wedged: start afresh.
         this.#dropQueues();
         void this.replay();
+        void this.#syncPaused();
         for (const worker of this.#workers.values()) worker.watch();
       }
     });
     this.#timer = setInterval(() => {
-      if (this.#o.failover.mode === 'primary') void this.replay();
+      if (this.#o.failover.mode !== 'primary') return;
+      void this.replay();
+      void this.#syncPaused();
     }, this.#o.replayIntervalMs);
     this.#timer.unref();
+  }
+
+  /**
+   * Switch (flag `bulwark.queues.redis`): while false, new jobs go to the embedded queue (run by the
+   * local workers) instead of BullMQ; BullMQ workers finish what BullMQ holds, and the replay into
+   * BullMQ waits until the switch is on again.
+   */
+  get redisEnabled(): boolean {
+    return this.#redisEnabled;
+  }
+
+  set redisEnabled(on: boolean) {
+    this.#redisEnabled = on;
+    this.#holdSpool();
+  }
+
+  /**
+   * The spool's jobs run in this process only while new jobs do not go to BullMQ (Redis down or
+   * switched off). While they do, the spool is replayed into BullMQ instead: a spooled job may be
+   * one BullMQ also holds (an add that missed its deadline but reached Redis, a second add of an
+   * id BullMQ has), and only BullMQ can tell; run here as well, it would run twice.
+   */
+  #holdSpool(): void {
+    this.#o.spool.holdLocal(this.#held || (this.#redisEnabled && this.#o.failover.mode === 'primary'));
   }
 
   async add<T>(queue: string, data: T, opts: JobOptions = {}): Promise<string> {
@@ -164,7 +192,7 @@ export class RedisJobQueue implements JobQueue {
   async #flush(adds: PendingAdd[]): Promise<void> {
     const deadlineMs = 25 + Math.ceil(adds.length / 4);
     await this.#o.failover.execute(
-      async () => {
+      async (signal) => {
         const byQueue = new Map<string, PendingAdd[]>();
         for (const add of adds) {
           const batch = byQueue.get(add.queue);
@@ -182,10 +210,15 @@ export class RedisJobQueue implements JobQueue {
             ),
           ),
         );
+        // Past the deadline the batch went to the spool, which counted it: once is enough.
+        if (signal.aborted) return;
         for (const [queue, batch] of byQueue) this.#o.metrics?.added(queue, batch.length);
       },
       async () => {
         await Promise.all(adds.map((a) => this.#o.spool.add(a.queue, a.data, { ...a.opts, id: a.id })));
+        // Spooled while Redis is up (a missed deadline, a refused batch): no local worker runs
+        // these, so move them to BullMQ now rather than at the next interval.
+        if (this.#o.failover.mode === 'primary') void this.replay();
       },
       { deadlineMs },
     );
@@ -219,12 +252,13 @@ export class RedisJobQueue implements JobQueue {
   }
 
   holdLocal(held: boolean): void {
-    this.#o.spool.holdLocal(held);
+    this.#held = held;
+    this.#holdSpool();
     for (const worker of this.#workers.values()) worker.hold(held);
   }
 
   get heldLocal(): boolean {
-    return this.#o.spool.heldLocal;
+    return this.#held;
   }
 
   pausedQueues(): Promise<ReadonlySet<string>> {
@@ -241,7 +275,10 @@ export class RedisJobQueue implements JobQueue {
     return this.#o.spool.unrepeat(queue, name);
   }
 
-  /** The spool's counts plus BullMQ's while Redis is up (BullMQ's delayed jobs all count as delayed). */
+  /**
+   * The spool's counts plus BullMQ's while Redis is up (BullMQ's delayed jobs all count as delayed);
+   * a job in both stores counts once.
+   */
   async counts(queue?: string): Promise<Map<string, QueueCounts>> {
     const result = await this.#o.spool.counts(queue);
     if (this.#o.failover.mode !== 'primary') return result;
@@ -250,10 +287,27 @@ export class RedisJobQueue implements JobQueue {
       const bull = await this.#counts(name).catch(() => undefined);
       if (bull === undefined) continue;
       const sum = result.get(name) ?? emptyCounts();
+      await this.#uncountKnown(name, sum).catch(() => undefined);
       for (const state of Object.keys(sum) as JobState[]) sum[state] += bull[state];
       result.set(name, sum);
     }
     return result;
+  }
+
+  /**
+   * Takes out of a queue's spool counts the jobs whose id BullMQ holds too (an add that missed its
+   * deadline but reached Redis, a replay in flight): they run once, from BullMQ, so they count
+   * once. Looks at the first {@link REPLAY_BATCH} spooled jobs.
+   */
+  async #uncountKnown(queue: string, spooled: QueueCounts): Promise<void> {
+    if (spooled.waiting + spooled.delayed + spooled.retrying + spooled.active === 0) return;
+    const rows = await this.#jobs.unfinished(queue, this.#o.now(), REPLAY_BATCH);
+    const known = await this.#o.client
+      .pipeline(rows.map((row) => ['exists', `${PREFIX}:${queue}:${row.id}`]))
+      .exec();
+    rows.forEach((row, i) => {
+      if (known?.[i]?.[1] === 1) spooled[row.reported] = Math.max(0, spooled[row.reported] - 1);
+    });
   }
 
   async list(queue: string, state: JobState, limit = 100): Promise<JobSummary[]> {
@@ -269,8 +323,12 @@ export class RedisJobQueue implements JobQueue {
       dead: ['failed'],
     } as const;
     const jobs = (await this.#queue(queue).getJobs([...types[state]], 0, max - 1, true)) as BullJob[];
-    const wanted = jobs.filter((j) =>
-      state === 'delayed' ? j.attemptsMade === 0 : state === 'retrying' ? j.attemptsMade > 0 : true,
+    // A job in both stores (an add that missed its deadline but reached Redis) is listed once.
+    const listed = new Set(spooled.map((j) => j.id));
+    const wanted = jobs.filter(
+      (j) =>
+        !listed.has(j.id ?? '') &&
+        (state === 'delayed' ? j.attemptsMade === 0 : state === 'retrying' ? j.attemptsMade > 0 : true),
     );
     return [...spooled, ...wanted.slice(0, max - spooled.length).map((j) => summary(queue, state, j))];
   }
@@ -382,6 +440,8 @@ export class RedisJobQueue implements JobQueue {
       ...[...this.#workers.values()].map((w) => w.close(deadlineMs)),
       this.#o.spool.close(deadlineMs),
     ]);
+    // A replay in flight still writes to BullMQ: it ends (after its batch) before close resolves.
+    await this.#replaying?.catch(() => undefined);
     await Promise.allSettled([...this.#queues.values()].map((q) => q.close()));
   }
 
@@ -410,8 +470,24 @@ export class RedisJobQueue implements JobQueue {
     checkQueue(name);
     await this.#o.failover.execute(
       () => run(this.#queue(name)),
-      () => undefined,
+      () => {
+        this.#unsynced.add(name);
+      },
     );
+  }
+
+  /**
+   * Pauses and resumes that went to the failover's fallback (Redis down, or slower than the
+   * deadline) are applied to BullMQ as the store has them; BullMQ's workers know only BullMQ's.
+   */
+  async #syncPaused(): Promise<void> {
+    if (this.#unsynced.size === 0) return;
+    const paused = await this.#o.spool.pausedQueues().catch(() => undefined);
+    if (paused === undefined) return; // the store is down: the next failback or interval retries
+    for (const name of [...this.#unsynced]) {
+      this.#unsynced.delete(name);
+      await this.#onRedis((q) => (paused.has(name) ? q.pause() : q.resume()), name);
+    }
   }
 
   async #counts(name: string): Promise<QueueCounts> {

@@ -235,13 +235,7 @@ export class SqlJobs {
     return guard(this.#engine, 'jobs.counts', async () => {
       let query = this.#db
         .selectFrom('bulwark_jobs')
-        .select((eb) => [
-          'queue',
-          sql<JobState>`case when state <> 'queued' then state when run_at <= ${now} then 'waiting' when attempts > 0 then 'retrying' else 'delayed' end`.as(
-            'reported',
-          ),
-          eb.fn.countAll<number>().as('n'),
-        ])
+        .select((eb) => ['queue', reported(now).as('reported'), eb.fn.countAll<number>().as('n')])
         .groupBy(['queue', 'reported']);
       if (queue !== undefined) query = query.where('queue', '=', queue);
       const result = new Map<string, QueueCounts>();
@@ -255,6 +249,20 @@ export class SqlJobs {
       }
       return result;
     });
+  }
+
+  /** The ids of `queue`'s queued and active jobs with their reported state, oldest first, at most `limit`. */
+  unfinished(queue: string, now: number, limit: number): Promise<{ id: string; reported: JobState }[]> {
+    return guard(this.#engine, 'jobs.unfinished', () =>
+      this.#db
+        .selectFrom('bulwark_jobs')
+        .select(['id', reported(now).as('reported')])
+        .where('queue', '=', queue)
+        .where('state', 'in', ['queued', 'active'])
+        .orderBy('seq')
+        .limit(limit)
+        .execute(),
+    );
   }
 
   /** Jobs of `queue` in `state`, oldest first, at most `limit`. */
@@ -319,6 +327,11 @@ export class SqlJobs {
       return result.numDeletedRows > 0n;
     });
   }
+}
+
+/** A row's reported state at `now`: a queued job is waiting (due), retrying or delayed. */
+function reported(now: number) {
+  return sql<JobState>`case when state <> 'queued' then state when run_at <= ${now} then 'waiting' when attempts > 0 then 'retrying' else 'delayed' end`;
 }
 
 export function emptyCounts(): QueueCounts {

@@ -5,11 +5,11 @@ import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { chown, mkdir, mkdtemp, rm } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
+import { onFreePort, PortInUseError, type PortChoice } from './ports.js';
 
 const run = promisify(execFile);
 
@@ -37,6 +37,8 @@ export interface PostgresServer {
 export interface StartPostgresOptions {
   /** Reuse the cluster in this directory (from an earlier server's `dir`) instead of a new one. */
   dir?: string;
+  /** How the port is picked (see {@link onFreePort}); only the helper's own tests change it. */
+  ports?: PortChoice;
 }
 
 const READY_TIMEOUT_MS = 30_000;
@@ -78,7 +80,10 @@ export function findPostgresBinDir(): string | undefined {
   return versions[0] === undefined ? undefined : path.join(root, versions[0], 'bin');
 }
 
-/** Starts a server and resolves once it accepts connections. */
+/**
+ * Starts a server and resolves once it accepts connections. A port taken between picking and
+ * binding is replaced by a fresh one ({@link onFreePort}).
+ */
 export async function startPostgres(opts: StartPostgresOptions = {}): Promise<PostgresServer> {
   const bin = findPostgresBinDir();
   if (bin === undefined) {
@@ -123,41 +128,14 @@ export async function startPostgres(opts: StartPostgresOptions = {}): Promise<Po
     await run(file, args);
   }
 
-  const port = await freePort();
-  const [file, args] = command('postgres', [
-    '-D',
-    data,
-    '-p',
-    String(port),
-    '-k',
-    sock,
-    '-c',
-    'listen_addresses=127.0.0.1',
-    // fsync only protects against an OS crash. A killed server still recovers every acknowledged
-    // commit from its WAL, which is why synchronous_commit stays on.
-    '-c',
-    'fsync=off',
-  ]);
-  // Own process group, so the whole server can be signalled without touching anything else.
-  const child = spawn(file, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-  live.add(child);
-  let output = '';
-  const keep = (chunk: Buffer) => {
-    output = (output + chunk.toString()).slice(-8_000);
-  };
-  child.stdout?.on('data', keep);
-  child.stderr?.on('data', keep);
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  void exited.then(() => live.delete(child));
-
-  const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
+  let launched: Launched;
   try {
-    await waitReady(url, exited, () => output);
+    launched = await onFreePort((port) => launch(command, data, sock, port), opts.ports);
   } catch (error) {
-    await killTree(child, data);
     if (opts.dir === undefined) await rm(dir, { recursive: true, force: true });
     throw error;
   }
+  const { port, url, child, exited } = launched;
 
   let stopped = false;
   return {
@@ -201,7 +179,67 @@ export async function dropSchema(url: string, schema: string): Promise<void> {
   }
 }
 
-async function waitReady(url: string, exited: Promise<void>, output: () => string): Promise<void> {
+interface Launched {
+  port: number;
+  url: string;
+  child: ChildProcess;
+  exited: Promise<void>;
+}
+
+/** Starts `postgres` on `port` and resolves once it accepts connections; kills it when it does not. */
+async function launch(
+  command: (file: string, args: string[]) => [string, string[]],
+  data: string,
+  sock: string,
+  port: number,
+): Promise<Launched> {
+  const [file, args] = command('postgres', [
+    '-D',
+    data,
+    '-p',
+    String(port),
+    '-k',
+    sock,
+    '-c',
+    'listen_addresses=127.0.0.1',
+    // fsync only protects against an OS crash. A killed server still recovers every acknowledged
+    // commit from its WAL, which is why synchronous_commit stays on.
+    '-c',
+    'fsync=off',
+  ]);
+  // Own process group, so the whole server can be signalled without touching anything else.
+  const child = spawn(file, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  live.add(child);
+  let output = '';
+  const keep = (chunk: Buffer) => {
+    output = (output + chunk.toString()).slice(-8_000);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  void exited.then(() => live.delete(child));
+
+  const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
+  try {
+    await waitReady(url, data, port, exited, () => output);
+  } catch (error) {
+    await killTree(child, data);
+    throw error;
+  }
+  return { port, url, child, exited };
+}
+
+/**
+ * Polls until the server on `url` answers, and is ours: another test's server that holds the port
+ * would answer too while ours is still failing to bind it (then {@link PortInUseError}).
+ */
+async function waitReady(
+  url: string,
+  data: string,
+  port: number,
+  exited: Promise<void>,
+  output: () => string,
+): Promise<void> {
   let done = false;
   void exited.then(() => (done = true));
   const deadline = Date.now() + READY_TIMEOUT_MS;
@@ -210,9 +248,13 @@ async function waitReady(url: string, exited: Promise<void>, output: () => strin
     const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 1_000 });
     try {
       await client.connect();
-      await client.query('select 1');
+      const { rows } = await client.query<{ dir: string }>("select current_setting('data_directory') as dir");
+      if (path.resolve(rows[0]?.dir ?? '') !== path.resolve(data)) {
+        throw new PortInUseError(port, `another PostgreSQL (${rows[0]?.dir}) answers on it`);
+      }
       return;
     } catch (error) {
+      if (error instanceof PortInUseError) throw error;
       if (Date.now() > deadline) {
         throw new Error(`PostgreSQL not ready after ${READY_TIMEOUT_MS} ms:\n${output()}`, { cause: error });
       }
@@ -298,20 +340,4 @@ function procStat(pid: number): { state: string; ppid: number } | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** A TCP port on 127.0.0.1 that was free a moment ago; nothing listens on it when this resolves. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === 'object' && address !== null
-          ? resolve(address.port)
-          : reject(new Error('no port')),
-      );
-    });
-  });
 }

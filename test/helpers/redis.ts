@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Redis, type RedisOptions } from 'ioredis';
 import { requireBinary } from './binaries.js';
-import { freePort } from './process.js';
+import { onFreePort, PortInUseError, type PortChoice } from './ports.js';
 
 /** A running (or deliberately downed) test server; see {@link startRedis}. */
 export interface RedisServer {
@@ -77,6 +77,8 @@ export interface Flap {
 export interface StartRedisOptions {
   /** Extra `redis-server` arguments appended to the defaults, e.g. `['--maxmemory', '1mb']`. */
   args?: readonly string[];
+  /** How the port is picked (see {@link onFreePort}); only the helper's own tests change it. */
+  ports?: PortChoice;
 }
 
 const READY_TIMEOUT_MS = 10_000;
@@ -103,7 +105,8 @@ process.once('exit', () => {
 
 /**
  * Starts a `redis-server` on a free 127.0.0.1 port in a fresh temp dir (no RDB, no AOF) and resolves
- * once it answers PING; throws with the server's output if it does not within 10 s.
+ * once it answers; throws with the server's output if it does not within 10 s. A port taken
+ * between picking and binding is replaced by a fresh one ({@link onFreePort}).
  */
 export async function startRedis(opts: StartRedisOptions = {}): Promise<RedisServer> {
   const bin = requireBinary('redis-server', 'redis-server');
@@ -112,7 +115,10 @@ export async function startRedis(opts: StartRedisOptions = {}): Promise<RedisSer
   let port: number;
   let proc: Proc;
   try {
-    ({ port, proc } = await launchOnFreePort(bin, dir, opts.args ?? []));
+    ({ port, proc } = await onFreePort(
+      async (free) => ({ port: free, proc: await launch(bin, dir, free, opts.args ?? []) }),
+      opts.ports,
+    ));
   } catch (error) {
     dirs.delete(dir);
     await rm(dir, { recursive: true, force: true });
@@ -238,24 +244,11 @@ interface Proc {
   kill(): Promise<void>;
 }
 
-/** `launch` on a free port, trying another one if it was taken in the meantime. */
-async function launchOnFreePort(
-  bin: string,
-  dir: string,
-  args: readonly string[],
-): Promise<{ port: number; proc: Proc }> {
-  for (let attempt = 1; ; attempt++) {
-    // freePort() only says the port was free a moment ago; a parallel worker may take it first.
-    const port = await freePort();
-    try {
-      return { port, proc: await launch(bin, dir, port, args) };
-    } catch (error) {
-      if (!(error instanceof PortInUse) || attempt >= 5) throw error;
-    }
-  }
-}
-
-/** `launch`, retrying while the port is still bound by something else (e.g. a lingering socket). */
+/**
+ * `launch` on the port the server had before (its URL must not change), retrying while that port is
+ * still bound by something else (e.g. a lingering socket). Unlike a first start it cannot move to a
+ * fresh port: if another process took the port while the server was down, this fails after 5 s.
+ */
 async function launchRetrying(
   bin: string,
   dir: string,
@@ -268,14 +261,12 @@ async function launchRetrying(
     try {
       return await launch(bin, dir, port, args, previousOutput());
     } catch (error) {
-      if (!(error instanceof PortInUse) || Date.now() > deadline) throw error;
+      if (!(error instanceof PortInUseError) || Date.now() > deadline) throw error;
     }
     // Waiting for the kernel to release the port; there is nothing to be notified by.
     await sleep(100);
   }
 }
-
-class PortInUse extends Error {}
 
 async function launch(
   bin: string,
@@ -351,15 +342,15 @@ async function launch(
     if (!running) {
       const text = output.slice(previousOutput.length);
       if (/address already in use/i.test(text)) {
-        throw new PortInUse(`redis-server could not bind 127.0.0.1:${port}:\n${text}`);
+        throw new PortInUseError(port, `redis-server could not bind 127.0.0.1:${port}:\n${text}`);
       }
       throw new Error(`redis-server exited during startup (port ${port}):\n${text}`);
     }
-    if (await pingOk(port)) return proc;
+    if (await answersAs(port, proc.pid)) return proc;
     if (Date.now() > deadline) {
       await proc.kill();
       throw new Error(
-        `redis-server not answering PING on 127.0.0.1:${port} after ${READY_TIMEOUT_MS} ms:\n${output}`,
+        `redis-server not answering on 127.0.0.1:${port} after ${READY_TIMEOUT_MS} ms:\n${output}`,
       );
     }
     // Polling a starting server: startup takes a variable while and announces nothing we can await.
@@ -367,8 +358,11 @@ async function launch(
   }
 }
 
-/** True when a raw `PING` on a fresh connection gets `+PONG` within 500 ms. */
-function pingOk(port: number): Promise<boolean> {
+/**
+ * True when the server on `port` answers a raw `INFO server` within 500 ms as process `pid`: another
+ * test's redis-server that holds the port answers too, while ours is still failing to bind it.
+ */
+function answersAs(port: number, pid: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = net.connect({ host: '127.0.0.1', port });
     let reply = '';
@@ -378,10 +372,13 @@ function pingOk(port: number): Promise<boolean> {
     };
     socket.setTimeout(500, () => finish(false));
     socket.once('error', () => finish(false));
-    socket.once('connect', () => socket.write('PING\r\n'));
+    socket.once('close', () => finish(false)); // closed without an answer: not a redis-server
+    socket.once('connect', () => socket.write('INFO server\r\n'));
     socket.on('data', (chunk: Buffer) => {
       reply += chunk.toString();
-      if (reply.includes('\r\n')) finish(reply.startsWith('+PONG'));
+      if (!reply.startsWith('$')) return finish(false); // an error reply, e.g. -LOADING
+      const found = /process_id:(\d+)\r\n/.exec(reply);
+      if (found !== null) finish(Number(found[1]) === pid);
     });
   });
 }

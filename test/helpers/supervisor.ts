@@ -4,7 +4,8 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { requestSupervisor } from '../../src/supervised/control-client.js';
-import { freePort, spawnTs, type Spawned } from './process.js';
+import { PORT_IN_USE, PortInUseError, onFreePort, type PortChoice } from './ports.js';
+import { spawnTs, type Spawned } from './process.js';
 import { until } from './wait.js';
 
 /** The fixture app's command, as given after `--`. */
@@ -59,22 +60,78 @@ export interface SupervisorStatus {
 
 const runs: SupervisorRun[] = [];
 
+/** Options of {@link startSupervisor}. */
+export interface StartSupervisorOptions {
+  env?: NodeJS.ProcessEnv;
+  command?: string[];
+  /**
+   * The public port. Default: cluster mode binds port 0 and `run.port` is the one it got; direct
+   * mode (where the app binds it) picks a free one and moves to a fresh one if it was taken.
+   */
+  port?: number;
+  stateDir?: string;
+  umask?: number;
+  /** How direct mode picks its port (see {@link onFreePort}); only the helper's own tests change it. */
+  ports?: PortChoice;
+}
+
+// The supervisor's log line once every slot has had its first start attempt (pino JSON on stderr).
+const STARTED = /"port":(\d+),[^\n]*"msg":"supervisor started"/;
+
 /**
  * Starts `bulwark supervise [args] -- <command>` with a fresh state dir (or `stateDir`, which the
- * supervisor creates) and port; with `umask`, the supervisor (and so its app) runs under it.
+ * supervisor creates); with `umask`, the supervisor (and so its app) runs under it. Unless `port`
+ * is given, resolves only after the first start attempt of every slot (or the supervisor's exit),
+ * with `port` the one really served on: in direct mode a first start that failed because another
+ * process took the port (EADDRINUSE, `BWK_ERR_SUPERVISOR_PORT_BUSY`) is stopped and made again on
+ * a fresh port; later restarts on a taken port are the supervisor's to handle.
  */
 export async function startSupervisor(
   args: string[],
-  opts: {
-    env?: NodeJS.ProcessEnv;
-    command?: string[];
-    port?: number;
-    stateDir?: string;
-    umask?: number;
-  } = {},
+  opts: StartSupervisorOptions = {},
+): Promise<SupervisorRun> {
+  if (opts.port !== undefined && opts.port !== 0) return spawnSupervisor(args, opts, opts.port);
+  if (opts.port === 0 || args.includes('--instances')) {
+    // Cluster mode: the proxy in the supervisor binds the public port, so port 0 and read it back.
+    const run = await spawnSupervisor(args, opts, 0);
+    if (await firstStartDone(run)) run.port = Number(STARTED.exec(run.stderr())?.[1]);
+    return run;
+  }
+  return onFreePort(async (port) => {
+    const run = await spawnSupervisor(args, opts, port);
+    await firstStartDone(run);
+    const busy = await portBusy(run);
+    if (busy === undefined) return run;
+    runs.splice(runs.indexOf(run), 1);
+    await run.stop();
+    if (opts.stateDir === undefined) await rm(run.stateDir, { recursive: true, force: true });
+    throw new PortInUseError(port, busy);
+  }, opts.ports);
+}
+
+/** Resolves true once the supervisor logged its first start attempts, false if it exited before. */
+async function firstStartDone(run: SupervisorRun): Promise<boolean> {
+  // Each tsx app takes seconds to start on a loaded machine; --start-timeout-ms bounds the attempt.
+  return Promise.race([run.waitFor(STARTED, 300_000).then(() => true), run.exited.then(() => false)]);
+}
+
+/** Why the first start failed on a taken port, from the output or the crash records; undefined if not. */
+async function portBusy(run: SupervisorRun): Promise<string | undefined> {
+  const output = run.stdout() + run.stderr();
+  if (PORT_IN_USE.test(output)) return output;
+  if (run.child.exitCode !== null || run.child.signalCode !== null) return undefined;
+  // With --no-echo the app's output is not copied: its last lines are in the crash records.
+  const crashes = (await run.status().catch(() => undefined))?.crashes ?? [];
+  const crash = crashes.find((c) => c.reason === 'port-busy' || PORT_IN_USE.test(c.lastLines.join('\n')));
+  return crash === undefined ? undefined : crash.lastLines.join('\n');
+}
+
+async function spawnSupervisor(
+  args: string[],
+  opts: StartSupervisorOptions,
+  port: number,
 ): Promise<SupervisorRun> {
   const stateDir = opts.stateDir ?? (await mkdtemp(path.join(os.tmpdir(), 'bwk-sup-')));
-  const port = opts.port ?? (await freePort());
   // A child inherits the umask at spawn: set it around the spawn only.
   const previousUmask = opts.umask === undefined ? undefined : process.umask(opts.umask);
   let spawned: Spawned;
@@ -181,12 +238,12 @@ export function get(
 
 /**
  * Keep-alive GET load on `port` by `concurrency` clients until `stop()`; counts answers by
- * outcome. Used to show that kills and reloads in cluster mode fail no request.
+ * outcome (`ok()` so far: wait on it to place a fault after load has flowed). Used to show that kills and reloads in cluster mode fail no request.
  */
 export function load(
   port: number,
   concurrency = 16,
-): { stop(): Promise<{ ok: number; failed: number; errors: string[] }> } {
+): { ok(): number; stop(): Promise<{ ok: number; failed: number; errors: string[] }> } {
   const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
   let running = true;
   let ok = 0;
@@ -204,6 +261,7 @@ export function load(
     }
   });
   return {
+    ok: () => ok,
     async stop() {
       running = false;
       await Promise.all(loops);
