@@ -1,6 +1,6 @@
 // Import rules of src/, checked by `npm run lint` (dependency-cruiser). Three layers:
 // - foundation: what every capability stands on (errors, logging, settings, health, metrics, the store,
-//   the part contract, failover, the Redis connection);
+//   the part contract, failover, the Redis connection, the package version);
 // - capabilities: one folder each (cache, rate limit, queues, flags, config, error tracker, alerts, the
 //   app's side of the supervisor, the supervisor process);
 // - edges: what assembles capabilities and faces the user (the runtime, the Fastify plugins, the admin
@@ -9,7 +9,8 @@
 // only (a type circle is still a tangle: neither side can be understood, moved or loaded alone).
 import path from 'node:path';
 
-const FOUNDATION = '^src/(errors|logging|settings|health|metrics|store|parts|failover|redis)/';
+const FOUNDATION =
+  '^src/((errors|logging|settings|health|metrics|store|parts|failover|redis)/|version\\.ts$)';
 const CAPABILITY = '^src/(cache|ratelimit|queue|flags|config|tracker|alerts|supervised|supervisor)/';
 const EDGE = '^src/((runtime|http|admin|cli|app)/|(index|fastify)\\.ts$)';
 
