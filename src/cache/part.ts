@@ -1,12 +1,8 @@
 import type { Part } from '../parts/index.js';
 import type { RedisDependency } from '../redis/connection.js';
 import type { Store } from '../store/types.js';
-import { InvalidationBus } from './bus.js';
-import { CacheJournal } from './journal.js';
-import { MemoryCacheStore } from './memory.js';
-import { CacheMetrics } from './metrics.js';
-import { RedisCacheStore } from './redis.js';
-import { TieredCache } from './tiered.js';
+import type { InvalidationBus } from './bus.js';
+import type { TieredCache } from './tiered.js';
 
 /**
  * The `default` cache: L1 in process; with Redis, L2 on Redis behind its failover, a journal of the
@@ -28,7 +24,23 @@ export function cachePart(): Part<
         description: 'The cache. Off: reads miss, sets store nothing, deletes still apply.',
       },
     ],
-    start({ store, redis }, { metrics, health, logger, instanceId }) {
+    async start({ store, redis }, { metrics, health, logger, instanceId }) {
+      // The implementation loads when the part starts: a command that needs no cache never loads it.
+      const [
+        { InvalidationBus },
+        { CacheJournal },
+        { MemoryCacheStore },
+        { CacheMetrics },
+        { RedisCacheStore },
+        { TieredCache },
+      ] = await Promise.all([
+        import('./bus.js'),
+        import('./journal.js'),
+        import('./memory.js'),
+        import('./metrics.js'),
+        import('./redis.js'),
+        import('./tiered.js'),
+      ]);
       if (redis === undefined) {
         health.register({
           name: 'cache:tier',

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { TObject } from 'typebox';
 import type { Part } from '../parts/index.js';
-import { ConfigManager } from './manager.js';
+import type { ConfigManager } from './manager.js';
 import type { ConfigManagerOptions } from './types.js';
 
 /** The service's own configuration: its schema, file (default `<BULWARK_DATA_DIR>/config.json`) and watching. */
@@ -23,6 +23,7 @@ export function configPart<S extends TObject>(
     needs: [],
     async start(_needs, { settings, logger, health }) {
       if (options === undefined) return undefined;
+      const { ConfigManager } = await import('./manager.js');
       const { file, watch, ...rest } = options;
       const config = new ConfigManager<S>({
         ...rest,

@@ -1,10 +1,10 @@
 import path from 'node:path';
-import { InvalidationBus } from '../cache/bus.js';
+import type { InvalidationBus } from '../cache/bus.js';
 import type { Part, ToolFlag } from '../parts/index.js';
 import type { RedisDependency } from '../redis/connection.js';
 import type { Store } from '../store/types.js';
-import { GuardedRollouts } from './guard.js';
-import { FlagService } from './service.js';
+import type { GuardedRollouts } from './guard.js';
+import type { FlagService } from './service.js';
 import type { FlagDefinition } from './types.js';
 
 /** A tool flag as a flag definition: boolean, on by default. */
@@ -35,7 +35,9 @@ export function flagsPart(options: {
     name: 'flags',
     needs: ['store', 'redis'],
     async start({ store, redis }, { settings, health, logger, instanceId }) {
+      const { FlagService } = await import('./service.js');
       if (redis !== undefined) {
+        const { InvalidationBus } = await import('../cache/bus.js');
         bus = new InvalidationBus<{ revision: number }>({
           client: redis.client,
           channel: 'bulwark:flags:changed',
@@ -80,7 +82,8 @@ export function rolloutsPart(): Part<'rollouts', GuardedRollouts, { flags: FlagS
   return {
     name: 'rollouts',
     needs: ['flags', 'store'],
-    start({ flags, store }, { instanceId, logger }) {
+    async start({ flags, store }, { instanceId, logger }) {
+      const { GuardedRollouts } = await import('./guard.js');
       const rollouts = new GuardedRollouts({ flags, store, instanceId, logger });
       rollouts.startTicking();
       return rollouts;

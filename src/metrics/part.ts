@@ -1,6 +1,6 @@
 import type { Part } from '../parts/index.js';
 import type { Store } from '../store/types.js';
-import { MetricsHistory, type MetricsHistoryOptions } from './history.js';
+import type { MetricsHistory, MetricsHistoryOptions } from './history.js';
 
 /** Sampling interval, tiers and compaction of the metrics history; `false` turns it off. */
 export type HistoryPartOptions =
@@ -16,8 +16,9 @@ export function historyPart(
   return {
     name: 'history',
     needs: ['store'],
-    start({ store }, { metrics, logger }) {
+    async start({ store }, { metrics, logger }) {
       if (options === false) return undefined;
+      const { MetricsHistory } = await import('./history.js');
       const history = new MetricsHistory({ store, registry: metrics.registry, logger, ...options });
       metrics.history = history;
       history.start();

@@ -1,8 +1,7 @@
 import type { Part } from '../parts/index.js';
 import type { RedisDependency } from '../redis/connection.js';
 import type { Store } from '../store/types.js';
-import { EmbeddedJobQueue, type EmbeddedJobQueueOptions } from './embedded.js';
-import { QueueMetrics } from './metrics.js';
+import type { EmbeddedJobQueue, EmbeddedJobQueueOptions } from './embedded.js';
 import type { RedisJobQueue, RedisJobQueueOptions } from './redis.js';
 import type { JobOptions, JobQueue } from './types.js';
 
@@ -34,6 +33,11 @@ export function queuePart(
             },
           ],
     async start({ store, redis }, { settings, metrics, logger, instanceId }) {
+      // The implementation loads when the part starts: a command that needs no queue never loads it.
+      const [{ EmbeddedJobQueue }, { QueueMetrics }] = await Promise.all([
+        import('./embedded.js'),
+        import('./metrics.js'),
+      ]);
       const queueMetrics = new QueueMetrics(metrics.registry);
       // Schedules add their occurrences through BullMQ once it exists (it is made after its spool).
       const through: { bullmq?: RedisJobQueue } = {};

@@ -1,6 +1,5 @@
 import type { Part } from '../parts/index.js';
 import type { RedisDependency } from '../redis/connection.js';
-import { createRateLimiter } from './limiter.js';
 import type { RateLimiter, RateLimitPolicy } from './types.js';
 
 /** The policy used when none is configured: 100 points per second. */
@@ -36,8 +35,9 @@ export function rateLimitPart(
         description: 'Rate limiting. Off: every request is admitted, no rate-limit headers.',
       },
     ],
-    start: ({ redis }, { metrics, instanceId }) =>
-      createRateLimiter({
+    // The implementation (rate-limiter-flexible) loads when the part starts.
+    start: async ({ redis }, { metrics, instanceId }) =>
+      (await import('./limiter.js')).createRateLimiter({
         policies: [...(options.policies ?? [DEFAULT_RATE_LIMIT_POLICY]), BROWSER_ERRORS_POLICY],
         ...(options.defaultPolicy === undefined ? {} : { defaultPolicy: options.defaultPolicy }),
         ...(redis === undefined ? {} : { redis: { client: redis.client, failover: redis.failover } }),

@@ -2,9 +2,7 @@ import { hostname } from 'node:os';
 import type { FlagService } from '../flags/service.js';
 import type { Part } from '../parts/index.js';
 import type { Store } from '../store/types.js';
-import { SentryForwarder } from './sentry.js';
-import { ErrorStore } from './store.js';
-import { ErrorTracker } from './tracker.js';
+import type { ErrorTracker } from './tracker.js';
 
 /**
  * Error tracking in the store (groups, samples, regressions); forwards to Sentry with `SENTRY_DSN`.
@@ -34,6 +32,11 @@ export function errorsPart(): Part<'errors', ErrorTracker, { store: Store; flags
           ]),
     ],
     async start({ store, flags }, { settings, logger, metrics, version }) {
+      const [{ SentryForwarder }, { ErrorStore }, { ErrorTracker }] = await Promise.all([
+        import('./sentry.js'),
+        import('./store.js'),
+        import('./tracker.js'),
+      ]);
       return new ErrorTracker({
         errors: new ErrorStore(store.db),
         audit: store.audit,

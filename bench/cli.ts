@@ -1,0 +1,64 @@
+// CLI start-up: how long `bulwark <command>` takes from spawn to exit, and its peak RSS, against
+// `node -e 0` in the same run. The built CLI (dist/, what the `bulwark` bin runs) on a fresh SQLite
+// data dir with the store migrated once before. Rounds rotate the order of the commands; prints the
+// median, the spread (min–max) and the ratio to `node -e 0`. Targets: --help ≤ 2×, a read command ≤ 4×.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describeMachine, median } from './lib.js';
+
+const ROUNDS = Number(process.env['ROUNDS'] ?? 15);
+const CLI = path.resolve('dist/cli/main.js');
+const dir = mkdtempSync(path.join(tmpdir(), 'bulwark-bench-cli-'));
+const env = { PATH: process.env['PATH'], HOME: process.env['HOME'], BULWARK_DATA_DIR: dir };
+
+const commands: { name: string; args: string[] }[] = [
+  { name: 'node -e 0', args: ['-e', '0'] },
+  { name: 'bulwark --help', args: [CLI, '--help'] },
+  { name: 'bulwark settings', args: [CLI, 'settings'] },
+  { name: 'bulwark flags list', args: [CLI, 'flags', 'list'] },
+  { name: 'bulwark queues list', args: [CLI, 'queues', 'list'] },
+  { name: 'bulwark migrate status', args: [CLI, 'migrate', 'status'] },
+];
+
+/** One run under GNU time: wall milliseconds and peak RSS in MiB; throws when the command fails. */
+function run(args: string[]): { ms: number; rssMiB: number } {
+  const started = process.hrtime.bigint();
+  const result = spawnSync('/usr/bin/time', ['-f', '%M', process.execPath, ...args], {
+    env,
+    encoding: 'utf8',
+  });
+  const ms = Number(process.hrtime.bigint() - started) / 1e6;
+  if (result.status !== 0) throw new Error(`${args.join(' ')} exited ${result.status}: ${result.stderr}`);
+  const kib = Number(result.stderr.trim().split('\n').at(-1));
+  return { ms, rssMiB: kib / 1024 };
+}
+
+try {
+  run([CLI, 'migrate', 'up']);
+  const samples = new Map(commands.map((c) => [c.name, { ms: [] as number[], rss: [] as number[] }]));
+  for (let round = 0; round < ROUNDS; round++) {
+    // Rotate so no command always runs right after the same one.
+    const order = commands.map((_, i) => commands[(i + round) % commands.length]!);
+    for (const command of order) {
+      const { ms, rssMiB } = run(command.args);
+      samples.get(command.name)!.ms.push(ms);
+      samples.get(command.name)!.rss.push(rssMiB);
+    }
+    process.stderr.write(`round ${round + 1}/${ROUNDS}\r`);
+  }
+  const base = median(samples.get('node -e 0')!.ms);
+  console.log(describeMachine([]));
+  console.log(`${ROUNDS} runs each, rotating order; wall time from spawn to exit, peak RSS\n`);
+  console.log('| command | median ms | min–max ms | × node -e 0 | RSS MiB (median) |');
+  console.log('|---|---|---|---|---|');
+  for (const { name } of commands) {
+    const { ms, rss } = samples.get(name)!;
+    console.log(
+      `| ${name} | ${median(ms).toFixed(0)} | ${Math.min(...ms).toFixed(0)}–${Math.max(...ms).toFixed(0)} | ${(median(ms) / base).toFixed(2)} | ${median(rss).toFixed(0)} |`,
+    );
+  }
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}

@@ -1,0 +1,75 @@
+// Start-up: from spawn to the first answer of GET /health/live, and the RSS right after, for the demo
+// app (`node dist/app/server.js`, what `npm start` supervises, on an existing SQLite store with every
+// migration applied: a restart) against bare Fastify in plain JavaScript, in the same run. Rounds
+// alternate which starts first; prints medians, min–max and the ratio. Targets: ≤ 2× bare Fastify's
+// time and ≤ 1.5× its RSS.
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describeMachine, median } from './lib.js';
+
+const ROUNDS = Number(process.env['ROUNDS'] ?? 11);
+const dir = mkdtempSync(path.join(tmpdir(), 'bulwark-bench-startup-'));
+const env = { PATH: process.env['PATH'], HOME: process.env['HOME'], BULWARK_DATA_DIR: dir, PORT: '0' };
+const peers = [
+  { name: 'bare Fastify', args: ['bench/fixtures/bare-fastify.js'] },
+  { name: 'Bulwark demo app', args: ['dist/app/server.js'] },
+];
+
+/** Spawns, waits for the port on stderr, asks /health/live until it answers 200; then stops it. */
+async function start(args: string[]): Promise<{ ms: number; rssMiB: number }> {
+  const started = process.hrtime.bigint();
+  const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      let err = '';
+      child.stderr.on('data', (chunk: Buffer) => {
+        err += chunk.toString();
+        const match = /listening on http:\/\/[^\s]+:(\d+)/.exec(err);
+        if (match !== null) resolve(Number(match[1]));
+      });
+      child.once('exit', (code) => reject(new Error(`${args.join(' ')} exited ${code}: ${err}`)));
+    });
+    for (;;) {
+      const res = await fetch(`http://127.0.0.1:${port}/health/live`).catch(() => undefined);
+      if (res?.status === 200) break;
+    }
+    const ms = Number(process.hrtime.bigint() - started) / 1e6;
+    const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
+    const rssKiB = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1]);
+    return { ms, rssMiB: rssKiB / 1024 };
+  } finally {
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGTERM');
+    await exited;
+  }
+}
+
+try {
+  const built = spawnSync('npm', ['run', 'build', '--silent'], { stdio: 'inherit' });
+  if (built.status !== 0) throw new Error('npm run build failed');
+  await start(peers[1]!.args); // creates and migrates the store: later starts are restarts
+  const samples = new Map(peers.map((p) => [p.name, { ms: [] as number[], rss: [] as number[] }]));
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const peer of round % 2 === 0 ? peers : [...peers].reverse()) {
+      const { ms, rssMiB } = await start(peer.args);
+      samples.get(peer.name)!.ms.push(ms);
+      samples.get(peer.name)!.rss.push(rssMiB);
+    }
+    process.stderr.write(`round ${round + 1}/${ROUNDS}\n`);
+  }
+  console.log(describeMachine(['fastify']));
+  console.log(`${ROUNDS} cold starts each, alternating; spawn → first 200 from /health/live; RSS then\n`);
+  console.log('| process | median ms | min–max ms | × bare | RSS MiB (median) | × bare |');
+  console.log('|---|---|---|---|---|---|');
+  const bare = samples.get('bare Fastify')!;
+  for (const { name } of peers) {
+    const { ms, rss } = samples.get(name)!;
+    console.log(
+      `| ${name} | ${median(ms).toFixed(0)} | ${Math.min(...ms).toFixed(0)}–${Math.max(...ms).toFixed(0)} | ${(median(ms) / median(bare.ms)).toFixed(2)} | ${median(rss).toFixed(0)} | ${(median(rss) / median(bare.rss)).toFixed(2)} |`,
+    );
+  }
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
