@@ -1,4 +1,15 @@
-export { bulwark, bulwark as default, fastifyOptions, type BulwarkPluginOptions } from './http/plugin.js';
+export {
+  bulwark,
+  bulwark as default,
+  bulwarkAdmin,
+  bulwarkBrowserErrors,
+  bulwarkCore,
+  bulwarkRateLimit,
+  bulwarkRequestFlags,
+  fastifyOptions,
+  type BulwarkCoreOptions,
+  type BulwarkPluginOptions,
+} from './http/plugin.js';
 export { type ErrorBody } from './errors/index.js';
 export { toHttpError } from './http/error-handler.js';
 export { rateLimit, type RateLimitPluginOptions, type RouteRateLimit } from './ratelimit/index.js';

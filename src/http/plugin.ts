@@ -1,46 +1,23 @@
 import type { FastifyBaseLogger, FastifyHttpOptions, FastifyInstance, FastifyPluginAsync } from 'fastify';
 import fp from 'fastify-plugin';
-import type { Server, ServerResponse } from 'node:http';
-import net, { type Socket } from 'node:net';
+import type { Server } from 'node:http';
+import { registerAdminApi } from '../admin/plugin.js';
 import { lazyChildLoggerFactory } from '../logging/index.js';
 import { rateLimit, type RateLimitPluginOptions } from '../ratelimit/index.js';
-import { createBulwark, type Bulwark, type BulwarkOptions } from '../runtime/create.js';
-import { registerAdminApi } from '../admin/plugin.js';
-import { registerApiDocs } from './api-docs.js';
+import type { Bulwark } from '../runtime/create.js';
+import { bulwarkCore, type BulwarkCoreOptions } from './core.js';
 import { registerRequestFlags, type RequestFlagsOptions } from './flags.js';
-import { captureRequestError, registerBrowserErrors } from './errors.js';
-import { errorHandler, frameworkErrorHandler, notFoundHandler } from './error-handler.js';
-import { registerObservabilityRoutes } from './health-routes.js';
+import { registerBrowserErrors } from './errors.js';
+import { frameworkErrorHandler } from './error-handler.js';
 import { finiteNumbers } from './finite-numbers.js';
-import { endpointGuard } from './protect.js';
 import { generateRequestId } from './request-id.js';
-import { clientErrorHandler, limitOptions, limitServer, serverLimits } from './server-limits.js';
-import {
-  BulwarkLogController,
-  controllers,
-  observeRequests,
-  type RequestObservation,
-} from './request-observer.js';
+import { clientErrorHandler, limitOptions, serverLimits } from './server-limits.js';
+import { BulwarkLogController, controllers } from './request-observer.js';
 
-declare module 'fastify' {
-  interface FastifyInstance {
-    bulwark: Bulwark;
-  }
-  interface FastifyRequest {
-    /**
-     * The client's own `x-request-id`, cut to 128 characters and sanitised; undefined when it sent
-     * none. Only for correlation with the client's logs: `request.id` is always the server's.
-     */
-    clientRequestId: string | undefined;
-  }
-}
+export { bulwarkCore, type BulwarkCoreOptions } from './core.js';
 
 /** Options of the Fastify plugin. */
-export interface BulwarkPluginOptions extends BulwarkOptions {
-  /** Use this Bulwark (the caller closes it); by default the plugin creates one and closes it on `close()`. */
-  bulwark?: Bulwark;
-  /** Serve OpenAPI at `/api-docs` (default true). */
-  apiDocs?: boolean;
+export interface BulwarkPluginOptions extends BulwarkCoreOptions {
   /**
    * Rate limiting of the app's routes with `bulwark.rateLimiter`: the default rule and per-route
    * rules (routes may also set `config: { rateLimit }`). Unset: no route is limited.
@@ -48,18 +25,11 @@ export interface BulwarkPluginOptions extends BulwarkOptions {
   rateLimit?: Omit<RateLimitPluginOptions, 'limiter'>;
   /** Accept browser error reports at `POST /errors/browser` (default true; see docs/error-tracking.md). */
   browserErrors?: boolean;
-  /** Title of the OpenAPI document (default the Bulwark's service id). */
-  title?: string;
   /**
    * Request-scoped flags: `request.flag(key, default)`, with each response's outcome reported to
    * guarded rollouts (`bulwark.rollouts`). Unset: no per-request flag hook.
    */
   flags?: RequestFlagsOptions;
-  /**
-   * Log the answers of `/health*` and `/metrics` at `info` like any other request. Default false:
-   * they log at `debug` (a 5xx answer is still an `error` line).
-   */
-  logProbes?: boolean;
 }
 
 /**
@@ -99,111 +69,53 @@ export function fastifyOptions(
   };
 }
 
+/** Metadata of a capability plugin: it needs the core registered first (Fastify says so if not). */
+const needsCore = (name: string) => ({ fastify: '5.x', name, dependencies: ['bulwark-core'] });
+
+/** The admin API under `/admin/api/` (Bearer `BULWARK_ADMIN_KEY`; see docs/admin-api.md). */
+export const bulwarkAdmin: FastifyPluginAsync = fp(
+  async (app: FastifyInstance) => registerAdminApi(app, app.bulwark),
+  needsCore('bulwark-admin'),
+);
+
+/** Rate limiting of the app's routes with `bulwark.rateLimiter` (see docs/rate-limiting.md). */
+export const bulwarkRateLimit: FastifyPluginAsync<Omit<RateLimitPluginOptions, 'limiter'>> = fp(
+  async (app: FastifyInstance, opts: Omit<RateLimitPluginOptions, 'limiter'>) =>
+    app.register(rateLimit, { ...opts, limiter: app.bulwark.rateLimiter }),
+  needsCore('bulwark-rate-limit'),
+);
+
+/** `POST /errors/browser`: browser error reports into `bulwark.errors` (see docs/error-tracking.md). */
+export const bulwarkBrowserErrors: FastifyPluginAsync = fp(
+  async (app: FastifyInstance) => registerBrowserErrors(app, app.bulwark),
+  needsCore('bulwark-browser-errors'),
+);
+
+/** Request-scoped flags, `request.flag(key, default)`, feeding guarded rollouts (see docs/flags.md). */
+export const bulwarkRequestFlags: FastifyPluginAsync<RequestFlagsOptions> = fp(
+  async (app: FastifyInstance, opts: RequestFlagsOptions) => registerRequestFlags(app, app.bulwark, opts),
+  needsCore('bulwark-request-flags'),
+);
+
 async function bulwarkPlugin(app: FastifyInstance, opts: BulwarkPluginOptions): Promise<void> {
-  const owned = opts.bulwark === undefined;
-  const bulwark = opts.bulwark ?? (await createBulwark(opts));
-  app.decorate('bulwark', bulwark);
-
-  limitServer(app.server, serverLimits(bulwark.settings), {
-    logger: bulwark.logger,
-    registry: bulwark.metrics.registry,
-  });
-  const state: RequestObservation = { bulwark, logProbes: opts.logProbes === true };
-  // Declared up front so every request object has the same shape.
-  app.decorateRequest('clientRequestId', undefined);
-  observeRequests(app, state);
-  app.setErrorHandler(
-    errorHandler(bulwark.settings.nodeEnv === 'development', (raw, request, status) =>
-      captureRequestError(bulwark, raw, request, status),
-    ),
-  );
-  app.setNotFoundHandler(notFoundHandler);
-
-  if (opts.rateLimit !== undefined) {
-    await app.register(rateLimit, { ...opts.rateLimit, limiter: bulwark.rateLimiter });
-  }
-
-  if (opts.flags !== undefined) registerRequestFlags(app, bulwark, opts.flags);
-
-  if (opts.apiDocs !== false) {
-    await registerApiDocs(
-      app,
-      { title: opts.title ?? bulwark.serviceId, version: bulwark.version },
-      endpointGuard(bulwark.settings, 'api-docs'),
-    );
-  }
-  registerObservabilityRoutes(app, bulwark);
-  if (opts.browserErrors !== false) registerBrowserErrors(app, bulwark);
-  await registerAdminApi(app, bulwark);
-
-  app.addHook('onReady', (done) => {
-    bulwark.health.markReady();
-    done();
-  });
-  // Under `bulwark supervise`: ready once the server listens (the supervisor's ready signal).
-  app.addHook('onListen', (done) => {
-    bulwark.supervisor?.ready();
-    done();
-  });
-  const connections = openConnections(app.server);
-  app.addHook('preClose', async () => {
-    bulwark.health.markStopping();
-    lastAnswers(connections);
-    bulwark.logger.info('closing: readiness now fails, draining connections');
-    if (app.server.listening) {
-      await drainConnections(app.server, Math.min(1000, bulwark.settings.shutdownTimeoutMs / 4));
-    }
-  });
-  if (owned) app.addHook('onClose', async () => bulwark.close());
-}
-
-/** The server's open connections, kept as they open and close (per connection, not per request). */
-function openConnections(server: Server): Set<Socket> {
-  const open = new Set<Socket>();
-  server.on('connection', (socket: Socket) => {
-    open.add(socket);
-    socket.once('close', () => open.delete(socket));
-  });
-  return open;
+  await app.register(bulwarkCore, opts);
+  if (opts.rateLimit !== undefined) await app.register(bulwarkRateLimit, opts.rateLimit);
+  if (opts.flags !== undefined) await app.register(bulwarkRequestFlags, opts.flags);
+  if (opts.browserErrors !== false) await app.register(bulwarkBrowserErrors);
+  await app.register(bulwarkAdmin);
 }
 
 /**
- * Makes the answer each connection is working on its last: `Connection: close`, so Node ends the
- * connection once it is sent. Fastify says so only on requests that begin after `close()`; an answer
- * to a request already in flight would leave its client's connection open and idle, holding the
- * shutdown to its deadline (exit 1). Answers already begun are left alone.
- */
-function lastAnswers(connections: Set<Socket>): void {
-  for (const socket of connections) {
-    // Node's response in progress on this socket (as in server-limits.ts): not typed, long stable.
-    const answer = (socket as { _httpMessage?: ServerResponse | null })._httpMessage;
-    if (answer !== undefined && answer !== null && !answer.headersSent)
-      answer.setHeader('connection', 'close');
-  }
-}
-
-/**
- * Stops accepting connections, then gives open keep-alive connections up to `graceMs` to send one
- * more request (answered with `Connection: close`) and hang up, instead of resetting them while a
- * request may be on the wire. Fastify then closes whatever is still idle and waits for in-flight work.
- */
-async function drainConnections(server: Server, graceMs: number): Promise<void> {
-  // net.Server#close stops the listener without http.Server#close's immediate reset of idle sockets.
-  net.Server.prototype.close.call(server);
-  const deadline = Date.now() + graceMs;
-  while (Date.now() < deadline) {
-    const open = await new Promise<number>((resolve) => server.getConnections((_e, count) => resolve(count)));
-    if (open === 0) return;
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
-
-/**
- * The Bulwark Fastify plugin: `app.register(bulwark, options)` → `app.bulwark`. Adds request ids,
- * one log line and metrics per request, the coded error and 404 handlers, `/health*`, `/metrics`
- * and `/api-docs`. Register it before your routes so they are documented.
+ * The Bulwark Fastify plugin, everything in one line: `app.register(bulwark, options)` →
+ * `app.bulwark`. Registers {@link bulwarkCore} (request ids, logs and metrics per request, coded
+ * errors, `/health*`, `/metrics`, `/api-docs`, graceful close), then the rate limit hook (with
+ * `rateLimit`), request flags (with `flags`), the browser error route (unless `browserErrors: false`)
+ * and the admin API. Register it before your routes so they are documented; or compose the parts
+ * you want from `bulwarkCore` and the capability plugins.
  */
 export const bulwark: FastifyPluginAsync<BulwarkPluginOptions> = fp(bulwarkPlugin, {
   fastify: '5.x',
   name: 'bulwark',
 });
+
+export type { Bulwark };
