@@ -348,13 +348,15 @@ describe('cluster proxy: hold and drain', () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(290);
     expect(status).toBe(503);
     expect(headers['retry-after']).toBe('1');
+    // The proxy chooses the id, as the app does: the client's own is not echoed.
     expect(JSON.parse(body)).toEqual({
       error: {
         code: 'BWK_ERR_SUPERVISOR_UNAVAILABLE',
         message: 'No app instance became ready within 300 ms',
-        requestId: 'req-42',
+        requestId: headers['x-request-id'],
       },
     });
+    expect(headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
     expect(proxy.stats()).toMatchObject({ failed: 1, held: 0 });
   });
 

@@ -6,7 +6,6 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { bulwarkError, errorBody, type ErrorCode } from '../errors/index.js';
 
-const REQUEST_ID = /^[\w.:-]{1,128}$/;
 
 /** An `error` listener for client sockets: what follows an error is handled on `close`. */
 export function ignore(): void {}
@@ -17,7 +16,10 @@ export function finish(client: Duplex): void {
   else client.end();
 }
 
-/** The error body for `code`, with the client's `x-request-id` when it is sane, or a new one. */
+/**
+ * The error body for `code` with a new request id: as in the app, the server chooses every id (a
+ * client's own `x-request-id` could make unrelated answers share one).
+ */
 function errorResponse(
   req: http.IncomingMessage,
   code: ErrorCode,
@@ -25,8 +27,7 @@ function errorResponse(
   cause?: unknown,
 ): { status: number; body: string; requestId: string } {
   const error = bulwarkError(code, params, cause === undefined ? {} : { cause });
-  const given = req.headers['x-request-id'];
-  const requestId = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+  const requestId = randomUUID();
   return { status: error.statusCode, body: JSON.stringify(errorBody(error, requestId)), requestId };
 }
 
