@@ -2,17 +2,22 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import type { Static, TObject } from 'typebox';
-import { bulwarkError, isBulwarkError, type BulwarkError, type FieldProblem } from '../errors/index.js';
+import { bulwarkError, isBulwarkError, type BulwarkError } from '../errors/index.js';
 import { writeFileAtomic } from '../store/atomic-file.js';
 import { ConfigCodec, formatOf, type FileState } from './codec.js';
 import { invalidConfig, readEnvLayer, type EnvLayer } from './env.js';
 import { lockSettings, withFileLock, type LockGuard, type LockSettings } from './lock.js';
-import { deepFreeze, deepMerge, diffConfigs, flatten, getIn, redact, setIn } from './paths.js';
+import { deepMerge, diffConfigs, getIn, redact, setIn } from './paths.js';
 import { RevisionStore } from './revisions.js';
-import { describeSchema, schemaProblems, type SchemaInfo } from './schema.js';
+import { describeSchema, type SchemaInfo } from './schema.js';
+import { evaluateConfig, explainPath, type Active, type Evaluated } from './evaluate.js';
+import { stderrLogger } from './logger.js';
 import { FileWatcher } from './watch.js';
+export type { ConfigPath, ConfigValue } from './types.js';
 import type {
   ChangeEvent,
+  ConfigPath,
+  ConfigValue,
   ConfigLogger,
   ConfigManagerOptions,
   DiffEntry,
@@ -22,57 +27,6 @@ import type {
   StartReport,
   WriteOptions,
 } from './types.js';
-
-type Primitive = string | number | boolean | bigint | symbol | null | undefined;
-
-/** Every dotted path of a config type: `'db' | 'db.poolSize' | ...`. */
-export type ConfigPath<T> = T extends Primitive | readonly unknown[]
-  ? never
-  : {
-      [K in keyof T & string]:
-        | K
-        | (NonNullable<T[K]> extends Primitive | readonly unknown[]
-            ? never
-            : `${K}.${ConfigPath<NonNullable<T[K]>>}`);
-    }[keyof T & string];
-
-/** The type of the value at a dotted path. */
-export type ConfigValue<T, P extends string> = P extends `${infer K}.${infer R}`
-  ? K extends keyof T
-    ? ConfigValue<NonNullable<T[K]>, R>
-    : never
-  : P extends keyof T
-    ? T[P]
-    : never;
-
-/** A file's content evaluated against the schema and the environment. */
-interface Evaluated {
-  text: string | undefined;
-  state: FileState;
-  /** Defaults + file: what revisions diff (the environment is per process). */
-  fileConfig: Record<string, unknown>;
-  /** Defaults + file + environment, deep-frozen. */
-  config: Record<string, unknown>;
-}
-
-interface Active extends Evaluated {
-  revision: number;
-  /** Set when the file was invalid at start and this is the last good revision's content. */
-  fallback: boolean;
-}
-
-const stderrLogger: ConfigLogger = {
-  info: () => undefined,
-  warn: (obj, msg) => console.error(JSON.stringify({ level: 'warn', msg, ...printable(obj) })),
-  error: (obj, msg) => console.error(JSON.stringify({ level: 'error', msg, ...printable(obj) })),
-};
-
-function printable(obj: object): Record<string, unknown> {
-  const out: Record<string, unknown> = { ...obj };
-  if (out['err'] instanceof Error)
-    out['err'] = { message: out['err'].message, code: (out['err'] as { code?: unknown }).code };
-  return out;
-}
 
 /**
  * The configuration manager of a service: a TypeBox schema, a file (JSON or dotenv) and the
@@ -194,20 +148,7 @@ export class ConfigManager<S extends TObject, T extends Static<S> = Static<S>> {
 
   /** Where the value at `path` comes from: the environment, the file (with its line) or a default. */
   explain(path: string): Explanation {
-    const active = this.require('explain');
-    const value = redact(getIn(active.config, path), this.info.secrets, path);
-    const under = (map: Map<string, unknown>) =>
-      [...map.keys()].find((p) => p === path || p.startsWith(`${path}.`) || path.startsWith(`${p}.`));
-    const envPath = under(this.envLayer.vars);
-    if (envPath !== undefined)
-      return { path, value, layer: 'env', source: this.envLayer.vars.get(envPath) ?? '' };
-    const filePath = under(flatten(active.state.layer));
-    if (filePath !== undefined) {
-      const line = active.state.lines.get(path) ?? active.state.lines.get(filePath);
-      const file = active.fallback ? `${this.file}@${active.revision}` : this.file;
-      return { path, value, layer: 'file', source: line === undefined ? file : `${file}:${line}` };
-    }
-    return { path, value, layer: 'default', source: 'schema' };
+    return explainPath(this.require('explain'), path, this.envLayer, this.file, this.info.secrets);
   }
 
   /**
@@ -410,19 +351,8 @@ export class ConfigManager<S extends TObject, T extends Static<S> = Static<S>> {
 
   /** Parses and validates file text; throws `BWK_ERR_CONFIG_PARSE` or `BWK_ERR_CONFIG_INVALID`. */
   private evaluate(text: string | undefined, proposed = false): Evaluated {
-    const state = this.codec.parse(text);
-    const fileConfig = deepMerge(this.info.defaults, state.layer);
-    const config = deepMerge(fileConfig, this.envLayer.layer);
-    const where = (p: string): string | undefined => {
-      const name = this.envLayer.vars.get(p);
-      if (name !== undefined) return name;
-      // Lines of content not yet written would point at nothing the caller can see.
-      const line = proposed ? undefined : state.lines.get(p);
-      return line === undefined ? undefined : `${this.label} line ${line}`;
-    };
-    const problems: FieldProblem[] = [...state.problems, ...schemaProblems(this.schema, config, where)];
-    if (problems.length > 0) throw invalidConfig(this.label, problems);
-    return { text, state, fileConfig, config: deepFreeze(config) };
+    const { schema, label, info, codec, envLayer } = this;
+    return evaluateConfig({ schema, label, info, codec, envLayer }, text, proposed);
   }
 
   private render(current: FileState, layer: Record<string, unknown>): string {

@@ -118,3 +118,25 @@ export interface StartReport {
   /** Why the file was not used, when `from` is `revision`. */
   error?: BulwarkError;
 }
+
+type Primitive = string | number | boolean | bigint | symbol | null | undefined;
+
+/** Every dotted path of a config type: `'db' | 'db.poolSize' | ...`. */
+export type ConfigPath<T> = T extends Primitive | readonly unknown[]
+  ? never
+  : {
+      [K in keyof T & string]:
+        | K
+        | (NonNullable<T[K]> extends Primitive | readonly unknown[]
+            ? never
+            : `${K}.${ConfigPath<NonNullable<T[K]>>}`);
+    }[keyof T & string];
+
+/** The type of the value at a dotted path. */
+export type ConfigValue<T, P extends string> = P extends `${infer K}.${infer R}`
+  ? K extends keyof T
+    ? ConfigValue<NonNullable<T[K]>, R>
+    : never
+  : P extends keyof T
+    ? T[P]
+    : never;
