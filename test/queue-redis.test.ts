@@ -382,3 +382,65 @@ describe('BullMQ worker watchdog', () => {
     },
   );
 });
+
+/** `promise`'s value, or `'hung'` if it has not settled within `ms`. */
+async function within<T>(ms: number, promise: Promise<T>): Promise<T | 'hung'> {
+  let timer: NodeJS.Timeout | undefined;
+  const hung = new Promise<'hung'>((resolve) => (timer = setTimeout(() => resolve('hung'), ms)));
+  try {
+    return await Promise.race([promise, hung]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+describe('admin calls while Redis is frozen (SIGSTOP)', () => {
+  it(
+    'counts, list and pausedQueues answer from the spool within the admin deadline; a promote BullMQ alone could answer fails coded',
+    { timeout: 30_000 },
+    async () => {
+      const adminDeadlineMs = 300;
+      // Only what the test puts in the spool is there: no replay moves it to BullMQ meanwhile.
+      const { redisDep, spool, queues } = await redisDriver('frozen', {
+        replayIntervalMs: 600_000,
+        adminDeadlineMs,
+      });
+      await until(() => redisDep.failover.mode === 'primary', 10_000, 'on Redis');
+      await spool.add('frozen', 'x', { id: 'spooled' });
+      await queues.pause('held');
+      // Redis up: BullMQ is asked too (and its connection is open when Redis freezes).
+      expect((await queues.counts('frozen')).get('frozen')).toMatchObject({ waiting: 1 });
+      await redis.pause();
+      try {
+        // Each call waits for BullMQ at most the admin deadline; the rest is the store's reads on a
+        // loaded machine. Without a deadline they wait for as long as Redis is frozen.
+        const bound = 2 * adminDeadlineMs + 2000;
+        // Every call settles (a rejection is an answer too) and is judged on its own.
+        const answer = <T>(call: Promise<T>) =>
+          within(
+            bound,
+            call.catch((error: unknown) => error as Error),
+          );
+        const [one, all, waiting, paused, promoted] = await Promise.all([
+          answer(queues.counts('frozen')),
+          answer(queues.counts()),
+          answer(queues.list('frozen', 'waiting')),
+          answer(queues.pausedQueues()),
+          within(
+            bound,
+            rejection(queues.promote('frozen', 'not-in-the-spool'), 'BWK_ERR_QUEUE_REDIS_UNAVAILABLE'),
+          ),
+        ]);
+        expect.soft(one instanceof Map ? one.get('frozen') : one).toMatchObject({ waiting: 1 });
+        expect.soft(all instanceof Map ? all.get('frozen') : all).toMatchObject({ waiting: 1 });
+        expect.soft(Array.isArray(waiting) ? waiting.map((j) => j.id) : waiting).toEqual(['spooled']);
+        expect.soft(paused instanceof Set ? [...paused] : paused).toEqual(['held']);
+        expect.soft(promoted).not.toBe('hung');
+        // A CLI command closes what it opened: that does not wait for Redis either.
+        expect.soft(await within(bound + 1000, queues.close(1000))).not.toBe('hung');
+      } finally {
+        await redis.resume();
+      }
+    },
+  );
+});

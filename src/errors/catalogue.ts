@@ -143,6 +143,12 @@ export const catalogue = {
     message: 'No {state} job {id} in queue {queue}',
     area: 'queue',
   },
+  BWK_ERR_QUEUE_REDIS_UNAVAILABLE: {
+    status: 503,
+    message:
+      'Cannot {operation} job {id} of queue {queue}: it is not in the store, and Redis (BullMQ) is down or did not answer within {deadlineMs} ms',
+    area: 'queue',
+  },
   BWK_ERR_FLAG_INVALID: {
     status: 400,
     message: 'Invalid flag {key}: {detail}',

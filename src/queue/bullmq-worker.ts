@@ -7,7 +7,7 @@ import {
 } from 'bullmq';
 import type { Logger } from 'pino';
 import { retryDelay } from './backoff.js';
-import { runHandler } from './embedded.js';
+import { runHandler } from './run-handler.js';
 import type { QueueMetrics } from './metrics.js';
 import type { BackoffOptions, Job, JobHandler, QueueCounts, WorkerOptions } from './types.js';
 
@@ -44,7 +44,7 @@ export class BullWorker {
   readonly #opts: WorkerOptions;
   readonly #connection: ConnectionOptions;
   readonly #o: WorkerSettings;
-  readonly #counts: () => Promise<QueueCounts>;
+  readonly #counts: () => Promise<QueueCounts | undefined>;
   #worker: Worker;
   #progress = 0;
   #watch: NodeJS.Timeout | undefined;
@@ -57,7 +57,7 @@ export class BullWorker {
     opts: WorkerOptions,
     connection: ConnectionOptions,
     o: WorkerSettings,
-    counts: () => Promise<QueueCounts>,
+    counts: () => Promise<QueueCounts | undefined>,
   ) {
     this.#queue = queue;
     this.#handler = handler;

@@ -1,22 +1,20 @@
 import { randomUUID } from 'node:crypto';
-import { Queue, type ConnectionOptions, type Job as BullJob, type JobsOptions } from 'bullmq';
+import type { ConnectionOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { bulwarkError } from '../errors/index.js';
 import type { Failover } from '../failover/index.js';
 import type { Store } from '../store/types.js';
-import { BullWorker, PREFIX, type Envelope, type WorkerFactory } from './bullmq-worker.js';
-import {
-  Batch,
-  checkJobOptions,
-  checkQueue,
-  optionsError,
-  positiveInt,
-  serialise,
-  type EmbeddedJobQueue,
-} from './embedded.js';
+import { Batch } from './batch.js';
+import { BullAdmin } from './bullmq-admin.js';
+import { BullJobs, byQueue } from './bullmq-jobs.js';
+import { BullQueues, connectionOptions } from './bullmq-queues.js';
+import { BullWorker, type WorkerFactory } from './bullmq-worker.js';
+import type { EmbeddedJobQueue } from './embedded.js';
+import { gate } from './gate.js';
 import type { QueueMetrics } from './metrics.js';
-import { emptyCounts, SqlJobs, type JobRow } from './sql-jobs.js';
+import { SpoolReplay } from './spool-replay.js';
+import { SqlJobs } from './sql-jobs.js';
 import type {
   JobHandler,
   JobOptions,
@@ -27,6 +25,7 @@ import type {
   RepeatOptions,
   WorkerOptions,
 } from './types.js';
+import { checkJobOptions, checkQueue, optionsError, positiveInt, serialise } from './validate.js';
 
 interface PendingAdd {
   queue: string;
@@ -39,7 +38,7 @@ interface PendingAdd {
 export interface RedisJobQueueOptions {
   /** `redis://…`: BullMQ opens its own connections (workers need blocking ones). */
   url: string;
-  /** The Redis failover shared with the cache and the rate limiter. */
+  /** The Redis failover shared with the cache and the rate limiter: every call on Redis goes through it. */
   failover: Failover;
   /** The shared (fail-fast) Redis client, for listing queues. */
   client: Redis;
@@ -55,6 +54,13 @@ export interface RedisJobQueueOptions {
   replayIntervalMs?: number;
   /** A worker with waiting jobs and no progress for this long after a failback is recreated (default 15 000). */
   stallMs?: number;
+  /**
+   * Deadline of the calls on BullMQ that are more than one command and that no add waits for:
+   * admin reads and operations (counts, list, redrive, promote, remove), each spool replay batch,
+   * the watchdog's counts, closing the BullMQ connections (default 1 000). Past it a read answers
+   * from the spool alone and the failover counts the miss against Redis.
+   */
+  adminDeadlineMs?: number;
   metrics?: QueueMetrics;
   logger?: Logger;
   now?: () => number;
@@ -65,36 +71,34 @@ export interface RedisJobQueueOptions {
   createWorker?: WorkerFactory;
 }
 
-/** Every job's retry delays come from its own backoff options, through the workers' strategy. */
-const BACKOFF = Object.freeze({ type: 'bulwark' });
-const REPLAY_BATCH = 500;
-
 /**
  * BullMQ on Redis behind the shared failover, with the embedded queue as its durable outage spool.
+ * Every call on Redis goes through the failover engine with a deadline ({@link BullQueues}): it
+ * alone decides when Redis is down, and a down or frozen Redis costs a caller at most a deadline.
  *
  * - `add` goes to BullMQ (bounded by the failover's deadline) while Redis is up; otherwise, or when
  *   it fails, to the spool with the same id, where local workers run it if they can.
  * - On every failback (and every `replayIntervalMs` while up) the spool's queued jobs are moved to
  *   BullMQ with their id as the BullMQ job id, so a job that reached both is added once; completed
- *   jobs are kept `keepCompletedMs` for that.
+ *   jobs are kept `keepCompletedMs` for that ({@link SpoolReplay}).
  * - `process` runs a BullMQ worker and an embedded worker for the spool; a BullMQ worker that makes
  *   no progress with jobs waiting after a reconnect is closed and recreated.
+ * - Counts, lists and the admin operations span both stores ({@link BullAdmin}).
  */
 export class RedisJobQueue implements JobQueue {
   readonly #o: Required<Omit<RedisJobQueueOptions, 'metrics' | 'logger' | 'createWorker'>> &
     Pick<RedisJobQueueOptions, 'metrics' | 'logger' | 'createWorker'>;
   readonly #connection: ConnectionOptions;
-  readonly #queues = new Map<string, Queue>();
+  readonly #bull: BullQueues;
+  readonly #bullJobs: BullJobs;
+  readonly #admin: BullAdmin;
+  readonly #replay: SpoolReplay;
   readonly #workers = new Map<string, BullWorker>();
   readonly #known = new Set<string>();
   /** Queues whose pause or resume may not have reached BullMQ: set from the store once Redis is up. */
   readonly #unsynced = new Set<string>();
-  readonly #jobs: SqlJobs;
   readonly #timer: NodeJS.Timeout;
-  /** Completed jobs are kept this long so a replayed id is recognised (shared by every job's options). */
-  readonly #keepCompleted: JobsOptions['removeOnComplete'];
   readonly #adds = new Batch<PendingAdd>((adds) => this.#flush(adds));
-  #replaying: Promise<number> | undefined;
   #closed = false;
   #redisEnabled = true;
   /** Held by {@link holdLocal} (the spool's workers are also held while jobs go to BullMQ). */
@@ -106,23 +110,40 @@ export class RedisJobQueue implements JobQueue {
       keepCompletedMs: 3_600_000,
       replayIntervalMs: 5000,
       stallMs: 15_000,
+      adminDeadlineMs: 1000,
       now: Date.now,
       ...opts,
     };
-    this.#keepCompleted =
-      this.#o.keepCompletedMs === 0
-        ? true
-        : Object.freeze({ age: Math.ceil(this.#o.keepCompletedMs / 1000) });
-    const url = new URL(opts.url);
-    this.#connection = {
-      host: url.hostname,
-      port: Number(url.port || 6379),
-      ...(url.username === '' ? {} : { username: decodeURIComponent(url.username) }),
-      ...(url.password === '' ? {} : { password: decodeURIComponent(url.password) }),
-      ...(url.pathname.length > 1 ? { db: Number(url.pathname.slice(1)) } : {}),
-      retryStrategy: (times: number) => Math.min(times * 50, 500),
-    };
-    this.#jobs = new SqlJobs(opts.store.db, opts.store.engine);
+    this.#connection = connectionOptions(opts.url);
+    this.#bull = new BullQueues({
+      connection: this.#connection,
+      client: opts.client,
+      failover: opts.failover,
+      logger: opts.logger,
+    });
+    this.#bullJobs = new BullJobs(this.#o.keepCompletedMs, this.#o.now);
+    const jobs = new SqlJobs(opts.store.db, opts.store.engine);
+    this.#admin = new BullAdmin({
+      bull: this.#bull,
+      spool: opts.spool,
+      jobs,
+      known: this.#known,
+      deadlineMs: this.#o.adminDeadlineMs,
+      now: this.#o.now,
+    });
+    this.#replay = new SpoolReplay({
+      bull: this.#bull,
+      bullJobs: this.#bullJobs,
+      jobs,
+      failover: opts.failover,
+      instanceId: opts.instanceId,
+      leaseMs: this.#o.leaseMs,
+      deadlineMs: this.#o.adminDeadlineMs,
+      now: this.#o.now,
+      wanted: () => !this.#closed && this.#redisEnabled,
+      reached: (queue) => this.#known.add(queue),
+      logger: opts.logger,
+    });
     // The state gauge reports BullMQ and the spool together (the spool attached its own first).
     opts.metrics?.attach((queue) => this.counts(queue));
     this.#holdSpool();
@@ -130,14 +151,15 @@ export class RedisJobQueue implements JobQueue {
       this.#holdSpool();
       if (change.to === 'primary') {
         // Connections made before or during the outage may be wedged: start afresh.
-        this.#dropQueues();
+        this.#bull.drop();
         void this.replay();
         void this.#syncPaused();
         for (const worker of this.#workers.values()) worker.watch();
       }
     });
+    // Both do nothing while the failover has Redis down: the replay stops at once, a pause sync
+    // falls to the fallback and waits for the next try.
     this.#timer = setInterval(() => {
-      if (this.#o.failover.mode !== 'primary') return;
       void this.replay();
       void this.#syncPaused();
     }, this.#o.replayIntervalMs);
@@ -162,7 +184,8 @@ export class RedisJobQueue implements JobQueue {
    * The spool's jobs run in this process only while new jobs do not go to BullMQ (Redis down or
    * switched off). While they do, the spool is replayed into BullMQ instead: a spooled job may be
    * one BullMQ also holds (an add that missed its deadline but reached Redis, a second add of an
-   * id BullMQ has), and only BullMQ can tell; run here as well, it would run twice.
+   * id BullMQ has), and only BullMQ can tell; run here as well, it would run twice. The failover's
+   * mode is read, not decided, here: this follows each of the engine's switches (`onChange`).
    */
   #holdSpool(): void {
     this.#o.spool.holdLocal(this.#held || (this.#redisEnabled && this.#o.failover.mode === 'primary'));
@@ -190,37 +213,26 @@ export class RedisJobQueue implements JobQueue {
    * the deadline with goes to the spool whole, with the same ids.
    */
   async #flush(adds: PendingAdd[]): Promise<void> {
-    const deadlineMs = 25 + Math.ceil(adds.length / 4);
-    await this.#o.failover.execute(
-      async (signal) => {
-        const byQueue = new Map<string, PendingAdd[]>();
-        for (const add of adds) {
-          const batch = byQueue.get(add.queue);
-          if (batch === undefined) byQueue.set(add.queue, [add]);
-          else batch.push(add);
-        }
+    const groups = byQueue(adds);
+    await this.#bull.run(
+      async ({ queue }, signal) => {
         await Promise.all(
-          [...byQueue].map(([queue, batch]) =>
-            this.#queue(queue).addBulk(
-              batch.map((a) => ({
-                name: 'job',
-                data: envelope(a.data, a.opts),
-                opts: this.#bullOptions(a.id, a.opts),
-              })),
-            ),
+          [...groups].map(([name, batch]) =>
+            queue(name).addBulk(batch.map((a) => this.#bullJobs.added(a.id, a.data, a.opts))),
           ),
         );
         // Past the deadline the batch went to the spool, which counted it: once is enough.
         if (signal.aborted) return;
-        for (const [queue, batch] of byQueue) this.#o.metrics?.added(queue, batch.length);
+        for (const [name, batch] of groups) this.#o.metrics?.added(name, batch.length);
       },
       async () => {
         await Promise.all(adds.map((a) => this.#o.spool.add(a.queue, a.data, { ...a.opts, id: a.id })));
         // Spooled while Redis is up (a missed deadline, a refused batch): no local worker runs
-        // these, so move them to BullMQ now rather than at the next interval.
-        if (this.#o.failover.mode === 'primary') void this.replay();
+        // these, so move them to BullMQ now rather than at the next interval. (While the failover
+        // has Redis down the replay does nothing.)
+        void this.replay();
       },
-      { deadlineMs },
+      25 + Math.ceil(adds.length / 4),
     );
   }
 
@@ -232,19 +244,21 @@ export class RedisJobQueue implements JobQueue {
     // One `concurrency` for this process, shared by the BullMQ worker and the spool's worker.
     const gated = gate(opts.concurrency ?? 1, handler as JobHandler);
     this.#o.spool.process(queue, gated, opts); // jobs spooled during outages, run locally
-    const worker = new BullWorker(queue, gated, opts, this.#connection, this.#o, () => this.#counts(queue));
+    const worker = new BullWorker(queue, gated, opts, this.#connection, this.#o, () =>
+      this.#admin.queueCounts(queue),
+    );
     this.#workers.set(queue, worker);
     this.#known.add(queue);
   }
 
   async pause(queue: string): Promise<void> {
     await this.#o.spool.pause(queue); // the store is the source of truth for every instance
-    await this.#onRedis((q) => q.pause(), queue);
+    await this.#onRedis(queue, true);
   }
 
   async resume(queue: string): Promise<void> {
     await this.#o.spool.resume(queue);
-    await this.#onRedis((q) => q.resume(), queue);
+    await this.#onRedis(queue, false);
   }
 
   get paused(): ReadonlySet<string> {
@@ -261,6 +275,7 @@ export class RedisJobQueue implements JobQueue {
     return this.#held;
   }
 
+  /** From the store, the source of truth: Redis is not asked. */
   pausedQueues(): Promise<ReadonlySet<string>> {
     return this.#o.spool.pausedQueues();
   }
@@ -275,161 +290,33 @@ export class RedisJobQueue implements JobQueue {
     return this.#o.spool.unrepeat(queue, name);
   }
 
-  /**
-   * The spool's counts plus BullMQ's while Redis is up (BullMQ's delayed jobs all count as delayed);
-   * a job in both stores counts once.
-   */
-  async counts(queue?: string): Promise<Map<string, QueueCounts>> {
-    const result = await this.#o.spool.counts(queue);
-    if (this.#o.failover.mode !== 'primary') return result;
-    const names = queue === undefined ? await this.#queueNames() : [queue];
-    for (const name of names) {
-      const bull = await this.#counts(name).catch(() => undefined);
-      if (bull === undefined) continue;
-      const sum = result.get(name) ?? emptyCounts();
-      await this.#uncountKnown(name, sum).catch(() => undefined);
-      for (const state of Object.keys(sum) as JobState[]) sum[state] += bull[state];
-      result.set(name, sum);
-    }
-    return result;
+  /** See {@link BullAdmin.counts}: the spool's counts alone when Redis does not answer in time. */
+  counts(queue?: string): Promise<Map<string, QueueCounts>> {
+    return this.#admin.counts(queue);
   }
 
-  /**
-   * Takes out of a queue's spool counts the jobs whose id BullMQ holds too (an add that missed its
-   * deadline but reached Redis, a replay in flight): they run once, from BullMQ, so they count
-   * once. Looks at the first {@link REPLAY_BATCH} spooled jobs.
-   */
-  async #uncountKnown(queue: string, spooled: QueueCounts): Promise<void> {
-    if (spooled.waiting + spooled.delayed + spooled.retrying + spooled.active === 0) return;
-    const rows = await this.#jobs.unfinished(queue, this.#o.now(), REPLAY_BATCH);
-    const known = await this.#o.client
-      .pipeline(rows.map((row) => ['exists', `${PREFIX}:${queue}:${row.id}`]))
-      .exec();
-    rows.forEach((row, i) => {
-      if (known?.[i]?.[1] === 1) spooled[row.reported] = Math.max(0, spooled[row.reported] - 1);
-    });
+  /** See {@link BullAdmin.list}: the spool's jobs alone when Redis does not answer in time. */
+  list(queue: string, state: JobState, limit = 100): Promise<JobSummary[]> {
+    return this.#admin.list(queue, state, limit);
   }
 
-  async list(queue: string, state: JobState, limit = 100): Promise<JobSummary[]> {
-    checkQueue(queue);
-    const max = Math.min(Math.max(1, limit), 1000);
-    const spooled = await this.#o.spool.list(queue, state, max);
-    if (this.#o.failover.mode !== 'primary' || spooled.length >= max) return spooled;
-    const types = {
-      waiting: ['wait', 'prioritized'],
-      delayed: ['delayed'],
-      retrying: ['delayed'],
-      active: ['active'],
-      dead: ['failed'],
-    } as const;
-    const jobs = (await this.#queue(queue).getJobs([...types[state]], 0, max - 1, true)) as BullJob[];
-    // A job in both stores (an add that missed its deadline but reached Redis) is listed once.
-    const listed = new Set(spooled.map((j) => j.id));
-    const wanted = jobs.filter(
-      (j) =>
-        !listed.has(j.id ?? '') &&
-        (state === 'delayed' ? j.attemptsMade === 0 : state === 'retrying' ? j.attemptsMade > 0 : true),
-    );
-    return [...spooled, ...wanted.slice(0, max - spooled.length).map((j) => summary(queue, state, j))];
+  redrive(queue: string, ids?: string[]): Promise<string[]> {
+    return this.#admin.redrive(queue, ids);
   }
 
-  async redrive(queue: string, ids?: string[]): Promise<string[]> {
-    checkQueue(queue);
-    const done = await this.#o.spool.redrive(queue, ids);
-    if (this.#o.failover.mode !== 'primary') return done;
-    const q = this.#queue(queue);
-    const failed = ids === undefined ? ((await q.getJobs(['failed'], 0, -1)) as BullJob[]) : [];
-    for (const id of ids ?? []) {
-      const job = (await q.getJob(id)) as BullJob | undefined;
-      if (job !== undefined && (await job.isFailed())) failed.push(job);
-    }
-    for (const job of failed) {
-      await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
-      if (job.id !== undefined) done.push(job.id);
-    }
-    return done;
+  /** `BWK_ERR_QUEUE_REDIS_UNAVAILABLE` for a job not in the spool while Redis does not answer in time. */
+  promote(queue: string, id: string): Promise<void> {
+    return this.#admin.promote(queue, id);
   }
 
-  async promote(queue: string, id: string): Promise<void> {
-    checkQueue(queue);
-    try {
-      await this.#o.spool.promote(queue, id);
-      return;
-    } catch (error) {
-      if (this.#o.failover.mode !== 'primary') throw error;
-    }
-    const job = (await this.#queue(queue).getJob(id)) as BullJob | undefined;
-    if (job === undefined || !(await job.isDelayed()))
-      throw bulwarkError('BWK_ERR_QUEUE_JOB_NOT_FOUND', { queue, id, state: 'delayed or retrying' });
-    await job.promote();
+  /** `BWK_ERR_QUEUE_REDIS_UNAVAILABLE` for a job not in the spool while Redis does not answer in time. */
+  remove(queue: string, id: string): Promise<void> {
+    return this.#admin.remove(queue, id);
   }
 
-  async remove(queue: string, id: string): Promise<void> {
-    checkQueue(queue);
-    try {
-      await this.#o.spool.remove(queue, id);
-      return;
-    } catch (error) {
-      if (this.#o.failover.mode !== 'primary') throw error;
-    }
-    const job = (await this.#queue(queue).getJob(id)) as BullJob | undefined;
-    if (job === undefined || (await job.isActive()))
-      throw bulwarkError('BWK_ERR_QUEUE_JOB_NOT_FOUND', {
-        queue,
-        id,
-        state: 'waiting, delayed, retrying or dead',
-      });
-    await job.remove();
-  }
-
-  /**
-   * Moves the spool's queued jobs to BullMQ, idempotently (the spool id is the BullMQ job id), in
-   * batches: taken under a lease, added, then deleted; a batch BullMQ refuses goes back to the spool.
-   * Resolves with how many were moved. Concurrent calls share one run.
-   */
+  /** Moves the spool's queued jobs to BullMQ ({@link SpoolReplay}); resolves with how many moved. */
   replay(): Promise<number> {
-    this.#replaying ??= this.#replay().finally(() => {
-      this.#replaying = undefined;
-    });
-    return this.#replaying;
-  }
-
-  async #replay(): Promise<number> {
-    const owner = `replay:${this.#o.instanceId}`;
-    let moved = 0;
-    while (!this.#closed && this.redisEnabled && this.#o.failover.mode === 'primary') {
-      const rows = await this.#jobs.take(REPLAY_BATCH, owner, this.#o.now(), this.#o.leaseMs);
-      if (rows.length === 0) break;
-      try {
-        const byQueue = new Map<string, JobRow[]>();
-        for (const row of rows) {
-          const batch = byQueue.get(row.queue);
-          if (batch === undefined) byQueue.set(row.queue, [row]);
-          else batch.push(row);
-        }
-        for (const [queue, batch] of byQueue) {
-          await this.#queue(queue).addBulk(batch.map((row) => this.#replayed(row)));
-          this.#known.add(queue);
-        }
-      } catch (error) {
-        await this.#jobs
-          .release(
-            owner,
-            rows.map((r) => r.seq),
-            false,
-          )
-          .catch(() => undefined); // else their lease runs out and recovery gives them back
-        this.#o.logger?.warn({ err: error, jobs: rows.length }, 'queues: spool replay interrupted');
-        break;
-      }
-      await this.#jobs.complete(
-        owner,
-        rows.map((r) => r.seq),
-      );
-      moved += rows.length;
-    }
-    if (moved > 0) this.#o.logger?.info({ jobs: moved }, 'queues: spooled jobs replayed into BullMQ');
-    return moved;
+    return this.#replay.run();
   }
 
   async close(deadlineMs = 10_000): Promise<void> {
@@ -441,35 +328,18 @@ export class RedisJobQueue implements JobQueue {
       this.#o.spool.close(deadlineMs),
     ]);
     // A replay in flight still writes to BullMQ: it ends (after its batch) before close resolves.
-    await this.#replaying?.catch(() => undefined);
-    await Promise.allSettled([...this.#queues.values()].map((q) => q.close()));
+    await this.#replay.settled();
+    await this.#bull.close(this.#o.adminDeadlineMs);
   }
 
-  #queue(name: string): Queue {
-    let queue = this.#queues.get(name);
-    if (queue === undefined) {
-      // Producers fail fast while disconnected (no offline queue); the failover does the rest.
-      queue = new Queue(name, {
-        connection: { ...this.#connection, enableOfflineQueue: false, maxRetriesPerRequest: 1 },
-        prefix: PREFIX,
-      });
-      queue.on('error', (error) =>
-        this.#o.logger?.debug({ err: error, queue: name }, 'queues: BullMQ queue error'),
-      );
-      this.#queues.set(name, queue);
-    }
-    return queue;
-  }
-
-  #dropQueues(): void {
-    for (const queue of this.#queues.values()) void queue.close().catch(() => undefined);
-    this.#queues.clear();
-  }
-
-  async #onRedis(run: (queue: Queue) => Promise<void>, name: string): Promise<void> {
+  /** Pauses or resumes `name` in BullMQ; one that cannot reach Redis in time is synced later. */
+  async #onRedis(name: string, paused: boolean): Promise<void> {
     checkQueue(name);
-    await this.#o.failover.execute(
-      () => run(this.#queue(name)),
+    await this.#bull.run(
+      async ({ queue }) => {
+        if (paused) await queue(name).pause();
+        else await queue(name).resume();
+      },
       () => {
         this.#unsynced.add(name);
       },
@@ -486,102 +356,7 @@ export class RedisJobQueue implements JobQueue {
     if (paused === undefined) return; // the store is down: the next failback or interval retries
     for (const name of [...this.#unsynced]) {
       this.#unsynced.delete(name);
-      await this.#onRedis((q) => (paused.has(name) ? q.pause() : q.resume()), name);
+      await this.#onRedis(name, paused.has(name));
     }
   }
-
-  async #counts(name: string): Promise<QueueCounts> {
-    const c = await this.#queue(name).getJobCounts('wait', 'prioritized', 'delayed', 'active', 'failed');
-    return {
-      waiting: (c['wait'] ?? 0) + (c['prioritized'] ?? 0),
-      delayed: c['delayed'] ?? 0,
-      retrying: 0,
-      active: c['active'] ?? 0,
-      dead: c['failed'] ?? 0,
-    };
-  }
-
-  /** Queues this process knows of, plus every BullMQ queue under Bulwark's prefix. */
-  async #queueNames(): Promise<string[]> {
-    const names = new Set(this.#known);
-    const client = this.#o.client;
-    let cursor = '0';
-    do {
-      const [next, keys] = await client.scan(cursor, 'MATCH', `${PREFIX}:*:meta`, 'COUNT', 1000);
-      cursor = next;
-      for (const key of keys) names.add(key.slice(PREFIX.length + 1, -':meta'.length));
-    } while (cursor !== '0');
-    return [...names];
-  }
-
-  #bullOptions(id: string, opts: JobOptions): JobsOptions {
-    const bull: JobsOptions = {
-      jobId: id,
-      attempts: opts.attempts ?? 3,
-      backoff: BACKOFF,
-      removeOnComplete: this.#keepCompleted,
-    };
-    if (opts.delay) bull.delay = opts.delay;
-    // BullMQ runs jobs without a priority first, then priority 1, 2, …: the same order as
-    // Bulwark's 0 first, then higher numbers later. Negative priorities run as 0.
-    if (opts.priority !== undefined && opts.priority > 0) bull.priority = Math.min(opts.priority, 2_097_152);
-    return bull;
-  }
-
-  #replayed(row: JobRow): { name: string; data: Envelope; opts: JobsOptions } {
-    const options = row.options === null ? {} : (JSON.parse(row.options) as Envelope['o'] & object);
-    const delay = Math.max(0, Number(row.run_at) - this.#o.now());
-    const opts: JobOptions = {
-      attempts: Math.max(1, row.max_attempts - row.attempts),
-      priority: row.priority,
-      delay,
-      ...options,
-    };
-    return {
-      name: 'job',
-      data: envelope(JSON.parse(row.data) as unknown, opts),
-      opts: { ...this.#bullOptions(row.id, opts), timestamp: Number(row.created_at) },
-    };
-  }
-}
-
-/** `handler`, run at most `limit` at a time; callers beyond wait their turn in order. */
-function gate(limit: number, handler: JobHandler): JobHandler {
-  let running = 0;
-  const waiting: (() => void)[] = [];
-  return async (job, ctx) => {
-    // A finishing call hands its slot straight to the next waiter, so no newcomer can slip in between.
-    if (running >= limit) await new Promise<void>((resolve) => waiting.push(resolve));
-    else running += 1;
-    try {
-      return await handler(job, ctx);
-    } finally {
-      const next = waiting.shift();
-      if (next === undefined) running -= 1;
-      else next();
-    }
-  };
-}
-
-function envelope(data: unknown, opts: JobOptions): Envelope {
-  const o: Envelope['o'] = {};
-  if (opts.backoff !== undefined) o.backoff = opts.backoff;
-  if (opts.timeout !== undefined) o.timeout = opts.timeout;
-  return Object.keys(o).length === 0 ? { d: data } : { d: data, o };
-}
-
-function summary(queue: string, state: JobState, job: BullJob): JobSummary {
-  const data = job.data as Envelope;
-  return {
-    queue,
-    id: job.id ?? '',
-    state,
-    attempts: job.attemptsMade,
-    maxAttempts: job.opts.attempts ?? 1,
-    priority: job.opts.priority ?? 0,
-    createdAt: job.timestamp,
-    runAt: job.timestamp + (job.opts.delay ?? 0),
-    lastError: job.failedReason ?? null,
-    data: data.d,
-  };
 }

@@ -1,0 +1,231 @@
+import type { Job as BullJob, Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { bulwarkError, isBulwarkError } from '../errors/index.js';
+import { summary } from './bullmq-jobs.js';
+import type { BullQueues } from './bullmq-queues.js';
+import { PREFIX } from './bullmq-worker.js';
+import type { EmbeddedJobQueue } from './embedded.js';
+import { REPLAY_BATCH } from './spool-replay.js';
+import { emptyCounts, type SqlJobs } from './sql-jobs.js';
+import type { JobState, JobSummary, QueueCounts } from './types.js';
+import { checkQueue } from './validate.js';
+
+/** Options of {@link BullAdmin}. */
+export interface BullAdminOptions {
+  bull: BullQueues;
+  spool: EmbeddedJobQueue;
+  /** The spool's table. */
+  jobs: SqlJobs;
+  /** Queues this process knows of (BullMQ's are found by a scan). */
+  known: ReadonlySet<string>;
+  /** Deadline (ms) of each read or operation on BullMQ. */
+  deadlineMs: number;
+  now: () => number;
+}
+
+/** BullMQ job types behind each reported state. */
+const TYPES = {
+  waiting: ['wait', 'prioritized'],
+  delayed: ['delayed'],
+  retrying: ['delayed'],
+  active: ['active'],
+  dead: ['failed'],
+} as const;
+
+/**
+ * The admin side of the Redis driver: counts, lists, redrives, promotes and removes over the spool
+ * and BullMQ. The spool is asked first; BullMQ through the failover with {@link BullAdminOptions.deadlineMs},
+ * so a Redis that is down or frozen costs at most that: reads then answer from the spool alone, and
+ * an operation on a job only BullMQ could hold fails with `BWK_ERR_QUEUE_REDIS_UNAVAILABLE`.
+ */
+export class BullAdmin {
+  readonly #o: BullAdminOptions;
+
+  constructor(opts: BullAdminOptions) {
+    this.#o = opts;
+  }
+
+  /**
+   * The spool's counts plus BullMQ's (BullMQ's delayed jobs all count as delayed); a job in both
+   * stores counts once. Without an answer from Redis in time, the spool's counts alone.
+   */
+  async counts(queue?: string): Promise<Map<string, QueueCounts>> {
+    const result = await this.#o.spool.counts(queue);
+    const bull = await this.#o.bull.run(
+      async ({ queue: q, client }) => {
+        const names = queue === undefined ? await this.#queueNames(client) : [queue];
+        return Promise.all(names.map(async (name) => [name, await bullCounts(q(name))] as const));
+      },
+      () => [],
+      this.#o.deadlineMs,
+    );
+    for (const [name, counts] of bull) {
+      const sum = result.get(name) ?? emptyCounts();
+      await this.#uncountKnown(name, sum);
+      for (const state of Object.keys(sum) as JobState[]) sum[state] += counts[state];
+      result.set(name, sum);
+    }
+    return result;
+  }
+
+  /** BullMQ's counts of one queue, or undefined without an answer from Redis in time (the watchdog's). */
+  queueCounts(queue: string): Promise<QueueCounts | undefined> {
+    return this.#o.bull.run(
+      ({ queue: q }) => bullCounts(q(queue)),
+      () => undefined,
+      this.#o.deadlineMs,
+    );
+  }
+
+  /** The spool's jobs, then BullMQ's; without an answer from Redis in time, the spool's alone. */
+  async list(queue: string, state: JobState, limit = 100): Promise<JobSummary[]> {
+    checkQueue(queue);
+    const max = Math.min(Math.max(1, limit), 1000);
+    const spooled = await this.#o.spool.list(queue, state, max);
+    if (spooled.length >= max) return spooled;
+    const jobs = await this.#o.bull.run(
+      async ({ queue: q }) => (await q(queue).getJobs([...TYPES[state]], 0, max - 1, true)) as BullJob[],
+      () => [],
+      this.#o.deadlineMs,
+    );
+    // A job in both stores (an add that missed its deadline but reached Redis) is listed once.
+    const listed = new Set(spooled.map((j) => j.id));
+    const wanted = jobs.filter(
+      (j) =>
+        !listed.has(j.id ?? '') &&
+        (state === 'delayed' ? j.attemptsMade === 0 : state === 'retrying' ? j.attemptsMade > 0 : true),
+    );
+    return [...spooled, ...wanted.slice(0, max - spooled.length).map((j) => summary(queue, state, j))];
+  }
+
+  /**
+   * Redrives the spool's dead jobs, then BullMQ's; resolves with the ids redriven. Without an answer
+   * from Redis in time, the spool's alone (BullMQ's may have been redriven late, unreported).
+   */
+  async redrive(queue: string, ids?: string[]): Promise<string[]> {
+    checkQueue(queue);
+    const done = await this.#o.spool.redrive(queue, ids);
+    const bull = await this.#o.bull.run(
+      async ({ queue: q }) => {
+        const failed = ids === undefined ? ((await q(queue).getJobs(['failed'], 0, -1)) as BullJob[]) : [];
+        for (const id of ids ?? []) {
+          const job = (await q(queue).getJob(id)) as BullJob | undefined;
+          if (job !== undefined && (await job.isFailed())) failed.push(job);
+        }
+        const redriven: string[] = [];
+        for (const job of failed) {
+          await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
+          if (job.id !== undefined) redriven.push(job.id);
+        }
+        return redriven;
+      },
+      () => [],
+      this.#o.deadlineMs,
+    );
+    return [...done, ...bull];
+  }
+
+  /** Promotes a delayed or retrying job of the spool, else of BullMQ. */
+  promote(queue: string, id: string): Promise<void> {
+    return this.#onJob('promote', queue, id, {
+      spool: () => this.#o.spool.promote(queue, id),
+      wanted: (job) => job.isDelayed(),
+      state: 'delayed or retrying',
+      apply: (job) => job.promote(),
+    });
+  }
+
+  /** Deletes a job of the spool, else of BullMQ, that is not running. */
+  remove(queue: string, id: string): Promise<void> {
+    return this.#onJob('remove', queue, id, {
+      spool: () => this.#o.spool.remove(queue, id),
+      wanted: async (job) => !(await job.isActive()),
+      state: 'waiting, delayed, retrying or dead',
+      apply: (job) => job.remove(),
+    });
+  }
+
+  /**
+   * An operation on one job: the spool's if it holds the job, else BullMQ's. When BullMQ cannot be
+   * asked, the spool's own failure if it had one (the store down), else
+   * `BWK_ERR_QUEUE_REDIS_UNAVAILABLE`: "not found" is for BullMQ alone to say.
+   */
+  async #onJob(
+    operation: string,
+    queue: string,
+    id: string,
+    op: {
+      spool: () => Promise<void>;
+      wanted: (job: BullJob) => Promise<boolean>;
+      state: string;
+      apply: (job: BullJob) => Promise<void>;
+    },
+  ): Promise<void> {
+    checkQueue(queue);
+    const inSpool = await op.spool().then(
+      () => undefined,
+      (error: unknown) => ({ error }),
+    );
+    if (inSpool === undefined) return;
+    await this.#o.bull.run(
+      async ({ queue: q }) => {
+        const job = (await q(queue).getJob(id)) as BullJob | undefined;
+        if (job === undefined || !(await op.wanted(job)))
+          throw bulwarkError('BWK_ERR_QUEUE_JOB_NOT_FOUND', { queue, id, state: op.state });
+        await op.apply(job);
+      },
+      () => {
+        if (!isBulwarkError(inSpool.error, 'BWK_ERR_QUEUE_JOB_NOT_FOUND')) throw inSpool.error;
+        throw bulwarkError(
+          'BWK_ERR_QUEUE_REDIS_UNAVAILABLE',
+          { operation, queue, id, deadlineMs: this.#o.deadlineMs },
+          { cause: inSpool.error },
+        );
+      },
+      this.#o.deadlineMs,
+    );
+  }
+
+  /**
+   * Takes out of a queue's spool counts the jobs whose id BullMQ holds too (an add that missed its
+   * deadline but reached Redis, a replay in flight): they run once, from BullMQ, so they count
+   * once. Looks at the first {@link REPLAY_BATCH} spooled jobs; without answers, counts them all.
+   */
+  async #uncountKnown(queue: string, spooled: QueueCounts): Promise<void> {
+    if (spooled.waiting + spooled.delayed + spooled.retrying + spooled.active === 0) return;
+    const rows = await this.#o.jobs.unfinished(queue, this.#o.now(), REPLAY_BATCH).catch(() => []);
+    if (rows.length === 0) return;
+    const known = await this.#o.bull.run(
+      ({ client }) => client.pipeline(rows.map((row) => ['exists', `${PREFIX}:${queue}:${row.id}`])).exec(),
+      () => null,
+      this.#o.deadlineMs,
+    );
+    rows.forEach((row, i) => {
+      if (known?.[i]?.[1] === 1) spooled[row.reported] = Math.max(0, spooled[row.reported] - 1);
+    });
+  }
+
+  /** Queues this process knows of, plus every BullMQ queue under Bulwark's prefix. */
+  async #queueNames(client: Redis): Promise<string[]> {
+    const names = new Set(this.#o.known);
+    let cursor = '0';
+    do {
+      const [next, keys] = await client.scan(cursor, 'MATCH', `${PREFIX}:*:meta`, 'COUNT', 1000);
+      cursor = next;
+      for (const key of keys) names.add(key.slice(PREFIX.length + 1, -':meta'.length));
+    } while (cursor !== '0');
+    return [...names];
+  }
+}
+
+/** One queue's counts in BullMQ, by reported state (its delayed jobs all count as delayed). */
+async function bullCounts(queue: Queue): Promise<QueueCounts> {
+  const c = await queue.getJobCounts('wait', 'prioritized', 'delayed', 'active', 'failed');
+  return {
+    waiting: (c['wait'] ?? 0) + (c['prioritized'] ?? 0),
+    delayed: c['delayed'] ?? 0,
+    retrying: 0,
+    active: c['active'] ?? 0,
+    dead: c['failed'] ?? 0,
+  };
+}

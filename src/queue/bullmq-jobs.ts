@@ -1,0 +1,98 @@
+import type { Job as BullJob, JobsOptions } from 'bullmq';
+import type { Envelope } from './bullmq-worker.js';
+import type { JobRow } from './sql-jobs.js';
+import type { JobOptions, JobState, JobSummary } from './types.js';
+
+/** Every job's retry delays come from its own backoff options, through the workers' strategy. */
+const BACKOFF = Object.freeze({ type: 'bulwark' });
+
+/** A job as `Queue.addBulk` takes it. */
+export interface BullAdd {
+  name: string;
+  data: Envelope;
+  opts: JobsOptions;
+}
+
+/**
+ * How Bulwark's jobs are written to BullMQ: completed jobs are kept `keepCompletedMs` (0: for
+ * ever) so that a replayed id is recognised and not added again.
+ */
+export class BullJobs {
+  readonly #keepCompleted: JobsOptions['removeOnComplete'];
+  readonly #now: () => number;
+
+  constructor(keepCompletedMs: number, now: () => number) {
+    // Shared by every job's options.
+    this.#keepCompleted =
+      keepCompletedMs === 0 ? true : Object.freeze({ age: Math.ceil(keepCompletedMs / 1000) });
+    this.#now = now;
+  }
+
+  /** A new job `id` with Bulwark's options `opts`. */
+  added(id: string, data: unknown, opts: JobOptions): BullAdd {
+    return { name: 'job', data: envelope(data, opts), opts: this.#options(id, opts) };
+  }
+
+  /** A spooled job, with its due time, remaining attempts and creation time. */
+  replayed(row: JobRow): BullAdd {
+    const options = row.options === null ? {} : (JSON.parse(row.options) as Envelope['o'] & object);
+    const delay = Math.max(0, Number(row.run_at) - this.#now());
+    const opts: JobOptions = {
+      attempts: Math.max(1, row.max_attempts - row.attempts),
+      priority: row.priority,
+      delay,
+      ...options,
+    };
+    const job = this.added(row.id, JSON.parse(row.data) as unknown, opts);
+    return { ...job, opts: { ...job.opts, timestamp: Number(row.created_at) } };
+  }
+
+  #options(id: string, opts: JobOptions): JobsOptions {
+    const bull: JobsOptions = {
+      jobId: id,
+      attempts: opts.attempts ?? 3,
+      backoff: BACKOFF,
+      removeOnComplete: this.#keepCompleted,
+    };
+    if (opts.delay) bull.delay = opts.delay;
+    // BullMQ runs jobs without a priority first, then priority 1, 2, …: the same order as
+    // Bulwark's 0 first, then higher numbers later. Negative priorities run as 0.
+    if (opts.priority !== undefined && opts.priority > 0) bull.priority = Math.min(opts.priority, 2_097_152);
+    return bull;
+  }
+}
+
+function envelope(data: unknown, opts: JobOptions): Envelope {
+  const o: Envelope['o'] = {};
+  if (opts.backoff !== undefined) o.backoff = opts.backoff;
+  if (opts.timeout !== undefined) o.timeout = opts.timeout;
+  return Object.keys(o).length === 0 ? { d: data } : { d: data, o };
+}
+
+/** A BullMQ job as {@link JobSummary} reports it. */
+export function summary(queue: string, state: JobState, job: BullJob): JobSummary {
+  const data = job.data as Envelope;
+  return {
+    queue,
+    id: job.id ?? '',
+    state,
+    attempts: job.attemptsMade,
+    maxAttempts: job.opts.attempts ?? 1,
+    priority: job.opts.priority ?? 0,
+    createdAt: job.timestamp,
+    runAt: job.timestamp + (job.opts.delay ?? 0),
+    lastError: job.failedReason ?? null,
+    data: data.d,
+  };
+}
+
+/** Items grouped by their queue, in first-seen order. */
+export function byQueue<T extends { queue: string }>(items: readonly T[]): Map<string, T[]> {
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const group = groups.get(item.queue);
+    if (group === undefined) groups.set(item.queue, [item]);
+    else group.push(item);
+  }
+  return groups;
+}
