@@ -6,7 +6,6 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { bulwarkError, errorBody, type ErrorCode } from '../errors/index.js';
 
-
 /** An `error` listener for client sockets: what follows an error is handled on `close`. */
 export function ignore(): void {}
 
