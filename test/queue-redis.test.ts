@@ -22,6 +22,7 @@ import { createStore } from '../src/store/index.js';
 import type { Store } from '../src/store/types.js';
 import { createBulwark, type Bulwark } from '../src/runtime/create.js';
 import { startRedis, type RedisServer } from './helpers/redis.js';
+import { LogCapture } from './helpers/app.js';
 import { rejection } from './helpers/store.js';
 import { until } from './helpers/wait.js';
 
@@ -443,4 +444,39 @@ describe('admin calls while Redis is frozen (SIGSTOP)', () => {
       }
     },
   );
+});
+
+describe('the spool replay in the background', () => {
+  it('a store failure during a replay is logged, never an unhandled rejection (which would exit the app)', async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const dir = mkdtempSync(path.join(tmpdir(), 'bulwark-queue-redis-'));
+      dirs.push(dir);
+      const logs = new LogCapture();
+      const b = await createBulwark({
+        env: { REDIS_URL: redis.url, BULWARK_DATA_DIR: dir },
+        logLevel: 'warn',
+        logDestination: logs,
+        defaultMetrics: false,
+        metricsHistory: false,
+        queues: { redis: { replayIntervalMs: 100 } },
+      });
+      open.push(b);
+      await until(() => b.dependencies['redis']?.mode === 'primary', 10_000, 'on Redis');
+      // The store goes away under the running queue: every replay (every 100 ms) fails to take its batch.
+      await b.store.close();
+      await until(
+        () =>
+          logs.lines.filter((l) => l['msg'] === 'queues: spool replay failed; the next interval retries')
+            .length >= 2,
+        20_000,
+        'two background replays failed',
+      );
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
 });

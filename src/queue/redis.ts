@@ -152,7 +152,7 @@ export class RedisJobQueue implements JobQueue {
       if (change.to === 'primary') {
         // Connections made before or during the outage may be wedged: start afresh.
         this.#bull.drop();
-        void this.replay();
+        this.#replayLater();
         void this.#syncPaused();
         for (const worker of this.#workers.values()) worker.watch();
       }
@@ -160,7 +160,7 @@ export class RedisJobQueue implements JobQueue {
     // Both do nothing while the failover has Redis down: the replay stops at once, a pause sync
     // falls to the fallback and waits for the next try.
     this.#timer = setInterval(() => {
-      void this.replay();
+      this.#replayLater();
       void this.#syncPaused();
     }, this.#o.replayIntervalMs);
     this.#timer.unref();
@@ -230,7 +230,7 @@ export class RedisJobQueue implements JobQueue {
         // Spooled while Redis is up (a missed deadline, a refused batch): no local worker runs
         // these, so move them to BullMQ now rather than at the next interval. (While the failover
         // has Redis down the replay does nothing.)
-        void this.replay();
+        this.#replayLater();
       },
       25 + Math.ceil(adds.length / 4),
     );
@@ -312,6 +312,17 @@ export class RedisJobQueue implements JobQueue {
   /** `BWK_ERR_QUEUE_REDIS_UNAVAILABLE` for a job not in the spool while Redis does not answer in time. */
   remove(queue: string, id: string): Promise<void> {
     return this.#admin.remove(queue, id);
+  }
+
+  /**
+   * A replay nobody awaits (failback, interval, an add that fell to the spool): its failure (the
+   * store down) is logged and the next interval tries again; never an unhandled rejection, which
+   * would end the process.
+   */
+  #replayLater(): void {
+    this.replay().catch((error: unknown) =>
+      this.#o.logger?.warn({ err: error }, 'queues: spool replay failed; the next interval retries'),
+    );
   }
 
   /** Moves the spool's queued jobs to BullMQ ({@link SpoolReplay}); resolves with how many moved. */
