@@ -104,7 +104,8 @@ export async function startSupervisor(
     if (busy === undefined) return run;
     runs.splice(runs.indexOf(run), 1);
     await run.stop();
-    if (opts.stateDir === undefined) await rm(run.stateDir, { recursive: true, force: true });
+    if (opts.stateDir === undefined)
+      await rm(run.stateDir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
     throw new PortInUseError(port, busy);
   }, opts.ports);
 }
@@ -177,11 +178,14 @@ async function spawnSupervisor(
   return run;
 }
 
-/** Stops every supervisor a test started and removes its state dir (afterEach). */
+/**
+ * Stops every supervisor a test started and removes its state dir (afterEach). Removal retries: on a
+ * loaded machine a file still appeared in the dir while it was being removed (ENOTEMPTY).
+ */
 export async function stopSupervisors(): Promise<void> {
   for (const run of runs.splice(0)) {
     await run.stop();
-    await rm(run.stateDir, { recursive: true, force: true });
+    await rm(run.stateDir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
   }
 }
 
