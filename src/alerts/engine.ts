@@ -1,4 +1,4 @@
-import { bulwarkError } from '../errors/index.js';
+import { bulwarkError, isBulwarkError } from '../errors/index.js';
 import type { AlertEngineOptions } from './engine-options.js';
 import { StoreLease } from './lease.js';
 import { AlertSilences, type Ack } from './manager.js';
@@ -13,6 +13,9 @@ import { evaluateRule, initialStatus, type AlertRule, type RuleStatus } from './
 import { AlertSender } from './sender.js';
 
 export type { AlertEngineOptions, SeriesReader } from './engine-options.js';
+
+/** While a loop keeps failing the same way, it is logged again this often (ms). */
+const FAILURE_REMINDER_MS = 300_000;
 
 /** A rule with its state, as the admin API shows it. */
 export interface RuleView {
@@ -42,6 +45,8 @@ export class AlertEngine {
   readonly #timers: NodeJS.Timeout[] = [];
   #evaluating: Promise<void> | undefined;
   #sending: Promise<number> | undefined;
+  /** Loops failing now: why, when that was last logged, and how many passes failed so far. */
+  readonly #failing = new Map<string, { reason: string; loggedAt: number; failures: number }>();
 
   constructor(opts: AlertEngineOptions) {
     this.#o = opts;
@@ -63,17 +68,47 @@ export class AlertEngine {
     return this.#outbox;
   }
 
+  /**
+   * Starts evaluating every `evaluateEveryMs` and delivering every `sendEveryMs` (unref'd timers). A
+   * failing pass (the store down, say) is logged when it starts failing, again every 5 minutes
+   * while it keeps failing the same way (with the count), and when it works again; the loops keep
+   * running and the next pass retries.
+   */
   start(): void {
     const evaluate = setInterval(
-      () => void this.evaluateOnce().catch(this.#warn('evaluation')),
+      () => void this.#pass('evaluation', () => this.evaluateOnce()),
       this.#o.evaluateEveryMs ?? 10_000,
     );
     const send = setInterval(
-      () => void this.sendOnce().catch(this.#warn('delivery')),
+      () => void this.#pass('delivery', () => this.sendOnce()),
       this.#o.sendEveryMs ?? 1_000,
     );
     this.#timers.push(evaluate, send);
     for (const timer of this.#timers) timer.unref();
+  }
+
+  /** One timer-driven pass; never rejects. */
+  async #pass(what: 'evaluation' | 'delivery', run: () => Promise<unknown>): Promise<void> {
+    try {
+      await run();
+    } catch (error) {
+      // Same failure = same code (or message): a store outage is one failure however its driver words it.
+      const reason = isBulwarkError(error) ? error.code : String(error);
+      const failing = this.#failing.get(what);
+      const now = this.#now();
+      if (failing?.reason === reason && now - failing.loggedAt < FAILURE_REMINDER_MS) {
+        failing.failures += 1;
+        return;
+      }
+      const failures = failing?.reason === reason ? failing.failures + 1 : 1;
+      this.#failing.set(what, { reason, loggedAt: now, failures });
+      this.#o.logger.warn({ err: error, failures }, `alerts: ${what} failed`);
+      return;
+    }
+    const failed = this.#failing.get(what);
+    if (failed === undefined) return;
+    this.#failing.delete(what);
+    this.#o.logger.info({ failures: failed.failures }, `alerts: ${what} works again`);
   }
 
   #warn(what: string): (error: unknown) => void {

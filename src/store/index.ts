@@ -2,6 +2,7 @@ import { performance } from 'node:perf_hooks';
 import { sql, type Kysely, type LogEvent } from 'kysely';
 import { SqlAuditLog } from './audit.js';
 import { guard } from './errors.js';
+import { queryOperation, unguarded } from './guarded-dialect.js';
 import { SqlKvRepository } from './kv.js';
 import { KyselyMigrations } from './migrations.js';
 import { openSqlite } from './sqlite.js';
@@ -95,7 +96,7 @@ class KyselyStore implements Store {
       engine,
       ...(upkeep === false || upkeep === undefined ? {} : pickAudit(upkeep)),
     });
-    this.migrations = new KyselyMigrations({ db, engine, schema });
+    this.migrations = untranslated(new KyselyMigrations({ db, engine, schema }));
   }
 
   /**
@@ -147,12 +148,17 @@ function pickAudit(upkeep: Exclude<StoreOptions['audit'], false | undefined>) {
   };
 }
 
-const operations: Record<string, string> = {
-  SelectQueryNode: 'select',
-  InsertQueryNode: 'insert',
-  UpdateQueryNode: 'update',
-  DeleteQueryNode: 'delete',
-};
+/**
+ * Migrations see driver failures as the driver threw them: they report a failed migration as
+ * `BWK_ERR_STORE_MIGRATION_FAILED` naming it, not as the store being unavailable.
+ */
+function untranslated(migrations: Migrations): Migrations {
+  return {
+    up: () => unguarded(() => migrations.up()),
+    down: (steps) => unguarded(() => migrations.down(steps)),
+    status: () => unguarded(() => migrations.status()),
+  };
+}
 
 /** Adapts Kysely's query log to a {@link QueryObserver}; an observer that throws is ignored. */
 function queryLogger(engine: StoreEngine, observer: QueryObserver): (event: LogEvent) => void {
@@ -160,7 +166,7 @@ function queryLogger(engine: StoreEngine, observer: QueryObserver): (event: LogE
     try {
       observer({
         engine,
-        operation: operations[event.query.query.kind] ?? 'other',
+        operation: queryOperation(event.query.query),
         durationMs: event.queryDurationMillis,
         failed: event.level === 'error',
       });

@@ -1,6 +1,7 @@
 import { Kysely, PostgresDialect, sql, type LogConfig } from 'kysely';
 import pg from 'pg';
 import { describeError, unavailableError } from './errors.js';
+import { guardedDialect, unguarded } from './guarded-dialect.js';
 import type { StoreTables } from './types.js';
 
 /** Options of {@link openPostgres}. */
@@ -75,15 +76,18 @@ export async function openPostgres(opts: PostgresOpenOptions): Promise<OpenedPos
   pool.on('error', () => undefined);
   pool.on('connect', (client) => client.on('error', () => undefined));
   const db = new Kysely<StoreTables>({
-    dialect: new PostgresDialect({ pool }),
+    dialect: guardedDialect('postgres', new PostgresDialect({ pool })),
     ...(opts.log === undefined ? {} : { log: opts.log }),
   });
 
   try {
-    await sql`select 1`.execute(db);
-    const schema = opts.schema ?? (await currentSchema(db));
-    if (opts.schema !== undefined) await ensureSchema(db, opts.schema);
-    return { db, schema };
+    // Untranslated: the error below names the target and the driver's own reason.
+    return await unguarded(async () => {
+      await sql`select 1`.execute(db);
+      const schema = opts.schema ?? (await currentSchema(db));
+      if (opts.schema !== undefined) await ensureSchema(db, opts.schema);
+      return { db, schema };
+    });
   } catch (error) {
     await db.destroy().catch(() => undefined);
     throw unavailableError('postgres', `${target}: ${describeError(error)}`, error);

@@ -3,6 +3,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { Kysely, SqliteAdapter, SqliteDialect, sql, type DialectAdapter, type LogConfig } from 'kysely';
 import { describeError, unavailableError } from './errors.js';
+import { guardedDialect } from './guarded-dialect.js';
 import {
   ensurePrivateDir,
   ensurePrivateFile,
@@ -58,7 +59,7 @@ export function openSqlite(opts: SqliteOpenOptions): Promise<OpenedSqlite> {
     return Promise.reject(unavailableError('sqlite', `cannot open ${file}: ${describeError(error)}`, error));
   }
   const db = new Kysely<StoreTables>({
-    dialect: new LockingSqliteDialect({ database }),
+    dialect: guardedDialect('sqlite', new LockingSqliteDialect({ database })),
     ...(opts.log === undefined ? {} : { log: opts.log }),
   });
   return Promise.resolve({ db, file });

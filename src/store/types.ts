@@ -256,7 +256,11 @@ export type QueryObserver = (event: {
  */
 export interface Store {
   readonly engine: StoreEngine;
-  /** The query builder, for subsystems with their own tables. */
+  /**
+   * The query builder, for subsystems with their own tables. Every driver failure under it (refused
+   * or lost connection, a query in flight when the server dies) rejects with
+   * `BWK_ERR_STORE_UNAVAILABLE`: its queries need no guard of their own.
+   */
   readonly db: Kysely<StoreTables>;
   readonly kv: KvRepository;
   readonly audit: AuditLog;
