@@ -12,4 +12,5 @@ export {
 } from './http/plugin.js';
 export { type ErrorBody } from './errors/index.js';
 export { toHttpError } from './http/error-handler.js';
+export { lazySchemas } from './http/lazy-schemas.js';
 export { rateLimit, type RateLimitPluginOptions, type RouteRateLimit } from './ratelimit/index.js';

@@ -6,6 +6,7 @@ import { bulwarkError } from '../errors/index.js';
 import { clientNetwork } from '../ratelimit/client-network.js';
 import { AUDIT_REFUSED_TARGET } from '../store/audit-retention.js';
 import type { Bulwark } from '../runtime/create.js';
+import { lazySchemas } from '../http/lazy-schemas.js';
 import { registerFlagRoutes } from './flags.js';
 import { registerQueueRoutes } from './queues.js';
 import { registerSupervisorRoutes } from './supervisor.js';
@@ -50,6 +51,8 @@ export async function registerAdminApi(app: FastifyInstance, bulwark: Bulwark): 
 
   await app.register(
     async (admin) => {
+      // ~40 schema'd routes: compiled when first used, not at start-up.
+      lazySchemas(admin);
       const typed = admin.withTypeProvider<TypeBoxTypeProvider>();
       admin.addHook('onRequest', async (request: FastifyRequest) => {
         const refusal = refusalOf(request);

@@ -1,6 +1,7 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
+import { lazySchemas } from '../http/lazy-schemas.js';
 import { bulwark as bulwarkPlugin, fastifyOptions } from '../http/plugin.js';
 import { createBulwark, type Bulwark, type BulwarkOptions } from '../runtime/create.js';
 
@@ -15,46 +16,8 @@ export async function buildApp(options: BulwarkOptions = {}): Promise<FastifyIns
   try {
     await app.register(bulwarkPlugin, { bulwark, title: 'Bulwark demo' });
     app.addHook('onClose', async () => bulwark.close());
-
-    app.get(
-      '/',
-      {
-        schema: {
-          tags: ['demo'],
-          summary: 'Where to look next',
-          response: {
-            200: Type.Object({ name: Type.String(), links: Type.Record(Type.String(), Type.String()) }),
-          },
-        },
-      },
-      async () => ({
-        name: 'bulwark demo',
-        links: { health: '/health', ready: '/health/ready', metrics: '/metrics', apiDocs: '/api-docs' },
-      }),
-    );
-
-    app.post(
-      '/echo',
-      {
-        schema: {
-          tags: ['demo'],
-          summary: 'Echoes a validated message (shows coded 400s for bad input)',
-          body: Type.Object(
-            {
-              message: Type.String({ minLength: 1, maxLength: 1000 }),
-              delayMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 30_000 })),
-            },
-            { additionalProperties: false },
-          ),
-          response: { 200: Type.Object({ message: Type.String(), requestId: Type.String() }) },
-        },
-      },
-      async (request) => {
-        // The delay lets shutdown tests hold a request in flight.
-        if (request.body.delayMs !== undefined) await new Promise((r) => setTimeout(r, request.body.delayMs));
-        return { message: request.body.message, requestId: request.id };
-      },
-    );
+    // The demo's routes, their schemas compiled on first use as Bulwark's own are.
+    await app.register(demoRoutes);
     await app.ready();
   } catch (error) {
     await app.close().catch(() => undefined);
@@ -62,4 +25,49 @@ export async function buildApp(options: BulwarkOptions = {}): Promise<FastifyIns
     throw error;
   }
   return app;
+}
+
+/** The demo's own routes: where to look next, and a validated echo. */
+async function demoRoutes(app: FastifyInstance): Promise<void> {
+  lazySchemas(app);
+  const typed = app.withTypeProvider<TypeBoxTypeProvider>();
+  typed.get(
+    '/',
+    {
+      schema: {
+        tags: ['demo'],
+        summary: 'Where to look next',
+        response: {
+          200: Type.Object({ name: Type.String(), links: Type.Record(Type.String(), Type.String()) }),
+        },
+      },
+    },
+    async () => ({
+      name: 'bulwark demo',
+      links: { health: '/health', ready: '/health/ready', metrics: '/metrics', apiDocs: '/api-docs' },
+    }),
+  );
+
+  typed.post(
+    '/echo',
+    {
+      schema: {
+        tags: ['demo'],
+        summary: 'Echoes a validated message (shows coded 400s for bad input)',
+        body: Type.Object(
+          {
+            message: Type.String({ minLength: 1, maxLength: 1000 }),
+            delayMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 30_000 })),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 200: Type.Object({ message: Type.String(), requestId: Type.String() }) },
+      },
+    },
+    async (request) => {
+      // The delay lets shutdown tests hold a request in flight.
+      if (request.body.delayMs !== undefined) await new Promise((r) => setTimeout(r, request.body.delayMs));
+      return { message: request.body.message, requestId: request.id };
+    },
+  );
 }

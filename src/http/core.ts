@@ -6,6 +6,7 @@ import { createBulwark, type Bulwark, type BulwarkOptions } from '../runtime/cre
 import { registerApiDocs } from './api-docs.js';
 import { captureRequestError } from './errors.js';
 import { errorHandler, notFoundHandler } from './error-handler.js';
+import { lazySchemas } from './lazy-schemas.js';
 import { registerObservabilityRoutes } from './health-routes.js';
 import { endpointGuard } from './protect.js';
 import { limitServer, serverLimits } from './server-limits.js';
@@ -66,7 +67,11 @@ async function corePlugin(app: FastifyInstance, opts: BulwarkCoreOptions): Promi
       endpointGuard(bulwark.settings, 'api-docs'),
     );
   }
-  registerObservabilityRoutes(app, bulwark);
+  // In a context of their own, so that their schemas compile on first use (lazy-schemas.ts).
+  await app.register(async (routes) => {
+    lazySchemas(routes);
+    registerObservabilityRoutes(routes, bulwark);
+  });
 
   app.addHook('onReady', (done) => {
     bulwark.health.markReady();

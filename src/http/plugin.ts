@@ -10,6 +10,7 @@ import { registerRequestFlags, type RequestFlagsOptions } from './flags.js';
 import { registerBrowserErrors } from './errors.js';
 import { frameworkErrorHandler } from './error-handler.js';
 import { finiteNumbers } from './finite-numbers.js';
+import { lazySchemas } from './lazy-schemas.js';
 import { generateRequestId } from './request-id.js';
 import { clientErrorHandler, limitOptions, serverLimits } from './server-limits.js';
 import { BulwarkLogController, controllers } from './request-observer.js';
@@ -87,7 +88,11 @@ export const bulwarkRateLimit: FastifyPluginAsync<Omit<RateLimitPluginOptions, '
 
 /** `POST /errors/browser`: browser error reports into `bulwark.errors` (see docs/error-tracking.md). */
 export const bulwarkBrowserErrors: FastifyPluginAsync = fp(
-  async (app: FastifyInstance) => registerBrowserErrors(app, app.bulwark),
+  async (app: FastifyInstance) =>
+    app.register(async (routes) => {
+      lazySchemas(routes);
+      registerBrowserErrors(routes, app.bulwark);
+    }),
   needsCore('bulwark-browser-errors'),
 );
 
