@@ -1,6 +1,15 @@
-import { execFile } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { execFile, spawn } from 'node:child_process';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+} from 'node:fs';
+import { builtinModules, createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,6 +42,10 @@ beforeAll(async () => {
     [tsc, '-p', 'tsconfig.build.json', '--noCheck', '--outDir', path.join(packageDir, 'dist')],
     { cwd: root },
   );
+  // The two programs, bundled over tsc's output as `npm run build` does.
+  await run(process.execPath, ['scripts/bundle.js', '--outdir', path.join(packageDir, 'dist')], {
+    cwd: root,
+  });
   cpSync(path.join(root, 'package.json'), path.join(packageDir, 'package.json'));
   cpSync(path.join(root, 'bin'), path.join(packageDir, 'bin'), { recursive: true });
   // The package's own dependencies, as npm would have installed them next to it.
@@ -92,4 +105,93 @@ describe('package entry points (a fresh build)', () => {
     const { stdout } = await run(process.execPath, [bin, '--version'], { cwd: consumerDir });
     expect(stdout.trim()).toBe(pkg.version);
   });
+});
+
+describe('the bundled programs (the CLI and the demo app)', () => {
+  const KEY = 'package-test-admin-key-0123456789';
+  const dataDir = () => mkdtempSync(path.join(dir, 'data-'));
+
+  it('inline their modules: no import of TypeBox, Kysely or Fastify from node_modules at run time', () => {
+    const files = [
+      'cli/main.js',
+      'app/server.js',
+      ...readdirSync(path.join(packageDir, 'dist', 'chunks')).map((f) => `chunks/${f}`),
+    ];
+    const imported = new Set<string>();
+    for (const file of files.filter((f) => f.endsWith('.js'))) {
+      const text = readFileSync(path.join(packageDir, 'dist', file), 'utf8');
+      // esbuild writes static imports one a line, dynamic ones and CommonJS requires as calls.
+      const specifiers = [
+        ...text.matchAll(/^import\b[^\n]*?\bfrom\s*"([^"]+)";$/gm),
+        ...text.matchAll(/\b(?:import|__require)\("([^"]+)"\)/g),
+      ];
+      for (const match of specifiers) if (!match[1]!.startsWith('.')) imported.add(match[1]!);
+    }
+    const packages = [...imported].filter(
+      (name) => !name.startsWith('node:') && !builtinModules.includes(name),
+    );
+    expect(
+      packages.filter((name) => /^(typebox|kysely|fastify|ajv)(\/|$)/.test(name)),
+      packages.join(' '),
+    ).toEqual([]);
+    // What stays in node_modules: native, optional, and packages that read their own files.
+    expect(packages).toEqual(expect.arrayContaining(['better-sqlite3', 'pino', '@fastify/swagger-ui']));
+    expect(
+      packages.every((name) =>
+        /^(better-sqlite3|ioredis|bullmq|pg|nodemailer|pino|@fastify\/(swagger-ui|static))(\/|$)/.test(name),
+      ),
+      packages.join(' '),
+    ).toBe(true);
+  });
+
+  it('the CLI opens the store: migrate status and flags list on a new data directory', async () => {
+    const env = { PATH: process.env['PATH'], BULWARK_DATA_DIR: dataDir() };
+    const bin = path.join(packageDir, pkg.bin['bulwark']!);
+    const migrate = await run(process.execPath, [bin, 'migrate', 'up'], { cwd: consumerDir, env });
+    expect(migrate.stdout + migrate.stderr).toMatch(/0001_kv/);
+    const flags = await run(process.execPath, [bin, 'flags', 'list', '--json'], { cwd: consumerDir, env });
+    expect(JSON.parse(flags.stdout)).toHaveProperty('flags');
+  });
+
+  it('the demo app starts, answers its routes, the admin API, the API docs and Swagger UI, and stops on SIGTERM', async () => {
+    const child = spawn(process.execPath, [path.join(packageDir, 'dist', 'app', 'server.js')], {
+      cwd: consumerDir,
+      env: { PATH: process.env['PATH'], PORT: '0', BULWARK_DATA_DIR: dataDir(), BULWARK_ADMIN_KEY: KEY },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    try {
+      const base = await new Promise<string>((resolve, reject) => {
+        let err = '';
+        child.stderr.on('data', (chunk: Buffer) => {
+          err += chunk.toString();
+          const match = /listening on (http:\/\/\S+)/.exec(err);
+          if (match !== null) resolve(match[1]!);
+        });
+        void exited.then((code) => reject(new Error(`exited ${code}: ${err}`)));
+      });
+      const get = (url: string, init?: RequestInit) => fetch(`${base}${url}`, init);
+      expect((await get('/health/live')).status).toBe(200);
+      const echo = await get('/echo', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{}',
+      });
+      expect([echo.status, ((await echo.json()) as { error: { code: string } }).error.code]).toEqual([
+        400,
+        'BWK_ERR_HTTP_VALIDATION',
+      ]);
+      const audit = await get('/admin/api/audit?limit=5', { headers: { authorization: `Bearer ${KEY}` } });
+      expect(audit.status).toBe(200);
+      const spec = (await (await get('/api-docs/json')).json()) as { paths: Record<string, unknown> };
+      expect(Object.keys(spec.paths)).toEqual(
+        expect.arrayContaining(['/echo', '/health/live', '/admin/api/audit']),
+      );
+      const ui = await get('/api-docs/static/index.html');
+      expect([ui.status, await ui.text()]).toEqual([200, expect.stringContaining('swagger-ui') as unknown]);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    expect(await exited).toBe(0);
+  }, 60_000);
 });
