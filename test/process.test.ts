@@ -1,5 +1,5 @@
 import http from 'node:http';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -56,6 +56,33 @@ describe('start-up validation', () => {
     expect(code).toBe(78);
     expect(server.stderr()).toMatch(/PORT: "abc" is invalid/);
     expect(server.stderr()).not.toContain('listening');
+  });
+
+  it('a config file that cannot be used, with no good revision to fall back to, exits 78 naming the file and the field', async () => {
+    for (const [text, expected] of [
+      ['{ "name": ', /BWK_ERR_CONFIG_PARSE.*config\.json/],
+      ['{ "name": 5 }', /BWK_ERR_CONFIG_INVALID[\s\S]*name: must be string/],
+    ] as const) {
+      const dir = dataDir();
+      writeFileSync(path.join(dir, 'config.json'), text);
+      const server = spawnTs(SERVER, [], { PORT: '0', BULWARK_DATA_DIR: dir });
+      const { code } = await server.exited;
+      expect([code, server.stderr()]).toEqual([78, expect.stringMatching(expected) as unknown]);
+      expect(server.stderr()).not.toContain('listening');
+    }
+  });
+
+  it('serves its config file: GET / answers the configured name', async () => {
+    const dir = dataDir();
+    writeFileSync(path.join(dir, 'config.json'), '{ "name": "configured demo" }');
+    const { server, port } = await startServer({ BULWARK_DATA_DIR: dir });
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/`);
+      expect(((await res.json()) as { name: string }).name).toBe('configured demo');
+    } finally {
+      server.child.kill('SIGTERM');
+      await server.exited;
+    }
   });
 
   it('an invalid DATABASE_URL and LOG_LEVEL are both named', async () => {

@@ -6,18 +6,31 @@ import { bulwark as bulwarkPlugin, fastifyOptions } from '../http/plugin.js';
 import { createBulwark, type Bulwark, type BulwarkOptions } from '../runtime/create.js';
 
 /**
+ * The demo's own configuration (`<BULWARK_DATA_DIR>/config.json`, hot-reloaded; `bulwark config`
+ * reads and edits it): what `GET /` calls the app. A file that is broken from the start stops the
+ * server with exit 78; one broken later leaves it on the last good revision (docs/config.md).
+ */
+export const DemoConfig = Type.Object({
+  name: Type.String({ minLength: 1, maxLength: 100, default: 'bulwark demo' }),
+});
+
+/**
  * The placeholder app `npm start` serves until the Spin reference app replaces it: Bulwark mounted
  * on its defaults plus two demo routes. Built without listening, so tests use `app.inject()`.
  * The app owns the Bulwark it creates: `app.close()` closes it.
  */
 export async function buildApp(options: BulwarkOptions = {}): Promise<FastifyInstance> {
-  const bulwark: Bulwark = await createBulwark({ serviceId: 'bulwark-demo', ...options });
+  const bulwark: Bulwark = await createBulwark({
+    serviceId: 'bulwark-demo',
+    config: { schema: DemoConfig },
+    ...options,
+  });
   const app = Fastify(fastifyOptions(bulwark)).withTypeProvider<TypeBoxTypeProvider>();
   try {
     await app.register(bulwarkPlugin, { bulwark, title: 'Bulwark demo' });
     app.addHook('onClose', async () => bulwark.close());
     // The demo's routes, their schemas compiled on first use as Bulwark's own are.
-    await app.register(demoRoutes);
+    await app.register(demoRoutes, { bulwark });
     await app.ready();
   } catch (error) {
     await app.close().catch(() => undefined);
@@ -28,7 +41,7 @@ export async function buildApp(options: BulwarkOptions = {}): Promise<FastifyIns
 }
 
 /** The demo's own routes: where to look next, and a validated echo. */
-async function demoRoutes(app: FastifyInstance): Promise<void> {
+async function demoRoutes(app: FastifyInstance, { bulwark }: { bulwark: Bulwark }): Promise<void> {
   lazySchemas(app);
   const typed = app.withTypeProvider<TypeBoxTypeProvider>();
   typed.get(
@@ -43,7 +56,7 @@ async function demoRoutes(app: FastifyInstance): Promise<void> {
       },
     },
     async () => ({
-      name: 'bulwark demo',
+      name: (bulwark.config?.get('name') as string | undefined) ?? 'bulwark demo',
       links: { health: '/health', ready: '/health/ready', metrics: '/metrics', apiDocs: '/api-docs' },
     }),
   );

@@ -1,24 +1,37 @@
-import { isBulwarkError } from '../errors/index.js';
+import { isBulwarkError, type BulwarkError } from '../errors/index.js';
 import { installShutdown } from '../runtime/shutdown.js';
 import { installProcessErrorHandlers } from '../tracker/index.js';
 import { buildApp } from './build.js';
 
 /**
- * The demo app on the embedded defaults (`npm start` runs it under `bulwark supervise`). Invalid
- * settings print every bad variable and exit 78 (EX_CONFIG: a configuration error, which the
- * supervisor does not restart) before anything listens; other start failures exit 1.
+ * Errors that mean the configuration is wrong (the environment, the alerts file, the service's
+ * config file with no good revision to fall back to): exit 78, EX_CONFIG, which the supervisor does
+ * not restart, since a restart would fail the same way.
+ */
+const CONFIGURATION_ERRORS = [
+  'BWK_ERR_SETTINGS_INVALID',
+  'BWK_ERR_ALERTS_CONFIG',
+  'BWK_ERR_CONFIG_PARSE',
+  'BWK_ERR_CONFIG_INVALID',
+] as const;
+
+/**
+ * The demo app on the embedded defaults (`npm start` runs it under `bulwark supervise`). A
+ * configuration error prints what is wrong (every bad field when there are several) and exits 78
+ * before anything listens; other start failures exit 1.
  */
 async function main(): Promise<void> {
   let app;
   try {
     app = await buildApp();
   } catch (error) {
-    if (
-      (isBulwarkError(error, 'BWK_ERR_SETTINGS_INVALID') || isBulwarkError(error, 'BWK_ERR_ALERTS_CONFIG')) &&
-      error.details !== undefined
-    ) {
-      console.error(`bulwark: refusing to start, invalid configuration (${error.code}):`);
-      for (const problem of error.details) console.error(`  ${problem.field}: ${problem.message}`);
+    if (CONFIGURATION_ERRORS.some((code) => isBulwarkError(error, code))) {
+      const { code, message, details } = error as BulwarkError;
+      const problems = details ?? [];
+      console.error(
+        `bulwark: refusing to start, invalid configuration (${code}):${problems.length === 0 ? ` ${message}` : ''}`,
+      );
+      for (const problem of problems) console.error(`  ${problem.field}: ${problem.message}`);
       process.exit(78);
     } else if (isBulwarkError(error)) {
       console.error(`bulwark: refusing to start (${error.code}): ${error.message}`);
