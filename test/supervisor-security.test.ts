@@ -19,8 +19,7 @@ import { spawnTs } from './helpers/process.js';
 const temps: string[] = [];
 afterEach(async () => {
   await stopSupervisors();
-  for (const dir of temps.splice(0))
-    rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
+  for (const dir of temps.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
 
 const FAST = ['--backoff-initial-ms', '100', '--stable-ms', '5000', '--start-timeout-ms', '30000'];

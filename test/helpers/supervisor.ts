@@ -104,8 +104,7 @@ export async function startSupervisor(
     if (busy === undefined) return run;
     runs.splice(runs.indexOf(run), 1);
     await run.stop();
-    if (opts.stateDir === undefined)
-      await rm(run.stateDir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
+    if (opts.stateDir === undefined) await rm(run.stateDir, { recursive: true, force: true });
     throw new PortInUseError(port, busy);
   }, opts.ports);
 }
@@ -179,15 +178,23 @@ async function spawnSupervisor(
 }
 
 /**
- * Stops every supervisor a test started and removes its state dir (afterEach). Removal retries: on a
- * loaded machine a file still appeared in the dir while it was being removed (ENOTEMPTY).
+ * Stops every supervisor a test started, then removes their state dirs (afterEach). All stop
+ * first: a test may run two supervisors on one state dir one after the other, and removing the dir
+ * when the first had stopped raced the second, which was still writing its logs and state.json
+ * there (ENOTEMPTY under load).
  */
 export async function stopSupervisors(): Promise<void> {
-  for (const run of runs.splice(0)) {
-    await run.stop();
-    await rm(run.stateDir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
+  const stopping = runs.splice(0);
+  await Promise.all(stopping.map((run) => run.stop()));
+  for (const stateDir of new Set(stopping.map((run) => run.stateDir))) {
+    const alive = stopping.filter((run) => run.stateDir === stateDir && running(run));
+    if (alive.length > 0)
+      throw new Error(`a supervisor still runs on ${stateDir} (pid ${alive[0]?.child.pid})`);
+    await rm(stateDir, { recursive: true, force: true });
   }
 }
+
+const running = (run: SupervisorRun) => run.child.exitCode === null && run.child.signalCode === null;
 
 /**
  * Waits until the supervisor's slot `slot` runs an instance (optionally not `notPid`). The default
