@@ -46,7 +46,7 @@ try {
       samples.get(command.name)!.ms.push(ms);
       samples.get(command.name)!.rss.push(rssMiB);
     }
-    process.stderr.write(`round ${round + 1}/${ROUNDS}\r`);
+    process.stderr.write(`round ${round + 1}/${ROUNDS}\n`);
   }
   const base = median(samples.get('node -e 0')!.ms);
   console.log(describeMachine([]));

@@ -1,11 +1,11 @@
-import { fork, type ChildProcess } from 'node:child_process';
+import { fork, spawnSync, type ChildProcess } from 'node:child_process';
 import { cpus, totalmem } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
 
-/** One line describing the machine and the versions measured, printed by every benchmark. */
+/** Lines naming the commit, the machine and the versions measured, printed by every benchmark. */
 export function describeMachine(packages: string[]): string {
   const cpu = cpus();
   const versions = packages.map((name) => {
@@ -15,9 +15,28 @@ export function describeMachine(packages: string[]): string {
     return `${name} ${pkg.version}`;
   });
   return [
+    `commit: ${commit()}`,
     `machine: ${cpu.length} × ${cpu[0]?.model ?? 'unknown cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB`,
-    `node ${process.version}; ${versions.join(', ')}`,
+    `node ${process.version}${versions.length === 0 ? '' : `; ${versions.join(', ')}`}`,
   ].join('\n');
+}
+
+/** The commit measured (docs/benchmarks.md names it with every figure), marked when the tree differs from it. */
+function commit(): string {
+  const git = (...args: string[]) => spawnSync('git', args, { encoding: 'utf8' }).stdout.trim();
+  const head = git('rev-parse', '--short', 'HEAD') || 'unknown';
+  return git(
+    'status',
+    '--porcelain',
+    '--untracked-files=no',
+    '--',
+    'src',
+    'bench',
+    'scripts',
+    'package.json',
+  ) === ''
+    ? head
+    : `${head} + uncommitted changes`;
 }
 
 /** Median of a non-empty list. */
