@@ -1,11 +1,25 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestAsyncHookHandler } from 'fastify';
+import Fastify from 'fastify';
+import type {
+  FastifyInstance,
+  FastifyReply,
+  FastifyRequest,
+  HTTPMethods,
+  onRequestAsyncHookHandler,
+} from 'fastify';
 import swagger from '@fastify/swagger';
-import swaggerUi from '@fastify/swagger-ui';
+
+/** Where the documentation is served. */
+const PREFIX = '/api-docs';
 
 /**
- * OpenAPI 3 generated from route schemas; Swagger UI at `/api-docs`, JSON at `/api-docs/json`. With
- * `onRequest`, every documentation route but Swagger UI's own static files runs it first (the key
- * guard of `BULWARK_PROTECT_ENDPOINTS=api-docs`).
+ * OpenAPI 3 generated from route schemas; Swagger UI at `/api-docs`, JSON at `/api-docs/json`, YAML
+ * at `/api-docs/yaml`. With `onRequest`, every documentation route but Swagger UI's own static
+ * files runs it first (the key guard of `BULWARK_PROTECT_ENDPOINTS=api-docs`).
+ *
+ * Swagger UI (`@fastify/swagger-ui` over `@fastify/static`: ~45 ms of start-up, loading and
+ * registering) is set up at the first request for one of its pages, in a Fastify instance of its
+ * own that serves the document as it is then; its answers are passed on as they are (status,
+ * headers such as its CSP, body).
  */
 export async function registerApiDocs(
   app: FastifyInstance,
@@ -29,21 +43,82 @@ export async function registerApiDocs(
       },
     },
   });
-  // Encapsulated: swagger-ui's CSP onSend hook would otherwise run on every response of the app.
+  const guarded = onRequest === undefined ? {} : { onRequest };
+  const methods: HTTPMethods[] = ['GET', 'HEAD'];
+  // Encapsulated: nothing here runs for the app's other routes.
   await app.register(async (docs) => {
-    await docs.register(swaggerUi, {
-      routePrefix: '/api-docs',
-      staticCSP: true,
-      // swagger-ui takes callback-style hooks.
-      ...(onRequest === undefined
-        ? {}
-        : {
-            uiHooks: {
-              onRequest: (request: FastifyRequest, reply: FastifyReply, done: (error?: Error) => void) => {
-                onRequest.call(docs, request, reply).then(() => done(), done);
-              },
-            },
-          }),
+    docs.route({
+      method: methods,
+      url: `${PREFIX}/json`,
+      schema: { hide: true },
+      ...guarded,
+      handler: async () => app.swagger(),
     });
+    docs.route({
+      method: methods,
+      url: `${PREFIX}/yaml`,
+      schema: { hide: true },
+      ...guarded,
+      handler: async (_request, reply) => reply.type('application/x-yaml').send(app.swagger({ yaml: true })),
+    });
+    let ui: Promise<FastifyInstance> | undefined;
+    const forward = async (request: FastifyRequest, reply: FastifyReply) => {
+      ui ??= swaggerUi(app.swagger()).catch((error: unknown) => {
+        ui = undefined; // tried again at the next request
+        throw error;
+      });
+      const answer = await (
+        await ui
+      ).inject({
+        method: request.method,
+        url: request.url,
+        headers: pick(request.headers, [
+          'accept',
+          'accept-encoding',
+          'if-none-match',
+          'if-modified-since',
+          'range',
+        ]),
+      });
+      // A file Swagger UI does not have gets the app's own coded 404.
+      if (answer.statusCode === 404) return reply.callNotFound();
+      const headers = omit(answer.headers, ['content-length', 'transfer-encoding', 'connection', 'date']);
+      return reply.code(answer.statusCode).headers(headers).send(answer.rawPayload);
+    };
+    // Swagger UI's pages run the guard; its static files (scripts, styles, images) do not.
+    for (const url of ['', '/', '/*', '/static/index.html', '/static/swagger-initializer.js'])
+      docs.route({
+        method: methods,
+        url: `${PREFIX}${url}`,
+        schema: { hide: true },
+        ...guarded,
+        handler: forward,
+      });
+    docs.route({ method: methods, url: `${PREFIX}/static/*`, schema: { hide: true }, handler: forward });
   });
+}
+
+/** Swagger UI in an instance of its own, serving `document` under {@link PREFIX}. */
+async function swaggerUi(document: unknown): Promise<FastifyInstance> {
+  const { default: ui } = await import('@fastify/swagger-ui');
+  const instance = Fastify({ logger: false });
+  await instance.register(swagger, { mode: 'static', specification: { document: document as never } });
+  await instance.register(ui, { routePrefix: PREFIX, staticCSP: true });
+  await instance.ready();
+  return instance;
+}
+
+/** The headers of `headers` named in `names`. */
+function pick<T extends object>(headers: T, names: string[]): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(headers).filter(([name, value]) => names.includes(name) && typeof value === 'string'),
+  );
+}
+
+/** `headers` without those named in `names`. */
+function omit(
+  headers: Record<string, string | number | string[] | undefined>,
+  names: string[],
+): Record<string, string | number | string[] | undefined> {
+  return Object.fromEntries(Object.entries(headers).filter(([name]) => !names.includes(name)));
 }
