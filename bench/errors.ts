@@ -7,7 +7,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as Sentry from '@sentry/node';
 import pino from 'pino';
-import { createStore } from '../src/store/index.js';
+import { createStore } from '../src/runtime/store.js';
 import { ErrorStore, ErrorTracker } from '../src/tracker/index.js';
 import { describeMachine, median } from './lib.js';
 

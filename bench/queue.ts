@@ -10,7 +10,7 @@ import { performance } from 'node:perf_hooks';
 import { Queue, Worker } from 'bullmq';
 import { EmbeddedJobQueue } from '../src/queue/index.js';
 import { createBulwark } from '../src/runtime/create.js';
-import { createStore } from '../src/store/index.js';
+import { createStore } from '../src/runtime/store.js';
 import { startRedis } from '../test/helpers/redis.js';
 import { describeMachine, median, sleep } from './lib.js';
 

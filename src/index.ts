@@ -30,7 +30,7 @@ export type {
 } from './health/index.js';
 export { Metrics } from './metrics/index.js';
 export { createLogger, redactSecrets, SECRET_KEYS } from './logging/index.js';
-export { createStore } from './store/index.js';
+export { createStore } from './runtime/store.js';
 export type { Store, StoreOptions, KvEntry, KvRepository, AuditLog, AuditRecord } from './store/types.js';
 export { installShutdown, type ShutdownOptions } from './runtime/shutdown.js';
 export { TieredCache, MemoryCacheStore, RedisCacheStore } from './cache/index.js';

@@ -8,7 +8,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { AlertEngine, type AlertEngineOptions } from '../src/alerts/engine.js';
 import { AlertOutbox } from '../src/alerts/outbox.js';
 import type { AlertRule } from '../src/alerts/rules.js';
-import { createStore, type Store } from '../src/store/index.js';
+import { createStore } from '../src/runtime/store.js';
+import type { Store } from '../src/store/index.js';
 import { spawnTs } from './helpers/process.js';
 import { until } from './helpers/wait.js';
 

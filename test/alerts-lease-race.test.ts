@@ -9,7 +9,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { AlertEngine } from '../src/alerts/engine.js';
 import type { Notification, Receiver } from '../src/alerts/notifiers.js';
 import type { AlertRule } from '../src/alerts/rules.js';
-import { createStore, type Store } from '../src/store/index.js';
+import { createStore } from '../src/runtime/store.js';
+import type { Store } from '../src/store/index.js';
 
 const LEASE_MS = 10_000;
 const HIGH = 0.5;

@@ -5,7 +5,8 @@ import { inhibited, matches, windowOpen, type MaintenanceWindow } from '../src/a
 import type { Notification, Receiver } from '../src/alerts/notifiers.js';
 import type { AlertRule } from '../src/alerts/rules.js';
 import { isBulwarkError } from '../src/errors/index.js';
-import { createStore, type Store } from '../src/store/index.js';
+import { createStore } from '../src/runtime/store.js';
+import type { Store } from '../src/store/index.js';
 
 const silent = pino({ level: 'silent' });
 

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { adminApp, adminAuth } from './helpers/admin.js';
-import { createStore } from '../src/store/index.js';
+import { createStore } from '../src/runtime/store.js';
 import { ErrorStore } from '../src/tracker/index.js';
 import { freePort, spawnTs } from './helpers/process.js';
 import { until } from './helpers/wait.js';

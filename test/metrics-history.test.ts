@@ -15,7 +15,8 @@ import {
 } from '../src/metrics/history.js';
 import { Metrics } from '../src/metrics/index.js';
 import { QueueMetrics } from '../src/queue/metrics.js';
-import { createStore, type Store, type StoreOptions } from '../src/store/index.js';
+import { createStore } from '../src/runtime/store.js';
+import type { Store, StoreOptions } from '../src/store/index.js';
 import { LogCapture } from './helpers/app.js';
 import { postgresForFile, rejection, storeFixture } from './helpers/store.js';
 import { until } from './helpers/wait.js';
@@ -434,7 +435,7 @@ describe.each(['sqlite', 'postgres'] as const)('metrics history on %s', (engine)
 
 /** Child process: opens the store (options as argv JSON), writes one sample, prints, then idles. */
 const CRASH_FIXTURE = `
-import { createStore } from './src/store/index.ts';
+import { createStore } from './src/runtime/store.ts';
 import { Metrics } from './src/metrics/index.ts';
 import { MetricsHistory } from './src/metrics/history.ts';
 const store = await createStore(JSON.parse(process.argv[1]));

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { sql } from 'kysely';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createBulwark } from '../src/runtime/create.js';
-import { createStore } from '../src/store/index.js';
+import { createStore } from '../src/runtime/store.js';
 import type { Store } from '../src/store/types.js';
 import { dropSchema, uniqueSchema } from './helpers/postgres.js';
 import { spawnTs, type Spawned } from './helpers/process.js';

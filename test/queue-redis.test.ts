@@ -18,7 +18,7 @@ import {
   type RedisJobQueueOptions,
 } from '../src/queue/index.js';
 import { connectRedis } from '../src/redis/connection.js';
-import { createStore } from '../src/store/index.js';
+import { createStore } from '../src/runtime/store.js';
 import type { Store } from '../src/store/types.js';
 import { createBulwark, type Bulwark } from '../src/runtime/create.js';
 import { startRedis, type RedisServer } from './helpers/redis.js';

@@ -14,7 +14,7 @@ import {
 } from './helpers/supervisor.js';
 import { Registry } from 'prom-client';
 import { MetricsHistory } from '../src/metrics/history.js';
-import { createStore } from '../src/store/index.js';
+import { createStore } from '../src/runtime/store.js';
 import { registerSupervisorSeries } from '../src/supervised/series.js';
 import { spawnTs } from './helpers/process.js';
 import { until } from './helpers/wait.js';

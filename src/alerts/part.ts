@@ -21,6 +21,9 @@ export function alertsPart(
   return {
     name: 'alerts',
     needs: ['store', 'flags', 'queues', 'history'],
+    checks: [],
+    // Also without a configuration: a database has one schema history whatever a process starts.
+    migrations: async (engine) => (await import('./migrations.js')).alertsMigrations(engine),
     async start(needs, { logger, serviceId, instanceId }) {
       if (config === undefined) return undefined;
       // Loaded only when configured: the engine, its notifiers (SMTP) and reports.

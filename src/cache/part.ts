@@ -18,6 +18,7 @@ export function cachePart(): Part<
   return {
     name: 'cache',
     needs: ['store', 'redis'],
+    checks: ['cache:tier'],
     flags: () => [
       {
         key: 'bulwark.cache',

@@ -4,7 +4,7 @@ import { readAlertsFile, defaultRules } from '../alerts/config.js';
 import { AlertEngine } from '../alerts/engine.js';
 import { bulwarkError } from '../errors/index.js';
 import { loadSettings } from '../settings/index.js';
-import { createStore } from '../store/index.js';
+import { createStore } from '../runtime/store.js';
 import { table } from './shared.js';
 
 /**

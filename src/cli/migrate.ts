@@ -1,7 +1,7 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { bulwarkError } from '../errors/index.js';
 import { loadSettings } from '../settings/index.js';
-import { createStore } from '../store/index.js';
+import { createStore } from '../runtime/store.js';
 
 function positiveInt(value: string): number {
   const n = Number(value);

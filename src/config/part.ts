@@ -21,6 +21,7 @@ export function configPart<S extends TObject>(
   return {
     name: 'config',
     needs: [],
+    checks: ['config:revision'],
     async start(_needs, { settings, logger, health }) {
       if (options === undefined) return undefined;
       const { ConfigManager } = await import('./manager.js');

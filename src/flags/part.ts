@@ -34,6 +34,7 @@ export function flagsPart(options: {
   return {
     name: 'flags',
     needs: ['store', 'redis'],
+    checks: ['flags:source'],
     async start({ store, redis }, { settings, health, logger, instanceId }) {
       const { FlagService } = await import('./service.js');
       if (redis !== undefined) {
@@ -82,6 +83,7 @@ export function rolloutsPart(): Part<'rollouts', GuardedRollouts, { flags: FlagS
   return {
     name: 'rollouts',
     needs: ['flags', 'store'],
+    checks: [],
     async start({ flags, store }, { instanceId, logger }) {
       const { GuardedRollouts } = await import('./guard.js');
       const rollouts = new GuardedRollouts({ flags, store, instanceId, logger });

@@ -16,6 +16,9 @@ export function historyPart(
   return {
     name: 'history',
     needs: ['store'],
+    checks: [],
+    // Also when the history is off: a database has one schema history whatever a process starts.
+    migrations: async () => (await import('./history-migrations.js')).historyMigrations(),
     async start({ store }, { metrics, logger }) {
       if (options === false) return undefined;
       const { MetricsHistory } = await import('./history.js');

@@ -1,13 +1,16 @@
 // A part is one capability of Bulwark as createBulwark() starts it: what it needs, how it starts and
-// closes, and the tool flags it follows. Parts are started in dependency order; a start that fails
-// closes what already started, in reverse, and the original error is thrown.
+// closes, the tool flags it follows, the health checks it registers and the tables it owns. Parts
+// are started in dependency order; a start that fails closes what already started, in reverse, and
+// the original error is thrown.
+import type { Migration } from 'kysely';
 import type { Logger } from 'pino';
 import type { HealthRegistry } from '../health/index.js';
 import type { Metrics } from '../metrics/index.js';
 import type { Settings } from '../settings/index.js';
+import type { MigrationSource, StoreEngine } from '../store/types.js';
 
-/** What every part is given: the settings and the process-wide services that exist before any part. */
-export interface PartCore {
+/** The settings and the process-wide services that exist before any part. */
+export interface PartServices {
   readonly settings: Settings;
   readonly logger: Logger;
   /** The registry every part's metrics go to. */
@@ -19,6 +22,15 @@ export interface PartCore {
   readonly instanceId: string;
   /** The service's version. */
   readonly version: string;
+}
+
+/** What every part is given: the services, and the schema history of every part. */
+export interface PartCore extends PartServices {
+  /**
+   * The migrations of every part of the application (see {@link partMigrations}), also when only
+   * some parts start: what the part that opens the store applies.
+   */
+  readonly migrations: MigrationSource;
 }
 
 /** A flag of one of Bulwark's own tools: on by default, off turns the tool off (or forces its fallback). */
@@ -37,6 +49,16 @@ export interface Part<Name extends string = string, Value = unknown, Needs exten
   readonly needs: readonly (keyof Needs & string)[];
   /** The tool flags this part declares (known before any part starts: the flag service starts with them). */
   flags?(settings: Settings): ToolFlag[];
+  /**
+   * The names of the health checks `start` may register. When given, a start that registers a
+   * check not listed fails (so the list, which the docs are checked against, cannot drift).
+   */
+  readonly checks?: readonly string[];
+  /**
+   * The tables this part owns: its store migrations by name, which sort in the order they apply
+   * across every part (names are unique across parts). Imported only when the store migrates.
+   */
+  migrations?(engine: StoreEngine): Promise<Record<string, Migration>>;
   start(needs: Needs, core: PartCore): Value | Promise<Value>;
   /** Releases what `start` opened; runs in the reverse of the start order (not for an undefined value). */
   close?(value: Value, core: PartCore): void | Promise<void>;
@@ -112,10 +134,44 @@ export function partsFor(parts: readonly AnyPart[], names: readonly string[]): A
 }
 
 /**
- * Starts `parts` in dependency order. If one fails to start, every part already started is closed
- * in reverse order (their close errors logged) and the start's own error is thrown.
+ * The schema history of `parts`: every part's migrations, read when the store migrates (each part's
+ * migration code is imported then, not before). Kysely applies them in name order.
+ *
+ * @throws Error (when read) naming both parts, when two parts declare a migration of the same name.
  */
-export async function startParts(parts: readonly AnyPart[], core: PartCore): Promise<StartedParts> {
+export function partMigrations(parts: readonly AnyPart[]): MigrationSource {
+  return async (engine) => {
+    const declared = await Promise.all(
+      parts.map(async (part) => ({ part: part.name, migrations: (await part.migrations?.(engine)) ?? {} })),
+    );
+    const all: Record<string, Migration> = {};
+    const owners = new Map<string, string>();
+    for (const { part, migrations } of declared) {
+      for (const [name, migration] of Object.entries(migrations)) {
+        const owner = owners.get(name);
+        if (owner !== undefined)
+          throw new Error(`migration ${name} is declared by two parts: ${owner} and ${part}`);
+        owners.set(name, part);
+        all[name] = migration;
+      }
+    }
+    return all;
+  };
+}
+
+/**
+ * Starts `parts` in dependency order, each given `services` and the migrations of every part of
+ * `catalogue` (default `parts`: pass the whole application when starting some of its parts, so that
+ * the store gets the same schema history whichever parts open it). If one fails to start, or
+ * registers a health check its `checks` do not list, every part already started is closed in
+ * reverse order (their close errors logged) and the start's own error is thrown.
+ */
+export async function startParts(
+  parts: readonly AnyPart[],
+  services: PartServices,
+  catalogue: readonly AnyPart[] = parts,
+): Promise<StartedParts> {
+  const core: PartCore = { ...services, migrations: partMigrations(catalogue) };
   const values = new Map<string, unknown>();
   const started: AnyPart[] = [];
   const close = async (): Promise<void> => {
@@ -132,12 +188,26 @@ export async function startParts(parts: readonly AnyPart[], core: PartCore): Pro
     const needs: Record<string, unknown> = {};
     for (const name of part.needs) needs[name] = values.get(name);
     try {
+      const before = new Set(checkNames(core.health));
       values.set(part.name, await part.start(needs, core));
+      started.push(part);
+      const declared = part.checks;
+      const undeclared = checkNames(core.health).filter(
+        (name) => !before.has(name) && declared !== undefined && !declared.includes(name),
+      );
+      if (undeclared.length > 0)
+        throw new Error(
+          `part ${part.name} registered the health check ${undeclared.join(', ')}, which its checks do not list`,
+        );
     } catch (error) {
       await close();
       throw error;
     }
-    started.push(part);
   }
   return { values, order: started.map((part) => part.name), close };
+}
+
+/** The names of the checks registered so far. */
+function checkNames(health: HealthRegistry): string[] {
+  return Object.keys(health.report().checks ?? {});
 }

@@ -23,6 +23,8 @@ export function queuePart(
   return {
     name: 'queues',
     needs: ['store', 'redis'],
+    checks: [],
+    migrations: async (engine) => (await import('./migrations.js')).queueMigrations(engine),
     flags: (settings) =>
       settings.redisUrl === undefined
         ? []

@@ -29,6 +29,7 @@ export function rateLimitPart(
   return {
     name: 'rateLimiter',
     needs: ['redis'],
+    checks: [],
     flags: () => [
       {
         key: 'bulwark.ratelimit',

@@ -9,6 +9,8 @@ export function redisPart(): Part<'redis', RedisDependency | undefined> {
   return {
     name: 'redis',
     needs: [],
+    // Registered by observeFailover (`<failover name>:mode`).
+    checks: ['redis:mode'],
     flags: (settings) =>
       settings.redisUrl === undefined
         ? []

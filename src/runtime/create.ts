@@ -4,33 +4,28 @@ import type { DestinationStream, Logger } from 'pino';
 import type { TObject } from 'typebox';
 import { readAlertsFile, validateAlertsConfig, type AlertsConfig } from '../alerts/config.js';
 import type { AlertEngine } from '../alerts/engine.js';
-import { alertsPart } from '../alerts/part.js';
-import { cachePart } from '../cache/part.js';
 import type { TieredCache } from '../cache/tiered.js';
 import type { ConfigManager } from '../config/index.js';
-import { configPart, type ConfigPartOptions } from '../config/part.js';
+import type { ConfigPartOptions } from '../config/part.js';
 import type { Failover } from '../failover/index.js';
 import type { GuardedRollouts } from '../flags/guard.js';
-import { flagsPart, rolloutsPart } from '../flags/part.js';
 import type { FlagService } from '../flags/service.js';
 import { HealthRegistry } from '../health/index.js';
 import { createLogger } from '../logging/index.js';
 import { Metrics } from '../metrics/index.js';
-import { historyPart, type HistoryPartOptions } from '../metrics/part.js';
-import { partsFor, startParts, type AnyPart, type PartCore } from '../parts/index.js';
+import type { HistoryPartOptions } from '../metrics/part.js';
+import { partsFor, startParts, type AnyPart, type PartServices } from '../parts/index.js';
 import type { JobQueue } from '../queue/index.js';
-import { queuePart, type QueuePartOptions } from '../queue/part.js';
-import { rateLimitPart, type RateLimitPartOptions } from '../ratelimit/part.js';
+import type { QueuePartOptions } from '../queue/part.js';
+import type { RateLimitPartOptions } from '../ratelimit/part.js';
 import type { RateLimiter } from '../ratelimit/index.js';
 import type { RedisDependency } from '../redis/connection.js';
-import { redisPart } from '../redis/part.js';
 import { loadSettings, redactSettings, type Settings, type SettingsInput } from '../settings/index.js';
-import { storePart, type StorePartOptions } from '../store/part.js';
+import type { StorePartOptions } from '../store/part.js';
 import type { Store } from '../store/types.js';
 import type { SupervisorClient } from '../supervised/client.js';
-import { supervisorPart } from '../supervised/part.js';
-import { errorsPart } from '../tracker/part.js';
 import { VERSION } from '../version.js';
+import { bulwarkParts } from './parts.js';
 import type { ErrorTracker } from '../tracker/index.js';
 
 export { BROWSER_ERRORS_POLICY, DEFAULT_RATE_LIMIT_POLICY } from '../ratelimit/part.js';
@@ -76,7 +71,8 @@ export interface BulwarkOptions<S extends TObject = TObject> extends SettingsInp
   metricsHistory?: HistoryPartOptions;
   /**
    * Edits the list of parts before they start: add your own (started after the parts they
-   * `need`, closed before them, their values in `bulwark.parts`), or wrap one. Default: as it is.
+   * `need`, closed before them, their values in `bulwark.parts`, their `migrations` applied with
+   * Bulwark's in name order), or wrap one. Default: as it is.
    */
   parts?: (parts: AnyPart[]) => AnyPart[];
 }
@@ -150,31 +146,20 @@ export interface Bulwark<S extends TObject = TObject> {
 export { VERSION };
 
 /**
- * Bulwark's own parts for `options`: the store, the metrics history, Redis, the cache, rate limits,
- * queues, flags (with every part's tool flags), error tracking, guarded rollouts, the service's
- * config, the supervisor link and alerting. Started in dependency order.
+ * The option of {@link createBulwark} that configures each of Bulwark's parts that has one (by part
+ * name); docs/architecture.md lists them (test/architecture-doc.test.ts).
  */
-export function bulwarkParts(options: BulwarkOptions, settings: Settings, alerts?: AlertsConfig): AnyPart[] {
-  const parts: AnyPart[] = [
-    storePart(options.store),
-    historyPart(options.metricsHistory),
-    redisPart(),
-    cachePart(),
-    rateLimitPart(options.rateLimitPolicies),
-    queuePart(options.queues),
-    errorsPart(),
-    rolloutsPart(),
-    configPart(options.config),
-    supervisorPart(),
-    alertsPart(alerts),
-  ];
-  const tools = parts.flatMap((part) => part.flags?.(settings) ?? []);
-  // An in-memory store (tests) keeps nothing on disk, so neither does its flag snapshot.
-  return [...parts, flagsPart({ tools, inMemory: options.store?.sqliteFile === ':memory:' })];
-}
+export const PART_OPTIONS = {
+  store: 'store',
+  history: 'metricsHistory',
+  rateLimiter: 'rateLimitPolicies',
+  queues: 'queues',
+  config: 'config',
+  alerts: 'alerts',
+} as const satisfies Record<string, keyof BulwarkOptions>;
 
 /** The settings, logger, metrics and health every part is given, from `options`, and the alerting configuration. */
-function coreOf(options: BulwarkOptions): { core: PartCore; alertsConfig: AlertsConfig | undefined } {
+function coreOf(options: BulwarkOptions): { core: PartServices; alertsConfig: AlertsConfig | undefined } {
   const settings = loadSettings(options, options.env ?? process.env);
   const serviceId = options.serviceId ?? 'bulwark';
   // Checked before anything opens: a bad alerting configuration stops the start, naming each field.
@@ -211,7 +196,9 @@ export interface OpenParts {
 /**
  * Opens only the parts named and the parts they need (e.g. `['flags']`: the store, Redis when
  * configured, the flag service), for tools that use one capability, such as the CLI. Same settings,
- * validation and unwinding as {@link createBulwark}; no health checks, no tool-flag following.
+ * validation and unwinding as {@link createBulwark}, and the same schema history (the store applies
+ * the migrations of every part, `options.parts` included, not only of those opened); no health
+ * checks, no tool-flag following.
  */
 export async function openParts(names: string[], options: BulwarkOptions = {}): Promise<OpenParts> {
   const { core, alertsConfig } = coreOf(options);
@@ -221,7 +208,9 @@ export async function openParts(names: string[], options: BulwarkOptions = {}): 
   };
   let parts;
   try {
-    parts = await startParts(partsFor(bulwarkParts(options, core.settings, alertsConfig), names), core);
+    const standard = bulwarkParts(options, core.settings, alertsConfig);
+    const all = options.parts?.(standard) ?? standard;
+    parts = await startParts(partsFor(all, names), core, all);
   } catch (error) {
     close();
     throw error;

@@ -23,8 +23,9 @@ export { SQLITE_FILE_NAME } from './sqlite.js';
 
 /**
  * Opens the store: PostgreSQL when `databaseUrl` is set, otherwise the SQLite file in `dataDir`
- * (or `sqliteFile`). Checks that the database answers and, unless `migrate: false`, applies pending
- * migrations before resolving.
+ * (or `sqliteFile`). Checks that the database answers and, unless `migrate: false`, applies the
+ * pending migrations of `migrations` (default the store's own tables) before resolving, under the
+ * migration lock: processes opening one database at once apply each migration once.
  *
  * Rejects with `BWK_ERR_STORE_UNAVAILABLE` when the database cannot be opened or reached (an
  * unreachable PostgreSQL fails within the 5 s connect timeout, it does not hang) and with
@@ -50,7 +51,7 @@ export async function createStore(opts: StoreOptions): Promise<Store> {
           await import('./postgres.js')
         ).openPostgres({ url: opts.databaseUrl, schema: opts.schema, log });
 
-  const store = new KyselyStore(engine, opened.db, opened.schema, opts.audit);
+  const store = new KyselyStore(engine, opened.db, opened.schema, opts.audit, opts.migrations);
   try {
     // Besides proving the database answers, the first query initialises Kysely's driver; a driver
     // never used is skipped by destroy(), which would leave the SQLite file handle open on close().
@@ -86,6 +87,7 @@ class KyselyStore implements Store {
     db: Kysely<StoreTables>,
     schema: string | undefined,
     upkeep: StoreOptions['audit'],
+    migrations: StoreOptions['migrations'],
   ) {
     this.engine = engine;
     this.db = db;
@@ -96,7 +98,7 @@ class KyselyStore implements Store {
       engine,
       ...(upkeep === false || upkeep === undefined ? {} : pickAudit(upkeep)),
     });
-    this.migrations = untranslated(new KyselyMigrations({ db, engine, schema }));
+    this.migrations = untranslated(new KyselyMigrations({ db, engine, schema, migrations }));
   }
 
   /**

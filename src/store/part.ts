@@ -1,23 +1,28 @@
 import type { Part } from '../parts/index.js';
-import { createStore } from './index.js';
+import { createStore, storeMigrations } from './index.js';
 import type { Store, StoreOptions } from './types.js';
 
 /** Overrides of the store's location, e.g. `{ sqliteFile: ':memory:' }` for tests. */
 export type StorePartOptions = Pick<StoreOptions, 'sqliteFile' | 'schema'>;
 
 /**
- * The store: PostgreSQL with `DATABASE_URL`, else SQLite in `BULWARK_DATA_DIR`; migrated on open,
- * its queries timed in `metrics`, its response time a critical health check.
+ * The store: PostgreSQL with `DATABASE_URL`, else SQLite in `BULWARK_DATA_DIR`; migrated on open
+ * with the migrations of every part (its own tables are kv and audit), its queries timed in
+ * `metrics`, its response time a critical health check.
  */
 export function storePart(options: StorePartOptions = {}): Part<'store', Store> {
   return {
     name: 'store',
     needs: [],
-    async start(_needs, { settings, metrics, health }) {
+    checks: ['store:responseTime'],
+    // Loaded with the store itself (createStore's default history): no module of its own to defer.
+    migrations: (engine) => Promise.resolve(storeMigrations(engine)),
+    async start(_needs, { settings, metrics, health, migrations }) {
       const store = await createStore({
         databaseUrl: settings.databaseUrl,
         dataDir: settings.dataDir,
         onQuery: metrics.observeQuery,
+        migrations,
         ...options,
       });
       health.register({

@@ -1,4 +1,4 @@
-import type { Generated, Kysely } from 'kysely';
+import type { Generated, Kysely, Migration } from 'kysely';
 import type { TallyEntry } from './audit-tally.js';
 
 export type { TallyEntry } from './audit-tally.js';
@@ -231,6 +231,12 @@ export interface MigrationState {
   executedAt: number | undefined;
 }
 
+/**
+ * A schema history: migrations by name, for one engine. Asynchronous so that the code of a part's
+ * migrations is imported only when the store migrates.
+ */
+export type MigrationSource = (engine: StoreEngine) => Promise<Record<string, Migration>>;
+
 /** Schema migrations, applied in name order. */
 export interface Migrations {
   /** Applies every pending migration; returns the names applied. */
@@ -283,6 +289,13 @@ export interface StoreOptions {
   sqliteFile?: string;
   /** Run pending migrations while opening (default true). */
   migrate?: boolean;
+  /**
+   * The schema history to apply, in name order (default the store's own: `0001_kv`, `0002_audit`).
+   * `createBulwark()` passes the migrations of every part; the package's `createStore()` those of
+   * every part of Bulwark. A database records the names applied: a store opened with a history that
+   * lacks one of them fails to migrate (`BWK_ERR_STORE_MIGRATION_FAILED`).
+   */
+  migrations?: MigrationSource;
   /** PostgreSQL schema to use (created if missing; default the server's current schema, usually `public`); lower-case letters, digits and `_`. Tests use one schema each. */
   schema?: string;
   onQuery?: QueryObserver;

@@ -1,10 +1,8 @@
-import type { Logger } from 'pino';
 import type { TieredCache } from '../cache/tiered.js';
 import type { MetricsHistory } from '../metrics/history.js';
 import type { Part } from '../parts/index.js';
 import type { JobQueue } from '../queue/types.js';
-import { SupervisorClient } from './client.js';
-import { registerSupervisorSeries } from './series.js';
+import type { SupervisorClient } from './client.js';
 
 /**
  * The link to `bulwark supervise` when running under it (else undefined): heartbeats, the ready
@@ -18,9 +16,15 @@ export function supervisorPart(): Part<
   return {
     name: 'supervisor',
     needs: ['cache', 'queues', 'history'],
-    start({ cache, queues, history }, { logger, version }) {
+    checks: [],
+    async start({ cache, queues, history }, { logger, version }) {
+      // The implementation loads when the part starts: a command that opens no supervisor link never loads it.
+      const [{ SupervisorClient }, { registerSupervisorSeries }] = await Promise.all([
+        import('./client.js'),
+        import('./series.js'),
+      ]);
       if (history !== undefined) registerSupervisorSeries(history);
-      return connectSupervisor(logger, version, cache, queues);
+      return connectSupervisor(SupervisorClient.connect({ logger, version }), cache, queues);
     },
     close: (supervisor) => supervisor?.close(),
   };
@@ -32,12 +36,10 @@ export function supervisorPart(): Part<
  * instances keep running them) until the supervisor says the pressure is gone.
  */
 function connectSupervisor(
-  logger: Logger,
-  version: string,
+  supervisor: SupervisorClient | undefined,
   cache: TieredCache,
   queues: JobQueue,
 ): SupervisorClient | undefined {
-  const supervisor = SupervisorClient.connect({ logger, version });
   supervisor?.onRecover(async ({ level }) => {
     if (level === 'normal') {
       if (!queues.heldLocal) return [];

@@ -12,6 +12,8 @@ export function errorsPart(): Part<'errors', ErrorTracker, { store: Store; flags
   return {
     name: 'errors',
     needs: ['store', 'flags'],
+    checks: [],
+    migrations: async (engine) => (await import('./migrations.js')).errorsMigrations(engine),
     flags: (settings) => [
       {
         key: 'bulwark.errors',

@@ -3,7 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, expect } from 'vitest';
 import { isBulwarkError, type ErrorCode } from '../../src/errors/index.js';
-import { createStore, type Store, type StoreOptions } from '../../src/store/index.js';
+import { createStore } from '../../src/runtime/store.js';
+import type { Store, StoreOptions } from '../../src/store/index.js';
 import { dropSchema, startPostgres, uniqueSchema, type PostgresServer } from './postgres.js';
 
 /** Starts one PostgreSQL server for the file (beforeAll) and stops it (afterAll). */

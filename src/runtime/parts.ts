@@ -1,0 +1,59 @@
+// Bulwark's parts, as a list: light to load (each part module holds only its description), so a
+// command that needs only the schema history (`bulwark migrate`) loads no more than this.
+import type { TObject } from 'typebox';
+import type { AlertsConfig } from '../alerts/config.js';
+import { alertsPart } from '../alerts/part.js';
+import { cachePart } from '../cache/part.js';
+import { configPart, type ConfigPartOptions } from '../config/part.js';
+import { flagsPart, rolloutsPart } from '../flags/part.js';
+import { historyPart, type HistoryPartOptions } from '../metrics/part.js';
+import { partMigrations, type AnyPart } from '../parts/index.js';
+import { queuePart, type QueuePartOptions } from '../queue/part.js';
+import { rateLimitPart, type RateLimitPartOptions } from '../ratelimit/part.js';
+import { redisPart } from '../redis/part.js';
+import { loadSettings, type Settings } from '../settings/index.js';
+import { storePart, type StorePartOptions } from '../store/part.js';
+import type { MigrationSource } from '../store/types.js';
+import { supervisorPart } from '../supervised/part.js';
+import { errorsPart } from '../tracker/part.js';
+
+/** The options of `createBulwark()` that configure Bulwark's parts (`BulwarkOptions` has each). */
+export interface PartsOptions {
+  store?: StorePartOptions | undefined;
+  metricsHistory?: HistoryPartOptions | undefined;
+  rateLimitPolicies?: RateLimitPartOptions | undefined;
+  queues?: QueuePartOptions | undefined;
+  config?: ConfigPartOptions<TObject> | undefined;
+}
+
+/**
+ * Bulwark's own parts for `options`: the store, the metrics history, Redis, the cache, rate limits,
+ * queues, flags (with every part's tool flags), error tracking, guarded rollouts, the service's
+ * config, the supervisor link and alerting. Started in dependency order.
+ */
+export function bulwarkParts(options: PartsOptions, settings: Settings, alerts?: AlertsConfig): AnyPart[] {
+  const parts: AnyPart[] = [
+    storePart(options.store),
+    historyPart(options.metricsHistory),
+    redisPart(),
+    cachePart(),
+    rateLimitPart(options.rateLimitPolicies),
+    queuePart(options.queues),
+    errorsPart(),
+    rolloutsPart(),
+    configPart(options.config),
+    supervisorPart(),
+    alertsPart(alerts),
+  ];
+  const tools = parts.flatMap((part) => part.flags?.(settings) ?? []);
+  // An in-memory store (tests) keeps nothing on disk, so neither does its flag snapshot.
+  return [...parts, flagsPart({ tools, inMemory: options.store?.sqliteFile === ':memory:' })];
+}
+
+/**
+ * Bulwark's schema history: the migrations of every one of its parts (each part's migration code
+ * imported when this is called), what `createBulwark()` applies without parts of your own.
+ */
+export const bulwarkMigrations: MigrationSource = (engine) =>
+  // The parts' migrations depend on no option or setting: the defaults describe every database.
+  partMigrations(bulwarkParts({}, loadSettings({}, {})))(engine);
