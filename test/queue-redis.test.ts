@@ -446,6 +446,39 @@ describe('admin calls while Redis is frozen (SIGSTOP)', () => {
   );
 });
 
+describe('driver options', () => {
+  it('adminDeadlineMs reaches the driver from createBulwark; a bad one is refused naming the field', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'bulwark-queue-redis-'));
+    dirs.push(dir);
+    const start = (adminDeadlineMs: number) =>
+      createBulwark({
+        env: { REDIS_URL: redis.url, BULWARK_DATA_DIR: dir },
+        logLevel: 'error',
+        defaultMetrics: false,
+        metricsHistory: false,
+        queues: { redis: { adminDeadlineMs, replayIntervalMs: 600_000 } },
+      });
+    await expect(start(0)).rejects.toMatchObject({
+      code: 'BWK_ERR_QUEUE_OPTIONS',
+      message: expect.stringContaining('redis.adminDeadlineMs') as unknown,
+    });
+    // A longer deadline than the default (1 000 ms): a frozen Redis holds the read for all of it
+    // (a lower bound, which a loaded machine cannot make pass wrongly).
+    const b = await start(2500);
+    open.push(b);
+    await until(() => b.dependencies['redis']?.mode === 'primary', 10_000, 'on Redis');
+    await b.queues.counts('deadline');
+    await redis.pause();
+    try {
+      const started = Date.now();
+      await b.queues.counts('deadline');
+      expect(Date.now() - started).toBeGreaterThanOrEqual(2400);
+    } finally {
+      await redis.resume();
+    }
+  });
+});
+
 describe('the spool replay in the background', () => {
   it('a store failure during a replay is logged, never an unhandled rejection (which would exit the app)', async () => {
     const unhandled: unknown[] = [];

@@ -7,7 +7,7 @@ import type { JobOptions, JobQueue } from './types.js';
 
 /** Job queue tuning: lease, poll interval, claim batch of the embedded queue; the BullMQ driver's own. */
 export type QueuePartOptions = Pick<EmbeddedJobQueueOptions, 'leaseMs' | 'pollMs' | 'claimBatch'> & {
-  redis?: Pick<RedisJobQueueOptions, 'keepCompletedMs' | 'replayIntervalMs' | 'stallMs'>;
+  redis?: Pick<RedisJobQueueOptions, 'keepCompletedMs' | 'replayIntervalMs' | 'stallMs' | 'adminDeadlineMs'>;
 };
 
 /**

@@ -105,6 +105,14 @@ export class RedisJobQueue implements JobQueue {
   #held = false;
 
   constructor(opts: RedisJobQueueOptions) {
+    for (const name of [
+      'leaseMs',
+      'keepCompletedMs',
+      'replayIntervalMs',
+      'stallMs',
+      'adminDeadlineMs',
+    ] as const)
+      positiveInt(opts[name], name === 'leaseMs' ? name : `redis.${name}`);
     this.#o = {
       leaseMs: 30_000,
       keepCompletedMs: 3_600_000,
