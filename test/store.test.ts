@@ -1,9 +1,10 @@
 import { existsSync } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { sql } from 'kysely';
+import { sql, type Kysely, type Migration } from 'kysely';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isBulwarkError } from '../src/errors/index.js';
+import { bulwarkMigrations } from '../src/runtime/parts.js';
 import { SqlAuditLog } from '../src/store/audit.js';
 import { AUDIT_REFUSED_TARGET, createStore, type QueryObserver } from '../src/store/index.js';
 import { freePort } from './helpers/ports.js';
@@ -305,6 +306,33 @@ describe.each(['sqlite', 'postgres'] as const)('store conformance: %s', (engine)
       await rejection(kv.put('json', 'bad', bad), 'BWK_ERR_STORE_VALUE_INVALID');
     }
     expect(await kv.get('json', 'bad')).toBeUndefined();
+  });
+
+  it('a start with nothing pending checks the migrations in one query (no lock, no table lookup); a pending one is applied', async () => {
+    const first = await fixture.open();
+    await first.close();
+    // What opening costs without the migrations (pragmas, a ping), then with them.
+    const opening: Parameters<QueryObserver>[0][] = [];
+    await fixture.open({ migrate: false, onQuery: (event) => opening.push(event) });
+    const events: Parameters<QueryObserver>[0][] = [];
+    await fixture.open({ onQuery: (event) => events.push(event) });
+    expect(events.map((e) => [e.operation, e.failed])).toEqual([
+      ...opening.map((e) => [e.operation, e.failed]),
+      ['select', false],
+    ]);
+    // One more migration than the database has: the migrator runs and applies it.
+    const more = async (on: typeof engine): Promise<Record<string, Migration>> => ({
+      ...(await bulwarkMigrations(on)),
+      '0099_more': {
+        up: async (db: Kysely<unknown>) => {
+          await db.schema.createTable('bulwark_more').addColumn('id', 'integer').execute();
+        },
+      },
+    });
+    const migrated = await fixture.open({ migrations: more });
+    expect(
+      (await migrated.migrations.status()).map((m) => [m.name, m.executedAt !== undefined]),
+    ).toContainEqual(['0099_more', true]);
   });
 
   it('reports query timings to the onQuery observer', async () => {

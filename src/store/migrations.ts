@@ -96,16 +96,21 @@ export interface KyselyMigrationsOptions {
 export class KyselyMigrations implements Migrations {
   readonly #migrator: Migrator;
   readonly #engine: StoreEngine;
+  readonly #provider: MigrationProvider;
+  readonly #db: Kysely<Record<string, { name: string }>>;
+  readonly #schema: string | undefined;
 
   constructor(opts: KyselyMigrationsOptions) {
     const given = opts.migrations;
-    const provider: MigrationProvider = {
+    const provider: MigrationProvider = (this.#provider = {
       getMigrations: () =>
         typeof given === 'function'
           ? given(opts.engine)
           : Promise.resolve(given ?? storeMigrations(opts.engine)),
-    };
+    });
     this.#engine = opts.engine;
+    this.#db = opts.db as unknown as Kysely<Record<string, { name: string }>>;
+    this.#schema = opts.engine === 'postgres' ? opts.schema : undefined;
     this.#migrator = new Migrator({
       db: opts.db,
       provider,
@@ -120,7 +125,24 @@ export class KyselyMigrations implements Migrations {
   }
 
   async up(): Promise<string[]> {
+    if (await this.#upToDate()) return [];
     return applied(await this.#migrator.migrateToLatest(), 'up');
+  }
+
+  /**
+   * The check of every start, in one query and without the lock: true when exactly the known
+   * migrations are recorded as applied. Anything else (no table yet, one pending, one unknown, an
+   * unreachable database) is left to the migrator, which takes the lock and decides or fails.
+   */
+  async #upToDate(): Promise<boolean> {
+    try {
+      const known = new Set(Object.keys(await this.#provider.getMigrations()));
+      const db = this.#schema === undefined ? this.#db : this.#db.withSchema(this.#schema);
+      const rows = await db.selectFrom(MIGRATION_TABLE).select('name').execute();
+      return rows.length === known.size && rows.every((row) => known.has(row.name));
+    } catch {
+      return false;
+    }
   }
 
   async down(steps = 1): Promise<string[]> {
