@@ -23,12 +23,21 @@ const passThrough = new AsyncLocalStorage<true>();
 
 /**
  * Runs `run` with driver failures passing through as the driver threw them, for the code that maps
- * them itself: opening the database (`BWK_ERR_STORE_UNAVAILABLE` naming the target) and the
- * migrations (`BWK_ERR_STORE_MIGRATION_FAILED` naming the migration). Queries that `run` starts
- * are not translated, including those of timers it creates; nothing else is affected.
+ * them itself: the migrations (`BWK_ERR_STORE_MIGRATION_FAILED` naming the migration). Queries that
+ * `run` starts are not translated, including those of timers it creates; nothing else is affected.
+ * On PostgreSQL they also have no query deadline (see {@link isUnguarded}).
  */
 export function unguarded<T>(run: () => Promise<T>): Promise<T> {
   return passThrough.run(true, run);
+}
+
+/**
+ * Whether the code running now is inside {@link unguarded}. PostgreSQL gives its queries no deadline:
+ * a migration may legitimately run for minutes (DDL on a large table, waiting for another process's
+ * migration to release the migration lock).
+ */
+export function isUnguarded(): boolean {
+  return passThrough.getStore() === true;
 }
 
 /**
@@ -72,7 +81,7 @@ class GuardedDriver implements Driver {
 
   constructor(engine: StoreEngine, driver: Driver) {
     this.#driver = driver;
-    this.#run = (operation, run) => (passThrough.getStore() === true ? run() : guard(engine, operation, run));
+    this.#run = (operation, run) => (isUnguarded() ? run() : guard(engine, operation, run));
   }
 
   init(): Promise<void> {

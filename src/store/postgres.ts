@@ -1,7 +1,17 @@
-import { Kysely, PostgresDialect, sql, type LogConfig } from 'kysely';
+import {
+  Kysely,
+  PostgresDialect,
+  sql,
+  type LogConfig,
+  type PostgresCursor,
+  type PostgresPool,
+  type PostgresPoolClient,
+  type PostgresQueryResult,
+} from 'kysely';
 import pg from 'pg';
+import { isBulwarkError } from '../errors/index.js';
 import { describeError, unavailableError } from './errors.js';
-import { guardedDialect, unguarded } from './guarded-dialect.js';
+import { guardedDialect, isUnguarded } from './guarded-dialect.js';
 import type { StoreTables } from './types.js';
 
 /** Options of {@link openPostgres}. */
@@ -15,6 +25,13 @@ export interface PostgresOpenOptions {
   schema?: string | undefined;
   /** Kysely query log, used to feed the query observer. */
   log?: LogConfig | undefined;
+  /**
+   * Deadline of one query, ms (default {@link DEFAULT_QUERY_TIMEOUT_MS}). A query with no answer by
+   * then (a frozen server, a network that drops everything) rejects, which the store's guard makes
+   * `BWK_ERR_STORE_UNAVAILABLE`, and the connection it was on is closed, not returned to the pool.
+   * The migrations (queries run by `unguarded()` code) have no deadline.
+   */
+  queryTimeoutMs?: number | undefined;
 }
 
 /** An opened, reachable PostgreSQL database. */
@@ -26,8 +43,19 @@ export interface OpenedPostgres {
 
 /** Connections per store; Bulwark's queries are short, so a small pool covers a busy instance. */
 const POOL_MAX = 10;
-/** Upper bound of one connection attempt, so an unreachable server fails fast instead of hanging. */
+/**
+ * Upper bound of one connection attempt, and of the wait for a free pooled connection, so an
+ * unreachable server fails fast instead of hanging.
+ */
 const CONNECT_TIMEOUT_MS = 5_000;
+/**
+ * Default deadline of one query, ms. Bulwark's queries take milliseconds; the longest legitimate ones
+ * (metrics compaction, a retention delete after a long stop, a weekly report) take seconds on large
+ * tables: downsampling 2 M minute buckets (200 series, 7 days) from scratch took 2.3 s on a 2-core
+ * development machine. A compaction cut by the deadline would start over at every pass and never
+ * finish, so the bound leaves such work ample room.
+ */
+export const DEFAULT_QUERY_TIMEOUT_MS = 30_000;
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 
 // BIGINT (int8) arrives as a string by default because it may exceed 2^53; Bulwark only keeps
@@ -42,9 +70,9 @@ const typeParsers = {
 };
 
 /**
- * Connects to PostgreSQL through a `pg.Pool` (at most 10 connections, 5 s connect timeout), checks
- * that the server answers, and prepares `schema` (created if missing; first on the `search_path` of
- * every connection, so unqualified table names resolve there).
+ * Connects to PostgreSQL through a `pg.Pool` (at most 10 connections, 5 s connect timeout, each query
+ * bounded by `queryTimeoutMs`), checks that the server answers, and prepares `schema` (created if
+ * missing; first on the `search_path` of every connection, so unqualified table names resolve there).
  *
  * Rejects with `BWK_ERR_STORE_UNAVAILABLE` (driver error as `cause`) when the server cannot be
  * reached or the schema cannot be prepared; the pool is closed before rejecting. The URL's password
@@ -75,22 +103,92 @@ export async function openPostgres(opts: PostgresOpenOptions): Promise<OpenedPos
   // pool discards the connection, so the listeners have nothing left to do.
   pool.on('error', () => undefined);
   pool.on('connect', (client) => client.on('error', () => undefined));
+  const timeoutMs = opts.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS;
   const db = new Kysely<StoreTables>({
-    dialect: guardedDialect('postgres', new PostgresDialect({ pool })),
+    dialect: guardedDialect('postgres', new PostgresDialect({ pool: deadlinePool(pool, timeoutMs) })),
     ...(opts.log === undefined ? {} : { log: opts.log }),
   });
 
   try {
-    // Untranslated: the error below names the target and the driver's own reason.
-    return await unguarded(async () => {
-      await sql`select 1`.execute(db);
-      const schema = opts.schema ?? (await currentSchema(db));
-      if (opts.schema !== undefined) await ensureSchema(db, opts.schema);
-      return { db, schema };
-    });
+    await sql`select 1`.execute(db);
+    const schema = opts.schema ?? (await currentSchema(db));
+    if (opts.schema !== undefined) await ensureSchema(db, opts.schema);
+    return { db, schema };
   } catch (error) {
     await db.destroy().catch(() => undefined);
-    throw unavailableError('postgres', `${target}: ${describeError(error)}`, error);
+    // The guard's error names the statement; this one names the target and the driver's own reason.
+    const reason = isBulwarkError(error) ? error.cause : error;
+    throw unavailableError('postgres', `${target}: ${describeError(reason)}`, reason);
+  }
+}
+
+/** The error node-postgres rejects a query with when its `query_timeout` passes (pg's client.js). */
+const PG_QUERY_TIMEOUT = 'Query read timeout';
+
+/**
+ * `pool` as Kysely sees it, each query outside `unguarded()` code bounded by node-postgres's
+ * per-query `query_timeout`. pg rejects a late query but keeps its connection as it is, the query
+ * still waiting for an answer: back in the pool, the connection would make every later query on it
+ * wait behind the lost one. So a connection whose query timed out fails its next queries at once
+ * (a transaction's rollback) and is released with the error, which makes pg-pool close it (pg
+ * destroys the socket of a client with a query in flight) and open a fresh one when needed.
+ */
+function deadlinePool(pool: pg.Pool, timeoutMs: number): PostgresPool {
+  // One wrapper per pg client: Kysely keeps its connection objects by client identity.
+  const clients = new WeakMap<pg.PoolClient, DeadlineClient>();
+  return {
+    async connect() {
+      const client = await pool.connect();
+      let wrapped = clients.get(client);
+      if (wrapped === undefined) {
+        wrapped = new DeadlineClient(client, timeoutMs);
+        clients.set(client, wrapped);
+      }
+      return wrapped;
+    },
+    end: () => pool.end(),
+  };
+}
+
+class DeadlineClient implements PostgresPoolClient {
+  readonly #client: pg.PoolClient;
+  readonly #timeoutMs: number;
+  /** Set once a query timed out: the connection is unusable and goes when released. */
+  #lost: Error | undefined;
+
+  constructor(client: pg.PoolClient, timeoutMs: number) {
+    this.#client = client;
+    this.#timeoutMs = timeoutMs;
+  }
+
+  query<R>(sql: string, parameters: ReadonlyArray<unknown>): Promise<PostgresQueryResult<R>>;
+  query<R>(cursor: PostgresCursor<R>): PostgresCursor<R>;
+  query<R>(
+    text: string | PostgresCursor<R>,
+    parameters: ReadonlyArray<unknown> = [],
+  ): Promise<PostgresQueryResult<R>> | PostgresCursor<R> {
+    // Streaming needs a cursor class in the dialect's config; Bulwark configures none.
+    if (typeof text !== 'string') throw new Error('cursors are not supported');
+    if (this.#lost !== undefined) {
+      return Promise.reject(new Error(`connection discarded: ${this.#lost.message}`, { cause: this.#lost }));
+    }
+    const config = isUnguarded()
+      ? { text, values: [...parameters] }
+      : { text, values: [...parameters], query_timeout: this.#timeoutMs };
+    return this.#client.query(config).then(
+      (result) => result as unknown as PostgresQueryResult<R>,
+      (error: unknown) => {
+        if (error instanceof Error && error.message === PG_QUERY_TIMEOUT) {
+          this.#lost = new Error(`no answer within ${this.#timeoutMs} ms (query timeout)`, { cause: error });
+          throw this.#lost;
+        }
+        throw error;
+      },
+    );
+  }
+
+  release(): void {
+    this.#client.release(this.#lost);
   }
 }
 

@@ -31,6 +31,15 @@ export interface PostgresServer {
    * is kept, so a server started on it afterwards runs crash recovery.
    */
   kill(signal?: NodeJS.Signals): Promise<void>;
+  /**
+   * Freezes the server for real: SIGSTOPs the postmaster, then every backend and auxiliary process
+   * (each backend is its own process group, so signalling the postmaster's group misses them), and
+   * resolves once all are stopped. Open connections stay up and the kernel still accepts new ones,
+   * but nothing is read or answered until {@link PostgresServer.resume}.
+   */
+  pause(): Promise<void>;
+  /** SIGCONTs every process of a paused server and resolves once none is stopped. */
+  resume(): Promise<void>;
 }
 
 /** Options of {@link startPostgres}. */
@@ -138,10 +147,38 @@ export async function startPostgres(opts: StartPostgresOptions = {}): Promise<Po
   const { port, url, child, exited } = launched;
 
   let stopped = false;
+  /** The processes a pause stopped, for the resume. */
+  let paused: number[] = [];
   return {
     url,
     port,
     dir,
+    async pause() {
+      const root = postmasterPid(data);
+      if (root === undefined) throw new Error('PostgreSQL test server is not running; cannot pause it');
+      // The postmaster first, so it forks no new backend while they are stopped; then until a scan
+      // finds no process left running (one may have been forked just before the postmaster stopped).
+      paused = [root];
+      process.kill(root, 'SIGSTOP');
+      for (;;) {
+        const running = descendants(root).filter((pid) => !paused.includes(pid));
+        if (running.length === 0) break;
+        for (const pid of running) {
+          signalIfAlive(pid, 'SIGSTOP');
+          paused.push(pid);
+        }
+      }
+      // runuser (as root, the postmaster's parent) stops itself when it sees its child stopped, like
+      // su; it must be continued as well, or it never reaps the postmaster after a stop.
+      if (child.pid !== undefined && child.pid !== root) paused.push(child.pid);
+      await untilStopped(paused, true);
+    },
+    async resume() {
+      const pids = paused;
+      paused = [];
+      for (const pid of pids) signalIfAlive(pid, 'SIGCONT');
+      await untilStopped(pids, false);
+    },
     async kill(signal: NodeJS.Signals = 'SIGKILL') {
       if (signal === 'SIGKILL') return killTree(child, data);
       process.kill(postmasterPid(data) ?? child.pid ?? 0, signal);
@@ -150,6 +187,8 @@ export async function startPostgres(opts: StartPostgresOptions = {}): Promise<Po
     async stop() {
       if (stopped) return;
       stopped = true;
+      // A paused server would ignore the fast shutdown until the SIGKILL fallback.
+      for (const pid of paused.splice(0)) signalIfAlive(pid, 'SIGCONT');
       if (child.exitCode === null && child.signalCode === null) {
         const pid = postmasterPid(data);
         if (pid !== undefined) process.kill(pid, 'SIGINT'); // fast shutdown
@@ -322,6 +361,26 @@ function descendants(pid: number): number[] {
     }
   }
   return found;
+}
+
+function signalIfAlive(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(pid, signal);
+  } catch {
+    // Exited meanwhile.
+  }
+}
+
+/** Resolves once each live process of `pids` is stopped (`stopped`) or running (not `stopped`). */
+async function untilStopped(pids: number[], stopped: boolean): Promise<void> {
+  // Signal delivery is asynchronous: the state the test asked for must hold before it goes on.
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  const wrong = () => pids.filter((pid) => alive(pid) && (procStat(pid)?.state === 'T') !== stopped);
+  while (wrong().length > 0) {
+    if (Date.now() > deadline)
+      throw new Error(`PostgreSQL processes ${wrong().join(', ')} did not stop/continue`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
 }
 
 function alive(pid: number): boolean {
