@@ -18,6 +18,8 @@ export interface Settings {
   /** Absolute path. */
   dataDir: string;
   databaseUrl: string | undefined;
+  /** Deadline of one PostgreSQL query (migrations excepted), in ms. */
+  storeQueryTimeoutMs: number;
   redisUrl: string | undefined;
   sentryDsn: string | undefined;
   adminKey: string | undefined;

@@ -53,6 +53,13 @@ export const settingFields = {
     example: 'postgres://app:secret@db:5432/app',
     doc: 'PostgreSQL store. Unset: SQLite at `<BULWARK_DATA_DIR>/bulwark.sqlite`.',
   },
+  BULWARK_STORE_QUERY_TIMEOUT_MS: {
+    option: 'storeQueryTimeoutMs',
+    schema: Type.Integer({ minimum: 100, maximum: 3_600_000, default: 30_000 }),
+    hint: 'must be an integer number of milliseconds from 100 to 3600000',
+    example: '30000',
+    doc: 'PostgreSQL store: a query with no answer within this long fails with BWK_ERR_STORE_UNAVAILABLE and its connection is closed. Migrations are not bounded.',
+  },
   REDIS_URL: {
     option: 'redisUrl',
     schema: Type.Optional(Type.String({ pattern: '^rediss?://[^\\s]+$' })),

@@ -28,7 +28,8 @@ export { SQLITE_FILE_NAME } from './sqlite.js';
  * migration lock: processes opening one database at once apply each migration once.
  *
  * Rejects with `BWK_ERR_STORE_UNAVAILABLE` when the database cannot be opened or reached (an
- * unreachable PostgreSQL fails within the 5 s connect timeout, it does not hang) and with
+ * unreachable PostgreSQL fails within the 5 s connect timeout, it does not hang; a query later
+ * fails after `queryTimeoutMs`) and with
  * `BWK_ERR_STORE_MIGRATION_FAILED` when a migration fails; in both cases every connection it opened
  * is closed again. `onQuery` sees every query, migrations included.
  */
@@ -49,7 +50,12 @@ export async function createStore(opts: StoreOptions): Promise<Store> {
       : // Loaded only with DATABASE_URL: an SQLite service never needs the pg driver.
         await (
           await import('./postgres.js')
-        ).openPostgres({ url: opts.databaseUrl, schema: opts.schema, log });
+        ).openPostgres({
+          url: opts.databaseUrl,
+          schema: opts.schema,
+          log,
+          queryTimeoutMs: opts.queryTimeoutMs,
+        });
 
   const store = new KyselyStore(engine, opened.db, opened.schema, opts.audit, opts.migrations);
   try {

@@ -20,6 +20,7 @@ export function storePart(options: StorePartOptions = {}): Part<'store', Store> 
     async start(_needs, { settings, metrics, health, migrations }) {
       const store = await createStore({
         databaseUrl: settings.databaseUrl,
+        queryTimeoutMs: settings.storeQueryTimeoutMs,
         dataDir: settings.dataDir,
         onQuery: metrics.observeQuery,
         migrations,

@@ -281,6 +281,11 @@ export interface StoreOptions {
   /** PostgreSQL connection URL; unset = SQLite. */
   databaseUrl?: string | undefined;
   /**
+   * PostgreSQL: deadline of one query, ms (default 30 000). A query with no answer by then fails with
+   * `BWK_ERR_STORE_UNAVAILABLE` and its connection is closed; the migrations have no deadline.
+   */
+  queryTimeoutMs?: number | undefined;
+  /**
    * Directory of the SQLite file `bulwark.sqlite`: created 0700 if missing, tightened to 0700 if
    * looser and ours (the file, `-wal` and `-shm` are 0600). Ignored with `databaseUrl`.
    */
