@@ -139,7 +139,10 @@ export function lazySchemaCompilers(plugins: Plugin<unknown>[] = []): LazyCompil
  * routes that do not `$ref` them.
  */
 export function lazySchemas(context: FastifyInstance): void {
-  const compilers = lazySchemaCompilers([finiteNumbers]);
-  context.setValidatorCompiler(compilers.validator);
-  context.setSerializerCompiler(compilers.serializer);
+  // One pair for every context, so they share one Ajv instance (its meta-schema compiled once).
+  shared ??= lazySchemaCompilers([finiteNumbers]);
+  context.setValidatorCompiler(shared.validator);
+  context.setSerializerCompiler(shared.serializer);
 }
+
+let shared: LazyCompilers | undefined;
