@@ -15,14 +15,16 @@ import { build } from 'esbuild';
 import { readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 
-/** Packages loaded from node_modules at run time; every other one is bundled. */
+/**
+ * Packages loaded from node_modules at run time; every other one is bundled (pino too: Bulwark writes
+ * its lines itself and starts no pino transport, the one feature that loads pino's files by path).
+ */
 const EXTERNAL = [
   'better-sqlite3', // native
   'ioredis', // optional: only with REDIS_URL
   'bullmq',
   'pg', // optional: only with DATABASE_URL
   'nodemailer', // optional: only with an email receiver
-  'pino', // resolves its transport workers by file path
   '@fastify/swagger-ui', // serves its own files
   '@fastify/static',
 ];

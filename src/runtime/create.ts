@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { DestinationStream, Logger } from 'pino';
 import type { TObject } from 'typebox';
-import { readAlertsFile, validateAlertsConfig, type AlertsConfig } from '../alerts/config.js';
+import type { AlertsConfig } from '../alerts/config.js';
 import type { AlertEngine } from '../alerts/engine.js';
 import type { TieredCache } from '../cache/tiered.js';
 import type { ConfigManager } from '../config/index.js';
@@ -159,16 +159,19 @@ export const PART_OPTIONS = {
 } as const satisfies Record<string, keyof BulwarkOptions>;
 
 /** The settings, logger, metrics and health every part is given, from `options`, and the alerting configuration. */
-function coreOf(options: BulwarkOptions): { core: PartServices; alertsConfig: AlertsConfig | undefined } {
+async function coreOf(
+  options: BulwarkOptions,
+): Promise<{ core: PartServices; alertsConfig: AlertsConfig | undefined }> {
   const settings = loadSettings(options, options.env ?? process.env);
   const serviceId = options.serviceId ?? 'bulwark';
   // Checked before anything opens: a bad alerting configuration stops the start, naming each field.
+  // Its validation is loaded only when there is one to check.
   const alertsConfig =
     options.alerts !== undefined
-      ? validateAlertsConfig(options.alerts, 'alerts')
+      ? (await import('../alerts/config.js')).validateAlertsConfig(options.alerts, 'alerts')
       : settings.alertsFile === undefined
         ? undefined
-        : readAlertsFile(settings.alertsFile);
+        : (await import('../alerts/config.js')).readAlertsFile(settings.alertsFile);
   const logger =
     options.logger ??
     createLogger({
@@ -201,7 +204,7 @@ export interface OpenParts {
  * checks, no tool-flag following.
  */
 export async function openParts(names: string[], options: BulwarkOptions = {}): Promise<OpenParts> {
-  const { core, alertsConfig } = coreOf(options);
+  const { core, alertsConfig } = await coreOf(options);
   const close = () => {
     core.metrics.close();
     core.logger.flush();
@@ -240,7 +243,7 @@ export async function openParts(names: string[], options: BulwarkOptions = {}): 
 export async function createBulwark<S extends TObject = TObject>(
   options: BulwarkOptions<S> = {},
 ): Promise<Bulwark<S>> {
-  const { core, alertsConfig } = coreOf(options);
+  const { core, alertsConfig } = await coreOf(options);
   const { settings, logger, metrics, health, serviceId, instanceId, version } = core;
   logger.info(
     {
