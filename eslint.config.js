@@ -37,6 +37,12 @@ export default tseslint.config(
     rules: { 'no-console': 'off' },
   },
   {
+    // The console runs in browsers: no alert()/confirm()/prompt() (toasts and dialogs instead), and
+    // its console output is the browser's.
+    files: ['console/**'],
+    rules: { 'no-alert': 'error', 'no-console': 'off' },
+  },
+  {
     files: ['**/*.js'],
     ...tseslint.configs.disableTypeChecked,
   },

@@ -3,6 +3,7 @@ export {
   bulwark as default,
   bulwarkAdmin,
   bulwarkBrowserErrors,
+  bulwarkConsole,
   bulwarkCore,
   bulwarkRateLimit,
   bulwarkRequestFlags,

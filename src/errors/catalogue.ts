@@ -169,6 +169,11 @@ export const catalogue = {
     message: 'The admin API is disabled: BULWARK_ADMIN_KEY is not set',
     area: 'admin',
   },
+  BWK_ERR_CONSOLE_NOT_BUILT: {
+    status: 503,
+    message: 'The admin console was not built: run `npm run build` (npm install runs it)',
+    area: 'admin',
+  },
   BWK_ERR_ADMIN_UNKNOWN_DEPENDENCY: {
     status: 404,
     message: 'No degradable dependency named {name} is configured',

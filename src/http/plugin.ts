@@ -1,6 +1,7 @@
 import type { FastifyBaseLogger, FastifyHttpOptions, FastifyInstance, FastifyPluginAsync } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Server } from 'node:http';
+import { registerConsole } from '../admin/console.js';
 import { registerAdminApi } from '../admin/plugin.js';
 import { lazyChildLoggerFactory } from '../logging/index.js';
 import { rateLimit, type RateLimitPluginOptions } from '../ratelimit/index.js';
@@ -31,6 +32,8 @@ export interface BulwarkPluginOptions extends BulwarkCoreOptions {
    * guarded rollouts (`bulwark.rollouts`). Unset: no per-request flag hook.
    */
   flags?: RequestFlagsOptions;
+  /** Serve the admin console at `/admin` (default true; see docs/console.md). */
+  console?: boolean;
 }
 
 /**
@@ -79,6 +82,15 @@ export const bulwarkAdmin: FastifyPluginAsync = fp(
   needsCore('bulwark-admin'),
 );
 
+/**
+ * The admin console at `/admin`: its page (every path under `/admin` but the API) and its hashed
+ * assets, with a strict Content-Security-Policy. Its data comes from the admin API (see docs/console.md).
+ */
+export const bulwarkConsole: FastifyPluginAsync = fp(
+  async (app: FastifyInstance) => registerConsole(app),
+  needsCore('bulwark-console'),
+);
+
 /** Rate limiting of the app's routes with `bulwark.rateLimiter` (see docs/rate-limiting.md). */
 export const bulwarkRateLimit: FastifyPluginAsync<Omit<RateLimitPluginOptions, 'limiter'>> = fp(
   async (app: FastifyInstance, opts: Omit<RateLimitPluginOptions, 'limiter'>) =>
@@ -108,6 +120,7 @@ async function bulwarkPlugin(app: FastifyInstance, opts: BulwarkPluginOptions): 
   if (opts.flags !== undefined) await app.register(bulwarkRequestFlags, opts.flags);
   if (opts.browserErrors !== false) await app.register(bulwarkBrowserErrors);
   await app.register(bulwarkAdmin);
+  if (opts.console !== false) await app.register(bulwarkConsole);
 }
 
 /**
@@ -115,7 +128,7 @@ async function bulwarkPlugin(app: FastifyInstance, opts: BulwarkPluginOptions): 
  * `app.bulwark`. Registers {@link bulwarkCore} (request ids, logs and metrics per request, coded
  * errors, `/health*`, `/metrics`, `/api-docs`, graceful close), then the rate limit hook (with
  * `rateLimit`), request flags (with `flags`), the browser error route (unless `browserErrors: false`)
- * and the admin API. Register it before your routes so they are documented; or compose the parts
+ * the admin API and the admin console (unless `console: false`). Register it before your routes so they are documented; or compose the parts
  * you want from `bulwarkCore` and the capability plugins.
  */
 export const bulwark: FastifyPluginAsync<BulwarkPluginOptions> = fp(bulwarkPlugin, {

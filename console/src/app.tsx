@@ -1,0 +1,154 @@
+// The console's frame: the session check, the sign-in page, the navigation and the page of the URL.
+import type { ComponentType } from 'preact';
+import { useEffect, useState } from 'preact/hooks';
+import { api, ApiError, onUnauthorized, setCsrfToken, type Session } from './api.js';
+import { closeLive } from './live.js';
+import { navigate, useRoute, type Route } from './router.js';
+import { SessionContext } from './session.js';
+import { ErrorNotice, Link, toastError, Toasts } from './ui.js';
+import { LoginPage } from './pages/login.js';
+import { OverviewPage } from './pages/overview.js';
+import { DependenciesPage } from './pages/dependencies.js';
+import { FlagsPage } from './pages/flags.js';
+import { AuditPage } from './pages/audit.js';
+
+/** A page of the console: its path (the first segment), its name in the navigation, its component. */
+interface PageEntry {
+  path: string;
+  name: string;
+  component: ComponentType<{ route: Route }>;
+}
+
+export const PAGES: PageEntry[] = [
+  { path: '/', name: 'Overview', component: OverviewPage },
+  { path: '/dependencies', name: 'Dependencies', component: DependenciesPage },
+  { path: '/flags', name: 'Flags', component: FlagsPage },
+  { path: '/audit', name: 'Audit log', component: AuditPage },
+];
+
+function pageOf(path: string): PageEntry | undefined {
+  const first = `/${path.split('/')[1] ?? ''}`;
+  return PAGES.find((page) => page.path === first);
+}
+
+type State =
+  | { kind: 'checking' }
+  | { kind: 'signed-out' }
+  | { kind: 'signed-in'; session: Session }
+  | { kind: 'failed'; error: ApiError };
+
+export function App() {
+  const route = useRoute();
+  const [state, setState] = useState<State>({ kind: 'checking' });
+  const check = () => {
+    setState({ kind: 'checking' });
+    api<Session>('GET', '/session').then(
+      (session) => {
+        setCsrfToken(session.csrfToken);
+        setState({ kind: 'signed-in', session });
+      },
+      (error: unknown) => {
+        if (error instanceof ApiError && error.status === 401) setState({ kind: 'signed-out' });
+        else
+          setState({
+            kind: 'failed',
+            error: error instanceof ApiError ? error : new ApiError('CONSOLE_ERROR', String(error), 0),
+          });
+      },
+    );
+  };
+  useEffect(check, []);
+  // Signed in on the sign-in page (a bookmark, the back button): go where it was going.
+  useEffect(() => {
+    if (state.kind === 'signed-in' && route.path === '/login') navigate(route.query.get('next') ?? '/', true);
+  }, [state.kind, route.path]);
+  useEffect(
+    () =>
+      onUnauthorized(() => {
+        setCsrfToken(undefined);
+        closeLive();
+        setState({ kind: 'signed-out' });
+      }),
+    [],
+  );
+
+  if (state.kind === 'checking')
+    return (
+      <p class="muted center" aria-busy="true">
+        Loading…
+      </p>
+    );
+  if (state.kind === 'failed') {
+    return (
+      <main class="center">
+        <ErrorNotice error={state.error} retry={check} />
+      </main>
+    );
+  }
+  if (state.kind === 'signed-out') {
+    return (
+      <>
+        <LoginPage
+          onSignedIn={(session) => {
+            setCsrfToken(session.csrfToken);
+            setState({ kind: 'signed-in', session });
+          }}
+        />
+        <Toasts />
+      </>
+    );
+  }
+  const signOut = () => {
+    api('DELETE', '/session').then(() => {
+      setCsrfToken(undefined);
+      closeLive();
+      setState({ kind: 'signed-out' });
+    }, toastError);
+  };
+  const page = pageOf(route.path);
+  const Page = page?.component;
+  return (
+    <SessionContext.Provider value={state.session}>
+      <a class="skip" href="#main">
+        Skip to content
+      </a>
+      <header class="top">
+        <Link to="/" class="brand">
+          Bulwark
+        </Link>
+        <span class="who">
+          {state.session.actor} · <span class="role">{state.session.role}</span>
+        </span>
+        <button type="button" onClick={signOut}>
+          Sign out
+        </button>
+      </header>
+      <div class="layout">
+        <nav aria-label="Console">
+          <ul>
+            {PAGES.map((entry) => (
+              <li key={entry.path}>
+                <Link to={entry.path} current={entry === page}>
+                  {entry.name}
+                </Link>
+              </li>
+            ))}
+          </ul>
+        </nav>
+        <main id="main">
+          {Page ? (
+            <Page route={route} />
+          ) : (
+            <section>
+              <h1>Not found</h1>
+              <p>
+                There is no console page at <code>{route.path}</code>. <Link to="/">Go to the overview</Link>.
+              </p>
+            </section>
+          )}
+        </main>
+      </div>
+      <Toasts />
+    </SessionContext.Provider>
+  );
+}

@@ -1,0 +1,150 @@
+// A time-series chart of one metrics-history series (uPlot: cheap to draw and to stream), with a
+// crosshair and its value, drag to zoom, double-click to reset; the data as a table for screen readers.
+import { useEffect, useRef } from 'preact/hooks';
+import uPlot from 'uplot';
+import 'uplot/dist/uPlot.min.css';
+import { api, withQuery } from './api.js';
+import { Loading, useLoad } from './ui.js';
+
+export interface HistoryPoint {
+  at: number;
+  count: number;
+  avg: number;
+  min: number;
+  max: number;
+  last: number;
+}
+
+interface History {
+  series: string;
+  resolutionS: number;
+  points: HistoryPoint[];
+}
+
+/** How a value is shown on the axis and in the legend. */
+export type Unit = 'per_s' | 'ratio' | 'ms' | 'bytes' | 'count';
+
+export function format(value: number | null | undefined, unit: Unit): string {
+  if (value === null || value === undefined || !Number.isFinite(value)) return '—';
+  switch (unit) {
+    case 'per_s':
+      return `${value < 10 ? value.toFixed(2) : Math.round(value).toLocaleString()}/s`;
+    case 'ratio':
+      return `${(value * 100).toFixed(value < 0.01 ? 2 : 1)}%`;
+    case 'ms':
+      return `${value < 10 ? value.toFixed(1) : Math.round(value).toLocaleString()} ms`;
+    case 'bytes':
+      return `${(value / 1024 / 1024).toFixed(value < 10 * 1024 * 1024 ? 1 : 0)} MiB`;
+    case 'count':
+      return Math.round(value).toLocaleString();
+  }
+}
+
+export function SeriesChart(props: {
+  title: string;
+  series: string;
+  unit: Unit;
+  from: number;
+  to: number;
+  height?: number;
+}) {
+  const path = withQuery('/metrics/history', { series: props.series, from: props.from, to: props.to });
+  const loaded = useLoad((signal) => api<History>('GET', path, undefined, signal), path);
+  return (
+    <figure class="chart">
+      <figcaption>{props.title}</figcaption>
+      <Loading loaded={loaded}>
+        {(history) =>
+          history.points.length === 0 ? (
+            <p class="muted empty-chart">No samples in this range yet.</p>
+          ) : (
+            <Plot history={history} unit={props.unit} title={props.title} height={props.height ?? 160} />
+          )
+        }
+      </Loading>
+    </figure>
+  );
+}
+
+function Plot(props: { history: History; unit: Unit; title: string; height: number }) {
+  const ref = useRef<HTMLDivElement>(null);
+  useEffect(() => {
+    const element = ref.current;
+    if (element === null) return;
+    const points = props.history.points;
+    const data: uPlot.AlignedData = [
+      points.map((p) => p.at / 1000),
+      points.map((p) => p.avg),
+      points.map((p) => p.max),
+    ];
+    const style = getComputedStyle(document.documentElement);
+    const line = style.getPropertyValue('--chart-line').trim() || '#2563eb';
+    const faint = style.getPropertyValue('--chart-faint').trim() || '#93c5fd';
+    const axis = style.getPropertyValue('--fg-muted').trim() || '#666';
+    const plot = new uPlot(
+      {
+        width: Math.max(240, element.clientWidth),
+        height: props.height,
+        cursor: { drag: { x: true, y: false } },
+        legend: { show: true, live: true },
+        scales: { x: { time: true } },
+        axes: [
+          { stroke: axis, grid: { stroke: 'rgba(127,127,127,0.15)' } },
+          {
+            stroke: axis,
+            grid: { stroke: 'rgba(127,127,127,0.15)' },
+            size: 70,
+            values: (_u, ticks) => ticks.map((t) => format(t, props.unit)),
+          },
+        ],
+        series: [
+          {},
+          { label: 'avg', stroke: line, width: 2, value: (_u, v) => format(v, props.unit) },
+          { label: 'max', stroke: faint, width: 1, value: (_u, v) => format(v, props.unit) },
+        ],
+      },
+      data,
+      element,
+    );
+    const resize = new ResizeObserver(() =>
+      plot.setSize({ width: Math.max(240, element.clientWidth), height: props.height }),
+    );
+    resize.observe(element);
+    return () => {
+      resize.disconnect();
+      plot.destroy();
+    };
+  }, [props.history, props.unit, props.height]);
+  const last = props.history.points.at(-1);
+  return (
+    <>
+      <div
+        ref={ref}
+        class="plot"
+        role="img"
+        aria-label={`${props.title}: latest ${format(last?.avg, props.unit)}`}
+      />
+      <details class="sr-table">
+        <summary>Data</summary>
+        <table>
+          <thead>
+            <tr>
+              <th scope="col">Time</th>
+              <th scope="col">Average</th>
+              <th scope="col">Max</th>
+            </tr>
+          </thead>
+          <tbody>
+            {props.history.points.slice(-20).map((p) => (
+              <tr key={p.at}>
+                <td>{new Date(p.at).toISOString()}</td>
+                <td>{format(p.avg, props.unit)}</td>
+                <td>{format(p.max, props.unit)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </details>
+    </>
+  );
+}

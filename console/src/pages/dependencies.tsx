@@ -1,0 +1,119 @@
+// Dependencies: the side each degradable dependency is served from, why, its switches, and the
+// kill switch (forcing it onto its embedded fallback needs a typed confirmation).
+import { useState } from 'preact/hooks';
+import { api } from '../api.js';
+import { useLive } from '../live.js';
+import type { Route } from '../router.js';
+import { useCanOperate } from '../session.js';
+import {
+  Badge,
+  ConfirmDialog,
+  duration,
+  Loading,
+  PageHeader,
+  toast,
+  useLoad,
+  type ConfirmRequest,
+} from '../ui.js';
+
+interface Dependency {
+  name: string;
+  mode: 'primary' | 'fallback';
+  reason: string;
+  forced: boolean;
+  switches: number;
+  requiredStreakMs: number;
+}
+
+export function DependenciesPage(_props: { route: Route }) {
+  const loaded = useLoad(
+    (signal) => api<Dependency[]>('GET', '/dependencies', undefined, signal),
+    'dependencies',
+  );
+  useLive(['dependencies'], loaded.reload);
+  const [confirm, setConfirm] = useState<ConfirmRequest | undefined>();
+  const operate = useCanOperate();
+  const force = (dependency: Dependency, forced: boolean) =>
+    setConfirm({
+      title: forced ? `Force ${dependency.name} onto its fallback?` : `Release ${dependency.name}?`,
+      body: forced ? (
+        <p>
+          This instance stops using {dependency.name} and serves from the embedded fallback until released;
+          /health reports it as degraded.
+        </p>
+      ) : (
+        <p>{dependency.name} goes back to its primary once its probe passes.</p>
+      ),
+      ...(forced ? { typed: dependency.name } : {}),
+      action: forced ? 'Force fallback' : 'Release',
+      reason: true,
+      run: async (reason) => {
+        await api('PUT', `/dependencies/${encodeURIComponent(dependency.name)}/forced`, {
+          forced,
+          ...(reason === undefined ? {} : { reason }),
+        });
+        toast(forced ? `${dependency.name} forced onto its fallback` : `${dependency.name} released`);
+        loaded.reload();
+      },
+    });
+  return (
+    <section>
+      <PageHeader title="Dependencies" />
+      <Loading loaded={loaded}>
+        {(list) =>
+          list.length === 0 ? (
+            <p class="muted">
+              No degradable dependency is configured: without <code>REDIS_URL</code> everything runs on the
+              embedded store.
+            </p>
+          ) : (
+            <table>
+              <thead>
+                <tr>
+                  <th scope="col">Dependency</th>
+                  <th scope="col">Served from</th>
+                  <th scope="col">Why</th>
+                  <th scope="col">Switches</th>
+                  <th scope="col">Healthy streak to fail back</th>
+                  {operate && <th scope="col">Kill switch</th>}
+                </tr>
+              </thead>
+              <tbody>
+                {list.map((dependency) => (
+                  <tr key={dependency.name}>
+                    <td>{dependency.name}</td>
+                    <td>
+                      {dependency.mode === 'primary' ? (
+                        <Badge tone="ok">primary</Badge>
+                      ) : (
+                        <Badge tone="warn">fallback</Badge>
+                      )}
+                      {dependency.forced && <Badge tone="bad">forced</Badge>}
+                    </td>
+                    <td>{dependency.reason}</td>
+                    <td>{dependency.switches}</td>
+                    <td>{duration(dependency.requiredStreakMs)}</td>
+                    {operate && (
+                      <td>
+                        {dependency.forced ? (
+                          <button type="button" onClick={() => force(dependency, false)}>
+                            Release
+                          </button>
+                        ) : (
+                          <button type="button" class="danger" onClick={() => force(dependency, true)}>
+                            Force fallback
+                          </button>
+                        )}
+                      </td>
+                    )}
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          )
+        }
+      </Loading>
+      <ConfirmDialog request={confirm} onClose={() => setConfirm(undefined)} />
+    </section>
+  );
+}

@@ -1,0 +1,82 @@
+// The overview: what needs attention, worst first, each with a one-word verdict and a link; and the
+// key charts of the last hour.
+import { api } from '../api.js';
+import { SeriesChart } from '../chart.js';
+import { useLive } from '../live.js';
+import type { Route } from '../router.js';
+import { Badge, Link, Loading, PageHeader, useLoad, type Tone } from '../ui.js';
+
+interface AttentionItem {
+  severity: 'critical' | 'warning' | 'info';
+  verdict: string;
+  title: string;
+  detail?: string;
+  link: string;
+}
+
+interface Overview {
+  attention: AttentionItem[];
+  generatedAt: number | string;
+}
+
+const TONE: Record<AttentionItem['severity'], Tone> = { critical: 'bad', warning: 'warn', info: 'muted' };
+const HOUR_MS = 3_600_000;
+
+export function OverviewPage(_props: { route: Route }) {
+  const loaded = useLoad((signal) => api<Overview>('GET', '/overview', undefined, signal), 'overview');
+  useLive(['dependencies', 'alerts', 'queues', 'errors', 'instances'], loaded.reload);
+  // Whole minutes, so the charts do not refetch on every render.
+  const to = Math.ceil(Date.now() / 60_000) * 60_000;
+  const from = to - HOUR_MS;
+  return (
+    <section>
+      <PageHeader title="Overview" />
+      <h2>Needs attention</h2>
+      <Loading loaded={loaded}>
+        {(overview) =>
+          overview.attention.length === 0 ? (
+            <p class="all-clear">
+              <Badge tone="ok">clear</Badge> Nothing needs attention: every dependency on its primary, no
+              alert firing, no dead or stuck job, no new error.
+            </p>
+          ) : (
+            <ul class="attention">
+              {overview.attention.map((item, i) => (
+                <li key={i} class={item.severity}>
+                  <Badge tone={TONE[item.severity]}>{item.verdict}</Badge>{' '}
+                  <Link to={item.link.replace(/^\/admin/, '')}>{item.title}</Link>
+                  {item.detail && <span class="muted"> — {item.detail}</span>}
+                </li>
+              ))}
+            </ul>
+          )
+        }
+      </Loading>
+      <h2>Last hour</h2>
+      <div class="charts">
+        <SeriesChart
+          title="Requests"
+          series={'http.requests_per_s{route="*"}'}
+          unit="per_s"
+          from={from}
+          to={to}
+        />
+        <SeriesChart
+          title="Error ratio (5xx)"
+          series={'http.error_ratio{route="*"}'}
+          unit="ratio"
+          from={from}
+          to={to}
+        />
+        <SeriesChart
+          title="Latency p99"
+          series={'http.latency_p99_ms{route="*"}'}
+          unit="ms"
+          from={from}
+          to={to}
+        />
+        <SeriesChart title="Memory (RSS)" series="process.rss_bytes" unit="bytes" from={from} to={to} />
+      </div>
+    </section>
+  );
+}
