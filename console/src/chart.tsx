@@ -47,6 +47,8 @@ export function SeriesChart(props: {
   from: number;
   to: number;
   height?: number;
+  /** Called with the range (ms) the user dragged across; without it the chart zooms in place. */
+  onZoom?: (from: number, to: number) => void;
 }) {
   const path = withQuery('/metrics/history', { series: props.series, from: props.from, to: props.to });
   const loaded = useLoad((signal) => api<History>('GET', path, undefined, signal), path);
@@ -58,7 +60,13 @@ export function SeriesChart(props: {
           history.points.length === 0 ? (
             <p class="muted empty-chart">No samples in this range yet.</p>
           ) : (
-            <Plot history={history} unit={props.unit} title={props.title} height={props.height ?? 160} />
+            <Plot
+              history={history}
+              unit={props.unit}
+              title={props.title}
+              height={props.height ?? 160}
+              onZoom={props.onZoom}
+            />
           )
         }
       </Loading>
@@ -66,7 +74,15 @@ export function SeriesChart(props: {
   );
 }
 
-function Plot(props: { history: History; unit: Unit; title: string; height: number }) {
+function Plot(props: {
+  history: History;
+  unit: Unit;
+  title: string;
+  height: number;
+  onZoom?: ((from: number, to: number) => void) | undefined;
+}) {
+  const onZoom = useRef(props.onZoom);
+  onZoom.current = props.onZoom;
   const ref = useRef<HTMLDivElement>(null);
   useEffect(() => {
     const element = ref.current;
@@ -85,9 +101,21 @@ function Plot(props: { history: History; unit: Unit; title: string; height: numb
       {
         width: Math.max(240, element.clientWidth),
         height: props.height,
-        cursor: { drag: { x: true, y: false } },
+        cursor: { drag: { x: true, y: false, setScale: props.onZoom === undefined } },
         legend: { show: true, live: true },
         scales: { x: { time: true } },
+        hooks: {
+          setSelect: [
+            (u) => {
+              const zoom = onZoom.current;
+              if (zoom === undefined || u.select.width < 2) return;
+              const a = u.posToVal(u.select.left, 'x');
+              const b = u.posToVal(u.select.left + u.select.width, 'x');
+              u.setSelect({ left: 0, top: 0, width: 0, height: 0 }, false);
+              zoom(a * 1000, b * 1000);
+            },
+          ],
+        },
         axes: [
           { stroke: axis, grid: { stroke: 'rgba(127,127,127,0.15)' } },
           {

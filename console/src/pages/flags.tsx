@@ -123,7 +123,7 @@ function FlagList(props: { route: Route }) {
                     </td>
                     {operate && (
                       <td>
-                        <KillButton flag={flag} onAsk={setConfirm} />
+                        <KillButton flag={flag} onAsk={setConfirm} onDone={loaded.reload} />
                       </td>
                     )}
                   </tr>
