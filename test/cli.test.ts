@@ -39,11 +39,11 @@ describe('bulwark CLI', { timeout: 120_000 }, () => {
     expect(up.stdout).toMatch(/applied\s+0002_audit/);
     const down = await cli(['migrate', 'down'], env);
     expect(down.code).toBe(0);
-    expect(down.stdout).toMatch(/reverted 0006_alerts/);
+    expect(down.stdout).toMatch(/reverted 0008_instances/);
     const status = await cli(['migrate', 'status'], env);
-    expect(status.stdout).toMatch(/0005_metrics_history\s+applied/);
-    expect(status.stdout).toMatch(/0006_alerts\s+pending/);
-    expect((await cli(['migrate', 'up'], env)).stdout).toMatch(/applied\s+0006_alerts/);
+    expect(status.stdout).toMatch(/0006_alerts\s+applied/);
+    expect(status.stdout).toMatch(/0008_instances\s+pending/);
+    expect((await cli(['migrate', 'up'], env)).stdout).toMatch(/applied\s+0008_instances/);
     expect((await cli(['migrate', 'up'], env)).stdout).toContain('up to date');
   });
 

@@ -10,7 +10,15 @@ import { spawnTs } from './helpers/process.js';
 import { rejection, tempDir } from './helpers/store.js';
 
 /** Bulwark's schema history, in the order it applies. */
-const BULWARK = ['0001_kv', '0002_audit', '0003_jobs', '0004_errors', '0005_metrics_history', '0006_alerts'];
+const BULWARK = [
+  '0001_kv',
+  '0002_audit',
+  '0003_jobs',
+  '0004_errors',
+  '0005_metrics_history',
+  '0006_alerts',
+  '0008_instances',
+];
 
 /** A part of the application that owns a table, as a user adds one with `options.parts`. */
 function ordersPart(name = 'orders', migration = '0100_orders'): AnyPart {

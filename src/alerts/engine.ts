@@ -115,6 +115,11 @@ export class AlertEngine {
     return (error) => this.#o.logger.warn({ err: error }, `alerts: ${what} failed`);
   }
 
+  /** The configured rules (a stored state whose rule is not among them is a leftover of a removed rule). */
+  get configuredRules(): readonly AlertRule[] {
+    return this.#o.rules;
+  }
+
   /** Every rule with its stored state. */
   async rules(): Promise<RuleView[]> {
     const rows = await this.#o.store.db.selectFrom('bulwark_alerts').selectAll().execute();

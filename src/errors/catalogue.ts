@@ -179,6 +179,11 @@ export const catalogue = {
     message: 'No degradable dependency named {name} is configured',
     area: 'admin',
   },
+  BWK_ERR_ADMIN_STREAMS_FULL: {
+    status: 503,
+    message: 'Too many live event streams are open on this instance (at most {max}); retry later',
+    area: 'admin',
+  },
   BWK_ERR_CONFIG_PARSE: {
     status: 400,
     message: 'Cannot parse {location}: {detail}',

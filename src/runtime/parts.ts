@@ -7,6 +7,7 @@ import { cachePart } from '../cache/part.js';
 import { configPart, type ConfigPartOptions } from '../config/part.js';
 import { flagsPart, rolloutsPart } from '../flags/part.js';
 import { historyPart, type HistoryPartOptions } from '../metrics/part.js';
+import { instancesPart } from '../instances/part.js';
 import { partMigrations, type AnyPart } from '../parts/index.js';
 import { queuePart, type QueuePartOptions } from '../queue/part.js';
 import { rateLimitPart, type RateLimitPartOptions } from '../ratelimit/part.js';
@@ -43,6 +44,7 @@ export function bulwarkParts(options: PartsOptions, settings: Settings, alerts?:
     rolloutsPart(),
     configPart(options.config),
     supervisorPart(),
+    instancesPart(),
     alertsPart(alerts),
   ];
   const tools = parts.flatMap((part) => part.flags?.(settings) ?? []);
