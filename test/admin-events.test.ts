@@ -2,7 +2,7 @@ import net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { merge } from '../src/admin/event-hub.js';
 import { checkoutFlag } from './helpers/flags.js';
-import { liveApp, named, sse, type SseClient } from './helpers/live.js';
+import { LIVE_KEY, liveApp, named, sse, type SseClient } from './helpers/live.js';
 import { until } from './helpers/wait.js';
 
 const who = { actor: 'test' };
@@ -75,9 +75,7 @@ describe('admin API: live event stream (Server-Sent Events over real HTTP)', () 
     const { hub, port } = await liveApp({ stream: { minIntervalMs: 0, stallMs: 500 } });
     const socket = net.connect(port, '127.0.0.1');
     await new Promise((resolve) => socket.once('connect', resolve));
-    socket.write(
-      `GET /admin/api/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer live-key-for-tests-0123456789\r\n\r\n`,
-    );
+    socket.write(`GET /admin/api/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${LIVE_KEY}\r\n\r\n`);
     await until(() => hub.stats.open === 1, 5_000, 'the stream open');
     socket.pause(); // reads nothing from now on
     const rssBefore = process.memoryUsage().rss;
@@ -108,6 +106,27 @@ describe('admin API: live event stream (Server-Sent Events over real HTTP)', () 
     await Promise.all(clients.map((c) => c.ended));
     // The core's drain gives idle connections up to 1 s; streams end as soon as readiness turns to stopping.
     expect(took).toBeLessThan(800);
+  });
+
+  it('app.close() finishes promptly with a client that stopped reading (its writes waiting to drain)', async () => {
+    const { app, hub, port } = await liveApp({
+      stream: { minIntervalMs: 0, stallMs: 60_000, maxBufferedBytes: 64 * 1024 * 1024 },
+    });
+    const socket = net.connect(port, '127.0.0.1');
+    await new Promise((resolve) => socket.once('connect', resolve));
+    socket.write(`GET /admin/api/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${LIVE_KEY}\r\n\r\n`);
+    await until(() => hub.stats.open === 1, 5_000, 'the stream open');
+    socket.pause();
+    const keys = Array.from({ length: 100 }, (_, i) => `${'k'.repeat(200)}-${i}`);
+    for (let n = 0; hub.stats.blocked === 0 && n < 10_000; n++) {
+      hub.publish('flags', { keys: keys.map((k) => `${k}-${n}`) });
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect(hub.stats.blocked).toBe(1);
+    const started = Date.now();
+    await app.close();
+    expect(Date.now() - started).toBeLessThan(2_000);
+    socket.destroy();
   });
 
   it('honours Last-Event-ID while the changes are still held, else sends resync', async () => {

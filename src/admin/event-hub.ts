@@ -60,6 +60,8 @@ export interface EventHubOptions {
 
 /** Most items an array or object field of a coalesced event keeps; beyond it, `more: true`. */
 const MAX_ITEMS = 100;
+/** How long an ended stream may take to flush at close before it is cut (ms). */
+const CLOSE_GRACE_MS = 500;
 /** How often the hub's timer runs while connections are open (ms): flushes, polls, stop checks. */
 const TICK_MS = 100;
 
@@ -92,6 +94,8 @@ interface Connection {
 /** What the hub has done so far (for tests and the admin API). */
 export interface EventHubStats {
   open: number;
+  /** Open streams whose writes wait for 'drain' (their client reads slowly, or not at all). */
+  blocked: number;
   refused: number;
   dropped: number;
   /** The most bytes ever waiting on one connection. */
@@ -128,7 +132,7 @@ export class EventHub {
   #lastHeartbeat = 0;
   #polling: Promise<void> | undefined;
   #closed = false;
-  readonly #stats: EventHubStats = { open: 0, refused: 0, dropped: 0, maxBufferedBytes: 0 };
+  readonly #stats: EventHubStats = { open: 0, blocked: 0, refused: 0, dropped: 0, maxBufferedBytes: 0 };
 
   constructor(opts: EventHubOptions) {
     this.#o = {
@@ -146,7 +150,9 @@ export class EventHub {
   }
 
   get stats(): EventHubStats {
-    return { ...this.#stats, open: this.#connections.size };
+    let blocked = 0;
+    for (const connection of this.#connections) if (connection.blockedSince !== undefined) blocked += 1;
+    return { ...this.#stats, open: this.#connections.size, blocked };
   }
 
   /** Adds a source read every `pollMs` while a stream is open. */
@@ -277,7 +283,14 @@ export class EventHub {
     if (why === 'slow') {
       this.#stats.dropped += 1;
       connection.sink.destroy();
-    } else if (why === 'closing') connection.sink.end();
+    } else if (why === 'closing') {
+      // A client that is not reading would hold the end (and the app's close) until it read: cut it.
+      if (connection.blockedSince !== undefined) connection.sink.destroy();
+      else {
+        connection.sink.end();
+        setTimeout(() => connection.sink.destroy(), CLOSE_GRACE_MS).unref();
+      }
+    }
     if (this.#connections.size === 0) this.#sleep();
   }
 
