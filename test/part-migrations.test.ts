@@ -17,6 +17,7 @@ const BULWARK = [
   '0004_errors',
   '0005_metrics_history',
   '0006_alerts',
+  '0007_access',
   '0008_instances',
 ];
 

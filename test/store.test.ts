@@ -28,6 +28,7 @@ describe.each(['sqlite', 'postgres'] as const)('store conformance: %s', (engine)
       { name: '0004_errors', executedAt: undefined },
       { name: '0005_metrics_history', executedAt: undefined },
       { name: '0006_alerts', executedAt: undefined },
+      { name: '0007_access', executedAt: undefined },
       { name: '0008_instances', executedAt: undefined },
     ]);
     expect(await store.migrations.up()).toEqual([
@@ -37,12 +38,18 @@ describe.each(['sqlite', 'postgres'] as const)('store conformance: %s', (engine)
       '0004_errors',
       '0005_metrics_history',
       '0006_alerts',
+      '0007_access',
       '0008_instances',
     ]);
     expect(await store.migrations.up()).toEqual([]);
     for (const state of await store.migrations.status()) expect(state.executedAt).toBeTypeOf('number');
 
-    expect(await store.migrations.down(3)).toEqual(['0008_instances', '0006_alerts', '0005_metrics_history']);
+    expect(await store.migrations.down(4)).toEqual([
+      '0008_instances',
+      '0007_access',
+      '0006_alerts',
+      '0005_metrics_history',
+    ]);
     expect(await store.migrations.down(3)).toEqual(['0004_errors', '0003_jobs', '0002_audit']);
     await rejection(store.audit.list(), 'BWK_ERR_STORE_UNAVAILABLE');
     await store.kv.put('ns', 'k', 1);
@@ -58,6 +65,7 @@ describe.each(['sqlite', 'postgres'] as const)('store conformance: %s', (engine)
       '0004_errors',
       '0005_metrics_history',
       '0006_alerts',
+      '0007_access',
       '0008_instances',
     ]);
     expect(await store.kv.get('ns', 'k')).toBeUndefined();

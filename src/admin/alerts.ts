@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
 import type { AlertEngine } from '../alerts/engine.js';
+import { adminActor } from './actor.js';
 
 const security = [{ adminKey: [] }];
 
@@ -115,7 +116,7 @@ export function registerAlertRoutes(admin: FastifyInstance, alerts: AlertEngine)
         matchers: request.body.matchers,
         startsAt,
         endsAt: startsAt + request.body.durationMs,
-        createdBy: request.body.createdBy ?? 'admin',
+        createdBy: request.body.createdBy ?? adminActor(request),
         comment: request.body.comment,
       });
       void reply.code(201);
@@ -155,7 +156,8 @@ export function registerAlertRoutes(admin: FastifyInstance, alerts: AlertEngine)
         response: { 200: Type.Unknown() },
       },
     },
-    async (request) => alerts.ack(request.params.rule, request.body.by ?? 'admin', request.body.comment),
+    async (request) =>
+      alerts.ack(request.params.rule, request.body.by ?? adminActor(request), request.body.comment),
   );
 
   typed.post(

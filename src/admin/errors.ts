@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
 import type { ErrorTracker } from '../tracker/index.js';
+import { adminActor } from './actor.js';
 
 const security = [{ adminKey: [] }];
 const State = Type.Enum(['open', 'resolved', 'ignored']);
@@ -96,7 +97,7 @@ export function registerErrorRoutes(admin: FastifyInstance, errors: ErrorTracker
       group: await errors.setState(
         request.params.fingerprint,
         request.body.state,
-        'admin',
+        adminActor(request),
         request.body.reason,
       ),
     }),

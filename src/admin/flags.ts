@@ -6,6 +6,7 @@ import type { FlagActor, FlagProvenance, FlagService } from '../flags/service.js
 import type { FlagDefinition, FlagValue } from '../flags/types.js';
 import { FLAG_KEY_PATTERN } from '../flags/validate.js';
 import type { Bulwark } from '../runtime/create.js';
+import { adminActor } from './actor.js';
 
 /** A flag as the admin API and `bulwark flags` show it: the definition and its stored version. */
 export type VersionedFlag = FlagDefinition & {
@@ -120,7 +121,7 @@ const Details = Type.Object(
 );
 
 /**
- * The flag routes of the admin API (`/flags...`), over `bulwark.flags`, acting as actor `admin`.
+ * The flag routes of the admin API (`/flags...`), over `bulwark.flags`, acting as the caller (`adminActor`).
  * Register them inside the authenticated, audited admin scope: they check no key themselves. The
  * flag service validates definitions and audits every change; its errors reach the error handler
  * (400 `BWK_ERR_FLAG_INVALID` naming each bad field, 404 `BWK_ERR_FLAG_NOT_FOUND`, 409
@@ -210,7 +211,7 @@ export function registerFlagRoutes(admin: FastifyInstance, bulwark: Bulwark): vo
       }
       const flag = await flags.set(
         input,
-        flagActor('admin', reason),
+        flagActor(adminActor(request), reason),
         ifVersion === undefined ? {} : { ifVersion },
       );
       changed(key, 'flag.set', reason);
@@ -240,7 +241,7 @@ export function registerFlagRoutes(admin: FastifyInstance, bulwark: Bulwark): vo
       },
       async (request) => {
         const { key } = request.params;
-        const who = flagActor('admin', request.body.reason);
+        const who = flagActor(adminActor(request), request.body.reason);
         const flag = action === 'kill' ? await flags.kill(key, who) : await flags.revive(key, who);
         changed(key, `flag.${action}`, request.body.reason);
         return { flag };
@@ -271,7 +272,7 @@ export function registerFlagRoutes(admin: FastifyInstance, bulwark: Bulwark): vo
     async (request) => {
       const { key } = request.params;
       const { percentage, variant, otherwise, reason } = request.body;
-      const flag = await flags.rollout(key, percentage, flagActor('admin', reason), {
+      const flag = await flags.rollout(key, percentage, flagActor(adminActor(request), reason), {
         ...(variant === undefined ? {} : { variant }),
         ...(otherwise === undefined ? {} : { otherwise }),
       });
@@ -299,7 +300,7 @@ export function registerFlagRoutes(admin: FastifyInstance, bulwark: Bulwark): vo
     async (request, reply) => {
       const { key } = request.params;
       const reason = request.body.reason ?? request.query.reason;
-      if (!(await flags.remove(key, flagActor('admin', reason))))
+      if (!(await flags.remove(key, flagActor(adminActor(request), reason))))
         throw bulwarkError('BWK_ERR_FLAG_NOT_FOUND', { key: shown(key) });
       changed(key, 'flag.delete', reason);
       return reply.code(204).send(null);

@@ -1,20 +1,18 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
 import { bulwarkError } from '../errors/index.js';
-import { clientNetwork } from '../ratelimit/client-network.js';
 import { AUDIT_REFUSED_TARGET } from '../store/audit-retention.js';
 import type { Bulwark } from '../runtime/create.js';
 import { lazySchemas } from '../http/lazy-schemas.js';
+import { registerAccess } from './access.js';
+import { adminActor } from './actor.js';
 import { registerFlagRoutes } from './flags.js';
 import { registerQueueRoutes } from './queues.js';
 import { registerSupervisorRoutes } from './supervisor.js';
 import { registerErrorRoutes } from './errors.js';
 import { registerAlertRoutes } from './alerts.js';
 import { registerMetricsHistoryRoutes } from './metrics.js';
-
-const digest = (text: string): Buffer => createHash('sha256').update(text).digest();
 
 const Dependency = Type.Object({
   name: Type.String(),
@@ -26,61 +24,19 @@ const Dependency = Type.Object({
 });
 const security = [{ adminKey: [] }];
 
-/** Why a request was refused before reaching a route: no admin key configured, none given, a wrong one. */
-type Refusal = 'disabled' | 'missing-key' | 'wrong-key';
-
 /**
- * The admin API under `/admin/api/`: every request needs `Authorization: Bearer <BULWARK_ADMIN_KEY>`
- * (compared in constant time); without the setting every request is refused. Every allowed request
- * is recorded in the store's audit log (actor, action, target, status; never the key). Refused
- * requests cost no I/O: they are tallied per client network (IPv4 address, IPv6 /64) and reason,
- * and written as one summary row per key and minute (`action: 'admin.refused'`, target
- * `AUDIT_REFUSED_TARGET`, with `count`), capped apart from the rest of the log by the retention.
+ * The admin API under `/admin/api/`: every request needs a key (`Authorization: Bearer <key>`, a
+ * stored key or `BULWARK_ADMIN_KEY`) or a console session; a viewer may only read; every request
+ * admitted is recorded in the store's audit log with its actor, and refusals are tallied
+ * (`registerAccess` in access.ts has the rules).
  */
 export async function registerAdminApi(app: FastifyInstance, bulwark: Bulwark): Promise<void> {
-  const expected = bulwark.settings.adminKey === undefined ? undefined : digest(bulwark.settings.adminKey);
-  const refusalOf = (request: FastifyRequest): Refusal | undefined => {
-    if (expected === undefined) return 'disabled';
-    const header = request.headers.authorization ?? '';
-    const given = header.startsWith('Bearer ') ? header.slice(7).trim() : '';
-    if (given === '') return 'missing-key';
-    return timingSafeEqual(digest(given), expected) ? undefined : 'wrong-key';
-  };
-  // Requests refused in onRequest, so that onResponse does not audit them one by one.
-  const refused = new WeakSet<FastifyRequest>();
-
   await app.register(
     async (admin) => {
       // ~40 schema'd routes: compiled when first used, not at start-up.
       lazySchemas(admin);
       const typed = admin.withTypeProvider<TypeBoxTypeProvider>();
-      admin.addHook('onRequest', async (request: FastifyRequest) => {
-        const refusal = refusalOf(request);
-        if (refusal === undefined) return;
-        refused.add(request);
-        const client = clientNetwork(request.ip);
-        bulwark.store.audit.tally({
-          actor: 'anonymous',
-          action: 'admin.refused',
-          target: AUDIT_REFUSED_TARGET,
-          key: `${client}|${refusal}`,
-          detail: { client, reason: refusal, status: refusal === 'disabled' ? 403 : 401 },
-          // The route template, not the URL: a refused client must not choose what is stored.
-          sample: `${request.method} ${request.routeOptions.url ?? 'unmatched'}`,
-        });
-        throw bulwarkError(refusal === 'disabled' ? 'BWK_ERR_ADMIN_DISABLED' : 'BWK_ERR_ADMIN_UNAUTHORIZED');
-      });
-      admin.addHook('onResponse', async (request: FastifyRequest, reply: FastifyReply) => {
-        if (refused.has(request)) return;
-        await bulwark.store.audit
-          .append({
-            actor: 'admin',
-            action: `${request.method} ${request.routeOptions.url ?? 'unmatched'}`,
-            target: (request.url.split('?')[0] ?? '').replace(/^\/admin\/api/, '') || '/',
-            detail: { status: reply.statusCode, ip: request.ip, requestId: request.id },
-          })
-          .catch((error: unknown) => request.log.error({ err: error }, 'admin audit write failed'));
-      });
+      await registerAccess(admin, bulwark);
 
       typed.get(
         '/dependencies',
@@ -120,7 +76,7 @@ export async function registerAdminApi(app: FastifyInstance, bulwark: Bulwark): 
           const before = failover.forced;
           failover.setForced(request.body.forced);
           await bulwark.store.audit.append({
-            actor: 'admin',
+            actor: adminActor(request),
             action: request.body.forced ? 'dependency.force' : 'dependency.release',
             target: `dependency:${failover.name}`,
             detail: { before, after: request.body.forced, reason: request.body.reason ?? null },

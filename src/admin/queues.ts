@@ -3,6 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
 import type { JobQueue, JobState, QueueCounts } from '../queue/index.js';
 import type { Bulwark } from '../runtime/create.js';
+import { adminActor } from './actor.js';
 
 /** The states a job is reported in, in the order operators read them. */
 export const JOB_STATES = [
@@ -203,7 +204,7 @@ export function registerQueueRoutes(admin: FastifyInstance, bulwark: Bulwark): v
     async (request) => {
       const { queue } = request.params;
       const { paused, reason } = request.body;
-      await setQueuePaused(bulwark, queue, paused, { actor: 'admin', reason });
+      await setQueuePaused(bulwark, queue, paused, { actor: adminActor(request), reason });
       bulwark.logger.warn(
         { queue, paused, reason },
         paused ? 'queue paused by an admin' : 'queue resumed by an admin',

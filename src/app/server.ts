@@ -1,4 +1,6 @@
+import type { Access } from '../access/types.js';
 import { isBulwarkError, type BulwarkError } from '../errors/index.js';
+import type { Bulwark } from '../runtime/create.js';
 import { installShutdown } from '../runtime/shutdown.js';
 import { installProcessErrorHandlers } from '../tracker/index.js';
 import { buildApp } from './build.js';
@@ -48,6 +50,8 @@ async function main(): Promise<void> {
   const address = app.server.address();
   const port = typeof address === 'object' && address !== null ? address.port : settings.port;
   const base = `http://${settings.host.includes(':') ? `[${settings.host}]` : settings.host}:${port}`;
+  // Before the banner: once a test (or a person) sees the banner, the link is out too, or will not come.
+  await printFirstLogin(app.bulwark, settings.host, port);
   console.error(
     [
       `bulwark demo listening on ${base}`,
@@ -56,6 +60,27 @@ async function main(): Promise<void> {
       `  API docs ${base}/api-docs`,
     ].join('\n'),
   );
+}
+
+/**
+ * The first start with no admin key: one line on stdout with a one-time link that opens the console
+ * as the operator key `bootstrap` (see `Access.prepareFirstLogin`), and how to make a permanent key.
+ * A new link at each start until it is used; nothing once any other key exists or with
+ * BULWARK_ADMIN_KEY. The token is in the URL's fragment, which a browser never sends in a request.
+ */
+async function printFirstLogin(bulwark: Bulwark, host: string, port: number): Promise<void> {
+  try {
+    const token = await (bulwark.parts.get('access') as Access | undefined)?.prepareFirstLogin();
+    if (token === undefined) return;
+    // A wildcard address is where the server listens, not where a browser can reach it.
+    const shown = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
+    console.log(
+      `Admin console: open http://${shown}:${port}/admin/login#token=${token} (one-time link, valid 24 h); ` +
+        'for a permanent key run: bulwark keys create --name <your-name> --role operator',
+    );
+  } catch (error) {
+    bulwark.logger.warn({ err: error }, 'the one-time admin login link could not be prepared');
+  }
 }
 
 await main();

@@ -36,6 +36,10 @@ const COMMANDS: Record<string, { summary: string; define: () => Promise<(command
     summary: 'alert rules, their states and notifications (the rules and receivers of BULWARK_ALERTS_FILE)',
     define: async () => (await import('./alerts.js')).defineAlertsCommand,
   },
+  keys: {
+    summary: 'admin keys of the admin API and console: create (viewer or operator), list, revoke',
+    define: async () => (await import('./keys.js')).defineKeysCommand,
+  },
 };
 
 /** Prints a Bulwark error (each bad field on its own line) and returns exit code 1. */

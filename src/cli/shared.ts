@@ -1,3 +1,4 @@
+import type { Access } from '../access/types.js';
 import type { FlagService } from '../flags/service.js';
 import type { JobQueue } from '../queue/types.js';
 import type { Store } from '../store/types.js';
@@ -7,6 +8,7 @@ export interface CliParts {
   store: Store;
   flags: FlagService;
   queues: JobQueue;
+  access: Access;
 }
 
 /**
@@ -14,7 +16,7 @@ export interface CliParts {
  * environment (the same variables as the server), runs `fn`, then closes them. Logs (warnings and
  * worse) go to stderr so that stdout stays parseable with `--json`.
  */
-export async function withParts<K extends 'flags' | 'queues', T>(
+export async function withParts<K extends 'flags' | 'queues' | 'access', T>(
   names: K[],
   fn: (parts: Pick<CliParts, K | 'store'>) => Promise<T>,
 ): Promise<T> {

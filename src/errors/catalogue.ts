@@ -161,12 +161,28 @@ export const catalogue = {
   },
   BWK_ERR_ADMIN_UNAUTHORIZED: {
     status: 401,
-    message: 'A valid admin key is required (Authorization: Bearer <BULWARK_ADMIN_KEY>)',
+    message: 'A valid admin key or console session is required (Authorization: Bearer <key>)',
     area: 'admin',
   },
   BWK_ERR_ADMIN_DISABLED: {
     status: 403,
-    message: 'The admin API is disabled: BULWARK_ADMIN_KEY is not set',
+    message: 'The admin API is disabled: no admin key is stored and BULWARK_ADMIN_KEY is not set',
+    area: 'admin',
+  },
+  BWK_ERR_ADMIN_FORBIDDEN: {
+    status: 403,
+    message: 'The {role} role may not {method} {route}: only an operator may change things',
+    area: 'admin',
+  },
+  BWK_ERR_ADMIN_CSRF: {
+    status: 403,
+    message:
+      'Refused: a change made with the session cookie needs the Origin of this site and the X-CSRF-Token of the session',
+    area: 'admin',
+  },
+  BWK_ERR_ADMIN_LOGIN_LIMITED: {
+    status: 429,
+    message: 'Too many login attempts from this network: retry in {retryAfter} s',
     area: 'admin',
   },
   BWK_ERR_CONSOLE_NOT_BUILT: {
@@ -183,6 +199,21 @@ export const catalogue = {
     status: 503,
     message: 'Too many live event streams are open on this instance (at most {max}); retry later',
     area: 'admin',
+  },
+  BWK_ERR_ACCESS_KEY_INVALID: {
+    status: 400,
+    message: 'Invalid admin key {detail}',
+    area: 'access',
+  },
+  BWK_ERR_ACCESS_KEY_EXISTS: {
+    status: 409,
+    message: 'An admin key named {name} exists already (names are never reused, revoked keys included)',
+    area: 'access',
+  },
+  BWK_ERR_ACCESS_KEY_NOT_FOUND: {
+    status: 404,
+    message: 'No admin key named {name}',
+    area: 'access',
   },
   BWK_ERR_CONFIG_PARSE: {
     status: 400,

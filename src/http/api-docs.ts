@@ -33,11 +33,18 @@ export async function registerApiDocs(
       tags: [
         { name: 'health', description: 'Health checks (application/health+json)' },
         { name: 'metrics', description: 'Prometheus metrics' },
-        { name: 'admin', description: 'Admin API (Bearer BULWARK_ADMIN_KEY; every request audited)' },
+        {
+          name: 'admin',
+          description: 'Admin API (a Bearer admin key or the console session; every request audited)',
+        },
       ],
       components: {
         securitySchemes: {
-          adminKey: { type: 'http', scheme: 'bearer', description: 'BULWARK_ADMIN_KEY' },
+          adminKey: {
+            type: 'http',
+            scheme: 'bearer',
+            description: 'a key of bulwark keys, or BULWARK_ADMIN_KEY',
+          },
           metricsToken: { type: 'http', scheme: 'bearer', description: 'BULWARK_METRICS_TOKEN' },
         },
       },

@@ -1,6 +1,7 @@
 // Bulwark's parts, as a list: light to load (each part module holds only its description), so a
 // command that needs only the schema history (`bulwark migrate`) loads no more than this.
 import type { TObject } from 'typebox';
+import { accessPart } from '../access/part.js';
 import type { AlertsConfig } from '../alerts/config.js';
 import { alertsPart } from '../alerts/part.js';
 import { cachePart } from '../cache/part.js';
@@ -46,6 +47,7 @@ export function bulwarkParts(options: PartsOptions, settings: Settings, alerts?:
     supervisorPart(),
     instancesPart(),
     alertsPart(alerts),
+    accessPart(),
   ];
   const tools = parts.flatMap((part) => part.flags?.(settings) ?? []);
   // An in-memory store (tests) keeps nothing on disk, so neither does its flag snapshot.
