@@ -158,6 +158,20 @@ describe('admin API access', () => {
     expect((await login(app, { token: 'x'.repeat(43) })).res.statusCode).toBe(401);
     expect((await login(app, {})).res.statusCode).toBe(400);
     expect((await login(app, { key, token: 'x' })).res.statusCode).toBe(400);
+    // Unreadable logins are tallied like failed ones, not written one by one.
+    await app.bulwark.store.audit.flush();
+    const refused = await app.bulwark.store.audit.list({ target: AUDIT_REFUSED_TARGET });
+    const reasons = Object.fromEntries(
+      refused.map((r) => [(r.detail as { reason: string }).reason, r.detail]),
+    );
+    expect(reasons).toMatchObject({
+      'wrong-key': { count: 1, status: 401 },
+      'wrong-token': { count: 1, status: 401 },
+      'not-admitted': { count: 2, status: 400 },
+    });
+    expect(await app.bulwark.store.audit.list({ excludeTarget: AUDIT_REFUSED_TARGET })).toMatchObject([
+      { action: 'key.create' },
+    ]);
     const session = await login(app, { key });
     expect((await withSession(app, { ...session, cookie: 'forged' }, 'GET', '/flags')).statusCode).toBe(401);
     clock += SESSION_IDLE_MS - 60_000;

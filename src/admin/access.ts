@@ -35,9 +35,9 @@ type Refusal =
   | 'bad-session'
   | 'csrf'
   | 'login-limited'
-  | 'bad-request';
+  | 'not-admitted';
 
-const REFUSAL_CODES: Record<Exclude<Refusal, 'bad-request'>, ErrorCode> = {
+const REFUSAL_CODES: Record<Exclude<Refusal, 'not-admitted'>, ErrorCode> = {
   disabled: 'BWK_ERR_ADMIN_DISABLED',
   'missing-key': 'BWK_ERR_ADMIN_UNAUTHORIZED',
   'wrong-key': 'BWK_ERR_ADMIN_UNAUTHORIZED',
@@ -97,7 +97,7 @@ export async function registerAccess(admin: FastifyInstance, bulwark: Bulwark): 
   };
   const refuse = (
     request: FastifyRequest,
-    refusal: Exclude<Refusal, 'bad-request'>,
+    refusal: Exclude<Refusal, 'not-admitted'>,
     params: Record<string, unknown> = {},
   ): BulwarkError => {
     const code = REFUSAL_CODES[refusal];
@@ -145,8 +145,9 @@ export async function registerAccess(admin: FastifyInstance, bulwark: Bulwark): 
   admin.addHook('onResponse', async (request: FastifyRequest, reply: FastifyReply) => {
     if (refused.has(request)) return;
     const identity = adminIdentity(request);
-    // Only the login route answers before anyone is known (a body it could not read): tallied too.
-    if (identity === undefined) return tally(request, 'bad-request', reply.statusCode);
+    // Answered before anyone was known (a login body that could not be read, the store down while
+    // a key was looked up): tallied too, never written one by one.
+    if (identity === undefined) return tally(request, 'not-admitted', reply.statusCode);
     await bulwark.store.audit
       .append({
         actor: identity.actor,
