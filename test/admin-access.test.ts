@@ -195,8 +195,13 @@ describe('admin API access', () => {
     const { key } = await access.createKey('watcher', 'viewer', 'test');
     const session = await login(app, { key });
     const mutating = registered.filter((r) => r.url.startsWith('/admin/api/') && !SAFE.has(r.method));
-    // The two routes a viewer may use: logging in, and out. Any other change is an operator's.
-    const open = ['POST /admin/api/session', 'DELETE /admin/api/session'];
+    // The routes a viewer may use: logging in and out, and evaluating a flag (a POST only to carry
+    // the context). Any other change is an operator's.
+    const open = [
+      'POST /admin/api/session',
+      'DELETE /admin/api/session',
+      'POST /admin/api/flags/:key/evaluate',
+    ];
     expect(mutating.map((r) => `${r.method} ${r.url}`)).toEqual(expect.arrayContaining(open));
     const guarded = mutating.filter((r) => !open.includes(`${r.method} ${r.url}`));
     // The admin API's changes, at least those of today: flags, queues, errors, alerts, dependencies.

@@ -98,8 +98,14 @@ describe('admin API', () => {
 
   it('a flood of refused requests writes nothing per request, then bounded summaries that keep the count; real entries stay first', async () => {
     const { app, instance } = await adminApp({ adminKey: KEY });
-    const real = await app.inject({ method: 'GET', url: '/admin/api/dependencies', headers: auth });
-    expect(real.statusCode).toBe(200);
+    // A change (reads are not audited): asking to force a dependency that is not configured.
+    const real = await app.inject({
+      method: 'PUT',
+      url: '/admin/api/dependencies/redis/forced',
+      headers: auth,
+      payload: { forced: true },
+    });
+    expect(real.statusCode).toBe(404);
     await until(async () => (await instance.store.audit.list()).length === 1);
     // 2 000 addresses of one IPv6 /64, then 1 200 IPv4 clients (more than the 1 000 keys tallied).
     const clients = [
@@ -135,7 +141,7 @@ describe('admin API', () => {
     const listed = await app.inject({ method: 'GET', url: '/admin/api/audit?limit=5', headers: auth });
     expect(listed.json<{ actor: string; action: string }[]>()[0]).toMatchObject({
       actor: 'admin',
-      action: 'GET /admin/api/dependencies',
+      action: 'PUT /admin/api/dependencies/:name/forced',
     });
     expect(listed.json<{ action: string }[]>().some((r) => r.action === 'admin.refused')).toBe(false);
     const only = await app.inject({
@@ -203,7 +209,7 @@ describe('admin API', () => {
     await app.close();
   });
 
-  it('reads the rate limiter’s top offenders and the audit log', async () => {
+  it('reads the rate limiter’s top offenders and the audit log, which records changes, not reads', async () => {
     const { app } = await adminApp({ adminKey: KEY });
     for (let i = 0; i < 4; i += 1) await app.inject({ method: 'GET', url: '/limited' });
     const offenders = await app.inject({
@@ -215,11 +221,19 @@ describe('admin API', () => {
     expect(offenders.json()).toEqual([
       expect.objectContaining({ policy: 'tight', key: 'ip:127.0.0.1', count: 3 }),
     ]);
-    const audit = await app.inject({ method: 'GET', url: '/admin/api/audit?limit=10', headers: auth });
-    expect(audit.json<{ actor: string; action: string }[]>()[0]).toMatchObject({
-      actor: 'admin',
-      action: 'GET /admin/api/ratelimit/offenders',
+    // Reads are not audited (a console refetching what it shows would fill the log); changes are.
+    const before = await app.inject({ method: 'GET', url: '/admin/api/audit?limit=10', headers: auth });
+    expect(before.json()).toEqual([]);
+    await app.inject({
+      method: 'PUT',
+      url: '/admin/api/dependencies/redis/forced',
+      headers: auth,
+      payload: { forced: true },
     });
+    const audit = await app.inject({ method: 'GET', url: '/admin/api/audit?limit=10', headers: auth });
+    expect(audit.json<{ actor: string; action: string }[]>()).toEqual([
+      expect.objectContaining({ actor: 'admin', action: 'PUT /admin/api/dependencies/:name/forced' }),
+    ]);
     await app.close();
   });
 });

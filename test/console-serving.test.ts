@@ -126,14 +126,14 @@ describe('the console assets', () => {
 });
 
 describe('a package without the built console', () => {
-  it('answers its paths 503 BWK_ERR_CONSOLE_NOT_BUILT', async () => {
+  it('answers its paths 503 BWK_ERR_ADMIN_CONSOLE_NOT_BUILT', async () => {
     const bare = Fastify();
     bare.setErrorHandler(errorHandler(false));
     await registerConsole(bare, { dir: undefined });
     for (const url of ['/admin', '/admin/flags']) {
       const res = await bare.inject({ url });
       expect(res.statusCode).toBe(503);
-      expect(res.json<{ error: { code: string } }>().error.code).toBe('BWK_ERR_CONSOLE_NOT_BUILT');
+      expect(res.json<{ error: { code: string } }>().error.code).toBe('BWK_ERR_ADMIN_CONSOLE_NOT_BUILT');
     }
     await bare.close();
   });

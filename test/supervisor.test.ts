@@ -264,7 +264,7 @@ describe('bulwark supervise (direct mode)', () => {
     expect(run.stdout()).not.toContain('chatty line');
   });
 
-  it('runs the reference app (as npm start does): heartbeats, restart after kill -9, crash records in the admin API', async () => {
+  it('runs the reference app (as npm start does): heartbeats, restart after kill -9, crash records and a reload in the admin API', async () => {
     const dataDir = mkdtempSync(path.join(os.tmpdir(), 'bwk-app-'));
     const run = await startSupervisor(FAST, {
       command: [process.execPath, '--import', 'tsx', 'src/app/server.ts'],
@@ -296,6 +296,29 @@ describe('bulwark supervise (direct mode)', () => {
     expect(answer).toMatchObject({ supervised: true, live: true });
     expect(answer.status.crashes.at(-1)).toMatchObject({ reason: 'crash', signal: 'SIGKILL', pid });
     expect(answer.status.instances[0]?.restarts).toBe(1);
+    // A reload from the admin API (the console's Processes page): a new instance replaces the old.
+    const before = await runningPid(run, 0);
+    const reload = await fetch(`http://127.0.0.1:${run.port}/admin/api/supervisor/reload`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer test-admin-key-123456', 'content-type': 'application/json' },
+      body: JSON.stringify({ reason: 'test' }),
+    });
+    expect(reload.status).toBe(202);
+    expect(await reload.json()).toMatchObject({ started: true });
+    await until(async () => (await run.status()).lastReload?.ok === true, 30_000, 'reloaded');
+    expect(await runningPid(run, 0)).not.toBe(before);
+    const audit = await fetch(`http://127.0.0.1:${run.port}/admin/api/audit?target=supervisor`, {
+      headers: { authorization: 'Bearer test-admin-key-123456' },
+    });
+    expect(await audit.json()).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({
+          actor: 'admin',
+          action: 'supervisor.reload',
+          detail: { reason: 'test' },
+        }),
+      ]),
+    );
     expect((await run.stop()).code).toBe(0);
     expect(run.stdout()).toContain('shut down cleanly');
   });

@@ -12,6 +12,7 @@ import { DependenciesPage } from './pages/dependencies.js';
 import { FlagsPage } from './pages/flags.js';
 import { AuditPage } from './pages/audit.js';
 import { MetricsPage } from './pages/metrics.js';
+import { ProcessesPage } from './pages/processes.js';
 import { OffendersPage } from './pages/offenders.js';
 
 /** A page of the console: its path (the first segment), its name in the navigation, its component. */
@@ -25,6 +26,7 @@ export const PAGES: PageEntry[] = [
   { path: '/', name: 'Overview', component: OverviewPage },
   { path: '/dependencies', name: 'Dependencies', component: DependenciesPage },
   { path: '/flags', name: 'Flags', component: FlagsPage },
+  { path: '/processes', name: 'Processes', component: ProcessesPage },
   { path: '/metrics', name: 'Metrics', component: MetricsPage },
   { path: '/audit', name: 'Audit log', component: AuditPage },
   { path: '/offenders', name: 'Rate-limit offenders', component: OffendersPage },

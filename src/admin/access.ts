@@ -1,6 +1,6 @@
 // Access control and audit of the admin scope (`/admin/api/`): who a request is (a Bearer key or the
 // console's session cookie), whether it may do what it asks (CSRF defence, roles), the login and
-// logout routes, and the audit of every request admitted. Keys and sessions: src/access/.
+// logout routes, and the audit of every change admitted. Keys and sessions: src/access/.
 import cookie from '@fastify/cookie';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -22,9 +22,9 @@ const SAFE_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS']);
 /**
  * How a route of the admin scope is guarded (its `config.adminAccess`): by default a key or session
  * and, to change anything, the operator role. `login`: open to all, limited per client network (the
- * route checks the key itself). `any-role`: a viewer may use it too (logging out).
+ * route checks the key itself). `any-role`: a viewer may use it too (logging out, evaluating a flag).
  */
-type RouteAccess = 'login' | 'any-role';
+export type RouteAccess = 'login' | 'any-role';
 
 /** Why a request was refused before it was admitted: each is tallied, never written one by one. */
 type Refusal =
@@ -148,6 +148,8 @@ export async function registerAccess(admin: FastifyInstance, bulwark: Bulwark): 
     // Answered before anyone was known (a login body that could not be read, the store down while
     // a key was looked up): tallied too, never written one by one.
     if (identity === undefined) return tally(request, 'not-admitted', reply.statusCode);
+    // Reads change nothing: a console refetching what it shows would fill the log with them.
+    if (SAFE_METHODS.has(request.method)) return;
     await bulwark.store.audit
       .append({
         actor: identity.actor,

@@ -92,7 +92,7 @@ export function consoleDir(): string | undefined {
  * served from the list of files the build wrote, without a static file server to load at start).
  * The data comes from the admin API (`/admin/api/`), which checks the caller; the page and its
  * assets hold no data and no secret. When the console was not built, its paths answer 503
- * `BWK_ERR_CONSOLE_NOT_BUILT`. `dir`: the built console (undefined: not built).
+ * `BWK_ERR_ADMIN_CONSOLE_NOT_BUILT`. `dir`: the built console (undefined: not built).
  */
 export async function registerConsole(
   app: FastifyInstance,
@@ -100,7 +100,7 @@ export async function registerConsole(
 ): Promise<void> {
   const page = dir === undefined ? undefined : readFileSync(path.join(dir, 'index.html'));
   const sendPage = (reply: FastifyReply) => {
-    if (page === undefined) throw bulwarkError('BWK_ERR_CONSOLE_NOT_BUILT', {});
+    if (page === undefined) throw bulwarkError('BWK_ERR_ADMIN_CONSOLE_NOT_BUILT', {});
     return reply.headers(PAGE_HEADERS).type('text/html; charset=utf-8').send(page);
   };
   const assets = dir === undefined ? new Map<string, Asset>() : builtAssets(path.join(dir, 'assets'));

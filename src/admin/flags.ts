@@ -6,6 +6,7 @@ import type { FlagActor, FlagProvenance, FlagService } from '../flags/service.js
 import type { FlagDefinition, FlagValue } from '../flags/types.js';
 import { FLAG_KEY_PATTERN } from '../flags/validate.js';
 import type { Bulwark } from '../runtime/create.js';
+import type { RouteAccess } from './access.js';
 import { adminActor } from './actor.js';
 
 /** A flag as the admin API and `bulwark flags` show it: the definition and its stored version. */
@@ -327,6 +328,8 @@ export function registerFlagRoutes(admin: FastifyInstance, bulwark: Bulwark): vo
   typed.post(
     '/flags/:key/evaluate',
     {
+      // A POST only to carry the context: it changes nothing, so a viewer may evaluate too.
+      config: { adminAccess: 'any-role' satisfies RouteAccess },
       schema: {
         tags: ['admin'],
         summary: 'Evaluate a flag for a context, as this instance would (to check targeting)',

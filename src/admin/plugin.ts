@@ -13,6 +13,9 @@ import { registerSupervisorRoutes } from './supervisor.js';
 import { registerErrorRoutes } from './errors.js';
 import { registerAlertRoutes } from './alerts.js';
 import { registerMetricsHistoryRoutes } from './metrics.js';
+import { registerInstanceRoutes } from './instances.js';
+import { registerEventStream } from './events.js';
+import { registerOverviewRoutes } from './overview.js';
 
 const Dependency = Type.Object({
   name: Type.String(),
@@ -116,11 +119,14 @@ export async function registerAdminApi(app: FastifyInstance, bulwark: Bulwark): 
       );
 
       registerQueueRoutes(admin, bulwark);
-      registerSupervisorRoutes(admin);
+      registerSupervisorRoutes(admin, bulwark);
       registerErrorRoutes(admin, bulwark.errors);
       if (bulwark.alerts !== undefined) registerAlertRoutes(admin, bulwark.alerts);
       if (bulwark.metrics.history !== undefined) registerMetricsHistoryRoutes(admin, bulwark.metrics.history);
       registerFlagRoutes(admin, bulwark);
+      registerInstanceRoutes(admin, bulwark);
+      registerEventStream(admin, bulwark);
+      registerOverviewRoutes(admin, bulwark);
 
       typed.get(
         '/audit',

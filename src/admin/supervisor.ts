@@ -3,7 +3,10 @@ import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
+import { bulwarkError } from '../errors/index.js';
+import type { Bulwark } from '../runtime/create.js';
 import { requestSupervisor } from '../supervised/control-client.js';
+import { adminActor } from './actor.js';
 
 const SupervisorView = Type.Object({
   supervised: Type.Boolean(),
@@ -18,8 +21,9 @@ const SupervisorView = Type.Object({
  * over its control socket, or from its persisted state when it does not answer. `supervised: false`
  * when this process does not run under `bulwark supervise`.
  */
-export function registerSupervisorRoutes(admin: FastifyInstance): void {
-  admin.withTypeProvider<TypeBoxTypeProvider>().get(
+export function registerSupervisorRoutes(admin: FastifyInstance, bulwark: Pick<Bulwark, 'store'>): void {
+  const typed = admin.withTypeProvider<TypeBoxTypeProvider>();
+  typed.get(
     '/supervisor',
     {
       schema: {
@@ -46,6 +50,43 @@ export function registerSupervisorRoutes(admin: FastifyInstance): void {
           status: text === undefined ? undefined : (JSON.parse(text) as unknown),
         };
       }
+    },
+  );
+
+  typed.post(
+    '/supervisor/reload',
+    {
+      schema: {
+        tags: ['admin'],
+        summary: 'Start a zero-downtime reload; 202 at once (its outcome: lastReload in GET /supervisor)',
+        description:
+          'New instances start and must pass their probes before the old ones stop; a failing new version is stopped and the old ones keep serving. The answer cannot wait for the outcome: this very instance may be one the reload replaces.',
+        security: [{ adminKey: [] }],
+        body: Type.Optional(
+          Type.Object(
+            { reason: Type.Optional(Type.String({ maxLength: 500 })) },
+            { additionalProperties: false },
+          ),
+        ),
+        response: { 202: Type.Object({ started: Type.Boolean(), at: Type.String() }) },
+      },
+    },
+    async (request, reply) => {
+      const stateDir = process.env['BULWARK_SUPERVISOR_STATE_DIR'];
+      if (stateDir === undefined || stateDir === '')
+        throw bulwarkError('BWK_ERR_SUPERVISOR_NOT_RUNNING', { stateDir: '(none)' });
+      const at = new Date().toISOString();
+      await bulwark.store.audit.append({
+        actor: adminActor(request),
+        action: 'supervisor.reload',
+        target: 'supervisor',
+        detail: { reason: request.body?.reason ?? null },
+      });
+      // Not awaited: the supervisor may stop this instance before it could answer.
+      requestSupervisor(stateDir, 'POST', '/reload').catch((error: unknown) =>
+        request.log.warn({ err: error }, 'the reload request to the supervisor ended without an answer'),
+      );
+      return reply.code(202).send({ started: true, at });
     },
   );
 }

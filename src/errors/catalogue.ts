@@ -185,7 +185,7 @@ export const catalogue = {
     message: 'Too many login attempts from this network: retry in {retryAfter} s',
     area: 'admin',
   },
-  BWK_ERR_CONSOLE_NOT_BUILT: {
+  BWK_ERR_ADMIN_CONSOLE_NOT_BUILT: {
     status: 503,
     message: 'The admin console was not built: run `npm run build` (npm install runs it)',
     area: 'admin',

@@ -1,0 +1,187 @@
+// The admin console in real Chromium (Debian's, driven by playwright-core) against a real server:
+// the demo app listening on loopback with a SQLite store and a real redis-server. Signs in, visits
+// every page (screenshots in test-results/console/), kills a flag with its typed confirmation and
+// sees evaluations switch, forces Redis onto its fallback and sees /health warn, refuses a wrong
+// key, and runs axe-core on every page. Role-based locators; no sleeps: each step waits for the
+// state it needs (a locator's waitFor, vitest's expect.poll).
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import AxeBuilder from '@axe-core/playwright';
+import type { FastifyInstance } from 'fastify';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { buildApp } from '../src/app/build.js';
+import type { Bulwark } from '../src/runtime/create.js';
+import { launchChromium, openContext, PageProblems, screenshot } from './helpers/browser.js';
+import { startRedis, type RedisServer } from './helpers/redis.js';
+
+const KEY = 'console-browser-test-key-0123456789abcdef';
+const dataDir = mkdtempSync(path.join(tmpdir(), 'bulwark-console-'));
+
+let redis: RedisServer;
+let app: FastifyInstance;
+let bulwark: Bulwark;
+let base: string;
+let browser: Browser;
+let problems: PageProblems;
+
+beforeAll(async () => {
+  redis = await startRedis();
+  app = await buildApp({
+    env: { BULWARK_ADMIN_KEY: KEY, BULWARK_DATA_DIR: dataDir, REDIS_URL: redis.url, LOG_LEVEL: 'warn' },
+  });
+  bulwark = (app as unknown as { bulwark: Bulwark }).bulwark;
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const address = app.server.address();
+  if (address === null || typeof address === 'string') throw new Error('no address');
+  base = `http://127.0.0.1:${address.port}`;
+  browser = await launchChromium();
+}, 60_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await app?.close();
+  await redis?.stop();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+afterEach(() => {
+  // Whatever went wrong inside the pages of a test fails that test.
+  expect(problems.problems, problems.problems.join('\n')).toEqual([]);
+});
+
+async function signIn(page: Page, key = KEY): Promise<void> {
+  await page.goto('/admin/');
+  await page.getByLabel('Admin key').fill(key);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+}
+
+async function signedIn(): Promise<Page> {
+  problems = new PageProblems();
+  const { page } = await openContext(browser, base, problems);
+  await signIn(page);
+  await page.getByRole('heading', { name: 'Overview', level: 1 }).waitFor();
+  return page;
+}
+
+/** The heading of a page named `name` in the navigation. */
+const heading = (name: string) => name.replace(/ log$/, '');
+
+/** Serious or critical accessibility violations of the page as it is now. */
+async function axeViolations(page: Page): Promise<string[]> {
+  const result = await new AxeBuilder({ page }).analyze();
+  return result.violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map((v) => `${v.id}: ${v.help} (${v.nodes.length})`);
+}
+
+describe('the admin console in Chromium', () => {
+  it('refuses a wrong key with a coded message and no session', async () => {
+    problems = new PageProblems();
+    problems.expected.push(/^401 POST \/admin\/api\/session$/);
+    const { page, context } = await openContext(browser, base, problems);
+    await signIn(page, 'not-the-key-0123456789');
+    await page.getByRole('alert').filter({ hasText: 'BWK_ERR_ADMIN_UNAUTHORIZED' }).waitFor();
+    expect(await page.getByRole('navigation', { name: 'Console' }).count()).toBe(0);
+    expect((await context.cookies()).filter((c) => c.name === 'bulwark_session')).toEqual([]);
+    await screenshot(page, 'sign-in-refused');
+    await context.close();
+  });
+
+  it('signs in and shows every page, each a deep link, with no serious accessibility violation', async () => {
+    const page = await signedIn();
+    const nav = page.getByRole('navigation', { name: 'Console' });
+    const names = await nav.getByRole('link').allTextContents();
+    expect(names.length).toBeGreaterThanOrEqual(4);
+    for (const name of names) {
+      await nav.getByRole('link', { name }).click();
+      await page
+        .getByRole('heading', { level: 1 })
+        .filter({ hasText: heading(name) })
+        .waitFor();
+      await expect.poll(() => page.locator('[aria-busy="true"]').count()).toBe(0);
+      expect(await axeViolations(page), name).toEqual([]);
+      await screenshot(page, `page-${name.toLowerCase().replace(/\W+/g, '-')}`);
+      // The address is the page: opening it anew shows the same page.
+      const url = page.url();
+      await page.reload();
+      await page
+        .getByRole('heading', { level: 1 })
+        .filter({ hasText: heading(name) })
+        .waitFor();
+      expect(page.url()).toBe(url);
+    }
+    await page.context().close();
+  });
+
+  it('kills a flag only after its key is typed, and evaluations switch at once', async () => {
+    await bulwark.flags.set(
+      {
+        key: 'checkout.new',
+        type: 'boolean',
+        variants: { on: true, off: false },
+        defaultVariant: 'on',
+        offVariant: 'off',
+        enabled: true,
+      },
+      { actor: 'test' },
+    );
+    expect(bulwark.flags.isEnabled('checkout.new')).toBe(true);
+    const page = await signedIn();
+    await page.goto('/admin/flags?q=checkout');
+    const row = page.getByRole('row', { name: /checkout\.new/ });
+    await row.getByRole('button', { name: 'Kill' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Kill checkout.new?' });
+    const confirm = dialog.getByRole('button', { name: 'Kill flag' });
+    expect(await confirm.isDisabled()).toBe(true);
+    await dialog.getByLabel(/Type checkout\.new to confirm/).fill('checkout.ne');
+    await expect.poll(() => confirm.isDisabled()).toBe(true);
+    await dialog.getByLabel(/Type checkout\.new to confirm/).fill('checkout.new');
+    await dialog.getByLabel(/Reason/).fill('browser test');
+    await screenshot(page, 'flag-kill-confirmation');
+    await expect.poll(() => confirm.isEnabled()).toBe(true);
+    await confirm.click();
+    await dialog.waitFor({ state: 'hidden' });
+    await row.getByText('killed', { exact: true }).waitFor();
+    expect(bulwark.flags.isEnabled('checkout.new')).toBe(false);
+    // The change is in the audit log with its reason.
+    await page.getByRole('navigation', { name: 'Console' }).getByRole('link', { name: 'Audit log' }).click();
+    await page
+      .getByRole('row', { name: /flag\.kill/ })
+      .first()
+      .waitFor();
+    await page.context().close();
+  });
+
+  it('forces Redis onto its fallback (typed confirmation) and /health warns; releases it', async () => {
+    const page = await signedIn();
+    await page.goto('/admin/dependencies');
+    const row = page.getByRole('row', { name: /redis/ });
+    await row.getByText('primary', { exact: true }).waitFor();
+    await row.getByRole('button', { name: 'Force fallback' }).click();
+    const dialog = page.getByRole('dialog');
+    await dialog.getByLabel(/Type redis to confirm/).fill('redis');
+    await dialog.getByRole('button', { name: 'Force fallback' }).click();
+    await row.getByText('forced', { exact: true }).first().waitFor();
+    const status = async () => ((await (await fetch(`${base}/health`)).json()) as { status: string }).status;
+    await expect.poll(status, { timeout: 10_000 }).toBe('warn');
+    await row.getByRole('button', { name: 'Release' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Release' }).click();
+    await row.getByText('forced', { exact: true }).first().waitFor({ state: 'detached' });
+    await page.context().close();
+  });
+
+  it('signs out: the session is gone and the API refuses its cookie', async () => {
+    const page = await signedIn();
+    const cookie = (await page.context().cookies()).find((c) => c.name === 'bulwark_session');
+    expect(cookie).toMatchObject({ httpOnly: true, sameSite: 'Strict' });
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByLabel('Admin key').waitFor();
+    const res = await fetch(`${base}/admin/api/flags`, {
+      headers: { cookie: `bulwark_session=${cookie!.value}` },
+    });
+    expect(res.status).toBe(401);
+    await page.context().close();
+  });
+});

@@ -1,0 +1,86 @@
+// Real Chromium for the console's browser tests: Debian's `chromium` driven by playwright-core
+// (never a downloaded browser). Each test gets a fresh context; screenshots go to
+// test-results/console/ as artefacts; any console error, failed request, uncaught exception or CSP
+// violation in a page fails the test that opened it.
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { requireBinary } from './binaries.js';
+
+export const SCREENSHOTS = path.resolve('test-results', 'console');
+
+const ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--disable-dev-shm-usage',
+];
+
+/** Launches Debian's Chromium; a missing binary is a loud failure naming the package. */
+export async function launchChromium(): Promise<Browser> {
+  const executablePath = requireBinary('chromium', 'chromium');
+  return chromium.launch({ executablePath, args: ARGS, timeout: 30_000 });
+}
+
+/** What went wrong inside pages: console errors, page errors, failed requests, CSP violations. */
+export class PageProblems {
+  readonly problems: string[] = [];
+  /** Problems to expect (e.g. `401 POST /admin/api/session` for a deliberately wrong key). */
+  readonly expected: RegExp[] = [];
+
+  watch(page: Page): void {
+    page.on('console', (message) => {
+      // A failed answer is reported below with its URL; Chromium's own line for it has none.
+      if (message.type() === 'error' && !message.text().startsWith('Failed to load resource'))
+        this.#add(`console: ${message.text()}`);
+    });
+    page.on('response', (response) => {
+      const url = new URL(response.url());
+      const line = `${response.status()} ${response.request().method()} ${url.pathname}`;
+      // Signed out, the console's first question (is there a session?) is answered 401 by design.
+      if (response.status() >= 400 && line !== '401 GET /admin/api/session') this.#add(line);
+    });
+    page.on('pageerror', (error) => this.#add(`page error: ${error.message}`));
+    page.on('requestfailed', (request) => {
+      const failure = request.failure()?.errorText ?? '';
+      // Leaving a page aborts its live stream and pending loads: not a problem.
+      if (failure.includes('ERR_ABORTED')) return;
+      this.#add(`request failed: ${request.method()} ${request.url()} ${failure}`);
+    });
+  }
+
+  #add(text: string): void {
+    if (!this.expected.some((pattern) => pattern.test(text))) this.problems.push(text);
+  }
+}
+
+/** A fresh browser context (its own cookies) on `baseURL`, with its pages watched. */
+export async function openContext(
+  browser: Browser,
+  baseURL: string,
+  problems: PageProblems,
+  options: { width?: number } = {},
+): Promise<{ context: BrowserContext; page: Page }> {
+  const context = await browser.newContext({
+    baseURL,
+    viewport: { width: options.width ?? 1280, height: 900 },
+    reducedMotion: 'reduce',
+  });
+  context.setDefaultTimeout(10_000);
+  const page = await context.newPage();
+  problems.watch(page);
+  return { context, page };
+}
+
+/** Saves a full-page screenshot as `test-results/console/<name>.png`. */
+export async function screenshot(page: Page, name: string): Promise<string> {
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  const file = path.join(SCREENSHOTS, `${name}.png`);
+  await page.screenshot({ path: file, fullPage: true });
+  return file;
+}
