@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { describe, expect, it } from 'vitest';
+import type { VersionedFlag } from '../src/admin/flags.js';
 import type { EvaluationDetails, FlagDefinition } from '../src/flags/types.js';
 import { AUDIT_REFUSED_TARGET } from '../src/store/index.js';
 import type { AuditRecord } from '../src/store/types.js';
@@ -84,7 +85,9 @@ describe('admin API: flags', () => {
       ['bulwark.ratelimit', 0],
       ['new-checkout', 1],
     ]);
-    expect(body.flags[4]).toEqual({ ...checkoutFlag, version: 1 });
+    expect(body.flags[4]).toEqual({ ...checkoutFlag, version: 1, updatedAt: expect.any(Number) as number });
+    // A tool flag never written has no stored state.
+    expect(body.flags[0]).toMatchObject({ key: 'bulwark.cache', version: 0, updatedAt: null });
 
     const changed = { ...checkoutFlag, description: 'the new checkout' };
     const cas = await call(app, 'PUT', '/flags/new-checkout', { flag: changed, ifVersion: 1 });
@@ -310,5 +313,68 @@ describe('admin API: flags', () => {
       expect(operation?.tags).toEqual(['admin']);
       expect(operation?.security).toEqual([{ adminKey: [] }]);
     }
+  });
+
+  it('pages the list (at most 200 a page, a cursor), searches keys and descriptions, filters by state, in one store query a page', async () => {
+    const { app, instance } = await adminApp();
+    const selects = async () =>
+      Number(
+        /bulwark_store_query_duration_seconds_count\{engine="sqlite",operation="select",outcome="ok"\} (\d+)/.exec(
+          await instance.metrics.render(),
+        )?.[1],
+      );
+    const flags = instance.flags;
+    for (let i = 0; i < 260; i++) {
+      await flags.set(
+        {
+          key: `f${String(i).padStart(3, '0')}`,
+          type: 'boolean',
+          description: i % 10 === 0 ? 'payments path' : undefined,
+          variants: { on: true, off: false },
+          defaultVariant: 'on',
+          enabled: i % 2 === 0,
+        },
+        { actor: 'test' },
+      );
+    }
+    const page = async (query: string) =>
+      (await call(app, 'GET', `/flags${query}`)).json<{
+        flags: VersionedFlag[];
+        total: number;
+        next: string | null;
+      }>();
+    const first = await page('');
+    expect([first.flags.length, first.total, first.next]).toEqual([50, 264, first.flags.at(-1)!.key]);
+    const seen = first.flags.map((f) => f.key);
+    for (let next = first.next; next !== null;) {
+      const more = await page(`?limit=200&after=${encodeURIComponent(next)}`);
+      expect(more.flags.length).toBeLessThanOrEqual(200);
+      seen.push(...more.flags.map((f) => f.key));
+      next = more.next;
+    }
+    expect(seen).toEqual([...new Set(seen)].sort());
+    expect(seen).toHaveLength(264);
+    expect((await call(app, 'GET', '/flags?limit=201')).statusCode).toBe(400);
+    const payments = await page('?q=PAYMENTS');
+    expect([payments.total, payments.next]).toEqual([26, null]);
+    const killed = await page('?state=killed&limit=200');
+    expect(killed.total).toBe(130);
+    expect(killed.flags.every((f) => !f.enabled)).toBe(true);
+    expect((await page('?q=f25&state=on')).flags.map((f) => f.key)).toEqual([
+      'f250',
+      'f252',
+      'f254',
+      'f256',
+      'f258',
+    ]);
+    // Versions and last writes of a page come from one query, not one per flag.
+    // (A page of 200 costs the store as many queries as a page of 1.)
+    const cost = async (query: string) => {
+      const before = await selects();
+      await page(query);
+      return (await selects()) - before;
+    };
+    expect(await cost('?limit=1')).toBeGreaterThan(0);
+    expect(await cost('?limit=200')).toBe(await cost('?limit=1'));
   });
 });

@@ -236,4 +236,38 @@ describe('admin API', () => {
     ]);
     await app.close();
   });
+
+  it('filters the audit log by actor, action prefix and target, and pages back with before (at most 200 a page)', async () => {
+    const { app, instance } = await adminApp({ adminKey: KEY });
+    for (let i = 0; i < 30; i++) {
+      await instance.store.audit.append({
+        actor: i % 3 === 0 ? 'key:ops' : 'cli:ann',
+        action: i % 2 === 0 ? 'flag.kill' : 'queue.pause',
+        target: i % 2 === 0 ? `flag:f${i}` : 'queue:mail',
+      });
+    }
+    // A wildcard in the prefix matches only itself.
+    await instance.store.audit.append({ actor: 'x', action: 'flagXkill', target: 'flag:y' });
+    const list = async (query: string) => {
+      const res = await app.inject({ method: 'GET', url: `/admin/api/audit${query}`, headers: auth });
+      expect(res.statusCode, query).toBe(200);
+      return res.json<{ id: number; actor: string; action: string; target: string }[]>();
+    };
+    const ops = await list('?actor=key%3Aops&limit=200');
+    expect(ops).toHaveLength(10);
+    expect(ops.every((r) => r.actor === 'key:ops')).toBe(true);
+    const flags = await list('?action=flag.&limit=200');
+    expect(flags).toHaveLength(15);
+    expect(flags.every((r) => r.action === 'flag.kill')).toBe(true);
+    expect(await list('?action=flag_&limit=200')).toEqual([]);
+    expect(await list('?actor=key%3Aops&action=queue.&target=queue%3Amail&limit=200')).toHaveLength(5);
+    // Pages back: no row twice, newest first.
+    const first = await list('?limit=12');
+    const second = await list(`?limit=12&before=${first.at(-1)!.id}`);
+    const ids = [...first, ...second].map((r) => r.id);
+    expect(new Set(ids).size).toBe(24);
+    expect(ids).toEqual([...ids].sort((a, b) => b - a));
+    const tooMany = await app.inject({ method: 'GET', url: '/admin/api/audit?limit=201', headers: auth });
+    expect(tooMany.statusCode).toBe(400);
+  });
 });

@@ -312,6 +312,7 @@ describe('cache journal', () => {
     const real = store.kv;
     const kv: typeof real = {
       get: (ns, key) => real.get(ns, key),
+      getMany: (ns, keys) => real.getMany(ns, keys),
       put: (ns, key, value, opts) => real.put(ns, key, value, opts),
       delete: (ns, key) => real.delete(ns, key),
       list: (ns, opts) => real.list(ns, opts),

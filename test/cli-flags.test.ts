@@ -85,7 +85,11 @@ describe('bulwark flags', { timeout: 120_000 }, () => {
     expect(table.stdout).toMatch(/^5 flags from the store \(revision 1, read .+\)$/m);
     const overview = JSON.parse(json.stdout) as FlagOverview;
     expect(overview.provenance).toMatchObject({ source: 'store', revision: 1, flags: 5 });
-    expect(overview.flags).toContainEqual({ ...checkoutFlag, version: 1 });
+    expect(overview.flags).toContainEqual({
+      ...checkoutFlag,
+      version: 1,
+      updatedAt: expect.any(Number) as number,
+    });
 
     expect(get.code).toBe(0);
     expect(get.stdout.split('\n')[0]).toBe('new-checkout  boolean  enabled  version 1');

@@ -79,7 +79,7 @@ describe.each(['sqlite', 'postgres'] as const)('store conformance: %s', (engine)
     expect(error.cause).toBeInstanceOf(Error);
   });
 
-  it('putMany writes many entries at once, upserting, and list pages with after', async () => {
+  it('putMany writes many entries at once, upserting; list pages with after; getMany reads many keys at once', async () => {
     const { kv } = await fixture.open();
     await kv.put('bulk', 'k0005', 'old');
     const entries = Array.from({ length: 2500 }, (_, i) => ({
@@ -93,6 +93,16 @@ describe.each(['sqlite', 'postgres'] as const)('store conformance: %s', (engine)
     expect(page.map((e) => e.key)).toEqual(['k0998', 'k0999', 'k1000']);
     expect((await kv.list('bulk')).length).toBe(2500);
     await kv.putMany('bulk', []);
+    // getMany: the keys that exist, across chunks of 500, only in the namespace asked.
+    await kv.put('other', 'k0001', 'elsewhere');
+    const wanted = [...entries.slice(0, 1200).map((e) => e.key), 'missing'];
+    const found = await kv.getMany<{ i: number }>('bulk', wanted);
+    expect(found.size).toBe(1200);
+    expect(found.get('k0005')).toMatchObject({ value: { i: 5 }, version: 2 });
+    expect(found.get('k1199')?.value).toEqual({ i: 1199 });
+    expect(found.has('missing')).toBe(false);
+    expect((await kv.getMany('other', ['k0001', 'k0002'])).get('k0001')?.value).toBe('elsewhere');
+    expect((await kv.getMany('bulk', [])).size).toBe(0);
   });
 
   it('gets, puts, deletes and lists keys by namespace and prefix', async () => {
@@ -188,8 +198,19 @@ describe.each(['sqlite', 'postgres'] as const)('store conformance: %s', (engine)
     expect((await audit.list({ target: 'flag:x' })).map((r) => r.actor)).toEqual(['carol', 'alice']);
     expect((await audit.list({ limit: 1 })).map((r) => r.id)).toEqual([c.id]);
     expect((await audit.list({ beforeId: c.id })).map((r) => r.id)).toEqual([b.id, a.id]);
+    // By actor; by action prefix, which is a prefix only (no LIKE wildcard), on both engines.
+    const d = await audit.append({ actor: 'dave', action: 'flag_set', target: 'flag:z' });
+    const e = await audit.append({ actor: 'erin', action: 'flag.setÿ', target: 'flag:z' });
+    expect((await audit.list({ actor: 'bob' })).map((r) => r.id)).toEqual([b.id]);
+    expect((await audit.list({ actionPrefix: 'flag.set' })).map((r) => r.id)).toEqual([e.id, b.id, a.id]);
+    expect((await audit.list({ actionPrefix: 'flag.' })).map((r) => r.id)).toEqual([e.id, c.id, b.id, a.id]);
+    expect((await audit.list({ actionPrefix: 'flag_' })).map((r) => r.id)).toEqual([d.id]);
+    expect((await audit.list({ actionPrefix: 'flag%' })).map((r) => r.id)).toEqual([]);
+    expect(
+      (await audit.list({ actor: 'alice', actionPrefix: 'flag.', target: 'flag:x' })).map((r) => r.id),
+    ).toEqual([a.id]);
     expect(await audit.list({ target: 'nothing' })).toEqual([]);
-    expect((await audit.list({ excludeTarget: 'flag:x' })).map((r) => r.id)).toEqual([b.id]);
+    expect((await audit.list({ excludeTarget: 'flag:x' })).map((r) => r.id)).toEqual([e.id, d.id, b.id]);
   });
 
   it('tallies repeated events into one summary row per key, bounded, keeping every occurrence counted', async () => {

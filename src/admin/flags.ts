@@ -13,6 +13,8 @@ import { adminActor } from './actor.js';
 export type VersionedFlag = FlagDefinition & {
   /** The compare-and-set token of the stored definition (`ifVersion`); 0 for a tool flag never written. */
   version: number;
+  /** When the stored definition was last written (ms since the epoch); null when never stored. */
+  updatedAt: number | null;
 };
 
 /** Every flag this instance evaluates, with where the definitions came from. */
@@ -21,15 +23,51 @@ export interface FlagOverview {
   flags: VersionedFlag[];
 }
 
+/** Which flags a list shows: a search in key and description, the state, a page after a key. */
+export interface FlagQuery {
+  q?: string | undefined;
+  state?: 'on' | 'killed' | undefined;
+  type?: string | undefined;
+  /** Only keys after this one (the `next` of the previous page). */
+  after?: string | undefined;
+  limit?: number | undefined;
+}
+
 /**
- * The flags held in memory (what this instance evaluates), sorted by key, each with its version as
- * stored now (one store read per flag). Rejects when the store cannot be read.
+ * The flags held in memory (what this instance evaluates) that match `query`, sorted by key, each
+ * with its version and last write as stored now (one store query for the page), the number that
+ * match, and the key to continue after (null on the last page). Rejects when the store cannot be read.
  */
-export async function flagOverview(flags: FlagService): Promise<FlagOverview> {
+export async function flagOverview(
+  flags: FlagService,
+  query: FlagQuery = {},
+): Promise<FlagOverview & { total: number; next: string | null }> {
   const provenance = flags.provenance;
-  const list = flags.list();
-  const versions = await Promise.all(list.map((flag) => flags.versionOf(flag.key)));
-  return { provenance, flags: list.map((flag, i) => ({ ...flag, version: versions[i] ?? 0 })) };
+  const needle = query.q?.trim().toLowerCase() ?? '';
+  const matching = flags
+    .list()
+    .filter(
+      (flag) =>
+        (needle === '' ||
+          flag.key.toLowerCase().includes(needle) ||
+          (flag.description?.toLowerCase().includes(needle) ?? false)) &&
+        (query.state === undefined || flag.enabled === (query.state === 'on')) &&
+        (query.type === undefined || flag.type === query.type),
+    );
+  const start = query.after === undefined ? 0 : matching.findIndex((flag) => flag.key > query.after!);
+  const page = start === -1 ? [] : matching.slice(start, start + (query.limit ?? matching.length));
+  const stored = await flags.storedStates(page.map((flag) => flag.key));
+  const last = page.at(-1);
+  return {
+    provenance,
+    flags: page.map((flag) => ({
+      ...flag,
+      version: stored.get(flag.key)?.version ?? 0,
+      updatedAt: stored.get(flag.key)?.updatedAt ?? null,
+    })),
+    total: matching.length,
+    next: last !== undefined && last !== matching.at(-1) ? last.key : null,
+  };
 }
 
 /** The definition of `key` in memory; throws `BWK_ERR_FLAG_NOT_FOUND` (404) when there is none. */
@@ -139,17 +177,38 @@ export function registerFlagRoutes(admin: FastifyInstance, bulwark: Bulwark): vo
     {
       schema: {
         tags: ['admin'],
-        summary: 'Every flag this instance evaluates, with its stored version and the provenance',
+        summary:
+          'The flags this instance evaluates, a page at a time, with stored version, last write and provenance',
+        description:
+          '`q` searches keys and descriptions; `state` (on, killed) and `type` filter; `after` continues after a key (the `next` of the previous page, null on the last); `total` counts every match.',
         security,
+        querystring: Type.Object({
+          q: Type.Optional(Type.String({ maxLength: 200 })),
+          state: Type.Optional(Type.Enum(['on', 'killed'])),
+          type: Type.Optional(Type.Enum(['boolean', 'string', 'number', 'json'])),
+          after: Type.Optional(Type.String({ maxLength: 500 })),
+          limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: 50 })),
+        }),
         response: {
           200: Type.Object({
             provenance: Provenance,
-            flags: Type.Array(Type.Object({ ...flagProperties, version: Type.Integer() }, open)),
+            flags: Type.Array(
+              Type.Object(
+                {
+                  ...flagProperties,
+                  version: Type.Integer(),
+                  updatedAt: Type.Union([Type.Integer(), Type.Null()]),
+                },
+                open,
+              ),
+            ),
+            total: Type.Integer(),
+            next: Type.Union([Type.String(), Type.Null()]),
           }),
         },
       },
     },
-    async () => flagOverview(flags),
+    async (request) => flagOverview(flags, { ...request.query, limit: request.query.limit ?? 50 }),
   );
 
   typed.get(

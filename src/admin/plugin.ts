@@ -136,18 +136,24 @@ export async function registerAdminApi(app: FastifyInstance, bulwark: Bulwark): 
             summary: 'The audit log, newest first',
             security,
             description:
-              'Refused requests (no or a wrong key) are summary rows (action admin.refused, one per client network, reason and minute, with a count); `refused` chooses whether to leave them out (default), include them, or list only them.',
+              'Filters: `target` and `actor` exact, `action` a prefix (`flag.` for every flag change). Pages: `before` an id (the last row of the previous page). Refused requests (no or a wrong key) are summary rows (action admin.refused, one per client network, reason and minute, with a count); `refused` chooses whether to leave them out (default), include them, or list only them.',
             querystring: Type.Object({
-              limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 50 })),
+              limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: 50 })),
               target: Type.Optional(Type.String({ maxLength: 200 })),
+              actor: Type.Optional(Type.String({ maxLength: 200 })),
+              action: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+              before: Type.Optional(Type.Integer({ minimum: 1 })),
               refused: Type.Optional(Type.Enum(['exclude', 'include', 'only'], { default: 'exclude' })),
             }),
           },
         },
         async (request) => {
-          const { limit = 50, target, refused: which = 'exclude' } = request.query;
+          const { limit = 50, target, actor, action, before, refused: which = 'exclude' } = request.query;
           return bulwark.store.audit.list({
             limit,
+            ...(actor === undefined ? {} : { actor }),
+            ...(action === undefined ? {} : { actionPrefix: action }),
+            ...(before === undefined ? {} : { beforeId: before }),
             ...(which === 'only' ? { target: AUDIT_REFUSED_TARGET } : target === undefined ? {} : { target }),
             ...(which === 'exclude' ? { excludeTarget: AUDIT_REFUSED_TARGET } : {}),
           });

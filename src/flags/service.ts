@@ -162,6 +162,14 @@ export class FlagService {
     return (await this.#o.store.kv.get(NAMESPACE, key))?.version ?? 0;
   }
 
+  /** The stored version and time of the last write of each of `keys` (in one query), by key; absent: never stored. */
+  async storedStates(keys: readonly string[]): Promise<Map<string, { version: number; updatedAt: number }>> {
+    const entries = await this.#o.store.kv.getMany(NAMESPACE, keys);
+    return new Map(
+      [...entries].map(([key, entry]) => [key, { version: entry.version, updatedAt: entry.updatedAt }]),
+    );
+  }
+
   /** Kill switch: `enabled: false` serves the off variant to everyone, at once on every instance. */
   kill(key: string, who: FlagActor): Promise<FlagDefinition> {
     return this.#update(key, who, 'flag.kill', (flag) => ({ ...flag, enabled: false }));

@@ -126,11 +126,25 @@ export class SqlAuditLog implements AuditLog {
 
   /** Newest first; at most `limit` records (default {@link DEFAULT_AUDIT_LIMIT}). */
   list(
-    opts: { limit?: number; target?: string; excludeTarget?: string; beforeId?: number } = {},
+    opts: {
+      limit?: number;
+      target?: string;
+      excludeTarget?: string;
+      beforeId?: number;
+      actor?: string;
+      actionPrefix?: string;
+    } = {},
   ): Promise<AuditRecord[]> {
     return guard(this.#engine, 'audit.list', async () => {
       let query = this.#db.selectFrom('bulwark_audit').selectAll();
       if (opts.target !== undefined) query = query.where('target', '=', opts.target);
+      if (opts.actor !== undefined) query = query.where('actor', '=', opts.actor);
+      if (opts.actionPrefix !== undefined) {
+        // A range, not LIKE: no wildcard in the prefix can widen it, and it reads the same on both engines.
+        query = query
+          .where('action', '>=', opts.actionPrefix)
+          .where('action', '<', `${opts.actionPrefix}\u{10FFFF}`);
+      }
       if (opts.excludeTarget !== undefined) query = query.where('target', '<>', opts.excludeTarget);
       if (opts.beforeId !== undefined) query = query.where('id', '<', opts.beforeId);
       const rows = await query

@@ -46,6 +46,24 @@ export class SqlKvRepository implements KvRepository {
     });
   }
 
+  getMany<T = unknown>(namespace: string, keys: readonly string[]): Promise<Map<string, KvEntry<T>>> {
+    if (keys.length === 0) return Promise.resolve(new Map<string, KvEntry<T>>());
+    return guard(this.#engine, 'kv.getMany', async () => {
+      const found = new Map<string, KvEntry<T>>();
+      // Chunks keep under SQLite's variable limit.
+      for (let i = 0; i < keys.length; i += 500) {
+        const rows = await this.#db
+          .selectFrom('bulwark_kv')
+          .selectAll()
+          .where('namespace', '=', namespace)
+          .where('key', 'in', keys.slice(i, i + 500))
+          .execute();
+        for (const row of rows) found.set(row.key, toEntry<T>(row));
+      }
+      return found;
+    });
+  }
+
   put<T = unknown>(
     namespace: string,
     key: string,

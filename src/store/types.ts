@@ -137,6 +137,8 @@ export interface KvEntry<T = unknown> {
 export interface KvRepository {
   /** The entry, or `undefined` when the key is absent. */
   get<T = unknown>(namespace: string, key: string): Promise<KvEntry<T> | undefined>;
+  /** The entries of `keys` that exist, by key: one query per 500 keys (a page of a list, say). */
+  getMany<T = unknown>(namespace: string, keys: readonly string[]): Promise<Map<string, KvEntry<T>>>;
   /**
    * Writes `value` (JSON-serialisable). With `ifVersion`, writes only if the stored version equals it
    * (`0` = only if absent) and otherwise throws `BWK_ERR_STORE_CONFLICT`. Returns the new entry.
@@ -215,12 +217,17 @@ export interface AuditLog {
   flush(): Promise<void>;
   /** Applies the retention in small batches; resolves with the rows deleted (the store runs it every 10 min). */
   prune(): Promise<number>;
-  /** Newest first; `excludeTarget` leaves one target out (e.g. the refusal summaries). */
+  /**
+   * Newest first; `excludeTarget` leaves one target out (e.g. the refusal summaries); `actor` exact,
+   * `actionPrefix` the actions that start with it (`flag.`); `beforeId` pages back.
+   */
   list(opts?: {
     limit?: number;
     target?: string;
     excludeTarget?: string;
     beforeId?: number;
+    actor?: string;
+    actionPrefix?: string;
   }): Promise<AuditRecord[]>;
 }
 
