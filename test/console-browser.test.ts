@@ -13,7 +13,9 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../src/app/build.js';
 import type { Bulwark } from '../src/runtime/create.js';
+import type { Access } from '../src/access/types.js';
 import { launchChromium, openContext, PageProblems, screenshot } from './helpers/browser.js';
+import { listeningPort, spawnTs } from './helpers/process.js';
 import { startRedis, type RedisServer } from './helpers/redis.js';
 
 const KEY = 'console-browser-test-key-0123456789abcdef';
@@ -184,4 +186,67 @@ describe('the admin console in Chromium', () => {
     expect(res.status).toBe(401);
     await page.context().close();
   });
+
+  it('a viewer sees every page but no control that changes anything, and the API refuses its changes', async () => {
+    const access = bulwark.parts.get('access') as Access;
+    const { key } = await access.createKey('watcher', 'viewer', 'test');
+    problems = new PageProblems();
+    problems.expected.push(/^403 PUT \/admin\/api\/dependencies\/redis\/forced$/);
+    const { page, context } = await openContext(browser, base, problems);
+    await signIn(page, key);
+    await page.getByRole('heading', { name: 'Overview', level: 1 }).waitFor();
+    await page.getByText('viewer', { exact: true }).waitFor();
+    await page.goto('/admin/flags');
+    await page.getByRole('link', { name: 'checkout.new' }).waitFor();
+    for (const name of ['Kill', 'Revive']) expect(await page.getByRole('button', { name }).count()).toBe(0);
+    await page.goto('/admin/dependencies');
+    await page.getByRole('row', { name: /redis/ }).waitFor();
+    expect(await page.getByRole('button', { name: /Force fallback|Release/ }).count()).toBe(0);
+    await screenshot(page, 'viewer-dependencies');
+    // Even a hand-made request from the page (cookie, Origin and CSRF token all right) is refused.
+    const answer = await page.evaluate(async () => {
+      const session = (await (await fetch('/admin/api/session')).json()) as { csrfToken: string };
+      const res = await fetch('/admin/api/dependencies/redis/forced', {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json', 'x-csrf-token': session.csrfToken },
+        body: JSON.stringify({ forced: true }),
+      });
+      return [res.status, ((await res.json()) as { error: { code: string } }).error.code];
+    });
+    expect(answer).toEqual([403, 'BWK_ERR_ADMIN_FORBIDDEN']);
+    expect(bulwark.dependencies['redis']?.forced).toBe(false);
+    await context.close();
+  });
+});
+
+describe('a newcomer after npm start', () => {
+  it('follows the one-time link the app prints, lands on the overview, and the link does not work twice', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'bulwark-console-first-'));
+    const server = spawnTs('src/app/server.ts', [], { PORT: '0', BULWARK_DATA_DIR: dir, LOG_LEVEL: 'warn' });
+    try {
+      const port = await listeningPort(server, /listening on http:\/\/127\.0\.0\.1:(\d+)/, 30_000);
+      const link = /open (http:\/\/127\.0\.0\.1:\d+\/admin\/login#token=[\w-]+)/.exec(server.stdout())?.[1];
+      expect(link, server.stdout()).toBeDefined();
+      expect(link!.startsWith(`http://127.0.0.1:${port}/`)).toBe(true);
+      problems = new PageProblems();
+      const { page, context } = await openContext(browser, `http://127.0.0.1:${port}`, problems);
+      await page.goto(link!);
+      await page.getByRole('heading', { name: 'Overview', level: 1 }).waitFor();
+      // The token left the address bar at once.
+      expect(page.url()).not.toContain('token');
+      await page.getByText('key:bootstrap').waitFor();
+      await screenshot(page, 'first-start-overview');
+      // The same link in another browser: refused, with a message that says why.
+      problems.expected.push(/^401 POST \/admin\/api\/session$/);
+      const other = await openContext(browser, `http://127.0.0.1:${port}`, problems);
+      await other.page.goto(link!);
+      await other.page.getByRole('alert').filter({ hasText: 'BWK_ERR_ADMIN_UNAUTHORIZED' }).waitFor();
+      await other.context.close();
+      await context.close();
+    } finally {
+      server.child.kill('SIGTERM');
+      await server.exited;
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
