@@ -80,9 +80,55 @@ describe('migrations registered by the parts that own them', () => {
     // Opening only the flags with the same parts knows the part's migration too.
     const opened = await openParts(['flags'], withOrders);
     await opened.close();
-    // A store opened without the part (Bulwark's own history) refuses rather than guess.
-    const error = await rejection(createStore({ dataDir: dir }), 'BWK_ERR_STORE_MIGRATION_FAILED');
-    expect(String(error.detail)).toContain('previously executed migration 0100_orders is missing');
+    // A store opened without the part (Bulwark's own history: the CLI) opens, and says whose it is.
+    const store = await createStore({ dataDir: dir });
+    try {
+      const states = await store.migrations.status();
+      expect(states.filter((m) => m.foreign)).toEqual([
+        { name: '0100_orders', executedAt: expect.any(Number) as number, foreign: true },
+      ]);
+      expect(states.filter((m) => !m.foreign).map((m) => m.name)).toEqual(BULWARK);
+      await sql`insert into app_orders (id) values (2)`.execute(store.db);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("applies a later migration of Bulwark's that sorts before an app's applied one (an upgrade), and only the app may revert its own", async () => {
+    // The app's part is applied first; the upgrade brings `0009_upgrade`, which sorts before it.
+    const app = { ...options, parts: (parts: AnyPart[]) => [...parts, ordersPart()] };
+    await (await createBulwark(app)).close();
+    const upgraded = {
+      ...options,
+      parts: (parts: AnyPart[]) => [...parts, ordersPart(), ordersPart('upgrade', '0009_upgrade')],
+    };
+    const bulwark = await createBulwark(upgraded);
+    try {
+      expect((await bulwark.store.migrations.status()).map((m) => m.name)).toEqual([
+        ...BULWARK,
+        '0009_upgrade',
+        '0100_orders',
+      ]);
+      await sql`insert into app_upgrade (id) values (1)`.execute(bulwark.store.db);
+    } finally {
+      await bulwark.close();
+    }
+    // Without the app's part (the upgraded Bulwark alone: its CLI, say), reverting its own latest
+    // works; reaching the app's migration, it refuses, naming it.
+    const alone = await createBulwark({
+      ...options,
+      parts: (parts: AnyPart[]) => [...parts, ordersPart('upgrade', '0009_upgrade')],
+    });
+    const store = alone.store;
+    try {
+      expect(await store.migrations.down(1)).toEqual(['0009_upgrade']);
+      const error = await rejection(store.migrations.down(1), 'BWK_ERR_STORE_MIGRATION_FAILED');
+      expect(error).toMatchObject({ migration: '0100_orders', direction: 'down' });
+      expect(String(error.detail)).toContain('a part this process does not include');
+      await sql`insert into app_orders (id) values (3)`.execute(store.db);
+    } finally {
+      await alone.close();
+    }
   });
 
   it('refuses two parts that declare one migration name, naming both, and leaves nothing open', async () => {

@@ -22,7 +22,7 @@ async function migrate(direction: 'up' | 'down' | 'status', steps: number): Prom
       for (const m of await store.migrations.status()) {
         const when =
           m.executedAt === undefined ? 'pending' : `applied ${new Date(m.executedAt).toISOString()}`;
-        console.log(`  ${m.name}  ${when}`);
+        console.log(`  ${m.name}  ${when}${m.foreign ? ' (by a part this command does not include)' : ''}`);
       }
       return;
     }

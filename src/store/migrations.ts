@@ -1,6 +1,5 @@
 import {
   Migrator,
-  NO_MIGRATIONS,
   sql,
   type Kysely,
   type Migration,
@@ -99,21 +98,38 @@ export class KyselyMigrations implements Migrations {
   readonly #provider: MigrationProvider;
   readonly #db: Kysely<Record<string, { name: string }>>;
   readonly #schema: string | undefined;
+  /** Applied names as last read, for the stand-ins of foreign migrations. */
+  #applied: string[] = [];
 
   constructor(opts: KyselyMigrationsOptions) {
     const given = opts.migrations;
-    const provider: MigrationProvider = (this.#provider = {
+    this.#provider = {
       getMigrations: () =>
         typeof given === 'function'
           ? given(opts.engine)
           : Promise.resolve(given ?? storeMigrations(opts.engine)),
-    });
+    };
     this.#engine = opts.engine;
     this.#db = opts.db as unknown as Kysely<Record<string, { name: string }>>;
     this.#schema = opts.engine === 'postgres' ? opts.schema : undefined;
+    // What the migrator sees: the known migrations and a stand-in for each applied one this process
+    // does not know (a part it does not include: the CLI on an app's database, an older release).
+    // The applied names are read before each run (see #withForeign): the migrator asks for its list
+    // while it holds the lock, when SQLite's one connection is taken.
+    const provider: MigrationProvider = {
+      getMigrations: async () => {
+        const known = await this.#provider.getMigrations();
+        const foreign = this.#applied.filter((name) => !(name in known));
+        return { ...known, ...Object.fromEntries(foreign.map((name) => [name, foreignMigration(name)])) };
+      },
+    };
     this.#migrator = new Migrator({
       db: opts.db,
       provider,
+      // One history for every part: a part's new migration may sort before one of another part's
+      // already applied (Bulwark's next `0010_…` after an app's `1000_orders`). Each still applies
+      // once, in name order among those pending.
+      allowUnorderedMigrations: true,
       migrationTableName: MIGRATION_TABLE,
       migrationLockTableName: `${MIGRATION_TABLE}_lock`,
       // Without an explicit schema Kysely looks for its table in every schema of the database and
@@ -126,7 +142,13 @@ export class KyselyMigrations implements Migrations {
 
   async up(): Promise<string[]> {
     if (await this.#upToDate()) return [];
+    await this.#readApplied();
     return applied(await this.#migrator.migrateToLatest(), 'up');
+  }
+
+  /** Reads the applied names for the stand-ins (none when there is no table yet or no answer). */
+  async #readApplied(): Promise<void> {
+    this.#applied = await this.#appliedNames().catch(() => []);
   }
 
   /**
@@ -136,31 +158,48 @@ export class KyselyMigrations implements Migrations {
    */
   async #upToDate(): Promise<boolean> {
     try {
-      const known = new Set(Object.keys(await this.#provider.getMigrations()));
-      const db = this.#schema === undefined ? this.#db : this.#db.withSchema(this.#schema);
-      const rows = await db.selectFrom(MIGRATION_TABLE).select('name').execute();
-      return rows.length === known.size && rows.every((row) => known.has(row.name));
+      const applied = new Set(await this.#appliedNames());
+      return Object.keys(await this.#provider.getMigrations()).every((name) => applied.has(name));
     } catch {
       return false;
     }
   }
 
+  /** The names recorded as applied; rejects when the table is missing or the database unreachable. */
+  async #appliedNames(): Promise<string[]> {
+    const db = this.#schema === undefined ? this.#db : this.#db.withSchema(this.#schema);
+    return (await db.selectFrom(MIGRATION_TABLE).select('name').execute()).map((row) => row.name);
+  }
+
+  /**
+   * Reverts the `steps` migrations applied last (in the order they were applied, which is not the
+   * name order when a part's migration came after another's), one locked run each; stops at the
+   * first that fails (a foreign one refuses), rejecting with what it names.
+   */
   async down(steps = 1): Promise<string[]> {
     if (!Number.isInteger(steps) || steps < 1) return [];
-    const executed = (await this.#list('down')).filter((m) => m.executedAt !== undefined);
-    if (executed.length === 0) return [];
-    // migrateTo() reverts everything after its target in one locked run.
-    const keep = executed.length - steps;
-    const target = keep > 0 ? (executed[keep - 1]?.name ?? NO_MIGRATIONS) : NO_MIGRATIONS;
-    return applied(await this.#migrator.migrateTo(target), 'down');
+    const reverted: string[] = [];
+    for (let i = 0; i < steps; i++) {
+      await this.#list('down');
+      const names = applied(await this.#migrator.migrateDown(), 'down');
+      if (names.length === 0) break;
+      reverted.push(...names);
+    }
+    return reverted;
   }
 
   async status(): Promise<MigrationState[]> {
+    const known = await this.#provider.getMigrations();
     const list = await this.#list('status');
-    return list.map((m) => ({ name: m.name, executedAt: m.executedAt }));
+    return list.map((m) => ({
+      name: m.name,
+      executedAt: m.executedAt,
+      ...(m.name in known ? {} : { foreign: true }),
+    }));
   }
 
   async #list(purpose: 'down' | 'status'): Promise<MigrationState[]> {
+    await this.#readApplied();
     try {
       const infos = await this.#migrator.getMigrations();
       return infos.map((m) => ({ name: m.name, executedAt: m.executedAt?.getTime() }));
@@ -169,6 +208,23 @@ export class KyselyMigrations implements Migrations {
       throw unavailableError(this.#engine, `cannot read migration state: ${describeError(error)}`, error);
     }
   }
+}
+
+/**
+ * An applied migration of a part this process does not include: it never runs up (it is applied);
+ * run down, it refuses, naming why. Only the process that includes the part can revert it.
+ */
+function foreignMigration(name: string): Migration {
+  const refuse = (direction: 'up' | 'down') => () =>
+    Promise.reject(
+      bulwarkError('BWK_ERR_STORE_MIGRATION_FAILED', {
+        migration: name,
+        direction,
+        detail:
+          'it belongs to a part this process does not include (revert it from the app that has the part)',
+      }),
+    );
+  return { up: refuse('up'), down: refuse('down') };
 }
 
 function applied(result: MigrationResultSet, direction: 'up' | 'down'): string[] {

@@ -236,6 +236,8 @@ export interface MigrationState {
   name: string;
   /** Milliseconds since the epoch, or undefined when not applied. */
   executedAt: number | undefined;
+  /** Applied by a part this process does not include (an app's own part, seen from the CLI). */
+  foreign?: true;
 }
 
 /**
