@@ -158,6 +158,7 @@ describe('admin API', () => {
     const list = await app.inject({ method: 'GET', url: '/admin/api/dependencies', headers: auth });
     expect(list.statusCode).toBe(200);
     expect(list.json()).toEqual([expect.objectContaining({ name: 'redis', mode: 'primary', forced: false })]);
+    const switchesBefore = list.json<{ switches: number; lastSwitchAt: number | null }[]>()[0]!;
 
     const forced = await app.inject({
       method: 'PUT',
@@ -167,6 +168,11 @@ describe('admin API', () => {
     });
     expect(forced.statusCode).toBe(200);
     expect(forced.json()).toMatchObject({ name: 'redis', mode: 'fallback', forced: true, reason: 'forced' });
+    // The switch is counted and timed.
+    const sw = forced.json<{ switches: number; lastSwitchAt: number | null }>();
+    expect(sw.switches).toBe(switchesBefore.switches + 1);
+    expect(sw.lastSwitchAt).toBeGreaterThanOrEqual(switchesBefore.lastSwitchAt ?? 0);
+    expect(Math.abs(Date.now() - sw.lastSwitchAt!)).toBeLessThan(5_000);
     expect(instance.dependencies['redis']?.mode).toBe('fallback');
     const health = (await app.inject({ method: 'GET', url: '/health' })).json<{
       checks: Record<string, { status: string }[]>;

@@ -23,6 +23,9 @@ const Dependency = Type.Object({
   reason: Type.String(),
   forced: Type.Boolean(),
   switches: Type.Integer(),
+  lastSwitchAt: Type.Union([Type.Integer(), Type.Null()], {
+    description: 'ms since the epoch; null before the first switch',
+  }),
   requiredStreakMs: Type.Integer(),
 });
 const security = [{ adminKey: [] }];
@@ -171,6 +174,7 @@ function describe(failover: Bulwark['dependencies'][string]) {
     reason: failover.reason,
     forced: failover.forced,
     switches: failover.switches,
+    lastSwitchAt: failover.lastSwitchAt ?? null,
     requiredStreakMs: failover.requiredStreakMs,
   };
 }

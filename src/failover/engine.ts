@@ -50,6 +50,7 @@ export class Failover {
   #flaps = 0;
   #lastFailbackAt: number | undefined;
   #switches = 0;
+  #lastSwitchAt: number | undefined;
 
   constructor(options: FailoverOptions) {
     this.name = options.name;
@@ -93,6 +94,11 @@ export class Failover {
   /** Switches so far (both directions). */
   get switches(): number {
     return this.#switches;
+  }
+
+  /** When the last switch happened (ms since the epoch); undefined before the first. */
+  get lastSwitchAt(): number | undefined {
+    return this.#lastSwitchAt;
   }
 
   /** Healthy streak (ms) the primary must show before the next failback. */
@@ -244,6 +250,7 @@ export class Failover {
     this.#reason = reason;
     if (from !== to) {
       this.#switches += 1;
+      this.#lastSwitchAt = now;
       this.#emit(from, to, reason);
     }
     if (to === 'fallback' && !this.#forced) this.#scheduleProbe();

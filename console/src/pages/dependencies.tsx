@@ -1,11 +1,13 @@
-// Dependencies: the side each degradable dependency is served from, why, its switches, and the
-// kill switch (forcing it onto its embedded fallback needs a typed confirmation).
+// Dependencies: the side each degradable dependency is served from, why, its switches and the last
+// one, the kill switch (forcing it onto its embedded fallback needs a typed confirmation), and the
+// mode of each dependency on every live instance (from the instances registry).
 import { useState } from 'preact/hooks';
 import { api } from '../api.js';
 import { useLive } from '../live.js';
 import type { Route } from '../router.js';
 import { useCanOperate } from '../session.js';
 import {
+  Ago,
   Badge,
   ConfirmDialog,
   duration,
@@ -22,7 +24,17 @@ interface Dependency {
   reason: string;
   forced: boolean;
   switches: number;
+  lastSwitchAt: number | null;
   requiredStreakMs: number;
+}
+
+interface InstanceRow {
+  instanceId: string;
+  host: string;
+  pid: number;
+  alive: boolean;
+  lastSeen: number;
+  dependencies: Record<string, { mode: 'primary' | 'fallback'; forced: boolean }>;
 }
 
 export function DependenciesPage(_props: { route: Route }) {
@@ -30,7 +42,12 @@ export function DependenciesPage(_props: { route: Route }) {
     (signal) => api<Dependency[]>('GET', '/dependencies', undefined, signal),
     'dependencies',
   );
+  const instances = useLoad(
+    (signal) => api<{ instances: InstanceRow[] }>('GET', '/instances', undefined, signal),
+    'instances',
+  );
   useLive(['dependencies'], loaded.reload);
+  useLive(['instances', 'dependencies'], instances.reload);
   const [confirm, setConfirm] = useState<ConfirmRequest | undefined>();
   const operate = useCanOperate();
   const force = (dependency: Dependency, forced: boolean) =>
@@ -74,6 +91,7 @@ export function DependenciesPage(_props: { route: Route }) {
                   <th scope="col">Served from</th>
                   <th scope="col">Why</th>
                   <th scope="col">Switches</th>
+                  <th scope="col">Last switch</th>
                   <th scope="col">Healthy streak to fail back</th>
                   {operate && <th scope="col">Kill switch</th>}
                 </tr>
@@ -92,6 +110,9 @@ export function DependenciesPage(_props: { route: Route }) {
                     </td>
                     <td>{dependency.reason}</td>
                     <td>{dependency.switches}</td>
+                    <td>
+                      <Ago at={dependency.lastSwitchAt} />
+                    </td>
                     <td>{duration(dependency.requiredStreakMs)}</td>
                     {operate && (
                       <td>
@@ -113,7 +134,60 @@ export function DependenciesPage(_props: { route: Route }) {
           )
         }
       </Loading>
+      <h2>On every instance</h2>
+      <Loading loaded={instances}>
+        {({ instances: rows }) => <PerInstance rows={rows.filter((row) => row.alive)} />}
+      </Loading>
       <ConfirmDialog request={confirm} onClose={() => setConfirm(undefined)} />
     </section>
+  );
+}
+
+/** Which side every live instance serves each dependency from (a cluster, several hosts). */
+function PerInstance(props: { rows: InstanceRow[] }) {
+  const names = [...new Set(props.rows.flatMap((row) => Object.keys(row.dependencies)))].sort();
+  if (props.rows.length === 0) return <p class="muted">No live instance has reported yet (every 10 s).</p>;
+  if (names.length === 0) return <p class="muted">No instance has a degradable dependency.</p>;
+  return (
+    <table>
+      <thead>
+        <tr>
+          <th scope="col">Instance</th>
+          {names.map((name) => (
+            <th scope="col" key={name}>
+              {name}
+            </th>
+          ))}
+          <th scope="col">Last seen</th>
+        </tr>
+      </thead>
+      <tbody>
+        {props.rows.map((row) => (
+          <tr key={row.instanceId}>
+            <td>
+              <code>{row.host}</code> pid {row.pid}
+            </td>
+            {names.map((name) => {
+              const dependency = row.dependencies[name];
+              return (
+                <td key={name}>
+                  {dependency === undefined ? (
+                    <span class="muted">—</span>
+                  ) : (
+                    <>
+                      <Badge tone={dependency.mode === 'primary' ? 'ok' : 'warn'}>{dependency.mode}</Badge>
+                      {dependency.forced && <Badge tone="bad">forced</Badge>}
+                    </>
+                  )}
+                </td>
+              );
+            })}
+            <td>
+              <Ago at={row.lastSeen} />
+            </td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
   );
 }
