@@ -132,6 +132,39 @@ describe('alert manager: silences, acks, repeats, escalation, inhibition', () =>
     expect(outbox.find((e) => e.key === 'disk:1:team')?.lastError).toContain('resizing the volume');
   });
 
+  it('a silence holds however many ended ones are stored; each evaluation deletes the ended ones', async () => {
+    const { engine, values, delivered, tick, clock, store } = await setup([rule('disk')]);
+    // 1 000 ended silences whose ids sort before any random one (a store read a page of 1 000
+    // and missed every silence after it).
+    await store.kv.putMany(
+      'bulwark.alerts.silences',
+      Array.from({ length: 1_000 }, (_, i) => ({
+        key: `!ended-${String(i).padStart(4, '0')}`,
+        value: {
+          id: `!ended-${i}`,
+          matchers: { alertname: 'disk' },
+          startsAt: clock.now - 7_200_000,
+          endsAt: clock.now - 3_600_000,
+          createdBy: 'a',
+          comment: 'old',
+        },
+      })),
+    );
+    const active = await engine.silences.add({
+      matchers: { alertname: 'disk' },
+      startsAt: clock.now,
+      endsAt: clock.now + 3_600_000,
+      createdBy: 'a',
+      comment: 'resizing',
+    });
+    expect((await engine.silences.list(clock.now)).map((s) => s.id)).toEqual([active.id]);
+    values.set('disk', 5);
+    await tick();
+    expect(delivered).toEqual([]);
+    expect((await engine.outbox.list()).map((e) => e.state)).toEqual(['silenced']);
+    expect((await store.kv.list('bulwark.alerts.silences')).map((e) => e.key)).toEqual([active.id]);
+  });
+
   it('a resolve goes out when its firing did, even if a silence started in between', async () => {
     const { engine, values, delivered, tick, clock } = await setup([rule('disk')]);
     values.set('disk', 5);

@@ -95,6 +95,7 @@ async function redisDriver(name: string, extra: Partial<RedisJobQueueOptions> = 
     store,
     pollMs: 20,
     ...(extra.metrics ? { metrics: extra.metrics } : {}),
+    ...(extra.now ? { now: extra.now } : {}),
   });
   const queues = new RedisJobQueue({
     url: redis.url,
@@ -316,6 +317,26 @@ describe('an add slower than its deadline', () => {
     await until(() => drainedQueue(queues, 'late'), 10_000, 'the queue drained');
     expect(ran).toEqual(['late-job']);
     expect(await registry.metrics()).toContain('bulwark_queue_jobs_total{queue="late",event="added"} 1');
+  });
+});
+
+describe('the spool replayed into BullMQ', () => {
+  it('keeps a delayed job due when it was due, however late the replay', async () => {
+    let clock = Date.now();
+    const { queues } = await redisDriver('replay-due', { now: () => clock });
+    queues.redisEnabled = false; // new jobs go to the spool
+    await queues.add('later', 1, { id: 'd', delay: 60_000 });
+    const due = clock + 60_000;
+    clock += 30_000; // replayed 30 s after it was added
+    queues.redisEnabled = true;
+    expect(await queues.replay()).toBe(1);
+    const { Redis } = await import('ioredis');
+    const client = new Redis(redis.url);
+    const score = Number(await client.zscore('bulwark:q:later:delayed', 'd'));
+    client.disconnect();
+    // BullMQ's delayed score is the due time × 4096 plus a tie-breaker.
+    expect(Math.floor(score / 0x1000)).toBe(due);
+    expect((await queues.list('later', 'delayed')).map((j) => j.runAt)).toEqual([due]);
   });
 });
 

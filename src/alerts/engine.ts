@@ -189,6 +189,8 @@ export class AlertEngine {
           await this.#o.act?.(rule).catch(this.#warn(`the action of ${rule.id}`));
       }
     }
+    // Ended silences would otherwise pile up in the store, read by every silence check.
+    await this.silences.prune(now).catch(this.#warn('pruning ended silences'));
   }
 
   /** The state row (compare-and-set on its version) and the transition's notifications, in one transaction. */

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { bulwarkError } from '../errors/index.js';
-import type { KvRepository } from '../store/types.js';
+import type { KvEntry, KvRepository } from '../store/types.js';
 import type { Severity } from './rules.js';
 
 /** Label equality matchers: every one must hold (`alertname` is the rule id). */
@@ -54,6 +54,8 @@ export const DEFAULT_INHIBIT: InhibitRule[] = [
 ];
 
 const SILENCES = 'bulwark.alerts.silences';
+/** Silences read per query. */
+const SILENCE_PAGE = 1_000;
 const ACKS = 'bulwark.alerts.acks';
 
 /** True when every matcher holds on `labels`. */
@@ -124,13 +126,36 @@ export class AlertSilences {
     return silence;
   }
 
-  /** Silences not yet ended at `now` (active or future), soonest ending first. */
+  /** Every stored silence, ended or not, a page of {@link SILENCE_PAGE} at a time. */
+  async #stored(): Promise<KvEntry<Silence>[]> {
+    const all: KvEntry<Silence>[] = [];
+    for (;;) {
+      const after = all.at(-1)?.key;
+      const entries = await this.#kv.list<Silence>(SILENCES, {
+        limit: SILENCE_PAGE,
+        ...(after === undefined ? {} : { after }),
+      });
+      all.push(...entries);
+      if (entries.length < SILENCE_PAGE) return all;
+    }
+  }
+
+  /**
+   * Silences not yet ended at `now` (active or future), soonest ending first. Reads every stored
+   * silence: ended ones stay stored until {@link AlertSilences.prune} (each evaluation pass).
+   */
   async list(now: number): Promise<Silence[]> {
-    const entries = await this.#kv.list<Silence>(SILENCES, { limit: 1_000 });
-    return entries
+    return (await this.#stored())
       .map((e) => e.value)
       .filter((s) => s.endsAt > now)
       .sort((a, b) => a.endsAt - b.endsAt);
+  }
+
+  /** Deletes the silences that ended at or before `now`; resolves how many. */
+  async prune(now: number): Promise<number> {
+    const ended = (await this.#stored()).filter((e) => e.value.endsAt <= now);
+    for (const entry of ended) await this.#kv.delete(SILENCES, entry.key);
+    return ended.length;
   }
 
   /** Ends a silence now; false when there was none. */

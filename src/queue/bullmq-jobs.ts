@@ -36,7 +36,10 @@ export class BullJobs {
   /** A spooled job, with its due time, remaining attempts and creation time. */
   replayed(row: JobRow): BullAdd {
     const options = row.options === null ? {} : (JSON.parse(row.options) as Envelope['o'] & object);
-    const delay = Math.max(0, Number(row.run_at) - this.#now());
+    // BullMQ makes a job due at its timestamp (here its creation) plus its delay: a job not yet due
+    // keeps its due time only with the delay counted from its creation, not from the replay.
+    const runAt = Number(row.run_at);
+    const delay = runAt > this.#now() ? runAt - Number(row.created_at) : 0;
     const opts: JobOptions = {
       attempts: Math.max(1, row.max_attempts - row.attempts),
       priority: row.priority,
