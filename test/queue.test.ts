@@ -547,6 +547,20 @@ describe.each(drivers)('job queue conformance: $name', (driver) => {
     expect(rows.rows.map((r) => r.k)).toEqual(['a', 'b']);
   });
 
+  it('measures the wait from when the job fell due', async () => {
+    const registry = new Registry();
+    const { queue } = await open({ metrics: new QueueMetrics(registry) });
+    await queue.add('w', 1);
+    // The wait being measured: no worker for 250 ms.
+    await sleep(250);
+    queue.process('w', async () => undefined);
+    await until(async () =>
+      (await registry.metrics()).includes('bulwark_queue_wait_seconds_count{queue="w"} 1'),
+    );
+    const sum = /bulwark_queue_wait_seconds_sum\{queue="w"\} ([\d.e-]+)/.exec(await registry.metrics());
+    expect(Number(sum?.[1])).toBeGreaterThanOrEqual(0.25);
+  });
+
   it('exports per-state counts at scrape time and job events', async () => {
     const registry = new Registry();
     const { queue } = await open({ metrics: new QueueMetrics(registry) });

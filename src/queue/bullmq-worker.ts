@@ -20,6 +20,14 @@ export interface Envelope {
   o?: { backoff?: BackoffOptions; timeout?: number };
 }
 
+/**
+ * When a BullMQ job was first due: added, plus its delay (BullMQ keeps no record of when a retry
+ * fell due).
+ */
+export function dueAt(job: BullJob): number {
+  return job.timestamp + (job.opts.delay ?? 0);
+}
+
 /** Builds BullMQ workers (tests substitute one that stops making progress). */
 export type WorkerFactory = (
   queue: string,
@@ -126,10 +134,14 @@ export class BullWorker {
       maxAttempts: bull.opts.attempts ?? 1,
       priority: bull.opts.priority ?? 0,
       createdAt: bull.timestamp,
-      runAt: bull.timestamp + (bull.opts.delay ?? 0),
+      runAt: dueAt(bull),
     };
     const startedAt = this.#o.now();
-    this.#o.metrics?.started(job.queue, (startedAt - (bull.processedOn ?? startedAt)) / 1000);
+    // The wait is known for a first attempt only: BullMQ keeps no record of when a retry fell due.
+    this.#o.metrics?.started(
+      job.queue,
+      bull.attemptsMade === 0 ? (startedAt - dueAt(bull)) / 1000 : undefined,
+    );
     try {
       await runHandler(this.#handler, job, data.o?.timeout);
     } catch (error) {

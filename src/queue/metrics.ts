@@ -90,10 +90,11 @@ export class QueueMetrics {
     this.#series(queue).added.inc(n);
   }
 
-  started(queue: string, waitSeconds: number): void {
+  /** An attempt started, `waitSeconds` after its job fell due (undefined: not known, not observed). */
+  started(queue: string, waitSeconds: number | undefined): void {
     const series = this.#series(queue);
     series.started.inc();
-    series.wait.observe(Math.max(0, waitSeconds));
+    if (waitSeconds !== undefined) series.wait.observe(Math.max(0, waitSeconds));
   }
 
   finished(queue: string, outcome: JobOutcome, runSeconds: number, latencySeconds: number | undefined): void {
