@@ -19,6 +19,7 @@ const BULWARK = [
   '0006_alerts',
   '0007_access',
   '0008_instances',
+  '0009_error_trends',
 ];
 
 /** A part of the application that owns a table, as a user adds one with `options.parts`. */

@@ -78,7 +78,18 @@ describe('store outage: every capability answers BWK_ERR_STORE_UNAVAILABLE', () 
       },
       alerts: {
         defaultRules: false,
-        // Never contacted: no rule, so nothing fires.
+        // Never contacted: the one rule cannot fire (its series has no point). A rule there is, so
+        // that the alerts page reads its state from the store.
+        rules: [
+          {
+            id: 'never',
+            kind: 'threshold',
+            series: 'outage.never',
+            fireAbove: 1,
+            severity: 'info',
+            summary: 'never fires',
+          },
+        ],
         receivers: [{ name: 'ops', type: 'webhook', url: 'http://127.0.0.1:9/hook' }],
         // Fast loops, so an outage spans many passes of each.
         evaluateEveryMs: 50,

@@ -30,6 +30,7 @@ describe.each(['sqlite', 'postgres'] as const)('store conformance: %s', (engine)
       { name: '0006_alerts', executedAt: undefined },
       { name: '0007_access', executedAt: undefined },
       { name: '0008_instances', executedAt: undefined },
+      { name: '0009_error_trends', executedAt: undefined },
     ]);
     expect(await store.migrations.up()).toEqual([
       '0001_kv',
@@ -40,11 +41,13 @@ describe.each(['sqlite', 'postgres'] as const)('store conformance: %s', (engine)
       '0006_alerts',
       '0007_access',
       '0008_instances',
+      '0009_error_trends',
     ]);
     expect(await store.migrations.up()).toEqual([]);
     for (const state of await store.migrations.status()) expect(state.executedAt).toBeTypeOf('number');
 
-    expect(await store.migrations.down(4)).toEqual([
+    expect(await store.migrations.down(5)).toEqual([
+      '0009_error_trends',
       '0008_instances',
       '0007_access',
       '0006_alerts',
@@ -67,6 +70,7 @@ describe.each(['sqlite', 'postgres'] as const)('store conformance: %s', (engine)
       '0006_alerts',
       '0007_access',
       '0008_instances',
+      '0009_error_trends',
     ]);
     expect(await store.kv.get('ns', 'k')).toBeUndefined();
   });

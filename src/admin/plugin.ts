@@ -16,8 +16,6 @@ import { registerMetricsHistoryRoutes } from './metrics.js';
 import { registerInstanceRoutes } from './instances.js';
 import { registerEventStream } from './events.js';
 import { registerOverviewRoutes } from './overview.js';
-import { registerConfigRoutes } from './config.js';
-import { registerAnnotationRoutes } from './annotations.js';
 
 const Dependency = Type.Object({
   name: Type.String(),
@@ -126,14 +124,12 @@ export async function registerAdminApi(app: FastifyInstance, bulwark: Bulwark): 
       registerQueueRoutes(admin, bulwark);
       registerSupervisorRoutes(admin, bulwark);
       registerErrorRoutes(admin, bulwark.errors);
-      if (bulwark.alerts !== undefined) registerAlertRoutes(admin, bulwark.alerts);
+      if (bulwark.alerts !== undefined) registerAlertRoutes(admin, bulwark.alerts, bulwark.store);
       if (bulwark.metrics.history !== undefined) registerMetricsHistoryRoutes(admin, bulwark.metrics.history);
       registerFlagRoutes(admin, bulwark);
       registerInstanceRoutes(admin, bulwark);
       registerEventStream(admin, bulwark);
       registerOverviewRoutes(admin, bulwark);
-      if (bulwark.config !== undefined) registerConfigRoutes(admin, bulwark);
-      registerAnnotationRoutes(admin, bulwark);
 
       typed.get(
         '/audit',

@@ -120,6 +120,11 @@ export class AlertEngine {
     return this.#o.rules;
   }
 
+  /** The configured receivers by name and type (never their URLs, keys or addresses: secrets). */
+  get receivers(): { name: string; type: Receiver['type'] }[] {
+    return [...this.#receivers.values()].map((r) => ({ name: r.name, type: r.type }));
+  }
+
   /** Every rule with its stored state. */
   async rules(): Promise<RuleView[]> {
     const rows = await this.#o.store.db.selectFrom('bulwark_alerts').selectAll().execute();

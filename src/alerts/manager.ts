@@ -158,6 +158,11 @@ export class AlertSilences {
     return ended.length;
   }
 
+  /** A stored silence, ended or not; undefined when there is none. */
+  async get(id: string): Promise<Silence | undefined> {
+    return (await this.#kv.get<Silence>(SILENCES, id))?.value;
+  }
+
   /** Ends a silence now; false when there was none. */
   expire(id: string): Promise<boolean> {
     return this.#kv.delete(SILENCES, id);
@@ -171,6 +176,12 @@ export class AlertSilences {
   async ack(ack: Ack): Promise<Ack> {
     await this.#kv.put(ACKS, ack.rule, ack);
     return ack;
+  }
+
+  /** The stored acknowledgements of `rules`, by rule, whatever firing they acknowledge: one read. */
+  async acks(rules: string[]): Promise<Map<string, Ack>> {
+    const entries = await this.#kv.getMany<Ack>(ACKS, rules);
+    return new Map([...entries].map(([rule, entry]) => [rule, entry.value]));
   }
 
   /** The acknowledgement of `rule`'s firing transition `transition`, if it still applies. */

@@ -130,15 +130,28 @@ export class AlertOutbox {
     return row?.state as OutboxEntry['state'] | undefined;
   }
 
-  /** Newest first, optionally of one state. */
-  async list(opts: { state?: OutboxEntry['state']; limit?: number } = {}): Promise<OutboxEntry[]> {
+  /** Newest first, optionally of one state, optionally only those older than the id `before` (paging). */
+  async list(
+    opts: { state?: OutboxEntry['state']; limit?: number; before?: number } = {},
+  ): Promise<OutboxEntry[]> {
     let query = this.#db.selectFrom('bulwark_alert_outbox').selectAll();
     if (opts.state !== undefined) query = query.where('state', '=', opts.state);
+    if (opts.before !== undefined) query = query.where('id', '<', opts.before);
     const rows = await query
       .orderBy('id', 'desc')
       .limit(opts.limit ?? 100)
       .execute();
     return rows.map(toEntry);
+  }
+
+  /** One notification; undefined when there is none with that id. */
+  async get(id: number): Promise<OutboxEntry | undefined> {
+    const row = await this.#db
+      .selectFrom('bulwark_alert_outbox')
+      .selectAll()
+      .where('id', '=', id)
+      .executeTakeFirst();
+    return row === undefined ? undefined : toEntry(row);
   }
 
   /** Deletes sent and dead notifications created before `before`. */

@@ -326,6 +326,11 @@ export const catalogue = {
     message: 'Alert {rule} is not firing (it is {state}): nothing to acknowledge',
     area: 'alerts',
   },
+  BWK_ERR_ALERTS_NOTIFICATION_NOT_FOUND: {
+    status: 404,
+    message: 'No notification {id} in the alert outbox',
+    area: 'alerts',
+  },
   BWK_ERR_METRICS_OPTIONS: {
     status: 500,
     message: 'Invalid metrics history options: {summary}',

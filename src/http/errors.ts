@@ -23,6 +23,27 @@ const BrowserReportBody = Type.Object(
         { additionalProperties: false },
       ),
     ),
+    breadcrumbs: Type.Optional(
+      Type.Array(
+        Type.Object(
+          {
+            at: Type.Integer({ minimum: 0 }),
+            category: Text(100),
+            message: Type.String({ maxLength: 500 }),
+            level: Type.Optional(Type.Enum(['debug', 'info', 'warning', 'error'])),
+            data: Type.Optional(
+              Type.Record(
+                Type.String({ maxLength: 100 }),
+                Type.Union([Type.String({ maxLength: 500 }), Type.Number(), Type.Boolean()]),
+                { maxProperties: 20 },
+              ),
+            ),
+          },
+          { additionalProperties: false },
+        ),
+        { maxItems: 30 },
+      ),
+    ),
   },
   { additionalProperties: false },
 );

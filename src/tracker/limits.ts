@@ -45,13 +45,19 @@ export const BROWSER_TEXT_LIMITS = { message: 1_000, stack: 4_000, url: 500 } as
 type Sample = Omit<ErrorSample, 'id'>;
 
 /**
- * `sample` cut down until its JSON is at most `maxBytes` bytes of UTF-8: the stack first, then the
- * message; if still too large, tags go and the user context is reduced to `id` and `username`;
- * last, only the essentials stay (type, a 100-character message, level, release, time). Escaping
- * and multi-byte characters make bytes differ from characters, so the size is measured each time.
+ * `sample` cut down until its JSON is at most `maxBytes` bytes of UTF-8: the oldest breadcrumbs
+ * first (halving them), then the stack, then the message; if still too large, tags go and the user
+ * context is reduced to `id` and `username`; last, only the essentials stay (type, a 100-character
+ * message, level, release, time). Escaping and multi-byte characters make bytes differ from
+ * characters, so the size is measured each time.
  */
 export function fitSample(sample: Sample, maxBytes: number): Sample {
   let fitted = sample;
+  while (fitted.breadcrumbs !== undefined && sizeOf(fitted) > maxBytes) {
+    const { breadcrumbs, ...rest } = fitted;
+    const kept = breadcrumbs.slice(Math.ceil(breadcrumbs.length / 2));
+    fitted = kept.length === 0 ? rest : { ...rest, breadcrumbs: kept };
+  }
   for (const field of ['stack', 'message'] as const) {
     for (let pass = 0; pass < 6; pass += 1) {
       const bytes = sizeOf(fitted);

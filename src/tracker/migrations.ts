@@ -1,10 +1,11 @@
-// The tables of the error tracker (queries in store.ts): migration 0004_errors, registered by the
-// errors part.
+// The tables of the error tracker (queries in store.ts): migrations 0004_errors and
+// 0009_error_trends, registered by the errors part.
 import type { Migration } from 'kysely';
 import type { StoreEngine } from '../store/types.js';
 
 /**
- * The error tracker's schema history: `0004_errors` (error groups and their sample events). A
+ * The error tracker's schema history: `0004_errors` (error groups and their sample events),
+ * `0009_error_trends` (hourly counts per group, the users-affected sketch, the list's index). A
  * released migration is never edited, only followed by a new one; `engine` is the only place where
  * SQL dialects differ.
  */
@@ -57,6 +58,38 @@ export function errorsMigrations(engine: StoreEngine): Record<string, Migration>
       async down(db) {
         await db.schema.dropTable('bulwark_error_events').execute();
         await db.schema.dropTable('bulwark_error_groups').execute();
+      },
+    },
+    '0009_error_trends': {
+      async up(db) {
+        const big = engine === 'postgres' ? 'bigint' : 'integer';
+        // Occurrences per group and hour (`hour`: its start, ms): the console's sparkline of the
+        // last 24 h, read for a page of groups in one query by the primary key.
+        await db.schema
+          .createTable('bulwark_error_hours')
+          .addColumn('fingerprint', 'text', (c) => c.notNull())
+          .addColumn('hour', 'bigint', (c) => c.notNull())
+          .addColumn('count', big, (c) => c.notNull())
+          .addPrimaryKeyConstraint('bulwark_error_hours_pk', ['fingerprint', 'hour'])
+          .execute();
+        // Users affected: an estimate, and the HyperLogLog sketch it comes from (base64, src/tracker/users.ts).
+        await db.schema
+          .alterTable('bulwark_error_groups')
+          .addColumn('users', 'integer', (c) => c.notNull().defaultTo(0))
+          .execute();
+        await db.schema.alterTable('bulwark_error_groups').addColumn('users_sketch', 'text').execute();
+        // The list of every state, most recently seen first (0004's index leads with the state).
+        await db.schema
+          .createIndex('bulwark_error_groups_last_seen_idx')
+          .on('bulwark_error_groups')
+          .columns(['last_seen', 'fingerprint'])
+          .execute();
+      },
+      async down(db) {
+        await db.schema.dropIndex('bulwark_error_groups_last_seen_idx').execute();
+        await db.schema.alterTable('bulwark_error_groups').dropColumn('users_sketch').execute();
+        await db.schema.alterTable('bulwark_error_groups').dropColumn('users').execute();
+        await db.schema.dropTable('bulwark_error_hours').execute();
       },
     },
   };

@@ -15,8 +15,17 @@ import {
   type ErrorLimits,
 } from './limits.js';
 import type { SentryForwarder } from './sentry.js';
-import type { ErrorStore, PendingGroup } from './store.js';
+import {
+  HOUR_MS,
+  hourOf,
+  type ErrorStore,
+  type GroupCursor,
+  type GroupFilter,
+  type PendingGroup,
+} from './store.js';
+import { userKey } from './users.js';
 import type {
+  Breadcrumb,
   BrowserReport,
   CaptureContext,
   CaptureResult,
@@ -54,6 +63,10 @@ export interface ErrorTrackerOptions {
 
 /** Samples gathered per group between two writes. */
 const SAMPLES_PER_FLUSH = 5;
+/** Distinct users gathered per group between two writes (the rest of a flood is not counted). */
+const USERS_PER_FLUSH = 1_000;
+/** Breadcrumbs kept per sample (the newest), and characters of each message. */
+const BREADCRUMBS = { count: 30, message: 500 } as const;
 /** Groups gathered between two writes beyond which new groups are dropped (an error storm). */
 const MAX_PENDING_GROUPS = 1_000;
 /** Of those, browser groups at most: a browser flood never takes the room of server errors. */
@@ -162,7 +175,10 @@ export class ErrorTracker {
       report.type ?? 'Error',
       report.message.slice(0, BROWSER_TEXT_LIMITS.message),
       report.stack?.slice(0, BROWSER_TEXT_LIMITS.stack),
-      { ...(report.user === undefined ? {} : { user: report.user }) },
+      {
+        ...(report.user === undefined ? {} : { user: report.user }),
+        ...(report.breadcrumbs === undefined ? {} : { breadcrumbs: report.breadcrumbs }),
+      },
       { ...(url === undefined ? {} : { url }), release: report.release ?? this.#o.release },
     );
   }
@@ -203,15 +219,26 @@ export class ErrorTracker {
         lastSeen: now,
         release,
         samples: [],
+        hours: new Map(),
+        users: new Set(),
       };
       this.#pending.set(fingerprint, group);
       if (source === 'browser') this.#pendingBrowser += 1;
     }
     group.count += 1;
     group.lastSeen = now;
+    const hour = hourOf(now);
+    group.hours.set(hour, (group.hours.get(hour) ?? 0) + 1);
+    const user = userKey(context.user);
+    if (user !== undefined && group.users.size < USERS_PER_FLUSH) group.users.add(user);
     const sampled = this.#o.flags.isEnabled('bulwark.errors.sample', { targetingKey: randomUUID() }, true);
     if (sampled && group.samples.length < SAMPLES_PER_FLUSH) {
-      const safe = redactSecrets({ request: context.request, user: context.user, tags: context.tags });
+      const safe = redactSecrets({
+        request: context.request,
+        user: context.user,
+        tags: context.tags,
+        breadcrumbs: trail(context.breadcrumbs),
+      });
       const sample = {
         at: now,
         release,
@@ -224,6 +251,7 @@ export class ErrorTracker {
         ...(safe.request === undefined ? {} : { request: safe.request }),
         ...(safe.user === undefined ? {} : { user: safe.user }),
         ...(safe.tags === undefined ? {} : { tags: safe.tags }),
+        ...(safe.breadcrumbs === undefined ? {} : { breadcrumbs: safe.breadcrumbs }),
         ...(browser?.url === undefined ? {} : { url: browser.url }),
       };
       group.samples.push(fitSample(sample, sampleBytes(this.#limits, source)));
@@ -298,6 +326,8 @@ export class ErrorTracker {
     }
     newer.count += group.count;
     newer.firstSeen = Math.min(newer.firstSeen, group.firstSeen);
+    for (const [hour, count] of group.hours) newer.hours.set(hour, (newer.hours.get(hour) ?? 0) + count);
+    for (const user of group.users) if (newer.users.size < USERS_PER_FLUSH) newer.users.add(user);
     newer.samples = [...group.samples, ...newer.samples].slice(-SAMPLES_PER_FLUSH);
   }
 
@@ -306,11 +336,59 @@ export class ErrorTracker {
     return this.#o.errors.list({ ...opts, limit: opts.limit ?? 50 });
   }
 
-  /** One group with its samples, newest first; `BWK_ERR_ERRORS_GROUP_NOT_FOUND` if none. */
-  async group(fingerprint: string, samples = 20): Promise<{ group: ErrorGroup; samples: ErrorSample[] }> {
+  /**
+   * A page of groups for a list (the console's): `filter`, most recently seen first, at most
+   * `limit` after `after`, each with its occurrences per hour over the last 24 h (oldest first);
+   * `total` is how many `filter` matches and `next` where the following page starts (none: last).
+   * Three queries whatever the page's size.
+   */
+  async page(opts: GroupFilter & { limit: number; after?: GroupCursor | undefined }): Promise<{
+    groups: (ErrorGroup & { hourly: number[] })[];
+    total: number;
+    next: GroupCursor | undefined;
+  }> {
+    const [rows, total] = await Promise.all([
+      this.#o.errors.list({ ...opts, limit: opts.limit + 1 }),
+      this.#o.errors.count(opts),
+    ]);
+    const groups = rows.slice(0, opts.limit);
+    const hourly = await this.#o.errors.hourly(
+      groups.map((g) => g.fingerprint),
+      this.#now(),
+    );
+    const last = groups.at(-1);
+    return {
+      groups: groups.map((g) => ({ ...g, hourly: hourly.get(g.fingerprint) ?? [] })),
+      total,
+      next:
+        rows.length > opts.limit && last !== undefined
+          ? { lastSeen: last.lastSeen, fingerprint: last.fingerprint }
+          : undefined,
+    };
+  }
+
+  /**
+   * One group with its occurrences per hour over the last 24 h and its samples, newest first;
+   * `BWK_ERR_ERRORS_GROUP_NOT_FOUND` if none.
+   */
+  async group(
+    fingerprint: string,
+    samples = 20,
+  ): Promise<{ group: ErrorGroup & { hourly: number[] }; samples: ErrorSample[] }> {
     const group = await this.#o.errors.get(fingerprint);
     if (group === undefined) throw bulwarkError('BWK_ERR_ERRORS_GROUP_NOT_FOUND', { fingerprint });
-    return { group, samples: await this.#o.errors.samples(fingerprint, samples) };
+    const [hourly, stored] = await Promise.all([
+      this.#o.errors.hourly([fingerprint], this.#now()),
+      this.#o.errors.samples(fingerprint, samples),
+    ]);
+    return { group: { ...group, hourly: hourly.get(fingerprint) ?? [] }, samples: stored };
+  }
+
+  /** One sample of a group, whole; `BWK_ERR_ERRORS_GROUP_NOT_FOUND` if the group has none with that id. */
+  async sample(fingerprint: string, id: number): Promise<ErrorSample> {
+    const sample = await this.#o.errors.sample(fingerprint, id);
+    if (sample === undefined) throw bulwarkError('BWK_ERR_ERRORS_GROUP_NOT_FOUND', { fingerprint });
+    return sample;
   }
 
   /** Resolves, ignores or re-opens a group, recorded in the audit log with who and why. */
@@ -334,7 +412,9 @@ export class ErrorTracker {
 
   /** Applies the retention: deletes old samples, and groups not seen within it. */
   prune(): Promise<{ groups: number; samples: number }> {
-    return this.#o.errors.prune(this.#now() - (this.#o.retentionMs ?? 30 * 86_400_000));
+    const now = this.#now();
+    // Hourly counts: the 24 h the console shows.
+    return this.#o.errors.prune(now - (this.#o.retentionMs ?? 30 * 86_400_000), hourOf(now) - 23 * HOUR_MS);
   }
 
   /** Writes what is gathered and lets Sentry send what it queued (at most `timeoutMs`). */
@@ -344,6 +424,16 @@ export class ErrorTracker {
     await this.flush();
     await this.#o.sentry?.close(timeoutMs);
   }
+}
+
+/** The newest breadcrumbs, each message cut: what a sample keeps of a trail. */
+function trail(breadcrumbs: Breadcrumb[] | undefined): Breadcrumb[] | undefined {
+  if (breadcrumbs === undefined || breadcrumbs.length === 0) return undefined;
+  return breadcrumbs.slice(-BREADCRUMBS.count).map((b) => ({
+    ...b,
+    category: String(b.category).slice(0, 100),
+    message: String(b.message).slice(0, BREADCRUMBS.message),
+  }));
 }
 
 /** Type, message and stack of anything thrown. */

@@ -1,11 +1,6 @@
 // A change as a diff: the fields of `before` and `after` (JSON) that differ, one line each.
 export function Diff(props: { before: unknown; after: unknown }) {
-  return <DiffTable rows={changes(props.before, props.after, '')} />;
-}
-
-/** Changed fields (dotted path, before, after) as a table; nothing when there are none. */
-export function DiffTable(props: { rows: Change[] }) {
-  const { rows } = props;
+  const rows = changes(props.before, props.after, '');
   if (rows.length === 0) return null;
   return (
     <table class="diff">
@@ -24,7 +19,7 @@ export function DiffTable(props: { rows: Change[] }) {
   );
 }
 
-export interface Change {
+interface Change {
   path: string;
   before: unknown;
   after: unknown;
