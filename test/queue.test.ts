@@ -547,18 +547,92 @@ describe.each(drivers)('job queue conformance: $name', (driver) => {
     expect(rows.rows.map((r) => r.k)).toEqual(['a', 'b']);
   });
 
-  it('measures the wait from when the job fell due', async () => {
+  it('pages through the jobs of a state with previews of their data; one job whole; the oldest waiting', async () => {
+    const { queue } = await open();
+    const before = Date.now();
+    const big = 'é'.repeat(1000); // 2 000 bytes of UTF-8
+    await queue.add('pg', { n: 1 }, { id: 'a' });
+    await queue.add('pg', { big }, { id: 'b' });
+    await queue.add('pg', { n: 3 }, { id: 'c', delay: 60_000 });
+    await queue.add('pg', { n: 4 }, { id: 'd' });
+    await queue.add('pg', { n: 5 }, { id: 'e' });
+    const ids: string[] = [];
+    const pages: (string | null)[] = [];
+    let after: string | undefined;
+    do {
+      const page = await queue.page('pg', 'waiting', { limit: 2, ...(after === undefined ? {} : { after }) });
+      ids.push(...page.jobs.map((j) => j.id));
+      pages.push(page.next);
+      after = page.next ?? undefined;
+    } while (after !== undefined && pages.length < 5);
+    expect(ids).toEqual(['a', 'b', 'd', 'e']);
+    expect(pages.at(-1)).toBeNull();
+
+    const [first, second] = (await queue.page('pg', 'waiting')).jobs;
+    expect(first).toMatchObject({
+      queue: 'pg',
+      id: 'a',
+      state: 'waiting',
+      attempts: 0,
+      data: { text: '{"n":1}', bytes: 7, truncated: false },
+      lastError: null,
+    });
+    const json = JSON.stringify({ big });
+    expect(second?.data).toEqual({
+      text: json.slice(0, 8 + 508), // {"big":" is 8 bytes, then 508 é of 2 bytes: 1 024
+      bytes: Buffer.byteLength(json),
+      truncated: true,
+    });
+    expect((await queue.page('pg', 'waiting', { previewBytes: 10 })).jobs[1]?.data.text).toBe('{"big":"é');
+    expect((await queue.page('pg', 'delayed')).jobs.map((j) => j.id)).toEqual(['c']);
+
+    expect(await queue.job('pg', 'b')).toMatchObject({
+      queue: 'pg',
+      id: 'b',
+      state: 'waiting',
+      data: { big },
+      lastError: null,
+      startedAt: null,
+      finishedAt: null,
+      options: {},
+    });
+    expect((await queue.job('pg', 'c'))?.state).toBe('delayed');
+    expect(await queue.job('pg', 'nope')).toBeUndefined();
+
+    const oldest = await queue.oldestWaiting();
+    expect(oldest.get('pg')).toBeGreaterThanOrEqual(before);
+    expect(oldest.get('pg')).toBeLessThanOrEqual(Date.now());
+    expect((await queue.oldestWaiting('pg')).get('pg')).toBe(oldest.get('pg'));
+    expect((await queue.oldestWaiting('empty')).has('empty')).toBe(false);
+    await rejection(queue.page('pg', 'waiting', { after: 'x' }), 'BWK_ERR_QUEUE_OPTIONS');
+    await rejection(queue.page('bad name', 'waiting'), 'BWK_ERR_QUEUE_OPTIONS');
+  });
+
+  it('measures the wait from when the job fell due, and keeps recent wait and run times', async () => {
     const registry = new Registry();
     const { queue } = await open({ metrics: new QueueMetrics(registry) });
+    expect(queue.timings('w')).toEqual({
+      windowMs: 300_000,
+      wait: { count: 0, p50: null, p95: null },
+      run: { count: 0, p50: null, p95: null },
+    });
     await queue.add('w', 1);
+    const added = Date.now();
     // The wait being measured: no worker for 250 ms.
     await sleep(250);
-    queue.process('w', async () => undefined);
-    await until(async () =>
-      (await registry.metrics()).includes('bulwark_queue_wait_seconds_count{queue="w"} 1'),
-    );
+    const ran: number[] = [];
+    queue.process('w', async () => {
+      ran.push(Date.now() - added);
+    });
+    await until(() => ran.length === 1);
+    await until(() => queue.timings('w').run.count === 1);
     const sum = /bulwark_queue_wait_seconds_sum\{queue="w"\} ([\d.e-]+)/.exec(await registry.metrics());
     expect(Number(sum?.[1])).toBeGreaterThanOrEqual(0.25);
+    const { wait, run } = queue.timings('w');
+    expect(wait.count).toBe(1);
+    expect(wait.p50).toBeGreaterThanOrEqual(250);
+    expect(wait.p95).toBe(wait.p50);
+    expect(run.p50).toBeGreaterThanOrEqual(0);
   });
 
   it('exports per-state counts at scrape time and job events', async () => {

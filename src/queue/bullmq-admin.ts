@@ -1,21 +1,29 @@
 import type { Job as BullJob, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { bulwarkError, isBulwarkError } from '../errors/index.js';
-import { summary } from './bullmq-jobs.js';
+import { jobDetail, jobPreview, summary } from './bullmq-jobs.js';
 import type { BullQueues } from './bullmq-queues.js';
-import { PREFIX } from './bullmq-worker.js';
+import { dueAt, PREFIX } from './bullmq-worker.js';
 import type { EmbeddedJobQueue } from './embedded.js';
 import { REPLAY_BATCH } from './spool-replay.js';
-import { emptyCounts, type SqlJobs } from './sql-jobs.js';
-import type { JobState, JobSummary, QueueCounts } from './types.js';
-import { checkQueue } from './validate.js';
+import { emptyCounts, type SqlJobReads } from './sql-job-reads.js';
+import type {
+  JobDetail,
+  JobPage,
+  JobPreview,
+  JobState,
+  JobSummary,
+  PageOptions,
+  QueueCounts,
+} from './types.js';
+import { checkQueue, optionsError, pageLimit, pageOptions } from './validate.js';
 
 /** Options of {@link BullAdmin}. */
 export interface BullAdminOptions {
   bull: BullQueues;
   spool: EmbeddedJobQueue;
   /** The spool's table. */
-  jobs: SqlJobs;
+  jobs: SqlJobReads;
   /** Queues this process knows of (BullMQ's are found by a scan). */
   known: ReadonlySet<string>;
   /** Deadline (ms) of each read or operation on BullMQ. */
@@ -80,7 +88,7 @@ export class BullAdmin {
   /** The spool's jobs, then BullMQ's; without an answer from Redis in time, the spool's alone. */
   async list(queue: string, state: JobState, limit = 100): Promise<JobSummary[]> {
     checkQueue(queue);
-    const max = Math.min(Math.max(1, limit), 1000);
+    const max = pageLimit(limit);
     const spooled = await this.#o.spool.list(queue, state, max);
     if (spooled.length >= max) return spooled;
     const jobs = await this.#o.bull.run(
@@ -90,12 +98,112 @@ export class BullAdmin {
     );
     // A job in both stores (an add that missed its deadline but reached Redis) is listed once.
     const listed = new Set(spooled.map((j) => j.id));
-    const wanted = jobs.filter(
-      (j) =>
-        !listed.has(j.id ?? '') &&
-        (state === 'delayed' ? j.attemptsMade === 0 : state === 'retrying' ? j.attemptsMade > 0 : true),
-    );
+    const wanted = jobs.filter((j) => !listed.has(j.id ?? '') && inState(state, j));
     return [...spooled, ...wanted.slice(0, max - spooled.length).map((j) => summary(queue, state, j))];
+  }
+
+  /**
+   * One page of the spool's jobs, then of BullMQ's (state by state of {@link TYPES}). `next` says
+   * where the next page starts: `s<spool's next>` or `b<type>.<offset>`. Without an answer from Redis
+   * in time, the spool's jobs alone and no next page. A job in both stores may be listed twice
+   * across pages (once within one).
+   */
+  async page(queue: string, state: JobState, opts: PageOptions = {}): Promise<JobPage> {
+    checkQueue(queue);
+    const { limit, previewBytes } = pageOptions(opts);
+    const cursor = parseCursor(opts.after);
+    const jobs: JobPreview[] = [];
+    if (cursor.spool) {
+      const spooled = await this.#o.spool.page(queue, state, {
+        limit,
+        previewBytes,
+        ...(cursor.after === undefined ? {} : { after: cursor.after }),
+      });
+      if (spooled.next !== null) return { jobs: spooled.jobs, next: `s${spooled.next}` };
+      jobs.push(...spooled.jobs);
+    }
+    const listed = new Set(jobs.map((j) => j.id));
+    const types = TYPES[state];
+    const bull = await this.#o.bull.run(
+      async ({ queue: q }) => {
+        let { type, offset } = cursor.spool ? { type: 0, offset: 0 } : cursor;
+        const found: BullJob[] = [];
+        // A few rounds at most: retrying jobs skipped while listing delayed ones (or the reverse)
+        // must not turn one page into a scan of the whole set.
+        for (let round = 0; round < 5 && jobs.length + found.length < limit && type < types.length; round++) {
+          const want = limit - jobs.length - found.length;
+          const raw = (await q(queue).getJobs([types[type] ?? 'wait'], offset, offset + want - 1, true)) as (
+            BullJob | undefined
+          )[];
+          offset += raw.length;
+          for (const job of raw)
+            if (job !== undefined && !listed.has(job.id ?? '') && inState(state, job)) found.push(job);
+          if (raw.length < want) {
+            type += 1;
+            offset = 0;
+          }
+        }
+        return { found, next: type < types.length ? `b${type}.${offset}` : null };
+      },
+      () => ({ found: [], next: null }),
+      this.#o.deadlineMs,
+    );
+    return {
+      jobs: [...jobs, ...bull.found.map((job) => jobPreview(queue, state, job, previewBytes))],
+      next: bull.next,
+    };
+  }
+
+  /**
+   * The spool's job `id`, else BullMQ's. `BWK_ERR_QUEUE_REDIS_UNAVAILABLE` when the spool does not
+   * hold it and Redis does not answer in time.
+   */
+  async job(queue: string, id: string): Promise<JobDetail | undefined> {
+    const spooled = await this.#o.spool.job(queue, id);
+    if (spooled !== undefined) return spooled;
+    return this.#o.bull.run(
+      async ({ queue: q }) => {
+        const job = (await q(queue).getJob(id)) as BullJob | undefined;
+        return job === undefined ? undefined : jobDetail(queue, job);
+      },
+      () => {
+        throw bulwarkError('BWK_ERR_QUEUE_REDIS_UNAVAILABLE', {
+          operation: 'read',
+          queue,
+          id,
+          deadlineMs: this.#o.deadlineMs,
+        });
+      },
+      this.#o.deadlineMs,
+    );
+  }
+
+  /**
+   * The spool's oldest waiting jobs, and BullMQ's: the oldest of its wait list and the next of its
+   * prioritized jobs. Without an answer from Redis in time, the spool's alone.
+   */
+  async oldestWaiting(queue?: string): Promise<Map<string, number>> {
+    const result = await this.#o.spool.oldestWaiting(queue);
+    const bull = await this.#o.bull.run(
+      async ({ queue: q, client }) => {
+        const names = queue === undefined ? await this.#queueNames(client) : [queue];
+        return Promise.all(
+          names.map(async (name) => {
+            const jobs = (await q(name).getJobs(['wait', 'prioritized'], 0, 0, true)) as (
+              BullJob | undefined
+            )[];
+            return [name, jobs.filter((job) => job !== undefined).map(dueAt)] as const;
+          }),
+        );
+      },
+      () => [],
+      this.#o.deadlineMs,
+    );
+    for (const [name, due] of bull) {
+      const oldest = Math.min(result.get(name) ?? Infinity, ...due);
+      if (Number.isFinite(oldest)) result.set(name, oldest);
+    }
+    return result;
   }
 
   /**
@@ -216,6 +324,26 @@ export class BullAdmin {
     } while (cursor !== '0');
     return [...names];
   }
+}
+
+/** BullMQ's delayed jobs are delayed (never tried) or retrying (tried before). */
+function inState(state: JobState, job: BullJob): boolean {
+  return state === 'delayed' ? job.attemptsMade === 0 : state === 'retrying' ? job.attemptsMade > 0 : true;
+}
+
+/**
+ * Where a page starts: in the spool (after its cursor `after`, if any), or in BullMQ at `offset` of
+ * its job type number `type`. `BWK_ERR_QUEUE_OPTIONS` for anything else.
+ */
+function parseCursor(
+  after: string | undefined,
+): { spool: true; after: string | undefined } | { spool: false; type: number; offset: number } {
+  if (after === undefined) return { spool: true, after: undefined };
+  if (after.startsWith('s')) return { spool: true, after: after.slice(1) };
+  const match = /^b(\d)\.(\d{1,9})$/.exec(after);
+  if (match === null)
+    throw optionsError(`after ${JSON.stringify(after)} is not the next of a page of this queue`);
+  return { spool: false, type: Number(match[1]), offset: Number(match[2]) };
 }
 
 /** One queue's counts in BullMQ, by reported state (its delayed jobs all count as delayed). */

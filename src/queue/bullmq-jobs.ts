@@ -1,7 +1,8 @@
 import type { Job as BullJob, JobsOptions } from 'bullmq';
-import type { Envelope } from './bullmq-worker.js';
+import { dueAt, type Envelope } from './bullmq-worker.js';
+import { preview } from './preview.js';
 import type { JobRow } from './sql-jobs.js';
-import type { JobOptions, JobState, JobSummary } from './types.js';
+import type { JobDetail, JobOptions, JobPreview, JobState, JobSummary } from './types.js';
 
 /** Every job's retry delays come from its own backoff options, through the workers' strategy. */
 const BACKOFF = Object.freeze({ type: 'bulwark' });
@@ -74,7 +75,53 @@ function envelope(data: unknown, opts: JobOptions): Envelope {
 
 /** A BullMQ job as {@link JobSummary} reports it. */
 export function summary(queue: string, state: JobState, job: BullJob): JobSummary {
-  const data = job.data as Envelope;
+  return {
+    ...fields(queue, state, job),
+    lastError: job.failedReason ?? null,
+    data: (job.data as Envelope).d,
+  };
+}
+
+/** A BullMQ job as a page of a list shows it: data and error cut to `previewBytes`. */
+export function jobPreview(queue: string, state: JobState, job: BullJob, previewBytes: number): JobPreview {
+  const error = job.failedReason;
+  return {
+    ...fields(queue, state, job),
+    data: preview(JSON.stringify((job.data as Envelope).d) ?? 'null', previewBytes),
+    lastError: error === undefined || error === null ? null : preview(error, previewBytes),
+  };
+}
+
+/** A BullMQ job with all Bulwark knows of it, or undefined in a state Bulwark does not report (completed). */
+export async function jobDetail(queue: string, job: BullJob): Promise<JobDetail | undefined> {
+  const state = reportedState(await job.getState(), job);
+  if (state === undefined) return undefined;
+  return {
+    ...summary(queue, state, job),
+    startedAt: job.processedOn ?? null,
+    finishedAt: state === 'dead' ? (job.finishedOn ?? null) : null,
+    options: (job.data as Envelope).o ?? {},
+  };
+}
+
+/** The reported state of a job in BullMQ state `bull`. */
+function reportedState(bull: string, job: BullJob): JobState | undefined {
+  switch (bull) {
+    case 'waiting':
+    case 'prioritized':
+      return 'waiting';
+    case 'delayed':
+      return job.attemptsMade > 0 ? 'retrying' : 'delayed';
+    case 'active':
+      return 'active';
+    case 'failed':
+      return 'dead';
+    default:
+      return undefined;
+  }
+}
+
+function fields(queue: string, state: JobState, job: BullJob) {
   return {
     queue,
     id: job.id ?? '',
@@ -83,9 +130,7 @@ export function summary(queue: string, state: JobState, job: BullJob): JobSummar
     maxAttempts: job.opts.attempts ?? 1,
     priority: job.opts.priority ?? 0,
     createdAt: job.timestamp,
-    runAt: job.timestamp + (job.opts.delay ?? 0),
-    lastError: job.failedReason ?? null,
-    data: data.d,
+    runAt: dueAt(job),
   };
 }
 

@@ -6,19 +6,33 @@ import { Batch } from './batch.js';
 import { EmbeddedWorker } from './embedded-worker.js';
 import type { QueueMetrics } from './metrics.js';
 import { Schedules } from './schedules.js';
-import { emptyCounts, SqlJobs, type NewJob } from './sql-jobs.js';
+import { emptyCounts, SqlJobReads } from './sql-job-reads.js';
+import { SqlJobs, type NewJob } from './sql-jobs.js';
+import { emptyTimings } from './timings.js';
 import type {
+  JobDetail,
   JobHandler,
   JobOptions,
+  JobPage,
   JobQueue,
   JobState,
   JobSummary,
+  PageOptions,
   QueueCounts,
+  QueueTimings,
   RepeatOptions,
   StoredJobOptions,
   WorkerOptions,
 } from './types.js';
-import { checkJobOptions, checkQueue, optionsError, positiveInt, serialise } from './validate.js';
+import {
+  checkJobOptions,
+  checkQueue,
+  optionsError,
+  pageLimit,
+  pageOptions,
+  positiveInt,
+  serialise,
+} from './validate.js';
 
 /** Options of {@link EmbeddedJobQueue}. Times in milliseconds. */
 export interface EmbeddedJobQueueOptions {
@@ -52,6 +66,7 @@ const PAUSED = 'bulwark.queues.paused';
 export class EmbeddedJobQueue implements JobQueue {
   readonly #store: Store;
   readonly #jobs: SqlJobs;
+  readonly #reads: SqlJobReads;
   readonly #instanceId: string;
   readonly #leaseMs: number;
   readonly #pollMs: number;
@@ -72,6 +87,7 @@ export class EmbeddedJobQueue implements JobQueue {
   constructor(opts: EmbeddedJobQueueOptions) {
     this.#store = opts.store;
     this.#jobs = new SqlJobs(opts.store.db, opts.store.engine);
+    this.#reads = new SqlJobReads(opts.store.db, opts.store.engine);
     this.#instanceId = opts.instanceId ?? randomUUID();
     this.#leaseMs = opts.leaseMs ?? 30_000;
     this.#pollMs = opts.pollMs ?? 100;
@@ -206,7 +222,7 @@ export class EmbeddedJobQueue implements JobQueue {
 
   /** Per-state counts, by queue (every queue with jobs, or just `queue`). */
   async counts(queue?: string): Promise<Map<string, QueueCounts>> {
-    const counts = await this.#jobs.counts(this.#now(), queue);
+    const counts = await this.#reads.counts(this.#now(), queue);
     if (queue !== undefined && !counts.has(queue)) counts.set(queue, emptyCounts());
     for (const name of this.#workers.keys())
       if (!counts.has(name) && queue === undefined) counts.set(name, emptyCounts());
@@ -215,7 +231,36 @@ export class EmbeddedJobQueue implements JobQueue {
 
   list(queue: string, state: JobState, limit = 100): Promise<JobSummary[]> {
     checkQueue(queue);
-    return this.#jobs.list(queue, state, this.#now(), Math.min(Math.max(1, limit), 1000));
+    return this.#reads.list(queue, state, this.#now(), pageLimit(limit));
+  }
+
+  /** One page of jobs, oldest first (by insertion); `next` is the last job's place in the table. */
+  async page(queue: string, state: JobState, opts: PageOptions = {}): Promise<JobPage> {
+    checkQueue(queue);
+    const { limit, previewBytes } = pageOptions(opts);
+    if (opts.after !== undefined && !/^\d{1,15}$/.test(opts.after))
+      throw optionsError(`after ${JSON.stringify(opts.after)} is not the next of a page of this queue`);
+    const { jobs, next } = await this.#reads.page(queue, state, this.#now(), {
+      limit,
+      previewBytes,
+      afterSeq: opts.after === undefined ? undefined : Number(opts.after),
+    });
+    return { jobs, next: next === null ? null : String(next) };
+  }
+
+  job(queue: string, id: string): Promise<JobDetail | undefined> {
+    checkQueue(queue);
+    return this.#reads.job(queue, id, this.#now());
+  }
+
+  oldestWaiting(queue?: string): Promise<Map<string, number>> {
+    if (queue !== undefined) checkQueue(queue);
+    return this.#reads.oldestWaiting(this.#now(), queue);
+  }
+
+  /** From the metrics given to this queue (none: no timings). */
+  timings(queue: string): QueueTimings {
+    return this.#metrics?.timings(queue) ?? emptyTimings();
   }
 
   /** Dead jobs (all of `queue`, or `ids`) run again with fresh attempts; resolves with the ids. */

@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { QueueCounts } from './types.js';
+import { emptyTimings, RecentDurations, TIMINGS_WINDOW_MS } from './timings.js';
+import type { QueueCounts, QueueTimings } from './types.js';
 
 const BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
 
@@ -12,6 +13,9 @@ interface QueueSeries {
   wait: { observe(value: number): void };
   run: Record<JobOutcome, { observe(value: number): void }>;
   latency: { observe(value: number): void };
+  /** The latest wait and run times, for {@link QueueMetrics.timings}. */
+  recentWait: RecentDurations;
+  recentRun: RecentDurations;
 }
 
 /** Why a job left the running state. */
@@ -24,6 +28,9 @@ export type JobOutcome = 'completed' | 'retried' | 'dead';
  * - `bulwark_queue_wait_seconds{queue}`: from due (added, or retry time) to start;
  * - `bulwark_queue_run_seconds{queue,outcome}`: one attempt, start to finish;
  * - `bulwark_queue_latency_seconds{queue}`: from added to completed.
+ *
+ * It also keeps each queue's latest wait and run times for {@link timings} (the admin API's p50/p95).
+ * `now` (default `Date.now`) stamps them.
  */
 export class QueueMetrics {
   readonly #events: Counter<'queue' | 'event'>;
@@ -32,8 +39,10 @@ export class QueueMetrics {
   readonly #latency: Histogram<'queue'>;
   #counts: ((queue?: string) => Promise<Map<string, QueueCounts>>) | undefined;
   readonly #bound = new Map<string, QueueSeries>();
+  readonly #now: () => number;
 
-  constructor(registry: Registry) {
+  constructor(registry: Registry, opts: { now?: () => number } = {}) {
+    this.#now = opts.now ?? Date.now;
     const counts = () => this.#counts;
     new Gauge({
       name: 'bulwark_queue_jobs',
@@ -94,14 +103,30 @@ export class QueueMetrics {
   started(queue: string, waitSeconds: number | undefined): void {
     const series = this.#series(queue);
     series.started.inc();
-    if (waitSeconds !== undefined) series.wait.observe(Math.max(0, waitSeconds));
+    if (waitSeconds === undefined) return;
+    const wait = Math.max(0, waitSeconds);
+    series.wait.observe(wait);
+    series.recentWait.record(this.#now(), wait * 1000);
   }
 
   finished(queue: string, outcome: JobOutcome, runSeconds: number, latencySeconds: number | undefined): void {
     const series = this.#series(queue);
     series[outcome].inc();
     series.run[outcome].observe(runSeconds);
+    series.recentRun.record(this.#now(), runSeconds * 1000);
     if (latencySeconds !== undefined) series.latency.observe(latencySeconds);
+  }
+
+  /** `queue`'s wait and run time p50/p95 over the last 5 minutes (at most the last 1 000 of each). */
+  timings(queue: string): QueueTimings {
+    const series = this.#bound.get(queue);
+    if (series === undefined) return emptyTimings();
+    const since = this.#now() - TIMINGS_WINDOW_MS;
+    return {
+      windowMs: TIMINGS_WINDOW_MS,
+      wait: series.recentWait.stats(since),
+      run: series.recentRun.stats(since),
+    };
   }
 
   /**
@@ -122,6 +147,8 @@ export class QueueMetrics {
         wait: this.#wait.labels({ queue }),
         run: { completed: run('completed'), retried: run('retried'), dead: run('dead') },
         latency: this.#latency.labels({ queue }),
+        recentWait: new RecentDurations(),
+        recentRun: new RecentDurations(),
       };
       this.#bound.set(queue, series);
     }

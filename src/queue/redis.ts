@@ -14,14 +14,20 @@ import type { EmbeddedJobQueue } from './embedded.js';
 import { gate } from './gate.js';
 import type { QueueMetrics } from './metrics.js';
 import { SpoolReplay } from './spool-replay.js';
+import { SqlJobReads } from './sql-job-reads.js';
 import { SqlJobs } from './sql-jobs.js';
+import { emptyTimings } from './timings.js';
 import type {
+  JobDetail,
   JobHandler,
   JobOptions,
+  JobPage,
   JobQueue,
   JobState,
   JobSummary,
+  PageOptions,
   QueueCounts,
+  QueueTimings,
   RepeatOptions,
   WorkerOptions,
 } from './types.js';
@@ -134,7 +140,7 @@ export class RedisJobQueue implements JobQueue {
     this.#admin = new BullAdmin({
       bull: this.#bull,
       spool: opts.spool,
-      jobs,
+      jobs: new SqlJobReads(opts.store.db, opts.store.engine),
       known: this.#known,
       deadlineMs: this.#o.adminDeadlineMs,
       now: this.#o.now,
@@ -306,6 +312,28 @@ export class RedisJobQueue implements JobQueue {
   /** See {@link BullAdmin.list}: the spool's jobs alone when Redis does not answer in time. */
   list(queue: string, state: JobState, limit = 100): Promise<JobSummary[]> {
     return this.#admin.list(queue, state, limit);
+  }
+
+  /** See {@link BullAdmin.page}: the spool's jobs, then BullMQ's. */
+  page(queue: string, state: JobState, opts?: PageOptions): Promise<JobPage> {
+    return this.#admin.page(queue, state, opts);
+  }
+
+  /** `BWK_ERR_QUEUE_REDIS_UNAVAILABLE` for a job not in the spool while Redis does not answer in time. */
+  job(queue: string, id: string): Promise<JobDetail | undefined> {
+    checkQueue(queue);
+    return this.#admin.job(queue, id);
+  }
+
+  /** See {@link BullAdmin.oldestWaiting}: the spool's alone when Redis does not answer in time. */
+  oldestWaiting(queue?: string): Promise<Map<string, number>> {
+    if (queue !== undefined) checkQueue(queue);
+    return this.#admin.oldestWaiting(queue);
+  }
+
+  /** BullMQ's and the spool's workers in this process report to the same metrics. */
+  timings(queue: string): QueueTimings {
+    return this.#o.metrics?.timings(queue) ?? emptyTimings();
   }
 
   redrive(queue: string, ids?: string[]): Promise<string[]> {

@@ -1,7 +1,7 @@
 import { sql, type Kysely, type Selectable } from 'kysely';
 import { guard } from '../store/errors.js';
 import type { StoreEngine, StoreTables } from '../store/types.js';
-import type { JobState, JobSummary, QueueCounts, StoredJobOptions } from './types.js';
+import type { StoredJobOptions } from './types.js';
 
 export type JobRow = Selectable<StoreTables['bulwark_jobs']>;
 
@@ -22,9 +22,10 @@ export interface NewJob {
 const CHUNK = 500;
 
 /**
- * The job table's queries, one set for SQLite and PostgreSQL. Storage states are `queued`, `active`
- * and `dead`; completed jobs are deleted. Reported states are derived: a queued job is `delayed`
- * (not due, never tried), `retrying` (not due, tried before) or `waiting` (due).
+ * The job table's changes, one set for SQLite and PostgreSQL (its reads for operators: SqlJobReads).
+ * Storage states are `queued`, `active` and `dead`; completed jobs are deleted. Reported states are
+ * derived: a queued job is `delayed` (not due, never tried), `retrying` (not due, tried before) or
+ * `waiting` (due).
  *
  * Every change to an active job is conditional on the caller still holding its lease
  * (`lease_owner`), so a worker whose lease expired and was recovered cannot complete or fail the
@@ -230,56 +231,6 @@ export class SqlJobs {
     });
   }
 
-  /** Per-state counts of every queue that has jobs (or of `queue`). */
-  counts(now: number, queue?: string): Promise<Map<string, QueueCounts>> {
-    return guard(this.#engine, 'jobs.counts', async () => {
-      let query = this.#db
-        .selectFrom('bulwark_jobs')
-        .select((eb) => ['queue', reported(now).as('reported'), eb.fn.countAll<number>().as('n')])
-        .groupBy(['queue', 'reported']);
-      if (queue !== undefined) query = query.where('queue', '=', queue);
-      const result = new Map<string, QueueCounts>();
-      for (const row of await query.execute()) {
-        let counts = result.get(row.queue);
-        if (counts === undefined) {
-          counts = emptyCounts();
-          result.set(row.queue, counts);
-        }
-        counts[row.reported] = Number(row.n);
-      }
-      return result;
-    });
-  }
-
-  /** The ids of `queue`'s queued and active jobs with their reported state, oldest first, at most `limit`. */
-  unfinished(queue: string, now: number, limit: number): Promise<{ id: string; reported: JobState }[]> {
-    return guard(this.#engine, 'jobs.unfinished', () =>
-      this.#db
-        .selectFrom('bulwark_jobs')
-        .select(['id', reported(now).as('reported')])
-        .where('queue', '=', queue)
-        .where('state', 'in', ['queued', 'active'])
-        .orderBy('seq')
-        .limit(limit)
-        .execute(),
-    );
-  }
-
-  /** Jobs of `queue` in `state`, oldest first, at most `limit`. */
-  list(queue: string, state: JobState, now: number, limit: number): Promise<JobSummary[]> {
-    return guard(this.#engine, 'jobs.list', async () => {
-      let query = this.#db.selectFrom('bulwark_jobs').selectAll().where('queue', '=', queue);
-      if (state === 'active' || state === 'dead') query = query.where('state', '=', state);
-      else {
-        query = query.where('state', '=', 'queued');
-        if (state === 'waiting') query = query.where('run_at', '<=', now);
-        else query = query.where('run_at', '>', now).where('attempts', state === 'retrying' ? '>' : '=', 0);
-      }
-      const rows = await query.orderBy('seq').limit(limit).execute();
-      return rows.map((row) => summary(row, state));
-    });
-  }
-
   /**
    * Dead jobs of `queue` (all, or those in `ids`) go back to the queue with fresh attempts. Returns
    * the ids redriven.
@@ -327,28 +278,4 @@ export class SqlJobs {
       return result.numDeletedRows > 0n;
     });
   }
-}
-
-/** A row's reported state at `now`: a queued job is waiting (due), retrying or delayed. */
-function reported(now: number) {
-  return sql<JobState>`case when state <> 'queued' then state when run_at <= ${now} then 'waiting' when attempts > 0 then 'retrying' else 'delayed' end`;
-}
-
-export function emptyCounts(): QueueCounts {
-  return { waiting: 0, delayed: 0, retrying: 0, active: 0, dead: 0 };
-}
-
-function summary(row: JobRow, state: JobState): JobSummary {
-  return {
-    queue: row.queue,
-    id: row.id,
-    state,
-    attempts: row.attempts,
-    maxAttempts: row.max_attempts,
-    priority: row.priority,
-    createdAt: Number(row.created_at),
-    runAt: Number(row.run_at),
-    lastError: row.last_error,
-    data: JSON.parse(row.data) as unknown,
-  };
 }

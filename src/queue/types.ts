@@ -99,6 +99,68 @@ export interface JobSummary {
   data: unknown;
 }
 
+/** A long text cut short for a list: its start and the size of the whole. */
+export interface Preview {
+  /** The start of the text: at most the preview's size in UTF-8 bytes, never cutting a character. */
+  text: string;
+  /** The whole text's size in UTF-8 bytes. */
+  bytes: number;
+  /** True when `text` is not the whole text. */
+  truncated: boolean;
+}
+
+/** A job as a page of a list shows it: its data (as JSON text) and last error as previews. */
+export type JobPreview = Omit<JobSummary, 'data' | 'lastError'> & {
+  data: Preview;
+  lastError: Preview | null;
+};
+
+/** One page of a queue's jobs in one state. */
+export interface JobPage {
+  jobs: JobPreview[];
+  /** Pass as `after` for the next page; null on the last page. Opaque. */
+  next: string | null;
+}
+
+/** Options of {@link JobQueue.page}. */
+export interface PageOptions {
+  /** Jobs per page (default 100, 1–1 000). */
+  limit?: number;
+  /** The `next` of the previous page. */
+  after?: string;
+  /** Bytes of each job's data and error shown (default 1 024). */
+  previewBytes?: number;
+}
+
+/** One job with everything stored about it. Times in milliseconds since the epoch. */
+export interface JobDetail extends JobSummary {
+  /** When its latest attempt started (null: never started). */
+  startedAt: number | null;
+  /** When it died (null unless dead). */
+  finishedAt: number | null;
+  /** Its backoff and timeout, as added. */
+  options: StoredJobOptions;
+}
+
+/** Percentiles of recent durations, in milliseconds (null when none was recorded). */
+export interface DurationStats {
+  /** How many durations the window holds. */
+  count: number;
+  p50: number | null;
+  p95: number | null;
+}
+
+/**
+ * A queue's recent wait and run times as seen by this process: `wait` from a job falling due (added,
+ * its delay over, its backoff over) to an attempt starting; `run` from an attempt starting to it
+ * finishing (completed, failed or dead). Over the last `windowMs`, at most the last 1 000 of each.
+ */
+export interface QueueTimings {
+  windowMs: number;
+  wait: DurationStats;
+  run: DurationStats;
+}
+
 /**
  * The job queue behind `bulwark.queues`: the embedded queue on the store, or (with `REDIS_URL`)
  * BullMQ behind the failover with the embedded queue as its durable outage spool.
@@ -119,6 +181,21 @@ export interface JobQueue {
   counts(queue?: string): Promise<Map<string, QueueCounts>>;
   /** Jobs of `queue` in `state`, oldest first, at most `limit` (default 100, at most 1 000). */
   list(queue: string, state: JobState, limit?: number): Promise<JobSummary[]>;
+  /**
+   * Jobs of `queue` in `state`, oldest first, one page at a time, each with its data and last error
+   * cut to `previewBytes` (the whole job: {@link job}). `BWK_ERR_QUEUE_OPTIONS` for an `after` that
+   * is not a `next` of this queue.
+   */
+  page(queue: string, state: JobState, opts?: PageOptions): Promise<JobPage>;
+  /** The whole job `id` of `queue`, or undefined when there is none (completed jobs are gone). */
+  job(queue: string, id: string): Promise<JobDetail | undefined>;
+  /**
+   * When the oldest waiting job of each queue fell due (ms since the epoch), for the queues that have
+   * waiting jobs (every queue, or just `queue`).
+   */
+  oldestWaiting(queue?: string): Promise<Map<string, number>>;
+  /** `queue`'s recent wait and run times in this process (its workers, not other instances'). */
+  timings(queue: string): QueueTimings;
   /** Dead jobs (all, or `ids`) run again with fresh attempts; resolves with the ids redriven. */
   redrive(queue: string, ids?: string[]): Promise<string[]>;
   /** A delayed or retrying job becomes due now (`BWK_ERR_QUEUE_JOB_NOT_FOUND` if none). */

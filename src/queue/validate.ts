@@ -1,5 +1,6 @@
 import { bulwarkError } from '../errors/index.js';
-import type { JobOptions } from './types.js';
+import { PREVIEW_BYTES } from './preview.js';
+import type { JobOptions, PageOptions } from './types.js';
 
 const QUEUE_NAME = /^[\w.:-]{1,200}$/;
 
@@ -57,4 +58,15 @@ export function checkJobOptions(opts: JobOptions): void {
     if (b.jitter !== undefined && (typeof b.jitter !== 'number' || b.jitter < 0 || b.jitter > 1))
       throw optionsError('backoff.jitter must be between 0 and 1');
   }
+}
+
+/** A list's `limit` within 1–1 000 (default 100). */
+export function pageLimit(limit = 100): number {
+  return Math.min(Math.max(1, Math.floor(limit)), 1000);
+}
+
+/** {@link PageOptions} with their defaults; `BWK_ERR_QUEUE_OPTIONS` for a preview size that is not a positive integer. */
+export function pageOptions(opts: PageOptions): { limit: number; previewBytes: number } {
+  positiveInt(opts.previewBytes, 'previewBytes');
+  return { limit: pageLimit(opts.limit), previewBytes: opts.previewBytes ?? PREVIEW_BYTES };
 }
