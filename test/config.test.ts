@@ -362,6 +362,37 @@ describe('config: locked, validated, compare-and-set writes', () => {
     expect(m.revision).toBe(2);
   });
 
+  it('validate checks a whole config as replace would and writes nothing: its changes, or every bad field', async () => {
+    const file = fileIn('config.json', baseJson);
+    const m = manager(file);
+    await m.start();
+    expect(m.validate({ name: 'queue', port: 7000, db: { password: SECRET2 } })).toEqual([
+      { path: 'db.host', before: 'db.internal', after: 'localhost' },
+      { path: 'db.password', before: '[redacted]', after: '[redacted]' },
+      { path: 'port', before: 8080, after: 7000 },
+    ]);
+    let error: unknown;
+    try {
+      m.validate({ port: 0, db: { poolSize: 0 }, nope: 1 });
+    } catch (thrown) {
+      error = thrown;
+    }
+    expect(isBulwarkError(error, 'BWK_ERR_CONFIG_INVALID')).toBe(true);
+    expect((error as BulwarkError).details?.map((d) => d.field).sort()).toEqual([
+      'db.poolSize',
+      'nope',
+      'port',
+    ]);
+    expect(JSON.stringify(error)).not.toContain(SECRET);
+    expect(readFileSync(file, 'utf8')).toBe(baseJson);
+    expect(m.revision).toBe(1);
+    // A dotenv file holds only the schema's leaves: anything else is named, nothing written.
+    const env = manager(fileIn('service.env', 'PORT=8080\n'));
+    await env.start();
+    expect(env.validate({ port: 9000 })).toEqual([{ path: 'port', before: 8080, after: 9000 }]);
+    expect(() => env.validate({ port: 9000, extra: { deep: 1 } })).toThrow(/extra/);
+  });
+
   it('a lock held by another process times out with BWK_ERR_CONFIG_LOCKED, then writes once it is free', async () => {
     const file = fileIn('config.json', baseJson);
     const m = manager(file, { lock: { waitMs: 300 } });
@@ -392,6 +423,9 @@ describe('config: revisions and rollback', () => {
     });
     expect(Date.parse(history[0]?.at ?? '')).not.toBeNaN();
     expect(await m.history(1)).toHaveLength(1);
+    // Pages: the revisions below `before`.
+    expect((await m.history(2, 6)).map((r) => r.revision)).toEqual([5, 4]);
+    expect(await m.history(2, 4)).toEqual([]);
     const dir = path.join(path.dirname(file), '.config.json.revisions');
     expect(readdirSync(dir).sort()).toEqual(['000004.json', '000005.json', '000006.json']);
     const missing = await rejection(m.rollback(1));

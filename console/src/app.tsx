@@ -14,6 +14,8 @@ import { AuditPage } from './pages/audit.js';
 import { MetricsPage } from './pages/metrics.js';
 import { ProcessesPage } from './pages/processes.js';
 import { OffendersPage } from './pages/offenders.js';
+import { ConfigPage } from './pages/config.js';
+import { InstancesPage } from './pages/instances.js';
 
 /** A page of the console: its path (the first segment), its name in the navigation, its component. */
 interface PageEntry {
@@ -24,8 +26,10 @@ interface PageEntry {
 
 export const PAGES: PageEntry[] = [
   { path: '/', name: 'Overview', component: OverviewPage },
+  { path: '/instances', name: 'Instances', component: InstancesPage },
   { path: '/dependencies', name: 'Dependencies', component: DependenciesPage },
   { path: '/flags', name: 'Flags', component: FlagsPage },
+  { path: '/config', name: 'Config', component: ConfigPage },
   { path: '/processes', name: 'Processes', component: ProcessesPage },
   { path: '/metrics', name: 'Metrics', component: MetricsPage },
   { path: '/audit', name: 'Audit log', component: AuditPage },

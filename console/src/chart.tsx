@@ -1,9 +1,10 @@
 // A time-series chart of one metrics-history series (uPlot: cheap to draw and to stream), with a
 // crosshair and its value, drag to zoom, double-click to reset; the data as a table for screen readers.
-import { useEffect, useRef } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import { api, withQuery } from './api.js';
+import { AnnotationLegend, annotationPlugin, type Annotation } from './annotations.js';
 import { Loading, useLoad } from './ui.js';
 
 export interface HistoryPoint {
@@ -49,6 +50,8 @@ export function SeriesChart(props: {
   height?: number;
   /** Called with the range (ms) the user dragged across; without it the chart zooms in place. */
   onZoom?: (from: number, to: number) => void;
+  /** Events to mark with vertical lines (deploys, config changes, ...). */
+  annotations?: Annotation[] | undefined;
 }) {
   const path = withQuery('/metrics/history', { series: props.series, from: props.from, to: props.to });
   const loaded = useLoad((signal) => api<History>('GET', path, undefined, signal), path);
@@ -65,7 +68,10 @@ export function SeriesChart(props: {
               unit={props.unit}
               title={props.title}
               height={props.height ?? 160}
+              from={props.from}
+              to={props.to}
               onZoom={props.onZoom}
+              annotations={props.annotations ?? []}
             />
           )
         }
@@ -79,15 +85,26 @@ function Plot(props: {
   unit: Unit;
   title: string;
   height: number;
+  from: number;
+  to: number;
   onZoom?: ((from: number, to: number) => void) | undefined;
+  annotations: Annotation[];
 }) {
   const onZoom = useRef(props.onZoom);
   onZoom.current = props.onZoom;
+  const marks = useRef(props.annotations);
+  marks.current = props.annotations;
+  const plotRef = useRef<uPlot | undefined>(undefined);
+  const [hovered, setHovered] = useState<Annotation | undefined>();
   const ref = useRef<HTMLDivElement>(null);
   useEffect(() => {
     const element = ref.current;
     if (element === null) return;
-    const points = props.history.points;
+    // The whole range asked for, not just the samples in it: a marker after the last sample shows.
+    const points: { at: number; avg: number | null; max: number | null }[] = [...props.history.points];
+    const first = points[0]?.at ?? props.to;
+    if (props.from < first) points.unshift({ at: props.from, avg: null, max: null });
+    if (props.to > (points.at(-1)?.at ?? props.to)) points.push({ at: props.to, avg: null, max: null });
     const data: uPlot.AlignedData = [
       points.map((p) => p.at / 1000),
       points.map((p) => p.avg),
@@ -104,6 +121,7 @@ function Plot(props: {
         cursor: { drag: { x: true, y: false, setScale: props.onZoom === undefined } },
         legend: { show: true, live: true },
         scales: { x: { time: true } },
+        plugins: [annotationPlugin(() => marks.current, setHovered)],
         hooks: {
           setSelect: [
             (u) => {
@@ -138,11 +156,15 @@ function Plot(props: {
       plot.setSize({ width: Math.max(240, element.clientWidth), height: props.height }),
     );
     resize.observe(element);
+    plotRef.current = plot;
     return () => {
       resize.disconnect();
       plot.destroy();
+      plotRef.current = undefined;
     };
-  }, [props.history, props.unit, props.height]);
+  }, [props.history, props.unit, props.height, props.from, props.to]);
+  // New annotations are drawn on the plot as it is.
+  useEffect(() => plotRef.current?.redraw(false, false), [props.annotations]);
   const last = props.history.points.at(-1);
   return (
     <>
@@ -152,6 +174,7 @@ function Plot(props: {
         role="img"
         aria-label={`${props.title}: latest ${format(last?.avg, props.unit)}`}
       />
+      <AnnotationLegend marks={props.annotations} hovered={hovered} />
       <details class="sr-table">
         <summary>Data</summary>
         <table>

@@ -16,6 +16,8 @@ import { registerMetricsHistoryRoutes } from './metrics.js';
 import { registerInstanceRoutes } from './instances.js';
 import { registerEventStream } from './events.js';
 import { registerOverviewRoutes } from './overview.js';
+import { registerConfigRoutes } from './config.js';
+import { registerAnnotationRoutes } from './annotations.js';
 
 const Dependency = Type.Object({
   name: Type.String(),
@@ -130,6 +132,8 @@ export async function registerAdminApi(app: FastifyInstance, bulwark: Bulwark): 
       registerInstanceRoutes(admin, bulwark);
       registerEventStream(admin, bulwark);
       registerOverviewRoutes(admin, bulwark);
+      if (bulwark.config !== undefined) registerConfigRoutes(admin, bulwark);
+      registerAnnotationRoutes(admin, bulwark);
 
       typed.get(
         '/audit',

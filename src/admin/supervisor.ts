@@ -8,12 +8,42 @@ import type { Bulwark } from '../runtime/create.js';
 import { requestSupervisor } from '../supervised/control-client.js';
 import { adminActor } from './actor.js';
 
-const SupervisorView = Type.Object({
+const SupervisorViewSchema = Type.Object({
   supervised: Type.Boolean(),
   /** True when the supervisor answered; false: its last persisted state. */
   live: Type.Optional(Type.Boolean()),
   status: Type.Optional(Type.Unknown()),
 });
+
+/** What GET /admin/api/supervisor answers. */
+export interface SupervisorView {
+  supervised: boolean;
+  live?: boolean;
+  status?: unknown;
+}
+
+/**
+ * The supervisor's status over its control socket (waiting at most `timeoutMs`), else its persisted
+ * state (`live: false`); `{ supervised: false }` when this process does not run under it.
+ */
+export async function readSupervisorStatus(timeoutMs = 2_000): Promise<SupervisorView> {
+  const stateDir = process.env['BULWARK_SUPERVISOR_STATE_DIR'];
+  if (stateDir === undefined || stateDir === '') return { supervised: false };
+  try {
+    return {
+      supervised: true,
+      live: true,
+      status: (await requestSupervisor(stateDir, 'GET', '/status', timeoutMs)).body,
+    };
+  } catch {
+    const text = await readFile(path.join(stateDir, 'state.json'), 'utf8').catch(() => undefined);
+    return {
+      supervised: true,
+      live: false,
+      status: text === undefined ? undefined : (JSON.parse(text) as unknown),
+    };
+  }
+}
 
 /**
  * GET /admin/api/supervisor: the supervisor's status as `bulwark supervise status --json` shows it
@@ -30,27 +60,10 @@ export function registerSupervisorRoutes(admin: FastifyInstance, bulwark: Pick<B
         tags: ['admin'],
         summary: 'The supervisor: instances, restarts, crash forensics, recovery steps, last reload',
         security: [{ adminKey: [] }],
-        response: { 200: SupervisorView },
+        response: { 200: SupervisorViewSchema },
       },
     },
-    async () => {
-      const stateDir = process.env['BULWARK_SUPERVISOR_STATE_DIR'];
-      if (stateDir === undefined || stateDir === '') return { supervised: false };
-      try {
-        return {
-          supervised: true,
-          live: true,
-          status: (await requestSupervisor(stateDir, 'GET', '/status', 2_000)).body,
-        };
-      } catch {
-        const text = await readFile(path.join(stateDir, 'state.json'), 'utf8').catch(() => undefined);
-        return {
-          supervised: true,
-          live: false,
-          status: text === undefined ? undefined : (JSON.parse(text) as unknown),
-        };
-      }
-    },
+    async () => readSupervisorStatus(),
   );
 
   typed.post(

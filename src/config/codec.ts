@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { bulwarkError, type FieldProblem } from '../errors/index.js';
 import { editDotenv, formatDotenvValue, parseDotenv } from './dotenv.js';
@@ -26,6 +27,16 @@ export function formatOf(file: string): ConfigFormat {
   throw bulwarkError('BWK_ERR_CONFIG_OPTIONS', {
     detail: `cannot tell the format of ${base}: use a .json or .env file`,
   });
+}
+
+/** The text of the config file at `file`, or `undefined` when there is none. */
+export async function readConfigText(file: string): Promise<string | undefined> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
 }
 
 /** Reads and writes one config file format against one schema. */

@@ -1,4 +1,4 @@
-import { bulwarkError, type FieldProblem } from '../errors/index.js';
+import { bulwarkError, isBulwarkError, type BulwarkError, type FieldProblem } from '../errors/index.js';
 import { isSecretPath, setIn } from './paths.js';
 import { convert, type SchemaInfo } from './schema.js';
 
@@ -53,4 +53,9 @@ export function invalidConfig(label: string, problems: FieldProblem[], cause?: u
     { file: label, summary },
     cause === undefined ? { details: problems } : { details: problems, cause },
   );
+}
+
+/** True for the errors of a file's content (it does not parse, or does not validate). */
+export function isConfigContentError(error: unknown): error is BulwarkError {
+  return isBulwarkError(error, 'BWK_ERR_CONFIG_PARSE') || isBulwarkError(error, 'BWK_ERR_CONFIG_INVALID');
 }

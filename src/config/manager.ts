@@ -1,11 +1,10 @@
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import type { Static, TObject } from 'typebox';
-import { bulwarkError, isBulwarkError, type BulwarkError } from '../errors/index.js';
+import { bulwarkError, type BulwarkError } from '../errors/index.js';
 import { writeFileAtomic } from '../store/atomic-file.js';
-import { ConfigCodec, formatOf, type FileState } from './codec.js';
-import { invalidConfig, readEnvLayer, type EnvLayer } from './env.js';
+import { ConfigCodec, formatOf, readConfigText, type FileState } from './codec.js';
+import { invalidConfig, isConfigContentError, readEnvLayer, type EnvLayer } from './env.js';
 import { lockSettings, withFileLock, type LockGuard, type LockSettings } from './lock.js';
 import { deepMerge, diffConfigs, getIn, redact, setIn } from './paths.js';
 import { RevisionStore } from './revisions.js';
@@ -97,7 +96,7 @@ export class ConfigManager<S extends TObject, T extends Static<S> = Static<S>> {
   async start(): Promise<StartReport> {
     return this.serial(async () => {
       this.envLayer = readEnvLayer(this.info, this.env, this.envPrefix, this.label);
-      const text = await this.readDisk();
+      const text = await readConfigText(this.file);
       try {
         const evaluated = this.evaluate(text);
         const head = await this.revisions.head();
@@ -193,16 +192,27 @@ export class ConfigManager<S extends TObject, T extends Static<S> = Static<S>> {
     );
   }
 
-  /** The newest `limit` revisions (default all kept), newest first, without their content. */
-  async history(limit?: number): Promise<RevisionInfo[]> {
+  /** The newest `limit` revisions (default all kept) below `before`, newest first, without their content. */
+  async history(limit?: number, before = Infinity): Promise<RevisionInfo[]> {
     const out: RevisionInfo[] = [];
-    for (const n of (await this.revisions.numbers()).slice(0, limit)) {
+    for (const n of (await this.revisions.numbers()).filter((r) => r < before).slice(0, limit)) {
       const record = await this.revisions.read(n);
       if (record === undefined) continue;
       const { content: _content, ...info } = record;
       out.push(info);
     }
     return out;
+  }
+
+  /**
+   * Checks `whole` as {@link replace} would (defaults + `whole` + environment) and writes nothing:
+   * returns the changes it would make to the active file's config (secrets redacted), or throws
+   * `BWK_ERR_CONFIG_INVALID` naming every bad field.
+   */
+  validate(whole: Record<string, unknown>): DiffEntry[] {
+    const active = this.require('validate');
+    const evaluated = this.evaluate(this.render(active.state, whole), true);
+    return diffConfigs(active.fileConfig, evaluated.fileConfig, this.info.secrets);
   }
 
   /** The changes from revision `a` to revision `b` (defaults + file), secrets redacted. */
@@ -219,7 +229,7 @@ export class ConfigManager<S extends TObject, T extends Static<S> = Static<S>> {
   async reload(): Promise<number> {
     return this.serial(async () => {
       const active = this.require('reload');
-      const text = await this.readDisk();
+      const text = await readConfigText(this.file);
       const head = await this.revisions.head();
       if (text === active.text && (head === undefined || head.revision === active.revision))
         return active.revision;
@@ -273,7 +283,7 @@ export class ConfigManager<S extends TObject, T extends Static<S> = Static<S>> {
     return this.serial(async () => {
       this.require(what);
       const next = await withFileLock(this.file, this.lock, this.logger, async (guard) => {
-        const text = await this.readDisk();
+        const text = await readConfigText(this.file);
         let head = await this.revisions.head();
         if (text !== undefined && head?.content !== text) {
           // An edit nobody recorded yet (by hand, or a writer killed between file and revision):
@@ -317,7 +327,7 @@ export class ConfigManager<S extends TObject, T extends Static<S> = Static<S>> {
   /** Records the file on disk as a new revision, under the lock (another process may be writing). */
   private async recordDisk(reason: string): Promise<Active> {
     return withFileLock(this.file, this.lock, this.logger, async (guard) => {
-      const text = await this.readDisk();
+      const text = await readConfigText(this.file);
       const evaluated = this.evaluate(text);
       const head = await this.revisions.head();
       if (text === undefined || head?.content === text) {
@@ -419,15 +429,6 @@ export class ConfigManager<S extends TObject, T extends Static<S> = Static<S>> {
     return bulwarkError('BWK_ERR_CONFIG_LOCKED', { file: this.label, waitedMs: 0 });
   }
 
-  private async readDisk(): Promise<string | undefined> {
-    try {
-      return await readFile(this.file, 'utf8');
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw error;
-    }
-  }
-
   private require(operation: string): Active {
     if (this.active === undefined)
       throw bulwarkError('BWK_ERR_CONFIG_NOT_STARTED', { file: this.label, operation });
@@ -440,8 +441,4 @@ export class ConfigManager<S extends TObject, T extends Static<S> = Static<S>> {
     this.tail = run.catch(() => undefined);
     return run;
   }
-}
-
-function isConfigContentError(error: unknown): error is BulwarkError {
-  return isBulwarkError(error, 'BWK_ERR_CONFIG_PARSE') || isBulwarkError(error, 'BWK_ERR_CONFIG_INVALID');
 }

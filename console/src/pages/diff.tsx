@@ -1,6 +1,11 @@
 // A change as a diff: the fields of `before` and `after` (JSON) that differ, one line each.
 export function Diff(props: { before: unknown; after: unknown }) {
-  const rows = changes(props.before, props.after, '');
+  return <DiffTable rows={changes(props.before, props.after, '')} />;
+}
+
+/** Changed fields (dotted path, before, after) as a table; nothing when there are none. */
+export function DiffTable(props: { rows: Change[] }) {
+  const { rows } = props;
   if (rows.length === 0) return null;
   return (
     <table class="diff">
@@ -19,7 +24,7 @@ export function Diff(props: { before: unknown; after: unknown }) {
   );
 }
 
-interface Change {
+export interface Change {
   path: string;
   before: unknown;
   after: unknown;

@@ -1,6 +1,8 @@
 // Metrics: a chart of any series of the metrics history over 1 h / 24 h / 7 d / 30 d (or the range
-// dragged on a chart), with a crosshair; series, range and zoom live in the URL.
+// dragged on a chart), with a crosshair and the range's events marked on it and listed under it;
+// series, range and zoom live in the URL.
 import { api, withQuery } from '../api.js';
+import { AnnotationEvents, useAnnotations } from '../annotations.js';
 import { SeriesChart, type Unit } from '../chart.js';
 import { setQuery, type Route } from '../router.js';
 import { Link, Loading, PageHeader, SearchBox, useLoad } from '../ui.js';
@@ -37,6 +39,7 @@ export function MetricsPage(props: { route: Route }) {
   const from = zoomed ? zoomFrom : now - (RANGES[range] ?? RANGES['1h']);
   const path = withQuery('/metrics/series', { prefix });
   const names = useLoad((signal) => api<{ series: string[] }>('GET', path, undefined, signal), path);
+  const events = useAnnotations(from, to, !zoomed);
   return (
     <section>
       <PageHeader title="Metrics">
@@ -67,8 +70,10 @@ export function MetricsPage(props: { route: Route }) {
           to={to}
           height={280}
           onZoom={(a, b) => setQuery({ from: Math.round(a), to: Math.round(b) })}
+          annotations={events.data?.annotations}
         />
       )}
+      <AnnotationEvents loaded={events} />
       <h2>Series</h2>
       <SearchBox
         label="Filter series by prefix (e.g. http.)"

@@ -1,6 +1,7 @@
 // The overview: what needs attention, worst first, each with a one-word verdict and a link; and the
-// key charts of the last hour.
+// key charts of the last hour, its deploys, config and flag changes, switches and restarts marked.
 import { api } from '../api.js';
+import { useAnnotations } from '../annotations.js';
 import { SeriesChart } from '../chart.js';
 import { useLive } from '../live.js';
 import type { Route } from '../router.js';
@@ -28,6 +29,7 @@ export function OverviewPage(_props: { route: Route }) {
   // Whole minutes, so the charts do not refetch on every render.
   const to = Math.ceil(Date.now() / 60_000) * 60_000;
   const from = to - HOUR_MS;
+  const marks = useAnnotations(from, to, true).data?.annotations;
   return (
     <section>
       <PageHeader title="Overview" />
@@ -60,6 +62,7 @@ export function OverviewPage(_props: { route: Route }) {
           unit="per_s"
           from={from}
           to={to}
+          annotations={marks}
         />
         <SeriesChart
           title="Error ratio (5xx)"
@@ -67,6 +70,7 @@ export function OverviewPage(_props: { route: Route }) {
           unit="ratio"
           from={from}
           to={to}
+          annotations={marks}
         />
         <SeriesChart
           title="Latency p99"
@@ -74,8 +78,16 @@ export function OverviewPage(_props: { route: Route }) {
           unit="ms"
           from={from}
           to={to}
+          annotations={marks}
         />
-        <SeriesChart title="Memory (RSS)" series="process.rss_bytes" unit="bytes" from={from} to={to} />
+        <SeriesChart
+          title="Memory (RSS)"
+          series="process.rss_bytes"
+          unit="bytes"
+          from={from}
+          to={to}
+          annotations={marks}
+        />
       </div>
     </section>
   );
