@@ -159,7 +159,9 @@ describe('the admin console in Chromium', () => {
   it('forces Redis onto its fallback (typed confirmation) and /health warns; releases it', async () => {
     const page = await signedIn();
     await page.goto('/admin/dependencies');
-    const row = page.getByRole('row', { name: /redis/ });
+    const row = page
+      .getByRole('table', { name: 'Dependencies of this instance' })
+      .getByRole('row', { name: /redis/ });
     await row.getByText('primary', { exact: true }).waitFor();
     await row.getByRole('button', { name: 'Force fallback' }).click();
     const dialog = page.getByRole('dialog');
@@ -200,7 +202,10 @@ describe('the admin console in Chromium', () => {
     await page.getByRole('link', { name: 'checkout.new' }).waitFor();
     for (const name of ['Kill', 'Revive']) expect(await page.getByRole('button', { name }).count()).toBe(0);
     await page.goto('/admin/dependencies');
-    await page.getByRole('row', { name: /redis/ }).waitFor();
+    await page
+      .getByRole('table', { name: 'Dependencies of this instance' })
+      .getByRole('row', { name: /redis/ })
+      .waitFor();
     expect(await page.getByRole('button', { name: /Force fallback|Release/ }).count()).toBe(0);
     await screenshot(page, 'viewer-dependencies');
     // Even a hand-made request from the page (cookie, Origin and CSRF token all right) is refused.

@@ -84,7 +84,7 @@ export function DependenciesPage(_props: { route: Route }) {
               embedded store.
             </p>
           ) : (
-            <table>
+            <table aria-label="Dependencies of this instance">
               <thead>
                 <tr>
                   <th scope="col">Dependency</th>
@@ -149,7 +149,7 @@ function PerInstance(props: { rows: InstanceRow[] }) {
   if (props.rows.length === 0) return <p class="muted">No live instance has reported yet (every 10 s).</p>;
   if (names.length === 0) return <p class="muted">No instance has a degradable dependency.</p>;
   return (
-    <table>
+    <table aria-label="Dependencies on every instance">
       <thead>
         <tr>
           <th scope="col">Instance</th>
