@@ -26,7 +26,8 @@ function whenChanged<S>(event: (after: S) => EventData): (before: S, after: S) =
 /**
  * Connects `hub` to `bulwark`: flag changes as they happen (`flags`: `{ keys }`), and the polled
  * sources — `dependencies` (`{ names }` whose mode or kill switch changed), `alerts` (`{ firing,
- * pending }`), `queues` (`{ queues: { name: counts } }` for the queues whose counts changed), `audit`
+ * pending }`), `queues` (`{ queues: { name: counts } }` for the queues whose counts changed, and
+ * `paused: [names]` for those paused or resumed), `audit`
  * (`{ rows: [{ id, action, target }] }`: new records, without the admin API's own reads and the refusal
  * summaries), `instances` (`{ ids, alive }`), `config` (`{ revision }`) and `errors` (`{ groups, open,
  * newest }`).
@@ -53,13 +54,24 @@ export function watchBulwark(hub: EventHub, bulwark: Bulwark): void {
 
   hub.addSource({
     topic: 'queues',
-    read: async () => Object.fromEntries(await bulwark.queues.counts()),
-    diff: (before: Record<string, QueueCounts>, after: Record<string, QueueCounts>) => {
-      const names = changedKeys(before, after);
-      if (names.length === 0) return undefined;
+    read: async () => ({
+      counts: Object.fromEntries(await bulwark.queues.counts()),
+      // As this process last read it from the store (every 250 ms): no query of its own.
+      paused: Object.fromEntries([...bulwark.queues.paused].map((name) => [name, true])),
+    }),
+    diff: (
+      before: { counts: Record<string, QueueCounts>; paused: Record<string, boolean> },
+      after: { counts: Record<string, QueueCounts>; paused: Record<string, boolean> },
+    ) => {
+      const names = changedKeys(before.counts, after.counts);
+      const paused = changedKeys(before.paused, after.paused);
+      if (names.length === 0 && paused.length === 0) return undefined;
       const zero = { waiting: 0, delayed: 0, retrying: 0, active: 0, dead: 0 };
       // A queue whose last job finished leaves the counts: it is reported with zeros.
-      return { queues: Object.fromEntries(names.map((name) => [name, after[name] ?? zero])) };
+      return {
+        queues: Object.fromEntries(names.map((name) => [name, after.counts[name] ?? zero])),
+        ...(paused.length === 0 ? {} : { paused }),
+      };
     },
   });
 
