@@ -16,6 +16,8 @@ import { ProcessesPage } from './pages/processes.js';
 import { OffendersPage } from './pages/offenders.js';
 import { ConfigPage } from './pages/config.js';
 import { InstancesPage } from './pages/instances.js';
+import { AlertsPage } from './pages/alerts.js';
+import { ErrorsPage } from './pages/errors.js';
 
 /** A page of the console: its path (the first segment), its name in the navigation, its component. */
 interface PageEntry {
@@ -31,6 +33,8 @@ export const PAGES: PageEntry[] = [
   { path: '/flags', name: 'Flags', component: FlagsPage },
   { path: '/config', name: 'Config', component: ConfigPage },
   { path: '/processes', name: 'Processes', component: ProcessesPage },
+  { path: '/errors', name: 'Errors', component: ErrorsPage },
+  { path: '/alerts', name: 'Alerts', component: AlertsPage },
   { path: '/metrics', name: 'Metrics', component: MetricsPage },
   { path: '/audit', name: 'Audit log', component: AuditPage },
   { path: '/offenders', name: 'Rate-limit offenders', component: OffendersPage },
