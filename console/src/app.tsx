@@ -16,6 +16,7 @@ import { ProcessesPage } from './pages/processes.js';
 import { OffendersPage } from './pages/offenders.js';
 import { ConfigPage } from './pages/config.js';
 import { InstancesPage } from './pages/instances.js';
+import { QueuesPage } from './pages/queues.js';
 import { AlertsPage } from './pages/alerts.js';
 import { ErrorsPage } from './pages/errors.js';
 
@@ -32,6 +33,7 @@ export const PAGES: PageEntry[] = [
   { path: '/dependencies', name: 'Dependencies', component: DependenciesPage },
   { path: '/flags', name: 'Flags', component: FlagsPage },
   { path: '/config', name: 'Config', component: ConfigPage },
+  { path: '/queues', name: 'Queues', component: QueuesPage },
   { path: '/processes', name: 'Processes', component: ProcessesPage },
   { path: '/errors', name: 'Errors', component: ErrorsPage },
   { path: '/alerts', name: 'Alerts', component: AlertsPage },
