@@ -315,12 +315,26 @@ interface RulePage {
   next: string | null;
 }
 
+describe('alerts in the admin API without alerting configured', () => {
+  it('GET /alerts says so (configured: false, no rule); the other alert routes are not there', async () => {
+    const { app } = await appOn('sqlite');
+    expect(await get(app, '/alerts?state=active')).toEqual({
+      configured: false,
+      rules: [],
+      total: 0,
+      next: null,
+    });
+    const outbox = await app.inject({ url: '/admin/api/alerts/outbox', headers: adminAuth });
+    expect(outbox.statusCode).toBe(404);
+  });
+});
+
 describe.each(engines)('alerts in the admin API: %s', (engine) => {
   it('pages of rules: active ones (firing first, longest first), one state, all by id, search', async () => {
     const { app, instance } = await appOn(engine, { alerts: alertsConfig(30) });
     await seedStates(instance, 30, Date.now());
     const active = await get<RulePage>(app, '/alerts?state=active&limit=4');
-    expect(active.total).toBe(12);
+    expect(active).toMatchObject({ configured: true, total: 12 });
     expect(active.rules.map((r) => [r.id, r.state])).toEqual([
       ['r000', 'firing'],
       ['r005', 'firing'],

@@ -90,13 +90,17 @@ function listed(entry: OutboxEntry) {
 }
 
 /**
- * The alerting admin routes: a page of rules with their states (acknowledgement and silence
- * included), the notification outbox a page at a time (each notification whole on its own route),
+ * The alerting admin routes (without alerting configured, only `GET /alerts`, answering so): a page
+ * of rules with their states (acknowledgement and silence included), the notification outbox a page at a time (each notification whole on its own route),
  * silences (list, create, expire), acknowledgements, the receivers and a test notification to one
  * of them (sent at once, not through the outbox). Silences and acknowledgements are made as, and
  * audited with, the caller (`adminActor`).
  */
-export function registerAlertRoutes(admin: FastifyInstance, alerts: AlertEngine, store: Store): void {
+export function registerAlertRoutes(
+  admin: FastifyInstance,
+  alerts: AlertEngine | undefined,
+  store: Store,
+): void {
   const typed = admin.withTypeProvider<TypeBoxTypeProvider>();
   typed.get(
     '/alerts',
@@ -105,7 +109,7 @@ export function registerAlertRoutes(admin: FastifyInstance, alerts: AlertEngine,
         tags: ['admin'],
         summary: 'Alert rules with their state (inactive, pending, firing, nodata, error), a page at a time',
         description:
-          '`state=active` (firing and pending: firing first, the longest first), one state, or `all` (the default: every configured rule, by id). `q` matches a part of the id or summary. Each firing rule carries its acknowledgement, and every rule the silence covering it now.',
+          '`state=active` (firing and pending: firing first, the longest first), one state, or `all` (the default: every configured rule, by id). `q` matches a part of the id or summary. Each firing rule carries its acknowledgement, and every rule the silence covering it now. Without alerting configured: `configured: false` and no rule (the other alert routes are not there).',
         security,
         querystring: Type.Object({
           state: Type.Enum(['all', 'active', 'firing', 'pending', 'inactive', 'nodata', 'error'], {
@@ -118,11 +122,17 @@ export function registerAlertRoutes(admin: FastifyInstance, alerts: AlertEngine,
           limit: Type.Integer({ minimum: 1, maximum: MAX_ROWS, default: 100 }),
         }),
         response: {
-          200: Type.Object({ rules: Type.Array(Rule), total: Type.Integer(), next: Next }),
+          200: Type.Object({
+            configured: Type.Boolean({ description: 'false: no alerting configuration' }),
+            rules: Type.Array(Rule),
+            total: Type.Integer(),
+            next: Next,
+          }),
         },
       },
     },
     async (request) => {
+      if (alerts === undefined) return { configured: false, rules: [], total: 0, next: null };
       const { state, q, after, limit } = request.query;
       const page = await alertPage(
         {
@@ -134,9 +144,10 @@ export function registerAlertRoutes(admin: FastifyInstance, alerts: AlertEngine,
         },
         { filter: state, q, after, limit },
       );
-      return { ...page, next: page.next ?? null };
+      return { configured: true, ...page, next: page.next ?? null };
     },
   );
+  if (alerts === undefined) return;
 
   typed.get(
     '/alerts/receivers',

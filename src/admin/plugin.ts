@@ -126,7 +126,7 @@ export async function registerAdminApi(app: FastifyInstance, bulwark: Bulwark): 
       registerQueueRoutes(admin, bulwark);
       registerSupervisorRoutes(admin, bulwark);
       registerErrorRoutes(admin, bulwark.errors);
-      if (bulwark.alerts !== undefined) registerAlertRoutes(admin, bulwark.alerts, bulwark.store);
+      registerAlertRoutes(admin, bulwark.alerts, bulwark.store);
       if (bulwark.metrics.history !== undefined) registerMetricsHistoryRoutes(admin, bulwark.metrics.history);
       registerFlagRoutes(admin, bulwark);
       registerInstanceRoutes(admin, bulwark);

@@ -2,7 +2,7 @@
 // acknowledgement and the silence covering it; acknowledge one, silence one (matchers prefilled
 // from its labels), the silences with expiry, the outbox a page at a time and a test notification.
 // Filters and pages in the URL.
-import { useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { api, ApiError, withQuery } from '../api.js';
 import { useLive } from '../live.js';
 import { setQuery, type Route } from '../router.js';
@@ -44,6 +44,8 @@ interface Rule {
 }
 
 interface RulePage {
+  /** False when the app has no alerting configuration (then no rule, and no other alert route). */
+  configured: boolean;
   rules: Rule[];
   total: number;
   next: string | null;
@@ -102,6 +104,7 @@ const OUTBOX_TONE: Record<Notification['state'], Tone> = {
 export function AlertsPage(props: { route: Route }) {
   const [confirm, setConfirm] = useState<ConfirmRequest | undefined>();
   const [changed, setChanged] = useState(0);
+  const [configured, setConfigured] = useState<boolean | undefined>();
   const refresh = () => setChanged((n) => n + 1);
   const state = props.route.query.get('state') ?? 'active';
   const q = props.route.query.get('q') ?? '';
@@ -129,10 +132,15 @@ export function AlertsPage(props: { route: Route }) {
         onAsk={setConfirm}
         onSilence={(rule) => setConfirm(silenceRequest(rule, refresh))}
         onDone={refresh}
+        onConfigured={setConfigured}
       />
-      <Silences changed={changed} onAsk={setConfirm} onDone={refresh} />
-      <Outbox route={props.route} changed={changed} />
-      <TestNotification />
+      {configured === true && (
+        <>
+          <Silences changed={changed} onAsk={setConfirm} onDone={refresh} />
+          <Outbox route={props.route} changed={changed} />
+          <TestNotification />
+        </>
+      )}
       <ConfirmDialog request={confirm} onClose={() => setConfirm(undefined)} />
     </section>
   );
@@ -144,6 +152,8 @@ function Rules(props: {
   onAsk: (request: ConfirmRequest) => void;
   onSilence: (rule: Rule) => void;
   onDone: () => void;
+  /** Told whether alerting is configured, once the first page is in. */
+  onConfigured: (configured: boolean) => void;
 }) {
   const { query } = props.route;
   const state = query.get('state') ?? 'active';
@@ -155,6 +165,10 @@ function Rules(props: {
     `${path}#${props.changed}`,
   );
   useLive(['alerts'], loaded.reload);
+  const configured = loaded.data?.configured;
+  useEffect(() => {
+    if (configured !== undefined) props.onConfigured(configured);
+  }, [configured]);
   const operate = useCanOperate();
   const ack = (rule: Rule) =>
     props.onAsk({
@@ -177,80 +191,87 @@ function Rules(props: {
   return (
     <>
       <Loading loaded={loaded}>
-        {(page) => (
-          <>
+        {(page) =>
+          !page.configured ? (
             <p class="muted">
-              {page.total.toLocaleString()} {page.total === 1 ? 'rule' : 'rules'}: {filterName}
-              {q !== '' && <> matching “{q}”</>}
+              Alerting is not configured: give <code>createBulwark()</code> an <code>alerts</code> option or
+              set <code>BULWARK_ALERTS_FILE</code> (see docs/alerting.md).
             </p>
-            {page.rules.length > 0 && (
-              <table aria-label="Alert rules">
-                <Columns
-                  names={['Rule', 'Severity', 'State', 'Labels', 'Since', 'Value']}
-                  actions={operate}
-                />
-                <tbody>
-                  {page.rules.map((rule) => (
-                    <tr key={rule.id}>
-                      <td>
-                        <code>{rule.id}</code>
-                        <div class="small">{rule.summary}</div>
-                        <div class="muted small">{rule.series}</div>
-                      </td>
-                      <td>
-                        <Badge tone={SEVERITY_TONE[rule.severity]}>{rule.severity}</Badge>
-                      </td>
-                      <td>
-                        <Badge tone={STATE_TONE[rule.state]}>{rule.state}</Badge>
-                        {rule.ack && (
-                          <div class="small">
-                            acknowledged by <code>{rule.ack.by}</code> <Ago at={rule.ack.at} />
-                            {rule.ack.comment !== '' && <> — “{rule.ack.comment}”</>}
-                          </div>
-                        )}
-                        {rule.silence && (
-                          <div class="small">
-                            <Badge tone="muted">silenced</Badge> until <Ago at={rule.silence.endsAt} /> by{' '}
-                            <code>{rule.silence.createdBy}</code>
-                          </div>
-                        )}
-                      </td>
-                      <td>
-                        <Pairs values={rule.labels} />
-                      </td>
-                      <td>
-                        <Ago at={rule.since} />
-                      </td>
-                      <td>
-                        {rule.value === undefined ? <span class="muted">—</span> : formatValue(rule.value)}
-                      </td>
-                      {operate && (
-                        <td class="row-actions">
-                          {rule.state === 'firing' && rule.ack === undefined && (
-                            <button type="button" onClick={() => ack(rule)}>
-                              Acknowledge
-                            </button>
+          ) : (
+            <>
+              <p class="muted">
+                {page.total.toLocaleString()} {page.total === 1 ? 'rule' : 'rules'}: {filterName}
+                {q !== '' && <> matching “{q}”</>}
+              </p>
+              {page.rules.length > 0 && (
+                <table aria-label="Alert rules">
+                  <Columns
+                    names={['Rule', 'Severity', 'State', 'Labels', 'Since', 'Value']}
+                    actions={operate}
+                  />
+                  <tbody>
+                    {page.rules.map((rule) => (
+                      <tr key={rule.id}>
+                        <td>
+                          <code>{rule.id}</code>
+                          <div class="small">{rule.summary}</div>
+                          <div class="muted small">{rule.series}</div>
+                        </td>
+                        <td>
+                          <Badge tone={SEVERITY_TONE[rule.severity]}>{rule.severity}</Badge>
+                        </td>
+                        <td>
+                          <Badge tone={STATE_TONE[rule.state]}>{rule.state}</Badge>
+                          {rule.ack && (
+                            <div class="small">
+                              acknowledged by <code>{rule.ack.by}</code> <Ago at={rule.ack.at} />
+                              {rule.ack.comment !== '' && <> — “{rule.ack.comment}”</>}
+                            </div>
                           )}
-                          {rule.silence === undefined && (
-                            <button type="button" onClick={() => props.onSilence(rule)}>
-                              Silence
-                            </button>
+                          {rule.silence && (
+                            <div class="small">
+                              <Badge tone="muted">silenced</Badge> until <Ago at={rule.silence.endsAt} /> by{' '}
+                              <code>{rule.silence.createdBy}</code>
+                            </div>
                           )}
                         </td>
-                      )}
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            )}
-            <Pager
-              label="Rule pages"
-              first={after !== ''}
-              next={page.next}
-              go={(cursor) => setQuery({ after: cursor })}
-            />
-          </>
-        )}
+                        <td>
+                          <Pairs values={rule.labels} />
+                        </td>
+                        <td>
+                          <Ago at={rule.since} />
+                        </td>
+                        <td>
+                          {rule.value === undefined ? <span class="muted">—</span> : formatValue(rule.value)}
+                        </td>
+                        {operate && (
+                          <td class="row-actions">
+                            {rule.state === 'firing' && rule.ack === undefined && (
+                              <button type="button" onClick={() => ack(rule)}>
+                                Acknowledge
+                              </button>
+                            )}
+                            {rule.silence === undefined && (
+                              <button type="button" onClick={() => props.onSilence(rule)}>
+                                Silence
+                              </button>
+                            )}
+                          </td>
+                        )}
+                      </tr>
+                    ))}
+                  </tbody>
+                </table>
+              )}
+              <Pager
+                label="Rule pages"
+                first={after !== ''}
+                next={page.next}
+                go={(cursor) => setQuery({ after: cursor })}
+              />
+            </>
+          )
+        }
       </Loading>
     </>
   );
