@@ -78,7 +78,6 @@ describe('admin API: live event stream (Server-Sent Events over real HTTP)', () 
     socket.write(`GET /admin/api/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${LIVE_KEY}\r\n\r\n`);
     await until(() => hub.stats.open === 1, 5_000, 'the stream open');
     socket.pause(); // reads nothing from now on
-    const rssBefore = process.memoryUsage().rss;
     const keys = Array.from({ length: 100 }, (_, i) => `${'k'.repeat(200)}-${i}`);
     let offered = 0;
     // ~20 KiB per event, far more than the socket buffers hold, until the hub gives up on it.
@@ -89,10 +88,11 @@ describe('admin API: live event stream (Server-Sent Events over real HTTP)', () 
     }
     await until(() => hub.stats.open === 0, 5_000, 'the slow client dropped');
     expect(hub.stats.dropped).toBe(1);
-    // Never more than the limit (256 KiB) plus one event waiting for it, whatever was offered.
+    // What waited in the response's buffer (its writableLength, read at every write) was never more
+    // than the limit (256 KiB) plus one event, whatever was offered. (The process's RSS is no measure
+    // of this: it moves with the garbage the loop itself makes and when the collector runs.)
     expect(hub.stats.maxBufferedBytes).toBeLessThan(256 * 1024 + 64 * 1024);
     expect(offered).toBeGreaterThan(1024 * 1024);
-    expect(process.memoryUsage().rss - rssBefore).toBeLessThan(64 * 1024 * 1024);
     socket.destroy();
   });
 
