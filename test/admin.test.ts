@@ -276,4 +276,18 @@ describe('admin API', () => {
     const tooMany = await app.inject({ method: 'GET', url: '/admin/api/audit?limit=201', headers: auth });
     expect(tooMany.statusCode).toBe(400);
   });
+
+  it('a reload asked of a process not under the supervisor is a 409 naming why, not a server error', async () => {
+    const { app } = await adminApp({ adminKey: KEY });
+    const res = await app.inject({
+      method: 'POST',
+      url: '/admin/api/supervisor/reload',
+      headers: auth,
+      payload: {},
+    });
+    expect([res.statusCode, res.json<{ error: { code: string } }>().error.code]).toEqual([
+      409,
+      'BWK_ERR_ADMIN_NOT_SUPERVISED',
+    ]);
+  });
 });

@@ -53,8 +53,9 @@ export function registerEventStream(
         reply.header('retry-after', '5');
         throw error;
       }
-      // The heartbeat keeps it busy; a silent client is found by its writes not draining.
-      request.raw.socket.setTimeout(0);
+      // The heartbeat keeps it busy; a silent client is found by its writes not draining. (An
+      // injected request, app.inject(), has a socket of its own without timeouts.)
+      if (typeof request.raw.socket?.setTimeout === 'function') request.raw.socket.setTimeout(0);
       reply.raw.once('close', () => stream.destroy());
       return reply
         .header('content-type', 'text/event-stream; charset=utf-8')

@@ -86,8 +86,7 @@ export function registerSupervisorRoutes(admin: FastifyInstance, bulwark: Pick<B
     },
     async (request, reply) => {
       const stateDir = process.env['BULWARK_SUPERVISOR_STATE_DIR'];
-      if (stateDir === undefined || stateDir === '')
-        throw bulwarkError('BWK_ERR_SUPERVISOR_NOT_RUNNING', { stateDir: '(none)' });
+      if (stateDir === undefined || stateDir === '') throw bulwarkError('BWK_ERR_ADMIN_NOT_SUPERVISED', {});
       const at = new Date().toISOString();
       await bulwark.store.audit.append({
         actor: adminActor(request),

@@ -190,6 +190,11 @@ export const catalogue = {
     message: 'The admin console was not built: run `npm run build` (npm install runs it)',
     area: 'admin',
   },
+  BWK_ERR_ADMIN_NOT_SUPERVISED: {
+    status: 409,
+    message: 'This process does not run under `bulwark supervise`: there is nothing to reload',
+    area: 'admin',
+  },
   BWK_ERR_ADMIN_UNKNOWN_DEPENDENCY: {
     status: 404,
     message: 'No degradable dependency named {name} is configured',
