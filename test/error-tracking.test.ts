@@ -57,6 +57,22 @@ describe('fingerprints', () => {
     expect(fingerprintOf('RangeError', at(10), 'User <n> not found')).not.toBe(a);
     expect(fingerprintOf('TypeError', at(10), 'User <n> gone')).not.toBe(a);
   });
+
+  it('an anonymous frame shown as awaited ("at async <file>") is the same frame: same file, same group', () => {
+    const sync = parseStack(
+      `Error: x\n    at load (src/a.ts:1:1)\n    at ${process.cwd()}/test/b.test.ts:9:2`,
+    );
+    const awaited = parseStack(
+      `Error: x\n    at load (src/a.ts:1:1)\n    at async ${process.cwd()}/test/b.test.ts:9:2`,
+    );
+    expect(awaited[1]).toMatchObject({ fn: '', file: 'test/b.test.ts', line: 9, inApp: true });
+    expect(fingerprintOf('Error', awaited, 'x')).toBe(fingerprintOf('Error', sync, 'x'));
+    // A named function awaited keeps its name without the keyword.
+    expect(parseStack('Error: x\n    at async run (src/a.ts:1:1)')[0]).toMatchObject({
+      fn: 'run',
+      file: 'src/a.ts',
+    });
+  });
 });
 
 /** Flags for tests: every tool on unless switched off here. */

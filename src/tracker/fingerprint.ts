@@ -28,7 +28,9 @@ export function parseStack(stack: string | undefined, cwd = process.cwd()): Stac
   for (const line of stack.split('\n').slice(0, 100)) {
     const match = V8_FRAME.exec(line) ?? GECKO_FRAME.exec(line);
     if (match === null) continue;
-    let file = match[2] ?? '';
+    // An anonymous frame awaited ("at async /app/x.js:1:2") names no function: `async` is not part
+    // of the file, else one frame would fingerprint differently once it is shown as awaited.
+    let file = (match[1] === undefined ? match[2]?.replace(/^async /, '') : match[2]) ?? '';
     if (file.startsWith('file://')) file = file.slice(7);
     const external = file.includes('/node_modules/') || file.startsWith('node:') || file === 'native';
     if (!external && path.isAbsolute(file) && file.startsWith(cwd + path.sep))
