@@ -11,7 +11,6 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import AxeBuilder from '@axe-core/playwright';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -19,7 +18,16 @@ import type { Access } from '../src/access/types.js';
 import { bulwark as bulwarkPlugin, fastifyOptions } from '../src/http/plugin.js';
 import { createBulwark, type Bulwark } from '../src/runtime/create.js';
 import { LogCapture } from './helpers/app.js';
-import { launchChromium, openContext, PageProblems, screenshot } from './helpers/browser.js';
+import {
+  axeViolations,
+  launchChromium,
+  listenOnLoopback,
+  openContext,
+  PageProblems,
+  screenshot,
+  settled,
+  signIn,
+} from './helpers/browser.js';
 
 const dataDir = mkdtempSync(path.join(tmpdir(), 'bulwark-console-alerts-'));
 
@@ -102,8 +110,7 @@ beforeAll(async () => {
       Error.stackTraceLimit = limit;
     }
   });
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+  base = await listenOnLoopback(app);
   const access = bulwark.parts.get('access') as Access;
   keys.operator = (await access.createKey('ada', 'operator', 'test')).key;
   keys.viewer = (await access.createKey('val', 'viewer', 'test')).key;
@@ -124,23 +131,9 @@ afterEach(() => {
 async function signedIn(key = keys.operator): Promise<Page> {
   problems = new PageProblems();
   const { page } = await openContext(browser, base, problems);
-  await page.goto('/admin/');
-  await page.getByLabel('Admin key').fill(key);
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  await signIn(page, key);
   await page.getByRole('heading', { name: 'Overview', level: 1 }).waitFor();
   return page;
-}
-
-async function settled(page: Page): Promise<void> {
-  await expect.poll(() => page.locator('[aria-busy="true"]').count()).toBe(0);
-}
-
-/** Serious or critical accessibility violations of the page as it is now. */
-async function axeViolations(page: Page): Promise<string[]> {
-  const result = await new AxeBuilder({ page }).analyze();
-  return result.violations
-    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-    .map((v) => `${v.id}: ${v.help} (${v.nodes.length})`);
 }
 
 async function audited(action: string): Promise<{ actor: string; target: string; detail: unknown }[]> {

@@ -7,14 +7,21 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import AxeBuilder from '@axe-core/playwright';
 import type { FastifyInstance } from 'fastify';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../src/app/build.js';
 import type { Bulwark } from '../src/runtime/create.js';
 import type { Access } from '../src/access/types.js';
-import { launchChromium, openContext, PageProblems, screenshot } from './helpers/browser.js';
+import {
+  axeViolations,
+  launchChromium,
+  listenOnLoopback,
+  openContext,
+  PageProblems,
+  screenshot,
+  signIn,
+} from './helpers/browser.js';
 import { listeningPort, spawnTs } from './helpers/process.js';
 import { startRedis, type RedisServer } from './helpers/redis.js';
 
@@ -34,10 +41,7 @@ beforeAll(async () => {
     env: { BULWARK_ADMIN_KEY: KEY, BULWARK_DATA_DIR: dataDir, REDIS_URL: redis.url, LOG_LEVEL: 'warn' },
   });
   bulwark = (app as unknown as { bulwark: Bulwark }).bulwark;
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  const address = app.server.address();
-  if (address === null || typeof address === 'string') throw new Error('no address');
-  base = `http://127.0.0.1:${address.port}`;
+  base = await listenOnLoopback(app);
   browser = await launchChromium();
 }, 60_000);
 
@@ -53,30 +57,16 @@ afterEach(() => {
   expect(problems.problems, problems.problems.join('\n')).toEqual([]);
 });
 
-async function signIn(page: Page, key = KEY): Promise<void> {
-  await page.goto('/admin/');
-  await page.getByLabel('Admin key').fill(key);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-}
-
 async function signedIn(): Promise<Page> {
   problems = new PageProblems();
   const { page } = await openContext(browser, base, problems);
-  await signIn(page);
+  await signIn(page, KEY);
   await page.getByRole('heading', { name: 'Overview', level: 1 }).waitFor();
   return page;
 }
 
 /** The heading of a page named `name` in the navigation. */
 const heading = (name: string) => name.replace(/ log$/, '');
-
-/** Serious or critical accessibility violations of the page as it is now. */
-async function axeViolations(page: Page): Promise<string[]> {
-  const result = await new AxeBuilder({ page }).analyze();
-  return result.violations
-    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-    .map((v) => `${v.id}: ${v.help} (${v.nodes.length})`);
-}
 
 describe('the admin console in Chromium', () => {
   it('refuses a wrong key with a coded message and no session', async () => {

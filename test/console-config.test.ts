@@ -7,14 +7,21 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import AxeBuilder from '@axe-core/playwright';
 import type { FastifyInstance } from 'fastify';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Access } from '../src/access/types.js';
 import { buildApp } from '../src/app/build.js';
 import type { Bulwark } from '../src/runtime/create.js';
-import { launchChromium, openContext, PageProblems, screenshot } from './helpers/browser.js';
+import {
+  axeViolations,
+  launchChromium,
+  listenOnLoopback,
+  openContext,
+  PageProblems,
+  screenshot,
+  signIn,
+} from './helpers/browser.js';
 
 const KEY = 'console-config-test-key-0123456789abcdef';
 const dataDir = mkdtempSync(path.join(tmpdir(), 'bulwark-console-config-'));
@@ -33,10 +40,7 @@ beforeAll(async () => {
   });
   bulwark = (app as unknown as { bulwark: Bulwark }).bulwark;
   await bulwark.config!.set('name', 'spin two', { reason: 'rename', author: 'test' });
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  const address = app.server.address();
-  if (address === null || typeof address === 'string') throw new Error('no address');
-  base = `http://127.0.0.1:${address.port}`;
+  base = await listenOnLoopback(app);
   browser = await launchChromium();
 }, 60_000);
 
@@ -54,9 +58,7 @@ afterEach(() => {
 async function signedIn(key = KEY): Promise<Page> {
   problems = new PageProblems();
   const { page } = await openContext(browser, base, problems);
-  await page.goto('/admin/');
-  await page.getByLabel('Admin key').fill(key);
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  await signIn(page, key);
   await page.getByRole('heading', { name: 'Overview', level: 1 }).waitFor();
   return page;
 }
@@ -66,14 +68,6 @@ async function open(page: Page, name: string): Promise<void> {
   await page.getByRole('navigation', { name: 'Console' }).getByRole('link', { name, exact: true }).click();
   await page.getByRole('heading', { name, level: 1 }).waitFor();
   await expect.poll(() => page.locator('[aria-busy="true"]').count()).toBe(0);
-}
-
-/** Serious or critical accessibility violations of the page as it is now. */
-async function axeViolations(page: Page): Promise<string[]> {
-  const result = await new AxeBuilder({ page }).analyze();
-  return result.violations
-    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-    .map((v) => `${v.id}: ${v.help} (${v.nodes.length})`);
 }
 
 const appName = async () => ((await (await fetch(`${base}/`)).json()) as { name: string }).name;

@@ -4,27 +4,19 @@
 // violation in a page fails the test that opened it.
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
+import AxeBuilder from '@axe-core/playwright';
+import type { FastifyInstance } from 'fastify';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { expect } from 'vitest';
 import { requireBinary } from './binaries.js';
+import { CHROMIUM_ARGS } from './chromium.js';
 
 export const SCREENSHOTS = path.resolve('test-results', 'console');
-
-const ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--disable-dev-shm-usage',
-];
 
 /** Launches Debian's Chromium; a missing binary is a loud failure naming the package. */
 export async function launchChromium(): Promise<Browser> {
   const executablePath = requireBinary('chromium', 'chromium');
-  return chromium.launch({ executablePath, args: ARGS, timeout: 30_000 });
+  return chromium.launch({ executablePath, args: CHROMIUM_ARGS, timeout: 30_000 });
 }
 
 /** What went wrong inside pages: console errors, page errors, failed requests, CSP violations. */
@@ -83,4 +75,32 @@ export async function screenshot(page: Page, name: string): Promise<string> {
   const file = path.join(SCREENSHOTS, `${name}.png`);
   await page.screenshot({ path: file, fullPage: true });
   return file;
+}
+
+/** Listens on a free loopback port; resolves with the base URL (`http://127.0.0.1:<port>`). */
+export async function listenOnLoopback(app: FastifyInstance): Promise<string> {
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const address = app.server.address();
+  if (address === null || typeof address === 'string') throw new Error('the app has no TCP address');
+  return `http://127.0.0.1:${address.port}`;
+}
+
+/** Signs in on the console's sign-in page with `key` (the page waits for the overview only if asked). */
+export async function signIn(page: Page, key: string): Promise<void> {
+  await page.goto('/admin/');
+  await page.getByLabel('Admin key').fill(key);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+}
+
+/** Waits until nothing on the page is loading (no `aria-busy` element). */
+export async function settled(page: Page): Promise<void> {
+  await expect.poll(() => page.locator('[aria-busy="true"]').count()).toBe(0);
+}
+
+/** Serious or critical accessibility violations (axe-core) of the page as it is now. */
+export async function axeViolations(page: Page): Promise<string[]> {
+  const result = await new AxeBuilder({ page }).analyze();
+  return result.violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map((v) => `${v.id}: ${v.help} (${v.nodes.length})`);
 }
