@@ -513,6 +513,26 @@ describe('metrics history admin routes', () => {
       resolutionS: 60,
       points: [{ at: T0 + 30 * MIN, count: 3, avg: 2 }],
     });
+    // maxPoints: the three 10 s points merge into coarser buckets of whole tiers, nothing is lost.
+    const capped = await app.inject({
+      method: 'GET',
+      url: `/metrics/history?series=${series}&from=${T0 + 30 * MIN}&to=${T0 + 30 * MIN + 30 * S}&maxPoints=2`,
+    });
+    const body = capped.json<{
+      resolutionS: number;
+      points: { count: number; min: number; max: number }[];
+    }>();
+    expect(body.resolutionS % 10).toBe(0);
+    expect(body.points.length).toBeLessThanOrEqual(2);
+    expect(body.points.reduce((sum, p) => sum + p.count, 0)).toBe(3);
+    expect([Math.min(...body.points.map((p) => p.min)), Math.max(...body.points.map((p) => p.max))]).toEqual([
+      1, 3,
+    ]);
+    const tooMany = await app.inject({
+      method: 'GET',
+      url: `/metrics/history?series=${series}&maxPoints=5000`,
+    });
+    expect(tooMany.statusCode).toBe(400);
   });
 
   it('answers bad input with 400 BWK_ERR_METRICS_QUERY_INVALID naming the field', async () => {

@@ -71,6 +71,14 @@ export function registerMetricsHistoryRoutes(admin: FastifyInstance, history: Me
             Type.Integer({ minimum: 0, description: 'ms since the epoch; default to - 1 h' }),
           ),
           to: Type.Optional(Type.Integer({ minimum: 0, description: 'ms since the epoch; default now' })),
+          maxPoints: Type.Optional(
+            Type.Integer({
+              minimum: 2,
+              maximum: 1000,
+              default: 200,
+              description: 'at most this many points: finer buckets are merged into coarser ones',
+            }),
+          ),
           resolution: Type.Optional(
             Type.Integer({
               minimum: 1,
@@ -85,10 +93,10 @@ export function registerMetricsHistoryRoutes(admin: FastifyInstance, history: Me
       schemaErrorFormatter,
     },
     async (request) => {
-      const { series, resolution } = request.query;
+      const { series, resolution, maxPoints = 200 } = request.query;
       const to = request.query.to ?? history.now();
       const from = request.query.from ?? Math.max(0, to - DEFAULT_RANGE_MS);
-      return { series, ...(await history.query(series, from, to, resolution)) };
+      return { series, ...(await history.query(series, from, to, resolution, maxPoints)) };
     },
   );
 }

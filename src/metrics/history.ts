@@ -179,14 +179,17 @@ export class MetricsHistory {
    * The points of `series` (exact canonical name) whose buckets overlap [`fromMs`, `toMs`], oldest
    * first. `resolutionS` must be a tier's; by default the finest tier whose retention still covers
    * `fromMs` (the coarsest when none does). Buckets not downsampled yet are merged from finer tiers
-   * on the fly, so every resolution reaches the newest sample. An unknown series has no points.
-   * Throws `BWK_ERR_METRICS_QUERY_INVALID` naming the bad argument.
+   * on the fly, so every resolution reaches the newest sample. With `maxPoints`, buckets are merged
+   * into coarser ones (a whole number of the tier's; the answer's `resolutionS` says which) until the
+   * range fits in that many. An unknown series has no points. Throws `BWK_ERR_METRICS_QUERY_INVALID`
+   * naming the bad argument.
    */
   async query(
     series: string,
     fromMs: number,
     toMs: number,
     resolutionS?: number,
+    maxPoints?: number,
   ): Promise<HistoryQueryResult> {
     for (const [field, value] of [
       ['from', fromMs],
@@ -210,7 +213,13 @@ export class MetricsHistory {
       Math.floor(fromMs / bucketMs) * bucketMs,
       toMs,
     );
-    return { resolutionS: tier.resolutionS, points: rows.map(toPoint) };
+    if (maxPoints === undefined || rows.length <= maxPoints) {
+      return { resolutionS: tier.resolutionS, points: rows.map(toPoint) };
+    }
+    // Coarser buckets, a whole number of the tier's, so that the range fits in `maxPoints`.
+    const spanS = (toMs - Math.floor(fromMs / bucketMs) * bucketMs) / 1000;
+    const step = Math.ceil(spanS / Math.max(1, maxPoints - 1) / tier.resolutionS) * tier.resolutionS;
+    return { resolutionS: step, points: mergeInto(rows, step).map(toPoint) };
   }
 
   /**
