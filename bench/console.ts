@@ -1,5 +1,5 @@
 // The admin console with large data: a store seeded with 1,000 flags, 10,000 jobs (a tenth of them
-// dead), 1,000 error groups and 7 days of metrics history; then, for every page, the server time of
+// dead), 1,000 error groups, 1,000 alert rules and 7 days of metrics history; then, for every page, the server time of
 // the admin API answers it loads (Fastify's elapsed time from the request's arrival to the end of
 // its answer, median and max of 20) and the time Chromium takes from navigation to the page shown
 // with its data (median of 5), and the JavaScript the page loads (gzipped). Targets (issue 14):
@@ -27,9 +27,26 @@ const dir = mkdtempSync(path.join(tmpdir(), 'bulwark-bench-console-'));
 const built = consoleDir();
 if (built === undefined) throw new Error('dist/console is missing: run `npm run build` first');
 
+// 1,000 alert rules (their states are written below: evaluating 1,000 rules into states is not
+// what this measures), no receiver reachable.
+const ALERT_RULES = 1_000;
 const bulwark = await createBulwark({
   env: { BULWARK_DATA_DIR: dir, BULWARK_ADMIN_KEY: KEY, LOG_LEVEL: 'error' },
   serviceId: 'bench-console',
+  alerts: {
+    defaultRules: false,
+    evaluateEveryMs: 3_600_000,
+    receivers: [{ name: 'ops', type: 'webhook', url: 'http://127.0.0.1:9/hook' }],
+    rules: Array.from({ length: ALERT_RULES }, (_, i) => ({
+      id: `rule-${String(i).padStart(4, '0')}`,
+      kind: 'threshold' as const,
+      series: 'process.rss_bytes',
+      fireAbove: 1e12,
+      severity: i % 10 === 0 ? ('critical' as const) : ('warning' as const),
+      summary: `Rule ${i} of the bench`,
+      labels: { team: i % 3 === 0 ? 'core' : 'edge' },
+    })),
+  },
 });
 const app = Fastify(fastifyOptions(bulwark));
 /** Server time of each admin API answer, by route template. */
@@ -102,6 +119,24 @@ for (let i = 0; i < 1_000; i++) {
 await bulwark.errors.flush();
 log('1,000 error groups');
 
+// Alert states: a fifth firing, a fifth pending.
+const states = Array.from({ length: ALERT_RULES }, (_, i) => ({
+  rule: `rule-${String(i).padStart(4, '0')}`,
+  state: i % 5 === 0 ? 'firing' : i % 5 === 1 ? 'pending' : 'inactive',
+  since: Date.now() - (ALERT_RULES - i) * 1_000,
+  value: i,
+  transitions: i % 5 === 0 ? 1 : 0,
+  version: 1,
+  updated_at: Date.now(),
+}));
+for (let i = 0; i < states.length; i += 200) {
+  await bulwark.store.db
+    .insertInto('bulwark_alerts')
+    .values(states.slice(i, i + 200))
+    .execute();
+}
+log('1,000 alert rules (200 firing, 200 pending)');
+
 const points = new PointStore(bulwark.store.db, bulwark.store.engine);
 const SERIES: [string, (t: number) => number][] = [
   ['http.requests_per_s{route="*"}', (t) => 120 + 80 * Math.sin(t / 3_600_000)],
@@ -147,6 +182,9 @@ const PAGES: { name: string; path: string; heading: string }[] = [
   { name: 'Queues', path: '/admin/queues', heading: 'Queues' },
   { name: 'Dead jobs', path: '/admin/queues/thumbnails?state=dead', heading: 'thumbnails' },
   { name: 'Errors', path: '/admin/errors', heading: 'Errors' },
+  { name: 'Alerts', path: '/admin/alerts', heading: 'Alerts' },
+  { name: 'Instances', path: '/admin/instances', heading: 'Instances' },
+  { name: 'Processes', path: '/admin/processes', heading: 'Processes' },
   {
     name: 'Metrics, 7 days',
     path: `/admin/metrics?series=${encodeURIComponent('http.requests_per_s{route="*"}')}&range=7d`,
@@ -236,7 +274,7 @@ await browser.close();
 
 console.log(describeMachine(['fastify', 'playwright-core']));
 console.log(
-  `seeded: 1,000 flags; 10,000 jobs in 4 queues (1,000 dead); 1,000 error groups; 7 days of 4 history series (SQLite)\n`,
+  `seeded: 1,000 flags; 10,000 jobs in 4 queues (1,000 dead); 1,000 error groups; 1,000 alert rules (200 firing, 200 pending; states written directly); 7 days of 4 history series (SQLite)\n`,
 );
 console.log(`JavaScript of every page: ${(jsGzip / 1024).toFixed(1)} KB gzipped (one bundle)\n`);
 console.log('| page | render, median of 5 (ms) | max | most rows in an answer |');
