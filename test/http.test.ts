@@ -291,15 +291,19 @@ describe('request ids on audit rows', () => {
   it('two admin requests that bring the same x-request-id are audited under distinct ids', async () => {
     const { app, instance } = await adminApp();
     const headers = { ...adminAuth, 'x-request-id': 'chosen-by-client' };
-    const answered = await Promise.all([
-      app.inject({ method: 'GET', url: '/admin/api/dependencies', headers }),
-      app.inject({ method: 'GET', url: '/admin/api/dependencies', headers }),
-    ]);
+    // Changes are audited (reads are not): asking twice to force a dependency that is not configured.
+    const change = {
+      method: 'PUT' as const,
+      url: '/admin/api/dependencies/redis/forced',
+      headers,
+      payload: { forced: true },
+    };
+    const answered = await Promise.all([app.inject(change), app.inject(change)]);
     const ids = answered.map((res) => res.headers['x-request-id']);
     // The audit row is written in onResponse, after the reply went out.
     let rows: { detail: unknown }[] = [];
     await until(async () => {
-      rows = await instance.store.audit.list({ target: '/dependencies' });
+      rows = await instance.store.audit.list({ target: '/dependencies/redis/forced' });
       return rows.length === 2;
     });
     expect(rows.map((row) => (row.detail as { requestId: string }).requestId).sort()).toEqual(ids.sort());
