@@ -53,7 +53,9 @@ describe('start-up unwind', () => {
         'rollouts',
         'config',
         'supervisor',
+        'instances',
         'alerts',
+        'access',
         'flags',
         'broken config file',
       ]);
