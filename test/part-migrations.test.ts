@@ -7,20 +7,9 @@ import { createBulwark, openParts, type BulwarkOptions } from '../src/runtime/cr
 import { createStore } from '../src/runtime/store.js';
 import { MIGRATION_TABLE, type Store } from '../src/store/index.js';
 import { spawnTs } from './helpers/process.js';
-import { rejection, tempDir } from './helpers/store.js';
+import { BULWARK_MIGRATIONS, rejection, tempDir } from './helpers/store.js';
 
-/** Bulwark's schema history, in the order it applies. */
-const BULWARK = [
-  '0001_kv',
-  '0002_audit',
-  '0003_jobs',
-  '0004_errors',
-  '0005_metrics_history',
-  '0006_alerts',
-  '0007_access',
-  '0008_instances',
-  '0009_error_trends',
-];
+const BULWARK = BULWARK_MIGRATIONS;
 
 /** A part of the application that owns a table, as a user adds one with `options.parts`. */
 function ordersPart(name = 'orders', migration = '0100_orders'): AnyPart {

@@ -10,7 +10,7 @@ import { AUDIT_REFUSED_TARGET, createStore, type QueryObserver } from '../src/st
 import { freePort } from './helpers/ports.js';
 import { dropSchema, startPostgres, uniqueSchema, type PostgresServer } from './helpers/postgres.js';
 import { spawnTs } from './helpers/process.js';
-import { postgresForFile, rejection, storeFixture, tempDir } from './helpers/store.js';
+import { BULWARK_MIGRATIONS, postgresForFile, rejection, storeFixture, tempDir } from './helpers/store.js';
 import { until } from './helpers/wait.js';
 
 const pgUrl = postgresForFile();
@@ -21,28 +21,10 @@ describe.each(['sqlite', 'postgres'] as const)('store conformance: %s', (engine)
   it('migrates up, reports status, reverts down (dropping the tables) and up again', async () => {
     const store = await fixture.open({ migrate: false });
     expect(store.engine).toBe(engine);
-    expect(await store.migrations.status()).toEqual([
-      { name: '0001_kv', executedAt: undefined },
-      { name: '0002_audit', executedAt: undefined },
-      { name: '0003_jobs', executedAt: undefined },
-      { name: '0004_errors', executedAt: undefined },
-      { name: '0005_metrics_history', executedAt: undefined },
-      { name: '0006_alerts', executedAt: undefined },
-      { name: '0007_access', executedAt: undefined },
-      { name: '0008_instances', executedAt: undefined },
-      { name: '0009_error_trends', executedAt: undefined },
-    ]);
-    expect(await store.migrations.up()).toEqual([
-      '0001_kv',
-      '0002_audit',
-      '0003_jobs',
-      '0004_errors',
-      '0005_metrics_history',
-      '0006_alerts',
-      '0007_access',
-      '0008_instances',
-      '0009_error_trends',
-    ]);
+    expect(await store.migrations.status()).toEqual(
+      BULWARK_MIGRATIONS.map((name) => ({ name, executedAt: undefined })),
+    );
+    expect(await store.migrations.up()).toEqual(BULWARK_MIGRATIONS);
     expect(await store.migrations.up()).toEqual([]);
     for (const state of await store.migrations.status()) expect(state.executedAt).toBeTypeOf('number');
 

@@ -69,3 +69,16 @@ export function storeFixture(engine: 'sqlite' | 'postgres', pgUrl: () => string)
     },
   };
 }
+
+/** Bulwark's schema history, in the order it applies (one list for every test that names it). */
+export const BULWARK_MIGRATIONS = [
+  '0001_kv',
+  '0002_audit',
+  '0003_jobs',
+  '0004_errors',
+  '0005_metrics_history',
+  '0006_alerts',
+  '0007_access',
+  '0008_instances',
+  '0009_error_trends',
+];

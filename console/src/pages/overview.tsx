@@ -2,7 +2,7 @@
 // key charts of the last hour, its deploys, config and flag changes, switches and restarts marked.
 import { api } from '../api.js';
 import { useAnnotations } from '../annotations.js';
-import { SeriesChart } from '../chart.js';
+import { SeriesChart, type Unit } from '../chart.js';
 import { useLive } from '../live.js';
 import type { Route } from '../router.js';
 import { Badge, Link, Loading, PageHeader, useLoad, type Tone } from '../ui.js';
@@ -22,6 +22,14 @@ interface Overview {
 
 const TONE: Record<AttentionItem['severity'], Tone> = { critical: 'bad', warning: 'warn', info: 'muted' };
 const HOUR_MS = 3_600_000;
+
+/** The key charts of the last hour: request rate, error ratio, p99 latency, memory. */
+const KEY_CHARTS: { title: string; series: string; unit: Unit }[] = [
+  { title: 'Requests', series: 'http.requests_per_s{route="*"}', unit: 'per_s' },
+  { title: 'Error ratio (5xx)', series: 'http.error_ratio{route="*"}', unit: 'ratio' },
+  { title: 'Latency p99', series: 'http.latency_p99_ms{route="*"}', unit: 'ms' },
+  { title: 'Memory (RSS)', series: 'process.rss_bytes', unit: 'bytes' },
+];
 
 export function OverviewPage(_props: { route: Route }) {
   const loaded = useLoad((signal) => api<Overview>('GET', '/overview', undefined, signal), 'overview');
@@ -56,38 +64,9 @@ export function OverviewPage(_props: { route: Route }) {
       </Loading>
       <h2>Last hour</h2>
       <div class="charts">
-        <SeriesChart
-          title="Requests"
-          series={'http.requests_per_s{route="*"}'}
-          unit="per_s"
-          from={from}
-          to={to}
-          annotations={marks}
-        />
-        <SeriesChart
-          title="Error ratio (5xx)"
-          series={'http.error_ratio{route="*"}'}
-          unit="ratio"
-          from={from}
-          to={to}
-          annotations={marks}
-        />
-        <SeriesChart
-          title="Latency p99"
-          series={'http.latency_p99_ms{route="*"}'}
-          unit="ms"
-          from={from}
-          to={to}
-          annotations={marks}
-        />
-        <SeriesChart
-          title="Memory (RSS)"
-          series="process.rss_bytes"
-          unit="bytes"
-          from={from}
-          to={to}
-          annotations={marks}
-        />
+        {KEY_CHARTS.map((chart) => (
+          <SeriesChart key={chart.series} {...chart} from={from} to={to} annotations={marks} />
+        ))}
       </div>
     </section>
   );
