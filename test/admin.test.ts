@@ -215,6 +215,34 @@ describe('admin API', () => {
     await app.close();
   });
 
+  it('shows the work waiting for a dependency: the cache journal and the queue spool, drained on failback', async () => {
+    const { app, instance } = await adminApp({ adminKey: KEY, redisUrl: redis.url });
+    const backlog = async () => {
+      const res = await app.inject({ method: 'GET', url: '/admin/api/dependencies', headers: auth });
+      expect(res.statusCode).toBe(200);
+      const [dependency] =
+        res.json<{ name: string; backlog: { name: string; pending: number | null }[] }[]>();
+      return Object.fromEntries(dependency!.backlog.map((b) => [b.name, b.pending]));
+    };
+    expect(await backlog()).toEqual({ 'cache journal (default)': 0, 'queue spool': 0 });
+
+    // On the fallback, cache writes are journaled and jobs spooled (no worker runs them here).
+    instance.dependencies['redis']!.setForced(true);
+    for (let i = 0; i < 3; i += 1) await instance.cache.set(`backlog-${i}`, i);
+    await instance.queues.add('backlog', { n: 1 });
+    await instance.queues.add('backlog', { n: 2 }, { delay: 60_000 });
+    expect(await backlog()).toEqual({ 'cache journal (default)': 3, 'queue spool': 2 });
+
+    // Back on Redis, the journal is replayed and the spool moved to BullMQ: nothing waits.
+    instance.dependencies['redis']!.setForced(false);
+    await until(async () => {
+      const now = await backlog();
+      return now['cache journal (default)'] === 0 && now['queue spool'] === 0;
+    }, 10_000);
+    expect(await instance.cache.get('backlog-2')).toBe(2);
+    await app.close();
+  });
+
   it('reads the rate limiter’s top offenders and the audit log, which records changes, not reads', async () => {
     const { app } = await adminApp({ adminKey: KEY });
     for (let i = 0; i < 4; i += 1) await app.inject({ method: 'GET', url: '/limited' });

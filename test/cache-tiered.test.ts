@@ -316,6 +316,7 @@ describe('cache journal', () => {
       put: (ns, key, value, opts) => real.put(ns, key, value, opts),
       delete: (ns, key) => real.delete(ns, key),
       list: (ns, opts) => real.list(ns, opts),
+      count: (ns, opts) => real.count(ns, opts),
       putMany: (ns, entries) => {
         calls += 1;
         return fail ? Promise.reject(new Error('disk full')) : real.putMany(ns, entries);

@@ -160,9 +160,18 @@ describe('the admin console in Chromium', () => {
     await row.getByText('forced', { exact: true }).first().waitFor();
     const status = async () => ((await (await fetch(`${base}/health`)).json()) as { status: string }).status;
     await expect.poll(status, { timeout: 10_000 }).toBe('warn');
+    // Writes made meanwhile wait in the cache journal: the page shows them (read again every 5 s).
+    await bulwark.cache.set('console-backlog-1', 1);
+    await bulwark.cache.set('console-backlog-2', 2);
+    await row
+      .getByText('cache journal (default):')
+      .getByText('2', { exact: true })
+      .waitFor({ timeout: 10_000 });
     await row.getByRole('button', { name: 'Release' }).click();
     await page.getByRole('dialog').getByRole('button', { name: 'Release' }).click();
     await row.getByText('forced', { exact: true }).first().waitFor({ state: 'detached' });
+    // Back on Redis, the journal is replayed: nothing waits.
+    await row.getByText('cache journal (default):').getByText('none').waitFor({ timeout: 10_000 });
     await page.context().close();
   });
 

@@ -58,6 +58,22 @@ describe('failover engine', () => {
     f.close();
   });
 
+  it('reads its registered backlogs, an unreadable one as null with the error code, until removed', async () => {
+    const { f } = failover(new FakeServer());
+    const remove = f.addBacklog({ name: 'journal', pending: () => Promise.resolve(7) });
+    f.addBacklog({
+      name: 'spool',
+      pending: () =>
+        Promise.reject(Object.assign(new Error('store down'), { code: 'BWK_ERR_STORE_UNAVAILABLE' })),
+    });
+    expect(await f.backlog()).toEqual([
+      { name: 'journal', pending: 7 },
+      { name: 'spool', pending: null, error: 'BWK_ERR_STORE_UNAVAILABLE' },
+    ]);
+    remove();
+    expect((await f.backlog()).map((b) => b.name)).toEqual(['spool']);
+  });
+
   it('boots with the dependency down on the fallback and attaches when it appears', async () => {
     const server = new FakeServer();
     server.up = false;

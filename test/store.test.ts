@@ -114,6 +114,12 @@ describe.each(['sqlite', 'postgres'] as const)('store conformance: %s', (engine)
     expect((await kv.list('uni', { prefix: 'é' })).map((e) => e.key)).toEqual(['é', 'éa']);
     expect((await kv.list('uni', { prefix: 'd:' })).map((e) => e.key)).toEqual(['d:1']);
     expect((await kv.list('uni', { prefix: '😀' })).map((e) => e.key)).toEqual(['😀x']);
+    // count: the same namespace and prefix rules as list, as a plain number on both engines.
+    expect(await kv.count('ns')).toBe(8);
+    expect(await kv.count('ns', { prefix: 'a_' })).toBe(1);
+    expect(await kv.count('ns', { prefix: 'a' })).toBe(4);
+    expect(await kv.count('uni', { prefix: 'é' })).toBe(2);
+    expect(await kv.count('nobody')).toBe(0);
 
     expect(await kv.delete('ns', 'a')).toBe(true);
     expect(await kv.delete('ns', 'a')).toBe(false);

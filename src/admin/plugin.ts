@@ -29,6 +29,16 @@ const Dependency = Type.Object({
     description: 'ms since the epoch; null before the first switch',
   }),
   requiredStreakMs: Type.Integer(),
+  backlog: Type.Array(
+    Type.Object({
+      name: Type.String({ description: 'what waits: `cache journal (default)`, `queue spool`' }),
+      pending: Type.Union([Type.Integer(), Type.Null()], {
+        description: 'records accepted on the fallback, not yet on the primary; null when unreadable',
+      }),
+      error: Type.Optional(Type.String({ description: 'why it could not be read (an error code)' })),
+    }),
+    { description: 'Work kept on the fallback side that goes to the primary once it is back' },
+  ),
 });
 const security = [{ adminKey: [] }];
 
@@ -56,7 +66,7 @@ export async function registerAdminApi(app: FastifyInstance, bulwark: Bulwark): 
             response: { 200: Type.Array(Dependency) },
           },
         },
-        async () => Object.values(bulwark.dependencies).map(describe),
+        async () => Promise.all(Object.values(bulwark.dependencies).map(describe)),
       );
 
       typed.put(
@@ -171,7 +181,7 @@ export async function registerAdminApi(app: FastifyInstance, bulwark: Bulwark): 
   );
 }
 
-function describe(failover: Bulwark['dependencies'][string]) {
+async function describe(failover: Bulwark['dependencies'][string]) {
   return {
     name: failover.name,
     mode: failover.mode,
@@ -180,5 +190,6 @@ function describe(failover: Bulwark['dependencies'][string]) {
     switches: failover.switches,
     lastSwitchAt: failover.lastSwitchAt ?? null,
     requiredStreakMs: failover.requiredStreakMs,
+    backlog: await failover.backlog(),
   };
 }

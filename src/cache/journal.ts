@@ -72,6 +72,11 @@ export class CacheJournal {
     return this.#list(undefined);
   }
 
+  /** How many records wait to be replayed, of every instance sharing the store (one COUNT). */
+  count(): Promise<number> {
+    return this.#kv.count(this.#namespace);
+  }
+
   /** The pending deletes and tag deletes of every instance sharing the store. */
   async deletes(): Promise<Exclude<JournalRecord, { op: 'set' }>[]> {
     const records = (await this.#list('d:')).map((p) => p.record);

@@ -15,6 +15,7 @@ export function cachePart(): Part<
   { store: Store; redis: RedisDependency | undefined }
 > {
   let bus: InvalidationBus | undefined;
+  let removeBacklog: (() => void) | undefined;
   return {
     name: 'cache',
     needs: ['store', 'redis'],
@@ -63,26 +64,32 @@ export function cachePart(): Part<
         });
         bus.start();
       }
+      const l2 =
+        redis === undefined
+          ? undefined
+          : {
+              store: new RedisCacheStore({ client: redis.client, prefix: 'bulwark:cache:' }),
+              failover: redis.failover,
+              journal: new CacheJournal(store.kv, 'default'),
+              ...(bus === undefined ? {} : { bus }),
+            };
+      if (l2 !== undefined)
+        removeBacklog = l2.failover.addBacklog({
+          name: 'cache journal (default)',
+          pending: () => l2.journal.count(),
+        });
       const cache: TieredCache = new TieredCache({
         name: 'default',
         // Evictions are counted once the cache exists (the callback only runs on later writes).
         l1: new MemoryCacheStore({ name: 'l1', onEvict: () => cache.noteEviction() }),
-        ...(redis === undefined
-          ? {}
-          : {
-              l2: {
-                store: new RedisCacheStore({ client: redis.client, prefix: 'bulwark:cache:' }),
-                failover: redis.failover,
-                journal: new CacheJournal(store.kv, 'default'),
-                ...(bus === undefined ? {} : { bus }),
-              },
-            }),
+        ...(l2 === undefined ? {} : { l2 }),
         metrics: new CacheMetrics(metrics.registry),
         logger,
       });
       return cache;
     },
     close(cache) {
+      removeBacklog?.();
       cache.close();
       bus?.close();
     },

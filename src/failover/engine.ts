@@ -1,5 +1,13 @@
 import { bulwarkError } from '../errors/index.js';
-import type { DependencyMode, FailoverOptions, FailoverTimers, ModeChange, ModeReason } from './types.js';
+import type {
+  Backlog,
+  BacklogSource,
+  DependencyMode,
+  FailoverOptions,
+  FailoverTimers,
+  ModeChange,
+  ModeReason,
+} from './types.js';
 
 const realTimers: FailoverTimers = {
   now: () => Date.now(),
@@ -35,6 +43,7 @@ export class Failover {
   readonly #isFailure: (error: unknown) => boolean;
   readonly #timers: FailoverTimers;
   readonly #listeners: ((change: ModeChange) => void)[] = [];
+  readonly #backlogs = new Set<BacklogSource>();
 
   #mode: DependencyMode = 'fallback';
   #reason: ModeReason = 'starting';
@@ -111,6 +120,33 @@ export class Failover {
   /** Calls `listener` on every switch. Listeners must not throw. */
   onChange(listener: (change: ModeChange) => void): void {
     this.#listeners.push(listener);
+  }
+
+  /**
+   * Registers work kept on the fallback side that waits for the primary (see {@link backlog});
+   * returns the function that removes it again (for the part's close).
+   */
+  addBacklog(source: BacklogSource): () => void {
+    this.#backlogs.add(source);
+    return () => this.#backlogs.delete(source);
+  }
+
+  /**
+   * Every registered backlog read now, in registration order. Never rejects: a source that cannot
+   * be read (the store is down too) is `pending: null` with the error's code or message.
+   */
+  backlog(): Promise<Backlog[]> {
+    return Promise.all(
+      [...this.#backlogs].map(async (source) => {
+        const { name } = source;
+        try {
+          return { name, pending: await source.pending() };
+        } catch (error) {
+          const code = (error as { code?: unknown }).code;
+          return { name, pending: null, error: typeof code === 'string' ? code : String(error) };
+        }
+      }),
+    );
   }
 
   /**

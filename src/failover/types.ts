@@ -21,6 +21,24 @@ export interface FailoverTimers {
   clearTimeout(handle: unknown): void;
 }
 
+/**
+ * Work accepted on the fallback that waits to reach the primary once it is back (a cache's journal
+ * of writes, a queue's spool of jobs): registered by the part that keeps it, shown by the admin API.
+ */
+export interface BacklogSource {
+  /** What waits, for people: `cache journal (default)`, `queue spool`. */
+  name: string;
+  /** How many records wait (one cheap read of the store). */
+  pending(): Promise<number>;
+}
+
+/** One backlog as read now: `pending` is null when it could not be read, with the error's code. */
+export interface Backlog {
+  name: string;
+  pending: number | null;
+  error?: string;
+}
+
 /** A mode change, as given to listeners. */
 export interface ModeChange {
   dependency: string;

@@ -20,6 +20,7 @@ export function queuePart(
   options: QueuePartOptions = {},
 ): Part<'queues', JobQueue, { store: Store; redis: RedisDependency | undefined }> {
   const { redis: redisOptions, ...embeddedOptions } = options;
+  let removeBacklog: (() => void) | undefined;
   return {
     name: 'queues',
     needs: ['store', 'redis'],
@@ -57,6 +58,15 @@ export function queuePart(
             }),
       });
       if (redis === undefined || settings.redisUrl === undefined) return embedded;
+      // The spool's jobs not yet run or moved: what goes to BullMQ once Redis is back.
+      removeBacklog = redis.failover.addBacklog({
+        name: 'queue spool',
+        pending: async () => {
+          let waiting = 0;
+          for (const c of (await embedded.counts()).values()) waiting += c.waiting + c.delayed + c.retrying;
+          return waiting;
+        },
+      });
       // Loaded only with Redis: BullMQ is a large module graph an embedded service never needs.
       const { RedisJobQueue } = await import('./redis.js');
       through.bullmq = new RedisJobQueue({
@@ -73,7 +83,10 @@ export function queuePart(
       });
       return through.bullmq;
     },
-    close: (queues, { settings }) => queues.close(Math.floor(settings.shutdownTimeoutMs / 2)),
+    close: (queues, { settings }) => {
+      removeBacklog?.();
+      return queues.close(Math.floor(settings.shutdownTimeoutMs / 2));
+    },
     follow: (queues): Record<string, (on: boolean) => void> =>
       isRedisQueue(queues) ? { 'bulwark.queues.redis': (on) => (queues.redisEnabled = on) } : {},
   };

@@ -1,4 +1,4 @@
-import type { Kysely, Selectable } from 'kysely';
+import type { Kysely, Selectable, SelectQueryBuilder } from 'kysely';
 import { bulwarkError } from '../errors/index.js';
 import { describeError, guard } from './errors.js';
 import type { KvEntry, KvRepository, StoreEngine, StoreTables } from './types.js';
@@ -126,26 +126,28 @@ export class SqlKvRepository implements KvRepository {
     opts: { prefix?: string; limit?: number; after?: string } = {},
   ): Promise<KvEntry<T>[]> {
     return guard(this.#engine, 'kv.list', async () => {
-      let query = this.#db.selectFrom('bulwark_kv').selectAll().where('namespace', '=', namespace);
-      const prefix = opts.prefix;
-      if (prefix !== undefined && prefix !== '') {
-        // substr() instead of LIKE: LIKE treats % and _ in the prefix as wildcards and is
-        // case-insensitive on SQLite but not on PostgreSQL. Both count characters, not bytes.
-        const length = [...prefix].length;
-        query = query.where((eb) =>
-          eb(eb.fn<string>('substr', ['key', eb.lit(1), eb.lit(length)]), '=', prefix),
-        );
-        // The same prefix as a key range, so the primary key index bounds the scan (both engines
-        // compare keys by code point: BINARY on SQLite, collation "C" on PostgreSQL).
-        query = query.where('key', '>=', prefix);
-        const end = successor(prefix);
-        if (end !== undefined) query = query.where('key', '<', end);
-      }
+      let query = withPrefix(
+        this.#db.selectFrom('bulwark_kv').selectAll().where('namespace', '=', namespace),
+        opts.prefix,
+      );
       if (opts.after !== undefined) query = query.where('key', '>', opts.after);
       query = query.orderBy('key', 'asc');
       if (opts.limit !== undefined) query = query.limit(opts.limit);
       const rows = await query.execute();
       return rows.map((row) => toEntry<T>(row));
+    });
+  }
+
+  count(namespace: string, opts: { prefix?: string } = {}): Promise<number> {
+    return guard(this.#engine, 'kv.count', async () => {
+      const row = await withPrefix(
+        this.#db
+          .selectFrom('bulwark_kv')
+          .select((eb) => eb.fn.countAll<number | string | bigint>().as('n'))
+          .where('namespace', '=', namespace),
+        opts.prefix,
+      ).executeTakeFirst();
+      return Number(row?.n ?? 0);
     });
   }
 
@@ -190,6 +192,27 @@ export class SqlKvRepository implements KvRepository {
       .returningAll()
       .executeTakeFirst();
   }
+}
+
+/**
+ * `query` narrowed to keys starting with `prefix` (unchanged without one). substr() instead of LIKE:
+ * LIKE treats % and _ in the prefix as wildcards and is case-insensitive on SQLite but not on
+ * PostgreSQL; both count characters, not bytes. The same prefix as a key range as well, so the
+ * primary key index bounds the scan (both engines compare keys by code point: BINARY on SQLite,
+ * collation "C" on PostgreSQL).
+ */
+function withPrefix<Q extends SelectQueryBuilder<StoreTables, 'bulwark_kv', object>>(
+  query: Q,
+  prefix: string | undefined,
+): Q {
+  if (prefix === undefined || prefix === '') return query;
+  const length = [...prefix].length;
+  let narrowed = query
+    .where((eb) => eb(eb.fn<string>('substr', ['key', eb.lit(1), eb.lit(length)]), '=', prefix))
+    .where('key', '>=', prefix);
+  const end = successor(prefix);
+  if (end !== undefined) narrowed = narrowed.where('key', '<', end);
+  return narrowed as Q;
 }
 
 /** JSON text of `value`; throws `BWK_ERR_STORE_VALUE_INVALID` when JSON cannot represent it. */

@@ -164,6 +164,8 @@ export interface KvRepository {
     namespace: string,
     opts?: { prefix?: string; limit?: number; after?: string },
   ): Promise<KvEntry<T>[]>;
+  /** How many entries a namespace holds (those whose key starts with `prefix`): one COUNT query. */
+  count(namespace: string, opts?: { prefix?: string }): Promise<number>;
 }
 
 /** One audit record: who did what to what, and when. */

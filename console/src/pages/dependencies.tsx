@@ -1,7 +1,8 @@
 // Dependencies: the side each degradable dependency is served from, why, its switches and the last
-// one, the kill switch (forcing it onto its embedded fallback needs a typed confirmation), and the
-// mode of each dependency on every live instance (from the instances registry).
-import { useState } from 'preact/hooks';
+// one, the work waiting to go back to it (cache journal, queue spool), the kill switch (forcing it
+// onto its embedded fallback needs a typed confirmation), and the mode of each dependency on every
+// live instance (from the instances registry).
+import { useEffect, useState } from 'preact/hooks';
 import { api } from '../api.js';
 import { useLive } from '../live.js';
 import type { Route } from '../router.js';
@@ -26,7 +27,11 @@ interface Dependency {
   switches: number;
   lastSwitchAt: number | null;
   requiredStreakMs: number;
+  backlog: { name: string; pending: number | null; error?: string }[];
 }
+
+/** While a dependency is on its fallback or has a backlog, how often the page reads it again. */
+const BACKLOG_REFRESH_MS = 5000;
 
 interface InstanceRow {
   instanceId: string;
@@ -48,6 +53,14 @@ export function DependenciesPage(_props: { route: Route }) {
   );
   useLive(['dependencies'], loaded.reload);
   useLive(['instances', 'dependencies'], instances.reload);
+  // A backlog grows and drains without a switch (no live event): read it again while there is one.
+  const busy =
+    loaded.data?.some((d) => d.mode === 'fallback' || d.backlog.some((b) => b.pending !== 0)) ?? false;
+  useEffect(() => {
+    if (!busy) return undefined;
+    const timer = setInterval(loaded.reload, BACKLOG_REFRESH_MS);
+    return () => clearInterval(timer);
+  }, [busy, loaded.reload]);
   const [confirm, setConfirm] = useState<ConfirmRequest | undefined>();
   const operate = useCanOperate();
   const force = (dependency: Dependency, forced: boolean) =>
@@ -93,6 +106,7 @@ export function DependenciesPage(_props: { route: Route }) {
                   <th scope="col">Switches</th>
                   <th scope="col">Last switch</th>
                   <th scope="col">Healthy streak to fail back</th>
+                  <th scope="col">Waiting for it</th>
                   {operate && <th scope="col">Kill switch</th>}
                 </tr>
               </thead>
@@ -114,6 +128,9 @@ export function DependenciesPage(_props: { route: Route }) {
                       <Ago at={dependency.lastSwitchAt} />
                     </td>
                     <td>{duration(dependency.requiredStreakMs)}</td>
+                    <td>
+                      <Backlog list={dependency.backlog} />
+                    </td>
                     {operate && (
                       <td>
                         {dependency.forced ? (
@@ -140,6 +157,27 @@ export function DependenciesPage(_props: { route: Route }) {
       </Loading>
       <ConfirmDialog request={confirm} onClose={() => setConfirm(undefined)} />
     </section>
+  );
+}
+
+/** The records kept on the fallback side for a dependency, e.g. "cache journal (default): 120". */
+function Backlog(props: { list: Dependency['backlog'] }) {
+  if (props.list.length === 0) return <span class="muted">—</span>;
+  return (
+    <ul class="plain">
+      {props.list.map((item) => (
+        <li key={item.name}>
+          {item.name}:{' '}
+          {item.pending === null ? (
+            <Badge tone="bad">unreadable{item.error === undefined ? '' : ` (${item.error})`}</Badge>
+          ) : item.pending === 0 ? (
+            <span class="muted">none</span>
+          ) : (
+            <Badge tone="warn">{item.pending.toLocaleString()}</Badge>
+          )}
+        </li>
+      ))}
+    </ul>
   );
 }
 
