@@ -43,6 +43,9 @@ describe('admin API: flags', () => {
       ['DELETE', '/admin/api/flags/bulwark.cache', undefined],
       ['GET', '/admin/api/flags/bulwark.cache/history', undefined],
       ['POST', '/admin/api/flags/bulwark.cache/evaluate', { context: {} }],
+      ['GET', '/admin/api/flags/bulwark.cache/guarded-rollout', undefined],
+      ['PUT', '/admin/api/flags/bulwark.cache/guarded-rollout', { plan: {} }],
+      ['POST', '/admin/api/flags/bulwark.cache/guarded-rollout/abort', {}],
     ] as const) {
       const res = await app.inject({ method, url, ...(payload === undefined ? {} : { payload }) });
       expect(res.statusCode, `${method} ${url}`).toBe(401);
@@ -53,7 +56,7 @@ describe('admin API: flags', () => {
     // Refusals are tallied: summary rows with the count of refused requests.
     await instance.store.audit.flush();
     const refused = await instance.store.audit.list({ target: AUDIT_REFUSED_TARGET });
-    expect(refused.reduce((n, r) => n + (r.detail as { count: number }).count, 0)).toBe(9);
+    expect(refused.reduce((n, r) => n + (r.detail as { count: number }).count, 0)).toBe(12);
     expect((await instance.store.audit.list()).filter((r) => r.action.startsWith('flag.'))).toEqual([]);
   });
 
@@ -291,6 +294,70 @@ describe('admin API: flags', () => {
     ]);
   });
 
+  it('starts a guarded rollout, shows its arms and verdict, aborts it; a bad plan is 400 naming the field', async () => {
+    const { app, instance } = await adminApp();
+    await call(app, 'PUT', '/flags/new-checkout', { flag: checkoutFlag });
+    const none = await call(app, 'GET', '/flags/new-checkout/guarded-rollout');
+    expect(none.statusCode).toBe(200);
+    expect(none.json()).toEqual({ rollout: null });
+
+    const plan = {
+      steps: [10, 50, 100],
+      stepMs: 60_000,
+      minSamples: 5,
+      maxErrorRateIncrease: 0.01,
+      maxLatencyRatio: 1.5,
+    };
+    const bad = await call(app, 'PUT', '/flags/new-checkout/guarded-rollout', {
+      plan: { ...plan, steps: [50, 10] },
+    });
+    expect(bad.statusCode).toBe(400);
+    expect(error(bad)).toMatchObject({ code: 'BWK_ERR_FLAG_INVALID' });
+    expect(error(bad).message).toContain('plan.steps[1]');
+    const outOfRange = await call(app, 'PUT', '/flags/new-checkout/guarded-rollout', {
+      plan: { ...plan, maxLatencyRatio: 0.5 },
+    });
+    expect(outOfRange.statusCode).toBe(400);
+    expect(error(outOfRange).message).toContain('maxLatencyRatio');
+    expect(instance.flags.get('new-checkout')?.rollout).toBeUndefined(); // refused: nothing changed
+
+    const started = await call(app, 'PUT', '/flags/new-checkout/guarded-rollout', { plan, reason: 'launch' });
+    expect(started.statusCode).toBe(200);
+    expect(started.json()).toMatchObject({
+      rollout: { state: { status: 'running', step: 0, plan }, verdict: { action: 'hold' } },
+    });
+    expect(instance.flags.get('new-checkout')?.rollout?.percentage).toBe(10);
+    // Outcomes reported where the flag is used reach the arms at the next tick.
+    for (let i = 0; i < 6; i += 1) {
+      instance.rollouts.observe('new-checkout', 'on', { error: false, latencyMs: 12 });
+      instance.rollouts.observe('new-checkout', 'off', { error: i === 0, latencyMs: 10 });
+    }
+    await instance.rollouts.tick();
+    const progress = (await call(app, 'GET', '/flags/new-checkout/guarded-rollout')).json<{
+      rollout: { treatment: object; control: object; verdict: { action: string; why: string } };
+    }>().rollout;
+    expect(progress.treatment).toEqual({ samples: 6, errors: 0, latencyMsSum: 72 });
+    expect(progress.control).toEqual({ samples: 6, errors: 1, latencyMsSum: 60 });
+    expect(progress.verdict).toMatchObject({
+      action: 'hold',
+      why: expect.stringContaining('s left at this step') as unknown,
+    });
+
+    const aborted = await call(app, 'POST', '/flags/new-checkout/guarded-rollout/abort', { reason: 'moved' });
+    expect(aborted.statusCode).toBe(200);
+    expect(aborted.json()).toMatchObject({ rollout: { state: { status: 'aborted' }, verdict: null } });
+    const again = await call(app, 'POST', '/flags/new-checkout/guarded-rollout/abort');
+    expect(again.statusCode).toBe(409);
+    expect(error(again).code).toBe('BWK_ERR_FLAG_NO_GUARDED_ROLLOUT');
+    const history = (await call(app, 'GET', '/flags/new-checkout/history')).json<AuditRecord[]>();
+    expect(history.slice(0, 3).map((h) => h.action)).toEqual([
+      'flag.guard.abort',
+      'flag.guard.start',
+      'flag.rollout',
+    ]);
+    expect((await call(app, 'GET', '/flags/missing/guarded-rollout')).statusCode).toBe(404);
+  });
+
   it('documents every flag route in OpenAPI with the admin tag and the admin key', async () => {
     const { app } = await adminApp();
     const spec = (await app.inject({ method: 'GET', url: '/api-docs/json' })).json<{
@@ -306,6 +373,9 @@ describe('admin API: flags', () => {
       ['put', '/admin/api/flags/{key}/rollout'],
       ['get', '/admin/api/flags/{key}/history'],
       ['post', '/admin/api/flags/{key}/evaluate'],
+      ['get', '/admin/api/flags/{key}/guarded-rollout'],
+      ['put', '/admin/api/flags/{key}/guarded-rollout'],
+      ['post', '/admin/api/flags/{key}/guarded-rollout/abort'],
     ] as const;
     for (const [method, url] of routes) {
       const operation = spec.paths[url]?.[method];

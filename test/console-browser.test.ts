@@ -146,6 +146,48 @@ describe('the admin console in Chromium', () => {
     await page.context().close();
   });
 
+  it('starts a guarded rollout from a flag’s page, follows its arms and verdict, and stops it', async () => {
+    await bulwark.flags.set(
+      {
+        key: 'search.v2',
+        type: 'boolean',
+        variants: { on: true, off: false },
+        defaultVariant: 'off',
+        enabled: true,
+      },
+      { actor: 'test' },
+    );
+    const page = await signedIn();
+    await page.goto('/admin/flags/search.v2');
+    const section = page.getByRole('region', { name: 'Guarded rollout' });
+    await section.getByText(/None yet/).waitFor();
+    const form = section.getByRole('form', { name: 'Start a guarded rollout' });
+    await form.getByLabel('Steps %').fill('20, 100');
+    await form.getByLabel('Outcomes per arm').fill('3');
+    await form.getByRole('button', { name: 'Start guarded rollout' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Start rollout' }).click();
+    const steps = section.getByRole('list', { name: 'Rollout steps' });
+    await steps.locator('[aria-current="step"]', { hasText: '20%' }).waitFor();
+    expect(bulwark.flags.get('search.v2')?.rollout?.percentage).toBe(20);
+    // Outcomes by variant reach the arms at the guard's next tick; the page reads them every 5 s.
+    for (let i = 0; i < 4; i += 1) {
+      bulwark.rollouts.observe('search.v2', 'on', { error: false, latencyMs: 11 });
+      bulwark.rollouts.observe('search.v2', 'off', { error: i === 0, latencyMs: 10 });
+    }
+    await bulwark.rollouts.tick();
+    const metrics = section.getByRole('table', { name: 'Guard metrics at this step' });
+    await metrics.getByRole('row', { name: /Treatment on 4 0 0\.00% 11\.0 ms/ }).waitFor({ timeout: 10_000 });
+    await metrics.getByRole('row', { name: /Control off 4 1 25\.00% 10\.0 ms/ }).waitFor();
+    // Healthy, but the step's 10 minutes have not passed: the guard holds, and says for how long.
+    await section.getByText(/Guard now: hold healthy; \d+ s left at this step/).waitFor();
+    await screenshot(page, 'flag-guarded-rollout');
+    await section.getByRole('button', { name: 'Stop rollout' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Stop rollout' }).click();
+    await section.getByText('aborted', { exact: true }).waitFor();
+    expect((await bulwark.rollouts.status('search.v2'))?.status).toBe('aborted');
+    await page.context().close();
+  });
+
   it('forces Redis onto its fallback (typed confirmation) and /health warns; releases it', async () => {
     const page = await signedIn();
     await page.goto('/admin/dependencies');

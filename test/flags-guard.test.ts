@@ -190,6 +190,37 @@ describe('guarded rollouts on the store (the clock driven by the test)', () => {
     expect(state?.why).toContain('changed by hand to 30%');
   });
 
+  it('progress shows each arm’s outcomes at the step and the verdict; abort stops it once, audited', async () => {
+    const { flags, guards, traffic } = await setup();
+    const guard = guards[0]!;
+    expect(await guard.progress('new-checkout')).toBeUndefined();
+    await guard.start('new-checkout', plan, who);
+    await guard.tick();
+    traffic(guard, 20, [0.1, 30], [0, 10]);
+    await guard.tick();
+    const progress = await guard.progress('new-checkout');
+    expect(progress).toMatchObject({
+      state: { status: 'running', step: 0 },
+      treatment: { samples: 20, errors: 2, latencyMsSum: 600 },
+      control: { samples: 20, errors: 0, latencyMsSum: 200 },
+      verdict: { action: 'hold' },
+    });
+    expect(progress?.verdict?.why).toContain('20 treatment and 20 control outcomes, 50 needed');
+
+    const stopped = await guard.abort('new-checkout', { actor: 'oncall', reason: 'launch moved' });
+    expect(stopped).toMatchObject({ status: 'aborted', why: 'aborted by oncall: launch moved' });
+    expect((await guard.progress('new-checkout'))?.verdict).toBeNull();
+    const [last] = await flags.history('new-checkout', 1);
+    expect(last).toMatchObject({
+      actor: 'oncall',
+      action: 'flag.guard.abort',
+      detail: { step: 0, percentage: 10, reason: 'launch moved' },
+    });
+    expect(flags.get('new-checkout')?.rollout?.percentage).toBe(10); // the percentage stays
+    await rejection(guard.abort('new-checkout', who), 'BWK_ERR_FLAG_NO_GUARDED_ROLLOUT');
+    await rejection(guard.abort('never-guarded', who), 'BWK_ERR_FLAG_NO_GUARDED_ROLLOUT');
+  });
+
   it('refuses a bad plan naming the field', async () => {
     const { guards } = await setup();
     const params = await rejection(

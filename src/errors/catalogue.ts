@@ -159,6 +159,11 @@ export const catalogue = {
     message: 'No flag {key}',
     area: 'flag',
   },
+  BWK_ERR_FLAG_NO_GUARDED_ROLLOUT: {
+    status: 409,
+    message: 'Flag {key} has no running guarded rollout to {action}',
+    area: 'flag',
+  },
   BWK_ERR_ADMIN_UNAUTHORIZED: {
     status: 401,
     message: 'A valid admin key or console session is required (Authorization: Bearer <key>)',

@@ -95,6 +95,16 @@ export function decide(
   };
 }
 
+/** A rollout as people follow it: its state, the outcomes of each arm at its step, the guard's verdict. */
+export interface RolloutProgress {
+  state: RolloutState;
+  /** Outcomes at the current step, of every instance (as written to the store at their last tick). */
+  treatment: ArmStats;
+  control: ArmStats;
+  /** What the guard would decide now (running rollouts only; null once it stopped). */
+  verdict: GuardDecision | null;
+}
+
 /** Options of {@link GuardedRollouts}. */
 export interface GuardedRolloutsOptions {
   flags: FlagService;
@@ -156,23 +166,49 @@ export class GuardedRollouts {
       updatedAt: this.#now(),
     };
     await this.#o.store.kv.put(STATES, key, state);
+    await this.#audit(key, 'flag.guard.start', who, { plan });
     return state;
   }
 
   /** Stops a running rollout where it is (the percentage stays). */
-  async abort(key: string, who: FlagActor): Promise<void> {
+  async abort(key: string, who: FlagActor): Promise<RolloutState> {
     const entry = await this.#o.store.kv.get<RolloutState>(STATES, key);
-    if (entry === undefined) throw bulwarkError('BWK_ERR_FLAG_NOT_FOUND', { key });
-    await this.#o.store.kv.put(STATES, key, {
+    if (entry?.value.status !== 'running')
+      throw bulwarkError('BWK_ERR_FLAG_NO_GUARDED_ROLLOUT', { key, action: 'abort' });
+    const state: RolloutState = {
       ...entry.value,
       status: 'aborted',
-      why: `aborted by ${who.actor}`,
+      why: `aborted by ${who.actor}${who.reason === undefined ? '' : `: ${who.reason}`}`,
       updatedAt: this.#now(),
+    };
+    // A compare-and-set: a guard decision applied meanwhile is not overwritten (409, read again).
+    await this.#o.store.kv.put(STATES, key, state, { ifVersion: entry.version });
+    const at = entry.value.plan.steps[entry.value.step];
+    await this.#audit(key, 'flag.guard.abort', who, { step: entry.value.step, percentage: at ?? null });
+    return state;
+  }
+
+  /** One audit record in the flag's history (its target), like the flag service's own. */
+  async #audit(key: string, action: string, who: FlagActor, detail: object): Promise<void> {
+    await this.#o.store.audit.append({
+      actor: who.actor,
+      action,
+      target: `flag:${key}`,
+      detail: { ...detail, reason: who.reason ?? null },
     });
   }
 
   async status(key: string): Promise<RolloutState | undefined> {
     return (await this.#o.store.kv.get<RolloutState>(STATES, key))?.value;
+  }
+
+  /** The state of `key`'s rollout with its arms' outcomes at the current step and the guard's verdict. */
+  async progress(key: string): Promise<RolloutProgress | undefined> {
+    const state = await this.status(key);
+    if (state === undefined) return undefined;
+    const { treatment, control } = await this.#totals(state);
+    const verdict = state.status === 'running' ? decide(state, treatment, control, this.#now()) : null;
+    return { state, treatment, control, verdict };
   }
 
   /**
@@ -230,16 +266,22 @@ export class GuardedRollouts {
       } else if (local !== undefined) {
         await this.#o.store.kv.put(STATS, `${state.flag}/${state.step}/${this.#o.instanceId}`, local);
       }
-      const totals = { treatment: empty(), control: empty() };
-      for (const row of await this.#o.store.kv.list<{ treatment: ArmStats; control: ArmStats }>(STATS, {
-        prefix: `${state.flag}/${state.step}/`,
-      })) {
-        add(totals.treatment, row.value.treatment);
-        add(totals.control, row.value.control);
-      }
+      const totals = await this.#totals(state);
       const decision = decide(state, totals.treatment, totals.control, this.#now());
       if (decision.action !== 'hold') await this.#apply(entry.version, state, decision);
     }
+  }
+
+  /** Every instance's outcomes at the rollout's current step, summed. */
+  async #totals(state: RolloutState): Promise<{ treatment: ArmStats; control: ArmStats }> {
+    const totals = { treatment: empty(), control: empty() };
+    for (const row of await this.#o.store.kv.list<{ treatment: ArmStats; control: ArmStats }>(STATS, {
+      prefix: `${state.flag}/${state.step}/`,
+    })) {
+      add(totals.treatment, row.value.treatment);
+      add(totals.control, row.value.control);
+    }
+    return totals;
   }
 
   async #apply(

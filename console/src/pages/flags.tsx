@@ -1,5 +1,6 @@
 // Flags: search, type, state, rollout and last change; kill (typed confirmation) and revive, the
-// rollout percentage, and per flag its definition, an evaluation and its audit history as diffs.
+// rollout percentage, a guarded rollout's progress and guard metrics, and per flag its definition,
+// an evaluation and its audit history as diffs.
 import { useState } from 'preact/hooks';
 import { api, withQuery } from '../api.js';
 import { useLive } from '../live.js';
@@ -20,6 +21,7 @@ import {
   type ConfirmRequest,
 } from '../ui.js';
 import { Diff } from './diff.js';
+import { GuardedRollout } from './guarded-rollout.js';
 
 interface Flag {
   key: string;
@@ -253,9 +255,26 @@ function FlagDetail(props: { flagKey: string }) {
             {operate && (
               <div class="actions">
                 <KillButton flag={flag} onAsk={setConfirm} onDone={refresh} />
-                <RolloutForm flag={flag} onAsk={setConfirm} onDone={refresh} />
+                {/* Keyed by the percentage: a change made elsewhere (a guarded rollout) resets the field. */}
+                <RolloutForm
+                  key={flag.rollout?.percentage ?? 0}
+                  flag={flag}
+                  onAsk={setConfirm}
+                  onDone={refresh}
+                />
               </div>
             )}
+            <GuardedRollout
+              flagKey={flag.key}
+              variants={
+                flag.rollout === undefined
+                  ? undefined
+                  : { treatment: flag.rollout.variant, control: flag.rollout.otherwise }
+              }
+              operate={operate}
+              onAsk={setConfirm}
+              onDone={refresh}
+            />
             <h2>Definition</h2>
             <pre class="json">{JSON.stringify(flag, null, 2)}</pre>
             <Evaluate flagKey={flag.key} />
