@@ -219,6 +219,7 @@ describe('alerting end to end', () => {
         routes: { r: ['nobody'] },
         reports: { receivers: ['x', 'ghost'] },
         group: { by: 'component' } as never,
+        outboxRetentionMs: 86_400_000,
       },
     }).catch((e: unknown) => e);
     expect(isBulwarkError(error, 'BWK_ERR_ALERTS_CONFIG')).toBe(true);
@@ -229,6 +230,7 @@ describe('alerting end to end', () => {
         'alerts.rules[0].severity',
         'alerts.rules[0]',
         'alerts.routes.r',
+        'alerts.outboxRetentionMs',
       ]),
     );
   });

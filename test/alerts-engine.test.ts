@@ -125,6 +125,27 @@ describe('alert engine', () => {
     expect((await alerts.rules())[0]?.status.state).toBe('inactive');
   });
 
+  it('sent notifications leave the outbox after the retention (pruned at most hourly); pending ones stay', async () => {
+    const hook = await receiver();
+    const { store } = await openStore();
+    const value = { current: 0.2 as number | undefined };
+    const minute = 60_000;
+    let now = Date.now();
+    const alerts = engine(store, hook.url, value, { now: () => now, outboxRetentionMs: 10 * minute });
+    const keys = async () => (await alerts.outbox.list()).map((e) => `${e.key} ${e.state}`);
+    await alerts.evaluateOnce(); // firing, and the first prune (nothing to prune)
+    await alerts.sendOnce();
+    now += 20 * minute;
+    value.current = 0;
+    await alerts.evaluateOnce(); // resolved, left pending (not sent in this test)
+    now += 20 * minute;
+    await alerts.evaluateOnce(); // 40 min after the last prune: the sent one, 40 min old, is still there
+    expect(await keys()).toEqual(['error-rate:2:ops pending', 'error-rate:1:ops sent']);
+    now += 25 * minute;
+    await alerts.evaluateOnce(); // over an hour on: pruned; the pending one stays however old
+    expect(await keys()).toEqual(['error-rate:2:ops pending']);
+  });
+
   it('a storm of 500s is retried with backoff and delivered once', async () => {
     const hook = await receiver({ failFirst: 5 });
     const { store } = await openStore();

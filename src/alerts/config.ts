@@ -104,6 +104,8 @@ export interface AlertsConfig {
   routes?: Record<string, string[]>;
   /** A firing alert nobody acknowledged is notified again this often (default 4 h). */
   repeatIntervalMs?: number;
+  /** How long sent and dead notifications stay in the outbox (default 14 days, at least 8). */
+  outboxRetentionMs?: number;
   /** Escalation steps by rule id (`*` for every rule): after `afterMs` unacknowledged, also `receivers`. */
   escalation?: Record<string, { afterMs: number; receivers: string[] }[]>;
   /**
@@ -248,6 +250,8 @@ export function validateAlertsConfig(value: unknown, source: string): AlertsConf
       ['inhibit', inhibitSchema],
       ['windows', windowsSchema],
       ['repeatIntervalMs', Type.Integer({ minimum: 60_000 })],
+      // The weekly report counts the notifications of the week before it.
+      ['outboxRetentionMs', Type.Integer({ minimum: 8 * 86_400_000 })],
       ['group', groupSchema],
     ] as const) {
       if (config[key] === undefined) continue;

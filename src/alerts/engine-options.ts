@@ -44,5 +44,11 @@ export interface AlertEngineOptions {
   /** Default `DEFAULT_INHIBIT` (manager.ts). */
   inhibit?: InhibitRule[];
   windows?: MaintenanceWindow[];
+  /**
+   * How long sent and dead notifications stay in the outbox (default 14 days: the weekly report
+   * counts a week of them; pending ones stay until sent or dead). Pruned at most once an hour, by
+   * the instance holding the lease.
+   */
+  outboxRetentionMs?: number;
   now?: () => number;
 }

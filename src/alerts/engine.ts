@@ -14,6 +14,10 @@ import { AlertSender } from './sender.js';
 
 export type { AlertEngineOptions, SeriesReader } from './engine-options.js';
 
+/** How long sent and dead notifications are kept by default (ms), and how often they are pruned. */
+const OUTBOX_RETENTION_MS = 14 * 86_400_000;
+const OUTBOX_PRUNE_EVERY_MS = 3_600_000;
+
 /** While a loop keeps failing the same way, it is logged again this often (ms). */
 const FAILURE_REMINDER_MS = 300_000;
 
@@ -47,6 +51,7 @@ export class AlertEngine {
   #sending: Promise<number> | undefined;
   /** Loops failing now: why, when that was last logged, and how many passes failed so far. */
   readonly #failing = new Map<string, { reason: string; loggedAt: number; failures: number }>();
+  #outboxPrunedAt = Number.NEGATIVE_INFINITY;
 
   constructor(opts: AlertEngineOptions) {
     this.#o = opts;
@@ -194,8 +199,15 @@ export class AlertEngine {
           await this.#o.act?.(rule).catch(this.#warn(`the action of ${rule.id}`));
       }
     }
-    // Ended silences would otherwise pile up in the store, read by every silence check.
+    // Ended silences would otherwise pile up in the store, read by every silence check; delivered
+    // notifications in the outbox, with every transition of every rule.
     await this.silences.prune(now).catch(this.#warn('pruning ended silences'));
+    if (now - this.#outboxPrunedAt >= OUTBOX_PRUNE_EVERY_MS) {
+      this.#outboxPrunedAt = now;
+      await this.#outbox
+        .prune(now - (this.#o.outboxRetentionMs ?? OUTBOX_RETENTION_MS))
+        .catch(this.#warn('pruning the outbox'));
+    }
   }
 
   /** The state row (compare-and-set on its version) and the transition's notifications, in one transaction. */

@@ -64,6 +64,7 @@ export async function startAlerts(
         }),
     ...(config.windows === undefined ? {} : { windows: config.windows }),
     ...(config.repeatIntervalMs === undefined ? {} : { repeatIntervalMs: config.repeatIntervalMs }),
+    ...(config.outboxRetentionMs === undefined ? {} : { outboxRetentionMs: config.outboxRetentionMs }),
     ...(config.evaluateEveryMs === undefined ? {} : { evaluateEveryMs: config.evaluateEveryMs }),
     ...(config.sendEveryMs === undefined ? {} : { sendEveryMs: config.sendEveryMs }),
   });
