@@ -50,18 +50,20 @@ describe('API docs', () => {
     ]);
   });
 
-  it('load Swagger UI and its static file server at the first request for a page, not at start-up', async () => {
+  it('load @fastify/swagger (and its YAML writer) at the first request for the document, Swagger UI at the first for a page, none at start-up', async () => {
     const script = `
       import { createRequire } from 'node:module';
       import { buildApp } from './src/app/build.ts';
       const require = createRequire(import.meta.url);
-      const loaded = () => Object.keys(require.cache).some((file) => /@fastify[\\\\/](static|swagger-ui)[\\\\/]/.test(file));
+      const loaded = (pattern) => Object.keys(require.cache).some((file) => pattern.test(file));
+      const ui = () => loaded(/@fastify[\\\\/](static|swagger-ui)[\\\\/]/);
+      const docs = () => loaded(/@fastify[\\\\/]swagger[\\\\/]/) || loaded(/node_modules[\\\\/]yaml[\\\\/]/);
       const app = await buildApp({ env: {}, store: { sqliteFile: ':memory:' } });
-      const before = loaded();
+      const before = { docs: docs(), ui: ui() };
       const json = (await app.inject({ url: '/api-docs/json' })).statusCode;
-      const afterJson = loaded();
+      const afterJson = { docs: docs(), ui: ui() };
       const page = (await app.inject({ url: '/api-docs/' })).statusCode;
-      console.log(JSON.stringify({ before, json, afterJson, page, afterPage: loaded() }));
+      console.log(JSON.stringify({ before, json, afterJson, page, afterPage: ui() }));
       await app.close();
     `;
     const { stdout } = await run(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
@@ -69,9 +71,9 @@ describe('API docs', () => {
     });
     const result = stdout.split('\n').find((line) => line.startsWith('{"before"'));
     expect(JSON.parse(result ?? '{}')).toEqual({
-      before: false,
+      before: { docs: false, ui: false },
       json: 200,
-      afterJson: false,
+      afterJson: { docs: true, ui: false },
       page: 200,
       afterPage: true,
     });

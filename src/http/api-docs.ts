@@ -5,8 +5,8 @@ import type {
   FastifyRequest,
   HTTPMethods,
   onRequestAsyncHookHandler,
+  RouteOptions,
 } from 'fastify';
-import swagger from '@fastify/swagger';
 
 /** Where the documentation is served. */
 const PREFIX = '/api-docs';
@@ -16,40 +16,29 @@ const PREFIX = '/api-docs';
  * at `/api-docs/yaml`. With `onRequest`, every documentation route but Swagger UI's own static
  * files runs it first (the key guard of `BULWARK_PROTECT_ENDPOINTS=api-docs`).
  *
- * Swagger UI (`@fastify/swagger-ui` over `@fastify/static`: ~45 ms of start-up, loading and
- * registering) is set up at the first request for one of its pages, in a Fastify instance of its
- * own that serves the document as it is then; its answers are passed on as they are (status,
- * headers such as its CSP, body).
+ * Nothing of the documentation is loaded at start-up: the app's routes are only noted as they are
+ * added (an onRoute hook), and the first request for the document builds it with `@fastify/swagger`
+ * (with its YAML writer, ~330 KB of code every start would otherwise load) in a Fastify instance of
+ * its own holding the same routes. Swagger UI (`@fastify/swagger-ui` over `@fastify/static`) is set
+ * up at the first request for one of its pages, in another instance serving that document; its
+ * answers are passed on as they are (status, headers such as its CSP, body).
  */
 export async function registerApiDocs(
   app: FastifyInstance,
   info: { title: string; version: string; description?: string },
   onRequest?: onRequestAsyncHookHandler,
 ): Promise<void> {
-  await app.register(swagger, {
-    openapi: {
-      openapi: '3.0.3',
-      info,
-      tags: [
-        { name: 'health', description: 'Health checks (application/health+json)' },
-        { name: 'metrics', description: 'Prometheus metrics' },
-        {
-          name: 'admin',
-          description: 'Admin API (a Bearer admin key or the console session; every request audited)',
-        },
-      ],
-      components: {
-        securitySchemes: {
-          adminKey: {
-            type: 'http',
-            scheme: 'bearer',
-            description: 'a key of bulwark keys, or BULWARK_ADMIN_KEY',
-          },
-          metricsToken: { type: 'http', scheme: 'bearer', description: 'BULWARK_METRICS_TOKEN' },
-        },
-      },
-    },
+  const routes: RouteOptions[] = [];
+  app.addHook('onRoute', (route) => {
+    // HEAD routes Fastify adds for each GET are not documented (as @fastify/swagger does by default).
+    if (route.method !== 'HEAD') routes.push(route);
   });
+  let documents: Promise<Documents> | undefined;
+  const documentation = () =>
+    (documents ??= describe(routes, info).catch((error: unknown) => {
+      documents = undefined; // tried again at the next request
+      throw error;
+    }));
   const guarded = onRequest === undefined ? {} : { onRequest };
   const methods: HTTPMethods[] = ['GET', 'HEAD'];
   // Encapsulated: nothing here runs for the app's other routes.
@@ -59,18 +48,18 @@ export async function registerApiDocs(
       url: `${PREFIX}/json`,
       schema: { hide: true },
       ...guarded,
-      handler: async () => app.swagger(),
+      handler: async () => (await documentation()).json,
     });
     docs.route({
       method: methods,
       url: `${PREFIX}/yaml`,
       schema: { hide: true },
       ...guarded,
-      handler: async (_request, reply) => reply.type('application/x-yaml').send(app.swagger({ yaml: true })),
+      handler: async (_request, reply) => reply.type('application/x-yaml').send((await documentation()).yaml),
     });
     let ui: Promise<FastifyInstance> | undefined;
     const forward = async (request: FastifyRequest, reply: FastifyReply) => {
-      ui ??= swaggerUi(app.swagger()).catch((error: unknown) => {
+      ui ??= swaggerUi((await documentation()).json).catch((error: unknown) => {
         ui = undefined; // tried again at the next request
         throw error;
       });
@@ -105,9 +94,76 @@ export async function registerApiDocs(
   });
 }
 
+/** What `@fastify/swagger` is told about the document: its version, info, tags and security schemes. */
+function openapiOptions(info: { title: string; version: string; description?: string }) {
+  return {
+    openapi: '3.0.3',
+    info,
+    tags: [
+      { name: 'health', description: 'Health checks (application/health+json)' },
+      { name: 'metrics', description: 'Prometheus metrics' },
+      {
+        name: 'admin',
+        description: 'Admin API (a Bearer admin key or the console session; every request audited)',
+      },
+    ],
+    components: {
+      securitySchemes: {
+        adminKey: {
+          type: 'http' as const,
+          scheme: 'bearer',
+          description: 'a key of bulwark keys, or BULWARK_ADMIN_KEY',
+        },
+        metricsToken: { type: 'http' as const, scheme: 'bearer', description: 'BULWARK_METRICS_TOKEN' },
+      },
+    },
+  };
+}
+
+/** The OpenAPI document, as an object and as YAML. */
+interface Documents {
+  json: unknown;
+  yaml: string;
+}
+
+/**
+ * The OpenAPI document of `routes`, made by `@fastify/swagger` in a Fastify instance of its own that
+ * holds the same routes (their schemas, none compiled: nothing is served from it).
+ */
+async function describe(
+  routes: readonly RouteOptions[],
+  info: { title: string; version: string; description?: string },
+): Promise<Documents> {
+  const { default: swagger } = await import('@fastify/swagger');
+  const instance = Fastify({ logger: false, exposeHeadRoutes: false });
+  instance.setValidatorCompiler(() => () => true);
+  instance.setSerializerCompiler(() => (data) => JSON.stringify(data));
+  await instance.register(swagger, { openapi: openapiOptions(info) });
+  const seen = new Set<string>();
+  for (const route of routes) {
+    const key = `${String(route.method)} ${route.url}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    instance.route({
+      method: route.method,
+      url: route.url,
+      ...(route.schema === undefined ? {} : { schema: route.schema }),
+      ...(route.config === undefined ? {} : { config: route.config }),
+      handler: async () => null,
+    });
+  }
+  await instance.ready();
+  const documents = { json: instance.swagger(), yaml: instance.swagger({ yaml: true }) };
+  await instance.close();
+  return documents;
+}
+
 /** Swagger UI in an instance of its own, serving `document` under {@link PREFIX}. */
 async function swaggerUi(document: unknown): Promise<FastifyInstance> {
-  const { default: ui } = await import('@fastify/swagger-ui');
+  const [{ default: swagger }, { default: ui }] = await Promise.all([
+    import('@fastify/swagger'),
+    import('@fastify/swagger-ui'),
+  ]);
   const instance = Fastify({ logger: false });
   await instance.register(swagger, { mode: 'static', specification: { document: document as never } });
   await instance.register(ui, { routePrefix: PREFIX, staticCSP: true });
