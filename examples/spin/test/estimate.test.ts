@@ -265,6 +265,35 @@ describe('WaitStats', () => {
     expect(stats.rates(straightMen, 40 * MINUTE).matchesInWindow).toBe(before + 1);
   });
 
+  it('takes the pace from the time someone waits: on the short side, how fast partners come, not how often it arrives', () => {
+    // Women arrive once a minute and nearly always find a man waiting. One in five finds none and
+    // waits 20 s for the next man: that, not one a minute, is what a waiting woman can expect.
+    const stats = new WaitStats({ since: 0 });
+    for (let minute = 0; minute < 30; minute += 1) {
+      const at = minute * MINUTE;
+      for (let i = 0; i < 3; i += 1) stats.arrived(straightMen, at + i * 20_000);
+      stats.arrived(straightWomen, at);
+      const waits = minute % 5 === 4;
+      stats.matched(straightWomen, waits ? at + 20_000 : at, waits ? 20_000 : 0);
+      stats.matched(straightMen, waits ? at + 20_000 : at, waits ? 0 : 5 * MINUTE);
+    }
+    const rates = stats.rates(straightWomen, 30 * MINUTE);
+    expect(rates.matchesPerMinute).toBeCloseTo(1, 0);
+    expect(rates.servedPerBusyMinute).toBeCloseTo(3, 0);
+    const estimate = stats.estimate(straightWomen, 1, 30 * MINUTE);
+    expect(estimate).toMatchObject({ estimateKnown: true, reason: 'NEXT_IN_LINE', sampleSize: 6 });
+    expect(estimate.p50Ms).toBeLessThan(30_000);
+    expect(estimate.sentence).toContain('a partner for your group comes along about 3 times a minute');
+  });
+
+  it('counts a match made at this very moment, also on a bucket boundary', () => {
+    const stats = new WaitStats({ since: 0 });
+    stats.arrived(straightMen, 9 * MINUTE);
+    stats.matched(straightMen, 10 * MINUTE, MINUTE);
+    expect(stats.rates(straightMen, 10 * MINUTE).matchesInWindow).toBe(1);
+    expect(stats.rates(straightMen, 10 * MINUTE).servedInWindow).toBe(1);
+  });
+
   it('counts people ahead who leave: the same line moves faster when many give up', () => {
     const patient = new WaitStats({ since: 0 });
     const leaving = new WaitStats({ since: 0 });

@@ -101,6 +101,13 @@ describe('pickMatches', () => {
     // The other way round the bisexual woman is older, so she is paired.
     const swapped = queue.map((w) => (w.userId === 'bi' ? { ...w, joinedAt: 500 } : w));
     expect(ids(pickMatches(swapped))).toEqual(['bi+man']);
+    // A man who has waited longest of all gets the woman who has waited longest, whatever her group.
+    const manFirst = [
+      waiter('straight', 'woman', ['man'], 2000),
+      waiter('bi', 'woman', ['woman', 'man'], 1000),
+      waiter('man', 'man', ['woman'], 0),
+    ];
+    expect(ids(pickMatches(manFirst))).toEqual(['man+bi']);
   });
 
   it('serves an old waiter at the first chance across rounds while younger people keep arriving', () => {

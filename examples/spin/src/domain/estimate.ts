@@ -27,8 +27,9 @@ export interface WaitStatsOptions {
   /**
    * The most matches a pace is trusted as resting on (default 15): however many were seen, the
    * range is as wide as if the pace were measured from this many. Paces drift while people wait
-   * (rivals in other groups come and go, arrivals rise and fall), and the replay showed ranges
-   * built on the full sample too narrow (6 in 10 waits inside p10–p90 instead of 8).
+   * (rivals in other groups come and go, arrivals rise and fall), more than a steady Poisson
+   * stream would. In the calibration replay (9 seeds) the cap moved the waits inside p10–p90,
+   * among those who waited for a partner, from 80.1–84.9% to 82.4–87.3%.
    */
   readonly maxTrustedMatches?: number;
   /** How often the matcher runs (default 1 s): the wait of someone whose partner already waits. */
