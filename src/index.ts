@@ -13,6 +13,9 @@ export {
   type SettingsInput,
 } from './settings/index.js';
 export {
+  AppError,
+  appError,
+  isAppError,
   BulwarkError,
   bulwarkError,
   isBulwarkError,
@@ -31,12 +34,27 @@ export type {
 export { Metrics } from './metrics/index.js';
 export { createLogger, redactSecrets, SECRET_KEYS } from './logging/index.js';
 export { createStore } from './runtime/store.js';
-export type { Store, StoreOptions, KvEntry, KvRepository, AuditLog, AuditRecord } from './store/types.js';
+export type { AnyPart, Part, PartCore, PartServices, ToolFlag } from './parts/index.js';
+export type {
+  Store,
+  StoreEngine,
+  StoreOptions,
+  KvEntry,
+  KvRepository,
+  AuditLog,
+  AuditRecord,
+} from './store/types.js';
 export { installShutdown, type ShutdownOptions } from './runtime/shutdown.js';
 export { TieredCache, MemoryCacheStore, RedisCacheStore } from './cache/index.js';
 export type { CacheEntry, CacheStore, SetOptions } from './cache/index.js';
 export { Failover, observeFailover } from './failover/index.js';
-export type { DependencyMode, FailoverOptions, ModeChange } from './failover/index.js';
+export type {
+  Backlog,
+  BacklogSource,
+  DependencyMode,
+  FailoverOptions,
+  ModeChange,
+} from './failover/index.js';
 export { createRateLimiter, keyFrom, hashApiKey } from './ratelimit/index.js';
 export type {
   RateLimiter,

@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { bulwarkError, catalogue, isBulwarkError } from '../src/errors/index.js';
+import Fastify from 'fastify';
+import { appError, bulwarkError, catalogue, isAppError, isBulwarkError } from '../src/errors/index.js';
+import { errorHandler } from '../src/http/error-handler.js';
 
 describe('error catalogue', () => {
   const docs = readFileSync(new URL('../docs/errors.md', import.meta.url), 'utf8');
@@ -33,5 +35,45 @@ describe('error catalogue', () => {
     expect(isBulwarkError(error, 'BWK_ERR_HTTP_INTERNAL')).toBe(false);
     expect(isBulwarkError(new Error('x'))).toBe(false);
     expect(isBulwarkError({ code: 'BWK_ERR_HTTP_NOT_FOUND' })).toBe(false);
+  });
+});
+
+describe('app errors', () => {
+  it('carry an app code and status, are told apart from catalogue errors, and refuse a bad code or status', () => {
+    const error = appError('SPIN_ALREADY_VOTED', 409, 'You already voted', {
+      details: [{ field: 'vote', message: 'final' }],
+    });
+    expect([error.code, error.statusCode, error.message]).toEqual([
+      'SPIN_ALREADY_VOTED',
+      409,
+      'You already voted',
+    ]);
+    expect(isAppError(error)).toBe(true);
+    expect(isAppError(error, 'SPIN_ALREADY_VOTED')).toBe(true);
+    expect(isAppError(error, 'OTHER')).toBe(false);
+    expect(isAppError(bulwarkError('BWK_ERR_HTTP_INTERNAL'))).toBe(false);
+    expect(() => appError('lower_case', 400, 'x')).toThrow(/UPPER_SNAKE_CASE/);
+    expect(() => appError('FINE_CODE', 200, 'x')).toThrow(/400–599/);
+  });
+
+  it('are answered by the error handler with their status and code, as catalogue errors are', async () => {
+    const app = Fastify();
+    app.setErrorHandler(errorHandler(false));
+    app.get('/', async () => {
+      throw appError('SHOP_OUT_OF_STOCK', 409, 'Sold out', {
+        details: [{ field: 'sku', message: 'none left' }],
+      });
+    });
+    const res = await app.inject({ url: '/' });
+    expect(res.statusCode).toBe(409);
+    expect(res.json()).toEqual({
+      error: {
+        code: 'SHOP_OUT_OF_STOCK',
+        message: 'Sold out',
+        requestId: expect.any(String) as unknown,
+        details: [{ field: 'sku', message: 'none left' }],
+      },
+    });
+    await app.close();
   });
 });

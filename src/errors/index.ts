@@ -60,6 +60,45 @@ export function isBulwarkError(error: unknown, code?: ErrorCode): error is Bulwa
 }
 
 /**
+ * An app's own coded error, outside Bulwark's catalogue (`SPIN_ALREADY_VOTED`, say): answered by the
+ * Bulwark Fastify plugin exactly as a catalogue error is — its status and the body
+ * `{ error: { code, message, requestId, details? } }` — so an app's clients meet one error shape.
+ * Create it with {@link appError}; the app keeps its own list of codes (and documents them).
+ */
+export class AppError extends Error {
+  readonly code: string;
+  readonly statusCode: number;
+  readonly params: Readonly<Record<string, unknown>> = {};
+  readonly details: FieldProblem[] | undefined;
+
+  constructor(code: string, status: number, message: string, extras: ErrorExtras = {}) {
+    if (!/^[A-Z][A-Z0-9_]{2,63}$/.test(code))
+      throw new TypeError(`an app error code is UPPER_SNAKE_CASE, 3–64 characters: got ${JSON.stringify(code)}`);
+    if (!Number.isInteger(status) || status < 400 || status > 599)
+      throw new TypeError(`an app error status is an HTTP error status (400–599): got ${status}`);
+    super(message, extras.cause === undefined ? undefined : { cause: extras.cause });
+    this.name = 'AppError';
+    this.code = code;
+    this.statusCode = status;
+    this.details = extras.details;
+    // Answered like a catalogue error (the plugin's error handler recognises the brand).
+    Object.defineProperty(this, BRAND, { value: true });
+  }
+}
+
+/** An app's own coded error with the HTTP status it is answered with (see {@link AppError}). */
+export function appError(code: string, status: number, message: string, extras: ErrorExtras = {}): AppError {
+  return new AppError(code, status, message, extras);
+}
+
+/** True for an {@link AppError}, optionally of one code. */
+export function isAppError(error: unknown, code?: string): error is AppError {
+  if (!isBulwarkError(error)) return false;
+  const own = (error as { code: string }).code;
+  return !(own in catalogue) && (code === undefined || own === code);
+}
+
+/**
  * The body of every HTTP error answer, from the app and from the supervisor's proxy alike:
  * `{ error: { code, message, requestId } }`.
  */

@@ -1,0 +1,68 @@
+// Spin as an app: Bulwark with Spin's own part (its tables and its matching service), the Bulwark
+// Fastify plugin (health, metrics, the admin API and console, rate limits, coded errors) and Spin's
+// routes. Built without listening, so tests use it over a real port or `app.inject()`.
+import Fastify, { type FastifyInstance } from 'fastify';
+import { createBulwark, DEFAULT_RATE_LIMIT_POLICY } from 'bulwark';
+import { bulwark as bulwarkPlugin, fastifyOptions } from 'bulwark/fastify';
+import type { BulwarkOptions, Part, Store } from 'bulwark';
+import { spinRoutes } from './routes.js';
+import { spinMigrations } from './schema.js';
+import { SpinService, type SpinServiceOptions } from './service.js';
+
+/** Tuning of Spin (tests shorten the intervals). */
+export type SpinOptions = Omit<SpinServiceOptions, 'store' | 'logger' | 'instanceId'>;
+
+/**
+ * Spin's part: its migrations (`1000_spin`, applied after Bulwark's) and its matching service,
+ * started once the store is open and closed before it.
+ */
+export function spinPart(options: SpinOptions = {}): Part<'spin', SpinService, { store: Store }> {
+  return {
+    name: 'spin',
+    needs: ['store'],
+    checks: [],
+    migrations: async (engine) => spinMigrations(engine),
+    async start({ store }, { logger, instanceId }) {
+      const spin = new SpinService({ ...options, store, logger, instanceId });
+      await spin.start();
+      return spin;
+    },
+    close: (spin) => spin.close(),
+  };
+}
+
+/** Spin's rate-limit policies, besides Bulwark's default. */
+const POLICIES = [
+  DEFAULT_RATE_LIMIT_POLICY,
+  { name: 'spin-signup', limit: 20, windowMs: 60_000 },
+  { name: 'spin-user', limit: 60, windowMs: 60_000 },
+];
+
+export async function buildSpin(
+  options: BulwarkOptions & { spin?: SpinOptions } = {},
+): Promise<FastifyInstance & { spin: SpinService }> {
+  const { spin: spinOptions, ...bulwarkOptions } = options;
+  const bulwark = await createBulwark({
+    serviceId: 'spin',
+    rateLimitPolicies: { policies: POLICIES },
+    parts: (parts) => [...parts, spinPart(spinOptions)],
+    ...bulwarkOptions,
+  });
+  const spin = bulwark.parts.get('spin') as SpinService;
+  const app = Fastify(fastifyOptions(bulwark)) as unknown as FastifyInstance;
+  try {
+    await app.register(bulwarkPlugin, {
+      bulwark,
+      title: 'Spin',
+      rateLimit: { default: false },
+    });
+    app.addHook('onClose', async () => bulwark.close());
+    await app.register(spinRoutes, { bulwark, spin });
+    await app.ready();
+  } catch (error) {
+    await app.close().catch(() => undefined);
+    await bulwark.close();
+    throw error;
+  }
+  return Object.assign(app, { spin });
+}

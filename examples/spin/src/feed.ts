@@ -1,0 +1,103 @@
+// The event feed as every instance reads it: one query every `pollMs` for the events written since
+// the last (by any instance), handed to listeners in id order. This is how a match made by the
+// instance running the matcher reaches a user connected to another, and how each instance keeps its
+// copy of the queue and its wait statistics.
+//
+// Known limit: on PostgreSQL, identity values can commit out of order (a transaction that took id
+// 10 commits after one that took 11), so a reader could step past 10. Spin writes its events in short
+// transactions; a reader that finds a gap waits `gapGraceMs` for it to fill before moving on.
+import type { Logger } from 'pino';
+import type { FeedEvent, SpinStore } from './store.js';
+
+export interface EventFeedOptions {
+  store: SpinStore;
+  logger: Logger;
+  /** How often the feed is read (default 50 ms): the floor of the match-to-event latency. */
+  pollMs?: number;
+  /** How long a gap in event ids is waited for before it is taken as a rolled-back write (default 1 s). */
+  gapGraceMs?: number;
+}
+
+const PAGE = 1000;
+
+export class EventFeed {
+  readonly #o: Required<Omit<EventFeedOptions, 'logger' | 'store'>> & EventFeedOptions;
+  readonly #listeners = new Set<(events: FeedEvent[]) => void>();
+  #last = 0;
+  #gapSince: number | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #closed = false;
+  #failing = false;
+
+  constructor(options: EventFeedOptions) {
+    this.#o = { pollMs: 50, gapGraceMs: 1000, ...options };
+  }
+
+  /** Starts reading after the newest event now stored. */
+  async start(): Promise<void> {
+    this.#last = await this.#o.store.lastEventId();
+    this.#schedule();
+  }
+
+  /** The id of the last event handed to listeners. */
+  get position(): number {
+    return this.#last;
+  }
+
+  subscribe(listener: (events: FeedEvent[]) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  close(): void {
+    this.#closed = true;
+    clearTimeout(this.#timer);
+  }
+
+  #schedule(delay = this.#o.pollMs): void {
+    if (this.#closed) return;
+    this.#timer = setTimeout(() => void this.#poll(), delay);
+    this.#timer.unref();
+  }
+
+  async #poll(): Promise<void> {
+    let more = false;
+    try {
+      const events = await this.#o.store.events(this.#last, PAGE);
+      const taken = this.#contiguous(events);
+      if (taken.length > 0) {
+        this.#last = taken.at(-1)!.id;
+        for (const listener of this.#listeners) {
+          try {
+            listener(taken);
+          } catch (error) {
+            this.#o.logger.error({ err: error }, 'spin: an event listener failed');
+          }
+        }
+      }
+      more = events.length === PAGE && taken.length === events.length;
+      if (this.#failing) this.#o.logger.info('spin: the event feed is read again');
+      this.#failing = false;
+    } catch (error) {
+      if (!this.#failing) this.#o.logger.warn({ err: error }, 'spin: reading the event feed failed');
+      this.#failing = true;
+    }
+    this.#schedule(more ? 0 : this.#o.pollMs);
+  }
+
+  /** The events up to the first gap in ids, unless the gap has been open longer than the grace. */
+  #contiguous(events: FeedEvent[]): FeedEvent[] {
+    let expected = this.#last + 1;
+    for (let i = 0; i < events.length; i += 1) {
+      const id = events[i]!.id;
+      if (id !== expected && this.#last !== 0) {
+        const now = Date.now();
+        this.#gapSince ??= now;
+        if (now - this.#gapSince < this.#o.gapGraceMs) return events.slice(0, i);
+      }
+      expected = id + 1;
+    }
+    this.#gapSince = undefined;
+    return events;
+  }
+}

@@ -1,0 +1,257 @@
+// Spin's matching service on one instance: its copy of the queue and its wait statistics, both kept
+// from the event feed; the matcher, run by one instance at a time (a lease in the store) and made
+// safe by the claim (store.ts), which takes both users out of the queue or neither; and the
+// listeners the live stream hangs on.
+import type { Logger } from 'pino';
+import type { Store } from 'bulwark';
+import { isBulwarkError } from 'bulwark';
+import { EventFeed } from './feed.js';
+import { COMPATIBLE, GROUP_SLOTS, groupIndex } from './domain/groups.js';
+import { groupPositions, pickMatches } from './domain/matcher.js';
+import { WaitStats } from './domain/estimate.js';
+import type { Group, Waiter, WaitEstimate } from './domain/types.js';
+import { SpinStore, type FeedEvent, type SpinUser } from './store.js';
+
+export interface SpinServiceOptions {
+  store: Store;
+  logger: Logger;
+  /** This process's instance id (who holds the matcher's lease). */
+  instanceId: string;
+  /** How often the matcher runs (default 1 000 ms). */
+  matchIntervalMs?: number;
+  /** How often the event feed is read (default 50 ms). */
+  pollMs?: number;
+  /** How long events and idempotent answers are kept (default 24 h). */
+  retentionMs?: number;
+  now?: () => number;
+}
+
+/** Where a user stands: waiting (with place and estimate) or not. */
+export type QueueStatus =
+  | { waiting: false }
+  | { waiting: true; joinedAt: number; waitedMs: number; position: number; estimate: WaitEstimate };
+
+const LEASE = { namespace: 'spin.matcher', key: 'lease', ttlMs: 5000 };
+/** How far back the wait statistics look when an instance starts (the estimator's window). */
+const HISTORY_MS = 30 * 60_000;
+
+export class SpinService {
+  readonly store: SpinStore;
+  readonly stats: WaitStats;
+  readonly feed: EventFeed;
+  readonly #o: SpinServiceOptions;
+  readonly #now: () => number;
+  readonly #waiting = new Map<string, Waiter>();
+  readonly #groupCounts = new Int32Array(GROUP_SLOTS);
+  #positions: Map<string, number> | undefined;
+  readonly #users = new Map<string, Set<(event: FeedEvent) => void>>();
+  readonly #queueListeners = new Set<() => void>();
+  #queueChanged = false;
+  #arrivedSinceRound = true;
+  readonly #timers: NodeJS.Timeout[] = [];
+  #matching: Promise<void> | undefined;
+
+  constructor(options: SpinServiceOptions) {
+    this.#o = options;
+    this.#now = options.now ?? Date.now;
+    this.store = new SpinStore(options.store, this.#now);
+    this.stats = new WaitStats({ matchIntervalMs: options.matchIntervalMs ?? 1000 });
+    this.feed = new EventFeed({
+      store: this.store,
+      logger: options.logger,
+      ...(options.pollMs === undefined ? {} : { pollMs: options.pollMs }),
+    });
+  }
+
+  /** Loads the queue and recent history, then follows the feed and runs the matcher. */
+  async start(): Promise<void> {
+    const now = this.#now();
+    for (const event of await this.store.recent(['joined', 'left', 'matched'], now - HISTORY_MS))
+      this.#learn(event);
+    for (const waiter of await this.store.waiting()) this.#add(waiter);
+    this.feed.subscribe((events) => this.#apply(events));
+    await this.feed.start();
+    const every = (ms: number, run: () => unknown) => {
+      const timer = setInterval(run, ms);
+      timer.unref();
+      this.#timers.push(timer);
+    };
+    every(this.#o.matchIntervalMs ?? 1000, () => void this.matchOnce());
+    // Queue statistics reach the stream coalesced: at most once a second.
+    every(1000, () => {
+      if (!this.#queueChanged) return;
+      this.#queueChanged = false;
+      for (const listener of this.#queueListeners) listener();
+    });
+    every(3_600_000, () => {
+      this.store
+        .prune(this.#now() - (this.#o.retentionMs ?? 86_400_000))
+        .catch((error: unknown) => this.#o.logger.warn({ err: error }, 'spin: pruning failed'));
+    });
+  }
+
+  async close(): Promise<void> {
+    for (const timer of this.#timers.splice(0)) clearInterval(timer);
+    this.feed.close();
+    await this.#matching;
+  }
+
+  /** Hears the feed events of one user (a match, an outcome); returns the function that stops it. */
+  onUser(userId: string, listener: (event: FeedEvent) => void): () => void {
+    let set = this.#users.get(userId);
+    if (set === undefined) this.#users.set(userId, (set = new Set()));
+    set.add(listener);
+    return () => {
+      set.delete(listener);
+      if (set.size === 0) this.#users.delete(userId);
+    };
+  }
+
+  /** Called at most once a second while the queue changes (positions and estimates move). */
+  onQueueChange(listener: () => void): () => void {
+    this.#queueListeners.add(listener);
+    return () => this.#queueListeners.delete(listener);
+  }
+
+  /** How many wait now, by group index (this instance's copy, at most a feed poll behind). */
+  get waitingCounts(): Readonly<Int32Array> {
+    return this.#groupCounts;
+  }
+
+  /** Where `user` stands now: its place in its group and the wait estimate, or not waiting. */
+  async status(user: SpinUser): Promise<QueueStatus> {
+    const now = this.#now();
+    const known = this.#waiting.get(user.id);
+    const joinedAt = known?.joinedAt ?? (await this.store.waitingSince(user.id));
+    if (joinedAt === undefined) return { waiting: false };
+    const position =
+      known === undefined
+        ? await this.store.placeInGroup(user, joinedAt) // joined a moment ago: not in the copy yet
+        : this.#positionOf(user.id);
+    return {
+      waiting: true,
+      joinedAt,
+      waitedMs: Math.max(0, now - joinedAt),
+      position,
+      estimate: this.estimate(user, position, known === undefined),
+    };
+  }
+
+  /** The estimate of someone of `group` at `position`; `self` false when they are in the copy's counts. */
+  estimate(group: Group, position: number, notCounted = false): WaitEstimate {
+    let partners = 0;
+    const index = groupIndex(group);
+    for (const other of COMPATIBLE[index] ?? []) partners += this.#groupCounts[other] ?? 0;
+    // Someone of a group that seeks its own kind is in that count too: not their own partner.
+    if (!notCounted && (COMPATIBLE[index] ?? []).includes(index)) partners -= 1;
+    return this.stats.estimate(group, position, this.#now(), { partnersWaiting: Math.max(0, partners) });
+  }
+
+  /**
+   * One matcher round, if this instance holds the lease and someone arrived since the last round:
+   * pairs first come first served (domain/matcher.ts) and claims each pair in the store.
+   */
+  matchOnce(): Promise<void> {
+    this.#matching ??= this.#match().finally(() => (this.#matching = undefined));
+    return this.#matching;
+  }
+
+  async #match(): Promise<void> {
+    try {
+      if (!this.#arrivedSinceRound || this.#waiting.size < 2) return;
+      if (!(await this.#lease())) return;
+      this.#arrivedSinceRound = false;
+      const pairs = pickMatches([...this.#waiting.values()]);
+      const now = this.#now();
+      for (const { first, second } of pairs) await this.store.claim(first, second, now);
+    } catch (error) {
+      this.#arrivedSinceRound = true;
+      if (!isBulwarkError(error, 'BWK_ERR_STORE_UNAVAILABLE'))
+        this.#o.logger.error({ err: error }, 'spin: a matcher round failed');
+    }
+  }
+
+  /** Takes or renews the matcher's lease; resolves whether this instance holds it. */
+  async #lease(): Promise<boolean> {
+    const { kv } = this.#o.store;
+    const me = this.#o.instanceId;
+    const now = this.#now();
+    const held = await kv.get<{ owner: string; until: number }>(LEASE.namespace, LEASE.key);
+    if (held !== undefined && held.value.owner !== me && held.value.until > now) return false;
+    try {
+      await kv.put(
+        LEASE.namespace,
+        LEASE.key,
+        { owner: me, until: now + LEASE.ttlMs },
+        { ifVersion: held?.version ?? 0 },
+      );
+      return true;
+    } catch (error) {
+      if (isBulwarkError(error, 'BWK_ERR_STORE_CONFLICT')) return false;
+      throw error;
+    }
+  }
+
+  #apply(events: FeedEvent[]): void {
+    for (const event of events) {
+      if (event.userId === null) this.#learn(event, true);
+      else for (const listener of this.#users.get(event.userId) ?? []) listener(event);
+    }
+  }
+
+  /** A global event: into the statistics, and (live) into the copy of the queue. */
+  #learn(event: FeedEvent, live = false): void {
+    const group = groupFromKey(String(event.data['group']));
+    if (group === undefined) return;
+    const userId = String(event.data['userId']);
+    const waitedMs = Number(event.data['waitedMs'] ?? 0);
+    if (event.type === 'joined') {
+      this.stats.arrived(group, event.at);
+      if (live) this.#add({ ...group, userId, joinedAt: event.at });
+    } else if (event.type === 'matched') {
+      this.stats.matched(group, event.at, waitedMs);
+      if (live) this.#remove(userId);
+    } else if (event.type === 'left') {
+      this.stats.left(group, event.at, waitedMs);
+      if (live) this.#remove(userId);
+    }
+  }
+
+  #add(waiter: Waiter): void {
+    if (this.#waiting.has(waiter.userId)) return;
+    this.#waiting.set(waiter.userId, waiter);
+    const index = groupIndex(waiter);
+    this.#groupCounts[index] = (this.#groupCounts[index] ?? 0) + 1;
+    this.#changed(true);
+  }
+
+  #remove(userId: string): void {
+    const waiter = this.#waiting.get(userId);
+    if (waiter === undefined) return;
+    this.#waiting.delete(userId);
+    const index = groupIndex(waiter);
+    this.#groupCounts[index] = (this.#groupCounts[index] ?? 0) - 1;
+    this.#changed(false);
+  }
+
+  #changed(arrival: boolean): void {
+    this.#positions = undefined;
+    this.#queueChanged = true;
+    if (arrival) this.#arrivedSinceRound = true;
+  }
+
+  #positionOf(userId: string): number {
+    this.#positions ??= groupPositions([...this.#waiting.values()]);
+    return this.#positions.get(userId) ?? 1;
+  }
+}
+
+/** `man:woman+nonbinary` → the group, or undefined for anything else. */
+export function groupFromKey(key: string): Group | undefined {
+  const [gender, seeking] = key.split(':');
+  const genders = ['woman', 'man', 'nonbinary'];
+  const sought = seeking?.split('+') ?? [];
+  if (gender === undefined || !genders.includes(gender) || sought.length === 0) return undefined;
+  if (sought.some((g) => !genders.includes(g))) return undefined;
+  return { gender, seeking: sought } as unknown as Group;
+}

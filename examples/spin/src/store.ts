@@ -1,0 +1,476 @@
+// Spin's data in the store: users, who waits, matches and votes, the event feed and the answers of
+// idempotent requests. Plain queries over Kysely (SQLite or PostgreSQL alike); every write that must
+// be all-or-nothing is one transaction. Store failures reject with Bulwark's
+// BWK_ERR_STORE_UNAVAILABLE (the store guards its driver), which the app answers as a 503.
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import type { Kysely, Transaction } from 'kysely';
+import type { Store } from 'bulwark';
+import { groupKey } from './domain/groups.js';
+import { GENDERS, type Gender, type Group, type Seeking, type Waiter } from './domain/types.js';
+import type { SpinTables } from './schema.js';
+
+/** A user as the API shows it (never the token). */
+export interface SpinUser {
+  id: string;
+  displayName: string;
+  gender: Gender;
+  seeking: Seeking;
+  notify: { match: boolean; waitChange: boolean };
+  /** Only shown to the user themself. */
+  email: string | null;
+  createdAt: number;
+}
+
+/** What a new user gives. */
+export interface NewUser {
+  displayName: string;
+  gender: Gender;
+  seeking: Seeking;
+  email?: string | undefined;
+  notify?: { match?: boolean | undefined; waitChange?: boolean | undefined } | undefined;
+}
+
+export type Vote = 'like' | 'pass';
+
+/** A match as one of its two users sees it. */
+export interface MatchView {
+  id: string;
+  matchedAt: number;
+  partner: { id: string; displayName: string };
+  /** How long this user had waited. */
+  waitedMs: number;
+  myVote: Vote | null;
+  /** The partner's vote is shown only once both voted. */
+  partnerVote: Vote | null;
+  outcome: 'pending' | 'success' | 'declined';
+}
+
+/** One row of the event feed. */
+export interface FeedEvent {
+  id: number;
+  userId: string | null;
+  type: string;
+  data: Record<string, unknown>;
+  at: number;
+}
+
+/** A feed event not yet written. */
+export type NewEvent = Omit<FeedEvent, 'id' | 'at'>;
+
+type Db = Kysely<SpinTables> | Transaction<SpinTables>;
+
+/** The digest a token is found by: SHA-256, hex. */
+export function tokenDigest(token: string): string {
+  return createHash('sha256').update(token).digest('hex');
+}
+
+/** `woman+nonbinary` ⇄ `['woman', 'nonbinary']`, in the canonical order. */
+export function seekingText(seeking: readonly Gender[]): string {
+  return GENDERS.filter((g) => seeking.includes(g)).join('+');
+}
+
+function seekingOf(text: string): Seeking {
+  return text.split('+') as unknown as Seeking;
+}
+
+function userOf(row: SpinTables['spin_users']): SpinUser {
+  return {
+    id: row.id,
+    displayName: row.display_name,
+    gender: row.gender as Gender,
+    seeking: seekingOf(row.seeking),
+    notify: { match: row.notify_match === 1, waitChange: row.notify_wait === 1 },
+    email: row.email,
+    createdAt: Number(row.created_at),
+  };
+}
+
+/** Spin's repository over the store Bulwark opened. */
+export class SpinStore {
+  readonly #db: Kysely<SpinTables>;
+  readonly #now: () => number;
+
+  constructor(store: Store, now: () => number = Date.now) {
+    this.#db = store.db.withTables<SpinTables>();
+    this.#now = now;
+  }
+
+  /** Creates a user; resolves with it and its bearer token (shown once, stored only as a digest). */
+  async createUser(input: NewUser): Promise<{ user: SpinUser; token: string }> {
+    const token = randomBytes(32).toString('base64url');
+    const row: SpinTables['spin_users'] = {
+      id: randomUUID(),
+      token_digest: tokenDigest(token),
+      display_name: input.displayName,
+      gender: input.gender,
+      seeking: seekingText(input.seeking),
+      notify_match: input.notify?.match === true ? 1 : 0,
+      notify_wait: input.notify?.waitChange === true ? 1 : 0,
+      email: input.email ?? null,
+      created_at: this.#now(),
+    };
+    await this.#db.insertInto('spin_users').values(row).execute();
+    return { user: userOf(row), token };
+  }
+
+  async userByDigest(digest: string): Promise<SpinUser | undefined> {
+    const row = await this.#db
+      .selectFrom('spin_users')
+      .selectAll()
+      .where('token_digest', '=', digest)
+      .executeTakeFirst();
+    return row === undefined ? undefined : userOf(row);
+  }
+
+  /** The users of `ids` that exist, by id (read through `db`: inside a transaction, its own). */
+  async usersById(ids: readonly string[], db: Db = this.#db): Promise<Map<string, SpinUser>> {
+    const found = new Map<string, SpinUser>();
+    for (let i = 0; i < ids.length; i += 500) {
+      const rows = await db
+        .selectFrom('spin_users')
+        .selectAll()
+        .where('id', 'in', ids.slice(i, i + 500))
+        .execute();
+      for (const row of rows) found.set(row.id, userOf(row));
+    }
+    return found;
+  }
+
+  /**
+   * Puts `user` in the queue (at `now`) unless it already waits; resolves with when it joined and
+   * whether this call did it. The `joined` event is written in the same transaction.
+   */
+  async join(user: SpinUser, now = this.#now()): Promise<{ joinedAt: number; joined: boolean }> {
+    return this.#db.transaction().execute(async (trx) => {
+      const inserted = await trx
+        .insertInto('spin_queue')
+        .values({ user_id: user.id, group_key: groupKey(user), joined_at: now })
+        .onConflict((oc) => oc.column('user_id').doNothing())
+        .executeTakeFirst();
+      if (Number(inserted.numInsertedOrUpdatedRows ?? 0n) === 0) {
+        const row = await trx
+          .selectFrom('spin_queue')
+          .select('joined_at')
+          .where('user_id', '=', user.id)
+          .executeTakeFirstOrThrow();
+        return { joinedAt: Number(row.joined_at), joined: false };
+      }
+      await this.#append(trx, now, [
+        { userId: null, type: 'joined', data: { group: groupKey(user), userId: user.id } },
+      ]);
+      return { joinedAt: now, joined: true };
+    });
+  }
+
+  /** Takes `user` out of the queue; resolves false when it was not waiting. */
+  async leave(user: SpinUser, now = this.#now()): Promise<boolean> {
+    return this.#db.transaction().execute(async (trx) => {
+      const row = await trx
+        .deleteFrom('spin_queue')
+        .where('user_id', '=', user.id)
+        .returning('joined_at')
+        .executeTakeFirst();
+      if (row === undefined) return false;
+      await this.#append(trx, now, [
+        {
+          userId: null,
+          type: 'left',
+          data: { group: groupKey(user), userId: user.id, waitedMs: now - Number(row.joined_at) },
+        },
+      ]);
+      return true;
+    });
+  }
+
+  /** When `userId` joined the queue, or undefined when it is not waiting. */
+  async waitingSince(userId: string): Promise<number | undefined> {
+    const row = await this.#db
+      .selectFrom('spin_queue')
+      .select('joined_at')
+      .where('user_id', '=', userId)
+      .executeTakeFirst();
+    return row === undefined ? undefined : Number(row.joined_at);
+  }
+
+  /** Everyone waiting, in queue order (joined_at, then user id). */
+  async waiting(): Promise<Waiter[]> {
+    const rows = await this.#db
+      .selectFrom('spin_queue')
+      .innerJoin('spin_users', 'spin_users.id', 'spin_queue.user_id')
+      .select(['spin_queue.user_id', 'spin_queue.joined_at', 'spin_users.gender', 'spin_users.seeking'])
+      .orderBy('spin_queue.joined_at')
+      .orderBy('spin_queue.user_id')
+      .execute();
+    return rows.map((row) => ({
+      userId: row.user_id,
+      joinedAt: Number(row.joined_at),
+      gender: row.gender as Gender,
+      seeking: seekingOf(row.seeking),
+    }));
+  }
+
+  /** How many wait, by group key. */
+  async waitingByGroup(): Promise<Map<string, number>> {
+    const rows = await this.#db
+      .selectFrom('spin_queue')
+      .select((eb) => ['group_key', eb.fn.countAll<number | string>().as('n')])
+      .groupBy('group_key')
+      .execute();
+    return new Map(rows.map((row) => [row.group_key, Number(row.n)]));
+  }
+
+  /** Place of a waiter in its group (1 = first): those of the group who joined before, plus one. */
+  async placeInGroup(user: Group & { id: string }, joinedAt: number): Promise<number> {
+    const row = await this.#db
+      .selectFrom('spin_queue')
+      .select((eb) => eb.fn.countAll<number | string>().as('n'))
+      .where('group_key', '=', groupKey(user))
+      .where((eb) =>
+        eb.or([
+          eb('joined_at', '<', joinedAt),
+          eb.and([eb('joined_at', '=', joinedAt), eb('user_id', '<', user.id)]),
+        ]),
+      )
+      .executeTakeFirst();
+    return Number(row?.n ?? 0) + 1;
+  }
+
+  /**
+   * Pairs `first` and `second` if both still wait: in one transaction, takes both out of the queue
+   * (or neither, when another matcher took one first: resolves undefined), records the match and
+   * its events. This claim is what makes a double match impossible, whatever runs the matcher.
+   */
+  async claim(first: Waiter, second: Waiter, now = this.#now()): Promise<string | undefined> {
+    const id = randomUUID();
+    try {
+      return await this.#db.transaction().execute(async (trx) => {
+        const taken = await trx
+          .deleteFrom('spin_queue')
+          .where('user_id', 'in', [first.userId, second.userId])
+          .executeTakeFirst();
+        if (Number(taken.numDeletedRows) !== 2) throw new Lost();
+        const waitedA = Math.max(0, now - first.joinedAt);
+        const waitedB = Math.max(0, now - second.joinedAt);
+        await trx
+          .insertInto('spin_matches')
+          .values({
+            id,
+            user_a: first.userId,
+            user_b: second.userId,
+            matched_at: now,
+            waited_a_ms: waitedA,
+            waited_b_ms: waitedB,
+            vote_a: null,
+            vote_b: null,
+            outcome: 'pending',
+          })
+          .execute();
+        const matched = (w: Waiter, partner: Waiter, waitedMs: number): NewEvent[] => [
+          { userId: w.userId, type: 'match', data: { matchId: id, partnerId: partner.userId, waitedMs } },
+          { userId: null, type: 'matched', data: { group: groupKey(w), userId: w.userId, waitedMs } },
+        ];
+        await this.#append(trx, now, [
+          ...matched(first, second, waitedA),
+          ...matched(second, first, waitedB),
+        ]);
+        return id;
+      });
+    } catch (error) {
+      if (error instanceof Lost) return undefined;
+      throw error;
+    }
+  }
+
+  /**
+   * Records `userId`'s vote on a match; the second vote settles the outcome, told to both. Resolves
+   * the match as the voter sees it, `undefined` when the match is not theirs, or `'voted'` when
+   * they already voted (a vote is final).
+   */
+  async vote(
+    matchId: string,
+    userId: string,
+    vote: Vote,
+    now = this.#now(),
+  ): Promise<MatchView | 'voted' | undefined> {
+    return this.#db.transaction().execute(async (trx) => {
+      const match = await trx
+        .selectFrom('spin_matches')
+        .selectAll()
+        .where('id', '=', matchId)
+        .executeTakeFirst();
+      if (match === undefined || (match.user_a !== userId && match.user_b !== userId)) return undefined;
+      const side = match.user_a === userId ? 'a' : 'b';
+      if (match[`vote_${side}`] !== null) return 'voted';
+      const other = side === 'a' ? match.vote_b : match.vote_a;
+      const outcome =
+        other === null ? 'pending' : other === 'like' && vote === 'like' ? 'success' : 'declined';
+      const updated = await trx
+        .updateTable('spin_matches')
+        .set(side === 'a' ? { vote_a: vote, outcome } : { vote_b: vote, outcome })
+        .where('id', '=', matchId)
+        .where(`vote_${side}`, 'is', null)
+        .executeTakeFirst();
+      if (Number(updated.numUpdatedRows) === 0) return 'voted';
+      if (outcome !== 'pending')
+        await this.#append(
+          trx,
+          now,
+          [match.user_a, match.user_b].map((user) => ({
+            userId: user,
+            type: 'outcome',
+            data: { matchId, outcome },
+          })),
+        );
+      return (await this.#matchesOf(trx, userId, { id: matchId }))[0];
+    });
+  }
+
+  /** The user's matches, newest first, at most `limit`, those before `before` (ms) for paging. */
+  history(userId: string, limit: number, before?: number): Promise<MatchView[]> {
+    return this.#matchesOf(this.#db, userId, { limit, ...(before === undefined ? {} : { before }) });
+  }
+
+  async #matchesOf(
+    db: Db,
+    userId: string,
+    opts: { id?: string; limit?: number; before?: number },
+  ): Promise<MatchView[]> {
+    let query = db
+      .selectFrom('spin_matches')
+      .selectAll()
+      .where((eb) => eb.or([eb('user_a', '=', userId), eb('user_b', '=', userId)]));
+    if (opts.id !== undefined) query = query.where('id', '=', opts.id);
+    if (opts.before !== undefined) query = query.where('matched_at', '<', opts.before);
+    const rows = await query
+      .orderBy('matched_at', 'desc')
+      .limit(opts.limit ?? 1)
+      .execute();
+    const partners = await this.usersById(
+      rows.map((r) => (r.user_a === userId ? r.user_b : r.user_a)),
+      db,
+    );
+    return rows.map((row) => {
+      const mine = row.user_a === userId;
+      const partnerId = mine ? row.user_b : row.user_a;
+      const myVote = (mine ? row.vote_a : row.vote_b) as Vote | null;
+      const theirs = (mine ? row.vote_b : row.vote_a) as Vote | null;
+      return {
+        id: row.id,
+        matchedAt: Number(row.matched_at),
+        partner: { id: partnerId, displayName: partners.get(partnerId)?.displayName ?? 'someone' },
+        waitedMs: Number(mine ? row.waited_a_ms : row.waited_b_ms),
+        myVote,
+        partnerVote: row.outcome === 'pending' ? null : theirs,
+        outcome: row.outcome as MatchView['outcome'],
+      };
+    });
+  }
+
+  /** Feed events after `afterId`, oldest first, at most `limit` (of one user, or all). */
+  async events(afterId: number, limit: number, userId?: string): Promise<FeedEvent[]> {
+    let query = this.#db.selectFrom('spin_events').selectAll().where('id', '>', afterId);
+    if (userId !== undefined) query = query.where('user_id', '=', userId);
+    const rows = await query.orderBy('id').limit(limit).execute();
+    return rows.map((row) => ({
+      id: Number(row.id),
+      userId: row.user_id,
+      type: row.type,
+      data: JSON.parse(row.data) as Record<string, unknown>,
+      at: Number(row.at),
+    }));
+  }
+
+  /** The id of the newest event (0 when there is none): where a new reader of the feed starts. */
+  async lastEventId(): Promise<number> {
+    const row = await this.#db
+      .selectFrom('spin_events')
+      .select((eb) => eb.fn.max('id').as('id'))
+      .executeTakeFirst();
+    return Number(row?.id ?? 0);
+  }
+
+  /** Events of the last `sinceMs` of the given global types, oldest first (to rebuild statistics). */
+  async recent(types: readonly string[], since: number): Promise<FeedEvent[]> {
+    const rows = await this.#db
+      .selectFrom('spin_events')
+      .selectAll()
+      .where('user_id', 'is', null)
+      .where('type', 'in', [...types])
+      .where('at', '>=', since)
+      .orderBy('id')
+      .execute();
+    return rows.map((row) => ({
+      id: Number(row.id),
+      userId: null,
+      type: row.type,
+      data: JSON.parse(row.data) as Record<string, unknown>,
+      at: Number(row.at),
+    }));
+  }
+
+  /** The stored answer of an idempotent request, if any. */
+  async remembered(
+    userId: string,
+    key: string,
+  ): Promise<{ fingerprint: string; status: number; body: unknown } | undefined> {
+    const row = await this.#db
+      .selectFrom('spin_idempotency')
+      .selectAll()
+      .where('user_id', '=', userId)
+      .where('key', '=', key)
+      .executeTakeFirst();
+    return row === undefined
+      ? undefined
+      : { fingerprint: row.fingerprint, status: row.status, body: JSON.parse(row.body) as unknown };
+  }
+
+  /** Keeps the answer of an idempotent request (the first one wins when two race). */
+  async remember(
+    userId: string,
+    key: string,
+    fingerprint: string,
+    status: number,
+    body: unknown,
+  ): Promise<void> {
+    await this.#db
+      .insertInto('spin_idempotency')
+      .values({
+        user_id: userId,
+        key,
+        fingerprint,
+        status,
+        body: JSON.stringify(body),
+        created_at: this.#now(),
+      })
+      .onConflict((oc) => oc.columns(['user_id', 'key']).doNothing())
+      .execute();
+  }
+
+  /** Deletes events and idempotent answers older than `before` (ms); resolves how many rows went. */
+  async prune(before: number): Promise<number> {
+    const events = await this.#db.deleteFrom('spin_events').where('at', '<', before).executeTakeFirst();
+    const answers = await this.#db
+      .deleteFrom('spin_idempotency')
+      .where('created_at', '<', before)
+      .executeTakeFirst();
+    return Number(events.numDeletedRows) + Number(answers.numDeletedRows);
+  }
+
+  /** Empties the queue and the feed (the test endpoints' reset); users and matches stay. */
+  async reset(): Promise<void> {
+    await this.#db.transaction().execute(async (trx) => {
+      await trx.deleteFrom('spin_queue').execute();
+      await trx.deleteFrom('spin_events').execute();
+    });
+  }
+
+  async #append(db: Db, at: number, events: NewEvent[]): Promise<void> {
+    await db
+      .insertInto('spin_events')
+      .values(events.map((e) => ({ user_id: e.userId, type: e.type, data: JSON.stringify(e.data), at })))
+      .execute();
+  }
+}
+
+/** Thrown inside a claim's transaction to roll it back: someone else matched one of the two. */
+class Lost extends Error {}
