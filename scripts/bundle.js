@@ -1,5 +1,6 @@
-// Bundles the two programs Bulwark ships, the `bulwark` command (dist/cli/main.js) and the demo app
-// (dist/app/server.js), over tsc's output of the same names, after `tsc` has built the library.
+// Bundles the programs Bulwark ships, the `bulwark` command (dist/cli/main.js), the demo app
+// (dist/app/server.js) and Spin, the reference app `npm start` runs (dist/spin/server.js), over tsc's
+// output of the same names, after `tsc` has built the library.
 // `node scripts/bundle.js [--outdir <dir>]` (default dist).
 //
 // Why: Node loads modules one file at a time, and what the two programs load is ~1,000 ES modules
@@ -36,7 +37,14 @@ const { version } = JSON.parse(readFileSync('package.json', 'utf8'));
 rmSync(path.join(outdir, 'chunks'), { recursive: true, force: true });
 
 await build({
-  entryPoints: { 'cli/main': 'src/cli/main.ts', 'app/server': 'src/app/server.ts' },
+  entryPoints: {
+    'cli/main': 'src/cli/main.ts',
+    'app/server': 'src/app/server.ts',
+    // Spin, the reference app (what `npm start` runs): it imports Bulwark by its package name, bundled
+    // from the same sources as the rest, so the three programs share their chunks.
+    'spin/server': 'examples/spin/src/server.ts',
+  },
+  alias: { 'bulwark/fastify': './src/fastify.ts', bulwark: './src/index.ts' },
   outdir,
   chunkNames: 'chunks/[name]-[hash]',
   bundle: true,

@@ -15,3 +15,4 @@ export { type ErrorBody } from './errors/index.js';
 export { toHttpError } from './http/error-handler.js';
 export { lazySchemas } from './http/lazy-schemas.js';
 export { rateLimit, type RateLimitPluginOptions, type RouteRateLimit } from './ratelimit/index.js';
+export { serveApp, type ServeOptions } from './http/serve.js';

@@ -73,7 +73,9 @@ export class AppError extends Error {
 
   constructor(code: string, status: number, message: string, extras: ErrorExtras = {}) {
     if (!/^[A-Z][A-Z0-9_]{2,63}$/.test(code))
-      throw new TypeError(`an app error code is UPPER_SNAKE_CASE, 3–64 characters: got ${JSON.stringify(code)}`);
+      throw new TypeError(
+        `an app error code is UPPER_SNAKE_CASE, 3–64 characters: got ${JSON.stringify(code)}`,
+      );
     if (!Number.isInteger(status) || status < 400 || status > 599)
       throw new TypeError(`an app error status is an HTTP error status (400–599): got ${status}`);
     super(message, extras.cause === undefined ? undefined : { cause: extras.cause });

@@ -1,0 +1,64 @@
+// Spin as `npm start` runs it: the bundle (dist/spin/server.js, built by `npm install`) as a process
+// on a fresh data directory. It prints the one-time console link and the banner, serves the flow a
+// newcomer tries with curl (sign up two, join, watch the stream, get matched), and stops cleanly on
+// SIGTERM.
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { listeningPort, spawnTs } from '../../../test/helpers/process.js';
+
+const BUNDLE = 'dist/spin/server.js';
+const dir = mkdtempSync(path.join(tmpdir(), 'spin-server-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('Spin as npm start runs it', () => {
+  it('prints the console link and the banner, matches two users over HTTP, stops cleanly', async () => {
+    expect(existsSync(BUNDLE), `${BUNDLE} is missing: run npm run build`).toBe(true);
+    const server = spawnTs(BUNDLE, [], { PORT: '0', BULWARK_DATA_DIR: dir, LOG_LEVEL: 'info' });
+    try {
+      const port = await listeningPort(server, /spin listening on http:\/\/127\.0\.0\.1:(\d+)/);
+      expect(server.stdout()).toMatch(/^Admin console: open http:\/\/127\.0\.0\.1:\d+\/admin\/login#token=/m);
+      const base = `http://127.0.0.1:${port}`;
+      const root = (await (await fetch(base)).json()) as { name: string };
+      expect(root.name).toBe('spin');
+      const signUp = async (displayName: string, gender: string, seeking: string[]) => {
+        const res = await fetch(`${base}/api/users`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ displayName, gender, seeking }),
+        });
+        expect(res.status).toBe(201);
+        return ((await res.json()) as { token: string }).token;
+      };
+      const ann = await signUp('Ann', 'woman', ['man']);
+      const bob = await signUp('Bob', 'man', ['woman']);
+      const controller = new AbortController();
+      const stream = await fetch(`${base}/api/events`, {
+        headers: { authorization: `Bearer ${ann}` },
+        signal: controller.signal,
+      });
+      for (const token of [ann, bob])
+        expect(
+          (
+            await fetch(`${base}/api/queue/join`, {
+              method: 'POST',
+              headers: { authorization: `Bearer ${token}` },
+            })
+          ).status,
+        ).toBe(200);
+      let text = '';
+      const decoder = new TextDecoder();
+      for await (const chunk of stream.body as unknown as AsyncIterable<Uint8Array>) {
+        text += decoder.decode(chunk, { stream: true });
+        if (text.includes('event: match')) break;
+      }
+      controller.abort();
+      expect(text).toMatch(/event: match\ndata: \{"matchId":"[0-9a-f-]{36}"/);
+    } finally {
+      server.child.kill('SIGTERM');
+    }
+    expect(await server.exited).toEqual({ code: 0, signal: null });
+    expect(server.stdout() + server.stderr()).toContain('shut down cleanly');
+  });
+});

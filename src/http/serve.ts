@@ -1,0 +1,106 @@
+// Running an app built on Bulwark as a server process: what `npm start` does for the demo and for
+// Spin, and what a user's own `server.ts` can do in one call.
+import type { FastifyInstance } from 'fastify';
+import type { Access } from '../access/types.js';
+import { isBulwarkError, type BulwarkError } from '../errors/index.js';
+import type { Bulwark } from '../runtime/create.js';
+import { installShutdown } from '../runtime/shutdown.js';
+import { installProcessErrorHandlers } from '../tracker/index.js';
+
+/**
+ * Errors that mean the configuration is wrong (the environment, the alerts file, the service's
+ * config file with no good revision to fall back to): exit 78, EX_CONFIG, which the supervisor does
+ * not restart, since a restart would fail the same way.
+ */
+const CONFIGURATION_ERRORS = [
+  'BWK_ERR_SETTINGS_INVALID',
+  'BWK_ERR_ALERTS_CONFIG',
+  'BWK_ERR_CONFIG_PARSE',
+  'BWK_ERR_CONFIG_INVALID',
+] as const;
+
+/** Options of {@link serveApp}. */
+export interface ServeOptions {
+  /** The app's name in the banner ("spin listening on …"). */
+  name: string;
+  /** Extra lines of the banner: label → path (`{ app: '/' }`). */
+  links?: Record<string, string>;
+}
+
+/**
+ * Builds the app and serves it on the settings' host and port: a configuration error prints what is
+ * wrong (every bad field when there are several) and exits 78 before anything listens, other start
+ * failures exit 1; then the graceful shutdown on SIGTERM/SIGINT, the capture of unhandled errors
+ * (written, then exit 1 for the supervisor to restart), the listen, the one-time admin login link
+ * on a first start, and a banner on stderr naming where everything is. `build` must register the
+ * Bulwark plugin (`app.bulwark`). Resolves with the listening app.
+ */
+export async function serveApp(
+  build: () => Promise<FastifyInstance>,
+  options: ServeOptions,
+): Promise<FastifyInstance> {
+  let app: FastifyInstance;
+  try {
+    app = await build();
+  } catch (error) {
+    if (CONFIGURATION_ERRORS.some((code) => isBulwarkError(error, code))) {
+      const { code, message, details } = error as BulwarkError;
+      const problems = details ?? [];
+      console.error(
+        `${options.name}: refusing to start, invalid configuration (${code}):${problems.length === 0 ? ` ${message}` : ''}`,
+      );
+      for (const problem of problems) console.error(`  ${problem.field}: ${problem.message}`);
+      process.exit(78);
+    } else if (isBulwarkError(error)) {
+      console.error(`${options.name}: refusing to start (${error.code}): ${error.message}`);
+    } else {
+      console.error(`${options.name}: failed to start:`, error);
+    }
+    process.exit(1);
+  }
+  const { settings, logger } = app.bulwark;
+  installShutdown(app, { timeoutMs: settings.shutdownTimeoutMs, logger });
+  installProcessErrorHandlers(app.bulwark.errors, { logger });
+  await app.listen({ port: settings.port, host: settings.host });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : settings.port;
+  const base = `http://${settings.host.includes(':') ? `[${settings.host}]` : settings.host}:${port}`;
+  // Before the banner: once a test (or a person) sees the banner, the link is out too, or will not come.
+  await printFirstLogin(app.bulwark, settings.host, port);
+  const links = {
+    ...options.links,
+    health: '/health',
+    metrics: '/metrics',
+    'API docs': '/api-docs',
+    console: '/admin',
+  };
+  const width = Math.max(...Object.keys(links).map((label) => label.length));
+  console.error(
+    [
+      `${options.name} listening on ${base}`,
+      ...Object.entries(links).map(([label, path]) => `  ${label.padEnd(width)} ${base}${path}`),
+    ].join('\n'),
+  );
+  return app;
+}
+
+/**
+ * The first start with no admin key: one line on stdout with a one-time link that opens the console
+ * as the operator key `bootstrap` (see `Access.prepareFirstLogin`), and how to make a permanent key.
+ * A new link at each start until it is used; nothing once any other key exists or with
+ * BULWARK_ADMIN_KEY. The token is in the URL's fragment, which a browser never sends in a request.
+ */
+async function printFirstLogin(bulwark: Bulwark, host: string, port: number): Promise<void> {
+  try {
+    const token = await (bulwark.parts.get('access') as Access | undefined)?.prepareFirstLogin();
+    if (token === undefined) return;
+    // A wildcard address is where the server listens, not where a browser can reach it.
+    const shown = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
+    console.log(
+      `Admin console: open http://${shown}:${port}/admin/login#token=${token} (one-time link, valid 24 h); ` +
+        'for a permanent key run: bulwark keys create --name <your-name> --role operator',
+    );
+  } catch (error) {
+    bulwark.logger.warn({ err: error }, 'the one-time admin login link could not be prepared');
+  }
+}
