@@ -18,7 +18,7 @@ const settings = [
   loadSettings({}, {}),
   loadSettings({}, { REDIS_URL: 'redis://127.0.0.1:6379', SENTRY_DSN: 'https://key@sentry.example.com/1' }),
 ];
-const parts = bulwarkParts({}, settings[0]!);
+const parts = bulwarkParts({});
 
 /** The text of one `## heading` section of the doc. */
 function section(markdown: string, heading: string): string {

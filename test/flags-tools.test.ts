@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Part } from '../src/parts/index.js';
 import { createBulwark, type Bulwark } from '../src/runtime/create.js';
 import { startRedis, type RedisServer } from './helpers/redis.js';
 import { until } from './helpers/wait.js';
@@ -95,5 +96,31 @@ describe('every Bulwark tool has a flag and follows it live, on every instance',
     await a.queues.add('later', { n: 2 }, { id: 'j2' });
     await until(async () => (await spooled()) === 0, 10_000, 'spool replayed into BullMQ');
     expect((await a.queues.list('later', 'waiting')).map((j) => j.id).sort()).toEqual(['j1', 'j2']);
+  });
+
+  it("a part of the application's own (options.parts) declares tool flags and follows them like Bulwark's", async () => {
+    const followed: boolean[] = [];
+    const mine: Part<'mine', string> = {
+      name: 'mine',
+      needs: [],
+      flags: () => [{ key: 'mine.tool', description: 'the application tool' }],
+      start: () => 'running',
+      follow: () => ({ 'mine.tool': (on) => followed.push(on) }),
+    };
+    const a = await createBulwark({
+      env: { BULWARK_DATA_DIR: dir },
+      store: { sqliteFile: ':memory:' },
+      logLevel: 'error',
+      defaultMetrics: false,
+      metricsHistory: false,
+      parts: (parts) => [...parts, mine],
+    });
+    open.push(a);
+    expect(a.flags.get('mine.tool')).toMatchObject({ enabled: true, description: 'the application tool' });
+    expect(a.flags.isEnabled('mine.tool')).toBe(true);
+    await a.flags.kill('mine.tool', who);
+    expect(a.flags.isEnabled('mine.tool', {}, true)).toBe(false);
+    await a.flags.revive('mine.tool', who);
+    expect(followed).toEqual([false, true]);
   });
 });

@@ -22,12 +22,11 @@ function toolFlag({ key, description }: ToolFlag): FlagDefinition {
 
 /**
  * The flag service: store-backed, a snapshot in the data dir (none with an in-memory store), the
- * bootstrap file of `BULWARK_FLAGS_FILE`, changes announced on Redis pub/sub; `tools` are the tool
- * flags every part declared, created on first start. Reports where its flags come from
- * (`flags:source`).
+ * bootstrap file of `BULWARK_FLAGS_FILE`, changes announced on Redis pub/sub; the tool flags every
+ * part of the application declared (`core.toolFlags`) are its defaults. Reports where its flags
+ * come from (`flags:source`).
  */
 export function flagsPart(options: {
-  tools: ToolFlag[];
   inMemory: boolean;
 }): Part<'flags', FlagService, { store: Store; redis: RedisDependency | undefined }> {
   let bus: InvalidationBus<{ revision: number }> | undefined;
@@ -35,7 +34,7 @@ export function flagsPart(options: {
     name: 'flags',
     needs: ['store', 'redis'],
     checks: ['flags:source'],
-    async start({ store, redis }, { settings, health, logger, instanceId }) {
+    async start({ store, redis }, { settings, health, logger, instanceId, toolFlags }) {
       const { FlagService } = await import('./service.js');
       if (redis !== undefined) {
         const { InvalidationBus } = await import('../cache/bus.js');
@@ -51,7 +50,7 @@ export function flagsPart(options: {
         store,
         ...(options.inMemory ? {} : { snapshotFile: path.join(settings.dataDir, 'flags.snapshot.json') }),
         ...(settings.flagsFile === undefined ? {} : { bootstrapFile: settings.flagsFile }),
-        defaults: options.tools.map(toolFlag),
+        defaults: toolFlags.map(toolFlag),
         ...(bus === undefined ? {} : { bus }),
         logger,
       });

@@ -24,16 +24,24 @@ export interface PartServices {
   readonly version: string;
 }
 
-/** What every part is given: the services, and the schema history of every part. */
+/** What every part is given: the services, and the schema history and tool flags of every part. */
 export interface PartCore extends PartServices {
   /**
    * The migrations of every part of the application (see {@link partMigrations}), also when only
    * some parts start: what the part that opens the store applies.
    */
   readonly migrations: MigrationSource;
+  /**
+   * The tool flags every part of the application declares (Bulwark's and those added with
+   * `options.parts`): what the flag service holds as defaults.
+   */
+  readonly toolFlags: readonly ToolFlag[];
 }
 
-/** A flag of one of Bulwark's own tools: on by default, off turns the tool off (or forces its fallback). */
+/**
+ * A flag of a tool (one of Bulwark's, or of a part of your own): on by default, off turns the tool
+ * off (or forces its fallback).
+ */
 export interface ToolFlag {
   key: string;
   description: string;
@@ -160,9 +168,10 @@ export function partMigrations(parts: readonly AnyPart[]): MigrationSource {
 }
 
 /**
- * Starts `parts` in dependency order, each given `services` and the migrations of every part of
- * `catalogue` (default `parts`: pass the whole application when starting some of its parts, so that
- * the store gets the same schema history whichever parts open it). If one fails to start, or
+ * Starts `parts` in dependency order, each given `services` and the migrations and tool flags of
+ * every part of `catalogue` (default `parts`: pass the whole application when starting some of its
+ * parts, so that the store gets the same schema history and the flag service the same tool flags
+ * whichever parts open them). If one fails to start, or
  * registers a health check its `checks` do not list, every part already started is closed in
  * reverse order (their close errors logged) and the start's own error is thrown.
  */
@@ -171,7 +180,11 @@ export async function startParts(
   services: PartServices,
   catalogue: readonly AnyPart[] = parts,
 ): Promise<StartedParts> {
-  const core: PartCore = { ...services, migrations: partMigrations(catalogue) };
+  const core: PartCore = {
+    ...services,
+    migrations: partMigrations(catalogue),
+    toolFlags: catalogue.flatMap((part) => part.flags?.(services.settings) ?? []),
+  };
   const values = new Map<string, unknown>();
   const started: AnyPart[] = [];
   const close = async (): Promise<void> => {

@@ -211,7 +211,7 @@ export async function openParts(names: string[], options: BulwarkOptions = {}): 
   };
   let parts;
   try {
-    const standard = bulwarkParts(options, core.settings, alertsConfig);
+    const standard = bulwarkParts(options, alertsConfig);
     const all = options.parts?.(standard) ?? standard;
     parts = await startParts(partsFor(all, names), core, all);
   } catch (error) {
@@ -253,10 +253,11 @@ export async function createBulwark<S extends TObject = TObject>(
     },
     'bulwark starting',
   );
-  const standard = bulwarkParts(options, settings, alertsConfig);
+  const standard = bulwarkParts(options, alertsConfig);
+  const all = options.parts?.(standard) ?? standard;
   let parts;
   try {
-    parts = await startParts(options.parts?.(standard) ?? standard, core);
+    parts = await startParts(all, core);
   } catch (error) {
     health.close();
     metrics.close();
@@ -274,7 +275,7 @@ export async function createBulwark<S extends TObject = TObject>(
   };
   const value = <T>(name: string) => parts.values.get(name) as T;
   try {
-    followToolFlags(value<FlagService>('flags'), standard, parts.values);
+    followToolFlags(value<FlagService>('flags'), all, parts.values);
     await health.start();
   } catch (error) {
     await close();

@@ -13,7 +13,6 @@ import { partMigrations, type AnyPart } from '../parts/index.js';
 import { queuePart, type QueuePartOptions } from '../queue/part.js';
 import { rateLimitPart, type RateLimitPartOptions } from '../ratelimit/part.js';
 import { redisPart } from '../redis/part.js';
-import { loadSettings, type Settings } from '../settings/index.js';
 import { storePart, type StorePartOptions } from '../store/part.js';
 import type { MigrationSource } from '../store/types.js';
 import { supervisorPart } from '../supervised/part.js';
@@ -33,7 +32,7 @@ export interface PartsOptions {
  * queues, flags (with every part's tool flags), error tracking, guarded rollouts, the service's
  * config, the supervisor link and alerting. Started in dependency order.
  */
-export function bulwarkParts(options: PartsOptions, settings: Settings, alerts?: AlertsConfig): AnyPart[] {
+export function bulwarkParts(options: PartsOptions, alerts?: AlertsConfig): AnyPart[] {
   const parts: AnyPart[] = [
     storePart(options.store),
     historyPart(options.metricsHistory),
@@ -49,9 +48,8 @@ export function bulwarkParts(options: PartsOptions, settings: Settings, alerts?:
     alertsPart(alerts),
     accessPart(),
   ];
-  const tools = parts.flatMap((part) => part.flags?.(settings) ?? []);
   // An in-memory store (tests) keeps nothing on disk, so neither does its flag snapshot.
-  return [...parts, flagsPart({ tools, inMemory: options.store?.sqliteFile === ':memory:' })];
+  return [...parts, flagsPart({ inMemory: options.store?.sqliteFile === ':memory:' })];
 }
 
 /**
@@ -59,5 +57,5 @@ export function bulwarkParts(options: PartsOptions, settings: Settings, alerts?:
  * imported when this is called), what `createBulwark()` applies without parts of your own.
  */
 export const bulwarkMigrations: MigrationSource = (engine) =>
-  // The parts' migrations depend on no option or setting: the defaults describe every database.
-  partMigrations(bulwarkParts({}, loadSettings({}, {})))(engine);
+  // The parts' migrations depend on no option: the defaults describe every database.
+  partMigrations(bulwarkParts({}))(engine);
