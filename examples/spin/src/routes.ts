@@ -4,6 +4,7 @@
 import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Histogram } from 'prom-client';
 import Type from 'typebox';
 import type { Bulwark } from 'bulwark';
 import { lazySchemas } from 'bulwark/fastify';
@@ -73,6 +74,14 @@ export async function spinRoutes(
   lazySchemas(app);
   const typed = app.withTypeProvider<TypeBoxTypeProvider>();
   const users = bulwark.cache.namespace('spin-users');
+  // From a match being written to its event leaving for the user's stream, on the instance the user
+  // is connected to (the feed's poll interval is most of it).
+  const matchToEvent = new Histogram({
+    name: 'spin_match_event_seconds',
+    help: 'Time from a match being made to its event being sent on the matched user’s live stream',
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [bulwark.metrics.registry],
+  });
   // Open streams end when the app closes (a stream never ends by itself, so a close would wait for it).
   const streams = new Set<FastifyReply['raw']>();
   app.addHook('preClose', async () => {
@@ -310,7 +319,7 @@ export async function spinRoutes(
       async (request, reply) => {
         streams.add(reply.raw);
         reply.raw.on('close', () => streams.delete(reply.raw));
-        await stream(request, reply, bulwark, spin, me(request));
+        await stream(request, reply, { bulwark, spin, user: me(request), matchToEvent });
       },
     );
   });
@@ -335,10 +344,9 @@ function userKey(request: FastifyRequest): string | undefined {
 async function stream(
   request: FastifyRequest,
   reply: FastifyReply,
-  bulwark: Bulwark,
-  spin: SpinService,
-  user: SpinUser,
+  context: { bulwark: Bulwark; spin: SpinService; user: SpinUser; matchToEvent: Histogram },
 ): Promise<void> {
+  const { bulwark, spin, user, matchToEvent } = context;
   const raw = reply.raw;
   reply.hijack();
   raw.writeHead(200, {
@@ -366,7 +374,13 @@ async function stream(
   };
   const pending: FeedEvent[] = [];
   let replaying = true;
-  const stopUser = spin.onUser(user.id, (event) => (replaying ? pending.push(event) : send(event)));
+  const stopUser = spin.onUser(user.id, (event) => {
+    if (replaying) pending.push(event);
+    else {
+      send(event);
+      if (event.type === 'match') matchToEvent.observe(Math.max(0, Date.now() - event.at) / 1000);
+    }
+  });
   const stopQueue = spin.onQueueChange(() => void sendStatus());
   const heartbeat = setInterval(() => raw.write(': heartbeat\n\n'), HEARTBEAT_MS);
   heartbeat.unref();

@@ -146,6 +146,9 @@ describe('Spin API', () => {
     expect(annMatch.data.partnerId).toBe(bob.user.id);
     expect(Date.now() - annMatch.data.at).toBeLessThan(5000);
     expect((await call('GET', '/api/queue/status', { token: ann.token })).body).toEqual({ waiting: false });
+    // Both events were timed from the match to the stream: the match-to-event latency metric.
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    expect(Number(/^spin_match_event_seconds_count (\d+)/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(2);
 
     const matchId = annMatch.data.matchId;
     const first = await call('POST', `/api/matches/${matchId}/vote`, {
