@@ -70,9 +70,14 @@ const security = [{ adminKey: [] }];
  * written as one summary row per minute (`admin.refused`, target `AUDIT_REFUSED_TARGET`). Every
  * request admitted is written to the audit log with its actor (`adminActor`), status, IP and
  * request id; never a key, token or session id. Adds `POST|GET|DELETE /session` (login, the
- * session, logout). Throws when Bulwark runs without its access part.
+ * session, logout) unless `sessionRoutes` is false (an app's own admin scope: the console logs in
+ * through the admin API). Throws when Bulwark runs without its access part.
  */
-export async function registerAccess(admin: FastifyInstance, bulwark: Bulwark): Promise<void> {
+export async function registerAccess(
+  admin: FastifyInstance,
+  bulwark: Bulwark,
+  { sessionRoutes = true }: { sessionRoutes?: boolean } = {},
+): Promise<void> {
   const access = bulwark.parts.get('access') as Access | undefined;
   if (access === undefined)
     throw new Error('the admin API needs the access part (accessPart in src/access/part.ts)');
@@ -160,6 +165,7 @@ export async function registerAccess(admin: FastifyInstance, bulwark: Bulwark): 
       .catch((error: unknown) => request.log.error({ err: error }, 'admin audit write failed'));
   });
 
+  if (!sessionRoutes) return;
   const typed = admin.withTypeProvider<TypeBoxTypeProvider>();
   typed.post(
     '/session',

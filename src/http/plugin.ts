@@ -1,6 +1,7 @@
 import type { FastifyBaseLogger, FastifyHttpOptions, FastifyInstance, FastifyPluginAsync } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Server } from 'node:http';
+import { registerAccess } from '../admin/access.js';
 import { registerConsole } from '../admin/console.js';
 import { registerAdminApi } from '../admin/plugin.js';
 import { lazyChildLoggerFactory } from '../logging/index.js';
@@ -89,6 +90,38 @@ export const bulwarkAdmin: FastifyPluginAsync = fp(
 export const bulwarkConsole: FastifyPluginAsync = fp(
   async (app: FastifyInstance) => registerConsole(app),
   needsCore('bulwark-console'),
+);
+
+/** Options of {@link bulwarkAdminRoutes}. */
+export interface AdminRoutesOptions {
+  /**
+   * Adds the app's own admin routes to the guarded scope (paths under the `prefix` the plugin is
+   * registered with). A route may set `config: { adminAccess: 'any-role' }` to let viewers change
+   * with it too.
+   */
+  routes: (admin: FastifyInstance) => void | Promise<void>;
+}
+
+/**
+ * An app's own admin routes behind Bulwark's admin access, in a scope of their own:
+ * `app.register(bulwarkAdminRoutes, { prefix: '/api/admin', routes: (admin) => { admin.get(...) } })`.
+ * Guarded exactly as the admin API is (`registerAccess`): a stored key or `BULWARK_ADMIN_KEY` as
+ * `Authorization: Bearer`, or the console's session cookie with `Origin` and `X-CSRF-Token` on a
+ * change; a viewer may only read (403 `BWK_ERR_ADMIN_FORBIDDEN`); no key anywhere is 403
+ * `BWK_ERR_ADMIN_DISABLED`, a missing or wrong one 401 `BWK_ERR_ADMIN_UNAUTHORIZED`; every change
+ * admitted is audited with its actor, refusals tallied. Routes without a `security` in their schema
+ * are documented as needing the admin key. No login routes here: the session is the admin API's,
+ * and its cookie (Path=/admin) reaches these routes from a browser only under `/admin`.
+ */
+export const bulwarkAdminRoutes: FastifyPluginAsync<AdminRoutesOptions> = fp(
+  async (admin: FastifyInstance, opts: AdminRoutesOptions) => {
+    admin.addHook('onRoute', (route) => {
+      route.schema = { security: [{ adminKey: [] }], ...route.schema };
+    });
+    await registerAccess(admin, admin.bulwark, { sessionRoutes: false });
+    await opts.routes(admin);
+  },
+  { ...needsCore('bulwark-admin-routes'), encapsulate: true },
 );
 
 /** Rate limiting of the app's routes with `bulwark.rateLimiter` (see docs/rate-limiting.md). */
