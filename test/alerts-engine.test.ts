@@ -7,6 +7,7 @@ import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AlertEngine, type AlertEngineOptions } from '../src/alerts/engine.js';
 import { AlertOutbox } from '../src/alerts/outbox.js';
+import { rejection } from './helpers/store.js';
 import type { AlertRule } from '../src/alerts/rules.js';
 import { createStore } from '../src/runtime/store.js';
 import type { Store } from '../src/store/index.js';
@@ -144,6 +145,30 @@ describe('alert engine', () => {
     now += 25 * minute;
     await alerts.evaluateOnce(); // over an hour on: pruned; the pending one stays however old
     expect(await keys()).toEqual(['error-rate:2:ops pending']);
+  });
+
+  it('an app report goes through the outbox once per key and receiver; an unknown receiver enqueues nothing', async () => {
+    const hook = await receiver();
+    const { store } = await openStore();
+    const alerts = engine(store, hook.url, { current: 0 });
+    const report = { key: 'spin.daily:2026-12-03', title: 'Queue health', text: 'waiting: 12\nmatched: 40' };
+    expect(await alerts.report(report)).toEqual(['ops']);
+    expect(await alerts.report(report)).toEqual(['ops']); // made twice (a retried job, two instances)
+    await alerts.sendOnce();
+    await alerts.sendOnce();
+    expect(hook.deliveries).toHaveLength(1);
+    expect(hook.deliveries[0]?.body).toMatchObject({
+      summary: 'Queue health',
+      details: 'waiting: 12\nmatched: 40',
+      severity: 'info',
+      service: 'shop',
+    });
+    await rejection(
+      alerts.report({ ...report, key: 'other', receivers: ['nobody'] }),
+      'BWK_ERR_ALERTS_RECEIVER_NOT_FOUND',
+    );
+    await expect(alerts.report({ ...report, key: 'has space' })).rejects.toThrow(/letters, digits/);
+    expect(await alerts.outbox.list()).toHaveLength(1);
   });
 
   it('a storm of 500s is retried with backoff and delivered once', async () => {

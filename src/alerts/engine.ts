@@ -356,6 +356,53 @@ export class AlertEngine {
   }
 
   /**
+   * An app's own report or notice to the alert receivers (a daily summary, say), through the durable
+   * outbox like an alert: delivered once per receiver and `key` (a report retried, or made by two
+   * instances, goes out once), retried on failure, silences and budgets applying. `receivers` names
+   * some (default every receiver); an unknown name is `BWK_ERR_ALERTS_RECEIVER_NOT_FOUND` and
+   * nothing is enqueued. Resolves with the receivers it was enqueued for.
+   */
+  async report(input: {
+    /** Stable per report: `spin.daily:2026-12-03`. Letters, digits and `._:-` only, ≤ 200 characters. */
+    key: string;
+    title: string;
+    /** The plain-text body (several lines). */
+    text: string;
+    severity?: 'info' | 'warning' | 'critical';
+    receivers?: string[];
+  }): Promise<string[]> {
+    if (!/^[\w.:-]{1,200}$/.test(input.key))
+      throw new TypeError(
+        `a report key is letters, digits and ._:- (at most 200): got ${JSON.stringify(input.key)}`,
+      );
+    const names = [...new Set(input.receivers ?? [...this.#receivers.keys()])];
+    for (const name of names)
+      if (!this.#receivers.has(name))
+        throw bulwarkError('BWK_ERR_ALERTS_RECEIVER_NOT_FOUND', { receiver: name });
+    const now = this.#now();
+    const severity = input.severity ?? 'info';
+    const rule = `report.${input.key.split(':')[0] ?? input.key}`;
+    const entries = names.map((receiver) => {
+      const key = `app-report:${input.key}:${receiver}`;
+      const notification: Notification = {
+        key,
+        rule,
+        status: 'firing',
+        severity,
+        summary: input.title,
+        labels: { alertname: rule, severity },
+        startsAt: now,
+        service: this.#o.serviceId,
+        instance: this.#o.instanceId,
+        details: input.text,
+      };
+      return { key, receiver, payload: JSON.stringify(notification) };
+    });
+    await this.#o.store.db.transaction().execute((trx) => AlertOutbox.enqueue(trx, entries, now));
+    return names;
+  }
+
+  /**
    * Sends a test notification to `receiver` now (not through the outbox); resolves whether it was
    * delivered and why not. `BWK_ERR_ALERTS_RECEIVER_NOT_FOUND` for an unknown receiver.
    */
