@@ -359,7 +359,7 @@ export class AlertEngine {
    * An app's own report or notice to the alert receivers (a daily summary, say), through the durable
    * outbox like an alert: delivered once per receiver and `key` (a report retried, or made by two
    * instances, goes out once), retried on failure, silences and budgets applying. `receivers` names
-   * some (default every receiver); an unknown name is `BWK_ERR_ALERTS_RECEIVER_NOT_FOUND` and
+   * some (default every receiver but PagerDuty's); an unknown name is `BWK_ERR_ALERTS_RECEIVER_NOT_FOUND` and
    * nothing is enqueued. Resolves with the receivers it was enqueued for.
    */
   async report(input: {
@@ -375,10 +375,15 @@ export class AlertEngine {
       throw new TypeError(
         `a report key is letters, digits and ._:- (at most 200): got ${JSON.stringify(input.key)}`,
       );
-    const names = [...new Set(input.receivers ?? [...this.#receivers.keys()])];
-    for (const name of names)
-      if (!this.#receivers.has(name))
-        throw bulwarkError('BWK_ERR_ALERTS_RECEIVER_NOT_FOUND', { receiver: name });
+    // PagerDuty takes no reports (each would open an incident): left out unless named, refused if named.
+    const all = [...this.#receivers.values()].filter((r) => r.type !== 'pagerduty').map((r) => r.name);
+    const names = [...new Set(input.receivers ?? all)];
+    for (const name of names) {
+      const known = this.#receivers.get(name);
+      if (known === undefined) throw bulwarkError('BWK_ERR_ALERTS_RECEIVER_NOT_FOUND', { receiver: name });
+      if (known.type === 'pagerduty')
+        throw new TypeError(`receiver ${name} is PagerDuty, which takes no reports`);
+    }
     const now = this.#now();
     const severity = input.severity ?? 'info';
     const rule = `report.${input.key.split(':')[0] ?? input.key}`;
