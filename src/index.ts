@@ -5,6 +5,9 @@ export {
   type Bulwark,
   type BulwarkOptions,
 } from './runtime/create.js';
+export { withAlertRules } from './runtime/alert-rules.js';
+export type { AlertsConfig } from './alerts/config.js';
+export type { AlertRule, AlertState, Severity } from './alerts/rules.js';
 export {
   loadSettings,
   redactSettings,
