@@ -169,6 +169,23 @@ describe('alert engine', () => {
     );
     await expect(alerts.report({ ...report, key: 'has space' })).rejects.toThrow(/letters, digits/);
     expect(await alerts.outbox.list()).toHaveLength(1);
+    // PagerDuty takes no reports: left out by default, refused when named.
+    const paged = engine(
+      store,
+      hook.url,
+      { current: 0 },
+      {
+        instanceId: 'instance-b',
+        receivers: [
+          { name: 'ops', type: 'webhook', url: hook.url },
+          { name: 'pager', type: 'pagerduty', routingKey: 'k'.repeat(32) },
+        ],
+      },
+    );
+    expect(await paged.report({ ...report, key: 'spin.weekly:1' })).toEqual(['ops']);
+    await expect(paged.report({ ...report, key: 'spin.weekly:2', receivers: ['pager'] })).rejects.toThrow(
+      /PagerDuty/,
+    );
   });
 
   it('a storm of 500s is retried with backoff and delivered once', async () => {
