@@ -5,6 +5,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { createBulwark, DEFAULT_RATE_LIMIT_POLICY } from 'bulwark';
 import { bulwark as bulwarkPlugin, fastifyOptions } from 'bulwark/fastify';
 import type { BulwarkOptions, Part, Store } from 'bulwark';
+import { SpinNotifier, type MailOptions } from './notify.js';
 import { spinRoutes } from './routes.js';
 import { spinMigrations } from './schema.js';
 import { SpinService, type SpinServiceOptions } from './service.js';
@@ -39,9 +40,10 @@ const POLICIES = [
 ];
 
 export async function buildSpin(
-  options: BulwarkOptions & { spin?: SpinOptions } = {},
-): Promise<FastifyInstance & { spin: SpinService }> {
-  const { spin: spinOptions, ...bulwarkOptions } = options;
+  options: BulwarkOptions & { spin?: SpinOptions; mail?: MailOptions } = {},
+): Promise<FastifyInstance & { spin: SpinService; notifier: SpinNotifier }> {
+  const { spin: spinOptions, mail, ...bulwarkOptions } = options;
+  const env = options.env ?? process.env;
   const bulwark = await createBulwark({
     serviceId: 'spin',
     rateLimitPolicies: { policies: POLICIES },
@@ -50,19 +52,29 @@ export async function buildSpin(
   });
   const spin = bulwark.parts.get('spin') as SpinService;
   const app = Fastify(fastifyOptions(bulwark)) as unknown as FastifyInstance;
+  const notifier = new SpinNotifier({
+    bulwark,
+    spin,
+    mail: mail ?? { smtpUrl: env['SPIN_SMTP_URL'], from: env['SPIN_MAIL_FROM'] },
+  });
   try {
     await app.register(bulwarkPlugin, {
       bulwark,
       title: 'Spin',
       rateLimit: { default: false },
     });
-    app.addHook('onClose', async () => bulwark.close());
+    app.addHook('onClose', async () => {
+      notifier.close();
+      await bulwark.close();
+    });
+    notifier.start();
     await app.register(spinRoutes, { bulwark, spin });
+
     await app.ready();
   } catch (error) {
     await app.close().catch(() => undefined);
     await bulwark.close();
     throw error;
   }
-  return Object.assign(app, { spin });
+  return Object.assign(app, { spin, notifier });
 }

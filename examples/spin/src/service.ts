@@ -26,6 +26,14 @@ export interface SpinServiceOptions {
   now?: () => number;
 }
 
+/** A match the matcher made: its id, the pair (first is the one whose turn it was), and when. */
+export interface MadeMatch {
+  matchId: string;
+  first: Waiter;
+  second: Waiter;
+  at: number;
+}
+
 /** Where a user stands: waiting (with place and estimate) or not. */
 export type QueueStatus =
   | { waiting: false }
@@ -46,6 +54,8 @@ export class SpinService {
   #positions: Map<string, number> | undefined;
   readonly #users = new Map<string, Set<(event: FeedEvent) => void>>();
   readonly #queueListeners = new Set<() => void>();
+  readonly #matchListeners = new Set<(match: MadeMatch) => void>();
+  #matcher = false;
   #queueChanged = false;
   #arrivedSinceRound = true;
   readonly #timers: NodeJS.Timeout[] = [];
@@ -113,6 +123,22 @@ export class SpinService {
     return () => this.#queueListeners.delete(listener);
   }
 
+  /** Hears every match this instance's matcher makes (on the instance holding the matcher's lease). */
+  onMatched(listener: (match: MadeMatch) => void): () => void {
+    this.#matchListeners.add(listener);
+    return () => this.#matchListeners.delete(listener);
+  }
+
+  /** Whether this instance ran the matcher at its last round (it holds the lease). */
+  get isMatcher(): boolean {
+    return this.#matcher;
+  }
+
+  /** Everyone waiting as this instance's copy has it (at most a feed poll behind), in no set order. */
+  waiters(): IterableIterator<Waiter> {
+    return this.#waiting.values();
+  }
+
   /** How many wait now, by group index (this instance's copy, at most a feed poll behind). */
   get waitingCounts(): Readonly<Int32Array> {
     return this.#groupCounts;
@@ -159,11 +185,16 @@ export class SpinService {
   async #match(): Promise<void> {
     try {
       if (!this.#arrivedSinceRound || this.#waiting.size < 2) return;
-      if (!(await this.#lease())) return;
+      this.#matcher = await this.#lease();
+      if (!this.#matcher) return;
       this.#arrivedSinceRound = false;
       const pairs = pickMatches([...this.#waiting.values()]);
       const now = this.#now();
-      for (const { first, second } of pairs) await this.store.claim(first, second, now);
+      for (const { first, second } of pairs) {
+        const matchId = await this.store.claim(first, second, now);
+        if (matchId !== undefined)
+          for (const listener of this.#matchListeners) listener({ matchId, first, second, at: now });
+      }
     } catch (error) {
       this.#arrivedSinceRound = true;
       if (!isBulwarkError(error, 'BWK_ERR_STORE_UNAVAILABLE'))
