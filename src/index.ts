@@ -47,6 +47,7 @@ export type {
   AuditLog,
   AuditRecord,
 } from './store/types.js';
+export { AUDIT_REFUSED_TARGET } from './store/audit-retention.js';
 export { installShutdown, type ShutdownOptions } from './runtime/shutdown.js';
 export { TieredCache, MemoryCacheStore, RedisCacheStore } from './cache/index.js';
 export type { CacheEntry, CacheStore, SetOptions } from './cache/index.js';
@@ -59,6 +60,7 @@ export type {
   ModeChange,
 } from './failover/index.js';
 export { createRateLimiter, keyFrom, hashApiKey } from './ratelimit/index.js';
+export { clientNetwork } from './ratelimit/client-network.js';
 export type {
   RateLimiter,
   RateLimitPolicy,
