@@ -9,6 +9,7 @@ import { SpinNotifier, type MailOptions } from './notify.js';
 import { spinRoutes } from './routes.js';
 import { spinMigrations } from './schema.js';
 import { SpinService, type SpinServiceOptions } from './service.js';
+import { TEST_ENDPOINTS_FLAG, TEST_RATE_LIMIT_POLICY, testEndpoints } from './test-endpoints.js';
 
 /** Tuning of Spin (tests shorten the intervals). */
 export type SpinOptions = Omit<SpinServiceOptions, 'store' | 'logger' | 'instanceId'>;
@@ -22,6 +23,7 @@ export function spinPart(options: SpinOptions = {}): Part<'spin', SpinService, {
     name: 'spin',
     needs: ['store'],
     checks: [],
+    flags: () => [TEST_ENDPOINTS_FLAG],
     migrations: async (engine) => spinMigrations(engine),
     async start({ store }, { logger, instanceId }) {
       const spin = new SpinService({ ...options, store, logger, instanceId });
@@ -37,6 +39,7 @@ const POLICIES = [
   DEFAULT_RATE_LIMIT_POLICY,
   { name: 'spin-signup', limit: 20, windowMs: 60_000 },
   { name: 'spin-user', limit: 60, windowMs: 60_000 },
+  TEST_RATE_LIMIT_POLICY,
 ];
 
 export async function buildSpin(
@@ -69,6 +72,7 @@ export async function buildSpin(
     });
     notifier.start();
     await app.register(spinRoutes, { bulwark, spin });
+    await app.register(testEndpoints, { bulwark, spin, env: options.env ?? process.env });
 
     await app.ready();
   } catch (error) {

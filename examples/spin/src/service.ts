@@ -225,7 +225,8 @@ export class SpinService {
 
   #apply(events: FeedEvent[]): void {
     for (const event of events) {
-      if (event.userId === null) this.#learn(event, true);
+      if (event.type === 'reset') this.#clear();
+      else if (event.userId === null) this.#learn(event, true);
       else for (const listener of this.#users.get(event.userId) ?? []) listener(event);
     }
   }
@@ -262,6 +263,13 @@ export class SpinService {
     this.#waiting.delete(userId);
     const index = groupIndex(waiter);
     this.#groupCounts[index] = (this.#groupCounts[index] ?? 0) - 1;
+    this.#changed(false);
+  }
+
+  /** The queue was emptied (the test endpoints' reset, on any instance): so is the copy. */
+  #clear(): void {
+    this.#waiting.clear();
+    this.#groupCounts.fill(0);
     this.#changed(false);
   }
 

@@ -97,20 +97,41 @@ export class SpinStore {
 
   /** Creates a user; resolves with it and its bearer token (shown once, stored only as a digest). */
   async createUser(input: NewUser): Promise<{ user: SpinUser; token: string }> {
-    const token = randomBytes(32).toString('base64url');
-    const row: SpinTables['spin_users'] = {
-      id: randomUUID(),
-      token_digest: tokenDigest(token),
-      display_name: input.displayName,
-      gender: input.gender,
-      seeking: seekingText(input.seeking),
-      notify_match: input.notify?.match === true ? 1 : 0,
-      notify_wait: input.notify?.waitChange === true ? 1 : 0,
-      email: input.email ?? null,
-      created_at: this.#now(),
-    };
+    const { row, token } = newUserRow(input, this.#now());
     await this.#db.insertInto('spin_users').values(row).execute();
     return { user: userOf(row), token };
+  }
+
+  /**
+   * Creates many users at once (the test endpoints' seed and simulated arrivals): one transaction
+   * per {@link BATCH} users, each a few multi-row INSERTs. With `join`, each also joins the queue at
+   * `now`, its `joined` event written in the same transaction. Resolves with every user and its
+   * token, in the order given; a failed batch rejects, the batches before it stay.
+   */
+  async createUsers(
+    inputs: readonly NewUser[],
+    opts: { join?: boolean; now?: number } = {},
+  ): Promise<{ user: SpinUser; token: string }[]> {
+    const now = opts.now ?? this.#now();
+    const created: { user: SpinUser; token: string }[] = [];
+    for (let i = 0; i < inputs.length; i += BATCH) {
+      const batch = inputs.slice(i, i + BATCH).map((input) => newUserRow(input, now));
+      const users = batch.map(({ row }) => userOf(row));
+      await this.#db.transaction().execute(async (trx) => {
+        await trx
+          .insertInto('spin_users')
+          .values(batch.map(({ row }) => row))
+          .execute();
+        if (opts.join !== true || users.length === 0) return;
+        await trx
+          .insertInto('spin_queue')
+          .values(users.map((user) => ({ user_id: user.id, group_key: groupKey(user), joined_at: now })))
+          .execute();
+        await this.#append(trx, now, users.map(joinedEvent));
+      });
+      created.push(...users.map((user, j) => ({ user, token: batch[j]!.token })));
+    }
+    return created;
   }
 
   async userByDigest(digest: string): Promise<SpinUser | undefined> {
@@ -155,9 +176,7 @@ export class SpinStore {
           .executeTakeFirstOrThrow();
         return { joinedAt: Number(row.joined_at), joined: false };
       }
-      await this.#append(trx, now, [
-        { userId: null, type: 'joined', data: { group: groupKey(user), userId: user.id } },
-      ]);
+      await this.#append(trx, now, [joinedEvent(user)]);
       return { joinedAt: now, joined: true };
     });
   }
@@ -456,11 +475,26 @@ export class SpinStore {
     return Number(events.numDeletedRows) + Number(answers.numDeletedRows);
   }
 
-  /** Empties the queue and the feed (the test endpoints' reset); users and matches stay. */
-  async reset(): Promise<void> {
-    await this.#db.transaction().execute(async (trx) => {
-      await trx.deleteFrom('spin_queue').execute();
-      await trx.deleteFrom('spin_events').execute();
+  /**
+   * Empties the queue and the feed (the test endpoints' reset) and, with `users`, the users, their
+   * matches and the answers of their idempotent requests too; users and matches stay otherwise. In
+   * one transaction, which writes a `reset` event as the new feed's first: every instance reading
+   * the feed drops its copy of the queue. Resolves with how many rows of each went.
+   */
+  async reset(opts: { users?: boolean } = {}, now = this.#now()): Promise<ResetCounts> {
+    return this.#db.transaction().execute(async (trx) => {
+      const count = (result: { numDeletedRows: bigint }) => Number(result.numDeletedRows);
+      const waiting = count(await trx.deleteFrom('spin_queue').executeTakeFirst());
+      const events = count(await trx.deleteFrom('spin_events').executeTakeFirst());
+      let users = 0;
+      let matches = 0;
+      if (opts.users === true) {
+        matches = count(await trx.deleteFrom('spin_matches').executeTakeFirst());
+        await trx.deleteFrom('spin_idempotency').execute();
+        users = count(await trx.deleteFrom('spin_users').executeTakeFirst());
+      }
+      await this.#append(trx, now, [{ userId: null, type: 'reset', data: { users: opts.users === true } }]);
+      return { waiting, events, users, matches };
     });
   }
 
@@ -470,6 +504,39 @@ export class SpinStore {
       .values(events.map((e) => ({ user_id: e.userId, type: e.type, data: JSON.stringify(e.data), at })))
       .execute();
   }
+}
+
+/** Users written per transaction by {@link SpinStore.createUsers}: 9 values each, far below SQLite's limit. */
+const BATCH = 500;
+
+/** What {@link SpinStore.reset} deleted: rows of each table. */
+export interface ResetCounts {
+  waiting: number;
+  events: number;
+  users: number;
+  matches: number;
+}
+
+/** A new user's row and its token (the row holds only the token's digest). */
+function newUserRow(input: NewUser, now: number): { row: SpinTables['spin_users']; token: string } {
+  const token = randomBytes(32).toString('base64url');
+  const row: SpinTables['spin_users'] = {
+    id: randomUUID(),
+    token_digest: tokenDigest(token),
+    display_name: input.displayName,
+    gender: input.gender,
+    seeking: seekingText(input.seeking),
+    notify_match: input.notify?.match === true ? 1 : 0,
+    notify_wait: input.notify?.waitChange === true ? 1 : 0,
+    email: input.email ?? null,
+    created_at: now,
+  };
+  return { row, token };
+}
+
+/** The feed event of a user joining the queue (every instance adds it to its copy). */
+function joinedEvent(user: SpinUser): NewEvent {
+  return { userId: null, type: 'joined', data: { group: groupKey(user), userId: user.id } };
 }
 
 /** Thrown inside a claim's transaction to roll it back: someone else matched one of the two. */
