@@ -366,9 +366,18 @@ async function stream(
   // A status carries the feed's position as its id: a client that reconnects with it as its
   // Last-Event-ID is sent every event of its own written since (a match made while it was away),
   // even when the first connection saw nothing else.
-  const sendStatus = async () => {
-    const status = await spin.status(user).catch(() => undefined);
+  // After the first, a status goes out only when it says something new for this user (place,
+  // waiting or not, the reason, the median moved by a tenth): with thousands connected, the queue
+  // changing every second must not mean thousands of identical messages a second.
+  let said = '';
+  const sendStatus = async (update = false) => {
+    const status = await spin.status(user, update).catch(() => undefined);
     if (status === undefined || raw.destroyed) return;
+    const gist = status.waiting
+      ? `${status.position}|${status.estimate.reason}|${Math.round(Math.log1p(status.estimate.p50Ms ?? 0) * 10)}`
+      : 'not waiting';
+    if (update && gist === said) return;
+    said = gist;
     sent = Math.max(sent, spin.feed.position);
     raw.write(`id: ${sent}\nevent: status\ndata: ${JSON.stringify(status)}\n\n`);
   };
@@ -381,7 +390,7 @@ async function stream(
       if (event.type === 'match') matchToEvent.observe(Math.max(0, Date.now() - event.at) / 1000);
     }
   });
-  const stopQueue = spin.onQueueChange(() => void sendStatus());
+  const stopQueue = spin.onQueueChange(() => void sendStatus(true));
   const heartbeat = setInterval(() => raw.write(': heartbeat\n\n'), HEARTBEAT_MS);
   heartbeat.unref();
   raw.on('close', () => {

@@ -144,10 +144,16 @@ export class SpinService {
     return this.#groupCounts;
   }
 
-  /** Where `user` stands now: its place in its group and the wait estimate, or not waiting. */
-  async status(user: SpinUser): Promise<QueueStatus> {
+  /**
+   * Where `user` stands now: its place in its group and the wait estimate, or not waiting. From this
+   * instance's copy of the queue; one who is not in it yet (joined a moment ago) is looked up in the
+   * store, unless `copyOnly` (the live stream's updates, sent to every connected user each second:
+   * the copy catches up within a feed poll and the next update says so).
+   */
+  async status(user: SpinUser, copyOnly = false): Promise<QueueStatus> {
     const now = this.#now();
     const known = this.#waiting.get(user.id);
+    if (known === undefined && copyOnly) return { waiting: false };
     const joinedAt = known?.joinedAt ?? (await this.store.waitingSince(user.id));
     if (joinedAt === undefined) return { waiting: false };
     const position =

@@ -9,6 +9,7 @@ import { SMTPServer } from 'smtp-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { until } from '../../../test/helpers/wait.js';
 import { buildSpin } from '../src/app.js';
+import type { SpinUser } from '../src/store.js';
 
 const dataDir = mkdtempSync(path.join(tmpdir(), 'spin-notify-'));
 const mails: { to: string; subject: string; messageId: string }[] = [];
@@ -58,7 +59,7 @@ describe('Spin notifications', () => {
       app.spin.stats.arrived(group, t);
       app.spin.stats.matched(group, t + 90_000, 90_000);
     }
-    const ahead = [];
+    const ahead: SpinUser[] = [];
     for (let i = 0; i < 4; i += 1) {
       const { user } = await app.spin.store.createUser({ displayName: `W${i}`, ...group, seeking: ['man'] });
       await app.spin.store.join(user);
