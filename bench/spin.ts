@@ -1,0 +1,237 @@
+// Spin under load (`npm run bench:spin`): the bundle as `npm start` runs it (one process, SQLite),
+// against the issue's targets on one machine — 10,000 waiting users each with a live stream open,
+// joins at 2,000/s with join p99 < 20 ms, match-to-event p99 < 100 ms — and the server's memory per
+// connected user.
+//
+// Phase 1: USERS men seeking women connect their streams, then join at JOIN_RATE a second. Nobody
+// can be matched, so all of them wait, connected. Phase 2: MATCHES women seeking men join at
+// WOMEN_RATE a second; each is matched with the man who waited longest, and the time from the match
+// (the event's `at`, written by the server) to the event arriving on both streams is the
+// match-to-event latency, measured by the client (and by the server's spin_match_event_seconds).
+// The client runs in this process on the same machine: its CPU is the server's competition.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import http from 'node:http';
+import { createStore } from '../src/index.js';
+import { spinMigrations } from '../examples/spin/src/schema.js';
+import { SpinStore } from '../examples/spin/src/store.js';
+import { describeMachine, percentile, sleep } from './lib.js';
+
+const USERS = Number(process.env['USERS'] ?? 10_000);
+const JOIN_RATE = Number(process.env['JOIN_RATE'] ?? 2_000);
+const MATCHES = Number(process.env['MATCHES'] ?? 1_000);
+const WOMEN_RATE = Number(process.env['WOMEN_RATE'] ?? 200);
+
+const dir = mkdtempSync(path.join(tmpdir(), 'spin-bench-'));
+// Streams hold a socket each; joins reuse a pool of kept-alive ones.
+const streamAgent = new http.Agent({ keepAlive: false, maxSockets: Infinity });
+const joinAgent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+
+/** One request; resolves with the status and, unless `stream`, the whole body. */
+function send(
+  url: string,
+  opts: { method?: string; headers?: http.OutgoingHttpHeaders; agent: http.Agent },
+): Promise<{ status: number; body: string; response: http.IncomingMessage }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      url,
+      { method: opts.method ?? 'GET', headers: opts.headers, agent: opts.agent },
+      (res) => {
+        if (res.headers['content-type']?.startsWith('text/event-stream') === true) {
+          resolve({ status: res.statusCode ?? 0, body: '', response: res });
+          return;
+        }
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (body += chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body, response: res }));
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+interface Client {
+  token: string;
+  matchedAt?: number;
+  /** When the match event arrived, by this process's clock. */
+  receivedAt?: number;
+  events: number;
+}
+
+function rssKiB(pid: number): number {
+  return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+}
+
+async function startServer(): Promise<{ child: ChildProcess; base: string }> {
+  // SERVER_NODE_ARGS, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`, to see where the server's time goes.
+  const nodeArgs = (process.env['SERVER_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '');
+  const child = spawn(process.execPath, [...nodeArgs, 'dist/spin/server.js'], {
+    env: {
+      PATH: process.env['PATH'],
+      BULWARK_DATA_DIR: dir,
+      PORT: '0',
+      LOG_LEVEL: 'warn',
+      // 10,000 streams and the joins' connections: more than the default 10,000.
+      BULWARK_MAX_CONNECTIONS: String(USERS + MATCHES + 2_000),
+    },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  const base = await new Promise<string>((resolve, reject) => {
+    let err = '';
+    child.stderr?.on('data', (chunk: Buffer) => {
+      err += chunk.toString();
+      const match = /spin listening on (http:\/\/\S+)/.exec(err);
+      if (match !== null) resolve(match[1]!);
+    });
+    child.once('exit', (code) => reject(new Error(`the server exited ${code}: ${err}`)));
+  });
+  return { child, base };
+}
+
+/** Opens `client`'s stream; resolves once it is open (its first status arrived). */
+async function connect(base: string, client: Client): Promise<void> {
+  const { response: body } = await send(`${base}/api/events`, {
+    agent: streamAgent,
+    headers: { authorization: `Bearer ${client.token}` },
+  });
+  let buffer = '';
+  let opened: () => void = () => undefined;
+  const open = new Promise<void>((resolve) => (opened = resolve));
+  body.setEncoding('utf8');
+  body.on('data', (chunk: string) => {
+    buffer += chunk;
+    let end: number;
+    while ((end = buffer.indexOf('\n\n')) >= 0) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      client.events += 1;
+      if (block.includes('event: status')) opened();
+      if (block.includes('event: match')) {
+        client.receivedAt = Date.now();
+        client.matchedAt = (JSON.parse(block.slice(block.indexOf('data: ') + 6)) as { at: number }).at;
+      }
+    }
+  });
+  body.on('error', () => undefined);
+  await open;
+}
+
+/** Joins `clients` at `perSecond`, in ticks of 10 ms; resolves each join's latency (ms) and the failures. */
+async function joinAt(base: string, clients: Client[], perSecond: number) {
+  const latencies: number[] = [];
+  let failed = 0;
+  const perTick = perSecond / 100;
+  const started = performance.now();
+  const pending: Promise<void>[] = [];
+  for (let i = 0; i < clients.length; i += 1) {
+    const due = started + (i / perTick) * 10;
+    const wait = due - performance.now();
+    if (wait > 1) await sleep(wait);
+    const client = clients[i]!;
+    pending.push(
+      (async () => {
+        const t = performance.now();
+        try {
+          const res = await send(`${base}/api/queue/join`, {
+            method: 'POST',
+            agent: joinAgent,
+            headers: { authorization: `Bearer ${client.token}`, 'idempotency-key': `join-${i}` },
+          });
+          if (res.status !== 200) failed += 1;
+          else latencies.push(performance.now() - t);
+        } catch {
+          failed += 1;
+        }
+      })(),
+    );
+  }
+  await Promise.all(pending);
+  const seconds = (performance.now() - started) / 1000;
+  return { latencies, failed, achieved: clients.length / seconds };
+}
+
+const f = (ms: number) => ms.toFixed(1);
+
+try {
+  const built = spawnSync('npm', ['run', 'build', '--silent'], { stdio: 'inherit' });
+  if (built.status !== 0) throw new Error('npm run build failed');
+  console.log(describeMachine(['fastify']));
+  // Users are made in the store before the server starts (sign-up is rate limited per address).
+  const store = await createStore({ dataDir: dir, migrations: async (engine) => spinMigrations(engine) });
+  const spinStore = new SpinStore(store);
+  const men: Client[] = [];
+  const women: Client[] = [];
+  for (let i = 0; i < USERS + MATCHES; i += 1) {
+    const woman = i >= USERS;
+    const { token } = await spinStore.createUser({
+      displayName: `${woman ? 'woman' : 'man'} ${i}`,
+      gender: woman ? 'woman' : 'man',
+      seeking: [woman ? 'man' : 'woman'],
+    });
+    (woman ? women : men).push({ token, events: 0 });
+    if (i % 2000 === 1999) process.stderr.write(`users made: ${i + 1}\n`);
+  }
+  await store.close();
+
+  const { child, base } = await startServer();
+  try {
+    const idle = rssKiB(child.pid!);
+    // STREAMS=0 joins without live streams open (to tell the streams' cost from the joins').
+    const streams = process.env['STREAMS'] !== '0';
+    for (let i = 0; streams && i < men.length; i += 500) {
+      await Promise.all(men.slice(i, i + 500).map((client) => connect(base, client)));
+      process.stderr.write(`streams open: ${Math.min(i + 500, men.length)}\n`);
+    }
+    if (streams) await Promise.all(women.map((client) => connect(base, client)));
+    const connected = rssKiB(child.pid!);
+
+    const joins = await joinAt(base, men, JOIN_RATE);
+    await sleep(2000);
+    const waiting = rssKiB(child.pid!);
+    const womenJoins = await joinAt(base, women, WOMEN_RATE);
+    const deadline = Date.now() + 30_000;
+    while (women.some((w) => w.receivedAt === undefined) && Date.now() < deadline) await sleep(100);
+    const matched = [...men, ...women].filter((c) => c.receivedAt !== undefined);
+    const delays = matched.map((c) => c.receivedAt! - c.matchedAt!);
+    const metrics = (await send(`${base}/metrics`, { agent: joinAgent })).body;
+    const serverCount = Number(/^spin_match_event_seconds_count (\d+)/m.exec(metrics)?.[1] ?? 0);
+    const serverUnder100 = Number(
+      /^spin_match_event_seconds_bucket\{le="0.1"\} (\d+)/m.exec(metrics)?.[1] ?? 0,
+    );
+
+    const users = men.length + women.length;
+    console.log(
+      `\n${men.length.toLocaleString()} men waiting, ${women.length.toLocaleString()} women, one stream each`,
+    );
+    console.log('| measure | figure | target |');
+    console.log('| --- | --- | --- |');
+    console.log(`| streams open at once | ${users.toLocaleString()} | 10,000 |`);
+    console.log(
+      `| joins sent / achieved rate | ${men.length.toLocaleString()} at ${JOIN_RATE}/s asked, ${joins.achieved.toFixed(0)}/s achieved | 2,000/s |`,
+    );
+    console.log(
+      `| join latency p50 / p99 / max | ${f(percentile(joins.latencies, 50))} / ${f(percentile(joins.latencies, 99))} / ${f(Math.max(...joins.latencies))} ms | p99 < 20 ms |`,
+    );
+    console.log(`| failed joins | ${joins.failed + womenJoins.failed} | 0 |`);
+    console.log(
+      `| match-to-event p50 / p99 / max (client) | ${f(percentile(delays, 50))} / ${f(percentile(delays, 99))} / ${f(Math.max(...delays))} ms, ${delays.length} events | p99 < 100 ms |`,
+    );
+    console.log(`| match events ≤ 100 ms (server histogram) | ${serverUnder100} of ${serverCount} | |`);
+    console.log(
+      `| server RSS idle / streams open / all waiting | ${(idle / 1024).toFixed(0)} / ${(connected / 1024).toFixed(0)} / ${(waiting / 1024).toFixed(0)} MiB | |`,
+    );
+    console.log(`| RSS per connected user | ${((connected - idle) / users).toFixed(1)} KiB | |`);
+  } finally {
+    child.kill('SIGTERM');
+    await new Promise((resolve) => child.once('exit', resolve));
+  }
+} finally {
+  streamAgent.destroy();
+  joinAgent.destroy();
+  rmSync(dir, { recursive: true, force: true });
+}
