@@ -10,6 +10,8 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildSpin } from '../src/app.js';
+import { groupsCompatible } from '../src/domain/groups.js';
+import { groupFromKey } from '../src/service.js';
 
 const dirs: string[] = [];
 const apps: Awaited<ReturnType<typeof buildSpin>>[] = [];
@@ -118,7 +120,10 @@ async function eventually<T>(
   for (;;) {
     const value = await read();
     if (done(value)) return value;
-    if (Date.now() > until) throw new Error(`not within ${ms} ms: ${JSON.stringify(value)}`);
+    if (Date.now() > until)
+      throw new Error(
+        `not within ${ms} ms: ${JSON.stringify(value instanceof Map ? Object.fromEntries(value) : value)}`,
+      );
     await new Promise((r) => setTimeout(r, 50));
   }
 }
@@ -262,16 +267,25 @@ describe('Spin test endpoints: what they do', () => {
       .filter(([k]) => k.startsWith('woman:'))
       .reduce((a, [, n]) => a + n, 0);
     expect(men / women).toBeGreaterThan(2.5);
-    // Every woman finds a man; the men left over wait.
+    // The matcher pairs them until no two who wait are compatible: the men left over wait.
     const store = main.app.spin.store;
     const settled = await eventually(
       () => store.waitingByGroup(),
-      (byGroup) => [...byGroup.keys()].every((k) => !k.startsWith('woman:')),
+      (byGroup) => {
+        const waiting = [...byGroup]
+          .filter(([, n]) => n > 0)
+          .map(([key, n]) => ({ group: groupFromKey(key)!, n }));
+        return waiting.every((a, i) =>
+          waiting.every((b, j) => (i === j && a.n < 2) || !groupsCompatible(a.group, b.group)),
+        );
+      },
     );
-    const waiting = [...settled.values()].reduce((a, b) => a + b, 0);
-    expect(waiting).toBeGreaterThan(250);
-    await eventually(waitingNow, (n) => n === waiting);
-    expect([...settled.keys()].filter((k) => k.startsWith('man:')).length).toBeGreaterThan(0);
+    const left = (prefix: string) =>
+      [...settled].filter(([key]) => key.startsWith(prefix)).reduce((a, [, n]) => a + n, 0);
+    expect(left('man:')).toBeGreaterThan(250);
+    expect(left('woman:')).toBeLessThanOrEqual(3);
+    // This instance's copy of the queue (what estimates and statistics read) shows them too.
+    await eventually(waitingNow, (n) => n === [...settled.values()].reduce((a, b) => a + b, 0));
   });
 
   it('seed with tokens: at most 1,000 (a 400 naming body.users beyond), each token signs in', async () => {
@@ -300,24 +314,24 @@ describe('Spin test endpoints: what they do', () => {
   });
 
   it('reset empties the queue (on every instance copy) and, with users: true, signs the users out', async () => {
+    await call('POST', '/api/test/reset', { key: keys.ci });
+    // Twenty who cannot be paired with each other.
     const seeded = await call('POST', '/api/test/seed', {
       key: keys.ci,
-      body: { users: 20, tokens: true, mix: [{ gender: 'man', seeking: ['man', 'woman'], share: 1 }] },
+      body: { users: 20, tokens: true, mix: [{ gender: 'woman', seeking: ['nonbinary'], share: 1 }] },
     });
     const token = (seeded.body.users as Seeded[])[0]!.token;
     const me = () => fetch(`${main.base}/api/me`, { headers: { authorization: `Bearer ${token}` } });
     expect((await me()).status).toBe(200); // now in the cache
-    await eventually(waitingNow, (n) => n > 0);
+    await eventually(waitingNow, (n) => n === 20);
     const reset = await call('POST', '/api/test/reset', { key: keys.ci });
     expect(reset.status).toBe(200);
-    expect(reset.body).toMatchObject({ users: 0, matches: 0 });
-    expect(reset.body.waiting).toBeGreaterThan(0);
+    expect(reset.body).toMatchObject({ waiting: 20, users: 0, matches: 0 });
     expect(await main.app.spin.store.waitingByGroup()).toEqual(new Map());
     await eventually(waitingNow, (n) => n === 0);
     expect((await me()).status).toBe(200);
     const all = await call('POST', '/api/test/reset', { key: keys.ci, body: { users: true } });
-    expect(all.body.users as number).toBeGreaterThan(1000);
-    expect(all.body.matches).toBeGreaterThan(100);
+    expect(all.body.users as number).toBeGreaterThanOrEqual(20);
     expect((await me()).status).toBe(401);
   });
 
@@ -382,6 +396,9 @@ describe('Spin test endpoints: what they do', () => {
 describe('Spin test endpoints: audit', () => {
   it('every request admitted is an audit row of its key; refusals are summaries; no key anywhere, logs included', async () => {
     const audit = main.app.bulwark.store.audit;
+    await call('POST', '/api/test/seed', { key: keys.ci, body: { users: 2, join: false } });
+    await call('POST', '/api/test/reset', { key: keys.ci });
+    await call('GET', '/api/test/simulate', { key: keys.load, header: 'x-test-key' });
     const rows = await audit.list({ target: 'spin:test', limit: 500 });
     const actions = new Set(rows.map((r) => r.action));
     expect(actions).toEqual(new Set(['spin.test.seed', 'spin.test.reset', 'spin.test.simulate']));
@@ -408,6 +425,7 @@ describe('Spin test endpoints: audit', () => {
     const everything = JSON.stringify([rows, refused, logged]);
     for (const key of Object.values(keys)) expect(everything).not.toContain(key);
     expect(everything).not.toContain('not-a-key');
-    expect(logged.length).toBeGreaterThan(10);
+    // The log lines were captured: the requests are in them (the keys are not, checked above).
+    expect(logged.join('')).toContain('/api/test/reset');
   });
 });
