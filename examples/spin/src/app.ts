@@ -2,13 +2,14 @@
 // Fastify plugin (health, metrics, the admin API and console, rate limits, coded errors) and Spin's
 // routes. Built without listening, so tests use it over a real port or `app.inject()`.
 import Fastify, { type FastifyInstance } from 'fastify';
-import { createBulwark, DEFAULT_RATE_LIMIT_POLICY } from 'bulwark';
+import { createBulwark, DEFAULT_RATE_LIMIT_POLICY, withAlertRules } from 'bulwark';
 import { bulwark as bulwarkPlugin, fastifyOptions } from 'bulwark/fastify';
 import type { BulwarkOptions, Part, Store } from 'bulwark';
 import { SpinNotifier, type MailOptions } from './notify.js';
 import { spinRoutes } from './routes.js';
 import { spinMigrations } from './schema.js';
 import { SpinService, type SpinServiceOptions } from './service.js';
+import { QUEUE_STATUS_POLICY, spinAlertRules, spinStats } from './stats-routes.js';
 import { TEST_ENDPOINTS_FLAG, TEST_RATE_LIMIT_POLICY, testEndpoints } from './test-endpoints.js';
 
 /** Tuning of Spin (tests shorten the intervals). */
@@ -39,6 +40,7 @@ const POLICIES = [
   DEFAULT_RATE_LIMIT_POLICY,
   { name: 'spin-signup', limit: 20, windowMs: 60_000 },
   { name: 'spin-user', limit: 60, windowMs: 60_000 },
+  QUEUE_STATUS_POLICY,
   TEST_RATE_LIMIT_POLICY,
 ];
 
@@ -51,7 +53,8 @@ export async function buildSpin(
     serviceId: 'spin',
     rateLimitPolicies: { policies: POLICIES },
     parts: (parts) => [...parts, spinPart(spinOptions)],
-    ...bulwarkOptions,
+    // Spin's alert rules join whatever the operator configured (the alerts option or BULWARK_ALERTS_FILE).
+    ...(await withAlertRules(bulwarkOptions, spinAlertRules())),
   });
   const spin = bulwark.parts.get('spin') as SpinService;
   const app = Fastify(fastifyOptions(bulwark)) as unknown as FastifyInstance;
@@ -72,6 +75,7 @@ export async function buildSpin(
     });
     notifier.start();
     await app.register(spinRoutes, { bulwark, spin });
+    await app.register(spinStats, { bulwark, spin });
     await app.register(testEndpoints, { bulwark, spin, env: options.env ?? process.env });
 
     await app.ready();

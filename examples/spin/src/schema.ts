@@ -162,5 +162,14 @@ export function spinMigrations(engine: StoreEngine): Record<string, Migration> {
         await db.schema.dropIndex('spin_queue_group_idx').execute();
       },
     },
+    // The queue statistics read the matches of a window by time (stats-windows.ts).
+    '1003_spin_matches_at': {
+      async up(db) {
+        await db.schema.createIndex('spin_matches_at_idx').on('spin_matches').column('matched_at').execute();
+      },
+      async down(db) {
+        await db.schema.dropIndex('spin_matches_at_idx').execute();
+      },
+    },
   };
 }
