@@ -14,6 +14,8 @@ export interface Advice {
 export interface AdviceInput {
   /** Arrivals of men seeking women and of women seeking men, and over what (“in the last 24 h”). */
   arrivals: { men: number; women: number; over: string } | undefined;
+  /** Who waits now, by gender. */
+  waiting: Readonly<Record<'woman' | 'man' | 'nonbinary', number>>;
   /** The matches of the last 24 hours and of the last hour. */
   day: readonly WaitCell[];
   hour: readonly WaitCell[];
@@ -99,9 +101,11 @@ function imbalance(input: AdviceInput, advice: Advice[]): 'man' | 'woman' | unde
     longWait === undefined
       ? `too few ${longs} were matched in the last 24 h to quote their wait`
       : `waits for ${longs} p90 ${longWait}${shortWait === undefined ? '' : ` (${shorts} ${shortWait})`}`;
+  const now = input.waiting[long];
+  const queue = now === 0 ? '' : `, ${now} ${now === 1 ? long : longs} waiting now`;
   advice.push({
     code: 'IMBALANCE',
-    text: `${stated}: ${waits}. Bring in more ${shorts} (campaigns, referrals), and show ${longs} the likely wait before they join.`,
+    text: `${stated}: ${waits}${queue}. Bring in more ${shorts} (campaigns, referrals), and show ${longs} the likely wait before they join.`,
   });
   return long;
 }

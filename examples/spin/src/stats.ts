@@ -160,6 +160,7 @@ export class QueueStats {
       trends,
       recommendations: recommendations({
         arrivals: await this.#arrivals(),
+        waiting: waiting.byGender,
         day: day.cells,
         hour: hour.cells,
         matchRate: rate,

@@ -122,6 +122,7 @@ describe('recommendations', () => {
   });
   const input = (over: Partial<AdviceInput> = {}): AdviceInput => ({
     arrivals: { men: 20, women: 19, over: 'in the last hour' },
+    waiting: { woman: 0, man: 0, nonbinary: 0 },
     day: [],
     hour: [],
     matchRate: { ratio: undefined, recent: 1, baseline: 1 },
@@ -136,10 +137,14 @@ describe('recommendations', () => {
   it('states an imbalance with the waits, or that one side is missing', () => {
     const day = [cell('woman:man', 20 * MIN, 8), cell('man:woman', 20_000, 8)];
     const [advice] = recommendations(
-      input({ arrivals: { men: 10, women: 30, over: 'in the last 24 h' }, day }),
+      input({
+        arrivals: { men: 10, women: 30, over: 'in the last 24 h' },
+        waiting: { woman: 1, man: 0, nonbinary: 0 },
+        day,
+      }),
     );
     expect(advice?.text).toMatch(
-      /^Women outnumber men 3:1 among arrivals in the last 24 h: waits for women p90 20 minutes \(men 20 seconds\)\. Bring in more men/,
+      /^Women outnumber men 3:1 among arrivals in the last 24 h: waits for women p90 20 minutes \(men 20 seconds\), 1 woman waiting now\. Bring in more men/,
     );
     const [none] = recommendations(input({ arrivals: { men: 12, women: 0, over: 'in the last hour' } }));
     expect(none?.text).toMatch(

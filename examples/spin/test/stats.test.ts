@@ -134,7 +134,7 @@ describe('queue statistics', () => {
 
     const imbalance = body.recommendations.find((r) => r.code === 'IMBALANCE');
     expect(imbalance?.text).toMatch(
-      /^Men outnumber women 4:1 among arrivals in the last hour: waits for men p90 15 minutes \(women 60 seconds\)\. Bring in more women/,
+      /^Men outnumber women 4:1 among arrivals in the last hour: waits for men p90 15 minutes \(women 60 seconds\), 30 men waiting now\. Bring in more women/,
     );
     // Nothing said that is not so: success is 60%, the match rate has no baseline yet.
     expect(body.recommendations.map((r) => r.code)).toEqual(['IMBALANCE']);
