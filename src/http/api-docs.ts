@@ -11,6 +11,14 @@ import type {
 /** Where the documentation is served. */
 const PREFIX = '/api-docs';
 
+/** What the document says of itself, and the app's own security schemes. */
+export interface DocsInfo {
+  title: string;
+  version: string;
+  description?: string;
+  securitySchemes?: Record<string, object>;
+}
+
 /**
  * OpenAPI 3 generated from route schemas; Swagger UI at `/api-docs`, JSON at `/api-docs/json`, YAML
  * at `/api-docs/yaml`. With `onRequest`, every documentation route but Swagger UI's own static
@@ -25,7 +33,7 @@ const PREFIX = '/api-docs';
  */
 export async function registerApiDocs(
   app: FastifyInstance,
-  info: { title: string; version: string; description?: string },
+  info: DocsInfo,
   onRequest?: onRequestAsyncHookHandler,
 ): Promise<void> {
   const routes: RouteOptions[] = [];
@@ -95,7 +103,7 @@ export async function registerApiDocs(
 }
 
 /** What `@fastify/swagger` is told about the document: its version, info, tags and security schemes. */
-function openapiOptions(info: { title: string; version: string; description?: string }) {
+function openapiOptions({ securitySchemes, ...info }: DocsInfo) {
   return {
     openapi: '3.0.3',
     info,
@@ -115,6 +123,7 @@ function openapiOptions(info: { title: string; version: string; description?: st
           description: 'a key of bulwark keys, or BULWARK_ADMIN_KEY',
         },
         metricsToken: { type: 'http' as const, scheme: 'bearer', description: 'BULWARK_METRICS_TOKEN' },
+        ...securitySchemes,
       },
     },
   };
@@ -130,10 +139,7 @@ interface Documents {
  * The OpenAPI document of `routes`, made by `@fastify/swagger` in a Fastify instance of its own that
  * holds the same routes (their schemas, none compiled: nothing is served from it).
  */
-async function describe(
-  routes: readonly RouteOptions[],
-  info: { title: string; version: string; description?: string },
-): Promise<Documents> {
+async function describe(routes: readonly RouteOptions[], info: DocsInfo): Promise<Documents> {
   const { default: swagger } = await import('@fastify/swagger');
   const instance = Fastify({ logger: false, exposeHeadRoutes: false });
   instance.setValidatorCompiler(() => () => true);

@@ -34,6 +34,15 @@ export interface BulwarkCoreOptions extends BulwarkOptions {
   /** Title of the OpenAPI document (default the Bulwark's service id). */
   title?: string;
   /**
+   * The app's own security schemes in the OpenAPI document, by the name its routes' `security`
+   * uses (`{ spinUser: { type: 'http', scheme: 'bearer' } }`), beside Bulwark's `adminKey` and
+   * `metricsToken`.
+   */
+  securitySchemes?: Record<
+    string,
+    { type: 'http' | 'apiKey'; scheme?: string; in?: 'header'; name?: string; description?: string }
+  >;
+  /**
    * Log the answers of `/health*` and `/metrics` at `info` like any other request. Default false:
    * they log at `debug` (a 5xx answer is still an `error` line).
    */
@@ -63,7 +72,11 @@ async function corePlugin(app: FastifyInstance, opts: BulwarkCoreOptions): Promi
   if (opts.apiDocs !== false) {
     await registerApiDocs(
       app,
-      { title: opts.title ?? bulwark.serviceId, version: bulwark.version },
+      {
+        title: opts.title ?? bulwark.serviceId,
+        version: bulwark.version,
+        ...(opts.securitySchemes === undefined ? {} : { securitySchemes: opts.securitySchemes }),
+      },
       endpointGuard(bulwark.settings, 'api-docs'),
     );
   }

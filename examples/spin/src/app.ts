@@ -68,6 +68,14 @@ export async function buildSpin(
       bulwark,
       title: 'Spin',
       rateLimit: { default: false },
+      securitySchemes: {
+        spinUser: { type: 'http', scheme: 'bearer', description: 'the token POST /api/users answered' },
+        spinTestKey: {
+          type: 'http',
+          scheme: 'bearer',
+          description: 'a key of SPIN_TEST_API_KEYS (or X-Test-Key)',
+        },
+      },
     });
     app.addHook('onClose', async () => {
       notifier.close();
@@ -77,7 +85,6 @@ export async function buildSpin(
     await app.register(spinRoutes, { bulwark, spin });
     await app.register(spinStats, { bulwark, spin });
     await app.register(testEndpoints, { bulwark, spin, env: options.env ?? process.env });
-
     await app.ready();
   } catch (error) {
     await app.close().catch(() => undefined);

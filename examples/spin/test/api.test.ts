@@ -126,6 +126,28 @@ function listen(token: string, lastEventId?: string) {
 }
 
 describe('Spin API', () => {
+  it('documents every route in OpenAPI, each security scheme a route uses declared', async () => {
+    const spec = (await (await fetch(`${base}/api-docs/json`)).json()) as {
+      paths: Record<string, Record<string, { security?: Record<string, string[]>[] }>>;
+      components: { securitySchemes: Record<string, unknown> };
+    };
+    for (const path of [
+      '/api/users',
+      '/api/queue/join',
+      '/api/queue/status',
+      '/api/matches/{id}/vote',
+      '/api/events',
+    ])
+      expect(spec.paths[path], path).toBeDefined();
+    const used = new Set(
+      Object.values(spec.paths).flatMap((methods) =>
+        Object.values(methods).flatMap((op) => (op.security ?? []).flatMap((s) => Object.keys(s))),
+      ),
+    );
+    expect([...used].sort()).toEqual(expect.arrayContaining(['spinUser']));
+    for (const name of used) expect(spec.components.securitySchemes, name).toHaveProperty(name);
+  });
+
   it('two compatible users join, are matched live, and both liking makes a success', async () => {
     const ann = await signUp('Ann', 'woman', ['man']);
     const bob = await signUp('Bob', 'man', ['woman']);
