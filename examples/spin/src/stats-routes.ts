@@ -11,6 +11,7 @@ import { GENDERS, type Gender } from './domain/types.js';
 import type { SpinService } from './service.js';
 import { RecentActivity, spinSeries } from './stats-activity.js';
 import { PUBLIC_ROUNDING, QueueStats } from './stats.js';
+import { scheduleSpinReports } from './reports.js';
 
 export { spinAlertRules } from './stats-activity.js';
 
@@ -97,6 +98,7 @@ export async function spinStats(
   const series = spinSeries(activity, () => waitingByGender(spin));
   for (const [name, read] of Object.entries(series)) bulwark.metrics.history?.register(name, read);
   const stats = new QueueStats({ bulwark, spin, activity, series: Object.keys(series) });
+  await scheduleSpinReports(bulwark, stats);
 
   lazySchemas(app);
   app.withTypeProvider<TypeBoxTypeProvider>().get(
