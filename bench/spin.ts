@@ -63,6 +63,12 @@ interface Client {
   events: number;
 }
 
+/** CPU time (user + system) the process has used, in ms. */
+function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // clock ticks of 10 ms
+}
+
 function rssKiB(pid: number): number {
   return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
 }
@@ -190,7 +196,9 @@ try {
     if (streams) await Promise.all(women.map((client) => connect(base, client)));
     const connected = rssKiB(child.pid!);
 
+    const cpuBefore = cpuMs(child.pid!);
     const joins = await joinAt(base, men, JOIN_RATE);
+    const cpuPerJoin = (cpuMs(child.pid!) - cpuBefore) / men.length;
     await sleep(2000);
     const waiting = rssKiB(child.pid!);
     const womenJoins = await joinAt(base, women, WOMEN_RATE);
@@ -217,6 +225,7 @@ try {
     console.log(
       `| join latency p50 / p99 / max | ${f(percentile(joins.latencies, 50))} / ${f(percentile(joins.latencies, 99))} / ${f(Math.max(...joins.latencies))} ms | p99 < 20 ms |`,
     );
+    console.log(`| server CPU per join (streams' updates included) | ${cpuPerJoin.toFixed(2)} ms | |`);
     console.log(`| failed joins | ${joins.failed + womenJoins.failed} | 0 |`);
     console.log(
       `| match-to-event p50 / p99 / max (client) | ${f(percentile(delays, 50))} / ${f(percentile(delays, 99))} / ${f(Math.max(...delays))} ms, ${delays.length} events | p99 < 100 ms |`,
