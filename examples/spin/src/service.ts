@@ -156,10 +156,11 @@ export class SpinService {
     if (known === undefined && copyOnly) return { waiting: false };
     const joinedAt = known?.joinedAt ?? (await this.store.waitingSince(user.id));
     if (joinedAt === undefined) return { waiting: false };
+    // Joined a moment ago, so not in the copy yet: behind everyone of its group the copy has (a
+    // count from the store would read every one of them, ~0.4 ms at 10,000 waiting). Off by those of
+    // the group who joined or left within the last feed poll; the next status is exact.
     const position =
-      known === undefined
-        ? await this.store.placeInGroup(user, joinedAt) // joined a moment ago: not in the copy yet
-        : this.#positionOf(user.id);
+      known === undefined ? (this.#groupCounts[groupIndex(user)] ?? 0) + 1 : this.#positionOf(user.id);
     return {
       waiting: true,
       joinedAt,

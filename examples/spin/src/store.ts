@@ -6,7 +6,7 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { Kysely, Transaction } from 'kysely';
 import type { Store } from 'bulwark';
 import { groupKey } from './domain/groups.js';
-import { GENDERS, type Gender, type Group, type Seeking, type Waiter } from './domain/types.js';
+import { GENDERS, type Gender, type Seeking, type Waiter } from './domain/types.js';
 import type { SpinTables } from './schema.js';
 
 /** A user as the API shows it (never the token). */
@@ -236,22 +236,6 @@ export class SpinStore {
       .groupBy('group_key')
       .execute();
     return new Map(rows.map((row) => [row.group_key, Number(row.n)]));
-  }
-
-  /** Place of a waiter in its group (1 = first): those of the group who joined before, plus one. */
-  async placeInGroup(user: Group & { id: string }, joinedAt: number): Promise<number> {
-    const row = await this.#db
-      .selectFrom('spin_queue')
-      .select((eb) => eb.fn.countAll<number | string>().as('n'))
-      .where('group_key', '=', groupKey(user))
-      .where((eb) =>
-        eb.or([
-          eb('joined_at', '<', joinedAt),
-          eb.and([eb('joined_at', '=', joinedAt), eb('user_id', '<', user.id)]),
-        ]),
-      )
-      .executeTakeFirst();
-    return Number(row?.n ?? 0) + 1;
   }
 
   /**
