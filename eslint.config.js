@@ -33,8 +33,7 @@ export default tseslint.config(
     },
   },
   {
-    // src/http/serve.ts prints the one-time admin login link on stdout, where a newcomer looks.
-    files: ['src/cli/**', 'bench/**', 'test/**', 'src/http/serve.ts'],
+    files: ['src/cli/**', 'bench/**', 'test/**'],
     rules: { 'no-console': 'off' },
   },
   {

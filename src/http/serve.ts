@@ -96,9 +96,10 @@ async function printFirstLogin(bulwark: Bulwark, host: string, port: number): Pr
     if (token === undefined) return;
     // A wildcard address is where the server listens, not where a browser can reach it.
     const shown = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
-    console.log(
+    // On stdout, where a newcomer looks (the logger's lines and the banner are on stderr).
+    process.stdout.write(
       `Admin console: open http://${shown}:${port}/admin/login#token=${token} (one-time link, valid 24 h); ` +
-        'for a permanent key run: bulwark keys create --name <your-name> --role operator',
+        'for a permanent key run: bulwark keys create --name <your-name> --role operator\n',
     );
   } catch (error) {
     bulwark.logger.warn({ err: error }, 'the one-time admin login link could not be prepared');

@@ -84,7 +84,7 @@ export async function buildSpin(
     notifier.start();
     await app.register(spinRoutes, { bulwark, spin });
     await app.register(spinStats, { bulwark, spin });
-    await app.register(testEndpoints, { bulwark, spin, env: options.env ?? process.env });
+    await app.register(testEndpoints, { bulwark, spin, env });
     await app.ready();
   } catch (error) {
     await app.close().catch(() => undefined);

@@ -31,12 +31,12 @@ export async function scheduleSpinReports(bulwark: Bulwark, stats: QueueStats): 
 async function runReport(bulwark: Bulwark, stats: QueueStats, job: Job<ReportJob>): Promise<void> {
   const occurrence = /^repeat:[^:]+:(\d+)$/.exec(job.id)?.[1];
   const to = job.data.to ?? (occurrence === undefined ? Date.now() : Number(occurrence));
-  const report = await buildReport(stats, job.data.period);
-  const day = new Date(to).toISOString().slice(0, 10);
   if (bulwark.alerts === undefined) {
     bulwark.logger.info({ period: job.data.period }, 'spin: no alerting configured, the report is not sent');
     return;
   }
+  const report = await buildReport(stats, job.data.period);
+  const day = new Date(to).toISOString().slice(0, 10);
   const receivers = await bulwark.alerts.report({
     key: `spin.${job.data.period}:${day}`,
     title: `${report.title}, ${day}`,

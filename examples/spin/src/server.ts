@@ -5,5 +5,5 @@ import { buildSpin } from './app.js';
 
 await serveApp(() => buildSpin(), {
   name: 'spin',
-  links: { 'queue status': '/api/queue-status', 'sign up': '/api/users' },
+  links: { app: '/', 'queue status': '/api/queue-status' },
 });

@@ -9,7 +9,7 @@ import { EventFeed } from './feed.js';
 import { COMPATIBLE, GROUP_SLOTS, groupIndex } from './domain/groups.js';
 import { groupPositions, pickMatches } from './domain/matcher.js';
 import { WaitStats } from './domain/estimate.js';
-import type { Group, Waiter, WaitEstimate } from './domain/types.js';
+import { GENDERS, type Group, type Waiter, type WaitEstimate } from './domain/types.js';
 import { SpinStore, type FeedEvent, type SpinUser } from './store.js';
 
 export interface SpinServiceOptions {
@@ -170,7 +170,7 @@ export class SpinService {
     };
   }
 
-  /** The estimate of someone of `group` at `position`; `self` false when they are in the copy's counts. */
+  /** The estimate of someone of `group` at `position`; `notCounted` when they are not in the copy's counts yet. */
   estimate(group: Group, position: number, notCounted = false): WaitEstimate {
     let partners = 0;
     const index = groupIndex(group);
@@ -295,7 +295,7 @@ export class SpinService {
 /** `man:woman+nonbinary` → the group, or undefined for anything else. */
 export function groupFromKey(key: string): Group | undefined {
   const [gender, seeking] = key.split(':');
-  const genders = ['woman', 'man', 'nonbinary'];
+  const genders: readonly string[] = GENDERS;
   const sought = seeking?.split('+') ?? [];
   if (gender === undefined || !genders.includes(gender) || sought.length === 0) return undefined;
   if (sought.some((g) => !genders.includes(g))) return undefined;

@@ -3,7 +3,7 @@
 // be all-or-nothing is one transaction. Store failures reject with Bulwark's
 // BWK_ERR_STORE_UNAVAILABLE (the store guards its driver), which the app answers as a 503.
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import type { Kysely, Transaction } from 'kysely';
+import type { Kysely, Selectable, Transaction } from 'kysely';
 import type { Store } from 'bulwark';
 import { groupKey } from './domain/groups.js';
 import { GENDERS, type Gender, type Seeking, type Waiter } from './domain/types.js';
@@ -71,6 +71,16 @@ export function seekingText(seeking: readonly Gender[]): string {
 
 function seekingOf(text: string): Seeking {
   return text.split('+') as unknown as Seeking;
+}
+
+function eventOf(row: Selectable<SpinTables['spin_events']>): FeedEvent {
+  return {
+    id: Number(row.id),
+    userId: row.user_id,
+    type: row.type,
+    data: JSON.parse(row.data) as Record<string, unknown>,
+    at: Number(row.at),
+  };
 }
 
 function userOf(row: SpinTables['spin_users']): SpinUser {
@@ -374,13 +384,7 @@ export class SpinStore {
     let query = this.#db.selectFrom('spin_events').selectAll().where('id', '>', afterId);
     if (userId !== undefined) query = query.where('user_id', '=', userId);
     const rows = await query.orderBy('id').limit(limit).execute();
-    return rows.map((row) => ({
-      id: Number(row.id),
-      userId: row.user_id,
-      type: row.type,
-      data: JSON.parse(row.data) as Record<string, unknown>,
-      at: Number(row.at),
-    }));
+    return rows.map(eventOf);
   }
 
   /** The id of the newest event (0 when there is none): where a new reader of the feed starts. */
@@ -402,13 +406,7 @@ export class SpinStore {
       .where('at', '>=', since)
       .orderBy('id')
       .execute();
-    return rows.map((row) => ({
-      id: Number(row.id),
-      userId: null,
-      type: row.type,
-      data: JSON.parse(row.data) as Record<string, unknown>,
-      at: Number(row.at),
-    }));
+    return rows.map(eventOf);
   }
 
   /** The stored answer of an idempotent request, if any. */
