@@ -1,3 +1,6 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { existsSync } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -434,6 +437,45 @@ describe('store on SQLite', () => {
     expect(codes, runs.map((r) => r.stderr()).join('\n')).toEqual([0, 0, 0]);
     const applied = runs.map((r) => JSON.parse(r.stdout().trim()) as string[]);
     expect(applied.flat()).toEqual(['0001_slow']); // exactly one process ran it
+  });
+
+  it('a transaction that reads before it writes is not refused when another process writes meanwhile', async () => {
+    // SQLite's plain BEGIN takes the write lock only at the first write; by then another process may
+    // have written, and the transaction's snapshot is stale: SQLITE_BUSY at once, whatever the busy
+    // timeout. The store begins every transaction IMMEDIATE, so the other process waits instead.
+    const store = await createStore({ dataDir: dir });
+    const file = path.join(dir, 'bulwark.sqlite');
+    const insert = (key: string) =>
+      `insert into bulwark_kv (namespace, key, value, version, updated_at) values ('t', '${key}', '1', 1, 0)`;
+    let other: ReturnType<typeof spawn> | undefined;
+    try {
+      await store.db.transaction().execute(async (trx) => {
+        await sql`select count(*) from bulwark_kv`.execute(trx);
+        other = spawn(
+          process.execPath,
+          [
+            '-e',
+            `const db = new (require('better-sqlite3'))(${JSON.stringify(file)});
+             db.pragma('busy_timeout = 5000');
+             process.stdout.write('writing\\n');
+             db.prepare(${JSON.stringify(insert('other'))}).run();`,
+          ],
+          { stdio: ['ignore', 'pipe', 'inherit'] },
+        );
+        await new Promise((resolve) => other!.stdout!.once('data', resolve));
+        await sleep(300); // the other process's write has been tried (and waits, or went through)
+        await sql.raw(insert('mine')).execute(trx);
+      });
+      const [code] = (await once(other!, 'exit')) as [number];
+      expect(code).toBe(0);
+      const rows = await sql<{
+        key: string;
+      }>`select key from bulwark_kv where namespace = 't' order by key`.execute(store.db);
+      expect(rows.rows.map((r) => r.key)).toEqual(['mine', 'other']);
+    } finally {
+      other?.kill();
+      await store.close();
+    }
   });
 
   it('keeps data across close and reopen', async () => {

@@ -2,13 +2,18 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import {
+  CompiledQuery,
   Kysely,
   SqliteAdapter,
   SqliteDialect,
+  SqliteDriver,
   sql,
+  type DatabaseConnection,
   type DialectAdapter,
+  type Driver,
   type LogConfig,
   type SqliteDatabase,
+  type SqliteDialectConfig,
 } from 'kysely';
 import { LRUCache } from 'lru-cache';
 import { describeError, unavailableError } from './errors.js';
@@ -131,8 +136,33 @@ class LockingSqliteAdapter extends SqliteAdapter {
   }
 }
 
+/**
+ * Every transaction begins IMMEDIATE (takes the write lock at its start). A plain BEGIN takes it at
+ * the first write; when another process (an instance of a cluster, the CLI) has written since the
+ * transaction's first read, its snapshot is stale and SQLite refuses the write at once with
+ * SQLITE_BUSY, whatever the busy timeout, so a read-then-write transaction fails under concurrency.
+ * Begun IMMEDIATE, the other writer waits its busy timeout instead. The store's transactions all
+ * write, so nothing is serialised that was not already.
+ */
+class ImmediateSqliteDriver extends SqliteDriver {
+  override async beginTransaction(connection: DatabaseConnection): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw('begin immediate'));
+  }
+}
+
 class LockingSqliteDialect extends SqliteDialect {
+  readonly #config: SqliteDialectConfig;
+
+  constructor(config: SqliteDialectConfig) {
+    super(config);
+    this.#config = config;
+  }
+
   override createAdapter(): DialectAdapter {
     return new LockingSqliteAdapter();
+  }
+
+  override createDriver(): Driver {
+    return new ImmediateSqliteDriver(this.#config);
   }
 }
