@@ -4,16 +4,22 @@ import type { Store } from '../store/types.js';
 import type { InvalidationBus } from './bus.js';
 import type { TieredCache } from './tiered.js';
 
+/** Options of the `default` cache (`createBulwark({ cache })`). */
+export interface CachePartOptions {
+  /** Most entries its in-process tier (L1) holds, least recently used evicted first. Default 10 000. */
+  maxEntries?: number | undefined;
+  /** Most bytes L1 holds (each entry's JSON, UTF-8). Default 64 MiB. */
+  maxBytes?: number | undefined;
+}
+
 /**
  * The `default` cache: L1 in process; with Redis, L2 on Redis behind its failover, a journal of the
  * writes made during an outage (in the store, replayed on failback) and cross-instance L1
  * invalidation on a pub/sub bus. Follows the flag `bulwark.cache`.
  */
-export function cachePart(): Part<
-  'cache',
-  TieredCache,
-  { store: Store; redis: RedisDependency | undefined }
-> {
+export function cachePart(
+  options: CachePartOptions = {},
+): Part<'cache', TieredCache, { store: Store; redis: RedisDependency | undefined }> {
   let bus: InvalidationBus | undefined;
   let removeBacklog: (() => void) | undefined;
   return {
@@ -81,7 +87,12 @@ export function cachePart(): Part<
       const cache: TieredCache = new TieredCache({
         name: 'default',
         // Evictions are counted once the cache exists (the callback only runs on later writes).
-        l1: new MemoryCacheStore({ name: 'l1', onEvict: () => cache.noteEviction() }),
+        l1: new MemoryCacheStore({
+          name: 'l1',
+          ...(options.maxEntries === undefined ? {} : { maxEntries: options.maxEntries }),
+          ...(options.maxBytes === undefined ? {} : { maxBytes: options.maxBytes }),
+          onEvict: () => cache.noteEviction(),
+        }),
         ...(l2 === undefined ? {} : { l2 }),
         metrics: new CacheMetrics(metrics.registry),
         logger,

@@ -4,6 +4,7 @@ import type { DestinationStream, Logger } from 'pino';
 import type { TObject } from 'typebox';
 import type { AlertsConfig } from '../alerts/config.js';
 import type { AlertEngine } from '../alerts/engine.js';
+import type { CachePartOptions } from '../cache/part.js';
 import type { TieredCache } from '../cache/tiered.js';
 import type { ConfigManager } from '../config/index.js';
 import type { ConfigPartOptions } from '../config/part.js';
@@ -57,6 +58,12 @@ export interface BulwarkOptions<S extends TObject = TObject> extends SettingsInp
    * second) and which one `consume()` uses without a name (default the first).
    */
   rateLimitPolicies?: RateLimitPartOptions;
+  /**
+   * The `default` cache's in-process tier (`bulwark.cache`): `maxEntries` (default 10 000) and
+   * `maxBytes` (default 64 MiB). Size it to the working set: a cache smaller than the keys read in
+   * turn evicts each before it is read again.
+   */
+  cache?: CachePartOptions;
   /** Job queue tuning (lease, poll interval, claim batch, BullMQ driver); see docs/queues.md. */
   queues?: QueuePartOptions;
   /**
@@ -152,6 +159,7 @@ export { VERSION };
 export const PART_OPTIONS = {
   store: 'store',
   history: 'metricsHistory',
+  cache: 'cache',
   rateLimiter: 'rateLimitPolicies',
   queues: 'queues',
   config: 'config',

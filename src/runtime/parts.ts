@@ -4,7 +4,7 @@ import type { TObject } from 'typebox';
 import { accessPart } from '../access/part.js';
 import type { AlertsConfig } from '../alerts/config.js';
 import { alertsPart } from '../alerts/part.js';
-import { cachePart } from '../cache/part.js';
+import { cachePart, type CachePartOptions } from '../cache/part.js';
 import { configPart, type ConfigPartOptions } from '../config/part.js';
 import { flagsPart, rolloutsPart } from '../flags/part.js';
 import { historyPart, type HistoryPartOptions } from '../metrics/part.js';
@@ -22,6 +22,7 @@ import { errorsPart } from '../tracker/part.js';
 export interface PartsOptions {
   store?: StorePartOptions | undefined;
   metricsHistory?: HistoryPartOptions | undefined;
+  cache?: CachePartOptions | undefined;
   rateLimitPolicies?: RateLimitPartOptions | undefined;
   queues?: QueuePartOptions | undefined;
   config?: ConfigPartOptions<TObject> | undefined;
@@ -37,7 +38,7 @@ export function bulwarkParts(options: PartsOptions, alerts?: AlertsConfig): AnyP
     storePart(options.store),
     historyPart(options.metricsHistory),
     redisPart(),
-    cachePart(),
+    cachePart(options.cache),
     rateLimitPart(options.rateLimitPolicies),
     queuePart(options.queues),
     errorsPart(),
