@@ -14,6 +14,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import http from 'node:http';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createStore } from '../src/index.js';
 import { spinMigrations } from '../examples/spin/src/schema.js';
 import { SpinStore } from '../examples/spin/src/store.js';
@@ -197,8 +198,14 @@ try {
     const connected = rssKiB(child.pid!);
 
     const cpuBefore = cpuMs(child.pid!);
+    const clientCpuBefore = process.cpuUsage();
+    const clientDelay = monitorEventLoopDelay({ resolution: 1 });
+    clientDelay.enable();
     const joins = await joinAt(base, men, JOIN_RATE);
+    clientDelay.disable();
     const cpuPerJoin = (cpuMs(child.pid!) - cpuBefore) / men.length;
+    const clientCpu = process.cpuUsage(clientCpuBefore);
+    const clientBusy = (clientCpu.user + clientCpu.system) / 1000 / (men.length / joins.achieved) / 1000;
     await sleep(2000);
     const waiting = rssKiB(child.pid!);
     const womenJoins = await joinAt(base, women, WOMEN_RATE);
@@ -226,7 +233,14 @@ try {
       `| join latency p50 / p99 / max | ${f(percentile(joins.latencies, 50))} / ${f(percentile(joins.latencies, 99))} / ${f(Math.max(...joins.latencies))} ms | p99 < 20 ms |`,
     );
     console.log(`| server CPU per join (streams' updates included) | ${cpuPerJoin.toFixed(2)} ms | |`);
+    // The client shares the machine: if it is busy, its own delays are in the latencies it measures.
+    console.log(
+      `| load client: CPU busy / event-loop delay p99 during the joins | ${(clientBusy * 100).toFixed(0)}% of a core / ${(clientDelay.percentile(99) / 1e6).toFixed(1)} ms | |`,
+    );
     console.log(`| failed joins | ${joins.failed + womenJoins.failed} | 0 |`);
+    console.log(
+      `| join latency p50 / p99 while matching (${WOMEN_RATE}/s joining, each matched) | ${f(percentile(womenJoins.latencies, 50))} / ${f(percentile(womenJoins.latencies, 99))} ms | |`,
+    );
     console.log(
       `| match-to-event p50 / p99 / max (client) | ${f(percentile(delays, 50))} / ${f(percentile(delays, 99))} / ${f(Math.max(...delays))} ms, ${delays.length} events | p99 < 100 ms |`,
     );

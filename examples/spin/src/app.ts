@@ -55,6 +55,9 @@ export async function buildSpin(
     parts: (parts) => [...parts, spinPart(spinOptions)],
     // Spin's alert rules join whatever the operator configured (the alerts option or BULWARK_ALERTS_FILE).
     ...(await withAlertRules(bulwarkOptions, spinAlertRules())),
+    // Every request reads its user by token from the cache: room for more users than wait at once
+    // (10,000 and more), or each is evicted before its next request (~300 bytes each).
+    cache: { maxEntries: 100_000, ...bulwarkOptions.cache },
   });
   const spin = bulwark.parts.get('spin') as SpinService;
   const app = Fastify(fastifyOptions(bulwark)) as unknown as FastifyInstance;

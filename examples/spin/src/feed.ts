@@ -28,6 +28,8 @@ export class EventFeed {
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
   #failing = false;
+  #reading = false;
+  #again = false;
 
   constructor(options: EventFeedOptions) {
     this.#o = { pollMs: 50, gapGraceMs: 1000, ...options };
@@ -49,6 +51,17 @@ export class EventFeed {
     return () => this.#listeners.delete(listener);
   }
 
+  /** Reads the feed now rather than at the next poll (this instance just wrote events that matter). */
+  readNow(): void {
+    if (this.#closed) return;
+    if (this.#reading) {
+      this.#again = true;
+      return;
+    }
+    clearTimeout(this.#timer);
+    void this.#poll();
+  }
+
   close(): void {
     this.#closed = true;
     clearTimeout(this.#timer);
@@ -61,6 +74,7 @@ export class EventFeed {
   }
 
   async #poll(): Promise<void> {
+    this.#reading = true;
     let more = false;
     try {
       const events = await this.#o.store.events(this.#last, PAGE);
@@ -82,6 +96,9 @@ export class EventFeed {
       if (!this.#failing) this.#o.logger.warn({ err: error }, 'spin: reading the event feed failed');
       this.#failing = true;
     }
+    this.#reading = false;
+    more ||= this.#again;
+    this.#again = false;
     this.#schedule(more ? 0 : this.#o.pollMs);
   }
 

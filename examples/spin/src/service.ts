@@ -10,7 +10,7 @@ import { COMPATIBLE, GROUP_SLOTS, groupIndex } from './domain/groups.js';
 import { groupPositions, pickMatches } from './domain/matcher.js';
 import { WaitStats } from './domain/estimate.js';
 import { GENDERS, type Group, type Waiter, type WaitEstimate } from './domain/types.js';
-import { SpinStore, type FeedEvent, type SpinUser } from './store.js';
+import { SpinStore, type FeedEvent, type JoinRequest, type JoinResult, type SpinUser } from './store.js';
 
 export interface SpinServiceOptions {
   store: Store;
@@ -40,6 +40,16 @@ export type QueueStatus =
   | { waiting: true; joinedAt: number; waitedMs: number; position: number; estimate: WaitEstimate };
 
 const LEASE = { namespace: 'spin.matcher', key: 'lease', ttlMs: 5000 };
+/** Joins written per transaction at most (a group commit). */
+const JOIN_BATCH = 200;
+/** A batch of joins written within this many ms means joins are coming fast... */
+const JOIN_BUSY_MS = 10;
+/** ...and the next batch gathers for this long before it is written. */
+const JOIN_GATHER_MS = 3;
+/** Queue listeners (one per open stream) called per turn of the event loop in a broadcast. */
+const BROADCAST_SLICE = 100;
+/** Pairs claimed per transaction in a matcher round (the event loop turns between them). */
+const CLAIM_SLICE = 50;
 /** How far back the wait statistics look when an instance starts (the estimator's window). */
 const HISTORY_MS = 30 * 60_000;
 
@@ -52,6 +62,8 @@ export class SpinService {
   readonly #waiting = new Map<string, Waiter>();
   readonly #groupCounts = new Int32Array(GROUP_SLOTS);
   #positions: Map<string, number> | undefined;
+  #broadcasting = false;
+  #positionsStale = false;
   readonly #users = new Map<string, Set<(event: FeedEvent) => void>>();
   readonly #queueListeners = new Set<() => void>();
   readonly #matchListeners = new Set<(match: MadeMatch) => void>();
@@ -60,6 +72,13 @@ export class SpinService {
   #arrivedSinceRound = true;
   readonly #timers: NodeJS.Timeout[] = [];
   #matching: Promise<void> | undefined;
+  readonly #joins: {
+    request: JoinRequest;
+    resolve: (r: JoinResult) => void;
+    reject: (e: unknown) => void;
+  }[] = [];
+  #joining = false;
+  #lastJoinsAt = 0;
 
   constructor(options: SpinServiceOptions) {
     this.#o = options;
@@ -89,9 +108,9 @@ export class SpinService {
     every(this.#o.matchIntervalMs ?? 1000, () => void this.matchOnce());
     // Queue statistics reach the stream coalesced: at most once a second.
     every(1000, () => {
-      if (!this.#queueChanged) return;
+      if (!this.#queueChanged || this.#broadcasting) return;
       this.#queueChanged = false;
-      for (const listener of this.#queueListeners) listener();
+      void this.#broadcast();
     });
     every(3_600_000, () => {
       this.store
@@ -104,6 +123,41 @@ export class SpinService {
     for (const timer of this.#timers.splice(0)) clearInterval(timer);
     this.feed.close();
     await this.#matching;
+  }
+
+  /**
+   * Joins `request.user` to the queue (see {@link SpinStore.joinMany}); the answer is its status
+   * right after. Joins asked for in the same turn of the event loop, and while one batch is being
+   * written, share one transaction (a group commit): one commit for many instead of one each, the
+   * cost that bounds how many joins a second one instance takes.
+   */
+  join(request: JoinRequest): Promise<JoinResult> {
+    return new Promise((resolve, reject) => {
+      this.#joins.push({ request, resolve, reject });
+      if (this.#joining) return;
+      this.#joining = true;
+      // Busy (a batch went out a moment ago): gather for a few ms more, for fewer, larger commits.
+      if (performance.now() - this.#lastJoinsAt < JOIN_BUSY_MS)
+        setTimeout(() => void this.#writeJoins(), JOIN_GATHER_MS);
+      else setImmediate(() => void this.#writeJoins());
+    });
+  }
+
+  async #writeJoins(): Promise<void> {
+    while (this.#joins.length > 0) {
+      const batch = this.#joins.splice(0, JOIN_BATCH);
+      try {
+        const results = await this.store.joinMany(
+          batch.map((b) => b.request),
+          (user, joinedAt) => ({ status: 200, body: this.statusAt(user, joinedAt) }),
+        );
+        batch.forEach((b, i) => b.resolve(results[i]!));
+      } catch (error) {
+        for (const b of batch) b.reject(error);
+      }
+    }
+    this.#joining = false;
+    this.#lastJoinsAt = performance.now();
   }
 
   /** Hears the feed events of one user (a match, an outcome); returns the function that stops it. */
@@ -147,15 +201,28 @@ export class SpinService {
   /**
    * Where `user` stands now: its place in its group and the wait estimate, or not waiting. From this
    * instance's copy of the queue; one who is not in it yet (joined a moment ago) is looked up in the
-   * store, unless `copyOnly` (the live stream's updates, sent to every connected user each second:
-   * the copy catches up within a feed poll and the next update says so).
+   * store.
    */
-  async status(user: SpinUser, copyOnly = false): Promise<QueueStatus> {
+  async status(user: SpinUser): Promise<QueueStatus> {
+    const known = this.#waiting.get(user.id);
+    if (known !== undefined) return this.statusAt(user, known.joinedAt);
+    return this.statusAt(user, await this.store.waitingSince(user.id));
+  }
+
+  /**
+   * {@link status} from this instance's copy alone, at once: the live stream's updates, sent to
+   * every connected user each second (one who joined within the last feed poll is not in it yet:
+   * the next update says so).
+   */
+  statusNow(user: SpinUser): QueueStatus {
+    return this.statusAt(user, this.#waiting.get(user.id)?.joinedAt);
+  }
+
+  /** {@link status} of `user` waiting since `joinedAt` (undefined: not waiting). */
+  statusAt(user: SpinUser, joinedAt: number | undefined): QueueStatus {
+    if (joinedAt === undefined) return { waiting: false };
     const now = this.#now();
     const known = this.#waiting.get(user.id);
-    if (known === undefined && copyOnly) return { waiting: false };
-    const joinedAt = known?.joinedAt ?? (await this.store.waitingSince(user.id));
-    if (joinedAt === undefined) return { waiting: false };
     // Joined a moment ago, so not in the copy yet: behind everyone of its group the copy has (a
     // count from the store would read every one of them, ~0.4 ms at 10,000 waiting). Off by those of
     // the group who joined or left within the last feed poll; the next status is exact.
@@ -197,10 +264,19 @@ export class SpinService {
       this.#arrivedSinceRound = false;
       const pairs = pickMatches([...this.#waiting.values()]);
       const now = this.#now();
-      for (const { first, second } of pairs) {
-        const matchId = await this.store.claim(first, second, now);
-        if (matchId !== undefined)
-          for (const listener of this.#matchListeners) listener({ matchId, first, second, at: now });
+      // The round's pairs CLAIM_SLICE to a transaction (a few ms each, requests served between),
+      // the feed read after each: the matched hear of it now on this instance, within a feed poll
+      // on the others.
+      for (let i = 0; i < pairs.length; i += CLAIM_SLICE) {
+        if (i > 0) await new Promise((resolve) => setImmediate(resolve));
+        const slice = pairs.slice(i, i + CLAIM_SLICE);
+        const ids = await this.store.claimMany(slice, now);
+        if (ids.some((id) => id !== undefined)) this.feed.readNow();
+        slice.forEach(({ first, second }, j) => {
+          const matchId = ids[j];
+          if (matchId !== undefined)
+            for (const listener of this.#matchListeners) listener({ matchId, first, second, at: now });
+        });
       }
     } catch (error) {
       this.#arrivedSinceRound = true;
@@ -280,8 +356,36 @@ export class SpinService {
     this.#changed(false);
   }
 
+  /**
+   * Tells every queue listener, {@link BROADCAST_SLICE} per turn of the event loop: with 10,000
+   * streams open, all at once would hold requests up for a few hundred ms every second. The places
+   * stay as they were at the start of the broadcast (a snapshot: one sort, not one per slice).
+   */
+  async #broadcast(): Promise<void> {
+    this.#broadcasting = true;
+    try {
+      const listeners = [...this.#queueListeners];
+      for (let i = 0; i < listeners.length; i += BROADCAST_SLICE) {
+        if (i > 0) await new Promise((resolve) => setImmediate(resolve));
+        for (const listener of listeners.slice(i, i + BROADCAST_SLICE)) {
+          if (!this.#queueListeners.has(listener)) continue; // its stream closed meanwhile
+          try {
+            listener();
+          } catch (error) {
+            this.#o.logger.error({ err: error }, 'spin: a queue listener failed');
+          }
+        }
+      }
+    } finally {
+      this.#broadcasting = false;
+      if (this.#positionsStale) this.#positions = undefined;
+      this.#positionsStale = false;
+    }
+  }
+
   #changed(arrival: boolean): void {
-    this.#positions = undefined;
+    if (this.#broadcasting) this.#positionsStale = true;
+    else this.#positions = undefined;
     this.#queueChanged = true;
     if (arrival) this.#arrivedSinceRound = true;
   }

@@ -57,6 +57,29 @@ export interface FeedEvent {
 /** A feed event not yet written. */
 export type NewEvent = Omit<FeedEvent, 'id' | 'at'>;
 
+/** A join asked for; with an Idempotency-Key, the key and the request's fingerprint. */
+export interface JoinRequest {
+  user: SpinUser;
+  key?: string | undefined;
+  fingerprint?: string | undefined;
+}
+
+/** The answer an idempotent request was given (and is given again). */
+export interface Answer {
+  status: number;
+  body: unknown;
+}
+
+/** A stored answer and the fingerprint of the request it answered. */
+export interface Remembered extends Answer {
+  fingerprint: string;
+}
+
+/** What became of a join: answered before (`replayed`), or joined or found waiting now. */
+export type JoinResult =
+  | ({ replayed: true } & Remembered)
+  | ({ replayed: false; joinedAt: number | undefined; joined: boolean } & Answer);
+
 type Db = Kysely<SpinTables> | Transaction<SpinTables>;
 
 /** The digest a token is found by: SHA-256, hex. */
@@ -81,6 +104,10 @@ function eventOf(row: Selectable<SpinTables['spin_events']>): FeedEvent {
     data: JSON.parse(row.data) as Record<string, unknown>,
     at: Number(row.at),
   };
+}
+
+function rememberedOf(row: Selectable<SpinTables['spin_idempotency']>): Remembered {
+  return { fingerprint: row.fingerprint, status: row.status, body: JSON.parse(row.body) as unknown };
 }
 
 function userOf(row: SpinTables['spin_users']): SpinUser {
@@ -172,22 +199,104 @@ export class SpinStore {
    * whether this call did it. The `joined` event is written in the same transaction.
    */
   async join(user: SpinUser, now = this.#now()): Promise<{ joinedAt: number; joined: boolean }> {
+    const [result] = await this.joinMany([{ user }], undefined, now);
+    if (result === undefined || result.replayed || result.joinedAt === undefined)
+      throw new Error(`${user.id} left the queue while joining it`);
+    return { joinedAt: result.joinedAt, joined: result.joined };
+  }
+
+  /**
+   * Joins many at once, in one transaction (a group commit: one commit for all of them). A request
+   * with an Idempotency-Key whose answer is stored (or given earlier in the same batch) is not
+   * joined again: its result is that answer, `replayed`. Every other request joins (or finds its
+   * user already waiting) and gets the answer `answer` makes of it, which is stored with its key in
+   * the same transaction. Results are in the order of `requests`; a failed transaction rejects and
+   * leaves nothing behind.
+   */
+  async joinMany(
+    requests: readonly JoinRequest[],
+    answer: (user: SpinUser, joinedAt: number | undefined, joined: boolean) => Answer = () => ({
+      status: 200,
+      body: null,
+    }),
+    now = this.#now(),
+  ): Promise<JoinResult[]> {
+    const keyOf = (r: JoinRequest) => (r.key === undefined ? undefined : `${r.user.id}\n${r.key}`);
     return this.#db.transaction().execute(async (trx) => {
-      const inserted = await trx
-        .insertInto('spin_queue')
-        .values({ user_id: user.id, group_key: groupKey(user), joined_at: now })
-        .onConflict((oc) => oc.column('user_id').doNothing())
-        .executeTakeFirst();
-      if (Number(inserted.numInsertedOrUpdatedRows ?? 0n) === 0) {
-        const row = await trx
-          .selectFrom('spin_queue')
-          .select('joined_at')
-          .where('user_id', '=', user.id)
-          .executeTakeFirstOrThrow();
-        return { joinedAt: Number(row.joined_at), joined: false };
+      const earlier = new Map<string, Remembered>();
+      const keyed = requests.filter((r) => r.key !== undefined);
+      if (keyed.length > 0) {
+        const rows = await trx
+          .selectFrom('spin_idempotency')
+          .selectAll()
+          .where('user_id', 'in', [...new Set(keyed.map((r) => r.user.id))])
+          .where('key', 'in', [...new Set(keyed.map((r) => r.key!))])
+          .execute();
+        for (const row of rows) earlier.set(`${row.user_id}\n${row.key}`, rememberedOf(row));
       }
-      await this.#append(trx, now, [joinedEvent(user)]);
-      return { joinedAt: now, joined: true };
+      const fresh = new Map<string, SpinUser>();
+      for (const r of requests) if (!earlier.has(keyOf(r) ?? '')) fresh.set(r.user.id, r.user);
+      const joinedNow = new Set<string>();
+      const waitingSince = new Map<string, number>();
+      if (fresh.size > 0) {
+        const inserted = await trx
+          .insertInto('spin_queue')
+          .values([...fresh.values()].map((u) => ({ user_id: u.id, group_key: groupKey(u), joined_at: now })))
+          .onConflict((oc) => oc.column('user_id').doNothing())
+          .returning('user_id')
+          .execute();
+        for (const row of inserted) joinedNow.add(row.user_id);
+        const already = [...fresh.keys()].filter((id) => !joinedNow.has(id));
+        if (already.length > 0) {
+          const rows = await trx
+            .selectFrom('spin_queue')
+            .select(['user_id', 'joined_at'])
+            .where('user_id', 'in', already)
+            .execute();
+          for (const row of rows) waitingSince.set(row.user_id, Number(row.joined_at));
+        }
+        if (joinedNow.size > 0)
+          await this.#append(
+            trx,
+            now,
+            [...joinedNow].map((id) => joinedEvent(fresh.get(id)!)),
+          );
+      }
+      const results: JoinResult[] = [];
+      const toRemember: SpinTables['spin_idempotency'][] = [];
+      const counted = new Set<string>();
+      for (const r of requests) {
+        const key = keyOf(r);
+        const prior = key === undefined ? undefined : earlier.get(key);
+        if (prior !== undefined) {
+          results.push({ replayed: true, ...prior });
+          continue;
+        }
+        // The same user twice in one batch: the first joined, the second found it waiting.
+        const joined = joinedNow.has(r.user.id) && !counted.has(r.user.id);
+        counted.add(r.user.id);
+        const joinedAt = joinedNow.has(r.user.id) ? now : waitingSince.get(r.user.id);
+        const given = answer(r.user, joinedAt, joined);
+        results.push({ replayed: false, joinedAt, joined, ...given });
+        if (key === undefined) continue;
+        earlier.set(key, { fingerprint: r.fingerprint ?? '', ...given });
+        toRemember.push({
+          user_id: r.user.id,
+          key: r.key!,
+          fingerprint: r.fingerprint ?? '',
+          status: given.status,
+          body: JSON.stringify(given.body),
+          created_at: now,
+        });
+      }
+      // Another instance answering the same key at the same moment: the first one stored wins.
+      for (let i = 0; i < toRemember.length; i += INSERT_ROWS)
+        await trx
+          .insertInto('spin_idempotency')
+          .values(toRemember.slice(i, i + INSERT_ROWS))
+          .onConflict((oc) => oc.columns(['user_id', 'key']).doNothing())
+          .execute();
+      return results;
     });
   }
 
@@ -254,44 +363,76 @@ export class SpinStore {
    * its events. This claim is what makes a double match impossible, whatever runs the matcher.
    */
   async claim(first: Waiter, second: Waiter, now = this.#now()): Promise<string | undefined> {
-    const id = randomUUID();
-    try {
-      return await this.#db.transaction().execute(async (trx) => {
-        const taken = await trx
+    const [id] = await this.claimMany([{ first, second }], now);
+    return id;
+  }
+
+  /**
+   * {@link claim} for many pairs in one transaction (a matcher round's: one commit for all). Each
+   * pair is claimed or not on its own: a pair one of whose two no longer waits is left as it was
+   * (the one still waiting is put back as it was). Resolves each pair's match id, or undefined for
+   * a pair not claimed, in the order given.
+   */
+  async claimMany(
+    pairs: readonly { first: Waiter; second: Waiter }[],
+    now = this.#now(),
+  ): Promise<(string | undefined)[]> {
+    if (pairs.length === 0) return [];
+    return this.#db.transaction().execute(async (trx) => {
+      const taken = new Map<string, SpinTables['spin_queue']>();
+      const ids = pairs.flatMap(({ first, second }) => [first.userId, second.userId]);
+      for (let i = 0; i < ids.length; i += INSERT_ROWS) {
+        const rows = await trx
           .deleteFrom('spin_queue')
-          .where('user_id', 'in', [first.userId, second.userId])
-          .executeTakeFirst();
-        if (Number(taken.numDeletedRows) !== 2) throw new Lost();
+          .where('user_id', 'in', ids.slice(i, i + INSERT_ROWS))
+          .returning(['user_id', 'group_key', 'joined_at'])
+          .execute();
+        for (const row of rows) taken.set(row.user_id, row);
+      }
+      const used = new Set<string>();
+      const matches: SpinTables['spin_matches'][] = [];
+      const events: NewEvent[] = [];
+      const claimed = pairs.map(({ first, second }) => {
+        const free = (w: Waiter) => taken.has(w.userId) && !used.has(w.userId);
+        if (first.userId === second.userId || !free(first) || !free(second)) return undefined;
+        used.add(first.userId).add(second.userId);
+        const id = randomUUID();
         const waitedA = Math.max(0, now - first.joinedAt);
         const waitedB = Math.max(0, now - second.joinedAt);
-        await trx
-          .insertInto('spin_matches')
-          .values({
-            id,
-            user_a: first.userId,
-            user_b: second.userId,
-            matched_at: now,
-            waited_a_ms: waitedA,
-            waited_b_ms: waitedB,
-            vote_a: null,
-            vote_b: null,
-            outcome: 'pending',
-          })
-          .execute();
+        matches.push({
+          id,
+          user_a: first.userId,
+          user_b: second.userId,
+          matched_at: now,
+          waited_a_ms: waitedA,
+          waited_b_ms: waitedB,
+          vote_a: null,
+          vote_b: null,
+          outcome: 'pending',
+        });
         const matched = (w: Waiter, partner: Waiter, waitedMs: number): NewEvent[] => [
           { userId: w.userId, type: 'match', data: { matchId: id, partnerId: partner.userId, waitedMs } },
           { userId: null, type: 'matched', data: { group: groupKey(w), userId: w.userId, waitedMs } },
         ];
-        await this.#append(trx, now, [
-          ...matched(first, second, waitedA),
-          ...matched(second, first, waitedB),
-        ]);
+        events.push(...matched(first, second, waitedA), ...matched(second, first, waitedB));
         return id;
       });
-    } catch (error) {
-      if (error instanceof Lost) return undefined;
-      throw error;
-    }
+      // Taken but not matched (the other of its pair no longer waited): back as it was.
+      const putBack = [...taken.values()].filter((row) => !used.has(row.user_id));
+      for (let i = 0; i < putBack.length; i += INSERT_ROWS)
+        await trx
+          .insertInto('spin_queue')
+          .values(putBack.slice(i, i + INSERT_ROWS))
+          .execute();
+      for (let i = 0; i < matches.length; i += INSERT_ROWS)
+        await trx
+          .insertInto('spin_matches')
+          .values(matches.slice(i, i + INSERT_ROWS))
+          .execute();
+      for (let i = 0; i < events.length; i += INSERT_ROWS)
+        await this.#append(trx, now, events.slice(i, i + INSERT_ROWS));
+      return claimed;
+    });
   }
 
   /**
@@ -410,19 +551,14 @@ export class SpinStore {
   }
 
   /** The stored answer of an idempotent request, if any. */
-  async remembered(
-    userId: string,
-    key: string,
-  ): Promise<{ fingerprint: string; status: number; body: unknown } | undefined> {
+  async remembered(userId: string, key: string): Promise<Remembered | undefined> {
     const row = await this.#db
       .selectFrom('spin_idempotency')
       .selectAll()
       .where('user_id', '=', userId)
       .where('key', '=', key)
       .executeTakeFirst();
-    return row === undefined
-      ? undefined
-      : { fingerprint: row.fingerprint, status: row.status, body: JSON.parse(row.body) as unknown };
+    return row === undefined ? undefined : rememberedOf(row);
   }
 
   /** Keeps the answer of an idempotent request (the first one wins when two race). */
@@ -488,6 +624,9 @@ export class SpinStore {
   }
 }
 
+/** Rows per multi-row statement: at most 9 values each, far below either engine's limit of parameters. */
+const INSERT_ROWS = 250;
+
 /** Users written per transaction by {@link SpinStore.createUsers}: 9 values each, far below SQLite's limit. */
 const BATCH = 500;
 
@@ -520,6 +659,3 @@ function newUserRow(input: NewUser, now: number): { row: SpinTables['spin_users'
 function joinedEvent(user: SpinUser): NewEvent {
   return { userId: null, type: 'joined', data: { group: groupKey(user), userId: user.id } };
 }
-
-/** Thrown inside a claim's transaction to roll it back: someone else matched one of the two. */
-class Lost extends Error {}

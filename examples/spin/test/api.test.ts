@@ -249,6 +249,33 @@ describe('Spin API', () => {
     stream.close();
   });
 
+  it('ten joins sent at once with one Idempotency-Key join once; the key on another request is a 422', async () => {
+    const hal = await signUp('Hal', 'man', ['man']);
+    const headers = { 'idempotency-key': 'hal-join' };
+    const joins = await Promise.all(
+      Array.from({ length: 10 }, () => call('POST', '/api/queue/join', { token: hal.token, headers })),
+    );
+    expect(joins.map((j) => j.status)).toEqual(Array(10).fill(200));
+    expect(joins.filter((j) => j.headers.get('idempotent-replayed') === 'true')).toHaveLength(9);
+    for (const j of joins) expect(j.body).toEqual(joins[0]!.body);
+    const reused = await call('POST', '/api/matches/some-match/vote', {
+      token: hal.token,
+      headers,
+      body: { vote: 'like' },
+    });
+    expect([reused.status, reused.body.error.code]).toEqual([422, 'SPIN_IDEMPOTENCY_KEY_REUSED']);
+    const voteKey = { 'idempotency-key': 'hal-vote' };
+    const vote = await call('POST', '/api/matches/some-match/vote', {
+      token: hal.token,
+      headers: voteKey,
+      body: { vote: 'like' },
+    });
+    expect(vote.status).toBe(404);
+    const joinWithVoteKey = await call('POST', '/api/queue/join', { token: hal.token, headers: voteKey });
+    expect(joinWithVoteKey.status).toBe(200); // a failed request is not remembered: its key is free
+    expect(await call('DELETE', '/api/queue', { token: hal.token })).toMatchObject({ body: { left: true } });
+  });
+
   it('a stream that drops and resumes with Last-Event-ID gets the match made meanwhile, once', async () => {
     const fay = await signUp('Fay', 'woman', ['woman']);
     const gia = await signUp('Gia', 'woman', ['woman']);
