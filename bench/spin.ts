@@ -8,8 +8,9 @@
 // WOMEN_RATE a second; each is matched with the man who waited longest, and the time from the match
 // (the event's `at`, written by the server) to the event arriving on both streams is the
 // match-to-event latency, measured by the client (and by the server's spin_match_event_seconds).
-// The client runs in this process on the same machine: its CPU is the server's competition.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+// The load client runs on the same machine, its CPU the server's competition: joins are sent from
+// this process, the streams held by another (spin-streams.ts), so neither's pauses are the other's.
+import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -19,16 +20,22 @@ import { createStore } from '../src/index.js';
 import { spinMigrations } from '../examples/spin/src/schema.js';
 import { SpinStore } from '../examples/spin/src/store.js';
 import { describeMachine, percentile, sleep } from './lib.js';
+import type { HolderMessage } from './spin-streams.js';
 
 const USERS = Number(process.env['USERS'] ?? 10_000);
 const JOIN_RATE = Number(process.env['JOIN_RATE'] ?? 2_000);
 const MATCHES = Number(process.env['MATCHES'] ?? 1_000);
 const WOMEN_RATE = Number(process.env['WOMEN_RATE'] ?? 200);
 
+/** The node flags `npm start` runs the server with (package.json's start script). */
+const START_NODE_FLAGS = ['--max-semi-space-size=32'];
 const dir = mkdtempSync(path.join(tmpdir(), 'spin-bench-'));
-// Streams hold a socket each; joins reuse a pool of kept-alive ones.
-const streamAgent = new http.Agent({ keepAlive: false, maxSockets: Infinity });
+// Joins reuse a pool of kept-alive sockets; the streams are held by another process (spin-streams.ts).
 const joinAgent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+const holder = fork(path.join(import.meta.dirname, 'spin-streams.ts'), [], {
+  execArgv: ['--import', 'tsx'],
+  env: { PATH: process.env['PATH'] },
+});
 
 /** One request; resolves with the status and, unless `stream`, the whole body. */
 function send(
@@ -59,9 +66,8 @@ function send(
 interface Client {
   token: string;
   matchedAt?: number;
-  /** When the match event arrived, by this process's clock. */
+  /** When the match event arrived (by the stream holder, on this machine's clock). */
   receivedAt?: number;
-  events: number;
 }
 
 /** CPU time (user + system) the process has used, in ms. */
@@ -77,7 +83,8 @@ function rssKiB(pid: number): number {
 async function startServer(): Promise<{ child: ChildProcess; base: string }> {
   // SERVER_NODE_ARGS, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`, to see where the server's time goes.
   const nodeArgs = (process.env['SERVER_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '');
-  const child = spawn(process.execPath, [...nodeArgs, 'dist/spin/server.js'], {
+  // With the node flags of `npm start` (package.json).
+  const child = spawn(process.execPath, [...nodeArgs, ...START_NODE_FLAGS, 'dist/spin/server.js'], {
     env: {
       PATH: process.env['PATH'],
       BULWARK_DATA_DIR: dir,
@@ -100,37 +107,10 @@ async function startServer(): Promise<{ child: ChildProcess; base: string }> {
   return { child, base };
 }
 
-/** Opens `client`'s stream; resolves once it is open (its first status arrived). */
-async function connect(base: string, client: Client): Promise<void> {
-  const { response: body } = await send(`${base}/api/events`, {
-    agent: streamAgent,
-    headers: { authorization: `Bearer ${client.token}` },
-  });
-  let buffer = '';
-  let opened: () => void = () => undefined;
-  const open = new Promise<void>((resolve) => (opened = resolve));
-  body.setEncoding('utf8');
-  body.on('data', (chunk: string) => {
-    buffer += chunk;
-    let end: number;
-    while ((end = buffer.indexOf('\n\n')) >= 0) {
-      const block = buffer.slice(0, end);
-      buffer = buffer.slice(end + 2);
-      client.events += 1;
-      if (block.includes('event: status')) opened();
-      if (block.includes('event: match')) {
-        client.receivedAt = Date.now();
-        client.matchedAt = (JSON.parse(block.slice(block.indexOf('data: ') + 6)) as { at: number }).at;
-      }
-    }
-  });
-  body.on('error', () => undefined);
-  await open;
-}
-
 /** Joins `clients` at `perSecond`, in ticks of 10 ms; resolves each join's latency (ms) and the failures. */
 async function joinAt(base: string, clients: Client[], perSecond: number) {
   const latencies: number[] = [];
+  const sentAt: number[] = [];
   let failed = 0;
   const perTick = perSecond / 100;
   const started = performance.now();
@@ -150,7 +130,10 @@ async function joinAt(base: string, clients: Client[], perSecond: number) {
             headers: { authorization: `Bearer ${client.token}`, 'idempotency-key': `join-${i}` },
           });
           if (res.status !== 200) failed += 1;
-          else latencies.push(performance.now() - t);
+          else {
+            latencies.push(performance.now() - t);
+            sentAt.push(t - started);
+          }
         } catch {
           failed += 1;
         }
@@ -158,13 +141,26 @@ async function joinAt(base: string, clients: Client[], perSecond: number) {
     );
   }
   await Promise.all(pending);
+  // TIMELINE=1: the latencies of each half second, to see when a slow stretch happened.
+  for (let from = 0; process.env['TIMELINE'] === '1' && from < performance.now() - started; from += 500) {
+    const window = latencies.filter((_, i) => sentAt[i]! >= from && sentAt[i]! < from + 500);
+    if (window.length > 0)
+      process.stderr.write(
+        `  ${(from / 1000).toFixed(1)} s: ${window.length} joins, p50 ${f(percentile(window, 50))} / p99 ${f(percentile(window, 99))} / max ${f(Math.max(...window))} ms\n`,
+      );
+  }
   const seconds = (performance.now() - started) / 1000;
-  return { latencies, failed, achieved: clients.length / seconds };
+  const steady = latencies.filter((_, i) => sentAt[i]! >= 1000);
+  return { latencies, steady, failed, achieved: clients.length / seconds };
 }
 
 const f = (ms: number) => ms.toFixed(1);
 
 try {
+  const start = (JSON.parse(readFileSync('package.json', 'utf8')) as { scripts: { start: string } }).scripts
+    .start;
+  if (!START_NODE_FLAGS.every((flag) => start.includes(` ${flag} `)))
+    throw new Error(`START_NODE_FLAGS (${START_NODE_FLAGS.join(' ')}) are not those of npm start: ${start}`);
   const built = spawnSync('npm', ['run', 'build', '--silent'], { stdio: 'inherit' });
   if (built.status !== 0) throw new Error('npm run build failed');
   console.log(describeMachine(['fastify']));
@@ -180,7 +176,7 @@ try {
       gender: woman ? 'woman' : 'man',
       seeking: [woman ? 'man' : 'woman'],
     });
-    (woman ? women : men).push({ token, events: 0 });
+    (woman ? women : men).push({ token });
     if (i % 2000 === 1999) process.stderr.write(`users made: ${i + 1}\n`);
   }
   await store.close();
@@ -189,12 +185,21 @@ try {
   try {
     const idle = rssKiB(child.pid!);
     // STREAMS=0 joins without live streams open (to tell the streams' cost from the joins').
-    const streams = process.env['STREAMS'] !== '0';
-    for (let i = 0; streams && i < men.length; i += 500) {
-      await Promise.all(men.slice(i, i + 500).map((client) => connect(base, client)));
-      process.stderr.write(`streams open: ${Math.min(i + 500, men.length)}\n`);
+    const everyone = [...men, ...women];
+    if (process.env['STREAMS'] !== '0') {
+      holder.on('message', (message: HolderMessage) => {
+        if (message.type === 'progress') process.stderr.write(`streams open: ${message.open}\n`);
+        if (message.type !== 'match') return;
+        everyone[message.index]!.matchedAt = message.matchedAt;
+        everyone[message.index]!.receivedAt = message.receivedAt;
+      });
+      const opened = new Promise<void>((resolve, reject) => {
+        holder.on('message', (message: HolderMessage) => message.type === 'open' && resolve());
+        holder.once('exit', (code) => reject(new Error(`the stream holder exited ${code}`)));
+      });
+      holder.send({ base, tokens: everyone.map((c) => c.token) });
+      await opened;
     }
-    if (streams) await Promise.all(women.map((client) => connect(base, client)));
     const connected = rssKiB(child.pid!);
 
     const cpuBefore = cpuMs(child.pid!);
@@ -232,10 +237,13 @@ try {
     console.log(
       `| join latency p50 / p99 / max | ${f(percentile(joins.latencies, 50))} / ${f(percentile(joins.latencies, 99))} / ${f(Math.max(...joins.latencies))} ms | p99 < 20 ms |`,
     );
+    console.log(
+      `| join latency p50 / p99 after the first second (the server's join path warm) | ${f(percentile(joins.steady, 50))} / ${f(percentile(joins.steady, 99))} ms | |`,
+    );
     console.log(`| server CPU per join (streams' updates included) | ${cpuPerJoin.toFixed(2)} ms | |`);
     // The client shares the machine: if it is busy, its own delays are in the latencies it measures.
     console.log(
-      `| load client: CPU busy / event-loop delay p99 during the joins | ${(clientBusy * 100).toFixed(0)}% of a core / ${(clientDelay.percentile(99) / 1e6).toFixed(1)} ms | |`,
+      `| load client: CPU busy / event-loop delay p99 / max during the joins | ${(clientBusy * 100).toFixed(0)}% of a core / ${(clientDelay.percentile(99) / 1e6).toFixed(1)} / ${(clientDelay.max / 1e6).toFixed(1)} ms | |`,
     );
     console.log(`| failed joins | ${joins.failed + womenJoins.failed} | 0 |`);
     console.log(
@@ -254,7 +262,7 @@ try {
     await new Promise((resolve) => child.once('exit', resolve));
   }
 } finally {
-  streamAgent.destroy();
+  holder.disconnect();
   joinAgent.destroy();
   rmSync(dir, { recursive: true, force: true });
 }

@@ -255,11 +255,13 @@ export class SpinStore {
             .execute();
           for (const row of rows) waitingSince.set(row.user_id, Number(row.joined_at));
         }
+        // In queue order (all joined at `now`, so by user id): the feed then brings them in the
+        // order of the queue, which the instances' copies keep without sorting.
         if (joinedNow.size > 0)
           await this.#append(
             trx,
             now,
-            [...joinedNow].map((id) => joinedEvent(fresh.get(id)!)),
+            [...joinedNow].sort().map((id) => joinedEvent(fresh.get(id)!)),
           );
       }
       const results: JoinResult[] = [];
