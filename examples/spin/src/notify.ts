@@ -1,13 +1,14 @@
 // Spin's e-mails, as jobs of Bulwark's queue `spin.notify` (durable, retried with backoff, run by
-// any instance): "you have a match" for users who opted in, and "your wait changed a lot" for those
-// who opted in to that. SMTP from SPIN_SMTP_URL (a local server in development, e.g. smtp://127.0.0.1:1025);
+// any instance): "you have a match" for users who opted in (a match is marked once its notices are
+// queued, so those of a match made just before a crash are queued by the next check), and "your
+// wait changed a lot" for those who opted in to that. SMTP from SPIN_SMTP_URL (a local server in development, e.g. smtp://127.0.0.1:1025);
 // without it nothing is sent and the first skipped notice says so once.
 import { createHash } from 'node:crypto';
 import type { Bulwark, Job } from 'bulwark';
 import { createTransport, type Transporter } from 'nodemailer';
 import { formatDuration } from './domain/wording.js';
-import type { MadeMatch, SpinService } from './service.js';
-import type { SpinUser } from './store.js';
+import type { SpinService } from './service.js';
+import type { MatchPair, SpinUser } from './store.js';
 
 export const NOTIFY_QUEUE = 'spin.notify';
 
@@ -26,6 +27,10 @@ export type Notice =
 
 /** How often the matcher instance checks whether estimates moved enough to tell people. */
 const WAIT_CHECK_MS = 30_000;
+/** How far back the check for matches whose notices were never queued looks... */
+const RECOVER_WINDOW_MS = 3_600_000;
+/** ...leaving alone the last few seconds' (their notices are being queued as the matches are made). */
+const RECOVER_GRACE_MS = 10_000;
 /** A wait estimate "changed a lot": its median moved by half and by at least two minutes. */
 const WAIT_CHANGE_RATIO = 0.5;
 const WAIT_CHANGE_MIN_MS = 120_000;
@@ -39,6 +44,8 @@ export class SpinNotifier {
   readonly #told = new Map<string, number>();
   #warned = false;
   #timer: NodeJS.Timeout | undefined;
+  /** Matches whose notices are queued, to be marked so in the store (one statement per turn). */
+  #noticed: string[] = [];
   #stopMatched: (() => void) | undefined;
 
   constructor(options: { bulwark: Bulwark; spin: SpinService; mail?: MailOptions }) {
@@ -53,14 +60,17 @@ export class SpinNotifier {
   start(): void {
     this.#bulwark.queues.process<Notice>(NOTIFY_QUEUE, (job) => this.#send(job), { concurrency: 4 });
     this.#stopMatched = this.#spin.onMatched((match) => {
-      this.#matched(match).catch((error: unknown) =>
-        this.#bulwark.logger.warn({ err: error }, 'spin: enqueuing match notices failed'),
+      this.#matched({ matchId: match.matchId, userA: match.first.userId, userB: match.second.userId }).catch(
+        (error: unknown) => this.#bulwark.logger.warn({ err: error }, 'spin: enqueuing match notices failed'),
       );
     });
     this.#timer = setInterval(() => {
       if (!this.#spin.isMatcher) return;
       this.checkWaits().catch((error: unknown) =>
         this.#bulwark.logger.warn({ err: error }, 'spin: checking wait changes failed'),
+      );
+      this.recoverNotices().catch((error: unknown) =>
+        this.#bulwark.logger.warn({ err: error }, 'spin: queuing missed match notices failed'),
       );
     }, WAIT_CHECK_MS);
     this.#timer.unref();
@@ -72,14 +82,31 @@ export class SpinNotifier {
     this.#transport?.close();
   }
 
-  /** Both sides of a new match who opted in get a notice (a job each; its id dedupes a repeat). */
-  async #matched(match: MadeMatch): Promise<void> {
-    const users = await this.#spin.store.usersById([match.first.userId, match.second.userId]);
+  /**
+   * Queues the notices of matches made more than 10 s and less than an hour ago whose notices were
+   * never queued: the instance that made them stopped (a crash) between the match and its notices.
+   * Runs on the matcher's instance every 30 s. A notice queued but not yet marked so when the
+   * instance stopped is queued again: its job id dedupes it while it waits; one already sent is sent
+   * again, with the same Message-ID (at least once, never lost). Resolves how many matches it found.
+   */
+  async recoverNotices(graceMs = RECOVER_GRACE_MS): Promise<number> {
+    const now = Date.now();
+    const missed = await this.#spin.store.unnoticedMatches(now - RECOVER_WINDOW_MS, now - graceMs);
+    for (const match of missed) await this.#matched(match);
+    return missed.length;
+  }
+
+  /**
+   * Both sides of a new match who opted in get a notice (a job each; its id dedupes a repeat); then
+   * the match is marked as noticed.
+   */
+  async #matched(match: MatchPair): Promise<void> {
+    const users = await this.#spin.store.usersById([match.userA, match.userB]);
     for (const [self, partner] of [
-      [match.first, match.second],
-      [match.second, match.first],
+      [match.userA, match.userB],
+      [match.userB, match.userA],
     ] as const) {
-      const user = users.get(self.userId);
+      const user = users.get(self);
       if (user === undefined || !user.notify.match || user.email === null) continue;
       await this.#bulwark.queues.add<Notice>(
         NOTIFY_QUEUE,
@@ -87,11 +114,20 @@ export class SpinNotifier {
           kind: 'match',
           userId: user.id,
           matchId: match.matchId,
-          partnerName: users.get(partner.userId)?.displayName ?? 'someone',
+          partnerName: users.get(partner)?.displayName ?? 'someone',
         },
         { id: `match:${match.matchId}:${user.id}`, attempts: 5 },
       );
     }
+    if (this.#noticed.push(match.matchId) === 1)
+      setImmediate(() => {
+        const ids = this.#noticed.splice(0);
+        this.#spin.store
+          .markNoticed(ids)
+          .catch((error: unknown) =>
+            this.#bulwark.logger.warn({ err: error }, 'spin: marking match notices as queued failed'),
+          );
+      });
   }
 
   /**

@@ -1,6 +1,6 @@
 // Spin's tables, in the store Bulwark opens (SQLite by default, PostgreSQL with DATABASE_URL), and
 // their migrations: named after Bulwark's (`1000_…`) so they apply after them in name order.
-import type { Generated, Migration } from 'kysely';
+import { sql, type Generated, type Migration } from 'kysely';
 import type { StoreEngine } from 'bulwark';
 
 /** Spin's tables as Kysely sees them (`store.db.withTables<SpinTables>()`). */
@@ -39,6 +39,8 @@ export type SpinTables = {
     vote_b: string | null;
     /** `pending` until both voted, then `success` (both like) or `declined`. */
     outcome: string;
+    /** 1 once its e-mail notices were queued (notify.ts); 0 until then (the default, 1, is for rows made otherwise). */
+    noticed: Generated<number>;
   };
   /**
    * What happened, in order: the feed every instance reads to tell its connected users (per-user
@@ -169,6 +171,27 @@ export function spinMigrations(engine: StoreEngine): Record<string, Migration> {
       },
       async down(db) {
         await db.schema.dropIndex('spin_matches_at_idx').execute();
+      },
+    },
+    // Whether a match's e-mail notices were queued: a match made just before a crash, whose notices
+    // were not, is found by the partial index (only such rows are in it) and queued after all.
+    // Matches made before this migration count as noticed.
+    '1004_spin_match_noticed': {
+      async up(db) {
+        await db.schema
+          .alterTable('spin_matches')
+          .addColumn('noticed', 'integer', (c) => c.notNull().defaultTo(1))
+          .execute();
+        await db.schema
+          .createIndex('spin_matches_unnoticed_idx')
+          .on('spin_matches')
+          .column('matched_at')
+          .where(sql.ref('noticed'), '=', sql.lit(0))
+          .execute();
+      },
+      async down(db) {
+        await db.schema.dropIndex('spin_matches_unnoticed_idx').execute();
+        await db.schema.alterTable('spin_matches').dropColumn('noticed').execute();
       },
     },
   };

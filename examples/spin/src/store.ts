@@ -3,7 +3,7 @@
 // be all-or-nothing is one transaction. Store failures reject with Bulwark's
 // BWK_ERR_STORE_UNAVAILABLE (the store guards its driver), which the app answers as a 503.
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import type { Kysely, Selectable, Transaction } from 'kysely';
+import type { Insertable, Kysely, Selectable, Transaction } from 'kysely';
 import type { Store } from 'bulwark';
 import { groupKey } from './domain/groups.js';
 import { GENDERS, type Gender, type Seeking, type Waiter } from './domain/types.js';
@@ -56,6 +56,13 @@ export interface FeedEvent {
 
 /** A feed event not yet written. */
 export type NewEvent = Omit<FeedEvent, 'id' | 'at'>;
+
+/** A match by its id and its two users (the first the one whose turn it was). */
+export interface MatchPair {
+  matchId: string;
+  userA: string;
+  userB: string;
+}
 
 /** A join asked for; with an Idempotency-Key, the key and the request's fingerprint. */
 export interface JoinRequest {
@@ -392,7 +399,7 @@ export class SpinStore {
         for (const row of rows) taken.set(row.user_id, row);
       }
       const used = new Set<string>();
-      const matches: SpinTables['spin_matches'][] = [];
+      const matches: Insertable<SpinTables['spin_matches']>[] = [];
       const events: NewEvent[] = [];
       const claimed = pairs.map(({ first, second }) => {
         const free = (w: Waiter) => taken.has(w.userId) && !used.has(w.userId);
@@ -411,6 +418,7 @@ export class SpinStore {
           vote_a: null,
           vote_b: null,
           outcome: 'pending',
+          noticed: 0,
         });
         const matched = (w: Waiter, partner: Waiter, waitedMs: number): NewEvent[] => [
           { userId: w.userId, type: 'match', data: { matchId: id, partnerId: partner.userId, waitedMs } },
@@ -435,6 +443,33 @@ export class SpinStore {
         await this.#append(trx, now, events.slice(i, i + INSERT_ROWS));
       return claimed;
     });
+  }
+
+  /**
+   * Matches made between `from` and `to` (ms) whose e-mail notices are not queued yet, oldest first
+   * (read through the partial index that holds only those).
+   */
+  async unnoticedMatches(from: number, to: number, limit = 500): Promise<MatchPair[]> {
+    const rows = await this.#db
+      .selectFrom('spin_matches')
+      .select(['id', 'user_a', 'user_b'])
+      .where('noticed', '=', 0)
+      .where('matched_at', '>=', from)
+      .where('matched_at', '<=', to)
+      .orderBy('matched_at')
+      .limit(limit)
+      .execute();
+    return rows.map((row) => ({ matchId: row.id, userA: row.user_a, userB: row.user_b }));
+  }
+
+  /** Notes that the notices of these matches are queued. */
+  async markNoticed(matchIds: readonly string[]): Promise<void> {
+    for (let i = 0; i < matchIds.length; i += INSERT_ROWS)
+      await this.#db
+        .updateTable('spin_matches')
+        .set({ noticed: 1 })
+        .where('id', 'in', matchIds.slice(i, i + INSERT_ROWS))
+        .execute();
   }
 
   /**

@@ -1,6 +1,7 @@
 // Spin's e-mails through a real SMTP server (smtp-server on loopback): a user who opted in gets one
 // "you have a match" mail when matched, one who did not gets none; a waiting user who opted in is
-// told once when the estimate moves a lot, not when it barely moves.
+// told once when the estimate moves a lot, not when it barely moves; the notices of a match made
+// just before a crash (never queued) are queued by the next check, once.
 import { mkdtempSync, rmSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -130,5 +131,42 @@ describe('Spin notifications', () => {
     await new Promise((resolve) => setTimeout(resolve, 1000));
     expect(mails.filter((m) => m.subject === 'You have a match on Spin')).toHaveLength(1);
     expect(mails.some((m) => m.to === 'bob@example.test')).toBe(false);
+  });
+
+  it('queues the notices of a match made just before a crash (never queued) at the next check, once', async () => {
+    // A claim made straight in the store is a match whose instance stopped before queuing its notices.
+    // Two the matcher would never pair (the claim itself does not ask), so it cannot beat us to it.
+    const cat = await app.spin.store.createUser({
+      displayName: 'Cat',
+      gender: 'woman',
+      seeking: ['woman'],
+      email: 'cat@example.test',
+      notify: { match: true },
+    });
+    const dan = await app.spin.store.createUser({ displayName: 'Dan', gender: 'man', seeking: ['man'] });
+    const catJoined = (await app.spin.store.join(cat.user)).joinedAt;
+    const danJoined = (await app.spin.store.join(dan.user)).joinedAt;
+    // The matches of the test before were noticed as they were made: nothing to recover.
+    expect(await app.notifier.recoverNotices(0)).toBe(0);
+    const waiter = (user: typeof cat.user, joinedAt: number) => ({
+      userId: user.id,
+      gender: user.gender,
+      seeking: user.seeking,
+      joinedAt,
+    });
+    const now = Date.now();
+    expect(
+      await app.spin.store.claim(waiter(cat.user, catJoined), waiter(dan.user, danJoined), now),
+    ).toBeDefined();
+    expect(await app.notifier.recoverNotices()).toBe(0); // made a moment ago: left to its own instance
+    expect(await app.notifier.recoverNotices(0)).toBe(1);
+    await until(() => mails.some((m) => m.to === 'cat@example.test'), 15_000, "Cat's match mail");
+    await until(
+      async () => (await app.notifier.recoverNotices(0)) === 0,
+      5000,
+      'the match marked as noticed',
+    );
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(mails.filter((m) => m.to === 'cat@example.test')).toHaveLength(1);
   });
 });
