@@ -4,7 +4,8 @@ import path from 'node:path';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Part } from '../src/parts/index.js';
-import { createBulwark, type Bulwark } from '../src/runtime/create.js';
+import { createBulwark, openParts, type Bulwark } from '../src/runtime/create.js';
+import type { FlagService } from '../src/flags/service.js';
 import { startRedis, type RedisServer } from './helpers/redis.js';
 import { until } from './helpers/wait.js';
 
@@ -122,5 +123,40 @@ describe('every Bulwark tool has a flag and follows it live, on every instance',
     expect(a.flags.isEnabled('mine.tool', {}, true)).toBe(false);
     await a.flags.revive('mine.tool', who);
     expect(followed).toEqual([false, true]);
+  });
+
+  it("a command that runs none of the application's parts knows its tool flags and can kill one", async () => {
+    const appDir = mkdtempSync(path.join(dir, 'declared-'));
+    const mine: Part<'mine', string> = {
+      name: 'mine',
+      needs: [],
+      flags: () => [{ key: 'mine.switch', description: 'an application tool never changed yet' }],
+      start: () => 'running',
+    };
+    const options = {
+      env: { BULWARK_DATA_DIR: appDir },
+      logLevel: 'error',
+      defaultMetrics: false,
+      metricsHistory: false,
+    } as const;
+    const app = await createBulwark({ ...options, parts: (parts) => [...parts, mine] });
+    await app.close();
+    // What `bulwark flags kill mine.switch` opens: the flags part alone, without the application's.
+    const command = await openParts(['flags'], options);
+    try {
+      const flags = command.get<FlagService>('flags');
+      expect(flags.get('mine.switch')).toMatchObject({
+        description: 'an application tool never changed yet',
+      });
+      await flags.kill('mine.switch', who);
+    } finally {
+      await command.close();
+    }
+    const again = await createBulwark({ ...options, parts: (parts) => [...parts, mine] });
+    try {
+      expect(again.flags.isEnabled('mine.switch', {}, true)).toBe(false);
+    } finally {
+      await again.close();
+    }
   });
 });

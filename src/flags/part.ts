@@ -50,7 +50,7 @@ export function flagsPart(options: {
         store,
         ...(options.inMemory ? {} : { snapshotFile: path.join(settings.dataDir, 'flags.snapshot.json') }),
         ...(settings.flagsFile === undefined ? {} : { bootstrapFile: settings.flagsFile }),
-        defaults: toolFlags.map(toolFlag),
+        defaults: await declaredToolFlags(store, toolFlags.map(toolFlag), logger),
         ...(bus === undefined ? {} : { bus }),
         logger,
       });
@@ -75,6 +75,38 @@ export function flagsPart(options: {
       bus?.close();
     },
   };
+}
+
+/** Where the tool flags a process declares are written down for every process on the store. */
+const DECLARED = 'bulwark.flags.declared';
+
+/**
+ * The tool flags of this process (`mine`) and those other processes on the store declared: each
+ * process writes its own down, so a command (`bulwark flags kill app.tool`), which runs none of the
+ * application's parts, knows the application's tool flags and can kill one never changed before.
+ * An unreadable store leaves this process's own (the flag service then reports where it read from).
+ */
+async function declaredToolFlags(
+  store: Store,
+  mine: FlagDefinition[],
+  logger: { warn: (obj: object, msg: string) => void },
+): Promise<FlagDefinition[]> {
+  try {
+    const recorded = new Map(
+      (await store.kv.list<FlagDefinition>(DECLARED)).map((entry) => [entry.key, entry.value]),
+    );
+    const changed = mine.filter((flag) => JSON.stringify(recorded.get(flag.key)) !== JSON.stringify(flag));
+    if (changed.length > 0)
+      await store.kv.putMany(
+        DECLARED,
+        changed.map((flag) => ({ key: flag.key, value: flag })),
+      );
+    const known = new Set(mine.map((flag) => flag.key));
+    return [...mine, ...[...recorded.values()].filter((flag) => !known.has(flag.key))];
+  } catch (error) {
+    logger.warn({ err: error }, 'flags: the tool flags other processes declared could not be read');
+    return mine;
+  }
 }
 
 /** Guarded progressive rollouts of flags, evaluated every 5 s on the outcomes of every instance. */
