@@ -3,7 +3,8 @@
 // couples out of three waiting users. Exactly one pair wins, every time; the third user stays in the
 // queue; one match is written. On SQLite, writers are serialised by the file lock across processes
 // (two handles in one process would only block each other's thread): the four-process test
-// (cluster.test.ts) is the SQLite proof. Then the group commits, on both engines.
+// (cluster.test.ts) is the SQLite proof. Then the group commits, on both engines, and the event
+// feed when PostgreSQL commits ids out of order.
 import { createStore, type Store, type StoreOptions } from 'bulwark';
 import { afterAll, describe, expect, it } from 'vitest';
 import { postgresForFile } from '../../../test/helpers/store.js';
@@ -11,6 +12,10 @@ import { uniqueSchema, dropSchema } from '../../../test/helpers/postgres.js';
 import type { Waiter } from '../src/domain/types.js';
 import { spinMigrations } from '../src/schema.js';
 import { SpinStore, type SpinUser } from '../src/store.js';
+import { EventFeed } from '../src/feed.js';
+import type { SpinTables } from '../src/schema.js';
+import { until } from '../../../test/helpers/wait.js';
+import pino from 'pino';
 
 const pgUrl = postgresForFile();
 const cleanups: (() => Promise<void>)[] = [];
@@ -199,5 +204,51 @@ describe.each(['sqlite', 'postgres'] as const)('group commits on %s', (engine) =
       ['match', z.userId],
       ['matched', z.userId],
     ]);
+  });
+});
+
+describe('the event feed on PostgreSQL', () => {
+  it('delivers every event once and in order when ids commit out of order (a gap is waited for)', async () => {
+    const [a, b] = await twoHandles();
+    const reader = new SpinStore(a);
+    const feed = new EventFeed({
+      store: reader,
+      logger: pino({ level: 'silent' }),
+      pollMs: 5,
+      gapGraceMs: 2000,
+    });
+    const seen: number[] = [];
+    feed.subscribe((events) => seen.push(...events.map((e) => e.id)));
+    await feed.start();
+    try {
+      const db = b.db.withTables<SpinTables>();
+      const event = (n: number) => ({ user_id: null, type: 'test', data: JSON.stringify({ n }), at: n });
+      // Each round: a slow transaction takes an id, then a fast one takes the next and commits first;
+      // the reader sees the later id while the earlier is not committed yet.
+      for (let round = 0; round < 5; round += 1) {
+        let slowHasId: () => void = () => undefined;
+        const idTaken = new Promise<void>((resolve) => (slowHasId = resolve));
+        const slow = db.transaction().execute(async (trx) => {
+          await trx
+            .insertInto('spin_events')
+            .values(event(round * 2))
+            .execute();
+          slowHasId();
+          await new Promise((resolve) => setTimeout(resolve, 300));
+        });
+        await idTaken;
+        await db
+          .insertInto('spin_events')
+          .values(event(round * 2 + 1))
+          .execute();
+        await slow;
+      }
+      const written = (await reader.events(0, 100)).map((e) => e.id);
+      expect(written).toHaveLength(10);
+      await until(() => seen.length >= 10, 10_000, 'every event read').catch(() => undefined);
+      expect(seen).toEqual(written);
+    } finally {
+      feed.close();
+    }
   });
 });
