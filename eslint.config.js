@@ -28,6 +28,8 @@ export default tseslint.config(
       '@typescript-eslint/consistent-type-imports': 'error',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       'no-console': ['error', { allow: ['error'] }],
+      // Pages (the console, Spin's) show toasts and dialogs, never alert()/confirm()/prompt().
+      'no-alert': 'error',
       // Fastify handlers are async by convention even when they do not await.
       '@typescript-eslint/require-await': 'off',
     },
@@ -37,10 +39,9 @@ export default tseslint.config(
     rules: { 'no-console': 'off' },
   },
   {
-    // The console runs in browsers: no alert()/confirm()/prompt() (toasts and dialogs instead), and
-    // its console output is the browser's.
+    // The console runs in browsers: its console output is the browser's.
     files: ['console/**'],
-    rules: { 'no-alert': 'error', 'no-console': 'off' },
+    rules: { 'no-console': 'off' },
   },
   {
     files: ['**/*.js'],
