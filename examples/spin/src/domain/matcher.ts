@@ -66,7 +66,9 @@ export function pickMatches(waiting: readonly Waiter[]): Match[] {
 
 /**
  * Each waiter's place among those of its own group (same gender, same seeking set), 1 for the
- * first, in {@link queueOrder}: the `position` an estimate takes. Keyed by userId.
+ * first, in {@link queueOrder}: the `position` an estimate takes. Keyed by userId. The definition:
+ * SpinService numbers places itself over its copy of the queue kept in order (no sort, no new map
+ * each time), and is tested against this (places.test.ts).
  */
 export function groupPositions(waiting: readonly Waiter[]): Map<string, number> {
   const counts = new Int32Array(GROUP_SLOTS);
