@@ -18,3 +18,4 @@ export { toHttpError } from './http/error-handler.js';
 export { lazySchemas } from './http/lazy-schemas.js';
 export { rateLimit, type RateLimitPluginOptions, type RouteRateLimit } from './ratelimit/index.js';
 export { serveApp, type ServeOptions } from './http/serve.js';
+export { STRICT_CSP, webPages, type WebPagesOptions } from './http/web-pages.js';

@@ -17,6 +17,11 @@ export const catalogue = {
     message: 'Route {method} {url} not found',
     area: 'http',
   },
+  BWK_ERR_HTTP_PAGES_NOT_BUILT: {
+    status: 503,
+    message: 'The pages under {base} were not built: run `npm run build` (npm install runs it)',
+    area: 'http',
+  },
   BWK_ERR_HTTP_VALIDATION: {
     status: 400,
     message: 'Invalid request {part}: {detail}',
