@@ -2,38 +2,17 @@
 // so `npm install` builds it). Output: dist/console/index.html and dist/console/assets/*, every
 // asset named by its content hash (served immutable) and written precompressed (.br, .gz) beside
 // itself, which @fastify/static serves to clients that accept them.
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { brotliCompressSync, constants, gzipSync } from 'node:zlib';
 import preact from '@preact/preset-vite';
-import { defineConfig, type Plugin } from 'vite';
+import { defineConfig } from 'vite';
+import { precompress } from './precompress.js';
 
 const outDir = path.resolve(import.meta.dirname, '../dist/console');
-
-/** Writes `<file>.br` and `<file>.gz` beside every script, style sheet and SVG of the build. */
-function precompress(): Plugin {
-  return {
-    name: 'bulwark-precompress',
-    apply: 'build',
-    closeBundle() {
-      const assets = path.join(outDir, 'assets');
-      for (const name of readdirSync(assets).filter((n) => /\.(js|css|svg)$/.test(n))) {
-        const file = path.join(assets, name);
-        const data = readFileSync(file);
-        writeFileSync(
-          `${file}.br`,
-          brotliCompressSync(data, { params: { [constants.BROTLI_PARAM_QUALITY]: 11 } }),
-        );
-        writeFileSync(`${file}.gz`, gzipSync(data, { level: 9 }));
-      }
-    },
-  };
-}
 
 export default defineConfig({
   root: import.meta.dirname,
   base: '/admin/',
-  plugins: [preact(), precompress()],
+  plugins: [preact(), precompress(outDir)],
   logLevel: 'warn',
   build: {
     outDir,

@@ -3,7 +3,10 @@
 // routes. Built without listening, so tests use it over a real port or `app.inject()`.
 import Fastify, { type FastifyInstance } from 'fastify';
 import { createBulwark, DEFAULT_RATE_LIMIT_POLICY, withAlertRules } from 'bulwark';
-import { bulwark as bulwarkPlugin, fastifyOptions } from 'bulwark/fastify';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { bulwark as bulwarkPlugin, fastifyOptions, webPages } from 'bulwark/fastify';
 import type { BulwarkOptions, Part, Store } from 'bulwark';
 import { SpinNotifier, type MailOptions } from './notify.js';
 import { spinRoutes } from './routes.js';
@@ -33,6 +36,17 @@ export function spinPart(options: SpinOptions = {}): Part<'spin', SpinService, {
     },
     close: (spin) => spin.close(),
   };
+}
+
+/**
+ * Where `vite build` put Spin's pages: dist/spin/web, found from this module whether it runs from
+ * the bundle (dist/spin/server.js) or from its source (tests).
+ */
+function webDir(): string | undefined {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  return [path.resolve(here, 'web'), path.resolve(here, '../../../dist/spin/web')].find((dir) =>
+    existsSync(path.join(dir, 'index.html')),
+  );
 }
 
 /** Spin's rate-limit policies, besides Bulwark's default. */
@@ -88,6 +102,8 @@ export async function buildSpin(
     await app.register(spinRoutes, { bulwark, spin });
     await app.register(spinStats, { bulwark, spin });
     await app.register(testEndpoints, { bulwark, spin, env });
+    // The pages (examples/spin/web, built by `npm run build`) at / and every path of theirs.
+    await webPages(app, { dir: webDir(), base: '/', reserved: ['/api/'] });
     await app.ready();
   } catch (error) {
     await app.close().catch(() => undefined);

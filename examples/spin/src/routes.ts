@@ -127,32 +127,6 @@ export async function spinRoutes(
     return answer(reply, { status, body });
   };
 
-  // Until Spin's pages exist (the next step), the root says where everything is.
-  typed.get(
-    '/',
-    {
-      schema: {
-        tags: ['spin'],
-        summary: 'Where to start',
-        response: {
-          200: Type.Object({ name: Type.String(), links: Type.Record(Type.String(), Type.String()) }),
-        },
-      },
-    },
-    async () => ({
-      name: 'spin',
-      links: {
-        signUp: 'POST /api/users',
-        join: 'POST /api/queue/join',
-        events: 'GET /api/events',
-        queueStatus: '/api/queue-status',
-        apiDocs: '/api-docs',
-        console: '/admin',
-        health: '/health',
-      },
-    }),
-  );
-
   typed.post(
     '/api/users',
     {

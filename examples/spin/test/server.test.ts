@@ -20,8 +20,9 @@ describe('Spin as npm start runs it', () => {
       const port = await listeningPort(server, /spin listening on http:\/\/127\.0\.0\.1:(\d+)/);
       expect(server.stdout()).toMatch(/^Admin console: open http:\/\/127\.0\.0\.1:\d+\/admin\/login#token=/m);
       const base = `http://127.0.0.1:${port}`;
-      const root = (await (await fetch(base)).json()) as { name: string };
-      expect(root.name).toBe('spin');
+      const root = await fetch(base);
+      expect(root.headers.get('content-type')).toBe('text/html; charset=utf-8');
+      expect(await root.text()).toContain('<title>Spin</title>');
       const signUp = async (displayName: string, gender: string, seeking: string[]) => {
         const res = await fetch(`${base}/api/users`, {
           method: 'POST',

@@ -1,0 +1,109 @@
+// Spin's waiting page in real Chromium (playwright-core + Debian's chromium): a newcomer signs up,
+// joins and sees where they stand (place, the wait as a range or why there is none, the reason);
+// two compatible people in two browsers are matched and each page says they are no longer waiting;
+// a failed request shows a message with its error code (no alert()); axe finds nothing serious, at
+// 360 px wide too.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { axeViolations, launchChromium, openContext, PageProblems } from '../../../test/helpers/browser.js';
+import { buildSpin } from '../src/app.js';
+
+const dataDir = mkdtempSync(path.join(tmpdir(), 'spin-pages-'));
+let app: Awaited<ReturnType<typeof buildSpin>>;
+let base: string;
+let browser: Browser;
+let problems: PageProblems;
+
+beforeAll(async () => {
+  app = await buildSpin({
+    env: { BULWARK_DATA_DIR: dataDir, LOG_LEVEL: 'warn' },
+    spin: { matchIntervalMs: 100, pollMs: 20 },
+  });
+  base = await app.listen({ host: '127.0.0.1', port: 0 });
+  browser = await launchChromium();
+});
+afterAll(async () => {
+  await browser?.close();
+  await app?.close();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+afterEach(() => {
+  expect(problems.problems).toEqual([]);
+});
+
+async function signUp(page: Page, name: string, gender: string, seeking: string[]): Promise<void> {
+  await page.goto('/');
+  await page.getByLabel('Your name').fill(name);
+  await page.getByRole('group', { name: 'You are' }).getByLabel(gender, { exact: true }).check();
+  const seek = page.getByRole('group', { name: 'You seek' });
+  for (const g of ['woman', 'man', 'nonbinary'])
+    await seek.getByLabel(g, { exact: true }).setChecked(seeking.includes(g));
+  await page.getByRole('button', { name: 'Sign up' }).click();
+  await expect.poll(() => page.getByText(`Hello ${name}`).count()).toBe(1);
+}
+
+describe("Spin's waiting page", () => {
+  it('signs up, joins and shows the place, the estimate and why; leaves', async () => {
+    problems = new PageProblems();
+    const { context, page } = await openContext(browser, base, problems, { width: 360 });
+    try {
+      await signUp(page, 'Ann', 'woman', ['woman']);
+      expect(await axeViolations(page)).toEqual([]);
+      await page.getByRole('button', { name: 'Join the queue' }).click();
+      const wait = page.getByRole('region', { name: 'Your wait' });
+      await expect.poll(() => wait.getByText('You are number 1 in your line').count()).toBe(1);
+      // Nobody matched yet: no range, and the reason says why.
+      expect(await wait.getByText('No estimate yet').count()).toBe(1);
+      expect(await wait.textContent()).toMatch(/nobody seeking your match has been matched/);
+      expect(await axeViolations(page)).toEqual([]);
+      // A reload keeps the user (the token is kept in the browser).
+      await page.reload();
+      await expect.poll(() => wait.getByText('You are number 1 in your line').count()).toBe(1);
+      await page.getByRole('button', { name: 'Leave the queue' }).click();
+      await expect.poll(() => page.getByText('You are not in the queue.').count()).toBe(1);
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('two compatible people in two browsers are matched: neither waits any more', async () => {
+    problems = new PageProblems();
+    const one = await openContext(browser, base, problems);
+    const two = await openContext(browser, base, problems);
+    try {
+      await signUp(one.page, 'Cat', 'nonbinary', ['nonbinary']);
+      await signUp(two.page, 'Dee', 'nonbinary', ['nonbinary']);
+      for (const { page } of [one, two]) await page.getByRole('button', { name: 'Join the queue' }).click();
+      for (const { page } of [one, two])
+        await expect
+          .poll(() => page.getByText('You are not in the queue.').count(), { timeout: 15_000 })
+          .toBe(1);
+      expect(await app.spin.store.waiting()).toEqual([]);
+    } finally {
+      await one.context.close();
+      await two.context.close();
+    }
+  });
+
+  it('a failed request shows a message with its error code, which can be dismissed', async () => {
+    problems = new PageProblems();
+    problems.expected.push(/^400 POST \/api\/users$/);
+    const { context, page } = await openContext(browser, base, problems);
+    try {
+      await page.goto('/');
+      // A name longer than the server takes (the field's own limit lifted, as an old page might have).
+      await page.evaluate("document.querySelector('input[maxlength]').removeAttribute('maxlength')");
+      await page.getByLabel('Your name').fill('y'.repeat(41));
+      await page.getByRole('button', { name: 'Sign up' }).click();
+      const toast = page.getByRole('alert');
+      await expect.poll(() => toast.textContent()).toMatch(/BWK_ERR_HTTP_VALIDATION/);
+      await toast.getByRole('button', { name: 'Dismiss' }).click();
+      expect(await page.getByRole('alert').count()).toBe(0);
+    } finally {
+      await context.close();
+    }
+  });
+});

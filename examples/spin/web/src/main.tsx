@@ -1,0 +1,195 @@
+// Spin's waiting page: sign up (name, gender, whom you seek), join the queue, and see where you
+// stand: your place, the wait as a range with how sure it is and why, updated every few seconds.
+import { render } from 'preact';
+import { useEffect, useState } from 'preact/hooks';
+import { api, ApiError, duration, GENDERS, type Gender, type Me, type Status } from './api.js';
+import './style.css';
+
+const TOKEN = 'spin.token';
+
+interface Problem {
+  message: string;
+  code: string;
+}
+
+function problemOf(error: unknown): Problem {
+  return error instanceof ApiError
+    ? { message: error.message, code: error.code }
+    : { message: 'Something went wrong on this page.', code: 'PAGE' };
+}
+
+function SignUp({ onSigned, fail }: { onSigned: (token: string) => void; fail: (e: unknown) => void }) {
+  const [name, setName] = useState('');
+  const [gender, setGender] = useState<Gender>('woman');
+  const [seeking, setSeeking] = useState<Gender[]>(['man']);
+  const [busy, setBusy] = useState(false);
+  const submit = async (event: Event) => {
+    event.preventDefault();
+    setBusy(true);
+    try {
+      const { token } = await api<{ token: string }>('POST', '/api/users', {
+        body: { displayName: name, gender, seeking },
+      });
+      onSigned(token);
+    } catch (error) {
+      fail(error);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <form onSubmit={(e) => void submit(e)} aria-busy={busy}>
+      <h2>Who are you?</h2>
+      <label>
+        Your name
+        <input required maxLength={40} value={name} onInput={(e) => setName(e.currentTarget.value)} />
+      </label>
+      <fieldset>
+        <legend>You are</legend>
+        {GENDERS.map((g) => (
+          <label key={g}>
+            <input type="radio" name="gender" checked={gender === g} onChange={() => setGender(g)} /> {g}
+          </label>
+        ))}
+      </fieldset>
+      <fieldset>
+        <legend>You seek</legend>
+        {GENDERS.map((g) => (
+          <label key={g}>
+            <input
+              type="checkbox"
+              checked={seeking.includes(g)}
+              onChange={(e) =>
+                setSeeking(e.currentTarget.checked ? [...seeking, g] : seeking.filter((s) => s !== g))
+              }
+            />{' '}
+            {g}
+          </label>
+        ))}
+      </fieldset>
+      <button type="submit" disabled={busy || seeking.length === 0 || name.trim() === ''}>
+        Sign up
+      </button>
+    </form>
+  );
+}
+
+function Estimate({ status }: { status: Extract<Status, { waiting: true }> }) {
+  const e = status.estimate;
+  return (
+    <section aria-label="Your wait" class="card">
+      <p class="place">You are number {status.position} in your line</p>
+      {e.estimateKnown && e.p10Ms !== null && e.p90Ms !== null ? (
+        <p class="range">
+          Likely {duration(e.p10Ms)} to {duration(e.p90Ms)}
+          {e.p50Ms !== null ? `, most likely about ${duration(e.p50Ms)}` : ''}
+        </p>
+      ) : (
+        <p class="range">No estimate yet</p>
+      )}
+      <p class="sure">
+        {e.estimateKnown ? `Based on ${e.sampleSize} recent matches.` : 'Too few recent matches to tell.'}
+      </p>
+      <p class="why">{e.sentence}</p>
+      <p>You have waited {duration(status.waitedMs)}.</p>
+    </section>
+  );
+}
+
+function Queue({ token, fail, signOut }: { token: string; fail: (e: unknown) => void; signOut: () => void }) {
+  const [me, setMe] = useState<Me | null>(null);
+  const [status, setStatus] = useState<Status | null>(null);
+  const [busy, setBusy] = useState(false);
+  useEffect(() => {
+    let stopped = false;
+    const read = async () => {
+      try {
+        const next = await api<Status>('GET', '/api/queue/status', { token });
+        if (!stopped) setStatus(next);
+      } catch (error) {
+        if (error instanceof ApiError && error.code === 'SPIN_UNAUTHORIZED') signOut();
+        else if (!stopped) fail(error);
+      }
+    };
+    api<Me>('GET', '/api/me', { token }).then(setMe, (error: unknown) => {
+      if (error instanceof ApiError && error.code === 'SPIN_UNAUTHORIZED') signOut();
+      else fail(error);
+    });
+    void read();
+    const timer = setInterval(() => void read(), 5000);
+    return () => {
+      stopped = true;
+      clearInterval(timer);
+    };
+  }, [token]);
+  const act = async (work: () => Promise<Status>) => {
+    setBusy(true);
+    try {
+      setStatus(await work());
+    } catch (error) {
+      fail(error);
+    } finally {
+      setBusy(false);
+    }
+  };
+  const join = () =>
+    act(() =>
+      api<Status>('POST', '/api/queue/join', { token, headers: { 'idempotency-key': crypto.randomUUID() } }),
+    );
+  const leave = () => act(async () => (await api('DELETE', '/api/queue', { token }), { waiting: false }));
+  return (
+    <div aria-busy={status === null || busy}>
+      {me !== null && (
+        <p>
+          Hello {me.displayName} ({me.gender}, seeking {me.seeking.join(' or ')})
+        </p>
+      )}
+      {status?.waiting === true && <Estimate status={status} />}
+      {status?.waiting === false && <p>You are not in the queue.</p>}
+      {status?.waiting === false ? (
+        <button disabled={busy} onClick={() => void join()}>
+          Join the queue
+        </button>
+      ) : (
+        status !== null && (
+          <button disabled={busy} onClick={() => void leave()}>
+            Leave the queue
+          </button>
+        )
+      )}
+    </div>
+  );
+}
+
+function App() {
+  const [token, setToken] = useState(localStorage.getItem(TOKEN));
+  const [problem, setProblem] = useState<Problem | null>(null);
+  const signOut = () => {
+    localStorage.removeItem(TOKEN);
+    setToken(null);
+  };
+  return (
+    <main>
+      <h1>Spin</h1>
+      {token === null ? (
+        <SignUp
+          onSigned={(t) => {
+            localStorage.setItem(TOKEN, t);
+            setToken(t);
+          }}
+          fail={(e) => setProblem(problemOf(e))}
+        />
+      ) : (
+        <Queue token={token} fail={(e) => setProblem(problemOf(e))} signOut={signOut} />
+      )}
+      {problem !== null && (
+        <div role="alert" class="toast">
+          {problem.message} <code>{problem.code}</code>{' '}
+          <button onClick={() => setProblem(null)}>Dismiss</button>
+        </div>
+      )}
+    </main>
+  );
+}
+
+render(<App />, document.getElementById('app')!);
