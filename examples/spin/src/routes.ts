@@ -395,7 +395,9 @@ async function stream(
     clearInterval(heartbeat);
   });
   raw.write(`retry: 2000\n\n`);
-  if (sent > 0) {
+  // A resume, even from 0 (the first status of a stream opened on an empty feed carries id 0), is
+  // sent every event of the user's since; only a new stream (no Last-Event-ID) is not.
+  if (request.headers['last-event-id'] !== undefined) {
     try {
       for (const event of await spin.store.events(sent, REPLAY_LIMIT, user.id)) send(event);
     } catch (error) {

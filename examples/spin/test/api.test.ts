@@ -276,6 +276,19 @@ describe('Spin API', () => {
     expect(await call('DELETE', '/api/queue', { token: hal.token })).toMatchObject({ body: { left: true } });
   });
 
+  it('a stream resumed from Last-Event-ID 0 (opened on an empty feed) gets every event of its user', async () => {
+    const ivy = await signUp('Ivy', 'woman', ['man']);
+    const jon = await signUp('Jon', 'man', ['woman']);
+    await call('POST', '/api/queue/join', { token: ivy.token });
+    await call('POST', '/api/queue/join', { token: jon.token });
+    await expect
+      .poll(async () => (await call('GET', '/api/matches', { token: ivy.token })).body.matches.length)
+      .toBe(1);
+    const resumed = listen(ivy.token, '0');
+    expect((await resumed.next('match')).data.partnerId).toBe(jon.user.id);
+    resumed.close();
+  });
+
   it('a stream that drops and resumes with Last-Event-ID gets the match made meanwhile, once', async () => {
     const fay = await signUp('Fay', 'woman', ['woman']);
     const gia = await signUp('Gia', 'woman', ['woman']);

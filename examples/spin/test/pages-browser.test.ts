@@ -1,8 +1,8 @@
 // Spin's waiting page in real Chromium (playwright-core + Debian's chromium): a newcomer signs up,
 // joins and sees where they stand (place, the wait as a range or why there is none, the reason);
-// two compatible people in two browsers are matched and each page says they are no longer waiting;
-// a failed request shows a message with its error code (no alert()); axe finds nothing serious, at
-// 360 px wide too.
+// two compatible people in two browsers are matched live and vote; a page offline while its match
+// is made gets it when back (resumed with Last-Event-ID); a failed request shows a message with
+// its error code (no alert()); axe finds nothing serious, at 360 px wide too.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -69,7 +69,7 @@ describe("Spin's waiting page", () => {
     }
   });
 
-  it('two compatible people in two browsers are matched: neither waits any more', async () => {
+  it('two compatible people in two browsers are matched live, like each other and both see it', async () => {
     problems = new PageProblems();
     const one = await openContext(browser, base, problems);
     const two = await openContext(browser, base, problems);
@@ -77,14 +77,53 @@ describe("Spin's waiting page", () => {
       await signUp(one.page, 'Cat', 'nonbinary', ['nonbinary']);
       await signUp(two.page, 'Dee', 'nonbinary', ['nonbinary']);
       for (const { page } of [one, two]) await page.getByRole('button', { name: 'Join the queue' }).click();
+      const card = (page: Page) => page.getByRole('region', { name: 'Your match' });
+      await expect.poll(() => card(one.page).textContent()).toContain('You have a match: Dee');
+      await expect.poll(() => card(two.page).textContent()).toContain('You have a match: Cat');
+      await card(one.page).getByRole('button', { name: 'Like' }).click();
+      await expect.poll(() => card(one.page).textContent()).toContain('You said like; waiting for them.');
+      await card(two.page).getByRole('button', { name: 'Like' }).click();
       for (const { page } of [one, two])
-        await expect
-          .poll(() => page.getByText('You are not in the queue.').count(), { timeout: 15_000 })
-          .toBe(1);
-      expect(await app.spin.store.waiting()).toEqual([]);
+        await expect.poll(() => card(page).textContent()).toContain('You both liked each other.');
+      expect(await axeViolations(one.page)).toEqual([]);
     } finally {
       await one.context.close();
       await two.context.close();
+    }
+  });
+
+  it('a page whose connection dropped gets the match made meanwhile when it is back (Last-Event-ID)', async () => {
+    problems = new PageProblems();
+    const { context, page } = await openContext(browser, base, problems);
+    const resumed: string[] = [];
+    page.on('request', (request) => {
+      const last = request.headers()['last-event-id'];
+      if (request.url().endsWith('/api/events') && last !== undefined) resumed.push(last);
+    });
+    problems.expected.push(/^request failed: GET .*\/api\/events/);
+    try {
+      await signUp(page, 'Eve', 'woman', ['man']);
+      await page.getByRole('button', { name: 'Join the queue' }).click();
+      await expect.poll(() => page.getByText('You are number 1 in your line').count()).toBe(1);
+      // The connection drops (as through a proxy's restart) and the browser stays offline a while.
+      await context.setOffline(true);
+      app.server.closeAllConnections();
+      await expect.poll(() => page.getByText('Reconnecting to Spin…').count()).toBe(1);
+      // While Eve is offline, Finn joins and they are matched.
+      const finn = await app.spin.store.createUser({
+        displayName: 'Finn',
+        gender: 'man',
+        seeking: ['woman'],
+      });
+      await app.spin.store.join(finn.user);
+      await expect.poll(async () => (await app.spin.store.history(finn.user.id, 1)).length).toBe(1);
+      await context.setOffline(false);
+      const card = page.getByRole('region', { name: 'Your match' });
+      await expect.poll(() => card.textContent(), { timeout: 15_000 }).toContain('You have a match: Finn');
+      expect(resumed.length).toBeGreaterThan(0);
+      expect(await page.getByRole('region', { name: 'Your match' }).count()).toBe(1);
+    } finally {
+      await context.close();
     }
   });
 

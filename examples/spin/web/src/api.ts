@@ -25,6 +25,16 @@ export interface Me {
   seeking: Gender[];
 }
 
+export interface Match {
+  id: string;
+  matchedAt: number;
+  partner: { id: string; displayName: string };
+  waitedMs: number;
+  myVote: 'like' | 'pass' | null;
+  partnerVote: 'like' | 'pass' | null;
+  outcome: 'pending' | 'success' | 'declined';
+}
+
 export class ApiError extends Error {
   constructor(
     readonly status: number,

@@ -1,8 +1,10 @@
 // Spin's waiting page: sign up (name, gender, whom you seek), join the queue, and see where you
-// stand: your place, the wait as a range with how sure it is and why, updated every few seconds.
+// stand: your place, the wait as a range with how sure it is and why, live (the user's event
+// stream); a match found → like or pass → the outcome.
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
-import { api, ApiError, duration, GENDERS, type Gender, type Me, type Status } from './api.js';
+import { api, ApiError, duration, GENDERS, type Gender, type Match, type Me, type Status } from './api.js';
+import { follow } from './live.js';
 import './style.css';
 
 const TOKEN = 'spin.token';
@@ -96,31 +98,75 @@ function Estimate({ status }: { status: Extract<Status, { waiting: true }> }) {
   );
 }
 
+function MatchCard({ token, match, fail }: { token: string; match: Match; fail: (e: unknown) => void }) {
+  const [shown, setShown] = useState(match);
+  const [busy, setBusy] = useState(false);
+  useEffect(() => setShown(match), [match]);
+  const vote = async (choice: 'like' | 'pass') => {
+    setBusy(true);
+    try {
+      setShown(
+        await api<Match>('POST', `/api/matches/${encodeURIComponent(match.id)}/vote`, {
+          token,
+          body: { vote: choice },
+          headers: { 'idempotency-key': `vote-${match.id}` },
+        }),
+      );
+    } catch (error) {
+      fail(error);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <section aria-label="Your match" class="card">
+      <p class="place">You have a match: {shown.partner.displayName}</p>
+      {shown.outcome === 'success' && <p>You both liked each other.</p>}
+      {shown.outcome === 'declined' && <p>Not this time: one of you passed.</p>}
+      {shown.outcome === 'pending' && shown.myVote !== null && (
+        <p>You said {shown.myVote}; waiting for them.</p>
+      )}
+      {shown.myVote === null && (
+        <p>
+          <button disabled={busy} onClick={() => void vote('like')}>
+            Like
+          </button>{' '}
+          <button disabled={busy} onClick={() => void vote('pass')}>
+            Pass
+          </button>
+        </p>
+      )}
+    </section>
+  );
+}
+
 function Queue({ token, fail, signOut }: { token: string; fail: (e: unknown) => void; signOut: () => void }) {
   const [me, setMe] = useState<Me | null>(null);
   const [status, setStatus] = useState<Status | null>(null);
+  const [match, setMatch] = useState<Match | null>(null);
+  const [connected, setConnected] = useState(true);
   const [busy, setBusy] = useState(false);
   useEffect(() => {
-    let stopped = false;
-    const read = async () => {
-      try {
-        const next = await api<Status>('GET', '/api/queue/status', { token });
-        if (!stopped) setStatus(next);
-      } catch (error) {
-        if (error instanceof ApiError && error.code === 'SPIN_UNAUTHORIZED') signOut();
-        else if (!stopped) fail(error);
-      }
-    };
-    api<Me>('GET', '/api/me', { token }).then(setMe, (error: unknown) => {
+    const unauthorized = (error: unknown) => {
       if (error instanceof ApiError && error.code === 'SPIN_UNAUTHORIZED') signOut();
       else fail(error);
-    });
-    void read();
-    const timer = setInterval(() => void read(), 5000);
-    return () => {
-      stopped = true;
-      clearInterval(timer);
     };
+    const latestMatch = () =>
+      api<{ matches: Match[] }>('GET', '/api/matches?limit=1', { token }).then(
+        ({ matches }) => setMatch(matches[0] ?? null),
+        unauthorized,
+      );
+    api<Me>('GET', '/api/me', { token }).then(setMe, unauthorized);
+    void latestMatch();
+    const live = follow(token, {
+      onEvent(type, data) {
+        if (type === 'status') setStatus(data as Status);
+        else if (type === 'match' || type === 'outcome') void latestMatch();
+      },
+      onState: setConnected,
+      onUnauthorized: signOut,
+    });
+    return () => live.stop();
   }, [token]);
   const act = async (work: () => Promise<Status>) => {
     setBusy(true);
@@ -144,6 +190,8 @@ function Queue({ token, fail, signOut }: { token: string; fail: (e: unknown) => 
           Hello {me.displayName} ({me.gender}, seeking {me.seeking.join(' or ')})
         </p>
       )}
+      {!connected && <p role="status">Reconnecting to Spin…</p>}
+      {match !== null && <MatchCard token={token} match={match} fail={fail} />}
       {status?.waiting === true && <Estimate status={status} />}
       {status?.waiting === false && <p>You are not in the queue.</p>}
       {status?.waiting === false ? (
