@@ -1,8 +1,9 @@
 // Spin's waiting page in real Chromium (playwright-core + Debian's chromium): a newcomer signs up,
 // joins and sees where they stand (place, the wait as a range or why there is none, the reason);
 // two compatible people in two browsers are matched live and vote; a page offline while its match
-// is made gets it when back (resumed with Last-Event-ID); a failed request shows a message with
-// its error code (no alert()); axe finds nothing serious, at 360 px wide too.
+// is made gets it when back (resumed with Last-Event-ID); a transient failure is retried by itself
+// with the same Idempotency-Key; a lasting one shows its code (no alert()), can be tried again and
+// reported to Bulwark's browser error endpoint; axe finds nothing serious, at 360 px wide too.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -122,6 +123,51 @@ describe("Spin's waiting page", () => {
       await expect.poll(() => card.textContent(), { timeout: 15_000 }).toContain('You have a match: Finn');
       expect(resumed.length).toBeGreaterThan(0);
       expect(await page.getByRole('region', { name: 'Your match' }).count()).toBe(1);
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('a join that fails for a moment is retried by itself; one that keeps failing can be tried again and reported', async () => {
+    problems = new PageProblems();
+    problems.expected.push(/^503 POST \/api\/queue\/join$/);
+    const { context, page } = await openContext(browser, base, problems);
+    try {
+      await signUp(page, 'Gus', 'man', ['man']);
+      const keys: string[] = [];
+      let failures = 2;
+      const unavailable = { code: 'BWK_ERR_STORE_UNAVAILABLE', message: 'The store is unavailable' };
+      await page.route('**/api/queue/join', async (route) => {
+        keys.push(route.request().headers()['idempotency-key'] ?? '');
+        if (failures-- > 0)
+          await route.fulfill({ status: 503, json: { error: unavailable }, headers: { 'retry-after': '1' } });
+        else await route.continue();
+      });
+      await page.getByRole('button', { name: 'Join the queue' }).click();
+      await expect
+        .poll(() => page.getByText('You are number 1 in your line').count(), { timeout: 10_000 })
+        .toBe(1);
+      expect(keys).toHaveLength(3);
+      expect(new Set(keys).size).toBe(1); // the same join each time: never two
+      expect(await page.getByRole('alert').count()).toBe(0);
+      await page.getByRole('button', { name: 'Leave the queue' }).click();
+      await expect.poll(() => page.getByText('You are not in the queue.').count()).toBe(1);
+
+      // Now it keeps failing: after its retries the page says so, with the code.
+      failures = 1000;
+      await page.getByRole('button', { name: 'Join the queue' }).click();
+      const toast = page.getByRole('alert');
+      await expect
+        .poll(() => toast.textContent(), { timeout: 15_000 })
+        .toContain('BWK_ERR_STORE_UNAVAILABLE');
+      const reported = page.waitForResponse((res) => res.url().endsWith('/errors/browser'));
+      await toast.getByRole('button', { name: 'Report a problem' }).click();
+      expect((await reported).status()).toBe(202);
+      await expect.poll(() => toast.textContent()).toContain('Reported: thank you.');
+      failures = 0;
+      await toast.getByRole('button', { name: 'Try again' }).click();
+      await expect.poll(() => page.getByText('You are number 1 in your line').count()).toBe(1);
+      await page.getByRole('button', { name: 'Leave the queue' }).click();
     } finally {
       await context.close();
     }

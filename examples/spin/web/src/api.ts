@@ -40,15 +40,74 @@ export class ApiError extends Error {
     readonly status: number,
     readonly code: string,
     message: string,
+    readonly retryAfterMs?: number,
   ) {
     super(message);
   }
 }
 
+/**
+ * Sends what went wrong to Bulwark's browser error endpoint (`POST /errors/browser`), with what the
+ * page did before; resolves whether it was taken. Never throws.
+ */
+export async function report(problem: { message: string; code?: string; stack?: string }): Promise<boolean> {
+  try {
+    const res = await fetch('/errors/browser', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        message: problem.code === undefined ? problem.message : `${problem.code}: ${problem.message}`,
+        type: problem.code ?? 'Error',
+        ...(problem.stack === undefined ? {} : { stack: problem.stack.slice(0, 16_000) }),
+        url: location.href,
+        breadcrumbs,
+      }),
+    });
+    return res.status === 202;
+  } catch {
+    return false;
+  }
+}
+
+/** What the page did lately (the last 20 calls and what came of them), sent with a problem report. */
+export const breadcrumbs: { at: number; category: string; message: string; level?: string }[] = [];
+
+function crumb(message: string, level?: string): void {
+  breadcrumbs.push({ at: Date.now(), category: 'api', message, ...(level === undefined ? {} : { level }) });
+  if (breadcrumbs.length > 20) breadcrumbs.shift();
+}
+
+/** Failures worth trying again by themselves: the network, an overloaded or restarting server. */
+function transient(error: ApiError): boolean {
+  return error.status === 0 || error.status === 503 || error.status === 429;
+}
+
+/**
+ * One call to Spin's API. A GET, or a request with an Idempotency-Key (so a repeat has no second
+ * effect), is tried again by itself after a transient failure: up to 3 more times, 0.5, 1 and 2 s
+ * apart (with jitter), or after the server's Retry-After (at most 10 s).
+ */
 export async function api<T>(
   method: string,
   path: string,
   options: { token?: string | null; body?: unknown; headers?: Record<string, string> } = {},
+): Promise<T> {
+  const repeatable = method === 'GET' || options.headers?.['idempotency-key'] !== undefined;
+  for (let attempt = 0; ; attempt += 1) {
+    try {
+      return await once<T>(method, path, options);
+    } catch (error) {
+      if (!(error instanceof ApiError) || !repeatable || !transient(error) || attempt >= 3) throw error;
+      const wait = error.retryAfterMs ?? 500 * 2 ** attempt * (0.8 + Math.random() * 0.4);
+      await new Promise((resolve) => setTimeout(resolve, Math.min(wait, 10_000)));
+    }
+  }
+}
+
+async function once<T>(
+  method: string,
+  path: string,
+  options: { token?: string | null; body?: unknown; headers?: Record<string, string> },
 ): Promise<T> {
   let res: Response;
   try {
@@ -62,16 +121,26 @@ export async function api<T>(
       ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
     });
   } catch {
+    crumb(`${method} ${path} → no answer`, 'error');
     throw new ApiError(0, 'NETWORK', 'Spin could not be reached: check your connection.');
   }
+  crumb(`${method} ${path} → ${res.status}`, res.ok ? undefined : 'error');
   const text = await res.text();
-  const data = (text === '' ? {} : JSON.parse(text)) as { error?: { code?: string; message?: string } };
-  if (!res.ok)
+  let data: { error?: { code?: string; message?: string } } = {};
+  try {
+    data = text === '' ? {} : (JSON.parse(text) as typeof data);
+  } catch {
+    // Not JSON (a proxy's error page): the status says enough.
+  }
+  if (!res.ok) {
+    const retryAfter = Number(res.headers.get('retry-after'));
     throw new ApiError(
       res.status,
       data.error?.code ?? `HTTP_${res.status}`,
-      data.error?.message ?? res.statusText,
+      data.error?.message ?? (res.statusText || `HTTP ${res.status}`),
+      Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter * 1000 : undefined,
     );
+  }
   return data as T;
 }
 

@@ -2,8 +2,18 @@
 // stand: your place, the wait as a range with how sure it is and why, live (the user's event
 // stream); a match found → like or pass → the outcome.
 import { render } from 'preact';
-import { useEffect, useState } from 'preact/hooks';
-import { api, ApiError, duration, GENDERS, type Gender, type Match, type Me, type Status } from './api.js';
+import { useEffect, useErrorBoundary, useState } from 'preact/hooks';
+import {
+  api,
+  ApiError,
+  duration,
+  GENDERS,
+  report,
+  type Gender,
+  type Match,
+  type Me,
+  type Status,
+} from './api.js';
 import { follow } from './live.js';
 import './style.css';
 
@@ -12,15 +22,54 @@ const TOKEN = 'spin.token';
 interface Problem {
   message: string;
   code: string;
+  stack?: string;
+  /** Does what failed again (a button on the message), when that is safe. */
+  retry?: () => void;
 }
 
-function problemOf(error: unknown): Problem {
-  return error instanceof ApiError
-    ? { message: error.message, code: error.code }
-    : { message: 'Something went wrong on this page.', code: 'PAGE' };
+type Fail = (error: unknown, retry?: () => void) => void;
+
+function problemOf(error: unknown, retry?: () => void): Problem {
+  const base =
+    error instanceof ApiError
+      ? { message: error.message, code: error.code }
+      : {
+          message: 'Something went wrong on this page.',
+          code: 'PAGE',
+          ...(error instanceof Error && error.stack !== undefined ? { stack: error.stack } : {}),
+        };
+  return retry === undefined ? base : { ...base, retry };
 }
 
-function SignUp({ onSigned, fail }: { onSigned: (token: string) => void; fail: (e: unknown) => void }) {
+/** A failure as people can act on it: what happened, its code, try again, report it, dismiss. */
+function Toast({ problem, close }: { problem: Problem; close: () => void }) {
+  const [reported, setReported] = useState<boolean | null>(null);
+  return (
+    <div role="alert" class="toast">
+      <p>
+        {problem.message} <code>{problem.code}</code>
+      </p>
+      {problem.retry !== undefined && (
+        <button
+          onClick={() => {
+            close();
+            problem.retry?.();
+          }}
+        >
+          Try again
+        </button>
+      )}{' '}
+      {reported === null ? (
+        <button onClick={() => void report(problem).then(setReported)}>Report a problem</button>
+      ) : (
+        <span>{reported ? 'Reported: thank you.' : 'Could not send the report.'}</span>
+      )}{' '}
+      <button onClick={close}>Dismiss</button>
+    </div>
+  );
+}
+
+function SignUp({ onSigned, fail }: { onSigned: (token: string) => void; fail: Fail }) {
   const [name, setName] = useState('');
   const [gender, setGender] = useState<Gender>('woman');
   const [seeking, setSeeking] = useState<Gender[]>(['man']);
@@ -98,7 +147,7 @@ function Estimate({ status }: { status: Extract<Status, { waiting: true }> }) {
   );
 }
 
-function MatchCard({ token, match, fail }: { token: string; match: Match; fail: (e: unknown) => void }) {
+function MatchCard({ token, match, fail }: { token: string; match: Match; fail: Fail }) {
   const [shown, setShown] = useState(match);
   const [busy, setBusy] = useState(false);
   useEffect(() => setShown(match), [match]);
@@ -140,7 +189,7 @@ function MatchCard({ token, match, fail }: { token: string; match: Match; fail: 
   );
 }
 
-function Queue({ token, fail, signOut }: { token: string; fail: (e: unknown) => void; signOut: () => void }) {
+function Queue({ token, fail, signOut }: { token: string; fail: Fail; signOut: () => void }) {
   const [me, setMe] = useState<Me | null>(null);
   const [status, setStatus] = useState<Status | null>(null);
   const [match, setMatch] = useState<Match | null>(null);
@@ -168,21 +217,25 @@ function Queue({ token, fail, signOut }: { token: string; fail: (e: unknown) => 
     });
     return () => live.stop();
   }, [token]);
-  const act = async (work: () => Promise<Status>) => {
+  const act = async (work: () => Promise<Status>, again: () => void) => {
     setBusy(true);
     try {
       setStatus(await work());
     } catch (error) {
-      fail(error);
+      fail(error, again);
     } finally {
       setBusy(false);
     }
   };
-  const join = () =>
-    act(() =>
-      api<Status>('POST', '/api/queue/join', { token, headers: { 'idempotency-key': crypto.randomUUID() } }),
+  // One key per join the person asks for: the automatic retries and "Try again" reuse it, so a
+  // join that reached the server before its answer was lost is not made twice.
+  const join = (key = crypto.randomUUID()): void =>
+    void act(
+      () => api<Status>('POST', '/api/queue/join', { token, headers: { 'idempotency-key': key } }),
+      () => join(key),
     );
-  const leave = () => act(async () => (await api('DELETE', '/api/queue', { token }), { waiting: false }));
+  const leave = (): void =>
+    void act(async () => (await api('DELETE', '/api/queue', { token }), { waiting: false }), leave);
   return (
     <div aria-busy={status === null || busy}>
       {me !== null && (
@@ -195,12 +248,12 @@ function Queue({ token, fail, signOut }: { token: string; fail: (e: unknown) => 
       {status?.waiting === true && <Estimate status={status} />}
       {status?.waiting === false && <p>You are not in the queue.</p>}
       {status?.waiting === false ? (
-        <button disabled={busy} onClick={() => void join()}>
+        <button disabled={busy} onClick={() => join()}>
           Join the queue
         </button>
       ) : (
         status !== null && (
-          <button disabled={busy} onClick={() => void leave()}>
+          <button disabled={busy} onClick={leave}>
             Leave the queue
           </button>
         )
@@ -209,9 +262,21 @@ function Queue({ token, fail, signOut }: { token: string; fail: (e: unknown) => 
   );
 }
 
+/** A page that broke while drawing: say so, report it, offer a reload. */
+function Broken() {
+  return (
+    <section role="alert" class="card">
+      <p>Something broke on this page. It was reported.</p>
+      <button onClick={() => location.reload()}>Reload</button>
+    </section>
+  );
+}
+
 function App() {
   const [token, setToken] = useState(localStorage.getItem(TOKEN));
   const [problem, setProblem] = useState<Problem | null>(null);
+  const broken: unknown = useErrorBoundary((error: unknown) => void report(problemOf(error)))[0];
+  if (broken !== undefined) return <Broken />;
   const signOut = () => {
     localStorage.removeItem(TOKEN);
     setToken(null);
@@ -225,19 +290,18 @@ function App() {
             localStorage.setItem(TOKEN, t);
             setToken(t);
           }}
-          fail={(e) => setProblem(problemOf(e))}
+          fail={(e, retry) => setProblem(problemOf(e, retry))}
         />
       ) : (
-        <Queue token={token} fail={(e) => setProblem(problemOf(e))} signOut={signOut} />
+        <Queue token={token} fail={(e, retry) => setProblem(problemOf(e, retry))} signOut={signOut} />
       )}
-      {problem !== null && (
-        <div role="alert" class="toast">
-          {problem.message} <code>{problem.code}</code>{' '}
-          <button onClick={() => setProblem(null)}>Dismiss</button>
-        </div>
-      )}
+      {problem !== null && <Toast problem={problem} close={() => setProblem(null)} />}
     </main>
   );
 }
+
+// What no handler caught is reported too (the page goes on).
+window.addEventListener('error', (event) => void report(problemOf(event.error ?? new Error(event.message))));
+window.addEventListener('unhandledrejection', (event) => void report(problemOf(event.reason)));
 
 render(<App />, document.getElementById('app')!);
