@@ -59,6 +59,11 @@ describe("Spin's waiting page", () => {
       // Nobody matched yet: no range, and the reason says why.
       expect(await wait.getByText('No estimate yet').count()).toBe(1);
       expect(await wait.textContent()).toMatch(/nobody seeking your match has been matched/);
+      await page.getByText('Why am I waiting?').click();
+      const why = page.locator('details');
+      await expect.poll(() => why.textContent()).toMatch(/Right now only a few people wait/);
+      expect(await why.textContent()).toMatch(/first come, first served/);
+      expect(await why.textContent()).toMatch(/Why no estimate: too few people like you were matched lately/);
       expect(await axeViolations(page)).toEqual([]);
       // A reload keeps the user (the token is kept in the browser).
       await page.reload();
@@ -78,7 +83,7 @@ describe("Spin's waiting page", () => {
       await signUp(one.page, 'Cat', 'nonbinary', ['nonbinary']);
       await signUp(two.page, 'Dee', 'nonbinary', ['nonbinary']);
       for (const { page } of [one, two]) await page.getByRole('button', { name: 'Join the queue' }).click();
-      const card = (page: Page) => page.getByRole('region', { name: 'Your match' });
+      const card = (page: Page) => page.getByRole('region', { name: 'Your match', exact: true });
       await expect.poll(() => card(one.page).textContent()).toContain('You have a match: Dee');
       await expect.poll(() => card(two.page).textContent()).toContain('You have a match: Cat');
       await card(one.page).getByRole('button', { name: 'Like' }).click();
@@ -86,6 +91,8 @@ describe("Spin's waiting page", () => {
       await card(two.page).getByRole('button', { name: 'Like' }).click();
       for (const { page } of [one, two])
         await expect.poll(() => card(page).textContent()).toContain('You both liked each other.');
+      const history = one.page.getByRole('region', { name: 'Your matches' });
+      await expect.poll(() => history.textContent()).toMatch(/Dee, .*: you both liked each other/);
       expect(await axeViolations(one.page)).toEqual([]);
     } finally {
       await one.context.close();
@@ -119,10 +126,10 @@ describe("Spin's waiting page", () => {
       await app.spin.store.join(finn.user);
       await expect.poll(async () => (await app.spin.store.history(finn.user.id, 1)).length).toBe(1);
       await context.setOffline(false);
-      const card = page.getByRole('region', { name: 'Your match' });
+      const card = page.getByRole('region', { name: 'Your match', exact: true });
       await expect.poll(() => card.textContent(), { timeout: 15_000 }).toContain('You have a match: Finn');
       expect(resumed.length).toBeGreaterThan(0);
-      expect(await page.getByRole('region', { name: 'Your match' }).count()).toBe(1);
+      expect(await page.getByRole('region', { name: 'Your match', exact: true }).count()).toBe(1);
     } finally {
       await context.close();
     }

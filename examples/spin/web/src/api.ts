@@ -35,6 +35,17 @@ export interface Match {
   outcome: 'pending' | 'success' | 'declined';
 }
 
+/** The public queue status (`GET /api/queue-status`): anonymised, rounded. */
+export interface QueueStatus {
+  waiting: { total: number; byGender: Record<Gender, number> };
+  last24h: {
+    matches: number;
+    successRate: number | null;
+    waits: Record<Gender, { avgMs: number; p90Ms: number } | null>;
+  };
+  health: { status: 'pass' | 'warn' | 'fail'; summary: string };
+}
+
 export class ApiError extends Error {
   constructor(
     readonly status: number,

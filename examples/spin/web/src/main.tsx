@@ -12,6 +12,7 @@ import {
   type Gender,
   type Match,
   type Me,
+  type QueueStatus,
   type Status,
 } from './api.js';
 import { follow } from './live.js';
@@ -147,6 +148,75 @@ function Estimate({ status }: { status: Extract<Status, { waiting: true }> }) {
   );
 }
 
+/**
+ * "Why am I waiting?": the answers with this moment's numbers (the estimate's reason, who waits now
+ * and how long people of each gender waited over the last day), read when opened.
+ */
+function Why({ status }: { status: Extract<Status, { waiting: true }> }) {
+  const [queue, setQueue] = useState<QueueStatus | null>(null);
+  const e = status.estimate;
+  const load = () => {
+    if (queue === null) api<QueueStatus>('GET', '/api/queue-status').then(setQueue, () => undefined);
+  };
+  return (
+    <details class="card" onToggle={load}>
+      <summary>Why am I waiting?</summary>
+      <p>
+        People are paired first come, first served, each with the person who has waited longest among those
+        they are compatible with (each seeks the other's gender). {e.sentence}
+      </p>
+      {queue !== null && (
+        <p>
+          {queue.waiting.total < 5
+            ? 'Right now only a few people wait. '
+            : `Right now about ${queue.waiting.total} people wait: ${queue.waiting.byGender.woman} women, ${queue.waiting.byGender.man} men and ${queue.waiting.byGender.nonbinary} nonbinary people (rounded). `}
+          When one side outnumbers the other, the larger side waits longer.
+          {GENDERS.map((g) => {
+            const w = queue.last24h.waits[g];
+            return w === null
+              ? ''
+              : ` Over the last day, ${g === 'man' ? 'men' : g === 'woman' ? 'women' : 'nonbinary people'} waited ${duration(w.avgMs)} on average (9 in 10 within ${duration(w.p90Ms)}).`;
+          })}
+        </p>
+      )}
+      <p>
+        {e.estimateKnown
+          ? `How sure: the range is where about 8 in 10 waits like yours end, from ${e.sampleSize} recent matches.`
+          : 'Why no estimate: too few people like you were matched lately to say how long it takes; the sentence above says what is known.'}
+      </p>
+    </details>
+  );
+}
+
+/** Your matches, newest first: with whom, when, and how it went. */
+function History({ token, refresh }: { token: string; refresh: unknown }) {
+  const [matches, setMatches] = useState<Match[] | null>(null);
+  useEffect(() => {
+    api<{ matches: Match[] }>('GET', '/api/matches?limit=10', { token }).then(
+      ({ matches }) => setMatches(matches),
+      () => undefined,
+    );
+  }, [token, refresh]);
+  if (matches === null || matches.length === 0) return null;
+  const outcome = {
+    pending: 'waiting for votes',
+    success: 'you both liked each other',
+    declined: 'not this time',
+  };
+  return (
+    <section aria-label="Your matches" class="card">
+      <h2>Your matches</h2>
+      <ul>
+        {matches.map((m) => (
+          <li key={m.id}>
+            {m.partner.displayName}, {new Date(m.matchedAt).toLocaleString()}: {outcome[m.outcome]}
+          </li>
+        ))}
+      </ul>
+    </section>
+  );
+}
+
 function MatchCard({ token, match, fail }: { token: string; match: Match; fail: Fail }) {
   const [shown, setShown] = useState(match);
   const [busy, setBusy] = useState(false);
@@ -246,6 +316,7 @@ function Queue({ token, fail, signOut }: { token: string; fail: Fail; signOut: (
       {!connected && <p role="status">Reconnecting to Spin…</p>}
       {match !== null && <MatchCard token={token} match={match} fail={fail} />}
       {status?.waiting === true && <Estimate status={status} />}
+      {status?.waiting === true && <Why status={status} />}
       {status?.waiting === false && <p>You are not in the queue.</p>}
       {status?.waiting === false ? (
         <button disabled={busy} onClick={() => join()}>
@@ -258,6 +329,7 @@ function Queue({ token, fail, signOut }: { token: string; fail: Fail; signOut: (
           </button>
         )
       )}
+      <History token={token} refresh={match} />
     </div>
   );
 }
