@@ -302,9 +302,9 @@ function idempotencyOf(request: FastifyRequest): { key: string; fingerprint: str
  * Sends `given`; with `replayOf` (the fingerprint of the request now asking) it is a stored answer,
  * given again only to the same request (`Idempotent-Replayed: true`), a 422 to another one.
  */
-function answer<T>(reply: FastifyReply, given: Answer, replayOf?: string): T {
+function answer<T>(reply: FastifyReply, given: Answer | Remembered, replayOf?: string): T {
   if (replayOf !== undefined) {
-    if ((given as Remembered).fingerprint !== replayOf)
+    if (!('fingerprint' in given) || given.fingerprint !== replayOf)
       throw spinError('SPIN_IDEMPOTENCY_KEY_REUSED', 'This Idempotency-Key was used for another request');
     void reply.header('idempotent-replayed', 'true');
   }

@@ -19,6 +19,8 @@ import { follow } from './live.js';
 import './style.css';
 
 const TOKEN = 'spin.token';
+/** How the pages name the people of each gender. */
+const PEOPLE: Record<Gender, string> = { woman: 'women', man: 'men', nonbinary: 'nonbinary people' };
 
 interface Problem {
   message: string;
@@ -169,13 +171,13 @@ function Why({ status }: { status: Extract<Status, { waiting: true }> }) {
         <p>
           {queue.waiting.total < 5
             ? 'Right now only a few people wait. '
-            : `Right now about ${queue.waiting.total} people wait: ${queue.waiting.byGender.woman} women, ${queue.waiting.byGender.man} men and ${queue.waiting.byGender.nonbinary} nonbinary people (rounded). `}
+            : `Right now about ${queue.waiting.total} people wait: ${GENDERS.map((g) => `${queue.waiting.byGender[g]} ${PEOPLE[g]}`).join(', ')} (rounded). `}
           When one side outnumbers the other, the larger side waits longer.
           {GENDERS.map((g) => {
             const w = queue.last24h.waits[g];
             return w === null
               ? ''
-              : ` Over the last day, ${g === 'man' ? 'men' : g === 'woman' ? 'women' : 'nonbinary people'} waited ${duration(w.avgMs)} on average (9 in 10 within ${duration(w.p90Ms)}).`;
+              : ` Over the last day, ${PEOPLE[g]} waited ${duration(w.avgMs)} on average (9 in 10 within ${duration(w.p90Ms)}).`;
           })}
         </p>
       )}
