@@ -19,6 +19,11 @@ import { adminApp, adminAuth } from './helpers/admin.js';
 import { uniqueSchema } from './helpers/postgres.js';
 import { postgresForFile } from './helpers/store.js';
 
+/** A coded 400's body, as far as these tests read it. */
+interface Refusal {
+  error: { code: string; details: { field: string }[] };
+}
+
 const pgUrl = postgresForFile();
 const engines = ['sqlite', 'postgres'] as const;
 
@@ -373,13 +378,20 @@ describe.each(engines)('alerts in the admin API: %s', (engine) => {
     const post = (url: string, payload: Record<string, unknown>) =>
       app.inject({ method: 'POST', url: `/admin/api/${url}`, headers: adminAuth, payload });
 
-    // A body naming someone else is not who the silence is by (the field is not read).
-    const created = await post('alerts/silences', {
+    // A body naming someone else is refused (400 naming the field), nothing made; the caller is who
+    // the silence is by.
+    const body = {
       matchers: { alertname: 'r000', team: 'core' },
       durationMs: 3_600_000,
       comment: 'deploying',
-      createdBy: 'mallory',
-    });
+    };
+    const impostor = await post('alerts/silences', { ...body, createdBy: 'mallory' });
+    expect([impostor.statusCode, impostor.json<Refusal>().error.details[0]?.field]).toEqual([
+      400,
+      'body.createdBy',
+    ]);
+    expect(await get(app, '/alerts/silences')).toMatchObject({ silences: [], total: 0 });
+    const created = await post('alerts/silences', body);
     expect(created.statusCode).toBe(201);
     const silence = created.json<{ id: string; createdBy: string }>();
     expect(silence.createdBy).toBe('admin');
@@ -391,7 +403,8 @@ describe.each(engines)('alerts in the admin API: %s', (engine) => {
       next: null,
     });
 
-    const acked = await post('alerts/r000/ack', { comment: 'on it', by: 'mallory' });
+    expect((await post('alerts/r000/ack', { comment: 'on it', by: 'mallory' })).statusCode).toBe(400);
+    const acked = await post('alerts/r000/ack', { comment: 'on it' });
     expect(acked.json()).toMatchObject({ rule: 'r000', by: 'admin', comment: 'on it' });
     expect((await get<RulePage>(app, '/alerts?state=firing&limit=1')).rules[0]?.ack).toMatchObject({
       by: 'admin',

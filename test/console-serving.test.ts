@@ -6,7 +6,7 @@ import path from 'node:path';
 import { gunzipSync, brotliDecompressSync } from 'node:zlib';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CONSOLE_CSP, consoleDir, registerConsole } from '../src/admin/console.js';
+import { CONSOLE_CSP, consoleDir, consoleLinks, registerConsole } from '../src/admin/console.js';
 import { errorHandler } from '../src/http/error-handler.js';
 import { testApp } from './helpers/app.js';
 
@@ -136,5 +136,40 @@ describe('a package without the built console', () => {
       expect(res.json<{ error: { code: string } }>().error.code).toBe('BWK_ERR_ADMIN_CONSOLE_NOT_BUILT');
     }
     await bare.close();
+  });
+});
+
+describe("the console's links to the app's own pages", () => {
+  it('are checked at registration: a name, and a path on this site (never another site)', () => {
+    expect(consoleLinks([{ name: 'Queue dashboard', href: '/dashboard' }])).toEqual([
+      { name: 'Queue dashboard', href: '/dashboard' },
+    ]);
+    for (const href of ['https://evil.example/', '//evil.example/x', '/\\evil.example', 'dashboard', ''])
+      expect(() => consoleLinks([{ name: 'x', href }]), href).toThrow(/^console\.links\[0\]\.href: /);
+    expect(() =>
+      consoleLinks([
+        { name: 'ok', href: '/a' },
+        { name: ' ', href: '/b' },
+      ]),
+    ).toThrow(/^console\.links\[1\]\.name: /);
+  });
+
+  it('are listed to a signed-in console only (none by default)', async () => {
+    const { app: withKey } = await testApp(() => undefined, {
+      env: { BULWARK_ADMIN_KEY: 'console-links-key-0123456789' },
+      defaultMetrics: false,
+      metricsHistory: false,
+    });
+    try {
+      const url = '/admin/api/console/links';
+      expect((await withKey.inject({ url })).statusCode).toBe(401);
+      const listed = await withKey.inject({
+        url,
+        headers: { authorization: 'Bearer console-links-key-0123456789' },
+      });
+      expect([listed.statusCode, listed.json()]).toEqual([200, { links: [] }]);
+    } finally {
+      await withKey.close();
+    }
   });
 });

@@ -11,6 +11,11 @@ import { ErrorStore } from '../src/tracker/index.js';
 import { freePort, spawnTs } from './helpers/process.js';
 import { until } from './helpers/wait.js';
 
+/** A coded 400's body, as far as these tests read it. */
+interface Refusal {
+  error: { code: string; details: { field: string }[] };
+}
+
 /** Routes that fail, one with an authenticated user on the request. */
 function failingRoutes(app: FastifyInstance): void {
   app.get('/orders/:id', async (request) => {
@@ -103,14 +108,18 @@ describe('error tracking over HTTP', () => {
     await instance.errors.flush();
     expect((await instance.errors.group(fingerprint)).group).toMatchObject({ source: 'browser', count: 1 });
 
-    // Unknown fields are dropped (Fastify's validator removes them), never stored.
+    // An unknown field is refused, naming it; nothing of that report is stored.
     const unknown = await app.inject({
       method: 'POST',
       url: '/errors/browser',
       payload: { ...report, cookie: 'session=abc' },
     });
-    expect(unknown.statusCode).toBe(202);
+    expect([unknown.statusCode, unknown.json<Refusal>().error.details[0]?.field]).toEqual([
+      400,
+      'body.cookie',
+    ]);
     await instance.errors.flush();
+    expect((await instance.errors.group(fingerprint)).group).toMatchObject({ count: 1 });
     expect(JSON.stringify(await instance.errors.group(fingerprint))).not.toContain('session=abc');
     const long = await app.inject({
       method: 'POST',

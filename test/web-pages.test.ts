@@ -1,6 +1,7 @@
 // An app's own built pages served by webPages() (bulwark/fastify), at the root of the site beside the
 // app's API: the page with the strict CSP at `/` and every deep link, never for the API's paths or
-// an unknown asset (coded 404s), assets by exact name, precompressed; a coded 503 when not built.
+// an unknown asset (coded 404s), assets by exact name, precompressed; the build's service worker at
+// /sw.js (a coded 404 when it has none); a coded 503 when not built.
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -12,6 +13,7 @@ import { errorHandler } from '../src/http/error-handler.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'bulwark-pages-'));
 const script = 'console.log("app");\n';
+const worker = 'self.addEventListener("fetch", () => undefined);\n';
 let app: FastifyInstance;
 
 beforeAll(async () => {
@@ -23,6 +25,7 @@ beforeAll(async () => {
   writeFileSync(path.join(dir, 'assets', 'app-1a2b3c4d.js'), script);
   writeFileSync(path.join(dir, 'assets', 'app-1a2b3c4d.js.gz'), gzipSync(script));
   writeFileSync(path.join(dir, 'assets', 'notes.txt'), 'not an asset type');
+  writeFileSync(path.join(dir, 'sw.js'), worker);
   app = Fastify();
   app.setErrorHandler(errorHandler(false));
   app.get('/api/me', async () => ({ me: true }));
@@ -70,6 +73,33 @@ describe('webPages at the root of the site', () => {
     });
     expect(gz.headers['content-encoding']).toBe('gzip'); // no .br was built: the next one accepted
     expect(gz.rawPayload.equals(gzipSync(script))).toBe(true);
+  });
+
+  it("serves the build's service worker at /sw.js, revalidated at every check, with a policy of its own", async () => {
+    const res = await app.inject({ url: '/sw.js' });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toBe('text/javascript; charset=utf-8');
+    expect(res.headers['cache-control']).toBe('no-cache');
+    expect(res.headers['content-security-policy']).toBe("default-src 'none'; connect-src 'self'");
+    expect(res.headers['x-content-type-options']).toBe('nosniff');
+    expect(res.body).toBe(worker);
+  });
+
+  it('answers a coded 404 at /sw.js when the build has no service worker, never the page', async () => {
+    const bare = mkdtempSync(path.join(tmpdir(), 'bulwark-pages-'));
+    writeFileSync(path.join(bare, 'index.html'), '<!doctype html><div id="root"></div>');
+    const other = Fastify();
+    other.setErrorHandler(errorHandler(false));
+    await webPages(other, { dir: bare, base: '/app' });
+    try {
+      const res = await other.inject({ url: '/app/sw.js' });
+      expect(res.statusCode).toBe(404);
+      expect(res.json<{ error: { code: string } }>().error.code).toBe('BWK_ERR_HTTP_NOT_FOUND');
+      expect((await other.inject({ url: '/app/deep/link' })).statusCode).toBe(200);
+    } finally {
+      await other.close();
+      rmSync(bare, { recursive: true, force: true });
+    }
   });
 
   it('answers 503 BWK_ERR_HTTP_PAGES_NOT_BUILT when the pages were not built, naming where', async () => {

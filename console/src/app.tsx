@@ -47,6 +47,12 @@ function pageOf(path: string): PageEntry | undefined {
   return PAGES.find((page) => page.path === first);
 }
 
+/** A page of the app's own that the console links to (the plugin option `console.links`). */
+interface AppLink {
+  name: string;
+  href: string;
+}
+
 type State =
   | { kind: 'checking' }
   | { kind: 'signed-out' }
@@ -74,10 +80,22 @@ export function App() {
     );
   };
   useEffect(check, []);
-  // Signed in on the sign-in page (a bookmark, the back button): go where it was going.
+  // Signed in on the sign-in page (a bookmark, the back button): go where it was going, a console
+  // page (`next`) or a page of the app's own that sent the admin here (`return`, a path on this site).
   useEffect(() => {
-    if (state.kind === 'signed-in' && route.path === '/login') navigate(route.query.get('next') ?? '/', true);
+    if (state.kind !== 'signed-in' || route.path !== '/login') return;
+    const back = route.query.get('return');
+    if (back !== null && /^\/(?![/\\])/.test(back)) window.location.assign(back);
+    else navigate(route.query.get('next') ?? '/', true);
   }, [state.kind, route.path]);
+  const [links, setLinks] = useState<AppLink[]>([]);
+  useEffect(() => {
+    if (state.kind === 'signed-in')
+      api<{ links: AppLink[] }>('GET', '/console/links').then(
+        (answer) => setLinks(answer.links),
+        () => setLinks([]),
+      );
+  }, [state.kind]);
   useEffect(
     () =>
       onUnauthorized(() => {
@@ -147,6 +165,11 @@ export function App() {
                 <Link to={entry.path} current={entry === page}>
                   {entry.name}
                 </Link>
+              </li>
+            ))}
+            {links.map((link) => (
+              <li key={link.href} class="app-link">
+                <a href={link.href}>{link.name}</a>
               </li>
             ))}
           </ul>

@@ -2,8 +2,40 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
+import Type from 'typebox';
 import { bulwarkError } from '../errors/index.js';
 import { STRICT_CSP, webPages } from '../http/web-pages.js';
+
+/** Options of the console (the plugin option `console`). */
+export interface ConsoleOptions {
+  /**
+   * The app's own pages, shown after the console's in its navigation: `{ name, href }`, `href` a
+   * path on this site (`/dashboard`), opened as a page of its own.
+   */
+  links?: readonly ConsoleLink[];
+}
+
+export interface ConsoleLink {
+  name: string;
+  href: string;
+}
+
+export const ConsoleLinksBody = Type.Object({
+  links: Type.Array(Type.Object({ name: Type.String(), href: Type.String() })),
+});
+
+/** The links checked: each a name and a path on this site (never another site's address). */
+export function consoleLinks(links: readonly ConsoleLink[] = []): ConsoleLink[] {
+  return links.map((link, i) => {
+    if (typeof link.name !== 'string' || link.name.trim() === '')
+      throw new TypeError(`console.links[${i}].name: give the link's name`);
+    if (typeof link.href !== 'string' || !/^\/(?![/\\])/.test(link.href))
+      throw new TypeError(
+        `console.links[${i}].href: a path on this site, starting with one / (got ${JSON.stringify(link.href)})`,
+      );
+    return { name: link.name, href: link.href };
+  });
+}
 
 /** The console's Content-Security-Policy: {@link STRICT_CSP}. */
 export const CONSOLE_CSP = STRICT_CSP;

@@ -96,6 +96,12 @@ export interface LazyCompilers {
 }
 
 /**
+ * Ajv's options over Fastify's defaults: a property a schema does not allow (`additionalProperties:
+ * false`) is an error naming it instead of being removed in silence.
+ */
+export const STRICT_BODIES = { removeAdditional: false } as const;
+
+/**
  * Fastify's default compilers (its Ajv options, plus `plugins`, e.g. {@link finiteNumbers}) and
  * fast-json-stringify, made lazy, for the routes of one encapsulated context: Bulwark sets them on
  * its own contexts only, so an app's routes compile as the app chose. A broken schema fails its
@@ -109,7 +115,7 @@ export function lazySchemaCompilers(plugins: Plugin<unknown>[] = []): LazyCompil
     const definition =
       route.httpPart === 'headers' ? { ...route, schema: lowerCaseHeaders(route.schema) } : route;
     const compiled = deferred(backlog, () =>
-      (validators ??= ValidatorSelector()({}, { customOptions: {}, plugins }))(definition),
+      (validators ??= ValidatorSelector()({}, { customOptions: STRICT_BODIES, plugins }))(definition),
     );
     // Fastify reads `.errors` off the function it called after a failed validation.
     const validate = ((data: unknown) => {

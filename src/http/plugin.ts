@@ -2,7 +2,7 @@ import type { FastifyBaseLogger, FastifyHttpOptions, FastifyInstance, FastifyPlu
 import fp from 'fastify-plugin';
 import type { Server } from 'node:http';
 import { registerAccess } from '../admin/access.js';
-import { registerConsole } from '../admin/console.js';
+import { ConsoleLinksBody, consoleLinks, registerConsole, type ConsoleOptions } from '../admin/console.js';
 import { registerAdminApi } from '../admin/plugin.js';
 import { lazyChildLoggerFactory } from '../logging/index.js';
 import { rateLimit, type RateLimitPluginOptions } from '../ratelimit/index.js';
@@ -12,7 +12,7 @@ import { registerRequestFlags, type RequestFlagsOptions } from './flags.js';
 import { registerBrowserErrors } from './errors.js';
 import { frameworkErrorHandler } from './error-handler.js';
 import { finiteNumbers } from './finite-numbers.js';
-import { lazySchemas } from './lazy-schemas.js';
+import { lazySchemas, STRICT_BODIES } from './lazy-schemas.js';
 import { generateRequestId } from './request-id.js';
 import { clientErrorHandler, limitOptions, serverLimits } from './server-limits.js';
 import { BulwarkLogController, controllers } from './request-observer.js';
@@ -33,8 +33,8 @@ export interface BulwarkPluginOptions extends BulwarkCoreOptions {
    * guarded rollouts (`bulwark.rollouts`). Unset: no per-request flag hook.
    */
   flags?: RequestFlagsOptions;
-  /** Serve the admin console at `/admin` (default true; see docs/console.md). */
-  console?: boolean;
+  /** Serve the admin console at `/admin` (default true; see docs/console.md), with the app's links. */
+  console?: boolean | ConsoleOptions;
 }
 
 /**
@@ -64,8 +64,10 @@ export function fastifyOptions(
     genReqId: generateRequestId,
     // A malformed URL gets the coded error body too, not Fastify's own.
     frameworkErrors: frameworkErrorHandler,
-    // `?limit=1e309` is coerced to Infinity, which Ajv's maximum check lets through.
-    ajv: { plugins: [finiteNumbers] },
+    // `?limit=1e309` is coerced to Infinity, which Ajv's maximum check lets through. A field a schema
+    // does not allow is refused (400 naming it), not dropped in silence as Fastify's default does:
+    // a misspelt `notfiy` must not look applied.
+    ajv: { plugins: [finiteNumbers], customOptions: STRICT_BODIES },
     // Requests already on a keep-alive connection are served while closing instead of getting 503.
     return503OnClosing: false,
     // Behind the cluster-mode proxy of `bulwark supervise` (on loopback), request.ip is the
@@ -87,8 +89,28 @@ export const bulwarkAdmin: FastifyPluginAsync = fp(
  * The admin console at `/admin`: its page (every path under `/admin` but the API) and its hashed
  * assets, with a strict Content-Security-Policy. Its data comes from the admin API (see docs/console.md).
  */
-export const bulwarkConsole: FastifyPluginAsync = fp(
-  async (app: FastifyInstance) => registerConsole(app),
+export const bulwarkConsole: FastifyPluginAsync<ConsoleOptions> = fp(
+  async (app: FastifyInstance, opts: ConsoleOptions) => {
+    const links = consoleLinks(opts.links);
+    await registerConsole(app);
+    // The app's pages the console's navigation links to (behind the admin access like all its data).
+    await app.register(bulwarkAdminRoutes, {
+      prefix: '/admin/api',
+      routes: (admin) => {
+        admin.get(
+          '/console/links',
+          {
+            schema: {
+              tags: ['admin'],
+              summary: "The app's own pages the console links to (the plugin option console.links)",
+              response: { 200: ConsoleLinksBody },
+            },
+          },
+          async () => ({ links }),
+        );
+      },
+    });
+  },
   needsCore('bulwark-console'),
 );
 
@@ -153,7 +175,8 @@ async function bulwarkPlugin(app: FastifyInstance, opts: BulwarkPluginOptions): 
   if (opts.flags !== undefined) await app.register(bulwarkRequestFlags, opts.flags);
   if (opts.browserErrors !== false) await app.register(bulwarkBrowserErrors);
   await app.register(bulwarkAdmin);
-  if (opts.console !== false) await app.register(bulwarkConsole);
+  if (opts.console !== false)
+    await app.register(bulwarkConsole, opts.console === true ? {} : (opts.console ?? {}));
 }
 
 /**

@@ -3,7 +3,7 @@
 // browser, so each page is a deep link), the assets immutable and precompressed, and never the page
 // where an API or an asset was asked for. The admin console is served by it, and so can an app's
 // own pages be (`bulwark/fastify`).
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Negotiator } from '@fastify/accept-negotiator';
@@ -37,6 +37,18 @@ const PAGE_HEADERS = {
   'cross-origin-resource-policy': 'same-origin',
   // The page names the hashed assets of the build it came from: always ask again.
   'cache-control': 'no-cache',
+} as const;
+
+/**
+ * Headers of the service worker (`sw.js`): asked again at each check (a worker held by a cache would
+ * keep every page on the old build), with a policy of its own that lets it fetch its own origin only.
+ */
+const WORKER_HEADERS = {
+  'content-type': 'text/javascript; charset=utf-8',
+  'cache-control': 'no-cache',
+  'content-security-policy': "default-src 'none'; connect-src 'self'",
+  'x-content-type-options': 'nosniff',
+  'cross-origin-resource-policy': 'same-origin',
 } as const;
 
 /** Headers of every asset: each name carries its content's hash, so a changed file is a new name. */
@@ -105,14 +117,17 @@ export interface WebPagesOptions {
  * Serves a built web app: its page at `base` and every GET path under it but the reserved ones,
  * with {@link STRICT_CSP} (or `csp`), never cached and never framed; its hashed assets under
  * `<base>/assets/` by exact name (no path is ever built from the URL), immutable for a year, Brotli
- * or gzip when the client accepts it (precompressed at build time). The page and its assets hold
- * no data and no secret; the data comes from the app's API, which checks the caller. The routes are
- * hidden from the OpenAPI document and logged at warn only.
+ * or gzip when the client accepts it (precompressed at build time); its service worker, when the
+ * build has a `sw.js`, at `<base>/sw.js` (so its scope is the pages'), revalidated at every check
+ * (`no-cache`). The page and its assets hold no data and no secret; the data comes from the app's
+ * API, which checks the caller. The routes are hidden from the OpenAPI document and logged at warn
+ * only.
  */
 export async function webPages(app: FastifyInstance, options: WebPagesOptions): Promise<void> {
   const { dir, base } = options;
   const prefix = base === '/' ? '/' : `${base}/`;
-  const reserved = [`${prefix}assets/`, ...(options.reserved ?? [])];
+  // `sw.js` is never the page either: a browser that registered it would refuse an HTML answer.
+  const reserved = [`${prefix}assets/`, `${prefix}sw.js`, ...(options.reserved ?? [])];
   const headers = { ...PAGE_HEADERS, 'content-security-policy': options.csp ?? STRICT_CSP };
   const notBuilt = options.notBuilt ?? (() => bulwarkError('BWK_ERR_HTTP_PAGES_NOT_BUILT', { base }));
   const page = dir === undefined ? undefined : readFileSync(path.join(dir, 'index.html'));
@@ -148,6 +163,10 @@ export async function webPages(app: FastifyInstance, options: WebPagesOptions): 
     if (variant !== undefined && encoding !== null) reply.header('content-encoding', encoding);
     return reply.send(await readFile(variant ?? asset.file));
   });
+  const workerFile = dir === undefined ? undefined : path.join(dir, 'sw.js');
+  const worker = workerFile !== undefined && existsSync(workerFile) ? readFileSync(workerFile) : undefined;
+  if (worker !== undefined)
+    app.get(`${prefix}sw.js`, route, async (_request, reply) => reply.headers(WORKER_HEADERS).send(worker));
   if (base !== '/') app.get(base, route, async (_request, reply) => sendPage(reply));
   app.get(`${prefix}*`, route, async (request, reply) => {
     const url = request.url.split('?')[0] ?? '';
