@@ -59,9 +59,14 @@ const POLICIES = [
 ];
 
 export async function buildSpin(
-  options: BulwarkOptions & { spin?: SpinOptions; mail?: MailOptions } = {},
+  options: BulwarkOptions & {
+    spin?: SpinOptions;
+    mail?: MailOptions;
+    /** Where the pages' build is (default dist/spin/web); tests serve a build of their own. */
+    webDir?: string;
+  } = {},
 ): Promise<FastifyInstance & { spin: SpinService; notifier: SpinNotifier }> {
-  const { spin: spinOptions, mail, ...bulwarkOptions } = options;
+  const { spin: spinOptions, mail, webDir: pagesDir, ...bulwarkOptions } = options;
   const env = options.env ?? process.env;
   const bulwark = await createBulwark({
     serviceId: 'spin',
@@ -85,6 +90,8 @@ export async function buildSpin(
       bulwark,
       title: 'Spin',
       rateLimit: { default: false },
+      // The queue dashboard (a page of Spin's, /dashboard) in the console's navigation.
+      console: { links: [{ name: 'Spin queue dashboard', href: '/dashboard' }] },
       securitySchemes: {
         spinUser: { type: 'http', scheme: 'bearer', description: 'the token POST /api/users answered' },
         spinTestKey: {
@@ -103,7 +110,7 @@ export async function buildSpin(
     await app.register(spinStats, { bulwark, spin });
     await app.register(testEndpoints, { bulwark, spin, env });
     // The pages (examples/spin/web, built by `npm run build`) at / and every path of theirs.
-    await webPages(app, { dir: webDir(), base: '/', reserved: ['/api/'] });
+    await webPages(app, { dir: pagesDir ?? webDir(), base: '/', reserved: ['/api/'] });
     await app.ready();
   } catch (error) {
     await app.close().catch(() => undefined);

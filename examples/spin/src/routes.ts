@@ -57,6 +57,17 @@ const Match = Type.Object({
   partnerVote: Type.Union([Type.Enum(['like', 'pass']), Type.Null()]),
   outcome: Type.Enum(['pending', 'success', 'declined']),
 });
+const DisplayName = Type.String({ minLength: 1, maxLength: 40, pattern: '\\S' });
+const Email = Type.String({ format: 'email', maxLength: 200 });
+const Notify = Type.Object(
+  {
+    match: Type.Optional(Type.Boolean({ description: 'an e-mail when you are matched' })),
+    waitChange: Type.Optional(
+      Type.Boolean({ description: 'an e-mail when your estimated wait changes much' }),
+    ),
+  },
+  { additionalProperties: false },
+);
 const security = [{ spinUser: [] }];
 const IdempotencyKey = Type.Object({
   'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
@@ -90,8 +101,7 @@ export async function spinRoutes(
 
   /** The user of the request's bearer token (cached 5 min), or a 401. */
   const authenticate = async (request: FastifyRequest): Promise<void> => {
-    const header = request.headers.authorization;
-    const token = header?.startsWith('Bearer ') ? header.slice(7).trim() : '';
+    const token = bearer(request);
     if (token === '')
       throw spinError(
         'SPIN_UNAUTHORIZED',
@@ -135,16 +145,11 @@ export async function spinRoutes(
         summary: 'Sign up: a display name, your gender and whom you seek; answers your token (shown once)',
         body: Type.Object(
           {
-            displayName: Type.String({ minLength: 1, maxLength: 40, pattern: '\\S' }),
+            displayName: DisplayName,
             gender: Gender,
             seeking: Type.Array(Gender, { minItems: 1, maxItems: 3, uniqueItems: true }),
-            email: Type.Optional(Type.String({ format: 'email', maxLength: 200 })),
-            notify: Type.Optional(
-              Type.Object(
-                { match: Type.Optional(Type.Boolean()), waitChange: Type.Optional(Type.Boolean()) },
-                { additionalProperties: false },
-              ),
-            ),
+            email: Type.Optional(Email),
+            notify: Type.Optional(Notify),
           },
           { additionalProperties: false },
         ),
@@ -176,6 +181,40 @@ export async function spinRoutes(
       '/api/me',
       { schema: { tags: ['spin'], summary: 'Who you are', security, response: { 200: User } } },
       async (request) => view(me(request)),
+    );
+
+    api.patch(
+      '/api/me',
+      {
+        schema: {
+          tags: ['spin'],
+          summary:
+            'Change your name, your e-mail (null removes it) or which notices you get by e-mail; only the fields sent change',
+          security,
+          body: Type.Object(
+            {
+              displayName: Type.Optional(DisplayName),
+              email: Type.Optional(Type.Union([Email, Type.Null()])),
+              notify: Type.Optional(Notify),
+            },
+            { additionalProperties: false, minProperties: 1 },
+          ),
+          response: { 200: User },
+        },
+        config: perUser,
+      },
+      async (request) => {
+        const { displayName, email, notify } = request.body;
+        const user = await spin.store.updateUser(me(request).id, {
+          displayName: displayName?.trim(),
+          email,
+          notify,
+        });
+        if (user === undefined) throw spinError('SPIN_UNAUTHORIZED', 'No user has this token');
+        // Every instance reads the user anew on its next request (the cache's delete reaches them all).
+        await users.delete(tokenDigest(bearer(request)));
+        return view(user);
+      },
     );
 
     api.post(
@@ -328,6 +367,12 @@ function view(user: SpinUser) {
 }
 
 /** The rate-limit key of a user: a digest of its token (the user is not known yet at onRequest). */
+/** The request's bearer token ('' without one). */
+function bearer(request: FastifyRequest): string {
+  const header = request.headers.authorization;
+  return header?.startsWith('Bearer ') ? header.slice(7).trim() : '';
+}
+
 function userKey(request: FastifyRequest): string | undefined {
   const header = request.headers.authorization;
   return header?.startsWith('Bearer ') ? tokenDigest(header.slice(7).trim()).slice(0, 32) : undefined;

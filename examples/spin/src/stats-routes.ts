@@ -1,6 +1,7 @@
 // Spin's queue statistics over HTTP, and its series in the metrics history: `GET /api/queue-status`
-// for everyone (anonymised, cached 5 s, rate limited per IP) and `GET /api/admin/queue-stats` behind
-// Bulwark's admin access (a key, or the console's session). Register once per app:
+// and `/api/queue-status/trends` for everyone (anonymised, cached, rate limited per IP) and
+// `GET /api/admin/queue-stats` (also `/admin/api/spin/queue-stats`) behind Bulwark's admin access (a
+// key, or the console's session). Register once per app:
 // `app.register(spinStats, { bulwark, spin })`.
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -47,6 +48,27 @@ const Window = Type.Object({
   byGender: perGender(Summary),
   byGroup: Type.Record(Type.String(), Summary),
 });
+const RangeQuery = Type.Object(
+  {
+    range: Type.Optional(Type.Enum(['1h', '24h', '7d'], { description: "the trends' range (default 24h)" })),
+  },
+  { additionalProperties: false },
+);
+const TrendsBody = Type.Object({
+  range: Type.Enum(['1h', '24h', '7d']),
+  fromMs: Type.Integer(),
+  series: Type.Record(
+    Type.String(),
+    Type.Array(Type.Object({ at: Type.Integer(), avg: Type.Number(), max: Type.Number() })),
+  ),
+});
+/** The series everyone may see, each with the step its values are rounded to. */
+const PUBLIC_TRENDS: Record<string, number> = {
+  ...Object.fromEntries(GENDERS.map((g) => [`app.spin.waiting{gender="${g}"}`, PUBLIC_ROUNDING])),
+  ...Object.fromEntries(GENDERS.map((g) => [`app.spin.wait_p90_ms{gender="${g}"}`, 1000])),
+  'app.spin.matches_per_min': 0.1,
+  'app.spin.match_success_ratio': 0.01,
+};
 const AdminStats = Type.Object({
   at: Type.Integer(),
   waiting: Type.Object({
@@ -66,15 +88,7 @@ const AdminStats = Type.Object({
     }),
   ),
   matchRate: Type.Object({ recent: Type.Number(), baseline: Type.Number(), ratio: nullable(Type.Number()) }),
-  trends: nullable(
-    Type.Object({
-      fromMs: Type.Integer(),
-      series: Type.Record(
-        Type.String(),
-        Type.Array(Type.Object({ at: Type.Integer(), avg: Type.Number(), max: Type.Number() })),
-      ),
-    }),
-  ),
+  trends: nullable(TrendsBody),
   recommendations: Type.Array(Type.Object({ code: Type.String(), text: Type.String() })),
 });
 const PublicStatus = Type.Object({
@@ -113,23 +127,41 @@ export async function spinStats(
     },
     async () => stats.public(),
   );
-  await app.register(bulwarkAdminRoutes, {
-    prefix: '/api/admin',
-    routes: (admin) => {
-      admin.withTypeProvider<TypeBoxTypeProvider>().get(
-        '/queue-stats',
-        {
-          schema: {
-            tags: ['spin'],
-            summary:
-              'The queue dashboard: who waits, waits and success by gender and group over 1 h / 24 h / 7 d, estimates, trends, recommendations',
-            response: { 200: AdminStats },
-          },
-        },
-        async () => stats.admin(),
-      );
+  app.withTypeProvider<TypeBoxTypeProvider>().get(
+    '/api/queue-status/trends',
+    {
+      schema: {
+        tags: ['spin'],
+        summary: `The public trends over 1 h / 24 h / 7 d: who waited by gender (rounded to ${PUBLIC_ROUNDING}), matches a minute, success, p90 waits by gender`,
+        querystring: RangeQuery,
+        response: { 200: nullable(TrendsBody) },
+      },
+      config: { rateLimit: { by: 'ip', policy: QUEUE_STATUS_POLICY.name } },
     },
-  });
+    async (request) => stats.trends(request.query.range ?? '24h', PUBLIC_TRENDS),
+  );
+  // The dashboard's data, at two addresses: under /api/admin for API clients with a key, and under
+  // /admin/api/spin, where the admin console's session cookie (Path=/admin) reaches it from Spin's
+  // dashboard page.
+  for (const prefix of ['/api/admin', '/admin/api/spin'])
+    await app.register(bulwarkAdminRoutes, {
+      prefix,
+      routes: (admin) => {
+        admin.withTypeProvider<TypeBoxTypeProvider>().get(
+          '/queue-stats',
+          {
+            schema: {
+              tags: ['spin'],
+              summary:
+                'The queue dashboard: who waits, waits and success by gender and group over 1 h / 24 h / 7 d, estimates, trends over `range`, recommendations',
+              querystring: RangeQuery,
+              response: { 200: AdminStats },
+            },
+          },
+          async (request) => stats.admin(request.query.range),
+        );
+      },
+    });
 }
 
 /**

@@ -28,7 +28,7 @@ const TRENDS_CACHE_MS = 60_000;
 /** Public counts are rounded to this, and waits and rates are shown only over at least this many. */
 export const PUBLIC_ROUNDING = 5;
 const PUBLIC_MIN_SAMPLE = 10;
-/** Trend points per series (over 24 h: one per 30 minutes). */
+/** Trend points per series (over 24 h: one per 30 minutes; over 1 h, one per 75 s). */
 const TREND_POINTS = 48;
 
 /** How many wait now. */
@@ -54,9 +54,16 @@ export interface AdminQueueStats {
   estimates: { group: string; waiting: number; estimate: WaitEstimate }[];
   /** Matches per minute over the last 5 minutes and the hour before, and their ratio when known. */
   matchRate: { recent: number; baseline: number; ratio: number | null };
-  /** Spin's series over the last 24 h (null without the metrics history). */
-  trends: { fromMs: number; series: Record<string, { at: number; avg: number; max: number }[]> } | null;
+  /** Spin's series over the range asked (24 h by default; null without the metrics history). */
+  trends: Trends | null;
   recommendations: Advice[];
+}
+
+/** Series from the metrics history over a range: per series, each bucket's start, mean and highest. */
+export interface Trends {
+  range: WindowName;
+  fromMs: number;
+  series: Record<string, { at: number; avg: number; max: number }[]>;
 }
 
 /** `GET /api/queue-status`: anonymised (no ids, no names, counts rounded). */
@@ -132,13 +139,13 @@ export class QueueStats {
   }
 
   /** The admin's statistics (see {@link AdminQueueStats}). */
-  async admin(): Promise<AdminQueueStats> {
+  async admin(range: WindowName = '24h'): Promise<AdminQueueStats> {
     const [waiting, hour, day, week, trends] = await Promise.all([
       this.waiting(),
       this.window('1h'),
       this.window('24h'),
       this.window('7d'),
-      this.#trends(),
+      this.trends(range, Object.fromEntries(this.#o.series.map((name) => [name, null]))),
     ]);
     const windows = {} as Record<WindowName, WindowStats>;
     for (const aggregate of [hour, day, week])
@@ -256,21 +263,27 @@ export class QueueStats {
     return { men, women, over: 'in the last hour' };
   }
 
-  /** Spin's series over the last 24 h, at most 48 points each, reused for a minute. */
-  async #trends(): Promise<AdminQueueStats['trends']> {
+  /**
+   * Spin's series over the last `range` (1 h, 24 h or 7 d), at most 48 points each, reused for a
+   * minute. `names` maps each series to the step its values are rounded to (the public trends), or
+   * to null for exact values.
+   */
+  async trends(range: WindowName, names: Readonly<Record<string, number | null>>): Promise<Trends | null> {
     const history = this.#o.bulwark.metrics.history;
     if (history === undefined) return null;
     return this.#cache.getOrSet(
-      'trends',
+      `trends:${range}:${JSON.stringify(names)}`,
       async () => {
         const now = this.#now();
-        const fromMs = now - WINDOWS['24h'];
-        const series: Record<string, { at: number; avg: number; max: number }[]> = {};
-        for (const name of this.#o.series) {
+        const fromMs = now - WINDOWS[range];
+        const series: Trends['series'] = {};
+        for (const [name, step] of Object.entries(names)) {
+          // toPrecision: 3 × 0.1 shows as 0.3, not 0.30000000000000004.
+          const shown = (n: number) => (step === null ? n : Number(round(n, step).toPrecision(12)));
           const { points } = await history.query(name, fromMs, now, undefined, TREND_POINTS);
-          series[name] = points.map((p) => ({ at: p.at, avg: p.avg, max: p.max }));
+          series[name] = points.map((p) => ({ at: p.at, avg: shown(p.avg), max: shown(p.max) }));
         }
-        return { fromMs, series };
+        return { range, fromMs, series };
       },
       { ttl: TRENDS_CACHE_MS },
     );

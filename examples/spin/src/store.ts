@@ -30,6 +30,13 @@ export interface NewUser {
   notify?: { match?: boolean | undefined; waitChange?: boolean | undefined } | undefined;
 }
 
+/** What a user may change of themself (PATCH /api/me); absent fields stay as they are. */
+export interface UserChange {
+  displayName?: string | undefined;
+  email?: string | null | undefined;
+  notify?: { match?: boolean | undefined; waitChange?: boolean | undefined } | undefined;
+}
+
 export type Vote = 'like' | 'pass';
 
 /** A match as one of its two users sees it. */
@@ -176,6 +183,23 @@ export class SpinStore {
       created.push(...users.map((user, j) => ({ user, token: batch[j]!.token })));
     }
     return created;
+  }
+
+  /**
+   * Changes what a user may change of themself (name, e-mail, which notices they want): only the
+   * fields given; resolves with the user as stored after the change, or undefined if there is none.
+   */
+  async updateUser(id: string, change: UserChange): Promise<SpinUser | undefined> {
+    const set: Partial<SpinTables['spin_users']> = {
+      ...(change.displayName === undefined ? {} : { display_name: change.displayName }),
+      ...(change.email === undefined ? {} : { email: change.email }),
+      ...(change.notify?.match === undefined ? {} : { notify_match: change.notify.match ? 1 : 0 }),
+      ...(change.notify?.waitChange === undefined ? {} : { notify_wait: change.notify.waitChange ? 1 : 0 }),
+    };
+    if (Object.keys(set).length > 0)
+      await this.#db.updateTable('spin_users').set(set).where('id', '=', id).execute();
+    const row = await this.#db.selectFrom('spin_users').selectAll().where('id', '=', id).executeTakeFirst();
+    return row === undefined ? undefined : userOf(row);
   }
 
   async userByDigest(digest: string): Promise<SpinUser | undefined> {

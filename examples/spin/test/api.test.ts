@@ -38,6 +38,10 @@ interface Body {
   estimate: { estimateKnown: boolean; reason: string; sentence: string };
   matches: { id: string }[];
   left: boolean;
+  displayName: string;
+  gender: string;
+  email: string | null;
+  notify: { match: boolean; waitChange: boolean };
 }
 
 /** An event's data. */
@@ -227,6 +231,48 @@ describe('Spin API', () => {
       body: { vote: 'maybe' },
     });
     expect(badVote.status).toBe(400);
+  });
+
+  it('PATCH /api/me changes only the fields sent, is read at once, and refuses what may not change', async () => {
+    const una = await signUp('Una', 'woman', ['man']);
+    expect((await call('GET', '/api/me', { token: una.token })).body.notify).toEqual({
+      match: false,
+      waitChange: false,
+    });
+    const opted = await call('PATCH', '/api/me', {
+      token: una.token,
+      body: { email: 'una@example.com', notify: { match: true } },
+    });
+    expect(opted.status).toBe(200);
+    expect([opted.body.displayName, opted.body.email, opted.body.notify]).toEqual([
+      'Una',
+      'una@example.com',
+      { match: true, waitChange: false },
+    ]);
+    // The cached user was replaced: the next request sees the change.
+    const read = await call('GET', '/api/me', { token: una.token });
+    expect([read.body.email, read.body.notify.match]).toEqual(['una@example.com', true]);
+    const renamed = await call('PATCH', '/api/me', {
+      token: una.token,
+      body: { displayName: ' Una B ', email: null },
+    });
+    expect([renamed.body.displayName, renamed.body.email, renamed.body.notify.match]).toEqual([
+      'Una B',
+      null,
+      true,
+    ]);
+    // Gender and whom one seeks decide the line one waits in: not changed here (sign up anew).
+    const gender = await call('PATCH', '/api/me', { token: una.token, body: { gender: 'man' } });
+    expect([gender.status, gender.body.error.code]).toEqual([400, 'BWK_ERR_HTTP_VALIDATION']);
+    const badMail = await call('PATCH', '/api/me', { token: una.token, body: { email: 'not-an-address' } });
+    expect([badMail.status, badMail.body.error.details[0]?.field]).toEqual([400, 'body.email']);
+    const empty = await call('PATCH', '/api/me', { token: una.token, body: {} });
+    expect(empty.status).toBe(400);
+    const none = await call('PATCH', '/api/me', { body: { notify: { match: false } } });
+    expect([none.status, none.body.error.code]).toEqual([401, 'SPIN_UNAUTHORIZED']);
+    // Nothing of the refused changes was applied.
+    const after = await call('GET', '/api/me', { token: una.token });
+    expect([after.body.gender, after.body.email, after.body.notify.match]).toEqual(['woman', null, true]);
   });
 
   it('a join retried with its Idempotency-Key after a match does not join again', async () => {

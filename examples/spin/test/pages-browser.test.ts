@@ -4,53 +4,27 @@
 // is made gets it when back (resumed with Last-Event-ID); a transient failure is retried by itself
 // with the same Idempotency-Key; a lasting one shows its code (no alert()), can be tried again and
 // reported to Bulwark's browser error endpoint; axe finds nothing serious, at 360 px wide too.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import type { Browser, Page } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { axeViolations, launchChromium, openContext, PageProblems } from '../../../test/helpers/browser.js';
-import { buildSpin } from '../src/app.js';
+import type { Page } from 'playwright-core';
+import { describe, expect, it } from 'vitest';
+import { axeViolations, openContext, PageProblems } from '../../../test/helpers/browser.js';
+import { chromiumSpin, leaveQueue, signUp } from './chromium-spin.js';
 
-const dataDir = mkdtempSync(path.join(tmpdir(), 'spin-pages-'));
-let app: Awaited<ReturnType<typeof buildSpin>>;
-let base: string;
-let browser: Browser;
-let problems: PageProblems;
+const t = chromiumSpin((dir) => ({
+  env: { BULWARK_DATA_DIR: dir, LOG_LEVEL: 'warn' },
+  spin: { matchIntervalMs: 100, pollMs: 20 },
+}));
 
-beforeAll(async () => {
-  app = await buildSpin({
-    env: { BULWARK_DATA_DIR: dataDir, LOG_LEVEL: 'warn' },
-    spin: { matchIntervalMs: 100, pollMs: 20 },
-  });
-  base = await app.listen({ host: '127.0.0.1', port: 0 });
-  browser = await launchChromium();
-});
-afterAll(async () => {
-  await browser?.close();
-  await app?.close();
-  rmSync(dataDir, { recursive: true, force: true });
-});
-afterEach(() => {
-  expect(problems.problems).toEqual([]);
-});
-
-async function signUp(page: Page, name: string, gender: string, seeking: string[]): Promise<void> {
-  await page.goto('/');
-  await page.getByLabel('Your name').fill(name);
-  await page.getByRole('group', { name: 'You are' }).getByLabel(gender, { exact: true }).check();
-  const seek = page.getByRole('group', { name: 'You seek' });
-  for (const g of ['woman', 'man', 'nonbinary'])
-    await seek.getByLabel(g, { exact: true }).setChecked(seeking.includes(g));
-  await page.getByRole('button', { name: 'Sign up' }).click();
-  await expect.poll(() => page.getByText(`Hello ${name}`).count()).toBe(1);
+/** The user's token, as the page keeps it. */
+function token(page: Page): Promise<string> {
+  return page.evaluate<string>("localStorage.getItem('spin.token') ?? ''");
 }
 
 describe("Spin's waiting page", () => {
   it('signs up, joins and shows the place, the estimate and why; leaves', async () => {
-    problems = new PageProblems();
-    const { context, page } = await openContext(browser, base, problems, { width: 360 });
+    t.problems = new PageProblems();
+    const { context, page } = await openContext(t.browser, t.base, t.problems, { width: 360 });
     try {
+      await page.goto('/');
       await signUp(page, 'Ann', 'woman', ['woman']);
       expect(await axeViolations(page)).toEqual([]);
       await page.getByRole('button', { name: 'Join the queue' }).click();
@@ -60,7 +34,7 @@ describe("Spin's waiting page", () => {
       expect(await wait.getByText('No estimate yet').count()).toBe(1);
       expect(await wait.textContent()).toMatch(/nobody seeking your match has been matched/);
       await page.getByText('Why am I waiting?').click();
-      const why = page.locator('details');
+      const why = page.locator('details', { hasText: 'Why am I waiting?' });
       await expect.poll(() => why.textContent()).toMatch(/Right now only a few people wait/);
       expect(await why.textContent()).toMatch(/first come, first served/);
       expect(await why.textContent()).toMatch(/Why no estimate: too few people like you were matched lately/);
@@ -68,19 +42,20 @@ describe("Spin's waiting page", () => {
       // A reload keeps the user (the token is kept in the browser).
       await page.reload();
       await expect.poll(() => wait.getByText('You are number 1 in your line').count()).toBe(1);
-      await page.getByRole('button', { name: 'Leave the queue' }).click();
-      await expect.poll(() => page.getByText('You are not in the queue.').count()).toBe(1);
+      await leaveQueue(page);
     } finally {
       await context.close();
     }
   });
 
   it('two compatible people in two browsers are matched live, like each other and both see it', async () => {
-    problems = new PageProblems();
-    const one = await openContext(browser, base, problems);
-    const two = await openContext(browser, base, problems);
+    t.problems = new PageProblems();
+    const one = await openContext(t.browser, t.base, t.problems);
+    const two = await openContext(t.browser, t.base, t.problems);
     try {
+      await one.page.goto('/');
       await signUp(one.page, 'Cat', 'nonbinary', ['nonbinary']);
+      await two.page.goto('/');
       await signUp(two.page, 'Dee', 'nonbinary', ['nonbinary']);
       for (const { page } of [one, two]) await page.getByRole('button', { name: 'Join the queue' }).click();
       const card = (page: Page) => page.getByRole('region', { name: 'Your match', exact: true });
@@ -101,30 +76,31 @@ describe("Spin's waiting page", () => {
   });
 
   it('a page whose connection dropped gets the match made meanwhile when it is back (Last-Event-ID)', async () => {
-    problems = new PageProblems();
-    const { context, page } = await openContext(browser, base, problems);
+    t.problems = new PageProblems();
+    const { context, page } = await openContext(t.browser, t.base, t.problems);
     const resumed: string[] = [];
     page.on('request', (request) => {
       const last = request.headers()['last-event-id'];
       if (request.url().endsWith('/api/events') && last !== undefined) resumed.push(last);
     });
-    problems.expected.push(/^request failed: GET .*\/api\/events/);
+    t.problems.expected.push(/^request failed: GET .*\/api\/events/);
     try {
+      await page.goto('/');
       await signUp(page, 'Eve', 'woman', ['man']);
       await page.getByRole('button', { name: 'Join the queue' }).click();
       await expect.poll(() => page.getByText('You are number 1 in your line').count()).toBe(1);
       // The connection drops (as through a proxy's restart) and the browser stays offline a while.
       await context.setOffline(true);
-      app.server.closeAllConnections();
+      t.app.server.closeAllConnections();
       await expect.poll(() => page.getByText('Reconnecting to Spin…').count()).toBe(1);
       // While Eve is offline, Finn joins and they are matched.
-      const finn = await app.spin.store.createUser({
+      const finn = await t.app.spin.store.createUser({
         displayName: 'Finn',
         gender: 'man',
         seeking: ['woman'],
       });
-      await app.spin.store.join(finn.user);
-      await expect.poll(async () => (await app.spin.store.history(finn.user.id, 1)).length).toBe(1);
+      await t.app.spin.store.join(finn.user);
+      await expect.poll(async () => (await t.app.spin.store.history(finn.user.id, 1)).length).toBe(1);
       await context.setOffline(false);
       const card = page.getByRole('region', { name: 'Your match', exact: true });
       await expect.poll(() => card.textContent(), { timeout: 15_000 }).toContain('You have a match: Finn');
@@ -136,10 +112,11 @@ describe("Spin's waiting page", () => {
   });
 
   it('a join that fails for a moment is retried by itself; one that keeps failing can be tried again and reported', async () => {
-    problems = new PageProblems();
-    problems.expected.push(/^503 POST \/api\/queue\/join$/);
-    const { context, page } = await openContext(browser, base, problems);
+    t.problems = new PageProblems();
+    t.problems.expected.push(/^503 POST \/api\/queue\/join$/);
+    const { context, page } = await openContext(t.browser, t.base, t.problems);
     try {
+      await page.goto('/');
       await signUp(page, 'Gus', 'man', ['man']);
       const keys: string[] = [];
       let failures = 2;
@@ -157,8 +134,7 @@ describe("Spin's waiting page", () => {
       expect(keys).toHaveLength(3);
       expect(new Set(keys).size).toBe(1); // the same join each time: never two
       expect(await page.getByRole('alert').count()).toBe(0);
-      await page.getByRole('button', { name: 'Leave the queue' }).click();
-      await expect.poll(() => page.getByText('You are not in the queue.').count()).toBe(1);
+      await leaveQueue(page);
 
       // Now it keeps failing: after its retries the page says so, with the code.
       failures = 1000;
@@ -180,10 +156,71 @@ describe("Spin's waiting page", () => {
     }
   });
 
+  it('works by keyboard alone: sign up, join, opt in to e-mail notices, leave', async () => {
+    t.problems = new PageProblems();
+    const { context, page } = await openContext(t.browser, t.base, t.problems, { width: 360 });
+    /** Tabs forward until the focused element is `name`'s (fails if it is never reached). */
+    const tabTo = async (name: RegExp) => {
+      for (let i = 0; i < 30; i += 1) {
+        await page.keyboard.press('Tab');
+        // What has the focus: its tag, its label and its text ('' for the page itself: past the last element).
+        const focused = await page.evaluate<string>(`(() => {
+          const el = document.activeElement;
+          if (el === null || el === document.body) return '';
+          const label = el.closest('label')?.textContent ?? el.getAttribute('aria-label') ?? '';
+          return (el.tagName + ' ' + label + ' ' + (el.textContent ?? '')).trim();
+        })()`);
+        if (name.test(focused)) return;
+      }
+      throw new Error(`${name} is not reachable with Tab`);
+    };
+    try {
+      await page.goto('/');
+      await tabTo(/Your name/);
+      await page.keyboard.type('Kim');
+      await tabTo(/INPUT\s+woman/); // the first radio of "You are"
+      await page.keyboard.press('ArrowDown'); // → man
+      await tabTo(/INPUT\s+man/); // "You seek": man is checked; uncheck it, check woman
+      await page.keyboard.press('Space');
+      await page.keyboard.down('Shift');
+      await page.keyboard.press('Tab');
+      await page.keyboard.up('Shift');
+      await page.keyboard.press('Space');
+      await tabTo(/Sign up/);
+      await page.keyboard.press('Enter');
+      await expect.poll(() => page.getByText('Hello Kim (man, seeking woman)').count()).toBe(1);
+      await tabTo(/Join the queue/);
+      await page.keyboard.press('Enter');
+      await expect.poll(() => page.getByText('You are number 1 in your line').count()).toBe(1);
+      await tabTo(/E-mail notices/);
+      await page.keyboard.press('Enter');
+      await tabTo(/When I am matched/);
+      await page.keyboard.press('Space');
+      await tabTo(/Your e-mail/);
+      await page.keyboard.type('kim@example.com');
+      await page.keyboard.press('Enter');
+      await expect.poll(() => page.getByText('Saved.').count()).toBe(1);
+      expect(await page.getByText('E-mail notices: on').count()).toBe(1);
+      const me = (
+        await t.app.inject({ url: '/api/me', headers: { authorization: `Bearer ${await token(page)}` } })
+      ).json<{
+        email: string;
+        notify: { match: boolean };
+      }>();
+      expect([me.email, me.notify.match]).toEqual(['kim@example.com', true]);
+      expect(await axeViolations(page)).toEqual([]);
+      await tabTo(/Leave the queue/);
+      await page.keyboard.press('Enter');
+      await expect.poll(() => page.getByText('You are not in the queue.').count()).toBe(1);
+    } finally {
+      await context.close();
+    }
+  });
+
   it('a failed request shows a message with its error code, which can be dismissed', async () => {
-    problems = new PageProblems();
-    problems.expected.push(/^400 POST \/api\/users$/);
-    const { context, page } = await openContext(browser, base, problems);
+    t.problems = new PageProblems();
+    t.problems.expected.push(/^400 POST \/api\/users$/);
+    const { context, page } = await openContext(t.browser, t.base, t.problems);
     try {
       await page.goto('/');
       // A name longer than the server takes (the field's own limit lifted, as an old page might have).

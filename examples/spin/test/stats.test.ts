@@ -12,10 +12,10 @@ import { buildSpin } from '../src/app.js';
 import type { AdminQueueStats, PublicQueueStatus } from '../src/stats.js';
 import { spinAlertRules } from '../src/stats-routes.js';
 import type { SpinUser } from '../src/store.js';
+import { MIN, seedImbalance } from './seed-imbalance.js';
 
 const ADMIN_KEY = 'spin-stats-admin-key-0123456789';
 const dataDir = mkdtempSync(path.join(tmpdir(), 'spin-stats-'));
-const MIN = 60_000;
 let app: Awaited<ReturnType<typeof buildSpin>>;
 let base: string;
 /** Every user made, to check that the public status names none. */
@@ -36,57 +36,13 @@ beforeAll(async () => {
     spin: { matchIntervalMs: 3_600_000, pollMs: 20 },
   });
   base = await app.listen({ host: '127.0.0.1', port: 0 });
-  await seed();
+  people.push(...(await seedImbalance(app, base)));
 }, 30_000);
 
 afterAll(async () => {
   await app?.close();
   rmSync(dataDir, { recursive: true, force: true });
 });
-
-async function user(name: string, gender: SpinUser['gender'], seeking: SpinUser['seeking']) {
-  const made = await app.spin.store.createUser({ displayName: name, gender, seeking });
-  people.push(made.user);
-  return made;
-}
-
-/**
- * 10 couples matched now, the men after 14 minutes and the women after 1 (6 both liked, 4 not);
- * then 30 men seeking women and 2 nonbinary people seeking women join through the API.
- */
-async function seed(): Promise<void> {
-  const store = app.spin.store;
-  const now = Date.now();
-  for (let i = 0; i < 10; i += 1) {
-    const man = (await user(`Man ${i}`, 'man', ['woman'])).user;
-    const woman = (await user(`Woman ${i}`, 'woman', ['man'])).user;
-    await store.join(man, now - 14 * MIN);
-    await store.join(woman, now - MIN);
-    const waiter = (u: SpinUser, joinedAt: number) => ({ ...u, userId: u.id, joinedAt });
-    const id = await store.claim(waiter(man, now - 14 * MIN), waiter(woman, now - MIN), now);
-    expect(id).toBeDefined();
-    await store.vote(id!, man.id, 'like');
-    await store.vote(id!, woman.id, i < 6 ? 'like' : 'pass');
-  }
-  const waiting = [
-    ...(await Promise.all(Array.from({ length: 30 }, (_, i) => user(`Waiting man ${i}`, 'man', ['woman'])))),
-    await user('Sam', 'nonbinary', ['woman']),
-    await user('Alex', 'nonbinary', ['woman']),
-  ];
-  for (const { token } of waiting) {
-    const res = await fetch(`${base}/api/queue/join`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${token}` },
-    });
-    expect(res.status).toBe(200);
-  }
-  // Every instance learns of the joins from the feed: wait until this one has.
-  const until = Date.now() + 5000;
-  while (app.spin.waitingCounts.reduce((sum, n) => sum + n, 0) < 32) {
-    if (Date.now() > until) throw new Error('the feed did not bring the joins within 5 s');
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 async function get<T>(url: string, key?: string): Promise<{ status: number; body: T; text: string }> {
   const res = await fetch(`${base}${url}`, {
@@ -207,7 +163,26 @@ describe('queue statistics', () => {
     // The admin's trends read the same series.
     await app.bulwark.cache.namespace('spin-stats').clear();
     const { body } = await get<AdminQueueStats>('/api/admin/queue-stats', ADMIN_KEY);
+    expect(body.trends?.range).toBe('24h');
     expect(body.trends?.series['app.spin.waiting{gender="man"}']?.at(-1)?.max).toBe(30);
+    // The same at the console's address, over the hour asked; an unknown range is a coded 400.
+    const hour = await get<AdminQueueStats>('/admin/api/spin/queue-stats?range=1h', ADMIN_KEY);
+    expect([hour.status, hour.body.trends?.range]).toEqual([200, '1h']);
+    expect(hour.body.trends?.series['app.spin.men_per_woman']?.at(-1)?.max).toBe(4);
+    expect(hour.body.trends!.fromMs).toBeGreaterThan(Date.now() - 3_700_000);
+    expect((await get('/admin/api/spin/queue-stats?range=2d', ADMIN_KEY)).status).toBe(400);
+    expect((await get('/admin/api/spin/queue-stats')).status).toBe(401);
+    // Everyone's trends: only the public series, rounded (who waits to 5, p90 waits to whole seconds).
+    const pub = await get<{ range: string; series: Record<string, { avg: number; max: number }[]> }>(
+      '/api/queue-status/trends?range=7d',
+    );
+    expect(pub.body.range).toBe('7d');
+    expect(Object.keys(pub.body.series)).not.toContain('app.spin.men_per_woman');
+    const p90 = pub.body.series['app.spin.wait_p90_ms{gender="man"}']!.at(-1)!;
+    expect([p90.max % 1000, pub.body.series['app.spin.waiting{gender="man"}']!.at(-1)!.max % 5]).toEqual([
+      0, 0,
+    ]);
+    expect(Math.abs(p90.max - 14 * MIN)).toBeLessThan(0.13 * 14 * MIN);
   });
 
   it('queue-status is rate limited per IP', async () => {

@@ -23,6 +23,8 @@ export interface Me {
   displayName: string;
   gender: Gender;
   seeking: Gender[];
+  email: string | null;
+  notify: { match: boolean; waitChange: boolean };
 }
 
 export interface Match {
@@ -88,9 +90,13 @@ function crumb(message: string, level?: string): void {
   if (breadcrumbs.length > 20) breadcrumbs.shift();
 }
 
-/** Failures worth trying again by themselves: the network, an overloaded or restarting server. */
+/**
+ * Failures worth trying again by themselves: the network (not while the browser is offline: no try
+ * can work before it is back, and a join or vote is then kept for it, outbox.ts), an overloaded or
+ * restarting server.
+ */
 function transient(error: ApiError): boolean {
-  return error.status === 0 || error.status === 503 || error.status === 429;
+  return (error.status === 0 && navigator.onLine) || error.status === 503 || error.status === 429;
 }
 
 /**

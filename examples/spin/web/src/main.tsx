@@ -1,11 +1,26 @@
 // Spin's pages: the waiting page at /, the public queue status at /status, the queue dashboard for
 // admins at /dashboard; one error boundary and one place for failures shown as toasts.
-import { render } from 'preact';
-import { useErrorBoundary, useState } from 'preact/hooks';
+import { render, type ComponentType } from 'preact';
+import { useEffect, useErrorBoundary, useState } from 'preact/hooks';
 import { report } from './api.js';
+import { Offline } from './offline.js';
 import { Broken, problemOf, Toast, type Fail, type Problem } from './ui.js';
 import { WaitingPage } from './waiting.js';
 import './style.css';
+
+/** The page of the address: the status and the dashboard load their code (and uPlot) when opened. */
+function Page({ fail }: { fail: Fail }) {
+  const path = location.pathname.replace(/\/+$/, '');
+  const [loaded, setLoaded] = useState<ComponentType<{ fail: Fail }> | null>(null);
+  useEffect(() => {
+    if (path === '/status') void import('./status.js').then((m) => setLoaded(() => m.StatusPage), fail);
+    else if (path === '/dashboard')
+      void import('./dashboard.js').then((m) => setLoaded(() => m.DashboardPage), fail);
+  }, [path]);
+  if (path !== '/status' && path !== '/dashboard') return <WaitingPage fail={fail} />;
+  const Loaded = loaded;
+  return Loaded === null ? <p aria-busy="true">Loading…</p> : <Loaded fail={fail} />;
+}
 
 function App() {
   const [problem, setProblem] = useState<Problem | null>(null);
@@ -14,7 +29,8 @@ function App() {
   const fail: Fail = (error, retry) => setProblem(problemOf(error, retry));
   return (
     <main>
-      <WaitingPage fail={fail} />
+      <Offline fail={fail} />
+      <Page fail={fail} />
       {problem !== null && <Toast problem={problem} close={() => setProblem(null)} />}
     </main>
   );

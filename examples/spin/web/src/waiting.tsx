@@ -14,6 +14,7 @@ import {
   type Status,
 } from './api.js';
 import { follow } from './live.js';
+import { keptKey, send } from './outbox.js';
 import type { Fail } from './ui.js';
 
 const TOKEN = 'spin.token';
@@ -138,6 +139,75 @@ function Why({ status }: { status: Extract<Status, { waiting: true }> }) {
   );
 }
 
+/** Which e-mails you get (matched; your wait changed much) and where to: PATCH /api/me. */
+function Notices({
+  token,
+  me,
+  onSaved,
+  fail,
+}: {
+  token: string;
+  me: Me;
+  onSaved: (me: Me) => void;
+  fail: Fail;
+}) {
+  const [email, setEmail] = useState(me.email ?? '');
+  const [match, setMatch] = useState(me.notify.match);
+  const [waitChange, setWaitChange] = useState(me.notify.waitChange);
+  const [busy, setBusy] = useState(false);
+  const [saved, setSaved] = useState(false);
+  const wanted = match || waitChange;
+  const save = async (event: Event) => {
+    event.preventDefault();
+    setBusy(true);
+    setSaved(false);
+    try {
+      const body = { email: email.trim() === '' ? null : email.trim(), notify: { match, waitChange } };
+      onSaved(await api<Me>('PATCH', '/api/me', { token, body }));
+      setSaved(true);
+    } catch (error) {
+      fail(error, () => void save(event));
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <details class="card">
+      <summary>
+        E-mail notices{me.email !== null && (me.notify.match || me.notify.waitChange) ? ': on' : ': off'}
+      </summary>
+      <form onSubmit={(e) => void save(e)} aria-busy={busy}>
+        <label>
+          <input type="checkbox" checked={match} onChange={(e) => setMatch(e.currentTarget.checked)} /> When I
+          am matched
+        </label>
+        <label>
+          <input
+            type="checkbox"
+            checked={waitChange}
+            onChange={(e) => setWaitChange(e.currentTarget.checked)}
+          />{' '}
+          When my wait changes much
+        </label>
+        <label>
+          Your e-mail
+          <input
+            type="email"
+            maxLength={200}
+            required={wanted}
+            value={email}
+            onInput={(e) => setEmail(e.currentTarget.value)}
+          />
+        </label>
+        <button type="submit" disabled={busy}>
+          Save
+        </button>{' '}
+        {saved && <span role="status">Saved.</span>}
+      </form>
+    </details>
+  );
+}
+
 /** Your matches, newest first: with whom, when, and how it went. */
 function History({ token, refresh }: { token: string; refresh: unknown }) {
   const [matches, setMatches] = useState<Match[] | null>(null);
@@ -175,10 +245,13 @@ function MatchCard({ token, match, fail }: { token: string; match: Match; fail: 
     setBusy(true);
     try {
       setShown(
-        await api<Match>('POST', `/api/matches/${encodeURIComponent(match.id)}/vote`, {
+        await send<Match>({
+          key: `vote-${match.id}`,
+          method: 'POST',
+          path: `/api/matches/${encodeURIComponent(match.id)}/vote`,
           token,
           body: { vote: choice },
-          headers: { 'idempotency-key': `vote-${match.id}` },
+          label: `Your ${choice}`,
         }),
       );
     } catch (error) {
@@ -247,11 +320,12 @@ function Queue({ token, fail, signOut }: { token: string; fail: Fail; signOut: (
       setBusy(false);
     }
   };
-  // One key per join the person asks for: the automatic retries and "Try again" reuse it, so a
-  // join that reached the server before its answer was lost is not made twice.
-  const join = (key = crypto.randomUUID()): void =>
+  // One key per join the person asks for: the automatic retries, "Try again" and a join kept while
+  // offline (outbox.ts; a click after a reload finds it kept) reuse it, so a join that reached the
+  // server before its answer was lost is not made twice.
+  const join = (key = keptKey('/api/queue/join', token) ?? crypto.randomUUID()): void =>
     void act(
-      () => api<Status>('POST', '/api/queue/join', { token, headers: { 'idempotency-key': key } }),
+      () => send<Status>({ key, method: 'POST', path: '/api/queue/join', token, label: 'Your join' }),
       () => join(key),
     );
   const leave = (): void =>
@@ -279,6 +353,7 @@ function Queue({ token, fail, signOut }: { token: string; fail: Fail; signOut: (
           </button>
         )
       )}
+      {me !== null && <Notices token={token} me={me} onSaved={setMe} fail={fail} />}
       <History token={token} refresh={match} />
     </div>
   );

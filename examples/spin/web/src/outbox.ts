@@ -1,0 +1,135 @@
+// Joins and votes made while the browser is offline: kept in this browser (localStorage, so a reload
+// does not lose them) with their Idempotency-Key, and sent when it is back online. The key is the
+// action's, not the attempt's: whatever sends it again (a retry, a reload mid-send, another tab
+// sending the same kept list) gets the first answer back from the server, never a second effect.
+import { api, ApiError } from './api.js';
+
+/** A keyed request: sent now, or kept until the browser is back online. */
+export interface Kept {
+  /** Its Idempotency-Key, one per action. */
+  key: string;
+  method: string;
+  path: string;
+  token: string;
+  body?: unknown;
+  /** What the page calls it: "Your join". */
+  label: string;
+}
+
+const STORE = 'spin.kept';
+
+/** The callers of `send` waiting for their kept request's answer, in this page. */
+const waiting = new Map<
+  string,
+  { request: Kept; settle: { resolve(answer: unknown): void; reject(error: unknown): void }[] }
+>();
+const listeners = new Set<(kept: Kept[]) => void>();
+/** Where the failure of a request kept by an earlier page (nobody waits for it) goes. */
+let orphaned: (error: unknown) => void = () => undefined;
+let sending: Promise<void> | undefined;
+
+/** The requests kept in this browser, oldest first. */
+export function kept(): Kept[] {
+  try {
+    const list: unknown = JSON.parse(localStorage.getItem(STORE) ?? '[]');
+    return Array.isArray(list) ? (list as Kept[]) : [];
+  } catch {
+    return []; // not ours, or cut: nothing to send
+  }
+}
+
+function save(list: Kept[]): void {
+  if (list.length === 0) localStorage.removeItem(STORE);
+  else localStorage.setItem(STORE, JSON.stringify(list));
+  for (const listener of listeners) listener(list);
+}
+
+/** Follows the kept requests (this page's and, through `storage` events, other tabs'). */
+export function watchKept(listener: (kept: Kept[]) => void): () => void {
+  const fromOtherTab = (event: StorageEvent) => {
+    if (event.key === STORE) listener(kept());
+  };
+  listeners.add(listener);
+  window.addEventListener('storage', fromOtherTab);
+  return () => {
+    listeners.delete(listener);
+    window.removeEventListener('storage', fromOtherTab);
+  };
+}
+
+/** The key of the kept request to `path` of the user of `token`, if one is kept. */
+export function keptKey(path: string, token: string): string | undefined {
+  return kept().find((k) => k.path === path && k.token === token)?.key;
+}
+
+/** The browser is offline, so the request did not go (or its answer cannot come). */
+function offline(error: unknown): boolean {
+  return error instanceof ApiError && error.status === 0 && !navigator.onLine;
+}
+
+function call<T>(request: Kept): Promise<T> {
+  const { method, path, token, body, key } = request;
+  return api<T>(method, path, { token, body, headers: { 'idempotency-key': key } });
+}
+
+/**
+ * Sends a keyed request now or, when the browser is offline, keeps it and sends it once it is back
+ * online: resolves with its answer either way, rejects with what `api` rejects with otherwise.
+ */
+export async function send<T>(request: Kept): Promise<T> {
+  if (navigator.onLine) {
+    try {
+      return await call<T>(request);
+    } catch (error) {
+      if (!offline(error)) throw error;
+    }
+  }
+  return new Promise<T>((resolve, reject) => {
+    const list = kept();
+    if (!list.some((k) => k.key === request.key)) save([...list, request]);
+    const entry = waiting.get(request.key) ?? { request, settle: [] };
+    entry.settle.push({ resolve, reject });
+    waiting.set(request.key, entry);
+  });
+}
+
+/** Sends the kept requests one at a time, oldest first, until none is left or the browser is offline. */
+async function sendKept(): Promise<void> {
+  for (;;) {
+    // A request another tab sent is gone from the list: sent again here, its answer is a replay.
+    const request = kept()[0] ?? waiting.values().next().value?.request;
+    if (request === undefined || !navigator.onLine) return;
+    let outcome: { answer: unknown } | { error: unknown };
+    try {
+      outcome = { answer: await call(request) };
+    } catch (error) {
+      if (offline(error)) return; // offline again: still kept
+      outcome = { error };
+    }
+    save(kept().filter((k) => k.key !== request.key));
+    const settle = waiting.get(request.key)?.settle ?? [];
+    waiting.delete(request.key);
+    if ('error' in outcome && settle.length === 0) orphaned(outcome.error);
+    for (const s of settle) {
+      if ('answer' in outcome) s.resolve(outcome.answer);
+      else s.reject(outcome.error);
+    }
+  }
+}
+
+function sendAll(): Promise<void> {
+  sending ??= sendKept().finally(() => (sending = undefined));
+  return sending;
+}
+
+/**
+ * Sends the kept requests now (those an earlier page kept too) and each time the browser is back
+ * online; a failure nobody in this page waits for goes to `fail`. Returns the stop.
+ */
+export function sendWhenOnline(fail: (error: unknown) => void): () => void {
+  orphaned = fail;
+  const back = () => void sendAll();
+  window.addEventListener('online', back);
+  back();
+  return () => window.removeEventListener('online', back);
+}
