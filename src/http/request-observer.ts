@@ -18,6 +18,9 @@ export interface RequestObservation {
 
 /** Routes that load balancers, the supervisor and scrapers call every few seconds. */
 const PROBE_ROUTES = new Set(['/health', '/health/live', '/health/ready', '/metrics']);
+/** Route log levels above info: such a route's answered requests get a debug line only. */
+const QUIETER = new Set(['warn', 'error', 'fatal', 'silent']);
+const quieter = (level: string | undefined) => level !== undefined && QUIETER.has(level);
 
 /**
  * Start of every request: return the request id in `x-request-id` and keep the client's own as
@@ -34,7 +37,7 @@ export function onRequestStart(request: FastifyRequest, reply: FastifyReply): vo
  * End of every request: metrics by route template and the request's single log line (`error`
  * level with the error for 5xx, `info` otherwise, with the error when its message was withheld, and
  * the client's request id when it sent one). Probe routes answered below 500 log at `debug` only,
- * unless `logProbes`.
+ * unless `logProbes`; so do routes whose `logLevel` is above info (webPages' pages and assets).
  */
 export function onRequestEnd(state: RequestObservation, request: FastifyRequest, reply: FastifyReply): void {
   const { bulwark } = state;
@@ -45,8 +48,14 @@ export function onRequestEnd(state: RequestObservation, request: FastifyRequest,
   const rounded = Math.round(durationMs * 1000) / 1000;
   const failure = failures.get(request);
   const clientId = request.clientRequestId;
-  // A probe every second would bury the app's own lines (and fill a crash record's last lines).
-  if (statusCode < 500 && failure === undefined && state.logProbes !== true && PROBE_ROUTES.has(route)) {
+  // A probe every second would bury the app's own lines (and fill a crash record's last lines); a
+  // route that asked to be quieter than info (webPages' pages and assets: a page view is several
+  // files) is not an app request worth a line either.
+  if (
+    statusCode < 500 &&
+    failure === undefined &&
+    ((state.logProbes !== true && PROBE_ROUTES.has(route)) || quieter(request.routeOptions.logLevel))
+  ) {
     if (bulwark.logger.isLevelEnabled('debug'))
       request.log.debug({ method: request.method, route, statusCode, durationMs: rounded }, 'request');
     return;

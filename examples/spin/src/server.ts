@@ -5,5 +5,5 @@ import { buildSpin } from './app.js';
 
 await serveApp(() => buildSpin(), {
   name: 'spin',
-  links: { app: '/', 'queue status': '/api/queue-status' },
+  links: { app: '/', 'queue status': '/status', dashboard: '/dashboard' },
 });
