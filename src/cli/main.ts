@@ -6,6 +6,8 @@ process.stdout.on('error', (error: NodeJS.ErrnoException) => {
   throw error;
 });
 
-// A command may have set process.exitCode itself (`supervise` exits with the app's final code).
-const code = await runCli(process.argv.slice(2));
-if (code !== 0) process.exitCode = code;
+// A command may have set process.exitCode itself (`supervise` exits with the app's final code). No
+// top-level await: the command runs as a CommonJS bundle (dist/cli/main.cjs, see code-cache.ts).
+void runCli(process.argv.slice(2)).then((code) => {
+  if (code !== 0) process.exitCode = code;
+});
