@@ -13,7 +13,7 @@ const FOUNDATION =
   '^src/((errors|logging|settings|health|metrics|store|parts|failover|redis)/|version\\.ts$)';
 const CAPABILITY =
   '^src/(cache|ratelimit|queue|flags|config|tracker|alerts|supervised|supervisor|instances|access)/';
-const EDGE = '^src/((runtime|http|admin|cli|app)/|(index|fastify)\\.ts$)';
+const EDGE = '^src/((runtime|http|admin|cli|app)/|(index|fastify|code-cache)\\.ts$)';
 
 /** @type {import('dependency-cruiser').IConfiguration} */
 export default {

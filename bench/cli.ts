@@ -1,6 +1,6 @@
 // CLI start-up: how long `bulwark <command>` takes from spawn to exit, and its peak RSS, against
 // `node -e 0` in the same run. The built CLI as the bin runs it (bin/bulwark.js over dist/: a
-// command from its V8 code cache, src/cli/code-cache.ts, help from the ES module build) on a fresh
+// command from its V8 code cache, src/code-cache.ts, help from the ES module build) on a fresh
 // SQLite data dir with the store migrated once before. The cache is in a directory of this run's
 // own: the first command fills it (that first run, without a cache, is shown on its own line); the
 // rounds then read it, as every run after the first does. Rounds rotate the order of the commands;

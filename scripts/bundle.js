@@ -1,20 +1,19 @@
 // Bundles the programs Bulwark ships, the `bulwark` command (dist/cli/main.cjs, its help
-// dist/cli/main.js), the demo app
-// (dist/app/server.js) and Spin, the reference app `npm start` runs (dist/spin/server.js), over tsc's
-// output of the same names, after `tsc` has built the library.
+// dist/cli/main.js), the demo app (dist/app/server.cjs) and Spin, the reference app `npm start` runs
+// (dist/spin/server.cjs), after `tsc` has built the library; `dist/app/server.js` and
+// `dist/spin/server.js` become the two lines that run a server's bundle.
 // `node scripts/bundle.js [--outdir <dir>]` (default dist).
 //
-// Why: Node loads modules one file at a time, and what the two programs load is ~1,000 ES modules
+// Why: Node loads modules one file at a time, and what the programs load is ~1,000 ES modules
 // (TypeBox ~680, Kysely ~260) and ~900 CommonJS files: most of the demo app's start-up (0.51 s
-// against bare Fastify's 0.10 s, docs/benchmarks.md) and of every CLI command. Bundled, they load
-// a few files: the two servers in chunks shared between them (dist/chunks/), the lazily loaded parts
-// in chunks of their own; the command in one file it runs with V8's code cache. Left as imports of node_modules: native modules, the optional
-// dependencies (loaded only when configured), and packages that read their own files at run time.
-// The library entry points (dist/index.js, ...) are not bundled: an app that imports Bulwark shares
-// its dependencies with its own code.
+// against bare Fastify's 0.10 s, docs/benchmarks.md) and of every CLI command. Bundled, each loads
+// one file, which V8 compiles once and then reads from its code cache (src/code-cache.ts). Left as
+// imports of node_modules: native modules, the optional dependencies (loaded only when configured),
+// and packages that read their own files at run time. The library entry points (dist/index.js, ...)
+// are not bundled: an app that imports Bulwark shares its dependencies with its own code.
 /* global process */
 import { build } from 'esbuild';
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 /**
@@ -65,16 +64,10 @@ const common = {
   plugins: [bulwarkPlugin],
 };
 
+// The command's help (bin/bulwark.js): only the code of the help it prints loads.
 await build({
   ...common,
-  entryPoints: {
-    // The command's help (bin/bulwark.js): only the code of the help it prints loads.
-    'cli/main': 'src/cli/main.ts',
-    'app/server': 'src/app/server.ts',
-    // Spin, the reference app (what `npm start` runs): it imports Bulwark by its package name, bundled
-    // from the same sources as the rest, so the programs share their chunks.
-    'spin/server': 'examples/spin/src/server.ts',
-  },
+  entryPoints: { 'cli/main': 'src/cli/main.ts' },
   outdir,
   chunkNames: 'chunks/[name]-[hash]',
   splitting: true,
@@ -85,12 +78,18 @@ await build({
   },
 });
 
-// The `bulwark` command that does some work: one CommonJS file, which bin/bulwark.js runs with V8's
-// code cache (src/cli/code-cache.ts; Node 20 caches no ES module's code). Its lazily loaded commands
-// are in it, evaluated only when run; `import.meta.url` is the file's own URL.
+// The programs, each one CommonJS file run with V8's code cache (src/code-cache.ts; Node 20 caches
+// no ES module's code): the `bulwark` command that does some work (bin/bulwark.js), the demo app
+// and Spin, the reference app (what `npm start` runs; it imports Bulwark by its package name,
+// bundled from the same sources). Their lazily loaded parts are in them, evaluated only when used;
+// `import.meta.url` is the file's own URL.
 await build({
   ...common,
-  entryPoints: { 'cli/main': 'src/cli/main.ts' },
+  entryPoints: {
+    'cli/main': 'src/cli/main.ts',
+    'app/server': 'src/app/server.ts',
+    'spin/server': 'examples/spin/src/server.ts',
+  },
   outdir,
   outExtension: { '.js': '.cjs' },
   format: 'cjs',
@@ -98,3 +97,18 @@ await build({
   define: { 'import.meta.url': 'bulwarkFileUrl' },
   banner: { js: "const bulwarkFileUrl = require('node:url').pathToFileURL(__filename).href;" },
 });
+
+// `node dist/app/server.js` and `node dist/spin/server.js` (how they are started) run their bundle
+// with the code cache.
+for (const program of ['app/server', 'spin/server']) {
+  rmSync(path.join(outdir, `${program}.js.map`), { force: true });
+  writeFileSync(
+    path.join(outdir, `${program}.js`),
+    `// ${program}.cjs with V8's code cache (written by scripts/bundle.js).
+import { fileURLToPath } from 'node:url';
+import { runCached } from '../code-cache.js';
+
+runCached(fileURLToPath(new URL('./server.cjs', import.meta.url)));
+`,
+  );
+}

@@ -1,9 +1,10 @@
-// The built `bulwark` command (bin/bulwark.js over dist/, as `npm install` leaves it) with V8's code
-// cache (src/cli/code-cache.ts): the first run writes the cache (0600 in a 0700 directory of the
-// user's), the next runs read it and answer the same; a damaged cache is rejected by V8 and written
-// anew; a directory others can write to, or BULWARK_CODE_CACHE=off, means no cache at all; help
-// and the version run without it.
-import { spawnSync } from 'node:child_process';
+// The built `bulwark` command (bin/bulwark.js over dist/, as `npm install` leaves it) and the built
+// demo server with V8's code cache (src/code-cache.ts): the first run writes the cache (0600 in a
+// 0700 directory of the user's; a server 5 s after it started, or when it stops), the next runs
+// read it and answer the same; a damaged cache is rejected by V8 and written anew; a directory
+// others can write to, or BULWARK_CODE_CACHE=off, means no cache at all; help and the version run
+// without it.
+import { spawn, spawnSync } from 'node:child_process';
 import {
   chmodSync,
   existsSync,
@@ -98,4 +99,54 @@ describe('the bulwark command with the code cache', () => {
     expect(bad.status).not.toBe(0);
     expect(bad.stderr).toMatch(/no\.such\.flag/);
   });
+
+  it('a server writes its cache while it runs and starts from it next time', async () => {
+    const xdg = path.join(root, 'server');
+    const cache = path.join(xdg, 'bulwark');
+    /** Starts the demo app; resolves with its port once it listens, and a way to stop it. */
+    const serve = async () => {
+      const child = spawn(process.execPath, ['dist/app/server.js'], {
+        env: {
+          PATH: process.env['PATH'],
+          XDG_CACHE_HOME: xdg,
+          BULWARK_DATA_DIR: path.join(root, 'server-data'),
+          PORT: '0',
+        },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      const port = await new Promise<number>((resolve, reject) => {
+        let err = '';
+        child.stderr.on('data', (chunk: Buffer) => {
+          err += chunk.toString();
+          const match = /listening on http:\/\/[^\s]+:(\d+)/.exec(err);
+          if (match !== null) resolve(Number(match[1]));
+        });
+        child.once('exit', (code) => reject(new Error(`exited ${code}: ${err}`)));
+      });
+      const stop = () =>
+        new Promise<number | null>((resolve) => {
+          child.once('exit', resolve);
+          child.kill('SIGTERM');
+        });
+      return { port, stop };
+    };
+    const first = await serve();
+    try {
+      // Written 5 s after the start, while the server runs on.
+      await expect.poll(() => files(cache).length, { timeout: 10_000, interval: 200 }).toBe(1);
+    } finally {
+      expect(await first.stop()).toBe(0);
+    }
+    const [file] = files(cache);
+    const written = statSync(path.join(cache, file!)).mtimeMs;
+    const second = await serve();
+    try {
+      const res = await fetch(`http://127.0.0.1:${second.port}/health/live`);
+      expect(res.status).toBe(200);
+    } finally {
+      expect(await second.stop()).toBe(0);
+    }
+    expect(files(cache)).toEqual([file]);
+    expect(statSync(path.join(cache, file!)).mtimeMs).toBe(written);
+  }, 30_000);
 });

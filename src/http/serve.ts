@@ -31,7 +31,8 @@ export interface ServeOptions {
  * Builds the app and serves it on the settings' host and port: a configuration error prints what is
  * wrong (every bad field when there are several) and exits 78 before anything listens, other start
  * failures exit 1; then the graceful shutdown on SIGTERM/SIGINT, the capture of unhandled errors
- * (written, then exit 1 for the supervisor to restart), the listen, the one-time admin login link
+ * (written, then exit 1 for the supervisor to restart), the listen (a port it cannot have: said,
+ * exit 1), the one-time admin login link
  * on a first start, and a banner on stderr naming where everything is. `build` must register the
  * Bulwark plugin (`app.bulwark`). Resolves with the listening app.
  */
@@ -61,7 +62,16 @@ export async function serveApp(
   const { settings, logger } = app.bulwark;
   installShutdown(app, { timeoutMs: settings.shutdownTimeoutMs, logger });
   installProcessErrorHandlers(app.bulwark.errors, { logger });
-  await app.listen({ port: settings.port, host: settings.host });
+  try {
+    await app.listen({ port: settings.port, host: settings.host });
+  } catch (error) {
+    // The port is taken, or not ours to bind: said once, and no half-started process left.
+    console.error(
+      `${options.name}: cannot listen on ${settings.host}:${settings.port}: ${(error as Error).message}`,
+    );
+    await app.close().catch(() => undefined);
+    process.exit(1);
+  }
   const address = app.server.address();
   const port = typeof address === 'object' && address !== null ? address.port : settings.port;
   const base = `http://${settings.host.includes(':') ? `[${settings.host}]` : settings.host}:${port}`;

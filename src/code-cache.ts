@@ -1,12 +1,13 @@
-// Runs a bundled CommonJS program (the `bulwark` command, dist/cli/main.cjs) with V8's code cache,
-// so that from its second run on, V8 neither parses nor compiles the ~1.7 MB bundle again: its
-// bytecode, as left by the previous run, is read from a file. Node 22 does this by itself
+// Runs a bundled CommonJS program (the `bulwark` command dist/cli/main.cjs, the servers
+// dist/app/server.cjs and dist/spin/server.cjs) with V8's code cache, so that from its second run
+// on, V8 neither parses nor compiles the bundle (~2 MB) again: its bytecode, as left by the previous
+// run, is read from a file. Node 22 does this by itself
 // (`module.enableCompileCache()`, for ES modules too); Node 20, which Bulwark supports, has it only
 // for scripts compiled with `vm.Script` — hence a CommonJS bundle, run the way Node runs one.
 //
 // Where: `$XDG_CACHE_HOME/bulwark` (or `~/.cache/bulwark`), a directory of this user's only (0700;
 // one that is not is left alone and nothing is cached), one file per program, build and Node
-// version (0600, written whole then renamed, so a concurrent run never reads half of one). The
+// version (0600, written once the program ran 5 s or exited, whole then renamed, so a concurrent run never reads half of one). The
 // file's name carries a digest of the bundle's content: V8 itself checks only the source's length,
 // so a stale cache of a same-length build must never be found. `BULWARK_CODE_CACHE=off` turns it
 // off; a cache V8 rejects (another V8 flag set) is written anew.
@@ -16,6 +17,9 @@ import { createRequire, Module } from 'node:module';
 import { homedir } from 'node:os';
 import path from 'node:path';
 import { constants, Script } from 'node:vm';
+
+/** How long a program runs before its cache is written (if it has not exited by then). */
+const WRITE_AFTER_MS = 5_000;
 
 /** The directory of the cache, or undefined when there is none to use. */
 export function codeCacheDir(env: NodeJS.ProcessEnv = process.env): string | undefined {
@@ -58,9 +62,17 @@ export function runCached(file: string, dir = codeCacheDir()): void {
     // A dynamic import() in the bundle resolves as it would in a file Node loaded itself.
     importModuleDynamically: constants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
   });
-  if (cacheFile !== undefined && (cachedData === undefined || script.cachedDataRejected === true))
-    // At exit, so the cache holds what this run compiled too (the functions it called), not only the top level.
-    process.once('exit', () => writeCache(cacheFile, program, script));
+  if (cacheFile !== undefined && (cachedData === undefined || script.cachedDataRejected === true)) {
+    // Once the program has run a while (a server, 5 s after it started) or at its exit (a command),
+    // so the cache holds what it compiled too (the functions it called), not only the top level.
+    let written = false;
+    const write = () => {
+      if (!written) writeCache(cacheFile, program, script);
+      written = true;
+    };
+    setTimeout(write, WRITE_AFTER_MS).unref();
+    process.once('exit', write);
+  }
   const module = new Module(file);
   module.filename = file;
   const run = script.runInThisContext() as (
