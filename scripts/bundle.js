@@ -46,6 +46,10 @@ const bulwarkPlugin = {
         ? { path: args.path, external: true }
         : undefined;
     });
+    // prom-client without the parts its index loads that Bulwark never uses (see the file).
+    bundle.onResolve({ filter: /^prom-client$/ }, () => ({
+      path: path.resolve('scripts/prom-client-lean.cjs'),
+    }));
     // src/version.ts reads ../package.json next to itself, which a chunk has no longer.
     bundle.onLoad({ filter: /[/\\]src[/\\]version\.ts$/ }, () => ({
       contents: `export const VERSION = ${JSON.stringify(version)};`,
