@@ -87,9 +87,9 @@ export function flagActor(actor: string, reason: string | undefined): FlagActor 
   return reason === undefined ? { actor } : { actor, reason };
 }
 
-const security = [{ adminKey: [] }];
+export const security = [{ adminKey: [] }];
 // Unknown properties are kept (not stripped) so that a field added to definitions still shows.
-const open = { additionalProperties: true };
+export const open = { additionalProperties: true };
 const Rollout = Type.Object(
   { variant: Type.String(), otherwise: Type.String(), percentage: Type.Number({ minimum: 0, maximum: 100 }) },
   open,
@@ -135,9 +135,9 @@ const Provenance = Type.Object({
   revision: Type.Integer(),
   flags: Type.Integer(),
 });
-const KeyParams = Type.Object({ key: Type.String({ maxLength: 200 }) });
-const Reason = Type.Optional(Type.String({ maxLength: 500, description: 'why, for the audit log' }));
-const ReasonBody = Type.Object({ reason: Reason }, { additionalProperties: false });
+export const KeyParams = Type.Object({ key: Type.String({ maxLength: 200 }) });
+export const Reason = Type.Optional(Type.String({ maxLength: 500, description: 'why, for the audit log' }));
+export const ReasonBody = Type.Object({ reason: Reason }, { additionalProperties: false });
 const AuditEntry = Type.Object({
   id: Type.Integer(),
   at: Type.Integer({ description: 'ms since the epoch' }),
@@ -338,120 +338,6 @@ export function registerFlagRoutes(admin: FastifyInstance, bulwark: Bulwark): vo
       });
       changed(key, 'flag.rollout', reason);
       return { flag };
-    },
-  );
-
-  const Arm = Type.Object({
-    samples: Type.Integer(),
-    errors: Type.Integer(),
-    latencyMsSum: Type.Number(),
-  });
-  const Decision = Type.Object({
-    action: Type.Enum(['hold', 'advance', 'complete', 'rollback']),
-    why: Type.String(),
-    to: Type.Optional(Type.Integer()),
-  });
-  const Plan = Type.Object(
-    {
-      steps: Type.Array(Type.Number({ exclusiveMinimum: 0, maximum: 100 }), {
-        minItems: 1,
-        maxItems: 20,
-        description: 'percentages in increasing order, e.g. [10, 50, 100]',
-      }),
-      stepMs: Type.Integer({ minimum: 0, description: 'least time at each step before advancing' }),
-      minSamples: Type.Integer({ minimum: 1, description: 'outcomes needed in each arm before deciding' }),
-      maxErrorRateIncrease: Type.Number({
-        minimum: 0,
-        maximum: 1,
-        description: 'the treatment’s error rate may exceed the control’s by at most this (absolute)',
-      }),
-      maxLatencyRatio: Type.Number({
-        minimum: 1,
-        description: 'the treatment’s mean latency may be at most this × the control’s',
-      }),
-    },
-    { additionalProperties: false },
-  );
-  const Progress = Type.Object({
-    state: Type.Object(
-      {
-        flag: Type.String(),
-        plan: Plan,
-        step: Type.Integer({ description: 'index into plan.steps' }),
-        stepStartedAt: Type.Integer(),
-        status: Type.Enum(['running', 'completed', 'rolled-back', 'aborted']),
-        why: Type.String(),
-        updatedAt: Type.Integer(),
-      },
-      open,
-    ),
-    treatment: Arm,
-    control: Arm,
-    verdict: Type.Union([Decision, Type.Null()], {
-      description: 'what the guard would decide now; null once the rollout stopped',
-    }),
-  });
-  const guarded = '/flags/:key/guarded-rollout';
-
-  typed.get(
-    guarded,
-    {
-      schema: {
-        tags: ['admin'],
-        summary: 'The flag’s guarded rollout: its state, the outcomes of each arm at its step, the verdict',
-        description: '`rollout` is null when the flag never had one.',
-        security,
-        params: KeyParams,
-        response: { 200: Type.Object({ rollout: Type.Union([Progress, Type.Null()]) }) },
-      },
-    },
-    async (request) => {
-      const flag = requireFlag(flags, request.params.key);
-      return { rollout: (await bulwark.rollouts.progress(flag.key)) ?? null };
-    },
-  );
-
-  typed.put(
-    guarded,
-    {
-      schema: {
-        tags: ['admin'],
-        summary: 'Start a guarded rollout at its first step (replaces any earlier one)',
-        security,
-        params: KeyParams,
-        body: Type.Object({ plan: Plan, reason: Reason }, { additionalProperties: false }),
-        response: { 200: Type.Object({ rollout: Progress }) },
-      },
-    },
-    async (request) => {
-      const flag = requireFlag(flags, request.params.key);
-      const { plan, reason } = request.body;
-      await bulwark.rollouts.start(flag.key, plan, flagActor(adminActor(request), reason));
-      changed(flag.key, 'flag.guard.start', reason);
-      return { rollout: (await bulwark.rollouts.progress(flag.key))! };
-    },
-  );
-
-  typed.post(
-    `${guarded}/abort`,
-    {
-      schema: {
-        tags: ['admin'],
-        summary: 'Stop a guarded rollout where it is (the percentage stays)',
-        security,
-        params: KeyParams,
-        body: ReasonBody,
-        response: { 200: Type.Object({ rollout: Progress }) },
-      },
-      preValidation: async (request) => {
-        request.body ??= {};
-      },
-    },
-    async (request) => {
-      const flag = requireFlag(flags, request.params.key);
-      await bulwark.rollouts.abort(flag.key, flagActor(adminActor(request), request.body.reason));
-      changed(flag.key, 'flag.guard.abort', request.body.reason);
-      return { rollout: (await bulwark.rollouts.progress(flag.key))! };
     },
   );
 

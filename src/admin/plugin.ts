@@ -8,6 +8,7 @@ import { lazySchemas } from '../http/lazy-schemas.js';
 import { registerAccess } from './access.js';
 import { adminActor } from './actor.js';
 import { registerFlagRoutes } from './flags.js';
+import { registerGuardedRolloutRoutes } from './guarded-rollout.js';
 import { registerQueueRoutes } from './queues.js';
 import { registerSupervisorRoutes } from './supervisor.js';
 import { registerErrorRoutes } from './errors.js';
@@ -139,6 +140,7 @@ export async function registerAdminApi(app: FastifyInstance, bulwark: Bulwark): 
       registerAlertRoutes(admin, bulwark.alerts, bulwark.store);
       if (bulwark.metrics.history !== undefined) registerMetricsHistoryRoutes(admin, bulwark.metrics.history);
       registerFlagRoutes(admin, bulwark);
+      registerGuardedRolloutRoutes(admin, bulwark);
       registerInstanceRoutes(admin, bulwark);
       registerEventStream(admin, bulwark);
       registerOverviewRoutes(admin, bulwark);

@@ -23,9 +23,9 @@ import {
   type GroupFilter,
   type PendingGroup,
 } from './store.js';
+import { describe, trail } from './occurrence.js';
 import { userKey } from './users.js';
 import type {
-  Breadcrumb,
   BrowserReport,
   CaptureContext,
   CaptureResult,
@@ -65,8 +65,6 @@ export interface ErrorTrackerOptions {
 const SAMPLES_PER_FLUSH = 5;
 /** Distinct users gathered per group between two writes (the rest of a flood is not counted). */
 const USERS_PER_FLUSH = 1_000;
-/** Breadcrumbs kept per sample (the newest), and characters of each message. */
-const BREADCRUMBS = { count: 30, message: 500 } as const;
 /** Groups gathered between two writes beyond which new groups are dropped (an error storm). */
 const MAX_PENDING_GROUPS = 1_000;
 /** Of those, browser groups at most: a browser flood never takes the room of server errors. */
@@ -423,42 +421,5 @@ export class ErrorTracker {
     clearInterval(this.#pruneTimer);
     await this.flush();
     await this.#o.sentry?.close(timeoutMs);
-  }
-}
-
-/** The newest breadcrumbs, each message cut: what a sample keeps of a trail. */
-function trail(breadcrumbs: Breadcrumb[] | undefined): Breadcrumb[] | undefined {
-  if (breadcrumbs === undefined || breadcrumbs.length === 0) return undefined;
-  return breadcrumbs.slice(-BREADCRUMBS.count).map((b) => ({
-    ...b,
-    category: String(b.category).slice(0, 100),
-    message: String(b.message).slice(0, BREADCRUMBS.message),
-  }));
-}
-
-/** Type, message and stack of anything thrown. */
-function describe(error: unknown): { type: string; message: string; stack: string | undefined } {
-  if (error instanceof Error)
-    return {
-      type: error.name || error.constructor.name || 'Error',
-      message: error.message,
-      stack: error.stack,
-    };
-  if (typeof error === 'object' && error !== null) {
-    const o = error as { name?: unknown; message?: unknown; stack?: unknown };
-    return {
-      type: typeof o.name === 'string' ? o.name : 'Object',
-      message: typeof o.message === 'string' ? o.message : safeJson(error),
-      stack: typeof o.stack === 'string' ? o.stack : undefined,
-    };
-  }
-  return { type: typeof error, message: String(error), stack: undefined };
-}
-
-function safeJson(value: unknown): string {
-  try {
-    return JSON.stringify(value).slice(0, 2_000);
-  } catch {
-    return String(value);
   }
 }
