@@ -144,7 +144,15 @@ describe("the console's links to the app's own pages", () => {
     expect(consoleLinks([{ name: 'Queue dashboard', href: '/dashboard' }])).toEqual([
       { name: 'Queue dashboard', href: '/dashboard' },
     ]);
-    for (const href of ['https://evil.example/', '//evil.example/x', '/\\evil.example', 'dashboard', ''])
+    for (const href of [
+      'https://evil.example/',
+      '//evil.example/x',
+      '/\\evil.example',
+      '/\t/evil.example',
+      '/\n/evil.example',
+      'dashboard',
+      '',
+    ])
       expect(() => consoleLinks([{ name: 'x', href }]), href).toThrow(/^console\.links\[0\]\.href: /);
     expect(() =>
       consoleLinks([

@@ -47,6 +47,17 @@ function pageOf(path: string): PageEntry | undefined {
   return PAGES.find((page) => page.path === first);
 }
 
+/**
+ * `path` as an address on this site, or undefined when it would lead elsewhere: resolved as the
+ * browser will (which drops tabs and newlines, so "/\t/evil.example" is "//evil.example"), not
+ * judged by its first characters.
+ */
+function sameSite(path: string | null): string | undefined {
+  if (path === null || !path.startsWith('/')) return undefined;
+  const url = new URL(path, window.location.origin);
+  return url.origin === window.location.origin ? url.href : undefined;
+}
+
 /** A page of the app's own that the console links to (the plugin option `console.links`). */
 interface AppLink {
   name: string;
@@ -84,8 +95,8 @@ export function App() {
   // page (`next`) or a page of the app's own that sent the admin here (`return`, a path on this site).
   useEffect(() => {
     if (state.kind !== 'signed-in' || route.path !== '/login') return;
-    const back = route.query.get('return');
-    if (back !== null && /^\/(?![/\\])/.test(back)) window.location.assign(back);
+    const back = sameSite(route.query.get('return'));
+    if (back !== undefined) window.location.assign(back);
     else navigate(route.query.get('next') ?? '/', true);
   }, [state.kind, route.path]);
   const [links, setLinks] = useState<AppLink[]>([]);

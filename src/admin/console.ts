@@ -24,12 +24,21 @@ export const ConsoleLinksBody = Type.Object({
   links: Type.Array(Type.Object({ name: Type.String(), href: Type.String() })),
 });
 
+/**
+ * Whether `href` is a path on this site as a browser resolves it (it drops tabs and newlines, so
+ * "/\t/evil.example" would be "//evil.example", another site).
+ */
+function onThisSite(href: string): boolean {
+  const here = 'http://this.invalid';
+  return href.startsWith('/') && new URL(href, here).origin === here;
+}
+
 /** The links checked: each a name and a path on this site (never another site's address). */
 export function consoleLinks(links: readonly ConsoleLink[] = []): ConsoleLink[] {
   return links.map((link, i) => {
     if (typeof link.name !== 'string' || link.name.trim() === '')
       throw new TypeError(`console.links[${i}].name: give the link's name`);
-    if (typeof link.href !== 'string' || !/^\/(?![/\\])/.test(link.href))
+    if (typeof link.href !== 'string' || !onThisSite(link.href))
       throw new TypeError(
         `console.links[${i}].href: a path on this site, starting with one / (got ${JSON.stringify(link.href)})`,
       );

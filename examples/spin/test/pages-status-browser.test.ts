@@ -111,6 +111,10 @@ describe("Spin's status and dashboard pages", () => {
         .click();
       await page.waitForURL(`${t.base}/dashboard`);
       await expect.poll(() => page.getByRole('region', { name: 'Recommendations' }).count()).toBe(1);
+      // A return address that a browser would read as another site's ("/<tab>/evil.example" is
+      // "//evil.example") is not followed: the console stays.
+      await page.goto('/admin/login?return=%2F%09%2Fevil.example');
+      await page.waitForURL(`${t.base}/admin/`);
     } finally {
       await context.close();
     }
