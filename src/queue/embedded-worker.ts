@@ -33,6 +33,8 @@ export class EmbeddedWorker {
   readonly #active = new Map<number, { controller: AbortController; done: Promise<void> }>();
   readonly #completions: Batch<number>;
   #pumping = false;
+  /** The pump running now (or the last one): a claim in flight is in it. */
+  #pumped: Promise<void> = Promise.resolve();
   #again = false;
   #closing = false;
   #poll: NodeJS.Timeout | undefined;
@@ -64,7 +66,7 @@ export class EmbeddedWorker {
       this.#again = true;
       return;
     }
-    void this.#pump();
+    this.#pumped = this.#pump();
   }
 
   async #pump(): Promise<void> {
@@ -174,11 +176,14 @@ export class EmbeddedWorker {
     this.#closing = true;
     clearTimeout(this.#poll);
     clearInterval(this.#renew);
-    const running = [...this.#active.values()].map((a) => a.done);
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<'deadline'>((resolve) => {
       timer = setTimeout(() => resolve('deadline'), deadlineMs);
     });
+    // A claim in flight hands its jobs out when it returns: wait for it, so that they are waited
+    // for (or released) like the others, instead of starting after close() returned.
+    await Promise.race([this.#pumped, deadline]);
+    const running = [...this.#active.values()].map((a) => a.done);
     const outcome = await Promise.race([Promise.all(running).then(() => 'done' as const), deadline]);
     clearTimeout(timer);
     if (outcome === 'deadline') {
