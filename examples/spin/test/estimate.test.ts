@@ -191,6 +191,21 @@ describe('WaitStats', () => {
     );
   });
 
+  it('with matches but none who had to wait, says everyone was paired at once (never "only 0 people")', () => {
+    const stats = new WaitStats({ since: 0 });
+    for (let at = MINUTE; at <= 4 * MINUTE; at += MINUTE) {
+      stats.arrived(straightMen, at);
+      stats.matched(straightMen, at, 0);
+    }
+    const estimate = stats.estimate(straightMen, 1, 5 * MINUTE);
+    expect(estimate).toMatchObject({ estimateKnown: false, sampleSize: 0, reason: 'NOT_ENOUGH_DATA' });
+    expect(estimate.sentence).toBe(
+      'No estimate yet: everyone seeking your match in the last 5 minutes was paired at once, a partner ' +
+        'already waiting (4 matched, the last 60 seconds ago), so there is no wait to go by. You are next in line.',
+    );
+    expectShown(estimate);
+  });
+
   it('gives a range from the recent pace and the people ahead, and says both', () => {
     const stats = new WaitStats({ since: 0 });
     steady(stats, straightMen, 0, 30 * MINUTE, 2 * MINUTE);

@@ -249,6 +249,18 @@ export class WaitStats {
         sentence: `No estimate: nobody seeking your match has been matched in the last ${window} (${last}). ${line}.`,
       };
     }
+    if (sum.servedCount === 0) {
+      // Matched, but each at once (a partner was already waiting): no wait to go by, and "only 0
+      // people had to wait" would read as a contradiction of the matches.
+      return {
+        ...unknown,
+        sampleSize: 0,
+        reason: EstimateReason.NOT_ENOUGH_DATA,
+        sentence:
+          `No estimate yet: everyone seeking your match in the last ${window} was paired at once, a partner ` +
+          `already waiting (${sum.matchCount} matched, ${last}), so there is no wait to go by. ${line}.`,
+      };
+    }
     const waited = sum.servedCount === 1 ? 'only 1 person' : `only ${sum.servedCount} people`;
     return {
       ...unknown,
