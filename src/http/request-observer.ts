@@ -41,7 +41,9 @@ export function onRequestStart(request: FastifyRequest, reply: FastifyReply): vo
  */
 export function onRequestEnd(state: RequestObservation, request: FastifyRequest, reply: FastifyReply): void {
   const { bulwark } = state;
-  const route = request.routeOptions.url ?? 'unmatched';
+  // Read once: Fastify builds the routeOptions object anew at each read.
+  const { url, logLevel } = request.routeOptions;
+  const route = url ?? 'unmatched';
   const durationMs = reply.elapsedTime;
   const statusCode = reply.statusCode;
   bulwark.metrics.observeHttp(route, request.method, statusCode, durationMs / 1000);
@@ -54,7 +56,7 @@ export function onRequestEnd(state: RequestObservation, request: FastifyRequest,
   if (
     statusCode < 500 &&
     failure === undefined &&
-    ((state.logProbes !== true && PROBE_ROUTES.has(route)) || quieter(request.routeOptions.logLevel))
+    ((state.logProbes !== true && PROBE_ROUTES.has(route)) || quieter(logLevel))
   ) {
     if (bulwark.logger.isLevelEnabled('debug'))
       request.log.debug({ method: request.method, route, statusCode, durationMs: rounded }, 'request');
