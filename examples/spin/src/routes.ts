@@ -211,7 +211,8 @@ export async function spinRoutes(
           notify,
         });
         if (user === undefined) throw spinError('SPIN_UNAUTHORIZED', 'No user has this token');
-        // Every instance reads the user anew on its next request (the cache's delete reaches them all).
+        // This instance reads the user anew at once; others do when the delete reaches them (at once
+        // with Redis, else when their copy's 5 minutes run out: notices read the store, never the cache).
         await users.delete(tokenDigest(bearer(request)));
         return view(user);
       },

@@ -91,7 +91,9 @@ export function TrendChart(props: { title: string; trends: Trends; lines: readon
       resize.disconnect();
       plot.destroy();
     };
-  }, [props.trends, props.lines, props.unit]);
+    // Drawn anew when the series are (the server's trends change once a minute, at a new fromMs), not
+    // at every poll of the page that holds them.
+  }, [props.trends.range, props.trends.fromMs, props.lines, props.unit]);
   return (
     <figure class="chart">
       <figcaption>{props.title}</figcaption>
