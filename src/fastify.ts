@@ -6,6 +6,7 @@ export {
   bulwarkBrowserErrors,
   bulwarkConsole,
   bulwarkCore,
+  bulwarkProtection,
   bulwarkRateLimit,
   bulwarkRequestFlags,
   fastifyOptions,

@@ -60,6 +60,14 @@ export type {
   ModeChange,
 } from './failover/index.js';
 export { createRateLimiter, keyFrom, hashApiKey } from './ratelimit/index.js';
+export {
+  PRIORITIES,
+  SHED_REASONS,
+  type Priority,
+  type Protection,
+  type ProtectionOptions,
+  type ShedReason,
+} from './protection/index.js';
 export { clientNetwork } from './ratelimit/client-network.js';
 export type {
   RateLimiter,

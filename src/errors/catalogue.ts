@@ -123,6 +123,16 @@ export const catalogue = {
     message: 'Invalid rate limiting options: {detail}',
     area: 'ratelimit',
   },
+  BWK_ERR_PROTECTION_OVERLOADED: {
+    status: 503,
+    message: 'The service is overloaded and shed this {priority} request ({reason}): retry in {retryAfter} s',
+    area: 'protection',
+  },
+  BWK_ERR_PROTECTION_OPTIONS: {
+    status: 500,
+    message: 'Invalid load-shedding option {field}: {problem}',
+    area: 'protection',
+  },
   BWK_ERR_QUEUE_OPTIONS: {
     status: 400,
     message: 'Invalid queue options: {detail}',

@@ -14,6 +14,8 @@ import { frameworkErrorHandler } from './error-handler.js';
 import { finiteNumbers } from './finite-numbers.js';
 import { lazySchemas, STRICT_BODIES } from './lazy-schemas.js';
 import { generateRequestId } from './request-id.js';
+import type { ProtectionOptions } from '../protection/index.js';
+import { registerProtection } from './protection.js';
 import { clientErrorHandler, limitOptions, serverLimits } from './server-limits.js';
 import { BulwarkLogController, controllers } from './request-observer.js';
 
@@ -146,6 +148,16 @@ export const bulwarkAdminRoutes: FastifyPluginAsync<AdminRoutesOptions> = fp(
   { ...needsCore('bulwark-admin-routes'), encapsulate: true },
 );
 
+/**
+ * Load shedding of the routes registered after it (see docs/protection.md): register it right after
+ * the core, so that its hook runs before any other (a shed request costs nothing more).
+ */
+export const bulwarkProtection: FastifyPluginAsync<ProtectionOptions> = fp(
+  async (app: FastifyInstance, opts: ProtectionOptions) =>
+    registerProtection(app, app.bulwark.protection, opts),
+  needsCore('bulwark-protection'),
+);
+
 /** Rate limiting of the app's routes with `bulwark.rateLimiter` (see docs/rate-limiting.md). */
 export const bulwarkRateLimit: FastifyPluginAsync<Omit<RateLimitPluginOptions, 'limiter'>> = fp(
   async (app: FastifyInstance, opts: Omit<RateLimitPluginOptions, 'limiter'>) =>
@@ -171,6 +183,8 @@ export const bulwarkRequestFlags: FastifyPluginAsync<RequestFlagsOptions> = fp(
 
 async function bulwarkPlugin(app: FastifyInstance, opts: BulwarkPluginOptions): Promise<void> {
   await app.register(bulwarkCore, opts);
+  if (opts.protection !== undefined && opts.protection !== false)
+    await app.register(bulwarkProtection, opts.protection === true ? {} : opts.protection);
   if (opts.rateLimit !== undefined) await app.register(bulwarkRateLimit, opts.rateLimit);
   if (opts.flags !== undefined) await app.register(bulwarkRequestFlags, opts.flags);
   if (opts.browserErrors !== false) await app.register(bulwarkBrowserErrors);
@@ -182,7 +196,8 @@ async function bulwarkPlugin(app: FastifyInstance, opts: BulwarkPluginOptions): 
 /**
  * The Bulwark Fastify plugin, everything in one line: `app.register(bulwark, options)` →
  * `app.bulwark`. Registers {@link bulwarkCore} (request ids, logs and metrics per request, coded
- * errors, `/health*`, `/metrics`, `/api-docs`, graceful close), then the rate limit hook (with
+ * errors, `/health*`, `/metrics`, `/api-docs`, graceful close), then load shedding (with
+ * `protection`), the rate limit hook (with
  * `rateLimit`), request flags (with `flags`), the browser error route (unless `browserErrors: false`)
  * the admin API and the admin console (unless `console: false`). Register it before your routes so they are documented; or compose the parts
  * you want from `bulwarkCore` and the capability plugins.

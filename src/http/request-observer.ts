@@ -16,8 +16,14 @@ export interface RequestObservation {
   logProbes?: boolean;
 }
 
+/**
+ * Answers that get a debug line only, whatever their status: the load shedder's 503s (thousands a
+ * second under overload; counted in its metrics and summed up in one log line per episode).
+ */
+export const quietAnswers = new WeakSet<FastifyRequest>();
+
 /** Routes that load balancers, the supervisor and scrapers call every few seconds. */
-const PROBE_ROUTES = new Set(['/health', '/health/live', '/health/ready', '/metrics']);
+export const PROBE_ROUTES = new Set(['/health', '/health/live', '/health/ready', '/metrics']);
 /** Route log levels above info: such a route's answered requests get a debug line only. */
 const QUIETER = new Set(['warn', 'error', 'fatal', 'silent']);
 const quieter = (level: string | undefined) => level !== undefined && QUIETER.has(level);
@@ -54,9 +60,10 @@ export function onRequestEnd(state: RequestObservation, request: FastifyRequest,
   // route that asked to be quieter than info (webPages' pages and assets: a page view is several
   // files) is not an app request worth a line either.
   if (
-    statusCode < 500 &&
-    failure === undefined &&
-    ((state.logProbes !== true && PROBE_ROUTES.has(route)) || quieter(logLevel))
+    (statusCode < 500 &&
+      failure === undefined &&
+      ((state.logProbes !== true && PROBE_ROUTES.has(route)) || quieter(logLevel))) ||
+    (statusCode === 503 && quietAnswers.has(request))
   ) {
     if (bulwark.logger.isLevelEnabled('debug'))
       request.log.debug({ method: request.method, route, statusCode, durationMs: rounded }, 'request');

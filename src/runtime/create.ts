@@ -17,6 +17,8 @@ import { Metrics } from '../metrics/index.js';
 import type { HistoryPartOptions } from '../metrics/part.js';
 import { partsFor, startParts, type AnyPart, type PartServices } from '../parts/index.js';
 import type { JobQueue } from '../queue/index.js';
+import type { Protection } from '../protection/index.js';
+import type { ProtectionOptions } from '../protection/part.js';
 import type { QueuePartOptions } from '../queue/part.js';
 import type { RateLimitPartOptions } from '../ratelimit/part.js';
 import type { RateLimiter } from '../ratelimit/index.js';
@@ -76,6 +78,13 @@ export interface BulwarkOptions<S extends TObject = TObject> extends SettingsInp
    * interval, tiers and compaction; `false` turns it off. Default on, every 10 s.
    */
   metricsHistory?: HistoryPartOptions;
+  /**
+   * Load shedding of the Fastify plugin's routes (`true` or options; docs/protection.md): an
+   * adaptive concurrency limit and request classes (route `config.priority`), shed lowest first
+   * with 503 and `Retry-After`. Default off. The Fastify plugin engages it; `bulwark.protection`
+   * exists either way (its tuning comes from the options given when the Bulwark was created).
+   */
+  protection?: ProtectionOptions | boolean;
   /**
    * Edits the list of parts before they start: add your own (started after the parts they
    * `need`, closed before them, their values in `bulwark.parts`, their `migrations` applied with
@@ -142,6 +151,11 @@ export interface Bulwark<S extends TObject = TObject> {
    * over the metrics history, notifications once per transition through a durable outbox.
    */
   readonly alerts: AlertEngine | undefined;
+  /**
+   * Load shedding of the HTTP plugin's requests (its `protection` option): the shedder's state,
+   * `enabled` (the flag `bulwark.protection`), `shedding`. See docs/protection.md.
+   */
+  readonly protection: Protection;
   /** The service's version (`serviceVersion`, else Bulwark's own). */
   readonly version: string;
   /** The value of every part by name, your own parts' too (undefined for a part that is off). */
@@ -164,6 +178,7 @@ export const PART_OPTIONS = {
   queues: 'queues',
   config: 'config',
   alerts: 'alerts',
+  protection: 'protection',
 } as const satisfies Record<string, keyof BulwarkOptions>;
 
 /** The settings, logger, metrics and health every part is given, from `options`, and the alerting configuration. */
@@ -306,6 +321,7 @@ export async function createBulwark<S extends TObject = TObject>(
     supervisor: value('supervisor'),
     errors: value('errors'),
     alerts: value('alerts'),
+    protection: value('protection'),
     metrics,
     serviceId,
     instanceId,

@@ -1,0 +1,346 @@
+// Admission of requests under load: who runs now, who waits a little, who is refused at once.
+// Three classes, shed lowest first:
+// - a curve of refusal probabilities per class, raised step by step while the service is
+//   overloaded (sheddable first, default once sheddable is all refused; critical never by the
+//   curve) and lowered more slowly once it is clear (hysteresis: the curve does not flap);
+// - the adaptive concurrency limit (limit.ts), of which critical requests may use all and the
+//   others all but a reserved share;
+// - a short queue for requests admitted by the curve but over the limit, served by class, then
+//   first-come (last-come while overloaded, as Facebook's adaptive LIFO does), with CoDel's
+//   timeouts: a wait longer than 100 ms, or 5 ms once the queue has not been empty for 100 ms, is
+//   refused rather than served late. A waiter whose client left, or whose deadline passed, is
+//   dropped before it runs.
+import { AdaptiveLimit, type AdaptiveLimitOptions, type LimitMove } from './limit.js';
+
+/** Request classes, most important first; the index is the class's rank. */
+export const PRIORITIES = ['critical', 'default', 'sheddable'] as const;
+/** A request class: `critical` is shed last and keeps a reserved share of the limit. */
+export type Priority = (typeof PRIORITIES)[number];
+
+/** Why a request was refused or dropped. */
+export const SHED_REASONS = ['overload', 'queue-full', 'queue-timeout', 'client-gone', 'deadline'] as const;
+export type ShedReason = (typeof SHED_REASONS)[number];
+
+/** A request waiting for a slot. */
+export interface Waiter {
+  readonly rank: number;
+  readonly queuedAt: number;
+  /** When its client stops waiting (ms on the shedder's clock), or +Infinity. */
+  readonly deadlineAt: number;
+  /** Whether the client has gone (its connection closed): then it is dropped, never run. */
+  gone(): boolean;
+  /** Called once: without a reason when admitted (in flight from then on), else why it was dropped. */
+  resume(reason?: ShedReason): void;
+}
+
+/** What one interval of signals from the event loop says (see signals.ts). */
+export interface LoopSignals {
+  /** Event-loop delay p99 over the interval, ms. */
+  delayP99Ms: number;
+  /** Event-loop utilisation over the interval, 0..1. */
+  utilisation: number;
+  /** A garbage-collection pause longer than 20 ms happened in the interval. */
+  gcPause: boolean;
+}
+
+/** Options of {@link Shedder}. */
+export interface ShedderOptions {
+  limit?: AdaptiveLimitOptions;
+  /** Share of the limit only critical requests may use (default 0.2). */
+  criticalReserve?: number;
+  /** Requests that may wait for a slot, as a multiple of the limit (default 1, at least 16). */
+  queueFactor?: number;
+  /** CoDel's target and interval (ms; default 5 and 100). */
+  queueTargetMs?: number;
+  queueIntervalMs?: number;
+  /**
+   * The event loop is overloaded when its utilisation is at least `hotUtilisation` (default 0.9)
+   * and its delay p99 at least `hotDelayMs` (default 50 ms): the service itself is busy, not
+   * starved of CPU by another process (then shedding would not help).
+   */
+  hotUtilisation?: number;
+  hotDelayMs?: number;
+  /** Per tick: raise of a class's refusal probability while overloaded (default 0.05), fall once clear (0.02). */
+  raiseStep?: number;
+  fallStep?: number;
+  now?: () => number;
+  random?: () => number;
+}
+
+/** Counts since the start, by class rank. */
+export interface ShedderCounts {
+  admitted: number[];
+  /** Answered below 500 after admission. */
+  completed: number[];
+  /** Refused or dropped, by class rank then reason. */
+  shed: Record<ShedReason, number>[];
+}
+
+/** The shedding state of one interval, for logs, health and metrics. */
+export interface ShedderState {
+  limit: number;
+  inFlight: number;
+  queued: number;
+  /** Refusal probability of each class (critical is always 0). */
+  refusal: readonly number[];
+  overloaded: boolean;
+  minRttMs: number;
+  rttMs: number;
+  reversals: number;
+}
+
+/** The outcome of {@link Shedder.admit}: admitted now, queued (the waiter will be resumed), or refused. */
+export type Admission = 'admitted' | 'queued' | ShedReason;
+
+/** Admission control over one process's requests; pure logic on an injected clock. */
+export class Shedder {
+  /** Off: every request is admitted uncounted (the tool flag `bulwark.protection`). */
+  enabled = true;
+  inFlight = 0;
+  readonly adaptive: AdaptiveLimit;
+  readonly refusal = [0, 0, 0];
+  readonly counts: ShedderCounts = {
+    admitted: [0, 0, 0],
+    completed: [0, 0, 0],
+    shed: PRIORITIES.map(
+      () => Object.fromEntries(SHED_REASONS.map((r) => [r, 0])) as Record<ShedReason, number>,
+    ),
+  };
+  readonly #queues: Waiter[][] = [[], [], []];
+  #queued = 0;
+  #lastEmptyAt: number;
+  #dropsThisTick = 0;
+  #overloaded = false;
+  /** Completions per second, smoothed: how fast the queue drains (for Retry-After). */
+  #drainRate = 0;
+  #completedThisTick = 0;
+  #lastTick: number;
+  readonly #reserve: number;
+  readonly #queueFactor: number;
+  readonly #target: number;
+  readonly #interval: number;
+  readonly #hotUtilisation: number;
+  readonly #hotDelayMs: number;
+  readonly #raise: number;
+  readonly #fall: number;
+  readonly now: () => number;
+  readonly #random: () => number;
+
+  constructor(options: ShedderOptions = {}) {
+    this.adaptive = new AdaptiveLimit(options.limit);
+    this.#reserve = options.criticalReserve ?? 0.2;
+    this.#queueFactor = options.queueFactor ?? 1;
+    this.#target = options.queueTargetMs ?? 5;
+    this.#interval = options.queueIntervalMs ?? 100;
+    this.#hotUtilisation = options.hotUtilisation ?? 0.9;
+    this.#hotDelayMs = options.hotDelayMs ?? 50;
+    this.#raise = options.raiseStep ?? 0.05;
+    this.#fall = options.fallStep ?? 0.02;
+    this.now = options.now ?? (() => performance.now());
+    this.#random = options.random ?? Math.random;
+    this.#lastEmptyAt = this.now();
+    this.#lastTick = this.#lastEmptyAt;
+  }
+
+  /** Requests waiting for a slot. */
+  get queued(): number {
+    return this.#queued;
+  }
+
+  /**
+   * Decides for a request of class `rank` (0 critical, 1 default, 2 sheddable): `admitted` (it is
+   * in flight: call {@link release} when answered), `queued` (call {@link enqueue} with its waiter),
+   * or the reason it is refused now.
+   */
+  admit(rank: number): Admission {
+    const refusal = this.refusal[rank] ?? 0;
+    if (refusal > 0 && this.#random() < refusal) return this.#refuse(rank, 'overload');
+    if (this.inFlight < this.#cap(rank) && (this.#queued === 0 || !this.#waitingAtOrAbove(rank))) {
+      this.#start(rank);
+      return 'admitted';
+    }
+    if (this.#queued < this.#maxQueue()) return 'queued';
+    // Full: a more important request takes the place of the newest of the least important waiting.
+    for (let lower = PRIORITIES.length - 1; lower > rank; lower--) {
+      const victim = this.#queues[lower]?.pop();
+      if (victim === undefined) continue;
+      this.#queued -= 1;
+      this.#drop(victim, 'queue-full');
+      return 'queued';
+    }
+    return this.#refuse(rank, 'queue-full');
+  }
+
+  /** Queues a request `admit` answered `queued` for. */
+  enqueue(waiter: Waiter): void {
+    this.#queues[waiter.rank]?.push(waiter);
+    this.#queued += 1;
+  }
+
+  /**
+   * An admitted request is done. `latencyMs`: from admission to its answer, when it was answered
+   * below 500 (a failure or a client that left is no latency sample).
+   */
+  release(rank: number, latencyMs?: number): void {
+    this.inFlight -= 1;
+    this.#completedThisTick += 1;
+    if (latencyMs !== undefined) {
+      this.adaptive.sample(latencyMs);
+      this.counts.completed[rank] = (this.counts.completed[rank] ?? 0) + 1;
+    }
+    if (this.#queued > 0) this.#drain();
+  }
+
+  /**
+   * Every interval (100 ms): moves the limit, the refusal curve and the queue's mode on the
+   * interval's signals; drops waiters past their time. Returns what the limit did.
+   */
+  tick(loop: LoopSignals): LimitMove {
+    const now = this.now();
+    const seconds = Math.max((now - this.#lastTick) / 1000, 0.001);
+    this.#lastTick = now;
+    this.#drainRate = 0.7 * this.#drainRate + 0.3 * (this.#completedThisTick / seconds);
+    this.#completedThisTick = 0;
+    this.#sweep(now);
+    const hot = loop.utilisation >= this.#hotUtilisation && loop.delayP99Ms >= this.#hotDelayMs;
+    const warm = loop.utilisation >= this.#hotUtilisation - 0.1 && loop.delayP99Ms >= this.#hotDelayMs / 2;
+    const queueStuck = this.#queued > 0 && now - this.#lastEmptyAt > this.#interval;
+    const overloaded = hot || queueStuck || this.#dropsThisTick > 0;
+    const clear = !overloaded && !warm && this.#queued === 0;
+    this.#dropsThisTick = 0;
+    this.#overloaded = overloaded;
+    if (overloaded) this.#raiseCurve();
+    else if (clear) this.#lowerCurve();
+    const move = this.adaptive.update(now, { gcPause: loop.gcPause, hot });
+    if (move === 'up' && this.#queued > 0) this.#drain();
+    return move;
+  }
+
+  /** Seconds a refused client should wait before trying again: the time to drain what is ahead. */
+  retryAfterSeconds(): number {
+    const ahead = this.#queued + this.inFlight;
+    const drain = ahead / Math.max(this.#drainRate, 1);
+    // The curve relaxes by one step per tick: the time until a refused class is admitted again.
+    const relax = (Math.max(...this.refusal) / this.#fall) * 0.1;
+    return Math.min(30, Math.max(1, Math.ceil(Math.max(drain, relax))));
+  }
+
+  /** The state now (for logs, health and metrics). */
+  state(): ShedderState {
+    return {
+      limit: this.adaptive.limit,
+      inFlight: this.inFlight,
+      queued: this.#queued,
+      refusal: [...this.refusal],
+      overloaded: this.#overloaded,
+      minRttMs: this.adaptive.minRttMs,
+      rttMs: this.adaptive.rttMs,
+      reversals: this.adaptive.reversals,
+    };
+  }
+
+  #cap(rank: number): number {
+    const limit = this.adaptive.limit;
+    return rank === 0 ? limit : Math.max(1, limit * (1 - this.#reserve));
+  }
+
+  #maxQueue(): number {
+    return Math.max(16, Math.ceil(this.adaptive.limit * this.#queueFactor));
+  }
+
+  #waitingAtOrAbove(rank: number): boolean {
+    for (let r = 0; r <= rank; r++) if ((this.#queues[r]?.length ?? 0) > 0) return true;
+    return false;
+  }
+
+  #start(rank: number): void {
+    this.inFlight += 1;
+    this.counts.admitted[rank] = (this.counts.admitted[rank] ?? 0) + 1;
+    this.adaptive.inFlight(this.inFlight);
+  }
+
+  #refuse(rank: number, reason: ShedReason): ShedReason {
+    const counts = this.counts.shed[rank];
+    if (counts !== undefined) counts[reason] += 1;
+    // Dropped for want of room or time: the queue is overloaded (a client leaving is not a sign of it).
+    if (reason === 'queue-full' || reason === 'queue-timeout') this.#dropsThisTick += 1;
+    return reason;
+  }
+
+  #drop(waiter: Waiter, reason: ShedReason): void {
+    this.#refuse(waiter.rank, reason);
+    waiter.resume(reason);
+  }
+
+  /** Hands free slots to waiters: the most important class first, then first-come (last-come when overloaded). */
+  #drain(): void {
+    const now = this.now();
+    this.#sweep(now);
+    const lifo = now - this.#lastEmptyAt > this.#interval;
+    for (let rank = 0; rank < PRIORITIES.length && this.#queued > 0; rank++) {
+      const queue = this.#queues[rank];
+      if (queue === undefined) continue;
+      while (queue.length > 0 && this.inFlight < this.#cap(rank)) {
+        const waiter = (lifo ? queue.pop() : queue.shift()) as Waiter;
+        this.#queued -= 1;
+        if (waiter.gone()) this.#drop(waiter, 'client-gone');
+        else if (now >= waiter.deadlineAt) this.#drop(waiter, 'deadline');
+        else {
+          this.#start(rank);
+          waiter.resume();
+        }
+      }
+    }
+    if (this.#queued === 0) this.#lastEmptyAt = now;
+  }
+
+  /** Drops waiters that waited past CoDel's timeout, whose client left or whose deadline passed. */
+  #sweep(now: number): void {
+    if (this.#queued === 0) {
+      this.#lastEmptyAt = now;
+      return;
+    }
+    const timeout = now - this.#lastEmptyAt > this.#interval ? this.#target : this.#interval;
+    for (const queue of this.#queues) {
+      // Oldest first: the front of each queue.
+      while (queue.length > 0) {
+        const oldest = queue[0] as Waiter;
+        const reason: ShedReason | undefined = oldest.gone()
+          ? 'client-gone'
+          : now >= oldest.deadlineAt
+            ? 'deadline'
+            : now - oldest.queuedAt > timeout
+              ? 'queue-timeout'
+              : undefined;
+        if (reason === undefined) break;
+        queue.shift();
+        this.#queued -= 1;
+        this.#drop(oldest, reason);
+      }
+    }
+    if (this.#queued === 0) this.#lastEmptyAt = now;
+  }
+
+  #raiseCurve(): void {
+    for (let rank = PRIORITIES.length - 1; rank > 0; rank--) {
+      const current = this.refusal[rank] ?? 0;
+      if (current < 1) {
+        this.refusal[rank] = snap(Math.min(1, current + this.#raise));
+        return;
+      }
+    }
+  }
+
+  #lowerCurve(): void {
+    for (let rank = 1; rank < PRIORITIES.length; rank++) {
+      const current = this.refusal[rank] ?? 0;
+      if (current > 0) {
+        this.refusal[rank] = snap(Math.max(0, current - this.#fall));
+        return;
+      }
+    }
+  }
+}
+
+/** Rounds a probability to 1e-6, so that steps of 0.02 reach 0 and 1 exactly. */
+const snap = (p: number) => Math.round(p * 1e6) / 1e6;

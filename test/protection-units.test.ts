@@ -1,0 +1,290 @@
+// The load shedder's rules on a driven clock: how the adaptive limit moves (and what it ignores),
+// who is admitted, queued, refused or dropped, in which order, and how the shedding curve rises and
+// falls. protection-http.test.ts and protection-overload.test.ts show the same through real HTTP.
+import { describe, expect, it } from 'vitest';
+import { AdaptiveLimit } from '../src/protection/limit.js';
+import { Shedder, type ShedReason, type Waiter } from '../src/protection/shedder.js';
+
+const calm = { delayP99Ms: 1, utilisation: 0.3, gcPause: false };
+
+/** A window of `count` samples of `latencyMs` each, with `inFlight` requests in flight at every admission. */
+function window(limit: AdaptiveLimit, count: number, latencyMs: number, inFlight: number): void {
+  for (let i = 0; i < count; i++) {
+    limit.inFlight(inFlight);
+    limit.sample(latencyMs);
+  }
+}
+
+describe('AdaptiveLimit', () => {
+  it('grows by √limit while the traffic fills it and nothing waits', () => {
+    const limit = new AdaptiveLimit({ initial: 16 });
+    window(limit, 20, 10, 12);
+    expect(limit.update(0)).toBe('up');
+    expect(limit.limit).toBeCloseTo(16 + 4);
+  });
+
+  it('does not grow when the traffic leaves most of it unused (an idle limit proves nothing)', () => {
+    const limit = new AdaptiveLimit({ initial: 40 });
+    window(limit, 20, 10, 5);
+    expect(limit.update(0)).toBe('hold');
+    expect(limit.limit).toBe(40);
+  });
+
+  it('shrinks once latency says requests wait, and holds inside the tolerance band', () => {
+    const limit = new AdaptiveLimit({ initial: 20, smoothing: 1 });
+    window(limit, 20, 10, 20);
+    limit.update(0); // baseline 10 ms
+    const grown = limit.limit;
+    // 20 in flight at 2× the baseline latency: 10 of them wait, above 6 × log10(limit).
+    window(limit, 20, 20, 20);
+    expect(limit.update(100)).toBe('down');
+    expect(limit.limit).toBeLessThan(grown);
+    // 20 in flight at 1.35× the baseline: about 5 wait, inside the band: hold.
+    const before = limit.limit;
+    window(limit, 20, 13.5, 20);
+    expect(limit.update(200)).toBe('hold');
+    expect(limit.limit).toBe(before);
+    expect(limit.waiting).toBeGreaterThan(4);
+  });
+
+  it('comes down from far too high within a few windows, never below its minimum', () => {
+    const limit = new AdaptiveLimit({ initial: 200, min: 4, smoothing: 1 });
+    window(limit, 50, 5, 150);
+    limit.update(0);
+    let now = 0;
+    for (let i = 0; i < 5; i++) {
+      window(limit, 50, 100, 150);
+      limit.update((now += 100));
+    }
+    expect(limit.limit).toBeLessThan(20);
+    for (let i = 0; i < 20; i++) {
+      window(limit, 50, 100, 150);
+      limit.update((now += 100));
+    }
+    expect(limit.limit).toBe(4);
+  });
+
+  it('does not shrink for a window with a long GC pause, nor grow while the event loop is hot', () => {
+    const limit = new AdaptiveLimit({ initial: 20, smoothing: 1 });
+    window(limit, 20, 10, 20);
+    limit.update(0);
+    const start = limit.limit;
+    window(limit, 20, 40, 20);
+    expect(limit.update(100, { gcPause: true })).toBe('hold');
+    expect(limit.limit).toBe(start);
+    const hot = new AdaptiveLimit({ initial: 16 });
+    window(hot, 20, 10, 12);
+    expect(hot.update(0, { hot: true })).toBe('hold');
+  });
+
+  it('waits for enough samples, but closes a window after 1 s with any', () => {
+    const limit = new AdaptiveLimit({ initial: 16, minSamples: 8 });
+    limit.update(0);
+    window(limit, 3, 10, 12);
+    expect(limit.update(100)).toBe('hold');
+    expect(limit.rttMs).toBeNaN();
+    expect(limit.update(1100)).toBe('up');
+    expect(limit.rttMs).toBe(10);
+  });
+
+  it('learns a slower baseline slowly (a rising floor), a faster one at once', () => {
+    const limit = new AdaptiveLimit({ initial: 16, smoothing: 1, floorRisePerSecond: 0.01 });
+    window(limit, 20, 10, 2);
+    limit.update(0);
+    expect(limit.minRttMs).toBe(10);
+    window(limit, 20, 20, 2);
+    limit.update(10_000); // 10 s later: the floor rises 10%, not to 20
+    expect(limit.minRttMs).toBeCloseTo(11);
+    window(limit, 20, 6, 2);
+    limit.update(10_100);
+    expect(limit.minRttMs).toBe(6);
+  });
+
+  it('counts changes of direction, not every move', () => {
+    const limit = new AdaptiveLimit({ initial: 16, smoothing: 1 });
+    window(limit, 20, 10, 16);
+    limit.update(0); // up
+    window(limit, 20, 10, 20);
+    limit.update(100); // up
+    expect(limit.reversals).toBe(0);
+    window(limit, 20, 30, 24);
+    limit.update(200); // down
+    expect(limit.reversals).toBe(1);
+  });
+});
+
+/** A waiter that records how it ended. */
+function waiter(shedder: Shedder, rank: number, opts: { deadlineAt?: number; gone?: () => boolean } = {}) {
+  const ended: { admitted: boolean; reason?: ShedReason }[] = [];
+  const w: Waiter = {
+    rank,
+    queuedAt: shedder.now(),
+    deadlineAt: opts.deadlineAt ?? Number.POSITIVE_INFINITY,
+    gone: opts.gone ?? (() => false),
+    resume: (reason) => ended.push(reason === undefined ? { admitted: true } : { admitted: false, reason }),
+  };
+  return { w, ended };
+}
+
+/** A waiter for a request `admit` queued: admitted (expected to queue), then enqueued. */
+function queued(shedder: Shedder, rank: number) {
+  const made = waiter(shedder, rank);
+  expect(shedder.admit(rank)).toBe('queued');
+  shedder.enqueue(made.w);
+  return made;
+}
+
+describe('Shedder', () => {
+  const make = (limit: number, extra: ConstructorParameters<typeof Shedder>[0] = {}) => {
+    const clock = { now: 0 };
+    const shedder = new Shedder({
+      limit: { initial: limit, min: limit, max: limit },
+      now: () => clock.now,
+      random: () => 0.5,
+      ...extra,
+    });
+    return { shedder, clock };
+  };
+
+  it('keeps a share of the limit for critical requests', () => {
+    const { shedder } = make(10);
+    for (let i = 0; i < 8; i++) expect(shedder.admit(1)).toBe('admitted');
+    expect(shedder.admit(1)).toBe('queued'); // default may use 80% of the limit
+    expect(shedder.admit(2)).toBe('queued');
+    expect(shedder.admit(0)).toBe('admitted');
+    expect(shedder.admit(0)).toBe('admitted');
+    expect(shedder.admit(0)).toBe('queued');
+    expect(shedder.inFlight).toBe(10);
+  });
+
+  it('hands a freed slot to the most important waiter, first come first served while not overloaded', () => {
+    const { shedder } = make(4);
+    for (let i = 0; i < 4; i++) shedder.admit(0);
+    const sheddable = waiter(shedder, 2);
+    const first = waiter(shedder, 1);
+    const second = waiter(shedder, 1);
+    const critical = waiter(shedder, 0);
+    for (const { w } of [sheddable, first, second, critical]) {
+      expect(shedder.admit(w.rank)).toBe('queued');
+      shedder.enqueue(w);
+    }
+    shedder.release(0, 5);
+    expect(critical.ended).toEqual([{ admitted: true }]);
+    shedder.release(0, 5);
+    shedder.release(0, 5);
+    expect(first.ended).toEqual([{ admitted: true }]);
+    expect(second.ended).toEqual([{ admitted: true }]); // 3 in flight, under default's cap of 3.2
+    expect(sheddable.ended).toEqual([]); // 4 in flight: over the cap
+    expect(shedder.queued).toBe(1);
+  });
+
+  it('drops a waiter whose client left or whose deadline passed, before it runs', () => {
+    const { shedder, clock } = make(1);
+    shedder.admit(0);
+    let left = false;
+    const gone = waiter(shedder, 0, { gone: () => left });
+    const late = waiter(shedder, 0, { deadlineAt: 50 });
+    const fine = waiter(shedder, 0);
+    for (const { w } of [gone, late, fine]) {
+      shedder.admit(0);
+      shedder.enqueue(w);
+    }
+    left = true;
+    clock.now = 60;
+    shedder.release(0, 5);
+    expect(gone.ended).toEqual([{ admitted: false, reason: 'client-gone' }]);
+    expect(late.ended).toEqual([{ admitted: false, reason: 'deadline' }]);
+    expect(fine.ended).toEqual([{ admitted: true }]);
+    expect(shedder.counts.shed[0]).toMatchObject({ 'client-gone': 1, deadline: 1 });
+  });
+
+  it('refuses a wait longer than 100 ms, or 5 ms once the queue has not emptied for 100 ms', () => {
+    const { shedder, clock } = make(1);
+    shedder.admit(1);
+    const old = queued(shedder, 1);
+    clock.now = 99;
+    shedder.tick(calm);
+    expect(old.ended).toEqual([]);
+    clock.now = 101;
+    shedder.tick(calm);
+    expect(old.ended).toEqual([{ admitted: false, reason: 'queue-timeout' }]);
+    // A new waiter at 101; the queue then stays non-empty past 100 ms: the timeout becomes 5 ms.
+    const next = queued(shedder, 1);
+    clock.now = 199;
+    const after = queued(shedder, 1);
+    clock.now = 203;
+    shedder.tick(calm);
+    expect(after.ended).toEqual([]);
+    clock.now = 205;
+    shedder.tick(calm);
+    expect(next.ended[0]?.reason).toBe('queue-timeout');
+    expect(after.ended[0]?.reason).toBe('queue-timeout');
+  });
+
+  it('serves the newest first while overloaded (adaptive LIFO)', () => {
+    const { shedder, clock } = make(1, { queueTargetMs: 1000, queueIntervalMs: 100 });
+    shedder.admit(1);
+    const a = queued(shedder, 1);
+    clock.now = 150;
+    const b = queued(shedder, 1);
+    shedder.release(1, 5);
+    expect(b.ended).toEqual([{ admitted: true }]);
+    expect(a.ended).toEqual([]);
+  });
+
+  it('when the queue is full, a more important request takes the place of the least important one', () => {
+    const { shedder } = make(4, { queueFactor: 0 }); // room for 16 waiters
+    for (let i = 0; i < 4; i++) shedder.admit(0);
+    const waiting = Array.from({ length: 16 }, () => waiter(shedder, 2));
+    for (const { w } of waiting) {
+      expect(shedder.admit(2)).toBe('queued');
+      shedder.enqueue(w);
+    }
+    expect(shedder.admit(2)).toBe('queue-full');
+    expect(shedder.admit(0)).toBe('queued');
+    expect(waiting.at(-1)?.ended).toEqual([{ admitted: false, reason: 'queue-full' }]);
+  });
+
+  it('raises the curve lowest class first while overloaded, lowers it highest first once clear, more slowly', () => {
+    const { shedder, clock } = make(100);
+    const hot = { delayP99Ms: 80, utilisation: 0.97, gcPause: false };
+    for (let i = 0; i < 20; i++) {
+      clock.now += 100;
+      shedder.tick(hot);
+    }
+    expect(shedder.refusal).toEqual([0, 0, 1]);
+    for (let i = 0; i < 4; i++) {
+      clock.now += 100;
+      shedder.tick(hot);
+    }
+    expect(shedder.refusal[1]).toBeCloseTo(0.2);
+    expect(shedder.admit(2)).toBe('overload');
+    expect(shedder.admit(0)).toBe('admitted'); // critical is never refused by the curve
+    for (let i = 0; i < 10; i++) {
+      clock.now += 100;
+      shedder.tick(calm);
+    }
+    expect(shedder.refusal[1]).toBeCloseTo(0);
+    expect(shedder.refusal[2]).toBe(1);
+    clock.now += 100;
+    shedder.tick(calm);
+    expect(shedder.refusal[2]).toBeCloseTo(0.98);
+  });
+
+  it('does not count a busy machine as overload when this process is not the one busy', () => {
+    const { shedder, clock } = make(100);
+    for (let i = 0; i < 20; i++) {
+      clock.now += 100;
+      // Timers late by 80 ms but the loop mostly idle: another process has the CPU.
+      shedder.tick({ delayP99Ms: 80, utilisation: 0.3, gcPause: false });
+    }
+    expect(shedder.refusal).toEqual([0, 0, 0]);
+  });
+
+  it('says when to retry from the work ahead and the curve, between 1 and 30 s', () => {
+    const { shedder } = make(10);
+    expect(shedder.retryAfterSeconds()).toBe(1);
+    shedder.refusal[2] = 1;
+    expect(shedder.retryAfterSeconds()).toBe(5); // 50 ticks of 0.02 at 100 ms
+  });
+});
