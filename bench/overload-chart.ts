@@ -73,8 +73,8 @@ export function overloadChart(capacity: number, runs: Run[], loads: number[]): s
   const legend = modes
     .map(
       (mode, i) =>
-        `<rect x="${60 + i * 150}" y="${H + 6}" width="14" height="4" fill="${COLOURS[mode] ?? '#000'}"/>` +
-        `<text x="${80 + i * 150}" y="${H + 12}">${mode === 'none' ? 'no protection' : mode === 'bulwark' ? 'Bulwark' : '@fastify/under-pressure'}</text>`,
+        `<rect x="${60 + i * 210}" y="${H + 6}" width="14" height="4" fill="${COLOURS[mode] ?? '#000'}"/>` +
+        `<text x="${80 + i * 210}" y="${H + 12}">${mode === 'none' ? 'no protection' : mode === 'bulwark' ? 'Bulwark' : '@fastify/under-pressure'}</text>`,
     )
     .join('\n');
   return [
@@ -82,10 +82,10 @@ export function overloadChart(capacity: number, runs: Run[], loads: number[]): s
     `<rect width="100%" height="100%" fill="#ffffff"/>`,
     panel(0, 'Goodput (% of capacity)', loads, goodput, {
       min: 0,
-      max: 110,
+      max: 150,
       log: false,
       label: (v) => `${v}%`,
-      ticks: [0, 25, 50, 75, 100],
+      ticks: [0, 25, 50, 75, 100, 125, 150],
     }),
     panel(W, 'Critical requests: p99 latency (ms, log)', loads, p99, {
       min: 5,

@@ -136,13 +136,13 @@ async function reversals(port: number): Promise<number | undefined> {
   }
 }
 
-/** The app's capacity: 2xx per second of the unprotected app under a closed loop of 32 connections. */
+/** The app's capacity: 2xx per second of the unprotected app under a closed loop of 100 connections. */
 async function capacityOf(): Promise<number> {
   const server = await startServer('bench/servers/overload.ts', { MODE: 'none', PORT: '3931' });
   try {
     const url = 'http://127.0.0.1:3931/default';
-    await autocannon({ url, connections: 32, duration: 2 });
-    const result = await autocannon({ url, connections: 32, duration: 5 });
+    await autocannon({ url, connections: 100, duration: 3 });
+    const result = await autocannon({ url, connections: 100, duration: 5 });
     return result['2xx'] / 5;
   } finally {
     await stopServer(server);
@@ -197,7 +197,7 @@ async function run(mode: Mode, capacity: number): Promise<RunFigures> {
 
 console.log(describeMachine(['fastify', '@fastify/under-pressure']));
 const capacity = await capacityOf();
-console.log(`capacity (no protection, closed loop of 32): ${Math.round(capacity)} req/s`);
+console.log(`capacity (no protection, closed loop of 100 connections): ${Math.round(capacity)} req/s`);
 console.log(`phases of ${phaseMs / 1000} s at ${PHASES.join('×, ')}× capacity, ${rounds} round(s)\n`);
 const runs: RunFigures[] = [];
 for (let round = 1; round <= rounds; round += 1) {

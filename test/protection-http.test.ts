@@ -6,6 +6,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, expect, it, onTestFinished } from 'vitest';
+import { attention } from '../src/admin/attention.js';
 import { isBulwarkError } from '../src/errors/index.js';
 import { bulwark as plugin, fastifyOptions } from '../src/http/plugin.js';
 import type { ProtectionOptions } from '../src/protection/index.js';
@@ -159,9 +160,14 @@ describe('load shedding over HTTP', () => {
     expect(metrics).toContain('bulwark_protection_shed_total{class="default",reason="deadline"} 1');
   });
 
-  it('refuses at once by the shedding curve: sheddable first, critical never', async () => {
+  it('refuses at once by the shedding curve: sheddable first, critical never; the console overview and the history see it', async () => {
     const s = await server();
     s.instance.protection.shedder.refusal[2] = 1;
+    await until(async () => (await attention(s.instance)).some((item) => item.verdict === 'shedding'));
+    // Its series are sampled into the metrics history (registered once: a second time throws).
+    expect(() => s.instance.metrics.history?.register('protection.limit', () => 1)).toThrow(
+      /already registered/,
+    );
     const refused = await s.get('/sheddable').answer;
     expect(refused.status).toBe(503);
     const body = JSON.parse(refused.body) as { error: { code: string; message: string } };

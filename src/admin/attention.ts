@@ -1,5 +1,5 @@
 // What needs an operator's attention, for the console's overview: one small, bounded read per source
-// (degradable dependencies, instances, alerts, queues, error groups, the supervisor), each turned into
+// (degradable dependencies, instances, alerts, queues, error groups, the supervisor, load shedding), each turned into
 // items with a one-word verdict and a console link. The route is overview.ts.
 import type { AlertEngine } from '../alerts/engine.js';
 import type { AlertRule } from '../alerts/rules.js';
@@ -12,7 +12,7 @@ export type Severity = 'critical' | 'warning' | 'info';
 /** One thing that needs attention. */
 export interface AttentionItem {
   severity: Severity;
-  /** One word: degraded, forced, lost, firing, dead, stuck, paused, new, regressed, parked, restarting, unavailable. */
+  /** One word: degraded, forced, lost, firing, dead, stuck, paused, new, regressed, parked, restarting, shedding, unavailable. */
   verdict: string;
   title: string;
   detail: string;
@@ -40,7 +40,7 @@ type Source = (bulwark: Bulwark, o: Required<AttentionOptions>, now: number) => 
 
 /**
  * Everything that needs attention now, worst first (critical, warning, info; within a severity, in
- * source order: dependencies, instances, alerts, queues, errors, processes), at most
+ * source order: dependencies, instances, alerts, queues, errors, processes, load), at most
  * {@link MAX_PER_SOURCE} items per source. A source that cannot be read (the store down) is one
  * `unavailable` warning rather than a failure of the whole answer. Never rejects.
  */
@@ -60,6 +60,7 @@ export async function attention(bulwark: Bulwark, options: AttentionOptions = {}
     ['queues', '/admin/queues', queues],
     ['error groups', '/admin/errors', errors],
     ['the supervisor', '/admin/processes', processes],
+    ['load shedding', '/admin/metrics', load],
   ];
   const lists = await Promise.all(
     sources.map(async ([name, link, source]) => {
@@ -143,6 +144,24 @@ const dependencies: Source = async (bulwark) => {
       });
   }
   return items;
+};
+
+/** This instance shedding requests under overload (docs/protection.md): `shedding` (warning). */
+const load: Source = async (bulwark) => {
+  if (!bulwark.protection.shedding) return [];
+  const { refusal, limit, inFlight, queued } = bulwark.protection.shedder.state();
+  const share = (p: number | undefined) => `${Math.round((p ?? 0) * 100)}%`;
+  return [
+    {
+      severity: 'warning',
+      verdict: 'shedding',
+      title: 'This instance is shedding load',
+      detail:
+        `refusing ${share(refusal[2])} of sheddable and ${share(refusal[1])} of default requests; ` +
+        `concurrency limit ${Math.round(limit)}, ${inFlight} in flight, ${queued} waiting`,
+      link: '/admin/metrics',
+    },
+  ];
 };
 
 /** Instances that stopped sending heartbeats without closing: `lost`. */

@@ -4,6 +4,7 @@ import type { FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { HealthRegistry } from '../health/index.js';
+import type { MetricsHistory } from '../metrics/history.js';
 import { PRIORITIES, SHED_REASONS, Shedder, type Priority, type ShedderOptions } from './shedder.js';
 import { LoopSampler } from './signals.js';
 
@@ -74,6 +75,24 @@ export class Protection {
   /** Whether requests have been shed in the last 2 s. */
   get shedding(): boolean {
     return this.#episode !== undefined;
+  }
+
+  /**
+   * Samples `protection.limit` and `protection.shed_per_s` into the metrics history (what alert
+   * rules and the degradation of features read), from the next tick on.
+   */
+  recordInto(history: MetricsHistory): void {
+    let last = { at: Date.now(), shed: totalShed(this.shedder) };
+    history.register('protection.limit', () =>
+      this.#timer === undefined ? undefined : this.shedder.adaptive.limit,
+    );
+    history.register('protection.shed_per_s', () => {
+      if (this.#timer === undefined) return undefined;
+      const now = { at: Date.now(), shed: totalShed(this.shedder) };
+      const rate = ((now.shed - last.shed) * 1000) / Math.max(1, now.at - last.at);
+      last = now;
+      return rate;
+    });
   }
 
   /** Starts reading the event loop's signals (idempotent); the HTTP plugin calls it. */

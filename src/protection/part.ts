@@ -1,3 +1,4 @@
+import type { MetricsHistory } from '../metrics/history.js';
 import type { Part } from '../parts/index.js';
 import type { Protection, ProtectionOptions } from './index.js';
 
@@ -7,10 +8,13 @@ export type { ProtectionOptions } from './index.js';
  * Load shedding (`bulwark.protection`): adaptive concurrency with request classes, engaged by the
  * Fastify plugin's `protection` option. Follows the flag `bulwark.protection`.
  */
-export function protectionPart(options: ProtectionOptions | boolean = {}): Part<'protection', Protection> {
+export function protectionPart(
+  options: ProtectionOptions | boolean = {},
+): Part<'protection', Protection, { history: MetricsHistory | undefined }> {
   return {
     name: 'protection',
-    needs: [],
+    // Its series (the limit, requests shed a second) go to the metrics history when there is one.
+    needs: ['history'],
     checks: ['protection:shedding'],
     flags: () => [
       {
@@ -18,13 +22,16 @@ export function protectionPart(options: ProtectionOptions | boolean = {}): Part<
         description: 'Load shedding of HTTP requests. Off: every request is admitted (kill switch).',
       },
     ],
-    start: async (_needs, { logger, metrics, health }) =>
-      new (await import('./index.js')).Protection({
+    async start({ history }, { logger, metrics, health }) {
+      const protection = new (await import('./index.js')).Protection({
         ...(typeof options === 'boolean' ? {} : options),
         logger,
         registry: metrics.registry,
         health,
-      }),
+      });
+      if (history !== undefined) protection.recordInto(history);
+      return protection;
+    },
     close: (protection) => protection.close(),
     follow: (protection) => ({ 'bulwark.protection': (on) => (protection.enabled = on) }),
   };

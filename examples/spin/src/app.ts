@@ -90,6 +90,8 @@ export async function buildSpin(
       bulwark,
       title: 'Spin',
       rateLimit: { default: false },
+      // Load shedding: votes are critical, the public status pages sheddable, the rest default.
+      protection: true,
       // The queue dashboard (a page of Spin's, /dashboard) in the console's navigation.
       console: { links: [{ name: 'Spin queue dashboard', href: '/dashboard' }] },
       securitySchemes: {

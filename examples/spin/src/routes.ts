@@ -297,7 +297,8 @@ export async function spinRoutes(
           body: Type.Object({ vote: Type.Enum(['like', 'pass']) }, { additionalProperties: false }),
           response: { 200: Match },
         },
-        config: perUser,
+        // A vote settles a match two people wait on: the last to be shed under overload.
+        config: { ...perUser, priority: 'critical' as const },
       },
       async (request, reply) =>
         once(request, reply, async () => {
@@ -318,6 +319,8 @@ export async function spinRoutes(
           security,
           headers: Type.Object({ 'last-event-id': Type.Optional(Type.String({ pattern: '^[0-9]{1,15}$' })) }),
         },
+        // Open for as long as the user waits: admitted or shed at connect, holding no slot.
+        config: { stream: true },
       },
       async (request, reply) => {
         streams.add(reply.raw);

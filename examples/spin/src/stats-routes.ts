@@ -123,7 +123,7 @@ export async function spinStats(
         summary: `The queue now, for everyone: who waits (rounded to ${PUBLIC_ROUNDING}), waits and success over 24 h, health`,
         response: { 200: PublicStatus },
       },
-      config: { rateLimit: { by: 'ip', policy: QUEUE_STATUS_POLICY.name } },
+      config: { rateLimit: { by: 'ip', policy: QUEUE_STATUS_POLICY.name }, priority: 'sheddable' },
     },
     async () => stats.public(),
   );
@@ -136,7 +136,7 @@ export async function spinStats(
         querystring: RangeQuery,
         response: { 200: nullable(TrendsBody) },
       },
-      config: { rateLimit: { by: 'ip', policy: QUEUE_STATUS_POLICY.name } },
+      config: { rateLimit: { by: 'ip', policy: QUEUE_STATUS_POLICY.name }, priority: 'sheddable' },
     },
     async (request) => stats.trends(request.query.range ?? '24h', PUBLIC_TRENDS),
   );
