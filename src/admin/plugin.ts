@@ -14,6 +14,7 @@ import { registerSupervisorRoutes } from './supervisor.js';
 import { registerErrorRoutes } from './errors.js';
 import { registerAlertRoutes } from './alerts.js';
 import { registerMetricsHistoryRoutes } from './metrics.js';
+import { registerDegradationRoutes } from './degradation.js';
 import { registerInstanceRoutes } from './instances.js';
 import { registerEventStream } from './events.js';
 import { registerOverviewRoutes } from './overview.js';
@@ -142,6 +143,7 @@ export async function registerAdminApi(app: FastifyInstance, bulwark: Bulwark): 
       registerFlagRoutes(admin, bulwark);
       registerGuardedRolloutRoutes(admin, bulwark);
       registerInstanceRoutes(admin, bulwark);
+      registerDegradationRoutes(admin, bulwark);
       registerEventStream(admin, bulwark);
       registerOverviewRoutes(admin, bulwark);
       if (bulwark.config !== undefined) registerConfigRoutes(admin, bulwark);

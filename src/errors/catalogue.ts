@@ -133,6 +133,11 @@ export const catalogue = {
     message: 'Invalid load-shedding option {field}: {problem}',
     area: 'protection',
   },
+  BWK_ERR_DEGRADATION_OPTIONS: {
+    status: 500,
+    message: 'Invalid degradation option {field}: {problem}',
+    area: 'degradation',
+  },
   BWK_ERR_QUEUE_OPTIONS: {
     status: 400,
     message: 'Invalid queue options: {detail}',

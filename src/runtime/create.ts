@@ -30,6 +30,7 @@ import type { SupervisorClient } from '../supervised/client.js';
 import { VERSION } from '../version.js';
 import { bulwarkParts } from './parts.js';
 import type { ErrorTracker } from '../tracker/index.js';
+import type { DegradationController, DegradationOptions } from '../degradation/part.js';
 
 export { BROWSER_ERRORS_POLICY, DEFAULT_RATE_LIMIT_POLICY } from '../ratelimit/part.js';
 
@@ -85,6 +86,12 @@ export interface BulwarkOptions<S extends TObject = TObject> extends SettingsInp
    * exists either way (its tuning comes from the options given when the Bulwark was created).
    */
   protection?: ProtectionOptions | boolean;
+  /**
+   * The degradation controller (docs/protection.md#degradation): levels of features (flags) to turn
+   * off one at a time while load is shed or other pressure persists, back on once it is gone.
+   * Default: none.
+   */
+  degradation?: DegradationOptions;
   /**
    * Edits the list of parts before they start: add your own (started after the parts they
    * `need`, closed before them, their values in `bulwark.parts`, their `migrations` applied with
@@ -156,6 +163,8 @@ export interface Bulwark<S extends TObject = TObject> {
    * `enabled` (the flag `bulwark.protection`), `shedding`. See docs/protection.md.
    */
   readonly protection: Protection;
+  /** The degradation controller with the `degradation` option, else undefined. */
+  readonly degradation: DegradationController | undefined;
   /** The service's version (`serviceVersion`, else Bulwark's own). */
   readonly version: string;
   /** The value of every part by name, your own parts' too (undefined for a part that is off). */
@@ -179,6 +188,7 @@ export const PART_OPTIONS = {
   config: 'config',
   alerts: 'alerts',
   protection: 'protection',
+  degradation: 'degradation',
 } as const satisfies Record<string, keyof BulwarkOptions>;
 
 /** The settings, logger, metrics and health every part is given, from `options`, and the alerting configuration. */
@@ -322,6 +332,7 @@ export async function createBulwark<S extends TObject = TObject>(
     errors: value('errors'),
     alerts: value('alerts'),
     protection: value('protection'),
+    degradation: value('degradation'),
     metrics,
     serviceId,
     instanceId,

@@ -6,6 +6,7 @@ import type { AlertsConfig } from '../alerts/config.js';
 import { alertsPart } from '../alerts/part.js';
 import { cachePart, type CachePartOptions } from '../cache/part.js';
 import { configPart, type ConfigPartOptions } from '../config/part.js';
+import { degradationPart, type DegradationOptions } from '../degradation/part.js';
 import { flagsPart, rolloutsPart } from '../flags/part.js';
 import { historyPart, type HistoryPartOptions } from '../metrics/part.js';
 import { instancesPart } from '../instances/part.js';
@@ -28,12 +29,13 @@ export interface PartsOptions {
   queues?: QueuePartOptions | undefined;
   config?: ConfigPartOptions<TObject> | undefined;
   protection?: ProtectionOptions | boolean | undefined;
+  degradation?: DegradationOptions | undefined;
 }
 
 /**
  * Bulwark's own parts for `options`: the store, the metrics history, Redis, the cache, rate limits,
  * queues, flags (with every part's tool flags), error tracking, guarded rollouts, the service's
- * config, the supervisor link, alerting and load shedding. Started in dependency order.
+ * config, the supervisor link, alerting, load shedding and the degradation controller. Started in dependency order.
  */
 export function bulwarkParts(options: PartsOptions, alerts?: AlertsConfig): AnyPart[] {
   const parts: AnyPart[] = [
@@ -51,6 +53,7 @@ export function bulwarkParts(options: PartsOptions, alerts?: AlertsConfig): AnyP
     alertsPart(alerts),
     accessPart(),
     protectionPart(options.protection),
+    degradationPart(options.degradation),
   ];
   // An in-memory store (tests) keeps nothing on disk, so neither does its flag snapshot.
   return [...parts, flagsPart({ inMemory: options.store?.sqliteFile === ':memory:' })];

@@ -1,0 +1,97 @@
+import type { FlagService } from '../flags/service.js';
+import type { Part } from '../parts/index.js';
+import type { Protection } from '../protection/index.js';
+import type { SupervisorClient } from '../supervised/client.js';
+import { validateDegradation, type DegradationController, type DegradationOptions } from './controller.js';
+
+export type {
+  DegradationController,
+  DegradationLevel,
+  DegradationOptions,
+  DegradationStep,
+} from './controller.js';
+
+const ACTOR = { actor: 'bulwark.degradation' };
+
+/**
+ * The degradation controller (`bulwark.parts.get('degradation')`, docs/protection.md#degradation):
+ * with the `degradation` option, its levels' flags are tool flags (on by default) that it turns off
+ * one level at a time while load is shed, the supervisor asks for medium recovery or the app's own
+ * `pressure` says so. Off (undefined) without the option.
+ */
+export function degradationPart(
+  options: DegradationOptions | undefined,
+): Part<
+  'degradation',
+  DegradationController | undefined,
+  { flags: FlagService; protection: Protection; supervisor: SupervisorClient | undefined }
+> {
+  // Checked before anything starts: a bad level stops createBulwark(), naming the field.
+  if (options !== undefined) validateDegradation(options);
+  return {
+    name: 'degradation',
+    needs: ['flags', 'protection', 'supervisor'],
+    checks: ['degradation:level'],
+    flags: () =>
+      (options?.levels ?? []).flatMap((level, i) =>
+        level.flags.map((key) => ({
+          key,
+          description: `Turned off by degradation level ${i + 1} (${level.name}) while the service is under pressure.`,
+        })),
+      ),
+    async start({ flags, protection, supervisor }, { logger, health }) {
+      if (options === undefined) return undefined;
+      const { DegradationController } = await import('./controller.js');
+      const shed = () => {
+        let total = 0;
+        for (const byReason of protection.shedder.counts.shed)
+          for (const n of Object.values(byReason)) total += n;
+        return total;
+      };
+      let last = { at: Date.now(), shed: shed() };
+      const controller = new DegradationController({
+        options,
+        logger,
+        sources: [
+          () => (protection.shedding ? 'load is being shed' : undefined),
+          () => (supervisor?.level === 'medium' ? 'the supervisor asked for medium recovery' : undefined),
+        ],
+        flags: {
+          isEnabled: (key) => flags.isEnabled(key, {}, true),
+          kill: (key, reason) => flags.kill(key, { ...ACTOR, reason }),
+          revive: (key, reason) => flags.revive(key, { ...ACTOR, reason }),
+        },
+        measure: () => {
+          const now = { at: Date.now(), shed: shed() };
+          const memory = process.memoryUsage();
+          const measured = {
+            at: now.at,
+            shedPerSecond: Math.round(((now.shed - last.shed) * 1000) / Math.max(1, now.at - last.at)),
+            limit: Math.round(protection.shedder.adaptive.limit),
+            rssBytes: memory.rss,
+            heapUsedBytes: memory.heapUsed,
+          };
+          last = now;
+          return measured;
+        },
+      });
+      health.register({
+        name: 'degradation:level',
+        componentType: 'component',
+        critical: false,
+        check: () => {
+          if (controller.level === 0) return { status: 'pass', observedValue: 0 };
+          const level = controller.levels[controller.level - 1];
+          return {
+            status: 'warn',
+            observedValue: controller.level,
+            output: `Degraded to level ${controller.level} (${level?.name ?? '?'})${level?.description === undefined ? '' : `: ${level.description}`}`,
+          };
+        },
+      });
+      controller.start();
+      return controller;
+    },
+    close: (controller) => controller?.close(),
+  };
+}
