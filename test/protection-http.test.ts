@@ -219,6 +219,25 @@ describe('load shedding over HTTP', () => {
     expect(String((caught as Error).message)).toContain('GET /x');
   });
 
+  it('answers 429 to a client over its share while overloaded, and admits another client', async () => {
+    const s = await server(
+      { clientShare: 0.5, criticalReserve: 0 },
+      { clientKey: (r) => String(r.headers['x-tenant'] ?? 'anonymous') },
+    );
+    s.instance.protection.shedder.refusal[2] = 0.01; // overloaded
+    const first = s.get('/slow?n=1', { 'x-tenant': 'greedy' });
+    const second = s.get('/slow?n=2', { 'x-tenant': 'greedy' });
+    await until(() => s.ran.length === 2); // greedy holds 2 of the limit of 2: its share
+    const third = await s.get('/critical', { 'x-tenant': 'greedy' }).answer;
+    expect(third.status).toBe(429);
+    expect(JSON.parse(third.body)).toMatchObject({ error: { code: 'BWK_ERR_PROTECTION_CLIENT_SHARE' } });
+    expect(Number(third.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+    s.release();
+    expect((await first.answer).status).toBe(200);
+    expect((await second.answer).status).toBe(200);
+    expect((await s.get('/critical', { 'x-tenant': 'greedy' }).answer).status).toBe(200);
+  });
+
   it('takes the class from a trusted header or the app’s function when given', async () => {
     const s = await server(
       {},

@@ -281,6 +281,18 @@ describe('Shedder', () => {
     expect(shedder.refusal).toEqual([0, 0, 0]);
   });
 
+  it('with per-client fairness, refuses a client holding its share only while overloaded', () => {
+    const { shedder } = make(10, { clientShare: 0.3 });
+    for (let i = 0; i < 5; i++) expect(shedder.admit(1, 'greedy')).toBe('admitted'); // not overloaded
+    shedder.refusal[2] = 0.05; // overloaded: the curve refuses some sheddable requests
+    expect(shedder.admit(1, 'greedy')).toBe('client-share');
+    expect(shedder.admit(1, 'other')).toBe('admitted');
+    for (let i = 0; i < 3; i++) shedder.release(1, 5, 'greedy');
+    expect(shedder.admit(1, 'greedy')).toBe('admitted'); // 3 of a share of 3
+    expect(shedder.admit(1, 'greedy')).toBe('client-share');
+    expect(shedder.counts.shed[1]?.['client-share']).toBe(2);
+  });
+
   it('says when to retry from the work ahead and the curve, between 1 and 30 s', () => {
     const { shedder } = make(10);
     expect(shedder.retryAfterSeconds()).toBe(1);

@@ -128,6 +128,12 @@ export const catalogue = {
     message: 'The service is overloaded and shed this {priority} request ({reason}): retry in {retryAfter} s',
     area: 'protection',
   },
+  BWK_ERR_PROTECTION_CLIENT_SHARE: {
+    status: 429,
+    message:
+      'The service is overloaded and this client already holds its share of it: this {priority} request was refused, retry in {retryAfter} s',
+    area: 'protection',
+  },
   BWK_ERR_PROTECTION_OPTIONS: {
     status: 500,
     message: 'Invalid load-shedding option {field}: {problem}',

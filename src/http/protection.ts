@@ -30,6 +30,7 @@ declare module 'fastify' {
 }
 
 const OVERLOADED = catalogue.BWK_ERR_PROTECTION_OVERLOADED;
+const CLIENT_SHARE = catalogue.BWK_ERR_PROTECTION_CLIENT_SHARE;
 const RANKS = new Map<string, number>(PRIORITIES.map((name, rank) => [name, rank]));
 /** A route that is never shed. */
 const EXEMPT = -1;
@@ -45,13 +46,19 @@ interface RouteClass {
 const kRank = Symbol('bulwark.protection.rank');
 const kAdmittedAt = Symbol('bulwark.protection.admittedAt');
 const kShedder = Symbol('bulwark.protection.shedder');
-type TrackedResponse = ServerResponse & { [kRank]: number; [kAdmittedAt]: number; [kShedder]: Shedder };
+const kClient = Symbol('bulwark.protection.client');
+type TrackedResponse = ServerResponse & {
+  [kRank]: number;
+  [kAdmittedAt]: number;
+  [kShedder]: Shedder;
+  [kClient]: string | undefined;
+};
 
 /** An admitted request's response closed: its slot is free; answered below 500, its latency is a sample. */
 function onResponseClose(this: TrackedResponse): void {
   const shedder = this[kShedder];
   const answered = this.writableFinished && this.statusCode < 500;
-  shedder.release(this[kRank], answered ? shedder.now() - this[kAdmittedAt] : undefined);
+  shedder.release(this[kRank], answered ? shedder.now() - this[kAdmittedAt] : undefined, this[kClient]);
 }
 
 /**
@@ -102,34 +109,40 @@ export function registerProtection(
     return known;
   };
 
-  const track = (reply: FastifyReply, rank: number, stream: boolean): void => {
+  // Per-client fairness only when asked for (a client key per request costs a little).
+  const clientKey =
+    options.clientShare === undefined
+      ? undefined
+      : (options.clientKey ?? ((request: FastifyRequest) => request.ip));
+  const track = (reply: FastifyReply, rank: number, stream: boolean, client: string | undefined): void => {
     if (stream) {
-      shedder.release(rank);
+      shedder.release(rank, undefined, client);
       return;
     }
     const raw = reply.raw as TrackedResponse;
     raw[kRank] = rank;
     raw[kAdmittedAt] = shedder.now();
     raw[kShedder] = shedder;
+    raw[kClient] = client;
     raw.on('close', onResponseClose);
   };
 
   const refuse = (request: FastifyRequest, reply: FastifyReply, rank: number, reason: ShedReason): void => {
     quietAnswers.add(request);
     const retryAfter = shedder.retryAfterSeconds();
+    const perClient = reason === 'client-share';
     // The coded body without an Error (no stack to capture): a shed request must cost little.
-    const message = OVERLOADED.message
+    const message = (perClient ? CLIENT_SHARE : OVERLOADED).message
       .replace('{priority}', PRIORITIES[rank] ?? 'default')
       .replace('{reason}', reason)
       .replace('{retryAfter}', String(retryAfter));
+    const code = perClient ? 'BWK_ERR_PROTECTION_CLIENT_SHARE' : 'BWK_ERR_PROTECTION_OVERLOADED';
     void reply
-      .code(503)
+      .code(perClient ? 429 : 503)
       .header('retry-after', String(retryAfter))
       .header('cache-control', 'no-store')
       .type('application/json; charset=utf-8')
-      .send(
-        JSON.stringify({ error: { code: 'BWK_ERR_PROTECTION_OVERLOADED', message, requestId: request.id } }),
-      );
+      .send(JSON.stringify({ error: { code, message, requestId: request.id } }));
   };
 
   app.addHook('onRequest', (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => {
@@ -137,21 +150,23 @@ export function registerProtection(
     const route = classOf(request);
     if (route.rank === EXEMPT) return done();
     const rank = rankOf(request, route.rank, classify, header);
-    const verdict = shedder.admit(rank);
+    const client = clientKey?.(request);
+    const verdict = shedder.admit(rank, client);
     if (verdict === 'admitted') {
-      track(reply, rank, route.stream);
+      track(reply, rank, route.stream, client);
       return done();
     }
     if (verdict !== 'queued') return refuse(request, reply, rank, verdict);
     const raw = request.raw;
     shedder.enqueue({
       rank,
+      client,
       queuedAt: shedder.now(),
       deadlineAt: deadlineOf(request, deadlineHeader, shedder.now()),
       gone: () => raw.destroyed || raw.socket?.destroyed !== false,
       resume: (reason) => {
         if (reason !== undefined) return refuse(request, reply, rank, reason);
-        track(reply, rank, route.stream);
+        track(reply, rank, route.stream, client);
         done();
       },
     });

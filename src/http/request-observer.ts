@@ -17,8 +17,9 @@ export interface RequestObservation {
 }
 
 /**
- * Answers that get a debug line only, whatever their status: the load shedder's 503s (thousands a
- * second under overload; counted in its metrics and summed up in one log line per episode).
+ * Answers that get a debug line only, whatever their status: the load shedder's 503s and 429s
+ * (thousands a second under overload; counted in its metrics and summed up in one log line per
+ * episode).
  */
 export const quietAnswers = new WeakSet<FastifyRequest>();
 
@@ -63,7 +64,7 @@ export function onRequestEnd(state: RequestObservation, request: FastifyRequest,
     (statusCode < 500 &&
       failure === undefined &&
       ((state.logProbes !== true && PROBE_ROUTES.has(route)) || quieter(logLevel))) ||
-    (statusCode === 503 && quietAnswers.has(request))
+    (statusCode >= 429 && quietAnswers.has(request))
   ) {
     if (bulwark.logger.isLevelEnabled('debug'))
       request.log.debug({ method: request.method, route, statusCode, durationMs: rounded }, 'request');

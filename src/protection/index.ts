@@ -31,6 +31,8 @@ export interface ProtectionOptions extends ShedderOptions {
    * `false`: none).
    */
   deadlineHeader?: string | false;
+  /** The client of a request, for `clientShare` (default `request.ip`). */
+  clientKey?: (request: FastifyRequest) => string | undefined;
 }
 
 /** Ticks without shedding after which an episode is over (and logged as such): 2 s. */

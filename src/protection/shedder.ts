@@ -18,12 +18,21 @@ export const PRIORITIES = ['critical', 'default', 'sheddable'] as const;
 export type Priority = (typeof PRIORITIES)[number];
 
 /** Why a request was refused or dropped. */
-export const SHED_REASONS = ['overload', 'queue-full', 'queue-timeout', 'client-gone', 'deadline'] as const;
+export const SHED_REASONS = [
+  'overload',
+  'queue-full',
+  'queue-timeout',
+  'client-gone',
+  'deadline',
+  'client-share',
+] as const;
 export type ShedReason = (typeof SHED_REASONS)[number];
 
 /** A request waiting for a slot. */
 export interface Waiter {
   readonly rank: number;
+  /** The client's key with per-client fairness, else undefined. */
+  readonly client?: string | undefined;
   readonly queuedAt: number;
   /** When its client stops waiting (ms on the shedder's clock), or +Infinity. */
   readonly deadlineAt: number;
@@ -48,6 +57,13 @@ export interface ShedderOptions {
   limit?: AdaptiveLimitOptions;
   /** Share of the limit only critical requests may use (default 0.2). */
   criticalReserve?: number;
+  /**
+   * Per-client fairness while overloaded: one client (the plugin's `clientKey`, by default its IP)
+   * may hold at most this share of the limit (at least 2 slots); beyond it, it is refused with
+   * `client-share` (HTTP 429). Default: off (behind a proxy that hides clients, one "client" is
+   * everyone).
+   */
+  clientShare?: number;
   /** Requests that may wait for a slot, as a multiple of the limit (default 1, at least 16). */
   queueFactor?: number;
   /** CoDel's target and interval (ms; default 5 and 100). */
@@ -116,6 +132,9 @@ export class Shedder {
   #completedThisTick = 0;
   #lastTick: number;
   readonly #reserve: number;
+  readonly #clientShare: number | undefined;
+  /** Slots held per client (with per-client fairness). */
+  readonly #clients = new Map<string, number>();
   readonly #queueFactor: number;
   readonly #target: number;
   readonly #interval: number;
@@ -129,6 +148,7 @@ export class Shedder {
   constructor(options: ShedderOptions = {}) {
     this.adaptive = new AdaptiveLimit(options.limit);
     this.#reserve = options.criticalReserve ?? 0.2;
+    this.#clientShare = options.clientShare;
     this.#queueFactor = options.queueFactor ?? 1;
     this.#target = options.queueTargetMs ?? 5;
     this.#interval = options.queueIntervalMs ?? 100;
@@ -152,11 +172,12 @@ export class Shedder {
    * in flight: call {@link release} when answered), `queued` (call {@link enqueue} with its waiter),
    * or the reason it is refused now.
    */
-  admit(rank: number): Admission {
+  admit(rank: number, client?: string): Admission {
     const refusal = this.refusal[rank] ?? 0;
     if (refusal > 0 && this.#random() < refusal) return this.#refuse(rank, 'overload');
+    if (client !== undefined && this.#overClientShare(client)) return this.#refuse(rank, 'client-share');
     if (this.inFlight < this.#cap(rank) && (this.#queued === 0 || !this.#waitingAtOrAbove(rank))) {
-      this.#start(rank);
+      this.#start(rank, client);
       return 'admitted';
     }
     if (this.#queued < this.#maxQueue()) return 'queued';
@@ -181,8 +202,13 @@ export class Shedder {
    * An admitted request is done. `latencyMs`: from admission to its answer, when it was answered
    * below 500 (a failure or a client that left is no latency sample).
    */
-  release(rank: number, latencyMs?: number): void {
+  release(rank: number, latencyMs?: number, client?: string): void {
     this.inFlight -= 1;
+    if (client !== undefined) {
+      const held = (this.#clients.get(client) ?? 1) - 1;
+      if (held <= 0) this.#clients.delete(client);
+      else this.#clients.set(client, held);
+    }
     this.#completedThisTick += 1;
     if (latencyMs !== undefined) {
       this.adaptive.sample(latencyMs);
@@ -253,8 +279,19 @@ export class Shedder {
     return false;
   }
 
-  #start(rank: number): void {
+  /** While overloaded, whether `client` already holds its share of the limit. */
+  #overClientShare(client: string): boolean {
+    if (this.#clientShare === undefined) return false;
+    const overloaded = this.#overloaded || this.#queued > 0 || (this.refusal[2] ?? 0) > 0;
+    return (
+      overloaded && (this.#clients.get(client) ?? 0) >= Math.max(2, this.adaptive.limit * this.#clientShare)
+    );
+  }
+
+  #start(rank: number, client?: string): void {
     this.inFlight += 1;
+    if (client !== undefined && this.#clientShare !== undefined)
+      this.#clients.set(client, (this.#clients.get(client) ?? 0) + 1);
     this.counts.admitted[rank] = (this.counts.admitted[rank] ?? 0) + 1;
     this.adaptive.inFlight(this.inFlight);
   }
@@ -286,7 +323,7 @@ export class Shedder {
         if (waiter.gone()) this.#drop(waiter, 'client-gone');
         else if (now >= waiter.deadlineAt) this.#drop(waiter, 'deadline');
         else {
-          this.#start(rank);
+          this.#start(rank, waiter.client);
           waiter.resume();
         }
       }
