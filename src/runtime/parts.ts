@@ -9,6 +9,8 @@ import { configPart, type ConfigPartOptions } from '../config/part.js';
 import { flagsPart, rolloutsPart } from '../flags/part.js';
 import { historyPart, type HistoryPartOptions } from '../metrics/part.js';
 import { instancesPart } from '../instances/part.js';
+import { outboundPart } from '../outbound/part.js';
+import type { OutboundOptions } from '../outbound/types.js';
 import { partMigrations, type AnyPart } from '../parts/index.js';
 import { queuePart, type QueuePartOptions } from '../queue/part.js';
 import { rateLimitPart, type RateLimitPartOptions } from '../ratelimit/part.js';
@@ -26,12 +28,13 @@ export interface PartsOptions {
   rateLimitPolicies?: RateLimitPartOptions | undefined;
   queues?: QueuePartOptions | undefined;
   config?: ConfigPartOptions<TObject> | undefined;
+  outbound?: OutboundOptions | undefined;
 }
 
 /**
  * Bulwark's own parts for `options`: the store, the metrics history, Redis, the cache, rate limits,
  * queues, flags (with every part's tool flags), error tracking, guarded rollouts, the service's
- * config, the supervisor link and alerting. Started in dependency order.
+ * config, the supervisor link, alerting, access and outbound calls. Started in dependency order.
  */
 export function bulwarkParts(options: PartsOptions, alerts?: AlertsConfig): AnyPart[] {
   const parts: AnyPart[] = [
@@ -48,6 +51,7 @@ export function bulwarkParts(options: PartsOptions, alerts?: AlertsConfig): AnyP
     instancesPart(),
     alertsPart(alerts),
     accessPart(),
+    outboundPart(options.outbound),
   ];
   // An in-memory store (tests) keeps nothing on disk, so neither does its flag snapshot.
   return [...parts, flagsPart({ inMemory: options.store?.sqliteFile === ':memory:' })];
