@@ -176,7 +176,7 @@ describe('breaker', () => {
 describe('protect (the guard around a function)', () => {
   it('retries only an idempotent call, with jittered backoff within its ceiling, and counts each retry', async () => {
     const clock = drivenClock(() => 0.5);
-    const outbound = new Outbound(
+    const outbound = await Outbound.create(
       { defaults: { throttle: false, retry: { maxRetries: 2, minRetries: 10 } } },
       new Registry(),
       clock,
@@ -196,7 +196,7 @@ describe('protect (the guard around a function)', () => {
 
   it('stops retrying when the budget is spent: retries ≤ 10% of calls', async () => {
     const clock = drivenClock();
-    const outbound = new Outbound(
+    const outbound = await Outbound.create(
       {
         defaults: {
           throttle: false,
@@ -216,7 +216,7 @@ describe('protect (the guard around a function)', () => {
   });
 
   it('rejects at the deadline even when the function ignores its signal, and aborts the signal', async () => {
-    const outbound = new Outbound({}, new Registry(), drivenClock());
+    const outbound = await Outbound.create({}, new Registry(), drivenClock());
     let seen: AbortSignal | undefined;
     const started = Date.now();
     const error = await outbound
@@ -228,7 +228,7 @@ describe('protect (the guard around a function)', () => {
   });
 
   it('fails fast once the breaker is open, and answers with the fallback when given', async () => {
-    const outbound = new Outbound(
+    const outbound = await Outbound.create(
       { defaults: { throttle: false, breaker: { consecutiveFailures: 2 } } },
       new Registry(),
       drivenClock(),
@@ -244,7 +244,7 @@ describe('protect (the guard around a function)', () => {
   });
 
   it('throttles locally while the function keeps failing', async () => {
-    const outbound = new Outbound(
+    const outbound = await Outbound.create(
       { defaults: { breaker: { consecutiveFailures: 1_000_000, minimumRps: 1_000_000 } } },
       new Registry(),
       drivenClock(() => 0.5),
@@ -261,7 +261,7 @@ describe('protect (the guard around a function)', () => {
   });
 
   it('fails with the kill switch on, and recovers when it is off', async () => {
-    const outbound = new Outbound({ upstreams: { db: {} } }, new Registry(), drivenClock());
+    const outbound = await Outbound.create({ upstreams: { db: {} } }, new Registry(), drivenClock());
     outbound.setKilled('db', true);
     await expect(outbound.protect('db', () => Promise.resolve(1))).rejects.toMatchObject({
       code: 'BWK_ERR_OUTBOUND_KILLED',

@@ -1,4 +1,4 @@
-import { Pool } from 'undici';
+import type { Pool } from 'undici';
 import type { Attempted } from './guard.js';
 import type { OutboundRequest, OutboundResponse } from './types.js';
 
@@ -10,8 +10,13 @@ export function isIdempotent(request: OutboundRequest): boolean {
   return request.idempotent ?? IDEMPOTENT.has((request.method ?? 'GET').toUpperCase());
 }
 
-/** The connections to one origin (a lazy undici Pool: nothing connects before the first request). */
-export function connectionPool(origin: string, connections: number): Pool {
+/**
+ * The connections to one origin (an undici Pool: nothing connects before the first request).
+ * undici (~75 ms to load) is imported with the first pool: a service that makes no HTTP call never
+ * loads it.
+ */
+export async function connectionPool(origin: string, connections: number): Promise<Pool> {
+  const { Pool } = await import('undici');
   return new Pool(origin, { connections });
 }
 

@@ -3,7 +3,8 @@ import type { Registry } from 'prom-client';
 import type { Pool } from 'undici';
 import { bulwarkError } from '../errors/index.js';
 import type { BreakerState } from './breaker.js';
-import { UpstreamGuard, type GuardClock } from './guard.js';
+import type * as GuardModule from './guard.js';
+import type { GuardClock, UpstreamGuard } from './guard.js';
 import { connectionPool, httpAttempt, isIdempotent } from './http.js';
 import { OutboundMetrics } from './metrics.js';
 import { UPSTREAM_NAME, validateOutboundOptions } from './options.js';
@@ -32,40 +33,53 @@ const REAL_CLOCK: GuardClock = {
 /**
  * Safe outbound calls: `request()` (`bulwark.http`) to the configured upstreams over undici, and
  * `protect()` (`bulwark.protect`) around any async function, each name with its own breaker,
- * adaptive throttle, retry budget, deadline and kill switch. See docs/outbound.md.
+ * adaptive throttle, retry budget, deadline and kill switch. See docs/outbound.md. Create it with
+ * {@link Outbound.create}.
  */
 export class Outbound implements OutboundHttp {
   readonly #options: OutboundOptions;
   readonly #guards = new Map<string, UpstreamGuard>();
-  readonly #pools = new Map<string, Pool>();
+  readonly #pools = new Map<string, Promise<Pool>>();
+  /** Names whose kill switch is on (kept here too: a guard may be created after the switch). */
+  readonly #killed = new Set<string>();
   readonly #metrics: OutboundMetrics;
   readonly #clock: GuardClock;
+  // The guards (and cockatiel, ~10 ms to load) load with the first upstream: at start when the
+  // options list some, else at the first protect().
+  #guardModule: Promise<typeof GuardModule> | undefined;
 
-  /**
-   * @throws BWK_ERR_OUTBOUND_OPTIONS naming every bad field of `options`.
-   */
-  constructor(options: OutboundOptions, registry: Registry, clock: GuardClock = REAL_CLOCK) {
-    this.#options = validateOutboundOptions(options);
+  private constructor(options: OutboundOptions, registry: Registry, clock: GuardClock) {
+    this.#options = options;
     this.#clock = clock;
     this.#metrics = new OutboundMetrics(registry, () => this.#states());
-    for (const name of Object.keys(options.upstreams ?? {})) this.#guard(name);
   }
 
-  /** The names configured in `upstreams` (each has a kill switch and a health check). */
-  get configured(): string[] {
-    return Object.keys(this.#options.upstreams ?? {});
+  /**
+   * An Outbound for `options`, its metrics on `registry`, with the guards of the configured
+   * upstreams ready (their breakers closed).
+   *
+   * @throws BWK_ERR_OUTBOUND_OPTIONS naming every bad field of `options`.
+   */
+  static async create(
+    options: OutboundOptions,
+    registry: Registry,
+    clock: GuardClock = REAL_CLOCK,
+  ): Promise<Outbound> {
+    const outbound = new Outbound(validateOutboundOptions(options), registry, clock);
+    for (const name of Object.keys(options.upstreams ?? {})) await outbound.#guard(name);
+    return outbound;
   }
 
   request = async (upstream: string, request: OutboundRequest = {}): Promise<OutboundResponse> => {
-    const origin = this.#options.upstreams?.[upstream]?.origin;
-    if (origin === undefined) throw bulwarkError('BWK_ERR_OUTBOUND_UNKNOWN_UPSTREAM', { upstream });
+    const options = this.#options.upstreams?.[upstream];
+    if (options?.origin === undefined) throw bulwarkError('BWK_ERR_OUTBOUND_UNKNOWN_UPSTREAM', { upstream });
     let pool = this.#pools.get(upstream);
     if (pool === undefined) {
-      pool = connectionPool(origin, this.#options.upstreams?.[upstream]?.connections ?? 16);
+      pool = connectionPool(options.origin, options.connections ?? 16);
       this.#pools.set(upstream, pool);
     }
-    const connections = pool;
-    return this.#guard(upstream).run({
+    const connections = await pool;
+    return (await this.#guard(upstream)).run({
       attempt: (signal, remainingMs) => httpAttempt(connections, request, signal, remainingMs),
       deadlineMs: request.deadlineMs,
       idempotent: isIdempotent(request),
@@ -73,8 +87,8 @@ export class Outbound implements OutboundHttp {
     });
   };
 
-  protect: Protect = (name, fn, options = {}) =>
-    this.#guard(name).run({
+  protect: Protect = async (name, fn, options = {}) =>
+    (await this.#guard(name)).run({
       attempt: async (signal) => ({ value: await fn(signal), accepted: true }),
       deadlineMs: options.deadlineMs,
       idempotent: options.idempotent ?? false,
@@ -83,12 +97,10 @@ export class Outbound implements OutboundHttp {
 
   /** Turns `name`'s kill switch on (`true`: calls fail fast) or off. */
   setKilled(name: string, killed: boolean): void {
-    this.#guard(name).killed = killed;
-  }
-
-  /** The breaker state of `name` (undefined for a name never configured nor used). */
-  state(name: string): BreakerState | undefined {
-    return this.#guards.get(name)?.state();
+    if (killed) this.#killed.add(name);
+    else this.#killed.delete(name);
+    const guard = this.#guards.get(name);
+    if (guard !== undefined) guard.killed = killed;
   }
 
   upstreams(): UpstreamView[] {
@@ -99,18 +111,23 @@ export class Outbound implements OutboundHttp {
   async close(): Promise<void> {
     const pools = [...this.#pools.values()];
     this.#pools.clear();
-    await Promise.all(pools.map((pool) => pool.close()));
+    await Promise.all(pools.map(async (pool) => (await pool).close()));
   }
 
-  #guard(name: string): UpstreamGuard {
+  async #guard(name: string): Promise<UpstreamGuard> {
+    const existing = this.#guards.get(name);
+    if (existing !== undefined) return existing;
+    if (!UPSTREAM_NAME.test(name))
+      throw bulwarkError('BWK_ERR_OUTBOUND_OPTIONS', {
+        detail: `the name ${JSON.stringify(name)} must match ${UPSTREAM_NAME.source}`,
+      });
+    const { UpstreamGuard } = await (this.#guardModule ??= import('./guard.js'));
+    // Another call may have created it while the module loaded.
     let guard = this.#guards.get(name);
     if (guard === undefined) {
-      if (!UPSTREAM_NAME.test(name))
-        throw bulwarkError('BWK_ERR_OUTBOUND_OPTIONS', {
-          detail: `the name ${JSON.stringify(name)} must match ${UPSTREAM_NAME.source}`,
-        });
       const options = this.#options.upstreams?.[name] ?? this.#options.defaults ?? {};
       guard = new UpstreamGuard(name, options, this.#metrics, this.#clock);
+      guard.killed = this.#killed.has(name);
       this.#guards.set(name, guard);
     }
     return guard;

@@ -25,10 +25,10 @@ export function outboundPart(options: OutboundOptions = {}): Part<'outbound', Ou
         key: outboundFlag(name),
         description: `Calls to the upstream ${name}. Off: its kill switch, calls fail fast with BWK_ERR_OUTBOUND_KILLED (or use their fallback).`,
       })),
-    // undici and cockatiel load when the part starts.
+    // The implementation loads when the part starts; undici loads with the first HTTP request.
     async start(_needs, { metrics, health }) {
       const { Outbound } = await import('./index.js');
-      const outbound = new Outbound(options, metrics.registry);
+      const outbound = await Outbound.create(options, metrics.registry);
       for (const name of names)
         health.register({
           name: `outbound:${name}`,
