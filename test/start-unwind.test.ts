@@ -56,6 +56,7 @@ describe('start-up unwind', () => {
         'instances',
         'alerts',
         'access',
+        'outbound',
         'flags',
         'broken config file',
       ]);
