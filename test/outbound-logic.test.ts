@@ -95,7 +95,7 @@ describe('adaptive throttle (Google SRE, K = 2)', () => {
   it('admits by the draw against the probability, and counts rejected attempts as requests', () => {
     let draw = 0.9;
     const throttle = new AdaptiveThrottle(
-      {},
+      { minRequests: 0 },
       () => 0,
       () => draw,
     );
@@ -107,6 +107,19 @@ describe('adaptive throttle (Google SRE, K = 2)', () => {
     draw = 0.5;
     expect(throttle.admit()).toBe(false);
     expect(throttle.counts()).toEqual({ requests: 11, accepts: 0 });
+  });
+
+  it('rejects nothing below minRequests (default 10): one failure of a quiet client is not a refusing upstream', () => {
+    const throttle = new AdaptiveThrottle(
+      {},
+      () => 0,
+      () => 0,
+    );
+    for (let i = 0; i < 9; i++) expect(throttle.admit()).toBe(true);
+    expect(throttle.rejectProbability()).toBe(0);
+    throttle.admit();
+    expect(throttle.rejectProbability()).toBeCloseTo(10 / 11, 10);
+    expect(throttle.admit()).toBe(false);
   });
 });
 
@@ -256,8 +269,9 @@ describe('protect (the guard around a function)', () => {
       codes.set(error.code, (codes.get(error.code) ?? 0) + 1);
     }
     expect(codes.get('BWK_ERR_OUTBOUND_THROTTLED')).toBeGreaterThan(0);
-    // With draws at 0.5, attempts stop reaching it once p ≥ 0.5: after the first requests.
-    expect(fn.mock.calls.length).toBeLessThan(10);
+    // The first 10 (minRequests) reach it; then p = 10/11 and more, above every draw of 0.5.
+    expect(fn.mock.calls.length).toBe(10);
+    expect(codes.get('BWK_ERR_OUTBOUND_THROTTLED')).toBe(90);
   });
 
   it('fails with the kill switch on, and recovers when it is off', async () => {

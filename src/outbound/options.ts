@@ -20,6 +20,7 @@ const RANGES: [path: string, read: (u: UpstreamOptions) => unknown, min: number,
   ['breaker.minimumRps', (u) => u.breaker?.minimumRps, 0.001, 1_000_000],
   ['breaker.halfOpenAfterMs', (u) => u.breaker?.halfOpenAfterMs, 1, 3_600_000],
   ['throttle.k', (u) => (u.throttle === false ? undefined : u.throttle?.k), 1, 100],
+  ['throttle.minRequests', (u) => (u.throttle === false ? undefined : u.throttle?.minRequests), 0, 1_000_000],
   ['throttle.windowMs', (u) => (u.throttle === false ? undefined : u.throttle?.windowMs), 100, 3_600_000],
 ];
 
