@@ -79,13 +79,10 @@ describe('adaptive throttle (Google SRE, K = 2)', () => {
       () => t,
       () => 0.5,
     );
-    for (let i = 0; i < 100; i++) {
-      throttle.admit();
-      if (i < 50) throttle.accepted();
-    }
+    for (let i = 0; i < 100; i++) throttle.record(i < 50);
     // Half accepted: 100 − 2·50 = 0.
     expect(throttle.rejectProbability()).toBe(0);
-    for (let i = 0; i < 100; i++) throttle.admit();
+    for (let i = 0; i < 100; i++) throttle.record(false);
     // 200 requests, 50 accepts: (200 − 100) / 201.
     expect(throttle.rejectProbability()).toBeCloseTo(100 / 201, 10);
     t = 121_000;
@@ -99,14 +96,27 @@ describe('adaptive throttle (Google SRE, K = 2)', () => {
       () => 0,
       () => draw,
     );
-    for (let i = 0; i < 9; i++) throttle.admit();
+    for (let i = 0; i < 9; i++) throttle.record(false);
     // 9 requests, no accepts: p = 9/10.
     expect(throttle.rejectProbability()).toBeCloseTo(0.9, 10);
     draw = 0.95;
     expect(throttle.admit()).toBe(true);
     draw = 0.5;
     expect(throttle.admit()).toBe(false);
-    expect(throttle.counts()).toEqual({ requests: 11, accepts: 0 });
+    // The admitted attempt counts when it ends; the rejected one at once.
+    expect(throttle.counts()).toEqual({ requests: 10, accepts: 0 });
+    throttle.record(true);
+    expect(throttle.counts()).toEqual({ requests: 11, accepts: 1 });
+  });
+
+  it('does not count attempts in flight: a burst to a healthy upstream is admitted whole', () => {
+    const throttle = new AdaptiveThrottle(
+      { minRequests: 0 },
+      () => 0,
+      () => 0,
+    );
+    for (let i = 0; i < 100; i++) expect(throttle.admit()).toBe(true);
+    expect(throttle.rejectProbability()).toBe(0);
   });
 
   it('rejects nothing below minRequests (default 10): one failure of a quiet client is not a refusing upstream', () => {
@@ -115,9 +125,12 @@ describe('adaptive throttle (Google SRE, K = 2)', () => {
       () => 0,
       () => 0,
     );
-    for (let i = 0; i < 9; i++) expect(throttle.admit()).toBe(true);
+    for (let i = 0; i < 9; i++) {
+      expect(throttle.admit()).toBe(true);
+      throttle.record(false);
+    }
     expect(throttle.rejectProbability()).toBe(0);
-    throttle.admit();
+    throttle.record(false);
     expect(throttle.rejectProbability()).toBeCloseTo(10 / 11, 10);
     expect(throttle.admit()).toBe(false);
   });

@@ -161,16 +161,20 @@ export class UpstreamGuard {
           this.#metrics.throttled(this.name);
           throw bulwarkError('BWK_ERR_OUTBOUND_THROTTLED', { upstream: this.name });
         }
+        // Whether the attempt reached the upstream (an open breaker refuses it before).
+        let sent = false;
         try {
           const attempted = await untilAborted(
-            this.#breaker.execute(() =>
-              untilAborted(call.attempt(signal, deadlineAt - performance.now()), signal),
-            ),
+            this.#breaker.execute(() => {
+              sent = true;
+              return untilAborted(call.attempt(signal, deadlineAt - performance.now()), signal);
+            }),
             signal,
           );
-          if (attempted.accepted) this.#throttle?.accepted();
+          this.#throttle?.record(attempted.accepted);
           return attempted.value;
         } catch (error) {
+          if (sent) this.#throttle?.record(false);
           if (signal.aborted) throw signal.reason as Error;
           if (isBrokenCircuitError(error))
             throw bulwarkError('BWK_ERR_OUTBOUND_OPEN', { upstream: this.name });

@@ -46,18 +46,21 @@ export class AdaptiveThrottle {
   }
 
   /**
-   * Decides one attempt and counts it as a request: true when it may go to the upstream, false when
-   * it is rejected here.
+   * Decides one attempt: true when it may go to the upstream (it is counted when it ends, with
+   * {@link record}), false when it is rejected here (counted now, as a request not accepted).
+   * Attempts in flight are not counted: a burst of calls to a healthy upstream would otherwise
+   * look like requests without accepts until the first answers came back.
    */
   admit(): boolean {
-    const reject = this.#random() < this.rejectProbability();
+    if (this.#random() >= this.rejectProbability()) return true;
     this.#counts.add('requests');
-    return !reject;
+    return false;
   }
 
-  /** Records that the upstream accepted an attempt (answered it, even with a client error). */
-  accepted(): void {
-    this.#counts.add('accepts');
+  /** Counts an admitted attempt that ended: `accepted` when the upstream accepted it (answered it, even with a client error). */
+  record(accepted: boolean): void {
+    this.#counts.add('requests');
+    if (accepted) this.#counts.add('accepts');
   }
 
   /** Requests and accepts over the window ending now. */
