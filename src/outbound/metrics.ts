@@ -22,6 +22,9 @@ export class OutboundMetrics {
   readonly #duration: Histogram<'upstream'>;
   readonly #retries: Counter<'upstream'>;
   readonly #throttled: Counter<'upstream'>;
+  /** Children bound to their labels, by upstream (and outcome): resolving labels hashes them on every call. */
+  readonly #bound = new Map<string, { inc(): void }>();
+  readonly #durations = new Map<string, { observe(value: number): void }>();
 
   constructor(registry: Registry, states: () => Iterable<[string, BreakerState]>) {
     const registers = [registry];
@@ -84,17 +87,37 @@ export class OutboundMetrics {
 
   /** Counts one call that ended with `outcome` after `seconds`. */
   call(upstream: string, outcome: CallOutcome, seconds: number): void {
-    this.#requests.inc({ upstream, outcome });
-    this.#duration.observe({ upstream }, seconds);
+    this.#child(`r\u0000${upstream}\u0000${outcome}`, () =>
+      this.#requests.labels({ upstream, outcome }),
+    ).inc();
+    this.#durationOf(upstream).observe(seconds);
+  }
+
+  #durationOf(upstream: string): { observe(value: number): void } {
+    let child = this.#durations.get(upstream);
+    if (child === undefined) {
+      child = this.#duration.labels({ upstream });
+      this.#durations.set(upstream, child);
+    }
+    return child;
+  }
+
+  #child(id: string, make: () => { inc(): void }): { inc(): void } {
+    let child = this.#bound.get(id);
+    if (child === undefined) {
+      child = make();
+      this.#bound.set(id, child);
+    }
+    return child;
   }
 
   /** Counts one retry. */
   retry(upstream: string): void {
-    this.#retries.inc({ upstream });
+    this.#child(`retry\u0000${upstream}`, () => this.#retries.labels({ upstream })).inc();
   }
 
   /** Counts one attempt rejected by the adaptive throttle. */
   throttled(upstream: string): void {
-    this.#throttled.inc({ upstream });
+    this.#child(`throttled\u0000${upstream}`, () => this.#throttled.labels({ upstream })).inc();
   }
 }
