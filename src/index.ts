@@ -51,6 +51,21 @@ export { AUDIT_REFUSED_TARGET } from './store/audit-retention.js';
 export { installShutdown, type ShutdownOptions } from './runtime/shutdown.js';
 export { TieredCache, MemoryCacheStore, RedisCacheStore } from './cache/index.js';
 export type { CacheEntry, CacheStore, SetOptions } from './cache/index.js';
+export type {
+  AdaptiveThrottleOptions,
+  BreakerOptions,
+  BreakerState,
+  CallOutcome,
+  OutboundHttp,
+  OutboundOptions,
+  OutboundRequest,
+  OutboundResponse,
+  Protect,
+  ProtectOptions,
+  RetryOptions,
+  UpstreamOptions,
+  UpstreamView,
+} from './outbound/index.js';
 export { Failover, observeFailover } from './failover/index.js';
 export type {
   Backlog,

@@ -56,6 +56,9 @@ describe('start-up unwind', () => {
         'instances',
         'alerts',
         'access',
+        'protection',
+        'degradation',
+        'outbound',
         'flags',
         'broken config file',
       ]);

@@ -20,6 +20,7 @@ import { registerEventStream } from './events.js';
 import { registerOverviewRoutes } from './overview.js';
 import { registerConfigRoutes } from './config.js';
 import { registerAnnotationRoutes } from './annotations.js';
+import { registerOutboundRoutes } from './outbound.js';
 
 const Dependency = Type.Object({
   name: Type.String(),
@@ -148,6 +149,7 @@ export async function registerAdminApi(app: FastifyInstance, bulwark: Bulwark): 
       registerOverviewRoutes(admin, bulwark);
       if (bulwark.config !== undefined) registerConfigRoutes(admin, bulwark);
       registerAnnotationRoutes(admin, bulwark);
+      registerOutboundRoutes(admin, bulwark);
 
       typed.get(
         '/audit',

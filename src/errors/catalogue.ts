@@ -377,6 +377,42 @@ export const catalogue = {
     message: 'Invalid metrics history query: {detail}',
     area: 'metrics',
   },
+  BWK_ERR_OUTBOUND_OPEN: {
+    status: 503,
+    message: 'The circuit breaker of {upstream} is open: calls fail fast until a trial call succeeds',
+    area: 'outbound',
+  },
+  BWK_ERR_OUTBOUND_DEADLINE: {
+    status: 504,
+    message: '{upstream} did not answer within the {deadlineMs} ms deadline',
+    area: 'outbound',
+  },
+  BWK_ERR_OUTBOUND_THROTTLED: {
+    status: 503,
+    message:
+      'The call to {upstream} was rejected locally: it refuses or fails most calls (adaptive throttling)',
+    area: 'outbound',
+  },
+  BWK_ERR_OUTBOUND_KILLED: {
+    status: 503,
+    message: 'Calls to {upstream} are switched off (its kill switch, the flag bulwark.outbound.{upstream})',
+    area: 'outbound',
+  },
+  BWK_ERR_OUTBOUND_FAILED: {
+    status: 502,
+    message: 'The call to {upstream} failed: {detail}',
+    area: 'outbound',
+  },
+  BWK_ERR_OUTBOUND_UNKNOWN_UPSTREAM: {
+    status: 500,
+    message: 'No upstream {upstream} with an origin is configured (outbound.upstreams)',
+    area: 'outbound',
+  },
+  BWK_ERR_OUTBOUND_OPTIONS: {
+    status: 500,
+    message: 'Invalid outbound options: {detail}',
+    area: 'outbound',
+  },
 } as const satisfies Record<string, { status: number; message: string; area: string }>;
 
 /** Every error code Bulwark can produce. */

@@ -16,6 +16,7 @@ import { createLogger } from '../logging/index.js';
 import { Metrics } from '../metrics/index.js';
 import type { HistoryPartOptions } from '../metrics/part.js';
 import { partsFor, startParts, type AnyPart, type PartServices } from '../parts/index.js';
+import type { Outbound, OutboundHttp, OutboundOptions, Protect } from '../outbound/index.js';
 import type { JobQueue } from '../queue/index.js';
 import type { Protection } from '../protection/index.js';
 import type { ProtectionOptions } from '../protection/part.js';
@@ -93,6 +94,12 @@ export interface BulwarkOptions<S extends TObject = TObject> extends SettingsInp
    */
   degradation?: DegradationOptions;
   /**
+   * Upstreams of `bulwark.http` and `bulwark.protect` (docs/outbound.md): by name, the origin, the
+   * deadline, retries, breaker and throttle; each gets a kill-switch flag `bulwark.outbound.<name>`
+   * and a health check `outbound:<name>`. Default: none (`protect()` still works with defaults).
+   */
+  outbound?: OutboundOptions;
+  /**
    * Edits the list of parts before they start: add your own (started after the parts they
    * `need`, closed before them, their values in `bulwark.parts`, their `migrations` applied with
    * Bulwark's in name order), or wrap one. Default: as it is.
@@ -165,6 +172,17 @@ export interface Bulwark<S extends TObject = TObject> {
   readonly protection: Protection;
   /** The degradation controller with the `degradation` option, else undefined. */
   readonly degradation: DegradationController | undefined;
+  /**
+   * HTTP calls to the `outbound.upstreams` over undici: `request(upstream, { method, path, headers,
+   * body, deadlineMs, idempotent, fallback })` with a deadline, a circuit breaker, adaptive
+   * throttling, retries of idempotent calls within a budget and a kill switch; `upstreams()`.
+   */
+  readonly http: OutboundHttp;
+  /**
+   * `protect(name, fn, { deadlineMs, idempotent, fallback })`: any async call (a database, an SDK)
+   * through the same breaker, throttle, deadline and kill switch; `fn` receives an AbortSignal.
+   */
+  readonly protect: Protect;
   /** The service's version (`serviceVersion`, else Bulwark's own). */
   readonly version: string;
   /** The value of every part by name, your own parts' too (undefined for a part that is off). */
@@ -189,6 +207,7 @@ export const PART_OPTIONS = {
   alerts: 'alerts',
   protection: 'protection',
   degradation: 'degradation',
+  outbound: 'outbound',
 } as const satisfies Record<string, keyof BulwarkOptions>;
 
 /** The settings, logger, metrics and health every part is given, from `options`, and the alerting configuration. */
@@ -315,6 +334,7 @@ export async function createBulwark<S extends TObject = TObject>(
     throw error;
   }
   const redis = value<RedisDependency | undefined>('redis');
+  const outbound = value<Outbound>('outbound');
   let closing: Promise<void> | undefined;
   return {
     settings,
@@ -333,6 +353,8 @@ export async function createBulwark<S extends TObject = TObject>(
     alerts: value('alerts'),
     protection: value('protection'),
     degradation: value('degradation'),
+    http: outbound,
+    protect: outbound.protect,
     metrics,
     serviceId,
     instanceId,

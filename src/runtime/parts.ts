@@ -10,6 +10,8 @@ import { degradationPart, type DegradationOptions } from '../degradation/part.js
 import { flagsPart, rolloutsPart } from '../flags/part.js';
 import { historyPart, type HistoryPartOptions } from '../metrics/part.js';
 import { instancesPart } from '../instances/part.js';
+import { outboundPart } from '../outbound/part.js';
+import type { OutboundOptions } from '../outbound/types.js';
 import { partMigrations, type AnyPart } from '../parts/index.js';
 import { protectionPart, type ProtectionOptions } from '../protection/part.js';
 import { queuePart, type QueuePartOptions } from '../queue/part.js';
@@ -30,12 +32,14 @@ export interface PartsOptions {
   config?: ConfigPartOptions<TObject> | undefined;
   protection?: ProtectionOptions | boolean | undefined;
   degradation?: DegradationOptions | undefined;
+  outbound?: OutboundOptions | undefined;
 }
 
 /**
  * Bulwark's own parts for `options`: the store, the metrics history, Redis, the cache, rate limits,
  * queues, flags (with every part's tool flags), error tracking, guarded rollouts, the service's
- * config, the supervisor link, alerting, load shedding and the degradation controller. Started in dependency order.
+ * config, the supervisor link, alerting, access, load shedding, the degradation controller and
+ * outbound calls. Started in dependency order.
  */
 export function bulwarkParts(options: PartsOptions, alerts?: AlertsConfig): AnyPart[] {
   const parts: AnyPart[] = [
@@ -54,6 +58,7 @@ export function bulwarkParts(options: PartsOptions, alerts?: AlertsConfig): AnyP
     accessPart(),
     protectionPart(options.protection),
     degradationPart(options.degradation),
+    outboundPart(options.outbound),
   ];
   // An in-memory store (tests) keeps nothing on disk, so neither does its flag snapshot.
   return [...parts, flagsPart({ inMemory: options.store?.sqliteFile === ':memory:' })];

@@ -1,12 +1,13 @@
 // Dependencies: the side each degradable dependency is served from, why, its switches and the last
 // one, the work waiting to go back to it (cache journal, queue spool), the kill switch (forcing it
 // onto its embedded fallback needs a typed confirmation), and the mode of each dependency on every
-// live instance (from the instances registry).
+// live instance (from the instances registry); then the circuit breakers of the outbound calls.
 import { useEffect, useState } from 'preact/hooks';
 import { api } from '../api.js';
 import { useLive } from '../live.js';
 import type { Route } from '../router.js';
 import { useCanOperate } from '../session.js';
+import { OutboundSection } from './outbound.js';
 import {
   Ago,
   Badge,
@@ -151,6 +152,8 @@ export function DependenciesPage(_props: { route: Route }) {
           )
         }
       </Loading>
+      <h2>Outbound calls</h2>
+      <OutboundSection />
       <h2>On every instance</h2>
       <Loading loaded={instances}>
         {({ instances: rows }) => <PerInstance rows={rows.filter((row) => row.alive)} />}
