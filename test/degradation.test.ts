@@ -24,7 +24,7 @@ function driven(opts: { already?: string[] } = {}) {
     options: {
       levels: [
         { name: 'no-recommendations', flags: ['app.recommendations'] },
-        { name: 'no-background', flags: ['app.reports', 'app.exports'] },
+        { name: 'no-background', flags: ['app.reports', 'app.exports'], holdJobs: true },
       ],
       enterAfterMs: 10_000,
       leaveAfterMs: 60_000,
@@ -41,6 +41,7 @@ function driven(opts: { already?: string[] } = {}) {
         off.delete(key);
         changes.push(`revive ${key}: ${reason}`);
       },
+      holdJobs: (held) => changes.push(`hold jobs ${held}`),
     },
     measure: (): Measurement => ({
       at: clock.now,
@@ -94,7 +95,14 @@ describe('DegradationController', () => {
     expect(d.changes[0]).toBe(
       'kill app.recommendations: degradation level 1 (no-recommendations): load is being shed for 10 s',
     );
-    expect(d.changes.at(-1)).toBe(
+    // Level 2 holds the background jobs while in force, level 1 does not.
+    expect(d.changes.filter((c) => c.startsWith('hold jobs'))).toEqual([
+      'hold jobs false',
+      'hold jobs true',
+      'hold jobs false',
+      'hold jobs false',
+    ]);
+    expect(d.changes.filter((c) => c.startsWith('revive')).at(-1)).toBe(
       'revive app.recommendations: leaving degradation level 1 (no-recommendations): no pressure for 60 s',
     );
   });
@@ -198,6 +206,8 @@ describe('degradation in a running Bulwark', () => {
     ]);
     expect(api.steps[0]).toMatchObject({ direction: 'enter', flags: ['app.recommendations'] });
     expect(api.steps[0]?.before.limit).toBeGreaterThan(0);
+    const audit = await bulwark.store.audit.list({ target: 'degradation' });
+    expect(audit[0]).toMatchObject({ actor: 'bulwark.degradation', action: 'degradation.enter' });
     // The curve falls by 0.02 a tick once clear: shedding ends within about 5 s, then 1 s of calm.
     await until(() => bulwark.flags.isEnabled('app.recommendations', {}, false), 20_000, 'the flag revived');
     expect(bulwark.degradation?.level).toBe(0);

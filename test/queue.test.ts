@@ -345,6 +345,23 @@ describe.each(drivers)('job queue conformance: $name', (driver) => {
     expect(queue.heldLocal).toBe(false);
   });
 
+  it('holdLocal by several holders: the workers run again only once every holder has released', async () => {
+    const { queue } = await open();
+    const ran: unknown[] = [];
+    queue.process('h2', async (job) => {
+      ran.push(job.data);
+    });
+    queue.holdLocal(true, 'degradation');
+    queue.holdLocal(true, 'supervisor');
+    await queue.add('h2', 'waits');
+    queue.holdLocal(false, 'supervisor'); // the supervisor's "normal" must not undo the other hold
+    expect(queue.heldLocal).toBe(true);
+    await sleep(300);
+    expect(ran).toEqual([]);
+    queue.holdLocal(false, 'degradation');
+    await until(() => ran.length === 1);
+  });
+
   it('a queue paused before a restart starts nothing after it, from the first moment', async () => {
     const { store, queue } = await open();
     await queue.pause('held');

@@ -17,6 +17,11 @@ export interface DegradationLevel {
    * an operator had already killed stays killed). Each is declared as a tool flag, on by default.
    */
   flags: string[];
+  /**
+   * Also hold this process's background jobs while at this level or above (running jobs finish;
+   * other instances run the rest), as the supervisor's medium recovery does.
+   */
+  holdJobs?: boolean;
 }
 
 /** Options of the degradation controller (`createBulwark({ degradation })`). */
@@ -59,11 +64,15 @@ export interface DegradationStep {
   after?: Measurement;
 }
 
-/** What the controller changes flags with. */
+/** What the controller acts with: the flags, this process's background jobs, the audit log. */
 export interface FlagSwitch {
   isEnabled(key: string): boolean;
   kill(key: string, reason: string): Promise<unknown>;
   revive(key: string, reason: string): Promise<unknown>;
+  /** Holds (or releases) this process's background jobs. */
+  holdJobs?(held: boolean): void;
+  /** Writes the step to the audit log. */
+  audit?(step: DegradationStep): Promise<unknown>;
 }
 
 const NAME = /^[a-z0-9][a-z0-9-]{0,49}$/;
@@ -192,7 +201,15 @@ export class DegradationController {
     }
     this.#turnedOff.push(turned);
     this.level += 1;
-    this.#record({ direction: 'enter', level: this.level, name: level.name, reason, flags: turned, before });
+    this.#holdJobs();
+    await this.#record({
+      direction: 'enter',
+      level: this.level,
+      name: level.name,
+      reason,
+      flags: turned,
+      before,
+    });
   }
 
   async #leave(reason: string): Promise<void> {
@@ -202,10 +219,27 @@ export class DegradationController {
     const why = `leaving degradation level ${this.level} (${level.name}): ${reason}`;
     for (const flag of turned) await this.#flags.revive(flag, why);
     this.level -= 1;
-    this.#record({ direction: 'leave', level: this.level, name: level.name, reason, flags: turned, before });
+    this.#holdJobs();
+    await this.#record({
+      direction: 'leave',
+      level: this.level,
+      name: level.name,
+      reason,
+      flags: turned,
+      before,
+    });
   }
 
-  #record(step: Omit<DegradationStep, 'at'>): void {
+  /** Whether any level in force holds the background jobs. */
+  get holdsJobs(): boolean {
+    return this.levels.slice(0, this.level).some((level) => level.holdJobs === true);
+  }
+
+  #holdJobs(): void {
+    this.#flags.holdJobs?.(this.holdsJobs);
+  }
+
+  async #record(step: Omit<DegradationStep, 'at'>): Promise<void> {
     const recorded: DegradationStep = { at: this.#now(), ...step };
     this.steps.unshift(recorded);
     this.steps.length = Math.min(this.steps.length, KEEP_STEPS);
@@ -227,6 +261,7 @@ export class DegradationController {
     }, this.#o.measureAfterMs);
     timer.unref();
     this.#pending.add(timer);
+    await this.#flags.audit?.(recorded);
   }
 }
 

@@ -1,6 +1,8 @@
 import type { FlagService } from '../flags/service.js';
 import type { Part } from '../parts/index.js';
 import type { Protection } from '../protection/index.js';
+import type { JobQueue } from '../queue/types.js';
+import type { Store } from '../store/types.js';
 import type { SupervisorClient } from '../supervised/client.js';
 import { validateDegradation, type DegradationController, type DegradationOptions } from './controller.js';
 
@@ -19,18 +21,22 @@ const ACTOR = { actor: 'bulwark.degradation' };
  * one level at a time while load is shed, the supervisor asks for medium recovery or the app's own
  * `pressure` says so. Off (undefined) without the option.
  */
-export function degradationPart(
-  options: DegradationOptions | undefined,
-): Part<
+export function degradationPart(options: DegradationOptions | undefined): Part<
   'degradation',
   DegradationController | undefined,
-  { flags: FlagService; protection: Protection; supervisor: SupervisorClient | undefined }
+  {
+    flags: FlagService;
+    protection: Protection;
+    supervisor: SupervisorClient | undefined;
+    queues: JobQueue;
+    store: Store;
+  }
 > {
   // Checked before anything starts: a bad level stops createBulwark(), naming the field.
   if (options !== undefined) validateDegradation(options);
   return {
     name: 'degradation',
-    needs: ['flags', 'protection', 'supervisor'],
+    needs: ['flags', 'protection', 'supervisor', 'queues', 'store'],
     checks: ['degradation:level'],
     flags: () =>
       (options?.levels ?? []).flatMap((level, i) =>
@@ -39,7 +45,7 @@ export function degradationPart(
           description: `Turned off by degradation level ${i + 1} (${level.name}) while the service is under pressure.`,
         })),
       ),
-    async start({ flags, protection, supervisor }, { logger, health }) {
+    async start({ flags, protection, supervisor, queues, store }, { logger, health }) {
       if (options === undefined) return undefined;
       const { DegradationController } = await import('./controller.js');
       const shed = () => {
@@ -60,6 +66,14 @@ export function degradationPart(
           isEnabled: (key) => flags.isEnabled(key, {}, true),
           kill: (key, reason) => flags.kill(key, { ...ACTOR, reason }),
           revive: (key, reason) => flags.revive(key, { ...ACTOR, reason }),
+          holdJobs: (held) => queues.holdLocal(held, 'degradation'),
+          audit: (step) =>
+            store.audit.append({
+              actor: ACTOR.actor,
+              action: `degradation.${step.direction}`,
+              target: 'degradation',
+              detail: step,
+            }),
         },
         measure: () => {
           const now = { at: Date.now(), shed: shed() };

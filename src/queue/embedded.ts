@@ -79,6 +79,8 @@ export class EmbeddedJobQueue implements JobQueue {
   readonly #timers: NodeJS.Timeout[] = [];
   #paused = new Set<string>();
   #held = false;
+  /** Who holds the local workers ({@link holdLocal}). */
+  readonly #holders = new Set<string>();
   #closed = false;
   readonly #schedules: Schedules;
   /** The first read of the paused set: workers start claiming only after it. */
@@ -186,10 +188,12 @@ export class EmbeddedJobQueue implements JobQueue {
     this.#workers.get(queue)?.wake();
   }
 
-  holdLocal(held: boolean): void {
-    if (this.#held === held) return;
-    this.#held = held;
-    if (!held) for (const worker of this.#workers.values()) worker.wake();
+  holdLocal(held: boolean, by = 'app'): void {
+    if (held) this.#holders.add(by);
+    else this.#holders.delete(by);
+    if (this.#held === this.#holders.size > 0) return;
+    this.#held = this.#holders.size > 0;
+    if (!this.#held) for (const worker of this.#workers.values()) worker.wake();
   }
 
   get heldLocal(): boolean {

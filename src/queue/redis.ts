@@ -109,6 +109,8 @@ export class RedisJobQueue implements JobQueue {
   #redisEnabled = true;
   /** Held by {@link holdLocal} (the spool's workers are also held while jobs go to BullMQ). */
   #held = false;
+  /** Who holds the local workers. */
+  readonly #holders = new Set<string>();
 
   constructor(opts: RedisJobQueueOptions) {
     for (const name of [
@@ -279,7 +281,10 @@ export class RedisJobQueue implements JobQueue {
     return this.#o.spool.paused;
   }
 
-  holdLocal(held: boolean): void {
+  holdLocal(held: boolean, by = 'app'): void {
+    if (held) this.#holders.add(by);
+    else this.#holders.delete(by);
+    held = this.#holders.size > 0;
     this.#held = held;
     this.#holdSpool();
     for (const worker of this.#workers.values()) worker.hold(held);

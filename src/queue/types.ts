@@ -209,9 +209,11 @@ export interface JobQueue {
   /**
    * While held, this process starts no job of any queue (running ones finish); other instances are
    * not affected and nothing is written to the store. The supervisor's medium recovery holds the
-   * background work of an instance under memory or CPU pressure, and releases it when it is over.
+   * background work of an instance under memory or CPU pressure, and releases it when it is over;
+   * the degradation controller may too. Each holder (`by`, default `app`) holds and releases its
+   * own hold: the workers run again once no holder holds them.
    */
-  holdLocal(held: boolean): void;
+  holdLocal(held: boolean, by?: string): void;
   /** True while {@link holdLocal} holds this process's workers. */
   readonly heldLocal: boolean;
   /** Stops taking jobs; running ones get `deadlineMs`, then go back to the queue. Idempotent. */

@@ -43,8 +43,12 @@ function connectSupervisor(
   supervisor?.onRecover(async ({ level }) => {
     if (level === 'normal') {
       if (!queues.heldLocal) return [];
-      queues.holdLocal(false);
-      return ['released the background jobs'];
+      queues.holdLocal(false, 'supervisor');
+      return [
+        queues.heldLocal
+          ? 'released its hold of the background jobs (still held by another)'
+          : 'released the background jobs',
+      ];
     }
     const actions: string[] = [];
     const entries = await cache.dropLocal();
@@ -56,7 +60,7 @@ function connectSupervisor(
       actions.push('ran gc');
     }
     if (level === 'medium') {
-      queues.holdLocal(true);
+      queues.holdLocal(true, 'supervisor');
       actions.push('held the background jobs of this instance');
     }
     return actions;
