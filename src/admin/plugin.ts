@@ -19,6 +19,7 @@ import { registerEventStream } from './events.js';
 import { registerOverviewRoutes } from './overview.js';
 import { registerConfigRoutes } from './config.js';
 import { registerAnnotationRoutes } from './annotations.js';
+import { registerLeakRoutes } from './leaks.js';
 
 const Dependency = Type.Object({
   name: Type.String(),
@@ -146,6 +147,7 @@ export async function registerAdminApi(app: FastifyInstance, bulwark: Bulwark): 
       registerOverviewRoutes(admin, bulwark);
       if (bulwark.config !== undefined) registerConfigRoutes(admin, bulwark);
       registerAnnotationRoutes(admin, bulwark);
+      if (bulwark.leaks !== undefined) registerLeakRoutes(admin, bulwark, bulwark.leaks);
 
       typed.get(
         '/audit',

@@ -198,6 +198,25 @@ export function defaultRules(): AlertRule[] {
       severity: 'warning',
       summary: 'Event-loop delay p99 above 500 ms',
     },
+    {
+      id: 'bulwark.leak',
+      kind: 'threshold',
+      series: 'leak.suspected',
+      fireAbove: 0,
+      severity: 'warning',
+      summary:
+        'A resource leak is suspected: memory, handles, descriptors or listeners grow beyond their budget (see the leaks:growth health check)',
+    },
+    {
+      id: 'bulwark.held-connections',
+      kind: 'threshold',
+      series: 'leak.held_connections',
+      fireAbove: 0,
+      forMs: 60_000,
+      severity: 'warning',
+      summary:
+        'A store connection is held out of the pool for too long (the leaks:growth health check names the stack)',
+    },
   ];
 }
 

@@ -14,6 +14,8 @@ import type { FlagService } from '../flags/service.js';
 import { HealthRegistry } from '../health/index.js';
 import { createLogger } from '../logging/index.js';
 import { Metrics } from '../metrics/index.js';
+import type { Leaks } from '../leaks/part.js';
+import type { LeakOptions } from '../leaks/types.js';
 import type { HistoryPartOptions } from '../metrics/part.js';
 import { partsFor, startParts, type AnyPart, type PartServices } from '../parts/index.js';
 import type { JobQueue } from '../queue/index.js';
@@ -76,6 +78,12 @@ export interface BulwarkOptions<S extends TObject = TObject> extends SettingsInp
    * interval, tiers and compaction; `false` turns it off. Default on, every 10 s.
    */
   metricsHistory?: HistoryPartOptions;
+  /**
+   * Leak detection (`bulwark.leaks`, docs/leaks.md): sampling interval, window, budgets per signal,
+   * store connection hold time, heap snapshot bounds; `false` turns it off. Default on: every 10 s,
+   * over 10 minutes.
+   */
+  leaks?: LeakOptions | false;
   /**
    * Edits the list of parts before they start: add your own (started after the parts they
    * `need`, closed before them, their values in `bulwark.parts`, their `migrations` applied with
@@ -142,6 +150,11 @@ export interface Bulwark<S extends TObject = TObject> {
    * over the metrics history, notifications once per transition through a durable outbox.
    */
   readonly alerts: AlertEngine | undefined;
+  /**
+   * Leak detection (unless `leaks: false`): `detector.report()`, `detector.watchEmitter(name,
+   * emitter)`, `snapshots.take()`. Reported in the `leaks:growth` health check. See docs/leaks.md.
+   */
+  readonly leaks: Leaks | undefined;
   /** The service's version (`serviceVersion`, else Bulwark's own). */
   readonly version: string;
   /** The value of every part by name, your own parts' too (undefined for a part that is off). */
@@ -164,6 +177,7 @@ export const PART_OPTIONS = {
   queues: 'queues',
   config: 'config',
   alerts: 'alerts',
+  leaks: 'leaks',
 } as const satisfies Record<string, keyof BulwarkOptions>;
 
 /** The settings, logger, metrics and health every part is given, from `options`, and the alerting configuration. */
@@ -306,6 +320,7 @@ export async function createBulwark<S extends TObject = TObject>(
     supervisor: value('supervisor'),
     errors: value('errors'),
     alerts: value('alerts'),
+    leaks: value('leaks'),
     metrics,
     serviceId,
     instanceId,

@@ -9,6 +9,8 @@ import { configPart, type ConfigPartOptions } from '../config/part.js';
 import { flagsPart, rolloutsPart } from '../flags/part.js';
 import { historyPart, type HistoryPartOptions } from '../metrics/part.js';
 import { instancesPart } from '../instances/part.js';
+import { leaksPart } from '../leaks/part.js';
+import type { LeakOptions } from '../leaks/types.js';
 import { partMigrations, type AnyPart } from '../parts/index.js';
 import { queuePart, type QueuePartOptions } from '../queue/part.js';
 import { rateLimitPart, type RateLimitPartOptions } from '../ratelimit/part.js';
@@ -26,17 +28,19 @@ export interface PartsOptions {
   rateLimitPolicies?: RateLimitPartOptions | undefined;
   queues?: QueuePartOptions | undefined;
   config?: ConfigPartOptions<TObject> | undefined;
+  leaks?: LeakOptions | false | undefined;
 }
 
 /**
  * Bulwark's own parts for `options`: the store, the metrics history, Redis, the cache, rate limits,
- * queues, flags (with every part's tool flags), error tracking, guarded rollouts, the service's
+ * queues, flags (with every part's tool flags), leak detection, error tracking, guarded rollouts, the service's
  * config, the supervisor link and alerting. Started in dependency order.
  */
 export function bulwarkParts(options: PartsOptions, alerts?: AlertsConfig): AnyPart[] {
   const parts: AnyPart[] = [
     storePart(options.store),
     historyPart(options.metricsHistory),
+    leaksPart(options.leaks),
     redisPart(),
     cachePart(options.cache),
     rateLimitPart(options.rateLimitPolicies),
