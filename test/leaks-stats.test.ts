@@ -4,6 +4,7 @@
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { judgeWindow, LeakDetector } from '../src/leaks/detector.js';
+import type { Checkouts } from '../src/store/checkouts.js';
 import { fitSlope, slopeInterval, tCdf, tQuantile } from '../src/leaks/stats.js';
 
 describe('tQuantile', () => {
@@ -142,7 +143,8 @@ describe('LeakDetector', () => {
 
   it('names the store connections held too long with the stack that took them', () => {
     let now = 0;
-    const tracker = {
+    const tracker: Checkouts = {
+      size: 1,
       held: (min: number) =>
         now - 5_000 >= min
           ? [
@@ -158,7 +160,7 @@ describe('LeakDetector', () => {
     const { leaks } = detector(() => ({}), { checkoutHeldMs: 30_000 });
     const withPool = new LeakDetector({
       registry: new Registry(),
-      checkouts: tracker as never,
+      checkouts: tracker,
       checkoutHeldMs: 30_000,
       now: () => now,
       read: () => ({}),

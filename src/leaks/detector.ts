@@ -2,7 +2,7 @@ import type { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { Gauge, type Registry } from 'prom-client';
 import type { CheckResult } from '../health/types.js';
-import type { CheckoutTracker } from '../store/checkouts.js';
+import type { Checkouts } from '../store/checkouts.js';
 import { AFTER_GC_SIGNALS, ProcessSignals, type SignalSample } from './signals.js';
 import { fitSlope, slopeInterval } from './stats.js';
 import {
@@ -64,7 +64,7 @@ export interface LeakDetectorOptions extends LeakOptions {
   registry: Registry;
   logger?: Logger | undefined;
   /** The store's pool (PostgreSQL); undefined on SQLite. */
-  checkouts?: CheckoutTracker | undefined;
+  checkouts?: Checkouts | undefined;
   /** Clock, ms since the epoch (default `Date.now`). */
   now?: () => number;
   /** Reads the signals (default this process's: {@link ProcessSignals}). */

@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { sql, type Kysely, type LogEvent } from 'kysely';
 import { SqlAuditLog } from './audit.js';
-import type { CheckoutTracker } from './checkouts.js';
+import type { Checkouts } from './checkouts.js';
 import { guard } from './errors.js';
 import { queryOperation, unguarded } from './guarded-dialect.js';
 import { SqlKvRepository } from './kv.js';
@@ -86,7 +86,7 @@ class KyselyStore implements Store {
   readonly kv: KvRepository;
   readonly audit: SqlAuditLog;
   readonly migrations: Migrations;
-  checkouts: CheckoutTracker | undefined;
+  checkouts: Checkouts | undefined;
   readonly #upkeep: StoreOptions['audit'];
   readonly #timers: NodeJS.Timeout[] = [];
   #pruning: Promise<unknown> = Promise.resolve();

@@ -1,6 +1,6 @@
 import type { Generated, Kysely, Migration } from 'kysely';
 import type { TallyEntry } from './audit-tally.js';
-import type { CheckoutTracker } from './checkouts.js';
+import type { Checkouts } from './checkouts.js';
 
 export type { TallyEntry } from './audit-tally.js';
 
@@ -289,7 +289,7 @@ export interface Store {
    * PostgreSQL: the pooled connections checked out now, with the stacks that took them (leak
    * detection reports those held long). Undefined on SQLite, which has one connection and no pool.
    */
-  readonly checkouts?: CheckoutTracker | undefined;
+  readonly checkouts?: Checkouts | undefined;
   close(): Promise<void>;
 }
 
