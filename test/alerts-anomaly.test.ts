@@ -9,6 +9,7 @@ import { anomalyJudge, anomalyLimits, ewma, median, robustSigma } from '../src/a
 import { historyReader, validateAlertsConfig } from '../src/alerts/config.js';
 import { AlertEngine } from '../src/alerts/engine.js';
 import type { AlertRule } from '../src/alerts/rules.js';
+import { alertPage } from '../src/alerts/views.js';
 import { isBulwarkError } from '../src/errors/index.js';
 import { MetricsHistory } from '../src/metrics/history.js';
 import { PointStore } from '../src/metrics/history-store.js';
@@ -223,6 +224,23 @@ describe('an anomaly rule on a real metrics history', () => {
     const noBaseline = await state('signups-anomaly');
     expect(noBaseline?.status.state).toBe('nodata');
     expect(noBaseline?.anomaly?.reason).toBe('no baseline: 1 of 3 days of history at this time');
+    // The admin API's page of rules (the console's Alerts page) shows the same.
+    const page = await alertPage(
+      {
+        db: store.db,
+        rules: engine.configuredRules,
+        acks: () => Promise.resolve(new Map()),
+        silences: () => Promise.resolve([]),
+        anomaly: (id) => engine.anomaly(id),
+        now,
+      },
+      { filter: 'all', limit: 10 },
+    );
+    expect(page.rules.map((r) => [r.id, r.state, r.anomaly?.reason])).toEqual([
+      ['orders-anomaly', 'inactive', undefined],
+      ['signups-anomaly', 'nodata', 'no baseline: 1 of 3 days of history at this time'],
+    ]);
+    expect(page.rules[0]?.anomaly?.band).toBeGreaterThan(0);
     await engine.close();
   }, 120_000);
 });

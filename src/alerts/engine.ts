@@ -140,6 +140,11 @@ export class AlertEngine {
     return [...this.#receivers.values()].map((r) => ({ name: r.name, type: r.type }));
   }
 
+  /** An anomaly rule's baseline and band at its last evaluation on this instance, or why it has none. */
+  anomaly(ruleId: string): AnomalyDetail | undefined {
+    return this.#anomalies.get(ruleId);
+  }
+
   /** Every rule with its stored state. */
   async rules(): Promise<RuleView[]> {
     const rows = await this.#o.store.db.selectFrom('bulwark_alerts').selectAll().execute();
