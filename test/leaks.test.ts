@@ -99,10 +99,11 @@ describe('leak detection with real processes', () => {
     expect(output).toMatch(
       /heap_after_gc grows [\d.]+ MiB\/min \(95 % lower bound [\d.]+ MiB\/min > budget 1\.00 MiB\/min/,
     );
-    // Designed for "within a minute" of the app listening (3 s warm-up, a 30 s window, a major GC every
-    // 5 to 10 s); a loaded CI machine delays GCs and samples, hence the margin. The figure is printed.
+    // Within a minute of the app listening: 3 s of warm-up and 27 s of a 30 s window watched make
+    // ~30 s (measured 30 to 40 s with both fixtures running); the rest is margin for a loaded machine's
+    // later GCs. The figure is printed.
     process.stdout.write(`leak reported ${reportedAfterMs} ms after the app listened\n`);
-    expect(reportedAfterMs).toBeLessThan(90_000);
+    expect(reportedAfterMs).toBeLessThan(60_000);
     expect(churnStates.filter((state) => !state.startsWith('pass'))).toEqual([]);
     expect(hook.got.filter((n) => n.service === 'leak-app-churn' && n.rule === 'bulwark.leak')).toEqual([]);
     expect(hook.got.find((n) => n.rule === 'bulwark.leak')).toMatchObject({ status: 'firing' });
