@@ -12,7 +12,7 @@ import path from 'node:path';
 const FOUNDATION =
   '^src/((errors|logging|settings|health|metrics|store|parts|failover|redis)/|version\\.ts$)';
 const CAPABILITY =
-  '^src/(cache|ratelimit|queue|flags|config|tracker|alerts|supervised|supervisor|instances|access|protection|degradation|outbound)/';
+  '^src/(cache|ratelimit|queue|flags|config|tracker|alerts|supervised|supervisor|instances|access|protection|degradation|outbound|leaks)/';
 const EDGE = '^src/((runtime|http|admin|cli|app)/|(index|fastify|code-cache)\\.ts$)';
 
 /** @type {import('dependency-cruiser').IConfiguration} */

@@ -80,15 +80,17 @@ describe('admin API: flags', () => {
       provenance: { source: string; flags: number };
       flags: (FlagDefinition & { version: number })[];
     }>();
-    expect(body.provenance).toMatchObject({ source: 'store', flags: 5 });
+    expect(body.provenance).toMatchObject({ source: 'store', flags: 7 });
     expect(body.flags.map((f) => [f.key, f.version])).toEqual([
       ['bulwark.cache', 0],
       ['bulwark.errors', 0],
       ['bulwark.errors.sample', 0],
+      ['bulwark.leaks', 0],
+      ['bulwark.protection', 0],
       ['bulwark.ratelimit', 0],
       ['new-checkout', 1],
     ]);
-    expect(body.flags[4]).toEqual({ ...checkoutFlag, version: 1, updatedAt: expect.any(Number) as number });
+    expect(body.flags[6]).toEqual({ ...checkoutFlag, version: 1, updatedAt: expect.any(Number) as number });
     // A tool flag never written has no stored state.
     expect(body.flags[0]).toMatchObject({ key: 'bulwark.cache', version: 0, updatedAt: null });
 
@@ -414,7 +416,7 @@ describe('admin API: flags', () => {
         next: string | null;
       }>();
     const first = await page('');
-    expect([first.flags.length, first.total, first.next]).toEqual([50, 264, first.flags.at(-1)!.key]);
+    expect([first.flags.length, first.total, first.next]).toEqual([50, 266, first.flags.at(-1)!.key]);
     const seen = first.flags.map((f) => f.key);
     for (let next = first.next; next !== null;) {
       const more = await page(`?limit=200&after=${encodeURIComponent(next)}`);
@@ -423,7 +425,7 @@ describe('admin API: flags', () => {
       next = more.next;
     }
     expect(seen).toEqual([...new Set(seen)].sort());
-    expect(seen).toHaveLength(264);
+    expect(seen).toHaveLength(266);
     expect((await call(app, 'GET', '/flags?limit=201')).statusCode).toBe(400);
     const payments = await page('?q=PAYMENTS');
     expect([payments.total, payments.next]).toEqual([26, null]);

@@ -82,9 +82,9 @@ describe('bulwark flags', { timeout: 120_000 }, () => {
     ]);
     expect(rowOf(table.stdout, 'new-checkout')).toEqual(['new-checkout', 'boolean', 'yes', '-', '1', '1']);
     expect(rowOf(table.stdout, 'bulwark.cache')).toEqual(['bulwark.cache', 'boolean', 'yes', '-', '0', '0']);
-    expect(table.stdout).toMatch(/^5 flags from the store \(revision 1, read .+\)$/m);
+    expect(table.stdout).toMatch(/^7 flags from the store \(revision 1, read .+\)$/m);
     const overview = JSON.parse(json.stdout) as FlagOverview;
-    expect(overview.provenance).toMatchObject({ source: 'store', revision: 1, flags: 5 });
+    expect(overview.provenance).toMatchObject({ source: 'store', revision: 1, flags: 7 });
     expect(overview.flags).toContainEqual({
       ...checkoutFlag,
       version: 1,

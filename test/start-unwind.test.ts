@@ -45,6 +45,7 @@ describe('start-up unwind', () => {
       expect(cases.map((c) => c.case)).toEqual([
         'store',
         'history',
+        'leaks',
         'redis',
         'cache',
         'rateLimiter',

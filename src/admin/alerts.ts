@@ -62,6 +62,18 @@ const Rule = Type.Object({
   silence: Type.Optional(
     Type.Object({ id: Type.String(), endsAt: Type.Integer(), createdBy: Type.String() }),
   ),
+  anomaly: Type.Optional(
+    Type.Object(
+      {
+        baseline: Type.Optional(Type.Number()),
+        band: Type.Optional(Type.Number({ description: 'half-width of the firing band' })),
+        days: Type.Integer({ description: 'previous days with points at this time' }),
+        samples: Type.Integer({ description: 'recent points used' }),
+        reason: Type.Optional(Type.String({ description: 'why there is no baseline yet' })),
+      },
+      { description: 'an anomaly rule at its last evaluation on this instance' },
+    ),
+  ),
 });
 const Next = Type.Union([Type.String(), Type.Null()], {
   description: 'the `after` (outbox: `before`) of the following page; null on the last',
@@ -140,6 +152,7 @@ export function registerAlertRoutes(
           rules: alerts.configuredRules,
           acks: (rules) => alerts.silences.acks(rules),
           silences: () => alerts.silences.list(Date.now()),
+          anomaly: (rule) => alerts.anomaly(rule),
           now: Date.now(),
         },
         { filter: state, q, after, limit },

@@ -21,6 +21,7 @@ import { registerOverviewRoutes } from './overview.js';
 import { registerConfigRoutes } from './config.js';
 import { registerAnnotationRoutes } from './annotations.js';
 import { registerOutboundRoutes } from './outbound.js';
+import { registerLeakRoutes } from './leaks.js';
 
 const Dependency = Type.Object({
   name: Type.String(),
@@ -150,6 +151,7 @@ export async function registerAdminApi(app: FastifyInstance, bulwark: Bulwark): 
       if (bulwark.config !== undefined) registerConfigRoutes(admin, bulwark);
       registerAnnotationRoutes(admin, bulwark);
       registerOutboundRoutes(admin, bulwark);
+      if (bulwark.leaks !== undefined) registerLeakRoutes(admin, bulwark, bulwark.leaks);
 
       typed.get(
         '/audit',

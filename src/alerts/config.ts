@@ -11,7 +11,7 @@ import type { AlertRule } from './rules.js';
 const ruleSchema = Type.Object(
   {
     id: Type.String({ pattern: '^[A-Za-z0-9._-]{1,100}$' }),
-    kind: Type.Enum(['threshold', 'absence']),
+    kind: Type.Enum(['threshold', 'absence', 'anomaly']),
     series: Type.String({ minLength: 1, maxLength: 500 }),
     windowMs: Type.Optional(Type.Integer({ minimum: 0 })),
     fireAbove: Type.Optional(Type.Number()),
@@ -19,6 +19,17 @@ const ruleSchema = Type.Object(
     fireBelow: Type.Optional(Type.Number()),
     clearBelow: Type.Optional(Type.Number()),
     forMs: Type.Optional(Type.Integer({ minimum: 0 })),
+    direction: Type.Optional(Type.Enum(['above', 'below', 'both'])),
+    k: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
+    clearK: Type.Optional(Type.Number({ minimum: 0 })),
+    seasonDays: Type.Optional(Type.Integer({ minimum: 0, maximum: 90 })),
+    minDays: Type.Optional(Type.Integer({ minimum: 0, maximum: 90 })),
+    minSamples: Type.Optional(Type.Integer({ minimum: 3 })),
+    recentMs: Type.Optional(Type.Integer({ minimum: 60_000 })),
+    halfLifeMs: Type.Optional(Type.Integer({ minimum: 1_000 })),
+    seasonWeight: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
+    minBand: Type.Optional(Type.Number({ minimum: 0 })),
+    minBandRatio: Type.Optional(Type.Number({ minimum: 0 })),
     severity: Type.Enum(['critical', 'warning', 'info']),
     summary: Type.String({ minLength: 1, maxLength: 500 }),
     labels: Type.Optional(Type.Record(Type.String(), Type.String())),
@@ -198,6 +209,25 @@ export function defaultRules(): AlertRule[] {
       severity: 'warning',
       summary: 'Event-loop delay p99 above 500 ms',
     },
+    {
+      id: 'bulwark.leak',
+      kind: 'threshold',
+      series: 'leak.suspected',
+      fireAbove: 0,
+      severity: 'warning',
+      summary:
+        'A resource leak is suspected: memory, handles, descriptors or listeners grow beyond their budget (see the leaks:growth health check)',
+    },
+    {
+      id: 'bulwark.held-connections',
+      kind: 'threshold',
+      series: 'leak.held_connections',
+      fireAbove: 0,
+      forMs: 60_000,
+      severity: 'warning',
+      summary:
+        'A store connection is held out of the pool for too long (the leaks:growth health check names the stack)',
+    },
   ];
 }
 
@@ -229,6 +259,11 @@ export function validateAlertsConfig(value: unknown, source: string): AlertsConf
           problems.push({
             field: `${source}.rules[${i}]`,
             message: 'a threshold rule needs fireAbove or fireBelow',
+          });
+        if (r.kind === 'anomaly' && (r.minDays ?? 3) > (r.seasonDays ?? 7))
+          problems.push({
+            field: `${source}.rules[${i}].minDays`,
+            message: 'must not exceed seasonDays (the days the baseline looks back)',
           });
       });
     const known = (field: string, name: unknown) => {

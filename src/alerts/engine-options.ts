@@ -5,7 +5,7 @@ import type { Store } from '../store/types.js';
 import type { GroupOptions } from './grouping.js';
 import type { InhibitRule, MaintenanceWindow } from './manager.js';
 import type { Notification, Receiver } from './notifiers.js';
-import type { AlertRule } from './rules.js';
+import type { AlertRule, Judged } from './rules.js';
 
 /** Reads the value a rule judges: the series' mean over `windowMs` up to `now`, undefined if no point. */
 export type SeriesReader = (series: string, windowMs: number, now: number) => Promise<number | undefined>;
@@ -21,6 +21,8 @@ export interface AlertEngineOptions {
   /** Receivers per rule (by name); default every receiver. */
   routes?: (rule: AlertRule) => string[];
   read: SeriesReader;
+  /** Judges an anomaly rule: its value and band (src/alerts/anomaly.ts); anomaly rules fail without it. */
+  judge?: (rule: AlertRule, now: number) => Promise<Judged>;
   /** Runs a rule's action when it starts firing (the caller records it in the audit log). */
   act?: (rule: AlertRule) => Promise<void>;
   evaluateEveryMs?: number;

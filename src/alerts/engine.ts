@@ -9,7 +9,14 @@ import {
   type Receiver,
 } from './notifiers.js';
 import { AlertOutbox } from './outbox.js';
-import { evaluateRule, initialStatus, type AlertRule, type RuleStatus } from './rules.js';
+import {
+  evaluateRule,
+  storedStatus,
+  type AlertRule,
+  type AnomalyDetail,
+  type Judged,
+  type RuleStatus,
+} from './rules.js';
 import { AlertSender } from './sender.js';
 
 export type { AlertEngineOptions, SeriesReader } from './engine-options.js';
@@ -25,6 +32,8 @@ const FAILURE_REMINDER_MS = 300_000;
 export interface RuleView {
   rule: AlertRule;
   status: RuleStatus;
+  /** An anomaly rule's baseline and band at its last evaluation here, or why it has none. */
+  anomaly?: AnomalyDetail;
 }
 
 /**
@@ -47,6 +56,7 @@ export class AlertEngine {
   readonly #receivers: Map<string, Receiver>;
   readonly #sender: AlertSender;
   readonly #timers: NodeJS.Timeout[] = [];
+  readonly #anomalies = new Map<string, AnomalyDetail>();
   #evaluating: Promise<void> | undefined;
   #sending: Promise<number> | undefined;
   /** Loops failing now: why, when that was last logged, and how many passes failed so far. */
@@ -130,23 +140,22 @@ export class AlertEngine {
     return [...this.#receivers.values()].map((r) => ({ name: r.name, type: r.type }));
   }
 
+  /** An anomaly rule's baseline and band at its last evaluation on this instance, or why it has none. */
+  anomaly(ruleId: string): AnomalyDetail | undefined {
+    return this.#anomalies.get(ruleId);
+  }
+
   /** Every rule with its stored state. */
   async rules(): Promise<RuleView[]> {
     const rows = await this.#o.store.db.selectFrom('bulwark_alerts').selectAll().execute();
     const byRule = new Map(rows.map((row) => [row.rule, row]));
     return this.#o.rules.map((rule) => {
       const row = byRule.get(rule.id);
+      const anomaly = this.#anomalies.get(rule.id);
       return {
         rule,
-        status:
-          row === undefined
-            ? initialStatus(this.#now())
-            : {
-                state: row.state as RuleStatus['state'],
-                since: Number(row.since),
-                value: row.value ?? undefined,
-                transitions: Number(row.transitions),
-              },
+        ...(anomaly === undefined ? {} : { anomaly }),
+        status: storedStatus(row, this.#now()),
       };
     });
   }
@@ -164,18 +173,12 @@ export class AlertEngine {
     const stored = new Map(rows.map((row) => [row.rule, row]));
     for (const rule of this.#o.rules) {
       const row = stored.get(rule.id);
-      const previous: RuleStatus =
-        row === undefined
-          ? initialStatus(now)
-          : {
-              state: row.state as RuleStatus['state'],
-              since: Number(row.since),
-              value: row.value ?? undefined,
-              transitions: Number(row.transitions),
-            };
-      let value: number | undefined | Error;
+      const previous = storedStatus(row, now);
+      let value: number | undefined | Error | Judged;
       try {
-        value = await this.#o.read(rule.series, rule.windowMs ?? 0, now);
+        if (rule.kind !== 'anomaly') value = await this.#o.read(rule.series, rule.windowMs ?? 0, now);
+        else if (this.#o.judge === undefined) throw new Error('anomaly rules need the metrics history');
+        else this.#anomalies.set(rule.id, (value = await this.#o.judge(rule, now)).detail);
       } catch (error) {
         value = error instanceof Error ? error : new Error(String(error));
       }

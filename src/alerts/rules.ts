@@ -6,13 +6,18 @@ export type Severity = 'critical' | 'warning' | 'info';
  * - `threshold`: fires when the value is above `fireAbove` (or below `fireBelow`) for `forMs`;
  *   clears only when it is back below `clearAbove` (above `clearBelow`): the gap is hysteresis.
  * - `absence`: fires when the series has no point for `forMs` (a heartbeat that stopped).
+ * - `anomaly`: fires when the value leaves a band around a seasonal baseline for `forMs`
+ *   (src/alerts/anomaly.ts; docs/alerting.md#anomaly-rules); the `anomaly fields` below.
  */
 export interface AlertRule {
   /** Stable id: letters, digits, `.`, `_`, `-`. */
   id: string;
-  kind: 'threshold' | 'absence';
+  kind: 'threshold' | 'absence' | 'anomaly';
   series: string;
-  /** The value judged: the newest point's average over `windowMs` (default: the last point). */
+  /**
+   * The value judged: the newest point's average over `windowMs` (default: the last point; 60 s for
+   * an anomaly rule).
+   */
   windowMs?: number;
   fireAbove?: number;
   clearAbove?: number;
@@ -20,6 +25,28 @@ export interface AlertRule {
   clearBelow?: number;
   /** How long the condition must hold before firing (default 0). */
   forMs?: number;
+  /** Anomaly: which side of the band fires (default `both`). */
+  direction?: 'above' | 'below' | 'both';
+  /** Anomaly: the band's half-width in robust standard deviations (default 3). */
+  k?: number;
+  /** Anomaly: a firing alert clears once back within this many (default k − 1, at least 1). */
+  clearK?: number;
+  /** Anomaly: previous days whose same time makes the seasonal baseline (default 7). */
+  seasonDays?: number;
+  /** Anomaly: days with points at this time needed before it can fire (default 3; 0: EWMA only). */
+  minDays?: number;
+  /** Anomaly: recent points needed before it can fire (default 30). */
+  minSamples?: number;
+  /** Anomaly: how far back the recent points go, ms (default 1 h). */
+  recentMs?: number;
+  /** Anomaly: half-life of the recent points' EWMA, ms (default 15 min). */
+  halfLifeMs?: number;
+  /** Anomaly: weight of the seasonal median against the EWMA, 0 to 1 (default 0.5). */
+  seasonWeight?: number;
+  /** Anomaly: the band is never narrower than this, in the series' unit (default 0). */
+  minBand?: number;
+  /** Anomaly: nor than this share of the baseline (default 0.05). */
+  minBandRatio?: number;
   severity: Severity;
   summary: string;
   labels?: Record<string, string>;
@@ -28,6 +55,33 @@ export interface AlertRule {
    * `bulwark.redis`), pausing a job queue on every instance (shedding background work), or a log line.
    */
   action?: { type: 'flag.kill'; flag: string } | { type: 'queue.pause'; queue: string } | { type: 'log' };
+}
+
+/** The limits a value is judged against (as a threshold rule's, moving with the baseline). */
+export interface Limits {
+  fireAbove?: number;
+  clearAbove?: number;
+  fireBelow?: number;
+  clearBelow?: number;
+}
+
+/** What an anomaly rule computed at one evaluation, shown with its state. */
+export interface AnomalyDetail {
+  /** Undefined when there is no baseline yet (`reason` says why). */
+  baseline?: number;
+  /** Half-width of the firing band. */
+  band?: number;
+  /** The same time on previous days that had points, and the recent points used. */
+  days: number;
+  samples: number;
+  reason?: string;
+}
+
+/** A value with the limits it is judged against, or no value and why (what the engine judges). */
+export interface Judged {
+  value: number | undefined;
+  limits: Limits;
+  detail: AnomalyDetail;
 }
 
 /** The state of one rule: `nodata` when a threshold rule has no point to judge, `error` when evaluation failed. */
@@ -55,7 +109,21 @@ export function initialStatus(now: number): RuleStatus {
   return { state: 'inactive', since: now, value: undefined, transitions: 0 };
 }
 
-function breaching(rule: AlertRule, value: number, firing: boolean): boolean {
+/** A rule's status as stored in its `bulwark_alerts` row (the first status when there is none). */
+export function storedStatus(
+  row: { state: string; since: number; value: number | null; transitions: number } | undefined,
+  now: number,
+): RuleStatus {
+  if (row === undefined) return initialStatus(now);
+  return {
+    state: row.state as AlertState,
+    since: Number(row.since),
+    value: row.value ?? undefined,
+    transitions: Number(row.transitions),
+  };
+}
+
+function breaching(rule: Limits, value: number, firing: boolean): boolean {
   if (rule.fireAbove !== undefined) {
     const limit = firing ? (rule.clearAbove ?? rule.fireAbove) : rule.fireAbove;
     if (firing ? value >= limit : value > limit) return true;
@@ -69,7 +137,8 @@ function breaching(rule: AlertRule, value: number, firing: boolean): boolean {
 
 /**
  * One step of a rule's state machine (pure). `value` is the judged value, undefined when the series
- * had no point in the window, or an Error when it could not be read.
+ * had no point in the window, or an Error when it could not be read; for an anomaly rule, the value
+ * with the limits of its band ({@link Judged}: no value when there is no baseline yet).
  * - inactive → pending when the condition holds; pending → firing after `forMs` (notify `firing`);
  *   pending → inactive when it stops holding before that.
  * - firing stays firing while the value is beyond the clear threshold (hysteresis), → inactive
@@ -81,9 +150,11 @@ function breaching(rule: AlertRule, value: number, firing: boolean): boolean {
 export function evaluateRule(
   rule: AlertRule,
   previous: RuleStatus,
-  value: number | undefined | Error,
+  judged: number | undefined | Error | Judged,
   now: number,
 ): Evaluation {
+  const value = typeof judged === 'object' && !(judged instanceof Error) ? judged.value : judged;
+  const limits: Limits = typeof judged === 'object' && !(judged instanceof Error) ? judged.limits : rule;
   const firing = previous.state === 'firing';
   const keep = (state: AlertState, v: number | undefined): Evaluation => ({
     status: { ...previous, state, value: v, since: previous.state === state ? previous.since : now },
@@ -92,7 +163,7 @@ export function evaluateRule(
   let holds: boolean;
   if (rule.kind === 'absence') holds = value === undefined;
   else if (value === undefined) return firing ? keep('firing', undefined) : keep('nodata', undefined);
-  else holds = breaching(rule, value, firing);
+  else holds = breaching(limits, value, firing);
   if (firing) {
     if (holds) return keep('firing', value);
     return {

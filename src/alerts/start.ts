@@ -5,6 +5,7 @@ import type { JobQueue } from '../queue/types.js';
 import type { Store } from '../store/types.js';
 import { ErrorStore } from '../tracker/store.js';
 import { defaultRules, historyReader, type AlertsConfig } from './config.js';
+import { anomalyJudge } from './anomaly.js';
 import { AlertEngine } from './engine.js';
 import { scheduleReports } from './reports.js';
 
@@ -37,6 +38,7 @@ export async function startAlerts(
       history === undefined
         ? () => Promise.reject(new Error('the metrics history is off: alert rules have nothing to read'))
         : historyReader(history),
+    ...(history === undefined ? {} : { judge: anomalyJudge(history) }),
     act: async (rule) => {
       const reason = `alert ${rule.id}: ${rule.summary}`;
       if (rule.action?.type === 'flag.kill') {

@@ -5,7 +5,7 @@ import type { Kysely } from 'kysely';
 import { bulwarkError } from '../errors/index.js';
 import type { StoreTables } from '../store/types.js';
 import { matches, type Ack, type Silence } from './manager.js';
-import { initialStatus, type AlertRule, type AlertState, type Severity } from './rules.js';
+import { storedStatus, type AlertRule, type AlertState, type AnomalyDetail, type Severity } from './rules.js';
 
 /** Which rules a page shows: one state, `active` (firing and pending), or `all` (every configured rule). */
 export type AlertFilter = AlertState | 'active' | 'all';
@@ -26,6 +26,8 @@ export interface AlertRow {
   ack?: Ack;
   /** The silence covering it now, if any. */
   silence?: { id: string; endsAt: number; createdBy: string };
+  /** An anomaly rule's baseline and band at its last evaluation, or why it has none. */
+  anomaly?: AnomalyDetail;
 }
 
 /** A page of rules: `next` is the `after` of the following page (undefined on the last). */
@@ -43,6 +45,8 @@ export interface AlertPageSource {
   acks: (rules: string[]) => Promise<Map<string, Ack>>;
   /** The silences not yet ended. */
   silences: () => Promise<Silence[]>;
+  /** An anomaly rule's last baseline and band (where this instance evaluated it). */
+  anomaly?: (rule: string) => AnomalyDetail | undefined;
   now: number;
 }
 
@@ -114,7 +118,13 @@ export async function alertPage(
     page.length === 0 ? [] : source.silences(),
   ]);
   return {
-    rules: page.map(({ rule, row }) => toRow(rule, row, acks, silences, source.now)),
+    rules: page.map(({ rule, row }) => {
+      const anomaly = source.anomaly?.(rule.id);
+      return {
+        ...toRow(rule, row, acks, silences, source.now),
+        ...(anomaly === undefined ? {} : { anomaly }),
+      };
+    }),
     total: found.total,
     next: found.next,
   };
@@ -236,15 +246,7 @@ function toRow(
   silences: Silence[],
   now: number,
 ): AlertRow {
-  const status =
-    row === undefined
-      ? initialStatus(now)
-      : {
-          state: row.state as AlertState,
-          since: Number(row.since),
-          value: row.value ?? undefined,
-          transitions: Number(row.transitions),
-        };
+  const status = storedStatus(row, now);
   const labels = labelsOf(rule);
   const ack = acks.get(rule.id);
   const silence = silences.find((s) => s.startsAt <= now && matches(s.matchers, labels));

@@ -1,4 +1,6 @@
+import type { AlertEngine } from '../alerts/engine.js';
 import type { FlagService } from '../flags/service.js';
+import type { Leaks } from '../leaks/part.js';
 import type { Part } from '../parts/index.js';
 import type { Protection } from '../protection/index.js';
 import type { JobQueue } from '../queue/types.js';
@@ -14,6 +16,7 @@ export type {
 } from './controller.js';
 
 const ACTOR = { actor: 'bulwark.degradation' };
+const stopPolls = new WeakMap<object, () => void>();
 
 /**
  * The degradation controller (`bulwark.parts.get('degradation')`, docs/protection.md#degradation):
@@ -30,13 +33,15 @@ export function degradationPart(options: DegradationOptions | undefined): Part<
     supervisor: SupervisorClient | undefined;
     queues: JobQueue;
     store: Store;
+    leaks: Leaks | undefined;
+    alerts: AlertEngine | undefined;
   }
 > {
   // Checked before anything starts: a bad level stops createBulwark(), naming the field.
   if (options !== undefined) validateDegradation(options);
   return {
     name: 'degradation',
-    needs: ['flags', 'protection', 'supervisor', 'queues', 'store'],
+    needs: ['flags', 'protection', 'supervisor', 'queues', 'store', 'leaks', 'alerts'],
     checks: ['degradation:level'],
     flags: () =>
       (options?.levels ?? []).flatMap((level, i) =>
@@ -45,7 +50,7 @@ export function degradationPart(options: DegradationOptions | undefined): Part<
           description: `Turned off by degradation level ${i + 1} (${level.name}) while the service is under pressure.`,
         })),
       ),
-    async start({ flags, protection, supervisor, queues, store }, { logger, health }) {
+    async start({ flags, protection, supervisor, queues, store, leaks, alerts }, { logger, health }) {
       if (options === undefined) return undefined;
       const { DegradationController } = await import('./controller.js');
       const shed = () => {
@@ -55,12 +60,29 @@ export function degradationPart(options: DegradationOptions | undefined): Part<
         return total;
       };
       let last = { at: Date.now(), shed: shed() };
+      // Anomaly rules firing, read every 10 s (a store read) rather than at every check.
+      let anomalies: string[] = [];
+      const readAnomalies = async () => {
+        const rules = (await alerts?.rules().catch(() => undefined)) ?? [];
+        anomalies = rules
+          .filter((view) => view.rule.kind === 'anomaly' && view.status.state === 'firing')
+          .map((view) => view.rule.id);
+      };
+      const poll = alerts === undefined ? undefined : setInterval(() => void readAnomalies(), 10_000);
+      poll?.unref();
       const controller = new DegradationController({
         options,
         logger,
         sources: [
           () => (protection.shedding ? 'load is being shed' : undefined),
           () => (supervisor?.level === 'medium' ? 'the supervisor asked for medium recovery' : undefined),
+          () => {
+            const growing = leaks?.detector.report().signals.filter((signal) => signal.suspected) ?? [];
+            return growing.length === 0
+              ? undefined
+              : `a leak is suspected (${growing.map((signal) => signal.signal).join(', ')})`;
+          },
+          () => (anomalies.length === 0 ? undefined : `anomaly alerts firing (${anomalies.join(', ')})`),
         ],
         flags: {
           isEnabled: (key) => flags.isEnabled(key, {}, true),
@@ -103,9 +125,14 @@ export function degradationPart(options: DegradationOptions | undefined): Part<
           };
         },
       });
+      stopPolls.set(controller, () => clearInterval(poll));
       controller.start();
       return controller;
     },
-    close: (controller) => controller?.close(),
+    close: (controller) => {
+      if (controller === undefined) return;
+      stopPolls.get(controller)?.();
+      controller.close();
+    },
   };
 }

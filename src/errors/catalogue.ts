@@ -413,6 +413,21 @@ export const catalogue = {
     message: 'Invalid outbound options: {detail}',
     area: 'outbound',
   },
+  BWK_ERR_LEAKS_SNAPSHOT_BUSY: {
+    status: 409,
+    message: 'A heap snapshot is being written already: retry once it is done',
+    area: 'leaks',
+  },
+  BWK_ERR_LEAKS_SNAPSHOT_REFUSED: {
+    status: 409,
+    message: 'Heap snapshot refused: {reason}',
+    area: 'leaks',
+  },
+  BWK_ERR_LEAKS_SNAPSHOT_NOT_FOUND: {
+    status: 404,
+    message: 'No heap snapshot named {name}',
+    area: 'leaks',
+  },
 } as const satisfies Record<string, { status: number; message: string; area: string }>;
 
 /** Every error code Bulwark can produce. */

@@ -95,6 +95,7 @@ export class RegistrySampler {
         value,
       ),
     );
+    await this.#readLeaks(emit);
     const memory = process.memoryUsage();
     emit('process.rss_bytes', {}, memory.rss);
     emit('process.heap_used_bytes', {}, memory.heapUsed);
@@ -177,6 +178,27 @@ export class RegistrySampler {
     return totals;
   }
 
+  /** Leak detection's gauges (src/leaks/), when it runs: each signal, its growth, how many leak. */
+  async #readLeaks(emit: Emit): Promise<void> {
+    const signal = (labels: Labels) => ({ signal: String(labels['signal'] ?? '') });
+    await this.#readGauge('bulwark_leak_signal_value', (labels, value) =>
+      emit('leak.value', signal(labels), value),
+    );
+    await this.#readGauge('bulwark_leak_slope', (labels, value) =>
+      emit('leak.slope_per_min', signal(labels), value * 60),
+    );
+    const suspected = await this.#values('bulwark_leak_suspected');
+    if (suspected !== undefined)
+      emit(
+        'leak.suspected',
+        {},
+        suspected.reduce((sum, { value }) => sum + value, 0),
+      );
+    await this.#readGauge('bulwark_leak_held_connections', (_, value) =>
+      emit('leak.held_connections', {}, value),
+    );
+  }
+
   async #readGauge(name: string, each: (labels: Labels, value: number) => void): Promise<void> {
     for (const { labels, value } of (await this.#values(name)) ?? []) each(labels, value);
   }
@@ -247,4 +269,4 @@ function emitCache(
 }
 
 /** The areas (first part of a name) of the built-in series, which applications cannot register in. */
-export const BUILT_IN_AREAS = ['http', 'dependency', 'queue', 'cache', 'process', 'nodejs'] as const;
+export const BUILT_IN_AREAS = ['http', 'dependency', 'queue', 'cache', 'process', 'nodejs', 'leak'] as const;

@@ -14,6 +14,8 @@ import type { FlagService } from '../flags/service.js';
 import { HealthRegistry } from '../health/index.js';
 import { createLogger } from '../logging/index.js';
 import { Metrics } from '../metrics/index.js';
+import type { Leaks } from '../leaks/part.js';
+import type { LeakOptions } from '../leaks/types.js';
 import type { HistoryPartOptions } from '../metrics/part.js';
 import { partsFor, startParts, type AnyPart, type PartServices } from '../parts/index.js';
 import type { Outbound, OutboundHttp, OutboundOptions, Protect } from '../outbound/index.js';
@@ -100,6 +102,12 @@ export interface BulwarkOptions<S extends TObject = TObject> extends SettingsInp
    */
   outbound?: OutboundOptions;
   /**
+   * Leak detection (`bulwark.leaks`, docs/leaks.md): sampling interval, window, budgets per signal,
+   * store connection hold time, heap snapshot bounds; `false` turns it off. Default on: every 10 s,
+   * over 10 minutes.
+   */
+  leaks?: LeakOptions | false;
+  /**
    * Edits the list of parts before they start: add your own (started after the parts they
    * `need`, closed before them, their values in `bulwark.parts`, their `migrations` applied with
    * Bulwark's in name order), or wrap one. Default: as it is.
@@ -183,6 +191,11 @@ export interface Bulwark<S extends TObject = TObject> {
    * through the same breaker, throttle, deadline and kill switch; `fn` receives an AbortSignal.
    */
   readonly protect: Protect;
+  /**
+   * Leak detection (unless `leaks: false`): `detector.report()`, `detector.watchEmitter(name,
+   * emitter)`, `snapshots.take()`. Reported in the `leaks:growth` health check. See docs/leaks.md.
+   */
+  readonly leaks: Leaks | undefined;
   /** The service's version (`serviceVersion`, else Bulwark's own). */
   readonly version: string;
   /** The value of every part by name, your own parts' too (undefined for a part that is off). */
@@ -208,6 +221,7 @@ export const PART_OPTIONS = {
   protection: 'protection',
   degradation: 'degradation',
   outbound: 'outbound',
+  leaks: 'leaks',
 } as const satisfies Record<string, keyof BulwarkOptions>;
 
 /** The settings, logger, metrics and health every part is given, from `options`, and the alerting configuration. */
@@ -355,6 +369,7 @@ export async function createBulwark<S extends TObject = TObject>(
     degradation: value('degradation'),
     http: outbound,
     protect: outbound.protect,
+    leaks: value('leaks'),
     metrics,
     serviceId,
     instanceId,

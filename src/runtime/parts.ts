@@ -12,6 +12,8 @@ import { historyPart, type HistoryPartOptions } from '../metrics/part.js';
 import { instancesPart } from '../instances/part.js';
 import { outboundPart } from '../outbound/part.js';
 import type { OutboundOptions } from '../outbound/types.js';
+import { leaksPart } from '../leaks/part.js';
+import type { LeakOptions } from '../leaks/types.js';
 import { partMigrations, type AnyPart } from '../parts/index.js';
 import { protectionPart, type ProtectionOptions } from '../protection/part.js';
 import { queuePart, type QueuePartOptions } from '../queue/part.js';
@@ -33,18 +35,20 @@ export interface PartsOptions {
   protection?: ProtectionOptions | boolean | undefined;
   degradation?: DegradationOptions | undefined;
   outbound?: OutboundOptions | undefined;
+  leaks?: LeakOptions | false | undefined;
 }
 
 /**
  * Bulwark's own parts for `options`: the store, the metrics history, Redis, the cache, rate limits,
- * queues, flags (with every part's tool flags), error tracking, guarded rollouts, the service's
- * config, the supervisor link, alerting, access, load shedding, the degradation controller and
- * outbound calls. Started in dependency order.
+ * queues, flags (with every part's tool flags), leak detection, error tracking, guarded rollouts,
+ * the service's config, the supervisor link, alerting, access, load shedding, the degradation
+ * controller and outbound calls. Started in dependency order.
  */
 export function bulwarkParts(options: PartsOptions, alerts?: AlertsConfig): AnyPart[] {
   const parts: AnyPart[] = [
     storePart(options.store),
     historyPart(options.metricsHistory),
+    leaksPart(options.leaks),
     redisPart(),
     cachePart(options.cache),
     rateLimitPart(options.rateLimitPolicies),

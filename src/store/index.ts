@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { sql, type Kysely, type LogEvent } from 'kysely';
 import { SqlAuditLog } from './audit.js';
+import type { Checkouts } from './checkouts.js';
 import { guard } from './errors.js';
 import { queryOperation, unguarded } from './guarded-dialect.js';
 import { SqlKvRepository } from './kv.js';
@@ -46,6 +47,7 @@ export async function createStore(opts: StoreOptions): Promise<Store> {
             onPermissionWarning: opts.onPermissionWarning,
           })),
           schema: undefined,
+          checkouts: undefined,
         }
       : // Loaded only with DATABASE_URL: an SQLite service never needs the pg driver.
         await (
@@ -58,6 +60,7 @@ export async function createStore(opts: StoreOptions): Promise<Store> {
         });
 
   const store = new KyselyStore(engine, opened.db, opened.schema, opts.audit, opts.migrations);
+  store.checkouts = opened.checkouts;
   try {
     // Besides proving the database answers, the first query initialises Kysely's driver; a driver
     // never used is skipped by destroy(), which would leave the SQLite file handle open on close().
@@ -83,6 +86,7 @@ class KyselyStore implements Store {
   readonly kv: KvRepository;
   readonly audit: SqlAuditLog;
   readonly migrations: Migrations;
+  checkouts: Checkouts | undefined;
   readonly #upkeep: StoreOptions['audit'];
   readonly #timers: NodeJS.Timeout[] = [];
   #pruning: Promise<unknown> = Promise.resolve();

@@ -10,6 +10,7 @@ import {
 } from 'kysely';
 import pg from 'pg';
 import { isBulwarkError } from '../errors/index.js';
+import { CheckoutTracker } from './checkouts.js';
 import { describeError, unavailableError } from './errors.js';
 import { guardedDialect, isUnguarded } from './guarded-dialect.js';
 import type { StoreTables } from './types.js';
@@ -39,6 +40,8 @@ export interface OpenedPostgres {
   db: Kysely<StoreTables>;
   /** The schema the tables (and the migration bookkeeping) live in. */
   schema: string;
+  /** The pool's connections checked out now, with the stacks that took them. */
+  checkouts: CheckoutTracker;
 }
 
 /** Connections per store; Bulwark's queries are short, so a small pool covers a busy instance. */
@@ -104,8 +107,12 @@ export async function openPostgres(opts: PostgresOpenOptions): Promise<OpenedPos
   pool.on('error', () => undefined);
   pool.on('connect', (client) => client.on('error', () => undefined));
   const timeoutMs = opts.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS;
+  const checkouts = new CheckoutTracker();
   const db = new Kysely<StoreTables>({
-    dialect: guardedDialect('postgres', new PostgresDialect({ pool: deadlinePool(pool, timeoutMs) })),
+    dialect: guardedDialect(
+      'postgres',
+      new PostgresDialect({ pool: deadlinePool(pool, timeoutMs, checkouts) }),
+    ),
     ...(opts.log === undefined ? {} : { log: opts.log }),
   });
 
@@ -113,7 +120,7 @@ export async function openPostgres(opts: PostgresOpenOptions): Promise<OpenedPos
     await sql`select 1`.execute(db);
     const schema = opts.schema ?? (await currentSchema(db));
     if (opts.schema !== undefined) await ensureSchema(db, opts.schema);
-    return { db, schema };
+    return { db, schema, checkouts };
   } catch (error) {
     await db.destroy().catch(() => undefined);
     // The guard's error names the statement; this one names the target and the driver's own reason.
@@ -133,7 +140,7 @@ const PG_QUERY_TIMEOUT = 'Query read timeout';
  * (a transaction's rollback) and is released with the error, which makes pg-pool close it (pg
  * destroys the socket of a client with a query in flight) and open a fresh one when needed.
  */
-function deadlinePool(pool: pg.Pool, timeoutMs: number): PostgresPool {
+function deadlinePool(pool: pg.Pool, timeoutMs: number, checkouts: CheckoutTracker): PostgresPool {
   // One wrapper per pg client: Kysely keeps its connection objects by client identity.
   const clients = new WeakMap<pg.PoolClient, DeadlineClient>();
   return {
@@ -141,9 +148,10 @@ function deadlinePool(pool: pg.Pool, timeoutMs: number): PostgresPool {
       const client = await pool.connect();
       let wrapped = clients.get(client);
       if (wrapped === undefined) {
-        wrapped = new DeadlineClient(client, timeoutMs);
+        wrapped = new DeadlineClient(client, timeoutMs, checkouts);
         clients.set(client, wrapped);
       }
+      checkouts.taken(client);
       return wrapped;
     },
     end: () => pool.end(),
@@ -153,12 +161,14 @@ function deadlinePool(pool: pg.Pool, timeoutMs: number): PostgresPool {
 class DeadlineClient implements PostgresPoolClient {
   readonly #client: pg.PoolClient;
   readonly #timeoutMs: number;
+  readonly #checkouts: CheckoutTracker;
   /** Set once a query timed out: the connection is unusable and goes when released. */
   #lost: Error | undefined;
 
-  constructor(client: pg.PoolClient, timeoutMs: number) {
+  constructor(client: pg.PoolClient, timeoutMs: number, checkouts: CheckoutTracker) {
     this.#client = client;
     this.#timeoutMs = timeoutMs;
+    this.#checkouts = checkouts;
   }
 
   query<R>(sql: string, parameters: ReadonlyArray<unknown>): Promise<PostgresQueryResult<R>>;
@@ -172,6 +182,7 @@ class DeadlineClient implements PostgresPoolClient {
     if (this.#lost !== undefined) {
       return Promise.reject(new Error(`connection discarded: ${this.#lost.message}`, { cause: this.#lost }));
     }
+    this.#checkouts.queried(this.#client, text);
     const config = isUnguarded()
       ? { text, values: [...parameters] }
       : { text, values: [...parameters], query_timeout: this.#timeoutMs };
@@ -188,6 +199,7 @@ class DeadlineClient implements PostgresPoolClient {
   }
 
   release(): void {
+    this.#checkouts.released(this.#client);
     this.#client.release(this.#lost);
   }
 }

@@ -1,5 +1,6 @@
 import type { Generated, Kysely, Migration } from 'kysely';
 import type { TallyEntry } from './audit-tally.js';
+import type { Checkouts } from './checkouts.js';
 
 export type { TallyEntry } from './audit-tally.js';
 
@@ -284,6 +285,11 @@ export interface Store {
   readonly migrations: Migrations;
   /** A trivial round trip; resolves with its latency in ms or rejects with `BWK_ERR_STORE_UNAVAILABLE`. */
   ping(): Promise<number>;
+  /**
+   * PostgreSQL: the pooled connections checked out now, with the stacks that took them (leak
+   * detection reports those held long). Undefined on SQLite, which has one connection and no pool.
+   */
+  readonly checkouts?: Checkouts | undefined;
   close(): Promise<void>;
 }
 
