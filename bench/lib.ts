@@ -22,7 +22,7 @@ export function describeMachine(packages: string[]): string {
 }
 
 /** The commit measured (docs/benchmarks.md names it with every figure), marked when the tree differs from it. */
-function commit(): string {
+export function commit(): string {
   const git = (...args: string[]) => spawnSync('git', args, { encoding: 'utf8' }).stdout.trim();
   const head = git('rev-parse', '--short', 'HEAD') || 'unknown';
   return git(

@@ -5,19 +5,30 @@
 // a request not answered within 5 s counts as failed (its client gave up).
 //   npm run bench:overload                     (one round: about 4 minutes)
 //   ROUNDS=3 PHASE_S=10 npm run bench:overload
+//   MODES=bulwark PROTECTION='{"limit":{"queueHigh":4}}' npm run bench:overload   (trying settings)
 import autocannon from 'autocannon';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { describeMachine, median, percentile, sleep, startServer, stopServer } from './lib.js';
+import {
+  commit as commitOf,
+  describeMachine,
+  median,
+  percentile,
+  sleep,
+  startServer,
+  stopServer,
+} from './lib.js';
 import { overloadChart } from './overload-chart.js';
 
 const rounds = Number(process.env['ROUNDS'] ?? 1);
 const phaseMs = Number(process.env['PHASE_S'] ?? 10) * 1000;
 const TIMEOUT_MS = 5000;
-const MODES = ['none', 'under-pressure', 'bulwark'] as const;
-type Mode = (typeof MODES)[number];
+const ALL_MODES = ['none', 'under-pressure', 'bulwark'] as const;
+type Mode = (typeof ALL_MODES)[number];
+// MODES=bulwark (comma-separated) runs only those: for trying settings, not for the figures.
+const MODES = ALL_MODES.filter((m) => (process.env['MODES'] ?? ALL_MODES.join(',')).split(',').includes(m));
 type Class = 'critical' | 'default' | 'sheddable';
 /** The load of each phase, as a multiple of capacity; the first gives the unloaded latency. */
 const PHASES = [0.2, 1, 2, 3, 5];
@@ -196,7 +207,8 @@ async function run(mode: Mode, capacity: number): Promise<RunFigures> {
 }
 
 console.log(describeMachine(['fastify', '@fastify/under-pressure']));
-const capacity = await capacityOf();
+// CAPACITY=<req/s> skips the calibration (to compare settings at one capacity).
+const capacity = process.env['CAPACITY'] === undefined ? await capacityOf() : Number(process.env['CAPACITY']);
 console.log(`capacity (no protection, closed loop of 100 connections): ${Math.round(capacity)} req/s`);
 console.log(`phases of ${phaseMs / 1000} s at ${PHASES.join('×, ')}× capacity, ${rounds} round(s)\n`);
 const runs: RunFigures[] = [];
@@ -236,10 +248,17 @@ for (const mode of MODES) {
     `| ${mode} | ${mine.every((r) => r.up) ? 'yes' : 'no'} | ${median(mine.map((r) => r.recoveryMs))} ms | ${rev.length === 0 ? '—' : `${median(rev)} in ${phaseMs / 1000} s`} |`,
   );
 }
-mkdirSync('bench/results', { recursive: true });
-writeFileSync(
-  'bench/results/overload.json',
-  `${JSON.stringify({ date: new Date().toISOString(), capacity, phaseMs, runs }, null, 2)}\n`,
-);
-writeFileSync('docs/images/overload.svg', overloadChart(capacity, runs, PHASES.slice(1)));
-console.log('\nwrote bench/results/overload.json and docs/images/overload.svg');
+// Only a run of every server at the default settings is a result (docs/benchmarks.md reads it).
+if (
+  MODES.length === ALL_MODES.length &&
+  process.env['PROTECTION'] === undefined &&
+  process.env['CAPACITY'] === undefined
+) {
+  mkdirSync('bench/results', { recursive: true });
+  writeFileSync(
+    'bench/results/overload.json',
+    `${JSON.stringify({ commit: commitOf(), date: new Date().toISOString(), capacity, phaseMs, runs }, null, 2)}\n`,
+  );
+  writeFileSync('docs/images/overload.svg', overloadChart(capacity, runs, PHASES.slice(1)));
+  console.log('\nwrote bench/results/overload.json and docs/images/overload.svg');
+}

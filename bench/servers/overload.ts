@@ -19,9 +19,12 @@ function burn(ms: number): void {
 
 let app: FastifyInstance;
 if (mode === 'bulwark') {
-  const instance = await createBulwark({ port, protection: true });
+  // PROTECTION: options as JSON, to try other settings than the defaults (which the figures use).
+  const protection =
+    process.env['PROTECTION'] === undefined ? true : (JSON.parse(process.env['PROTECTION']) as object);
+  const instance = await createBulwark({ port, protection });
   app = Fastify(fastifyOptions(instance));
-  await app.register(bulwark, { bulwark: instance, protection: true });
+  await app.register(bulwark, { bulwark: instance, protection });
 } else {
   app = Fastify();
   if (mode === 'under-pressure') {
