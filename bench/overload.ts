@@ -53,7 +53,7 @@ interface PhaseFigures {
   p99: Record<Class, number>; // of the 2xx answers, ms
   shed: number; // 503 answers
   shedWithRetryAfter: number;
-  failed: number; // no answer within the timeout or connection errors
+  failed: number; // no answer within 5 s of its scheduled time (late, timed out or a connection error)
   reversals?: number;
 }
 
@@ -229,7 +229,7 @@ const med = (mode: Mode, load: number, pick: (p: PhaseFigures) => number) =>
   );
 const pct = (value: number) => `${(value * 100).toFixed(1)}%`;
 console.log(
-  '\n| load | server | goodput (of capacity) | critical ok | critical p99 | default ok | sheddable ok | 503 (with Retry-After) | no answer in 5 s |',
+  '\n| load | server | goodput (of capacity) | critical ok | critical p99 | default ok | sheddable ok | 503 (with Retry-After) | no answer within 5 s |',
 );
 console.log('|---|---|---|---|---|---|---|---|---|');
 for (const load of PHASES) {
