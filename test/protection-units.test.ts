@@ -247,6 +247,7 @@ describe('Shedder', () => {
 
   it('raises the curve lowest class first while overloaded, lowers it highest first once clear, more slowly', () => {
     const { shedder, clock } = make(100);
+    shedder.admit(1); // a request in flight: the hot loop is serving requests
     const hot = { delayP99Ms: 80, utilisation: 0.97, gcPause: false };
     for (let i = 0; i < 20; i++) {
       clock.now += 100;
@@ -259,6 +260,7 @@ describe('Shedder', () => {
     }
     expect(shedder.refusal[1]).toBeCloseTo(0.2);
     expect(shedder.admit(2)).toBe('overload');
+    shedder.release(1, 5);
     expect(shedder.admit(0)).toBe('admitted'); // critical is never refused by the curve
     for (let i = 0; i < 10; i++) {
       clock.now += 100;
@@ -269,6 +271,15 @@ describe('Shedder', () => {
     clock.now += 100;
     shedder.tick(calm);
     expect(shedder.refusal[2]).toBeCloseTo(0.98);
+  });
+
+  it('does not count a hot loop as overload while no request runs (start-up, background work)', () => {
+    const { shedder, clock } = make(100);
+    for (let i = 0; i < 20; i++) {
+      clock.now += 100;
+      shedder.tick({ delayP99Ms: 80, utilisation: 0.99, gcPause: false });
+    }
+    expect(shedder.refusal).toEqual([0, 0, 0]);
   });
 
   it('does not count a busy machine as overload when this process is not the one busy', () => {

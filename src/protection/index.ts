@@ -61,6 +61,8 @@ export class Protection {
       name: 'protection:shedding',
       componentType: 'component',
       critical: false,
+      // Episodes last seconds: a check every 5 s (the default) would miss most of them.
+      intervalMs: 1000,
       check: () => this.#health(),
     });
   }

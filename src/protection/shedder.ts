@@ -130,6 +130,7 @@ export class Shedder {
   /** Completions per second, smoothed: how fast the queue drains (for Retry-After). */
   #drainRate = 0;
   #completedThisTick = 0;
+  #admittedThisTick = 0;
   #lastTick: number;
   readonly #reserve: number;
   readonly #clientShare: number | undefined;
@@ -228,7 +229,11 @@ export class Shedder {
     this.#drainRate = 0.7 * this.#drainRate + 0.3 * (this.#completedThisTick / seconds);
     this.#completedThisTick = 0;
     this.#sweep(now);
-    const hot = loop.utilisation >= this.#hotUtilisation && loop.delayP99Ms >= this.#hotDelayMs;
+    // A hot loop counts only while requests run: a loop busy with start-up or background work
+    // with no request in flight is nothing shedding requests would relieve.
+    const serving = this.inFlight > 0 || this.#admittedThisTick > 0;
+    this.#admittedThisTick = 0;
+    const hot = serving && loop.utilisation >= this.#hotUtilisation && loop.delayP99Ms >= this.#hotDelayMs;
     const warm = loop.utilisation >= this.#hotUtilisation - 0.1 && loop.delayP99Ms >= this.#hotDelayMs / 2;
     const queueStuck = this.#queued > 0 && now - this.#lastEmptyAt > this.#interval;
     const overloaded = hot || queueStuck || this.#dropsThisTick > 0;
@@ -290,6 +295,7 @@ export class Shedder {
 
   #start(rank: number, client?: string): void {
     this.inFlight += 1;
+    this.#admittedThisTick += 1;
     if (client !== undefined && this.#clientShare !== undefined)
       this.#clients.set(client, (this.#clients.get(client) ?? 0) + 1);
     this.counts.admitted[rank] = (this.counts.admitted[rank] ?? 0) + 1;

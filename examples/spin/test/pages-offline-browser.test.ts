@@ -282,5 +282,5 @@ describe("Spin's pages offline", () => {
       await context.close();
       await server.close();
     }
-  }, 60_000); // two restarts and the browser's own worker checks: slower on a busy machine
+  }, 120_000); // two restarts and the browser's own worker checks: slower on a busy machine
 });
