@@ -53,12 +53,7 @@ export function degradationPart(options: DegradationOptions | undefined): Part<
     async start({ flags, protection, supervisor, queues, store, leaks, alerts }, { logger, health }) {
       if (options === undefined) return undefined;
       const { DegradationController } = await import('./controller.js');
-      const shed = () => {
-        let total = 0;
-        for (const byReason of protection.shedder.counts.shed)
-          for (const n of Object.values(byReason)) total += n;
-        return total;
-      };
+      const shed = () => protection.shedder.shedTotal;
       let last = { at: Date.now(), shed: shed() };
       // Anomaly rules firing, read every 10 s (a store read) rather than at every check.
       let anomalies: string[] = [];

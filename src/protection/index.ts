@@ -86,13 +86,13 @@ export class Protection {
    * rules and the degradation of features read), from the next tick on.
    */
   recordInto(history: MetricsHistory): void {
-    let last = { at: Date.now(), shed: totalShed(this.shedder) };
+    let last = { at: Date.now(), shed: this.shedder.shedTotal };
     history.register('protection.limit', () =>
       this.#timer === undefined ? undefined : this.shedder.adaptive.limit,
     );
     history.register('protection.shed_per_s', () => {
       if (this.#timer === undefined) return undefined;
-      const now = { at: Date.now(), shed: totalShed(this.shedder) };
+      const now = { at: Date.now(), shed: this.shedder.shedTotal };
       const rate = ((now.shed - last.shed) * 1000) / Math.max(1, now.at - last.at);
       last = now;
       return rate;
@@ -119,7 +119,7 @@ export class Protection {
     if (sampler === undefined) return;
     const signals = sampler.read();
     this.shedder.tick(signals);
-    const shed = totalShed(this.shedder);
+    const shed = this.shedder.shedTotal;
     const shedding = shed > this.#shedSeen || this.shedder.refusal.some((p) => p > 0);
     this.#shedSeen = shed;
     if (shedding) {
@@ -178,12 +178,6 @@ export class Protection {
 }
 
 const round = (value: number) => Math.round(value * 100) / 100;
-
-function totalShed(shedder: Shedder): number {
-  let total = 0;
-  for (const byReason of shedder.counts.shed) for (const reason of SHED_REASONS) total += byReason[reason];
-  return total;
-}
 
 /** The shedder's figures as Prometheus metrics, read at scrape time (nothing per request). */
 function registerMetrics(registry: Registry, shedder: Shedder): void {

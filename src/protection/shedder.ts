@@ -163,6 +163,13 @@ export class Shedder {
     this.#lastTick = this.#lastEmptyAt;
   }
 
+  /** Requests refused or dropped since the start, every class and reason. */
+  get shedTotal(): number {
+    let total = 0;
+    for (const byReason of this.counts.shed) for (const reason of SHED_REASONS) total += byReason[reason];
+    return total;
+  }
+
   /** Requests waiting for a slot. */
   get queued(): number {
     return this.#queued;
