@@ -7,11 +7,11 @@ import Database from 'better-sqlite3';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { describeMachine, median, startServer, stopServer } from './lib.js';
+import { describeMachine, median, startServer, stopServer, knob } from './lib.js';
 
-const rounds = Number(process.env['ROUNDS'] ?? 3);
-const duration = Number(process.env['DURATION'] ?? 5);
-const connections = Number(process.env['CONNECTIONS'] ?? 100);
+const rounds = knob('ROUNDS', 3, 1);
+const duration = knob('DURATION', 5, 1);
+const connections = knob('CONNECTIONS', 100, 10);
 const port = 3911;
 const dataDir = mkdtempSync(path.join(tmpdir(), 'bulwark-bench-'));
 const targets = { refused: '/admin/api/audit', 'not found': '/no-such-route' } as const;

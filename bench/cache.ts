@@ -18,12 +18,12 @@ import { TieredCache } from '../src/cache/tiered.js';
 import { connectRedis } from '../src/redis/connection.js';
 import { createStore } from '../src/store/index.js';
 import { startRedis } from '../test/helpers/redis.js';
-import { describeMachine, median, packageVersion, percentile } from './lib.js';
+import { describeMachine, median, packageVersion, percentile, knob } from './lib.js';
 
-const rounds = Number(process.env['ROUNDS'] ?? 5);
-const l1Ops = Number(process.env['L1_OPS'] ?? 500_000);
-const l1Samples = Number(process.env['L1_SAMPLES'] ?? 100_000);
-const l2Ops = Number(process.env['L2_OPS'] ?? 10_000);
+const rounds = knob('ROUNDS', 5, 1);
+const l1Ops = knob('L1_OPS', 500_000, 20000);
+const l1Samples = knob('L1_SAMPLES', 100_000, 2000);
+const l2Ops = knob('L2_OPS', 10_000, 500);
 const BATCH = 10_000;
 const KEYS = Array.from({ length: 1000 }, (_, i) => `item:${i}`);
 const TTL = { ttl: 3_600_000 };

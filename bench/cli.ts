@@ -10,9 +10,9 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { describeMachine, median } from './lib.js';
+import { describeMachine, median, knob } from './lib.js';
 
-const ROUNDS = Number(process.env['ROUNDS'] ?? 15);
+const ROUNDS = knob('ROUNDS', 15, 2);
 const CLI = path.resolve('bin/bulwark.js');
 const dir = mkdtempSync(path.join(tmpdir(), 'bulwark-bench-cli-'));
 const env = {

@@ -9,10 +9,10 @@ import * as Sentry from '@sentry/node';
 import pino from 'pino';
 import { createStore } from '../src/runtime/store.js';
 import { ErrorStore, ErrorTracker } from '../src/tracker/index.js';
-import { describeMachine, median } from './lib.js';
+import { describeMachine, median, knob } from './lib.js';
 
-const ROUNDS = Number(process.env['ROUNDS'] ?? 7);
-const PER_ROUND = Number(process.env['PER_ROUND'] ?? 20_000);
+const ROUNDS = knob('ROUNDS', 7, 1);
+const PER_ROUND = knob('PER_ROUND', 20_000, 500);
 
 const sink = http.createServer((request, response) => {
   request.resume();

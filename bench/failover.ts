@@ -13,14 +13,14 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { freePort } from '../test/helpers/process.js';
 import { redisClient, startRedis, type RedisServer } from '../test/helpers/redis.js';
-import { describeMachine, median, percentile, sleep, startServer, stopServer } from './lib.js';
+import { describeMachine, median, percentile, sleep, startServer, stopServer, knob } from './lib.js';
 
-const rounds = Number(process.env['ROUNDS'] ?? 2);
-const duration = Number(process.env['DURATION'] ?? 15);
-const downAtMs = Number(process.env['DOWN_AT'] ?? 5) * 1000;
-const upAtMs = Number(process.env['UP_AT'] ?? 10) * 1000;
-const connections = Number(process.env['CONNECTIONS'] ?? 50);
-const keys = Number(process.env['KEYS'] ?? 20_000);
+const rounds = knob('ROUNDS', 2, 1);
+const duration = knob('DURATION', 15, 6);
+const downAtMs = knob('DOWN_AT', 5, 2) * 1000;
+const upAtMs = knob('UP_AT', 10, 4) * 1000;
+const connections = knob('CONNECTIONS', 50, 10);
+const keys = knob('KEYS', 20_000, 500);
 const WARMUP_S = 2;
 const POLL_MS = 20;
 

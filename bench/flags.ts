@@ -8,10 +8,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createBulwark } from '../src/index.js';
 import { startRedis } from '../test/helpers/redis.js';
-import { describeMachine, median, percentile, sleep } from './lib.js';
+import { describeMachine, median, percentile, sleep, knob } from './lib.js';
 
 const INSTANCES = 4;
-const TOGGLES = Number(process.env['TOGGLES'] ?? 40);
+const TOGGLES = knob('TOGGLES', 40, 3);
 
 const redis = await startRedis();
 const dir = mkdtempSync(path.join(tmpdir(), 'bulwark-bench-flags-'));

@@ -1,9 +1,89 @@
 import { fork, spawnSync, type ChildProcess } from 'node:child_process';
 import { cpus, totalmem } from 'node:os';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
+
+/** Environment variables a benchmark never inherits (they change what Bulwark or a peer does). */
+export const INHERITED = /^(REDIS_URL|DATABASE_URL|SENTRY_DSN|LOG_LEVEL|NODE_ENV|PORT|BULWARK_.*)$/;
+
+// A benchmark measures the code, not the caller's shell: a REDIS_URL or LOG_LEVEL left in the
+// environment would silently change what the servers a benchmark starts do.
+for (const key of Object.keys(process.env)) {
+  if (INHERITED.test(key)) delete process.env[key];
+}
+
+/**
+ * `BENCH_SMOKE=1` (set by `npm run bench -- --smoke`, which CI runs): every benchmark runs at tiny
+ * sizes for a few seconds to prove it still works, prints its table and writes no result.
+ */
+export const SMOKE = process.env['BENCH_SMOKE'] === '1';
+
+/** A number from the environment (a benchmark's size knob), or `fallback`; `smoke` replaces it in a smoke run. */
+export function knob(name: string, fallback: number, smoke = fallback): number {
+  const raw = process.env[name];
+  if (raw !== undefined && raw !== '') {
+    const value = Number(raw);
+    if (!Number.isFinite(value) || value <= 0)
+      throw new Error(`${name} must be a positive number, got "${raw}"`);
+    return value;
+  }
+  return SMOKE ? smoke : fallback;
+}
+
+/** What `bench/results/<name>.json` holds; `docs/benchmarks.md` is rendered from it (scripts/bench-doc.ts). */
+export interface BenchResult {
+  benchmark: string;
+  commit: string;
+  date: string;
+  machine: { cores: number; cpu: string; memoryGiB: number; node: string };
+  packages: Record<string, string>;
+  /** The sizes and settings of the run (rounds, durations, connections, ...). */
+  settings: Record<string, unknown>;
+  /** Markdown (tables and sentences) the doc shows, exactly as the benchmark printed it. */
+  markdown: string;
+  /** Every measured figure, per round, for a reader who wants more than the medians. */
+  data: unknown;
+}
+
+/**
+ * Writes `bench/results/<benchmark>.json` unless this is a smoke run or `knobs` were changed from
+ * their defaults (a run at other sizes is not the documented result). Returns whether it wrote.
+ */
+export function writeResult(
+  result: Omit<BenchResult, 'commit' | 'date' | 'machine' | 'packages'> & { packages: string[] },
+  knobsChanged: string[] = [],
+): boolean {
+  if (SMOKE) return false;
+  const changed = knobsChanged.filter((name) => process.env[name] !== undefined);
+  if (changed.length > 0) {
+    console.log(`\nno result written: ${changed.join(', ')} changed from the defaults`);
+    return false;
+  }
+  const cpu = cpus();
+  const full: BenchResult = {
+    benchmark: result.benchmark,
+    commit: commit(),
+    date: new Date().toISOString(),
+    machine: {
+      cores: cpu.length,
+      cpu: cpu[0]?.model.trim() ?? 'unknown cpu',
+      memoryGiB: Math.round(totalmem() / 2 ** 30),
+      node: process.version,
+    },
+    packages: Object.fromEntries(result.packages.map((name) => [name, versionOf(name)])),
+    settings: result.settings,
+    markdown: result.markdown.trim(),
+    data: result.data,
+  };
+  mkdirSync('bench/results', { recursive: true });
+  writeFileSync(`bench/results/${result.benchmark}.json`, `${JSON.stringify(full, null, 2)}\n`);
+  console.log(
+    `\nwrote bench/results/${result.benchmark}.json (npm run bench:doc puts it in docs/benchmarks.md)`,
+  );
+  return true;
+}
 
 /** Lines naming the commit, the machine and the versions measured, printed by every benchmark. */
 export function describeMachine(packages: string[]): string {
@@ -78,6 +158,16 @@ export function percentile(values: ArrayLike<number>, p: number): number {
 /** Resolves after `ms` milliseconds (benchmarks pace real time; tests never do). */
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Installed version of a package, through its `package.json` or, when `exports` hide that, its entry point. */
+export function versionOf(name: string): string {
+  try {
+    return (JSON.parse(readFileSync(require.resolve(`${name}/package.json`), 'utf8')) as { version: string })
+      .version;
+  } catch {
+    return packageVersion(name);
+  }
 }
 
 /**

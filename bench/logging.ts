@@ -5,10 +5,10 @@
 import { openSync } from 'node:fs';
 import pino, { type Logger } from 'pino';
 import { BatchingDestination, createLogger, writeRequestLine } from '../src/logging/index.js';
-import { describeMachine, median } from './lib.js';
+import { describeMachine, median, knob } from './lib.js';
 
-const rounds = Number(process.env['ROUNDS'] ?? 5);
-const lines = Number(process.env['LINES'] ?? 200_000);
+const rounds = knob('ROUNDS', 5, 1);
+const lines = knob('LINES', 200_000, 5000);
 const fd = openSync('/dev/null', 'w');
 const fields = { method: 'GET', route: '/users/:id', statusCode: 200, durationMs: 0.734 };
 const WILDCARDS = ['password', 'token', 'apiKey', 'authorization', 'cookie'].flatMap((k) => [

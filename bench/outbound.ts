@@ -9,11 +9,11 @@ import { Registry } from 'prom-client';
 import { Pool } from 'undici';
 import { Outbound } from '../src/outbound/index.js';
 import { freePort } from '../test/helpers/process.js';
-import { describeMachine, median, startServer, stopServer } from './lib.js';
+import { describeMachine, median, startServer, stopServer, knob } from './lib.js';
 
-const rounds = Number(process.env['ROUNDS'] ?? 3);
-const duration = Number(process.env['DURATION'] ?? 5);
-const concurrency = Number(process.env['CONCURRENCY'] ?? 32);
+const rounds = knob('ROUNDS', 3, 1);
+const duration = knob('DURATION', 5, 1);
+const concurrency = knob('CONCURRENCY', 32, 4);
 
 /** Requests per second of `call` kept `concurrency` deep for `seconds`. */
 async function rate(call: () => Promise<unknown>, seconds: number): Promise<number> {

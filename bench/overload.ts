@@ -20,11 +20,13 @@ import {
   sleep,
   startServer,
   stopServer,
+  knob,
+  SMOKE,
 } from './lib.js';
 import { overloadChart } from './overload-chart.js';
 
-const rounds = Number(process.env['ROUNDS'] ?? 1);
-const phaseMs = Number(process.env['PHASE_S'] ?? 10) * 1000;
+const rounds = knob('ROUNDS', 1, 1);
+const phaseMs = knob('PHASE_S', 10, 1) * 1000;
 const TIMEOUT_MS = 5000;
 const ALL_MODES = ['none', 'under-pressure', 'bulwark'] as const;
 type Mode = (typeof ALL_MODES)[number];
@@ -155,8 +157,8 @@ async function capacityOf(): Promise<number> {
   const server = await startServer('bench/servers/overload.ts', { MODE: 'none', PORT: '3931' });
   try {
     const url = 'http://127.0.0.1:3931/default';
-    await autocannon({ url, connections: 100, duration: 3 });
-    const result = await autocannon({ url, connections: 100, duration: 5 });
+    await autocannon({ url, connections: 100, duration: SMOKE ? 1 : 3 });
+    const result = await autocannon({ url, connections: 100, duration: SMOKE ? 1 : 5 });
     return result['2xx'] / 5;
   } finally {
     await stopServer(server);
@@ -253,6 +255,7 @@ for (const mode of MODES) {
 }
 // Only a run of every server at the default settings is a result (docs/benchmarks.md reads it).
 if (
+  !SMOKE &&
   MODES.length === ALL_MODES.length &&
   process.env['PROTECTION'] === undefined &&
   process.env['CAPACITY'] === undefined

@@ -12,10 +12,10 @@ import { EmbeddedJobQueue } from '../src/queue/index.js';
 import { createBulwark } from '../src/runtime/create.js';
 import { createStore } from '../src/runtime/store.js';
 import { startRedis } from '../test/helpers/redis.js';
-import { describeMachine, median, sleep } from './lib.js';
+import { describeMachine, median, sleep, knob } from './lib.js';
 
-const N = Number(process.env['JOBS'] ?? 20_000);
-const ROUNDS = Number(process.env['ROUNDS'] ?? 3);
+const N = knob('JOBS', 20_000, 300);
+const ROUNDS = knob('ROUNDS', 3, 1);
 const CHUNK = 1000;
 const CONCURRENCY = 128;
 

@@ -8,10 +8,10 @@ import { createRateLimiter, type RateLimiter } from '../src/ratelimit/index.js';
 import { connectRedis } from '../src/redis/connection.js';
 import { createLogger } from '../src/logging/index.js';
 import { startRedis } from '../test/helpers/redis.js';
-import { describeMachine, median } from './lib.js';
+import { describeMachine, median, knob } from './lib.js';
 
-const rounds = Number(process.env['ROUNDS'] ?? 5);
-const checks = Number(process.env['CHECKS'] ?? 20_000);
+const rounds = knob('ROUNDS', 5, 1);
+const checks = knob('CHECKS', 20_000, 500);
 const policy = { name: 'bench', limit: 1_000_000, windowMs: 60_000 };
 
 type Check = (key: string) => Promise<unknown>;

@@ -19,13 +19,13 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createStore } from '../src/index.js';
 import { spinMigrations } from '../examples/spin/src/schema.js';
 import { SpinStore } from '../examples/spin/src/store.js';
-import { describeMachine, percentile, sleep } from './lib.js';
+import { describeMachine, percentile, sleep, knob } from './lib.js';
 import type { HolderMessage } from './spin-streams.js';
 
-const USERS = Number(process.env['USERS'] ?? 10_000);
-const JOIN_RATE = Number(process.env['JOIN_RATE'] ?? 2_000);
-const MATCHES = Number(process.env['MATCHES'] ?? 1_000);
-const WOMEN_RATE = Number(process.env['WOMEN_RATE'] ?? 200);
+const USERS = knob('USERS', 10_000, 200);
+const JOIN_RATE = knob('JOIN_RATE', 2_000, 200);
+const MATCHES = knob('MATCHES', 1_000, 20);
+const WOMEN_RATE = knob('WOMEN_RATE', 200, 50);
 
 /** The node flags `npm start` runs the server with (package.json's start script). */
 const START_NODE_FLAGS = ['--max-semi-space-size=32'];

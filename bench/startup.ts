@@ -9,9 +9,9 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { describeMachine, median } from './lib.js';
+import { describeMachine, median, knob } from './lib.js';
 
-const ROUNDS = Number(process.env['ROUNDS'] ?? 11);
+const ROUNDS = knob('ROUNDS', 11, 1);
 const dir = mkdtempSync(path.join(tmpdir(), 'bulwark-bench-startup-'));
 const env = {
   PATH: process.env['PATH'],

@@ -1,13 +1,48 @@
-// bench/http.ts's subject: Fastify + Bulwark with everything on (request ids, one log line per
-// request at info level, metrics, coded errors, health checks, API docs), the same route as the peer.
+// bench/http.ts's subject: Fastify + Bulwark as `npm start`'s app has it on a typical route:
+// request ids and one log line per request, metrics, the coded error handlers, a rate limit on
+// every request (in memory, or on Redis when BENCH_REDIS_URL is set), a flag evaluated in the
+// handler (a rule and a 50 % rollout, so the evaluation does real work), error tracking armed,
+// the load-shedding hook, and the metrics history sampling every 10 s (rounds run ≥ 20 s). The
+// rate limit allows far more than the load sends: every request pays for the check, none is refused.
 import Fastify from 'fastify';
 import { bulwark, fastifyOptions } from '../../src/fastify.js';
 import { createBulwark } from '../../src/index.js';
 
-const instance = await createBulwark({ port: Number(process.env['PORT']), logLevel: 'info' });
+const redisUrl = process.env['BENCH_REDIS_URL'];
+const instance = await createBulwark({
+  port: Number(process.env['PORT']),
+  logLevel: 'info',
+  ...(redisUrl === undefined ? {} : { redisUrl }),
+  rateLimitPolicies: { policies: [{ name: 'default', limit: 1_000_000_000, windowMs: 60_000 }] },
+});
+await instance.flags.set(
+  {
+    key: 'friendly-greeting',
+    type: 'boolean',
+    variants: { on: true, off: false },
+    defaultVariant: 'off',
+    enabled: true,
+    rules: [
+      {
+        name: 'staff',
+        conditions: [{ attribute: 'email', op: 'endsWith', values: ['@acme.test'] }],
+        variant: 'on',
+      },
+    ],
+    rollout: { variant: 'on', otherwise: 'off', percentage: 50 },
+  },
+  { actor: 'bench' },
+);
 const app = Fastify(fastifyOptions(instance));
-await app.register(bulwark, { bulwark: instance });
-app.get('/hello', async () => ({ hello: 'world' }));
+await app.register(bulwark, {
+  bulwark: instance,
+  rateLimit: { default: { by: 'ip' } },
+  flags: {},
+  protection: true,
+});
+app.get('/hello', async (request) => ({
+  hello: request.flag('friendly-greeting', false) ? 'friend' : 'world',
+}));
 await app.listen({ port: instance.settings.port, host: '127.0.0.1' });
 process.send?.('ready');
 process.once('SIGTERM', () => process.exit(0)); // lets --cpu-prof write its profile

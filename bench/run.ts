@@ -1,0 +1,91 @@
+// `npm run bench` runs every benchmark in turn; `npm run bench -- http queue` a subset;
+// `npm run bench -- --smoke` every one at tiny sizes (CI runs that, so a benchmark that no longer
+// runs fails CI). Each benchmark prints its own table and writes bench/results/<name>.json;
+// `npm run bench:doc` then renders docs/benchmarks.md's figures from those results.
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { INHERITED } from './lib.js';
+
+/** Every benchmark, in the order `npm run bench` runs them; `build` ones need `dist/` current. */
+export const BENCHMARKS: { name: string; build?: boolean; what: string }[] = [
+  { name: 'http', what: 'HTTP overhead: Bulwark vs bare Fastify vs the usual Fastify stack' },
+  { name: 'logging', what: 'the request log line' },
+  { name: 'cache', what: 'cache reads: L1, L2 on Redis, against lru-cache and ioredis' },
+  { name: 'ratelimit', what: 'rate-limit checks against rate-limiter-flexible' },
+  { name: 'failover', what: 'the request path through a Redis outage' },
+  { name: 'queue', what: 'job throughput against raw BullMQ' },
+  { name: 'flags', what: 'flag propagation between instances' },
+  { name: 'errors', what: 'error capture against @sentry/node' },
+  { name: 'outbound', what: 'outbound calls through a failing upstream' },
+  { name: 'overload', what: 'load shedding at several times the capacity' },
+  { name: 'supervisor', build: true, what: 'the supervisor against PM2' },
+  { name: 'startup', what: 'start-up time' },
+  { name: 'cli', build: true, what: 'CLI start-up' },
+  { name: 'console', what: 'the admin console with large data' },
+  { name: 'admin-refused', what: 'refused admin requests' },
+  { name: 'spin', build: true, what: 'Spin under load' },
+];
+
+const USAGE = `Usage: npm run bench [-- [--smoke] [name ...]]
+
+Runs the benchmarks in turn (all of them, or the ones named), each in a clean environment
+(${INHERITED.source} are not inherited). Each prints its figures and writes
+bench/results/<name>.json; then \`npm run bench:doc\` updates docs/benchmarks.md.
+
+  --smoke   tiny sizes, a few seconds each, no result written (what CI runs)
+  --help    this text
+
+Benchmarks:
+${BENCHMARKS.map((b) => `  ${b.name.padEnd(14)} ${b.what}`).join('\n')}
+`;
+
+function run(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  return new Promise((resolve) => {
+    const child = spawn(command, args, { stdio: 'inherit', env });
+    child.once('exit', (code, signal) => resolve(code ?? (signal === null ? 1 : 128)));
+    child.once('error', () => resolve(127));
+  });
+}
+
+async function main(argv: string[]): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const smoke = argv.includes('--smoke');
+  const names = argv.filter((a) => !a.startsWith('-'));
+  const unknown = names.filter((n) => !BENCHMARKS.some((b) => b.name === n));
+  const badFlags = argv.filter((a) => a.startsWith('-') && a !== '--smoke');
+  if (unknown.length > 0 || badFlags.length > 0) {
+    process.stderr.write(`unknown benchmark or option: ${[...unknown, ...badFlags].join(', ')}\n\n${USAGE}`);
+    return 2;
+  }
+  const chosen = names.length === 0 ? BENCHMARKS : BENCHMARKS.filter((b) => names.includes(b.name));
+  const env: NodeJS.ProcessEnv = Object.fromEntries(
+    Object.entries(process.env).filter(([key]) => !INHERITED.test(key)),
+  );
+  if (smoke) env['BENCH_SMOKE'] = '1';
+  if (chosen.some((b) => b.build === true) || !existsSync('dist/index.js')) {
+    process.stdout.write('== npm run build (some benchmarks run dist/)\n');
+    if ((await run('npm', ['run', 'build', '--silent'], env)) !== 0) return 1;
+  }
+  const failed: string[] = [];
+  const started = Date.now();
+  for (const [index, bench] of chosen.entries()) {
+    process.stdout.write(`\n== [${index + 1}/${chosen.length}] ${bench.name}: ${bench.what}\n`);
+    const t0 = Date.now();
+    const code = await run(process.execPath, ['--import', 'tsx', `bench/${bench.name}.ts`], env);
+    const took = ((Date.now() - t0) / 1000).toFixed(0);
+    process.stdout.write(`== ${bench.name}: ${code === 0 ? 'done' : `FAILED (exit ${code})`} in ${took} s\n`);
+    if (code !== 0) failed.push(bench.name);
+  }
+  const total = ((Date.now() - started) / 1000).toFixed(0);
+  process.stdout.write(
+    failed.length === 0
+      ? `\nall ${chosen.length} benchmarks ran in ${total} s\n`
+      : `\n${failed.length} of ${chosen.length} benchmarks failed: ${failed.join(', ')}\n`,
+  );
+  return failed.length === 0 ? 0 : 1;
+}
+
+process.exitCode = await main(process.argv.slice(2));
