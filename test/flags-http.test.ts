@@ -5,7 +5,11 @@ import { createBulwark } from '../src/runtime/create.js';
 import { LogCapture } from './helpers/app.js';
 import { checkoutFlag } from './helpers/flags.js';
 
-describe('request-scoped flags feed guarded rollouts', () => {
+// With fastifyOptions() the outcomes ride on the log controller; without, on an onResponse hook.
+describe.each([
+  ['with fastifyOptions()', true],
+  ['on a plain Fastify', false],
+] as const)('request-scoped flags feed guarded rollouts (%s)', (_name, withOptions) => {
   it('a new code path that fails behind a guarded rollout is rolled back from the requests it served', async () => {
     const bulwark = await createBulwark({
       env: {},
@@ -13,7 +17,7 @@ describe('request-scoped flags feed guarded rollouts', () => {
       logDestination: new LogCapture(),
       defaultMetrics: false,
     });
-    const app = Fastify(fastifyOptions(bulwark));
+    const app = withOptions ? Fastify(fastifyOptions(bulwark)) : Fastify();
     await app.register(plugin, {
       bulwark,
       apiDocs: false,

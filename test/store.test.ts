@@ -1,3 +1,4 @@
+import { executionAsyncResource } from 'node:async_hooks';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -9,6 +10,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isBulwarkError } from '../src/errors/index.js';
 import { bulwarkMigrations } from '../src/runtime/parts.js';
 import { SqlAuditLog } from '../src/store/audit.js';
+import { isUnguarded, unguarded } from '../src/store/guarded-dialect.js';
 import { AUDIT_REFUSED_TARGET, createStore, type QueryObserver } from '../src/store/index.js';
 import { freePort } from './helpers/ports.js';
 import { dropSchema, startPostgres, uniqueSchema, type PostgresServer } from './helpers/postgres.js';
@@ -20,6 +22,30 @@ const pgUrl = postgresForFile();
 
 describe.each(['sqlite', 'postgres'] as const)('store conformance: %s', (engine) => {
   const fixture = storeFixture(engine, pgUrl);
+
+  it('leaves no promise hooks on once its migrations ran (each would cost every promise of the app)', async () => {
+    // An enabled AsyncLocalStorage makes Node 20 run a hook for every promise: inside a promise
+    // continuation, executionAsyncResource() is then the promise itself.
+    const hooked = async () => {
+      await Promise.resolve();
+      return executionAsyncResource() instanceof Promise;
+    };
+    const store = await fixture.open({ migrate: false });
+    const seen: boolean[] = [];
+    await Promise.all([
+      unguarded(async () => {
+        await store.migrations.up();
+        seen.push(isUnguarded());
+      }),
+      unguarded(async () => {
+        await sleep(20);
+        seen.push(isUnguarded());
+      }),
+    ]);
+    expect(seen).toEqual([true, true]);
+    expect(isUnguarded()).toBe(false);
+    expect(await hooked()).toBe(false);
+  });
 
   it('migrates up, reports status, reverts down (dropping the tables) and up again', async () => {
     const store = await fixture.open({ migrate: false });

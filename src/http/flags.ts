@@ -1,9 +1,14 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { EvaluationContext, FlagValue } from '../flags/types.js';
 import type { Bulwark } from '../runtime/create.js';
+import { onRequestAnswered } from './request-observer.js';
+
+/** The flags a request evaluated: key, variant, key, variant, ... (null until its first). */
+const kServed = Symbol('bulwark.flags.served');
 
 declare module 'fastify' {
   interface FastifyRequest {
+    [kServed]: (string | undefined)[] | null;
     /**
      * Evaluates a flag for this request (context from the plugin's `flags.context`) and remembers
      * the variant served, so the response's outcome reaches guarded rollouts. Present when the
@@ -23,7 +28,7 @@ export interface RequestFlagsOptions {
  * `request.flag(key, default)`, and an `onResponse` hook that reports, for every flag a request
  * evaluated, the variant it was served with the outcome (a 5xx is an error; the latency is the
  * response time) to `bulwark.rollouts` — the data guarded progressive rollouts decide on. Requests
- * that evaluate no flag cost one map lookup.
+ * that evaluate no flag cost one property read.
  */
 export function registerRequestFlags(
   app: FastifyInstance,
@@ -31,23 +36,18 @@ export function registerRequestFlags(
   opts: RequestFlagsOptions,
 ): void {
   const contextOf = opts.context ?? ((request: FastifyRequest) => ({ targetingKey: request.ip }));
-  const served = new WeakMap<FastifyRequest, Map<string, string | undefined>>();
+  app.decorateRequest(kServed, null);
   app.decorateRequest('flag', function flag<
     T extends FlagValue,
   >(this: FastifyRequest, key: string, defaultValue: T): T {
     const details = bulwark.flags.evaluate(key, contextOf(this), defaultValue);
-    let flags = served.get(this);
-    if (flags === undefined) {
-      flags = new Map();
-      served.set(this, flags);
-    }
-    flags.set(key, details.variant);
+    (this[kServed] ??= []).push(key, details.variant);
     return details.value;
   });
-  app.addHook('onResponse', async (request, reply) => {
-    const flags = served.get(request);
-    if (flags === undefined) return;
+  onRequestAnswered(app, bulwark, (request, reply) => {
+    const served = request[kServed];
+    if (served === null) return;
     const outcome = { error: reply.statusCode >= 500, latencyMs: reply.elapsedTime };
-    for (const [key, variant] of flags) bulwark.rollouts.observe(key, variant, outcome);
+    for (let i = 0; i < served.length; i += 2) bulwark.rollouts.observe(served[i]!, served[i + 1], outcome);
   });
 }

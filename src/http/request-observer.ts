@@ -93,6 +93,7 @@ export function onRequestEnd(state: RequestObservation, request: FastifyRequest,
  */
 export class BulwarkLogController extends LogController {
   #state: RequestObservation | undefined;
+  #ended: ((request: FastifyRequest, reply: FastifyReply) => void)[] = [];
 
   constructor() {
     super({ requestIdLogLabel: 'reqId' });
@@ -101,6 +102,11 @@ export class BulwarkLogController extends LogController {
   /** Starts observing for the plugin; until then requests pass unobserved. */
   attach(state: RequestObservation): void {
     this.#state = state;
+  }
+
+  /** Also calls `listener` at the end of every request (after the metrics and the log line). */
+  onEnd(listener: (request: FastifyRequest, reply: FastifyReply) => void): void {
+    this.#ended.push(listener);
   }
 
   override incomingRequest(request: FastifyRequest, reply: FastifyReply): void {
@@ -112,12 +118,35 @@ export class BulwarkLogController extends LogController {
     request: FastifyRequest,
     reply: FastifyReply,
   ): void {
-    if (this.#state !== undefined) onRequestEnd(this.#state, request, reply);
+    if (this.#state === undefined) return;
+    onRequestEnd(this.#state, request, reply);
+    for (const listener of this.#ended) listener(request, reply);
   }
 }
 
 /** Controllers made by `fastifyOptions()`, found again by the plugin registered with the same Bulwark. */
 export const controllers = new WeakMap<Bulwark, BulwarkLogController>();
+
+/**
+ * Calls `listener` when each request of `app` has been answered: from the log controller when the
+ * app was built with `fastifyOptions(bulwark)` (no hook, no promise per request), else from an
+ * `onResponse` hook.
+ */
+export function onRequestAnswered(
+  app: FastifyInstance,
+  bulwark: Bulwark,
+  listener: (request: FastifyRequest, reply: FastifyReply) => void,
+): void {
+  const controller = controllers.get(bulwark);
+  if (controller !== undefined) {
+    controller.onEnd(listener);
+    return;
+  }
+  app.addHook('onResponse', (request, reply, done) => {
+    listener(request, reply);
+    done();
+  });
+}
 
 /**
  * Observes every request of `app`: through the log controller when the app was built with

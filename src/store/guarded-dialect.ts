@@ -20,15 +20,27 @@ type Compile = QueryCompiler['compileQuery'];
 
 /** Set while {@link unguarded} code runs: its driver failures pass through untranslated. */
 const passThrough = new AsyncLocalStorage<true>();
+/** Unguarded runs in progress (the storage stays enabled until the last one ends). */
+let active = 0;
 
 /**
  * Runs `run` with driver failures passing through as the driver threw them, for the code that maps
  * them itself: the migrations (`BWK_ERR_STORE_MIGRATION_FAILED` naming the migration). Queries that
- * `run` starts are not translated, including those of timers it creates; nothing else is affected.
+ * `run` starts are not translated, including those of timers it creates while it runs; nothing else
+ * is affected.
  * On PostgreSQL they also have no query deadline (see {@link isUnguarded}).
  */
-export function unguarded<T>(run: () => Promise<T>): Promise<T> {
-  return passThrough.run(true, run);
+export async function unguarded<T>(run: () => Promise<T>): Promise<T> {
+  active += 1;
+  try {
+    return await passThrough.run(true, run);
+  } finally {
+    active -= 1;
+    // On Node 20 an enabled AsyncLocalStorage keeps promise hooks on for every promise in the
+    // process (~1.5 µs per HTTP request, docs/benchmarks.md#where-the-time-goes): off again once no
+    // unguarded code runs. A timer such code left behind runs guarded from then on.
+    if (active === 0) passThrough.disable();
+  }
 }
 
 /**
