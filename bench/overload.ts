@@ -4,29 +4,29 @@
 // 40% sheddable. Latency is measured from each request's scheduled time (no coordinated omission);
 // a request not answered within 5 s of its scheduled time counts as failed (its client gave up),
 // whatever came later.
-//   npm run bench:overload                     (one round: about 4 minutes)
-//   ROUNDS=3 PHASE_S=10 npm run bench:overload
+//   npm run bench:overload                     (3 rounds of 8 s phases: about 12 minutes)
+//   ROUNDS=1 PHASE_S=10 npm run bench:overload (no result written: sizes changed)
 //   MODES=bulwark PROTECTION='{"limit":{"queueHigh":4}}' npm run bench:overload   (trying settings)
 import autocannon from 'autocannon';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import {
-  commit as commitOf,
   describeMachine,
-  median,
   percentile,
   sleep,
   startServer,
   stopServer,
   knob,
   SMOKE,
+  writeResult,
 } from './lib.js';
 import { overloadChart } from './overload-chart.js';
+import { overloadMarkdown } from './overload-report.js';
 
-const rounds = knob('ROUNDS', 1, 1);
-const phaseMs = knob('PHASE_S', 10, 1) * 1000;
+const rounds = knob('ROUNDS', 3, 1);
+const phaseMs = knob('PHASE_S', 8, 1) * 1000;
 const TIMEOUT_MS = 5000;
 const ALL_MODES = ['none', 'under-pressure', 'bulwark'] as const;
 type Mode = (typeof ALL_MODES)[number];
@@ -223,36 +223,8 @@ for (let round = 1; round <= rounds; round += 1) {
 }
 rmSync(dataDir, { recursive: true, force: true });
 
-const med = (mode: Mode, load: number, pick: (p: PhaseFigures) => number) =>
-  median(
-    runs
-      .filter((r) => r.mode === mode)
-      .map((r) => pick(r.phases.find((p) => p.load === load) as PhaseFigures)),
-  );
-const pct = (value: number) => `${(value * 100).toFixed(1)}%`;
-console.log(
-  '\n| load | server | goodput (of capacity) | critical ok | critical p99 | default ok | sheddable ok | 503 (with Retry-After) | no answer within 5 s |',
-);
-console.log('|---|---|---|---|---|---|---|---|---|');
-for (const load of PHASES) {
-  for (const mode of MODES) {
-    console.log(
-      `| ${load}× | ${mode} | ${Math.round(med(mode, load, (p) => p.goodput))} (${pct(med(mode, load, (p) => p.goodput) / capacity)}) | ` +
-        `${pct(med(mode, load, (p) => p.success.critical))} | ${med(mode, load, (p) => p.p99.critical).toFixed(1)} ms | ` +
-        `${pct(med(mode, load, (p) => p.success.default))} | ${pct(med(mode, load, (p) => p.success.sheddable))} | ` +
-        `${Math.round(med(mode, load, (p) => p.shed))} (${Math.round(med(mode, load, (p) => p.shedWithRetryAfter))}) | ${Math.round(med(mode, load, (p) => p.failed))} |`,
-    );
-  }
-}
-console.log('\n| server | up after 5× | recovery after the load stops | limit reversals at 3× |');
-console.log('|---|---|---|---|');
-for (const mode of MODES) {
-  const mine = runs.filter((r) => r.mode === mode);
-  const rev = mine.map((r) => r.phases.find((p) => p.load === 3)?.reversals).filter((v) => v !== undefined);
-  console.log(
-    `| ${mode} | ${mine.every((r) => r.up) ? 'yes' : 'no'} | ${median(mine.map((r) => r.recoveryMs))} ms | ${rev.length === 0 ? '—' : `${median(rev)} in ${phaseMs / 1000} s`} |`,
-  );
-}
+const markdown = overloadMarkdown(capacity, phaseMs, runs);
+console.log(`\n${markdown}`);
 // Only a run of every server at the default settings is a result (docs/benchmarks.md reads it).
 if (
   !SMOKE &&
@@ -260,11 +232,16 @@ if (
   process.env['PROTECTION'] === undefined &&
   process.env['CAPACITY'] === undefined
 ) {
-  mkdirSync('bench/results', { recursive: true });
-  writeFileSync(
-    'bench/results/overload.json',
-    `${JSON.stringify({ commit: commitOf(), date: new Date().toISOString(), capacity, phaseMs, runs }, null, 2)}\n`,
+  const wrote = writeResult(
+    {
+      benchmark: 'overload',
+      packages: ['fastify', '@fastify/under-pressure'],
+      settings: { rounds, phaseMs, capacity },
+      markdown,
+      data: { capacity, phaseMs, runs },
+    },
+    ['ROUNDS', 'PHASE_S'],
   );
-  writeFileSync('docs/images/overload.svg', overloadChart(capacity, runs, PHASES.slice(1)));
-  console.log('\nwrote bench/results/overload.json and docs/images/overload.svg');
+  if (wrote) writeFileSync('docs/images/overload.svg', overloadChart(capacity, runs, PHASES.slice(1)));
+  if (wrote) console.log('wrote docs/images/overload.svg');
 }

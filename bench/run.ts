@@ -4,27 +4,8 @@
 // `npm run bench:doc` then renders docs/benchmarks.md's figures from those results.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { BENCHMARKS } from './benchmarks.js';
 import { INHERITED } from './lib.js';
-
-/** Every benchmark, in the order `npm run bench` runs them; `build` ones need `dist/` current. */
-export const BENCHMARKS: { name: string; build?: boolean; what: string }[] = [
-  { name: 'http', what: 'HTTP overhead: Bulwark vs bare Fastify vs the usual Fastify stack' },
-  { name: 'logging', what: 'the request log line' },
-  { name: 'cache', what: 'cache reads: L1, L2 on Redis, against lru-cache and ioredis' },
-  { name: 'ratelimit', what: 'rate-limit checks against rate-limiter-flexible' },
-  { name: 'failover', what: 'the request path through a Redis outage' },
-  { name: 'queue', what: 'job throughput against raw BullMQ' },
-  { name: 'flags', what: 'flag propagation between instances' },
-  { name: 'errors', what: 'error capture against @sentry/node' },
-  { name: 'outbound', what: 'outbound calls through a failing upstream' },
-  { name: 'overload', what: 'load shedding at several times the capacity' },
-  { name: 'supervisor', build: true, what: 'the supervisor against PM2' },
-  { name: 'startup', what: 'start-up time' },
-  { name: 'cli', build: true, what: 'CLI start-up' },
-  { name: 'console', what: 'the admin console with large data' },
-  { name: 'admin-refused', what: 'refused admin requests' },
-  { name: 'spin', build: true, what: 'Spin under load' },
-];
 
 const USAGE = `Usage: npm run bench [-- [--smoke] [name ...]]
 
@@ -65,7 +46,8 @@ async function main(argv: string[]): Promise<number> {
     Object.entries(process.env).filter(([key]) => !INHERITED.test(key)),
   );
   if (smoke) env['BENCH_SMOKE'] = '1';
-  if (chosen.some((b) => b.build === true) || !existsSync('dist/index.js')) {
+  // A smoke run (CI, right after `npm ci` built dist/) only builds when there is no build at all.
+  if ((!smoke && chosen.some((b) => b.build === true)) || !existsSync('dist/index.js')) {
     process.stdout.write('== npm run build (some benchmarks run dist/)\n');
     if ((await run('npm', ['run', 'build', '--silent'], env)) !== 0) return 1;
   }

@@ -1,0 +1,20 @@
+/** Every benchmark, in the order `npm run bench` runs them; `build` ones need `dist/` current. */
+export const BENCHMARKS: { name: string; build?: boolean; what: string }[] = [
+  { name: 'http', what: 'HTTP overhead: Bulwark vs bare Fastify vs the usual Fastify stack' },
+  { name: 'cost', what: 'CPU per request of each layer of the protected path' },
+  { name: 'logging', what: 'the request log line' },
+  { name: 'cache', what: 'cache reads: L1, L2 on Redis, against lru-cache and ioredis' },
+  { name: 'ratelimit', what: 'rate-limit checks against rate-limiter-flexible' },
+  { name: 'failover', what: 'the request path through a Redis outage' },
+  { name: 'queue', what: 'job throughput against raw BullMQ' },
+  { name: 'flags', what: 'flag propagation between instances' },
+  { name: 'errors', what: 'error capture against @sentry/node' },
+  { name: 'outbound', what: 'outbound calls through a failing upstream' },
+  { name: 'overload', what: 'load shedding at several times the capacity' },
+  { name: 'supervisor', build: true, what: 'the supervisor against PM2' },
+  { name: 'startup', what: 'start-up time' },
+  { name: 'cli', build: true, what: 'CLI start-up' },
+  { name: 'console', what: 'the admin console with large data' },
+  { name: 'admin-refused', what: 'refused admin requests' },
+  { name: 'spin', build: true, what: 'Spin under load' },
+];
