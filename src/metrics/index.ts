@@ -9,7 +9,9 @@ const STORE_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02
 /** Child metrics for one (route, method, status class): looked up once, then reused. */
 interface HttpSeries {
   duration: { observe(value: number): void };
-  requests: { inc(): void };
+  labels: { route: string; method: string; status_class: string };
+  /** Requests answered since `http_requests_total` was last read. */
+  requests: number;
 }
 
 /**
@@ -41,7 +43,6 @@ export class Metrics {
   history: MetricsHistory | undefined;
   readonly contentType: string;
   readonly #httpDuration: Histogram<'route' | 'method' | 'status_class'>;
-  readonly #httpRequests: Counter<'route' | 'method' | 'status_class'>;
   readonly #storeDuration: Histogram<'engine' | 'operation' | 'outcome'>;
   readonly #series = new Map<string, HttpSeries>();
   readonly #dependencyMode: Gauge<'dependency'>;
@@ -58,11 +59,21 @@ export class Metrics {
       buckets: HTTP_BUCKETS,
       registers: [this.registry],
     });
-    this.#httpRequests = new Counter({
+    const series = this.#series;
+    new Counter({
       name: 'http_requests_total',
       help: 'Requests answered, by route template, method and status class.',
       labelNames: ['route', 'method', 'status_class'],
       registers: [this.registry],
+      // Tallied in plain numbers per request and handed over when read: prom-client validates and
+      // hashes the labels on every inc(), even through a bound child.
+      collect() {
+        for (const entry of series.values()) {
+          if (entry.requests === 0) continue;
+          this.inc(entry.labels, entry.requests);
+          entry.requests = 0;
+        }
+      },
     });
     this.#storeDuration = new Histogram({
       name: 'bulwark_store_query_duration_seconds',
@@ -105,11 +116,11 @@ export class Metrics {
     let series = this.#series.get(key);
     if (series === undefined) {
       const labels = { route, method, status_class: statusClass };
-      series = { duration: this.#httpDuration.labels(labels), requests: this.#httpRequests.labels(labels) };
+      series = { duration: this.#httpDuration.labels(labels), labels, requests: 0 };
       this.#series.set(key, series);
     }
     series.duration.observe(seconds);
-    series.requests.inc();
+    series.requests += 1;
   }
 
   /** A store query observer feeding `bulwark_store_query_duration_seconds`. */
