@@ -153,9 +153,10 @@ console.log(
 const bulwarkUs: number[] = [];
 const sentryUs: number[] = [];
 let seed = 0;
-// One warm-up round each (JIT, the first sight of each site), not counted.
-bulwarkRound(freshErrors(SITES * 5, 1e9), 1e9);
-sentryRound(freshErrors(SITES * 5, 2e9), 2e9);
+// One warm-up round each (JIT, the first sight of each site), not counted; its ids have as many
+// digits as the rounds' (a 10-digit id templates as <hex>, which would make other groups).
+bulwarkRound(freshErrors(SITES * 5, 500_000), 500_000);
+sentryRound(freshErrors(SITES * 5, 600_000), 600_000);
 await bulwark.errors.flush();
 await client.flush(10_000);
 const warmupEvents = sinkEvents;

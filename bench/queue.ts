@@ -185,10 +185,11 @@ const lines = [
   `${fmt(N)} jobs per run added in chunks of ${fmt(CHUNK)} (\`Promise.all\` over \`add()\` through ` +
     `Bulwark, \`addBulk()\` for raw BullMQ), a worker with concurrency ${CONCURRENCY} running a no-op ` +
     `handler; the clock runs from the first add until every job is done. ${SMOKE ? 'No' : 'One'} warm-up run of each, ` +
-    `then ${ROUNDS} round${ROUNDS === 1 ? '' : 's'} rotating the order; medians, spread min–max. Each ratio compares a row ` +
-    `with raw BullMQ on the same redis-server ${redisVersion ?? ''} (started by the benchmark, data in a temp dir on the local disk).`,
+    `then ${ROUNDS} round${ROUNDS === 1 ? '' : 's'} rotating the order; medians, spread min–max. Ratios: a Redis row against ` +
+    `raw BullMQ on the same Redis, an embedded row against raw BullMQ on Redis without persistence. ` +
+    `redis-server ${redisVersion ?? '?'}, started by the benchmark, its data in a temp dir on the local disk.`,
   '',
-  '| queue | durability of an added job | jobs/s (median) | spread | vs raw BullMQ, same Redis |',
+  '| queue | durability of an added job | jobs/s (median) | spread | vs raw BullMQ (on the same Redis) |',
   '|---|---|---|---|---|',
 ];
 const rate = (name: string) => {
