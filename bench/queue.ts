@@ -1,23 +1,28 @@
-// End-to-end job throughput: the durable embedded queue (SQLite, WAL, synchronous=NORMAL) and the
-// BullMQ driver (bulwark.queues with REDIS_URL) against raw BullMQ on the same local redis-server, in
-// the same run, alternating. A producer adds N jobs in chunks of
-// 1 000 while a worker (concurrency 128) runs a no-op handler; the time runs from the first add to
-// the moment the queue holds no job (every completion durable). Prints medians and the ratio.
+// End-to-end job throughput, each row with the durability it gives: the embedded queue exactly as
+// createBulwark() wires it (SQLite, default options, metrics on) with the store's default
+// synchronous=NORMAL and with synchronous: 'full'; the BullMQ driver (bulwark.queues with
+// REDIS_URL) and raw BullMQ, each on a redis-server without persistence and on one with
+// `appendonly yes, appendfsync everysec`, all in the same run, rotating the order each round. A
+// producer adds N jobs in chunks of 1 000 while a worker (concurrency 128) runs a no-op handler; the
+// clock runs from the first add until every job is done. Prints medians, spread and the ratio.
+//   npm run bench:queue                 (3 rounds of 20 000 jobs per subject)
+//   QUEUE_SUBJECTS=driver,bullmq JOBS=60000 ROUNDS=1 node --cpu-prof --import tsx bench/queue.ts
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Queue, Worker } from 'bullmq';
-import { EmbeddedJobQueue } from '../src/queue/index.js';
-import { createBulwark } from '../src/runtime/create.js';
-import { createStore } from '../src/runtime/store.js';
-import { startRedis } from '../test/helpers/redis.js';
-import { describeMachine, median, sleep, knob } from './lib.js';
+import { createBulwark, type BulwarkOptions } from '../src/runtime/create.js';
+import { startRedis, type RedisServer } from '../test/helpers/redis.js';
+import { describeMachine, median, sleep, knob, SMOKE, writeResult } from './lib.js';
 
 const N = knob('JOBS', 20_000, 300);
 const ROUNDS = knob('ROUNDS', 3, 1);
 const CHUNK = 1000;
 const CONCURRENCY = 128;
+const PACKAGES = ['better-sqlite3', 'bullmq', 'ioredis'];
+const AOF = ['--appendonly', 'yes', '--appendfsync', 'everysec'];
 
 /** Counts `n` ticks; `finished` resolves on the last. */
 function countdown(n: number): { tick: () => void; finished: Promise<void> } {
@@ -35,42 +40,16 @@ function countdown(n: number): { tick: () => void; finished: Promise<void> } {
   };
 }
 
-async function embedded(): Promise<number> {
-  const dir = mkdtempSync(path.join(tmpdir(), 'bulwark-bench-queue-'));
-  const store = await createStore({ dataDir: dir });
-  const queue = new EmbeddedJobQueue({ store, pollMs: 10, claimBatch: CONCURRENCY });
-  try {
-    const { tick, finished } = countdown(N);
-    queue.process('bench', async () => tick(), { concurrency: CONCURRENCY });
-    const started = performance.now();
-    for (let from = 0; from < N; from += CHUNK) {
-      const adds = [];
-      for (let i = from; i < Math.min(N, from + CHUNK); i += 1) adds.push(queue.add('bench', { i }));
-      await Promise.all(adds);
-    }
-    await finished;
-    // Then until the last completions are durable (the table is empty).
-    for (;;) {
-      const counts = (await queue.counts('bench')).get('bench');
-      if (counts !== undefined && counts.waiting + counts.active + counts.retrying + counts.delayed === 0)
-        break;
-      await sleep(1);
-    }
-    return N / ((performance.now() - started) / 1000);
-  } finally {
-    await queue.close(1000);
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-/** `bulwark.queues` on Redis: BullMQ behind the failover, with the spool idle. */
-async function driver(url: string): Promise<number> {
+/**
+ * `bulwark.queues` from `createBulwark()` with nothing but `env` (and `store` when given): the
+ * embedded queue without `REDIS_URL`, the BullMQ driver with it. Jobs/s until `counts()` shows
+ * nothing left (embedded: the completions are committed; the driver: BullMQ recorded them).
+ */
+async function viaBulwark(env: Record<string, string>, store?: BulwarkOptions['store']): Promise<number> {
   const dir = mkdtempSync(path.join(tmpdir(), 'bulwark-bench-queue-'));
   const bulwark = await createBulwark({
-    env: { REDIS_URL: url, BULWARK_DATA_DIR: dir },
-    logLevel: 'error',
-    defaultMetrics: false,
+    env: { ...env, BULWARK_DATA_DIR: dir, LOG_LEVEL: 'error' },
+    ...(store === undefined ? {} : { store }),
   });
   try {
     const { tick, finished } = countdown(N);
@@ -83,10 +62,10 @@ async function driver(url: string): Promise<number> {
       await Promise.all(adds);
     }
     await finished;
-    // Then until BullMQ has recorded every completion.
     for (;;) {
       const counts = (await bulwark.queues.counts(name)).get(name);
-      if (counts !== undefined && counts.waiting + counts.active === 0) break;
+      if (counts !== undefined && counts.waiting + counts.active + counts.retrying + counts.delayed === 0)
+        break;
       await sleep(1);
     }
     return N / ((performance.now() - started) / 1000);
@@ -96,6 +75,7 @@ async function driver(url: string): Promise<number> {
   }
 }
 
+/** Raw BullMQ as its docs show it: `addBulk`, `removeOnComplete`, a `Worker` counting `completed`. */
 async function bullmq(port: number): Promise<number> {
   const connection = { host: '127.0.0.1', port, maxRetriesPerRequest: null };
   const name = `bench-${Date.now()}`;
@@ -121,42 +101,132 @@ async function bullmq(port: number): Promise<number> {
   }
 }
 
-console.log(describeMachine(['better-sqlite3', 'bullmq', 'ioredis']));
+interface Subject {
+  name: string;
+  what: string;
+  durability: string;
+  run: (redis: { plain: RedisServer; aof: RedisServer }) => Promise<number>;
+}
+
+const SUBJECTS: Subject[] = [
+  {
+    name: 'embedded',
+    what: 'embedded queue (SQLite, `createBulwark()` defaults)',
+    durability: '`synchronous=NORMAL`: survives `kill -9`, not power loss',
+    run: () => viaBulwark({}),
+  },
+  {
+    name: 'embedded-full',
+    what: "embedded queue, `store: { synchronous: 'full' }`",
+    durability: '`synchronous=FULL`: fsync per commit, survives power loss',
+    run: () => viaBulwark({}, { synchronous: 'full' }),
+  },
+  {
+    name: 'driver',
+    what: 'Bulwark BullMQ driver (`REDIS_URL`)',
+    durability: 'Redis without persistence: lost if Redis stops',
+    run: ({ plain }) => viaBulwark({ REDIS_URL: plain.url }),
+  },
+  {
+    name: 'bullmq',
+    what: 'raw BullMQ',
+    durability: 'Redis without persistence: lost if Redis stops',
+    run: ({ plain }) => bullmq(plain.port),
+  },
+  {
+    name: 'driver-aof',
+    what: 'Bulwark BullMQ driver (`REDIS_URL`)',
+    durability: 'Redis AOF, `appendfsync everysec`: survives a Redis restart, ≤ ~1 s lost on power loss',
+    run: ({ aof }) => viaBulwark({ REDIS_URL: aof.url }),
+  },
+  {
+    name: 'bullmq-aof',
+    what: 'raw BullMQ',
+    durability: 'Redis AOF, `appendfsync everysec`: survives a Redis restart, ≤ ~1 s lost on power loss',
+    run: ({ aof }) => bullmq(aof.port),
+  },
+];
+
+// QUEUE_SUBJECTS=driver,bullmq runs only those (to profile one); no result is written then.
+const only = process.env['QUEUE_SUBJECTS']?.split(',').filter((s) => s !== '');
+const chosen = only === undefined ? SUBJECTS : SUBJECTS.filter((s) => only.includes(s.name));
+
+console.log(describeMachine(PACKAGES));
 console.log(
-  `${N} jobs per run, added in chunks of ${CHUNK}, worker concurrency ${CONCURRENCY}, ${ROUNDS} rounds alternating`,
+  `${N} jobs per run, added in chunks of ${CHUNK}, worker concurrency ${CONCURRENCY}, ${ROUNDS} rounds rotating`,
 );
-const redis = await startRedis();
-type Subject = 'embedded' | 'driver' | 'bullmq';
-const results: Record<Subject, number[]> = { embedded: [], driver: [], bullmq: [] };
-const run = (which: Subject) =>
-  which === 'embedded' ? embedded() : which === 'driver' ? driver(redis.url) : bullmq(redis.port);
+const plain = await startRedis();
+const aof = await startRedis({ args: AOF });
+const results = new Map<string, number[]>(chosen.map((s) => [s.name, []]));
 try {
-  for (const which of ['embedded', 'driver', 'bullmq'] as const) await run(which); // warm-up
-  for (let round = 1; round <= ROUNDS; round += 1) {
-    const order: Subject[] = ['embedded', 'driver', 'bullmq'];
+  if (!SMOKE) for (const subject of chosen) await subject.run({ plain, aof }); // warm-up
+  for (let round = 0; round < ROUNDS; round += 1) {
     // Rotate the order each round so no subject always runs first or last.
-    for (let k = 0; k < (round - 1) % 3; k += 1) order.push(order.shift() as Subject);
-    for (const which of order) {
-      const rate = await run(which);
-      results[which].push(rate);
-      console.log(`round ${round} ${which.padEnd(8)} ${Math.round(rate).toLocaleString('en')} jobs/s`);
+    const order = chosen.map((_s, i) => chosen[(i + round) % chosen.length]!);
+    for (const subject of order) {
+      const rate = await subject.run({ plain, aof });
+      results.get(subject.name)!.push(rate);
+      console.log(
+        `round ${round + 1} ${subject.name.padEnd(13)} ${Math.round(rate).toLocaleString('en')} jobs/s`,
+      );
     }
   }
 } finally {
-  await redis.stop();
+  await plain.stop();
+  await aof.stop();
 }
-const e = median(results.embedded);
-const d = median(results.driver);
-const b = median(results.bullmq);
+
 const fmt = (n: number) => Math.round(n).toLocaleString('en');
-console.log('');
-console.log('| queue | jobs/s (median) | vs raw BullMQ |');
-console.log('|---|---|---|');
-console.log(`| embedded (SQLite, durable) | ${fmt(e)} | ${(e / b).toFixed(2)}× |`);
-console.log(`| Bulwark BullMQ driver (local Redis) | ${fmt(d)} | ${(d / b).toFixed(2)}× |`);
-console.log(`| raw BullMQ (local Redis) | ${fmt(b)} | 1.00× |`);
-console.log('');
-console.log(`embedded queue: ${fmt(e)} jobs/s (target ≥ 25,000: ${e >= 25_000 ? 'met' : 'NOT met'})`);
-console.log(
-  `BullMQ driver: ${(d / b).toFixed(2)}× raw BullMQ (target ≥ 0.9×: ${d / b >= 0.9 ? 'met' : 'NOT met'})`,
+// e.g. "Redis server v=7.0.15 sha=…": the version is in the doc's text, not in the packages line.
+const redisVersion = /v=(\S+)/.exec(
+  spawnSync('redis-server', ['--version'], { encoding: 'utf8' }).stdout,
+)?.[1];
+const lines = [
+  `${fmt(N)} jobs per run added in chunks of ${fmt(CHUNK)} (\`Promise.all\` over \`add()\` through ` +
+    `Bulwark, \`addBulk()\` for raw BullMQ), a worker with concurrency ${CONCURRENCY} running a no-op ` +
+    `handler; the clock runs from the first add until every job is done. ${SMOKE ? 'No' : 'One'} warm-up run of each, ` +
+    `then ${ROUNDS} round${ROUNDS === 1 ? '' : 's'} rotating the order; medians, spread min–max. Ratios: a Redis row against ` +
+    `raw BullMQ on the same Redis, an embedded row against raw BullMQ on Redis without persistence. ` +
+    `redis-server ${redisVersion ?? '?'}, started by the benchmark, its data in a temp dir on the local disk.`,
+  '',
+  '| queue | durability of an added job | jobs/s (median) | spread | vs raw BullMQ (on the same Redis) |',
+  '|---|---|---|---|---|',
+];
+const rate = (name: string) => {
+  const values = results.get(name);
+  return values === undefined || values.length === 0 ? undefined : median(values);
+};
+const peerOf = (name: string) => (name.endsWith('-aof') ? 'bullmq-aof' : 'bullmq');
+for (const subject of chosen) {
+  const values = results.get(subject.name)!;
+  const r = median(values);
+  const peer = rate(peerOf(subject.name));
+  lines.push(
+    `| ${subject.what} | ${subject.durability} | ${fmt(r)} | ${fmt(Math.min(...values))}–${fmt(Math.max(...values))} | ` +
+      `${peer === undefined ? '—' : `${(r / peer).toFixed(2)}×`} |`,
+  );
+}
+const driver = rate('driver');
+const raw = rate('bullmq');
+const embedded = rate('embedded');
+lines.push('');
+if (embedded !== undefined)
+  lines.push(
+    `Embedded queue: ${fmt(embedded)} jobs/s (target ≥ 25,000: ${embedded >= 25_000 ? 'met' : 'not met'}).`,
+  );
+if (driver !== undefined && raw !== undefined)
+  lines.push(
+    `BullMQ driver: ${(driver / raw).toFixed(2)}× raw BullMQ on Redis without persistence (target ≥ 0.9×: ${driver / raw >= 0.9 ? 'met' : 'not met'}).`,
+  );
+const markdown = lines.join('\n');
+console.log(`\n${markdown}`);
+writeResult(
+  {
+    benchmark: 'queue',
+    packages: PACKAGES,
+    settings: { jobs: N, rounds: ROUNDS, chunk: CHUNK, concurrency: CONCURRENCY, aofArgs: AOF },
+    markdown,
+    data: Object.fromEntries(results),
+  },
+  ['JOBS', 'ROUNDS', 'QUEUE_SUBJECTS'],
 );

@@ -88,6 +88,11 @@ export const catalogue = {
     message: 'The value for {namespace}/{key} cannot be stored as JSON: {detail}',
     area: 'store',
   },
+  BWK_ERR_STORE_OPTIONS: {
+    status: 500,
+    message: 'Invalid store option {field}: {problem}',
+    area: 'store',
+  },
   BWK_ERR_HEALTH_CHECK_DUPLICATE: {
     status: 500,
     message: 'A health check named {name} is already registered',

@@ -2,6 +2,7 @@ import { performance } from 'node:perf_hooks';
 import { sql, type Kysely, type LogEvent } from 'kysely';
 import { SqlAuditLog } from './audit.js';
 import type { Checkouts } from './checkouts.js';
+import { bulwarkError } from '../errors/index.js';
 import { guard } from './errors.js';
 import { queryOperation, unguarded } from './guarded-dialect.js';
 import { SqlKvRepository } from './kv.js';
@@ -35,6 +36,7 @@ export { SQLITE_FILE_NAME } from './sqlite.js';
  * is closed again. `onQuery` sees every query, migrations included.
  */
 export async function createStore(opts: StoreOptions): Promise<Store> {
+  checkSynchronous(opts.synchronous);
   const engine: StoreEngine = opts.databaseUrl === undefined ? 'sqlite' : 'postgres';
   const log = opts.onQuery === undefined ? undefined : queryLogger(engine, opts.onQuery);
   const opened =
@@ -45,6 +47,7 @@ export async function createStore(opts: StoreOptions): Promise<Store> {
             sqliteFile: opts.sqliteFile,
             log,
             onPermissionWarning: opts.onPermissionWarning,
+            synchronous: opts.synchronous,
           })),
           schema: undefined,
           checkouts: undefined,
@@ -72,6 +75,15 @@ export async function createStore(opts: StoreOptions): Promise<Store> {
   }
   store.startUpkeep();
   return store;
+}
+
+/** Throws `BWK_ERR_STORE_OPTIONS` for a `synchronous` that is neither `'normal'` nor `'full'`. */
+function checkSynchronous(value: unknown): void {
+  if (value === undefined || value === 'normal' || value === 'full') return;
+  throw bulwarkError('BWK_ERR_STORE_OPTIONS', {
+    field: 'synchronous',
+    problem: `must be 'normal' or 'full', got ${JSON.stringify(value) ?? typeof value}`,
+  });
 }
 
 /** Default period of the audit retention, ms. */

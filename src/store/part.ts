@@ -2,8 +2,11 @@ import type { Part } from '../parts/index.js';
 import { createStore, storeMigrations } from './index.js';
 import type { Store, StoreOptions } from './types.js';
 
-/** Overrides of the store's location, e.g. `{ sqliteFile: ':memory:' }` for tests. */
-export type StorePartOptions = Pick<StoreOptions, 'sqliteFile' | 'schema'>;
+/**
+ * Overrides of the store's location, e.g. `{ sqliteFile: ':memory:' }` for tests, and its SQLite
+ * durability (`synchronous: 'full'` for commits that survive power loss).
+ */
+export type StorePartOptions = Pick<StoreOptions, 'sqliteFile' | 'schema' | 'synchronous'>;
 
 /**
  * The store: PostgreSQL with `DATABASE_URL`, else SQLite in `BULWARK_DATA_DIR`; migrated on open

@@ -24,7 +24,7 @@ import {
   PRIVATE_DIR_MODE,
   type PermissionWarning,
 } from './permissions.js';
-import type { StoreTables } from './types.js';
+import type { StoreSynchronous, StoreTables } from './types.js';
 
 /** Options of {@link openSqlite}. */
 export interface SqliteOpenOptions {
@@ -36,6 +36,8 @@ export interface SqliteOpenOptions {
   log?: LogConfig | undefined;
   /** Told when a permission was found too loose (default: a process warning). */
   onPermissionWarning?: PermissionWarning | undefined;
+  /** `PRAGMA synchronous` (default `'normal'`); validated by the caller. */
+  synchronous?: StoreSynchronous | undefined;
 }
 
 /** An opened SQLite database. */
@@ -51,7 +53,8 @@ export const SQLITE_FILE_NAME = 'bulwark.sqlite';
 /**
  * Opens (creating if needed) the SQLite file with the pragmas Bulwark relies on: WAL journal,
  * `synchronous=NORMAL` (a committed write survives a process crash; the last commits may be lost on
- * power loss), a 5 s busy timeout against other processes on the same file, and foreign keys on.
+ * power loss) or, with `synchronous: 'full'`, `FULL` (the WAL is fsynced at every commit: it survives
+ * power loss too), a 5 s busy timeout against other processes on the same file, and foreign keys on.
  *
  * The file, its `-wal` and `-shm` are 0600 and the data directory 0700 whatever the umask. Nothing is left open when this rejects; failures (missing or unwritable directory, a corrupt file)
  * reject with `BWK_ERR_STORE_UNAVAILABLE` carrying the driver error as `cause`. Neither `dataDir` nor
@@ -65,7 +68,7 @@ export function openSqlite(opts: SqliteOpenOptions): Promise<OpenedSqlite> {
     database = new Database(file);
     // WAL lets readers in other processes (the CLI, a second instance) work while a write is open.
     database.pragma('journal_mode = WAL');
-    database.pragma('synchronous = NORMAL');
+    database.pragma(opts.synchronous === 'full' ? 'synchronous = FULL' : 'synchronous = NORMAL');
     database.pragma('busy_timeout = 5000');
     database.pragma('foreign_keys = ON');
   } catch (error) {

@@ -293,6 +293,9 @@ export interface Store {
   close(): Promise<void>;
 }
 
+/** SQLite durability of a commit: see {@link StoreOptions.synchronous}. */
+export type StoreSynchronous = 'normal' | 'full';
+
 /** Options of `createStore()`. */
 export interface StoreOptions {
   /** PostgreSQL connection URL; unset = SQLite. */
@@ -309,6 +312,14 @@ export interface StoreOptions {
   dataDir?: string;
   /** SQLite file path override (`:memory:` allowed), for tests and tools. */
   sqliteFile?: string;
+  /**
+   * SQLite: how hard a commit is pushed to the disk (`PRAGMA synchronous`). `'normal'` (default):
+   * a committed write survives a process crash or `kill -9`, the last commits may be lost on power
+   * loss or an OS crash. `'full'`: the WAL is fsynced at every commit, so a commit survives power
+   * loss too, for a slower write. Any other value rejects with `BWK_ERR_STORE_OPTIONS`. Ignored on
+   * PostgreSQL (its own `synchronous_commit` decides).
+   */
+  synchronous?: StoreSynchronous | undefined;
   /** Run pending migrations while opening (default true). */
   migrate?: boolean;
   /**
