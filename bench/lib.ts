@@ -101,7 +101,10 @@ export function describeMachine(packages: string[]): string {
   ].join('\n');
 }
 
-/** The commit measured (docs/benchmarks.md names it with every figure), marked when the tree differs from it. */
+/**
+ * The commit measured (docs/benchmarks.md names it with every figure), marked when the code differs
+ * from it (results written by an earlier benchmark of the same `npm run bench` do not count).
+ */
 export function commit(): string {
   const git = (...args: string[]) => spawnSync('git', args, { encoding: 'utf8' }).stdout.trim();
   const head = git('rev-parse', '--short', 'HEAD') || 'unknown';
@@ -112,6 +115,7 @@ export function commit(): string {
     '--',
     'src',
     'bench',
+    ':(exclude)bench/results',
     'scripts',
     'package.json',
   ) === ''
