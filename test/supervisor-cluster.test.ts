@@ -10,7 +10,8 @@ import { until } from './helpers/wait.js';
 
 afterEach(stopSupervisors);
 
-const CLUSTER = ['--instances', '2', '--start-timeout-ms', '15000', '--probe-interval-ms', '200'];
+// The proxy's behaviour (retries of a killed instance's requests, 502 on a hang): --balance proxy.
+const CLUSTER = ['--balance', 'proxy', '--instances', '2', '--start-timeout-ms', '15000', '--probe-interval-ms', '200'];
 
 function versionFile(content: string): string {
   const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'bwk-deploy-')), 'version');
