@@ -206,6 +206,22 @@ describe('bulwark supervise --balance socket (the default)', TIMEOUT, () => {
     expect((await run.status()).instances.map((i) => i.pid)).toEqual(before);
   });
 
+  it('a new version that listens but fails its probes is drained and rolled back: 0 failed', async () => {
+    const { run, file } = await supervise([...CLUSTER, '--live-path', '/health/live']);
+    const before = (await run.status()).instances.map((i) => i.pid);
+    const load = traffic(run.port);
+    await flowed(load);
+    writeFileSync(file, 'sick');
+    const reload = await reloadCli(run.stateDir);
+    expect(reload.code).toBe(1);
+    expect(reload.out).toContain('liveness probe');
+    await flowed(load);
+    await load.stop();
+    // What the sick processes took while they accepted was answered before they stopped.
+    expect(Object.fromEntries(load.errors)).toEqual({});
+    expect((await run.status()).instances.map((i) => i.pid)).toEqual(before);
+  });
+
   it('rejects an unknown --balance with the field named', async () => {
     const cli = spawnTs('src/cli/main.ts', ['supervise', '--balance', 'dns', '--', ...APP], {});
     const { code } = await cli.exited;
