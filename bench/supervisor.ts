@@ -55,6 +55,8 @@ type Part = (typeof SUBJECTS)[number];
 type Recovering = Exclude<Part, 'cluster'>;
 
 const fmt = (n: number) => Math.round(n).toLocaleString('en');
+// Taken at the start: the code measured is the one built then.
+const COMMIT = commit();
 const started = performance.now();
 function progress(text: string): void {
   console.error(`[${((performance.now() - started) / 1000).toFixed(1).padStart(5)} s] ${text}`);
@@ -711,8 +713,15 @@ function printCluster(rows: ClusterResults): void {
   console.log('|---|---|---|---|');
   for (const row of rows) {
     if (row.kill === undefined && row.reload === undefined) continue;
-    const kinds = [row.kill, row.reload]
-      .flatMap((r) => (r === undefined ? [] : [...r.failures].map(([k, n]) => `${k} × ${n}`)))
+    const kinds = (
+      [
+        ['kill', row.kill],
+        ['reload', row.reload],
+      ] as const
+    )
+      .flatMap(([what, r]) =>
+        r === undefined ? [] : [...r.failures].map(([k, n]) => `${what}: ${k} × ${n}`),
+      )
       .join(', ');
     const kill = row.kill === undefined ? '—' : `${failedOf(row.kill)} / ${refusedOf(row.kill)}`;
     const reload = row.reload === undefined ? '—' : String(failedOf(row.reload));
@@ -727,7 +736,7 @@ function resultJson(recovered: Map<Recovering, number[]>, rows: ClusterResults):
       : { requests: r.result.requests.total, failed: failedOf(r), refused: refusedOf(r), event: r.event };
   return {
     benchmark: 'supervisor',
-    commit: commit(),
+    commit: COMMIT,
     date: new Date().toISOString(),
     machine: { cores: cpus().length, node: process.version },
     setup: {

@@ -11,6 +11,7 @@ import { spawnTs } from './helpers/process.js';
 import {
   alive,
   get,
+  PROXY_CLUSTER,
   runningPid,
   startSupervisor,
   stopSupervisors,
@@ -22,7 +23,7 @@ afterEach(stopSupervisors);
 
 const APP = [process.execPath, '--import', 'tsx', 'test/fixtures/reload-app.ts'];
 // Judged by the proxy's retry counter: --balance proxy (test/supervisor-socket.test.ts covers the socket).
-const CLUSTER = ['--balance', 'proxy', '--instances', '2', '--start-timeout-ms', '60000', '--probe-interval-ms', '200'];
+const CLUSTER = [...PROXY_CLUSTER, '--start-timeout-ms', '60000'];
 // Generous: each reload starts two tsx processes, many seconds on a loaded 2-core machine.
 const TIMEOUT = { timeout: 240_000 };
 // Successful answers required before the reload, and again from the new version after it.

@@ -218,7 +218,12 @@ export class Instance {
         setTimeout(resolve, 25).unref();
       });
     while (this.state === 'starting') {
-      if (Date.now() > deadline) throw new Error(`not ready within ${timeoutMs} ms`);
+      if (Date.now() > deadline)
+        throw new Error(
+          this.listen !== undefined && this.listen.probePort === undefined
+            ? `did not listen on the shared socket within ${timeoutMs} ms (a Node app must listen on $PORT; other programs need --balance proxy)`
+            : `not ready within ${timeoutMs} ms`,
+        );
       // The shared port reaches any instance: probe this one only once it reported its probe port.
       if (this.listen !== undefined && this.listen.probePort === undefined) {
         await changed();
