@@ -4,12 +4,12 @@
 // 1. Recovery after a crash: the time from `kill -9` of the app's pid to the first HTTP 200 on its
 //    port (a fresh connection every ~1.5 ms), for (a) a plain respawn loop (a tiny Node parent that
 //    spawns the app again on 'exit', the floor), (b) PM2 (fork mode, autorestart, restart delay 0)
-//    and (c) `bulwark supervise` in direct mode (the app listens on $PORT itself). One unmeasured kill
-//    each, then KILLS rounds rotating the order; medians and the ratio to the plain loop. Each app has
+//    and (c) `bulwark supervise` in direct mode (on its shared socket, the default). One unmeasured
+//    kill each, then KILLS rounds rotating the order; medians and the ratio to the plain loop. Each app has
 //    been up ≥ 1.1 s when it dies (a one-off crash, not a crash loop: PM2 calls a restart after < 1 s
 //    up unstable), and Bulwark runs with `--stable-ms 1000` so that its restart streak (its backoff)
 //    resets on the same terms; `--max-restarts 1000` keeps its restart budget out of the way.
-// 2. Cluster mode, 2 processes on one port: the app directly (1 process, the ceiling), PM2's cluster
+// 2. Cluster mode, 2 processes on one port: the app directly (1 process, the reference), PM2's cluster
 //    mode (`pm2 start -i 2`), `bulwark supervise --instances 2` on the shared socket (the default)
 //    and with `--balance proxy`. Throughput and p99 with autocannon -c 100 for THROUGHPUT_S seconds,
 //    ROUNDS rounds rotating the order (medians, spread, ratios to the app and to PM2); then per row
