@@ -66,7 +66,7 @@ function printStatus(status: Record<string, unknown>, live: boolean, lines: numb
     `supervisor: ${live ? `running (pid ${String(status['pid'])}, ${String(status['state'])})` : 'not running (last persisted state)'}`,
   );
   console.log(
-    `mode: ${String(status['mode'])}${status['balance'] === undefined ? '' : ` (balance ${String(status['balance'])})`}, port ${String(status['port'])}, command: ${(status['command'] as string[] | undefined)?.join(' ') ?? '-'}`,
+    `mode: ${String(status['mode'])}${typeof status['balance'] === 'string' ? ` (balance ${status['balance']})` : ''}, port ${String(status['port'])}, command: ${(status['command'] as string[] | undefined)?.join(' ') ?? '-'}`,
   );
   console.log('');
   console.log(
