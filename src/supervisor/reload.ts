@@ -30,10 +30,11 @@ export interface ReloadContext {
 }
 
 /**
- * Cluster mode, and direct mode on the shared socket: a new instance per slot must become ready and pass `reloadProbes` liveness probes
- * in a row; only then does it take traffic and the old one is drained and stopped. If any new
- * instance fails (or the supervisor is stopping), every new one is stopped and the old ones keep
- * serving: `ok: false` with the reasons and last output in `detail`.
+ * Cluster mode, and direct mode on the shared socket: a new instance per slot must become ready
+ * and pass `reloadProbes` liveness probes in a row; only then is the old one drained and stopped
+ * (behind the proxy the new one takes traffic only then; on the shared socket it accepts once it
+ * listens). If any new instance fails (or the supervisor is stopping), every new one is drained and
+ * stopped and the old ones keep serving: `ok: false` with the reasons and last output in `detail`.
  */
 export async function rollingReload(ctx: ReloadContext, started: number): Promise<ReloadResult> {
   const { options } = ctx;
@@ -107,8 +108,9 @@ export async function rollingReload(ctx: ReloadContext, started: number): Promis
 }
 
 /**
- * Direct mode with `--balance proxy` cannot run two instances on one port: the app is stopped, then started again (a
- * short gap). `ok: false` when the new one did not become ready, with its last output in `detail`.
+ * Direct mode with `--balance proxy` cannot run two instances on one port: the app is stopped,
+ * then started again (a short gap). `ok: false` when the new one did not become ready, with its
+ * last output in `detail`.
  */
 export async function restartDirect(ctx: ReloadContext, started: number): Promise<ReloadResult> {
   const slot = ctx.slots[0];

@@ -103,7 +103,7 @@ export class Supervisor {
     return this.#state;
   }
 
-  /** The public port (cluster mode: the proxy's, once listening). */
+  /** The public port (the shared socket's or the proxy's once bound: the one the kernel gave for port 0). */
   get port(): number {
     return this.#front.port ?? this.options.port;
   }
@@ -356,10 +356,11 @@ export class Supervisor {
   // ---- reload ---------------------------------------------------------------------------------------
 
   /**
-   * Rolling reload. Cluster mode: a new instance per slot must become ready and pass
-   * `reloadProbes` liveness probes in a row; only then does it take traffic and the old one is
-   * drained and stopped. If any new instance fails, every new one is stopped and the old ones keep
-   * serving (rollback). Direct mode cannot run two instances on one port: the app is restarted.
+   * Rolling reload ({@link rollingReload}): a new instance per slot must become ready and pass
+   * `reloadProbes` liveness probes in a row; only then is the old one drained and stopped. If any
+   * new instance fails, every new one is drained and stopped and the old ones keep serving
+   * (rollback). Direct mode with `--balance proxy` cannot run two instances on one port: the app
+   * is restarted.
    */
   async reload(): Promise<ReloadResult> {
     if (this.#state === 'reloading' || this.#stopping())
