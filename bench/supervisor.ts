@@ -4,42 +4,48 @@
 // 1. Recovery after a crash: the time from `kill -9` of the app's pid to the first HTTP 200 on its
 //    port (a fresh connection every ~1.5 ms), for (a) a plain respawn loop (a tiny Node parent that
 //    spawns the app again on 'exit', the floor), (b) PM2 (fork mode, autorestart, restart delay 0)
-//    and (c) `bulwark supervise` in direct mode (the app listens on $PORT itself). One unmeasured kill
-//    each, then KILLS rounds rotating the order; medians and the ratio to the plain loop. Each app has
+//    and (c) `bulwark supervise` in direct mode (on its shared socket, the default). One unmeasured
+//    kill each, then KILLS rounds rotating the order; medians and the ratio to the plain loop. Each app has
 //    been up ≥ 1.1 s when it dies (a one-off crash, not a crash loop: PM2 calls a restart after < 1 s
 //    up unstable), and Bulwark runs with `--stable-ms 1000` so that its restart streak (its backoff)
 //    resets on the same terms; `--max-restarts 1000` keeps its restart budget out of the way.
-// 2. Cluster mode, Bulwark only (`--instances 2 --port`, the supervisor's proxy in front): autocannon
-//    -c 50 for LOAD_S seconds with `kill -9` of one instance halfway, then again with
-//    `bulwark supervise reload` halfway; total requests, non-2xx and errors of each. Then the proxy's
-//    throughput against the app answering directly, as the honest cost of the hop, with a minimal
-//    node:http proxy (keep-alive agent, nothing else) as the peer.
+// 2. Cluster mode, 2 processes on one port: the app directly (1 process, the reference), PM2's cluster
+//    mode (`pm2 start -i 2`), `bulwark supervise --instances 2` on the shared socket (the default)
+//    and with `--balance proxy`. Throughput and p99 with autocannon -c 100 for THROUGHPUT_S seconds,
+//    ROUNDS rounds rotating the order (medians, spread, ratios to the app and to PM2); then per row
+//    LOAD_S seconds of load with `kill -9` of one process halfway (failed requests, and refused
+//    connections among them), and again with a reload halfway (`pm2 reload`, `bulwark supervise
+//    reload`). The result goes to bench/results/supervisor.json.
 //
+// BENCH_SMOKE=1: one round, 1–2 s phases, one kill, no result file (CI: it still runs).
 // `npx tsx bench/supervisor.ts --only plain,pm2` runs a subset (plain, pm2, bulwark, cluster); KILLS,
 // LOAD_S and THROUGHPUT_S (env) change the counts and durations. Needs `npm run build` for Bulwark.
 // Progress goes to stderr, the tables to stdout. Every process started is stopped on the way out,
 // failure included (process groups, PM2's daemon, the supervisors' app pids).
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import { tmpdir } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import autocannon from 'autocannon';
 import { OutputRing } from '../src/supervisor/logs.js';
 import { freePort } from '../test/helpers/process.js';
-import { describeMachine, median, sleep } from './lib.js';
+import { commit, describeMachine, median, sleep } from './lib.js';
 
-const KILLS = Number(process.env['KILLS'] ?? 7);
-const LOAD_S = Number(process.env['LOAD_S'] ?? 8);
-const THROUGHPUT_S = Number(process.env['THROUGHPUT_S'] ?? 4);
-const CONNECTIONS = 50;
+// BENCH_SMOKE=1: one round of everything with 1–2 s phases and no result file (CI checks it runs).
+const SMOKE = process.env['BENCH_SMOKE'] === '1';
+const KILLS = SMOKE ? 1 : Number(process.env['KILLS'] ?? 7);
+const LOAD_S = SMOKE ? 2 : Number(process.env['LOAD_S'] ?? 8);
+const THROUGHPUT_S = SMOKE ? 1 : Number(process.env['THROUGHPUT_S'] ?? 5);
+const ROUNDS = SMOKE ? 1 : Number(process.env['ROUNDS'] ?? 3);
+const CONNECTIONS = 100;
 const MIN_UPTIME_MS = 1100;
 // The app is killed after MIN_UPTIME_MS up, so the streak resets after 1 s (PM2's min_uptime), not
 // the default 10 s; and the restart budget is out of the way of KILLS.
 const BULWARK_DIRECT = ['--stable-ms', '1000', '--max-restarts', '1000'];
-const BUDGET_MS = 175_000;
+const BUDGET_MS = 480_000;
 const APP = 'bench/fixtures/supervisor-app.js';
 const BULWARK = 'bin/bulwark.js';
 const PM2 = 'node_modules/.bin/pm2';
@@ -48,6 +54,9 @@ const SUBJECTS = ['plain', 'pm2', 'bulwark', 'cluster'] as const;
 type Part = (typeof SUBJECTS)[number];
 type Recovering = Exclude<Part, 'cluster'>;
 
+const fmt = (n: number) => Math.round(n).toLocaleString('en');
+// Taken at the start: the code measured is the one built then.
+const COMMIT = commit();
 const started = performance.now();
 function progress(text: string): void {
   console.error(`[${((performance.now() - started) / 1000).toFixed(1).padStart(5)} s] ${text}`);
@@ -223,27 +232,6 @@ function start() {
   child.on('exit', start);
 }
 start();
-`;
-
-// The peer of the proxy: node:http in, a keep-alive agent out, nothing else (no retry, no hold).
-const MINIMAL_PROXY = `
-const http = require('node:http');
-const [port, upstream] = process.argv.slice(1).map(Number);
-const agent = new http.Agent({ keepAlive: true });
-http.createServer((req, res) => {
-  const up = http.request(
-    { host: '127.0.0.1', port: upstream, method: req.method, path: req.url, headers: req.headers, agent },
-    (answer) => {
-      res.writeHead(answer.statusCode, answer.headers);
-      answer.pipe(res);
-    },
-  );
-  up.on('error', () => {
-    res.statusCode = 502;
-    res.end();
-  });
-  req.pipe(up);
-}).listen(port, '127.0.0.1');
 `;
 
 async function startPlain(port: number): Promise<Supervised> {
@@ -481,7 +469,7 @@ interface Loaded {
   event: string;
 }
 
-/** autocannon -c 50 for `seconds` on `port`, running `action` after `atMs`. */
+/** autocannon -c 100 for `seconds` on `port`, running `action` after `atMs`. */
 async function load(
   port: number,
   seconds: number,
@@ -523,98 +511,258 @@ async function instancesUp(stateDir: string, n: number, not: number[], timeoutMs
   }
 }
 
-interface ClusterResults {
-  kill: Loaded;
-  reload: Loaded;
-  throughput: Map<string, number[]>;
+/** One way of running the app on one port, measured by {@link cluster}. */
+interface Row {
+  name: string;
+  port: number;
+  /** kill -9 of one app process (undefined: nothing would restart it). */
+  kill?: () => Promise<string>;
+  reload?: () => Promise<string>;
+  stop: () => Promise<void>;
 }
 
+/** Per row: throughput and p99 per round, and what clients saw through a kill and a reload. */
+interface RowResult {
+  name: string;
+  reqPerSec: number[];
+  p99Ms: number[];
+  kill?: Loaded;
+  reload?: Loaded;
+}
+
+type ClusterResults = RowResult[];
+
+async function pm2Cluster(port: number, env: NodeJS.ProcessEnv): Promise<Row> {
+  const home = mkdtempSync(path.join(tmpdir(), 'bulwark-bench-pm2c-'));
+  const pm2Env = { ...env, PM2_HOME: home, PORT: String(port) };
+  const pids = new Set<number>();
+  const stop = async () => {
+    await run(PM2, ['kill'], pm2Env, 15_000);
+    const pidFile = path.join(home, 'pm2.pid');
+    if (existsSync(pidFile)) signal(Number(readFileSync(pidFile, 'utf8')), 'SIGKILL');
+    for (const pid of pids) signal(pid, 'SIGKILL');
+    rmSync(home, { recursive: true, force: true });
+  };
+  cleanups.push({ name: 'pm2 cluster', run: stop });
+  const started = await run(PM2, ['start', APP, '-i', '2', '--name', 'bench-cluster'], pm2Env);
+  if (started.code !== 0) throw new Error(`pm2 start -i 2 exited ${started.code}: ${started.stderr}`);
+  const online = async (): Promise<number[]> => {
+    const list = await run(PM2, ['jlist'], pm2Env);
+    try {
+      const apps = JSON.parse(list.stdout.slice(list.stdout.indexOf('['))) as Pm2Process[];
+      const up = apps.filter((a) => a.pm2_env?.status === 'online' && a.pid !== undefined && alive(a.pid));
+      for (const app of up) pids.add(app.pid ?? 0);
+      return up.map((a) => a.pid ?? 0);
+    } catch {
+      return [];
+    }
+  };
+  const twoUp = async (not: number[]) => {
+    const deadline = performance.now() + 20_000;
+    for (;;) {
+      const up = (await online()).filter((pid) => !not.includes(pid));
+      if (up.length === 2) return up;
+      if (performance.now() > deadline) throw new Error('pm2 cluster: not 2 workers online within 20 s');
+      await sleep(50);
+    }
+  };
+  await twoUp([]);
+  await waitUp(port, undefined, 15_000);
+  return {
+    name: 'PM2 cluster mode, 2 workers',
+    port,
+    kill: async () => {
+      const [victim] = await twoUp([]);
+      const t0 = performance.now();
+      signal(victim ?? 0, 'SIGKILL');
+      await twoUp([victim ?? 0]);
+      return `killed ${victim}; 2 workers online again after ${(performance.now() - t0).toFixed(0)} ms`;
+    },
+    reload: async () => {
+      const r = await run(PM2, ['reload', 'bench-cluster'], pm2Env, 60_000);
+      return `pm2 reload exited ${r.code} after ${r.ms.toFixed(0)} ms`;
+    },
+    stop,
+  };
+}
+
+async function bulwarkCluster(
+  name: string,
+  port: number,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): Promise<Row> {
+  const two = await startBulwark(name, port, ['--instances', '2', '--port', String(port), ...args], env);
+  await instancesUp(two.stateDir, 2, [], 20_000);
+  return {
+    name,
+    port,
+    kill: async () => {
+      const victim = readState(two.stateDir)?.instances?.[0]?.pid;
+      if (victim === undefined) return 'no instances[0].pid in state.json: nothing killed';
+      const t0 = performance.now();
+      signal(victim, 'SIGKILL');
+      // The load goes on meanwhile; state.json is rewritten shortly after each change.
+      await instancesUp(two.stateDir, 2, [victim], 20_000);
+      return `killed ${victim}; a replacement in state.json after ${(performance.now() - t0).toFixed(0)} ms`;
+    },
+    reload: async () => {
+      const r = await run(
+        process.execPath,
+        [BULWARK, 'supervise', 'reload', '--state-dir', two.stateDir],
+        env,
+        60_000,
+      );
+      const said = (r.stdout + r.stderr).trim().split('\n').slice(-1).join(' / ');
+      await instancesUp(two.stateDir, 2, [], 20_000);
+      return `reload exited ${r.code} after ${r.ms.toFixed(0)} ms${said === '' ? '' : `: ${said}`}`;
+    },
+    stop: two.stop,
+  };
+}
+
+/**
+ * The app directly, PM2's cluster mode, Bulwark's shared socket and Bulwark's proxy (2 processes
+ * each): throughput and p99 in ROUNDS rounds rotating the order, then per row a kill -9 and a reload
+ * halfway through LOAD_S seconds of load.
+ */
 async function cluster(): Promise<ClusterResults> {
   const env = { ...process.env };
   delete env['PORT'];
-  const port = await freePort();
-  progress(`starting bulwark supervise --instances 2 --port ${port}`);
-  const two = await startBulwark('bulwark cluster', port, ['--instances', '2', '--port', String(port)], env);
-  const pids = await instancesUp(two.stateDir, 2, [], 20_000);
-  progress(`instances ${pids.join(', ')} up; warm-up 1 s`);
-  await load(port, 1, undefined, async () => '');
-
-  progress(`load ${LOAD_S} s, kill -9 of instance 0 at ${LOAD_S / 2} s`);
-  const kill = await load(port, LOAD_S, (LOAD_S / 2) * 1000, async () => {
-    const victim = readState(two.stateDir)?.instances?.[0]?.pid;
-    if (victim === undefined) return 'no instances[0].pid in state.json: nothing killed';
-    const t0 = performance.now();
-    signal(victim, 'SIGKILL');
-    // The load goes on meanwhile; state.json is rewritten shortly after each change.
-    await instancesUp(two.stateDir, 2, [victim], 20_000);
-    return `killed ${victim}; a replacement pid in state.json after ${(performance.now() - t0).toFixed(0)} ms`;
-  });
-  progress(`${kill.event}; ${kill.result.requests.total} requests`);
-
-  progress(`load ${LOAD_S} s, supervise reload at ${LOAD_S / 2} s`);
-  const reload = await load(port, LOAD_S, (LOAD_S / 2) * 1000, async () => {
-    const r = await run(
-      process.execPath,
-      [BULWARK, 'supervise', 'reload', '--state-dir', two.stateDir],
-      env,
-      60_000,
-    );
-    const said = (r.stdout + r.stderr).trim().split('\n').slice(-3).join(' / ');
-    return `reload exited ${r.code} after ${r.ms.toFixed(0)} ms${said === '' ? '' : `: ${said}`}`;
-  });
-  progress(`${reload.event}; ${reload.result.requests.total} requests`);
-  await instancesUp(two.stateDir, 2, [], 20_000);
-
-  // The cost of the hop: the app answering directly against the proxy in front of 1 and 2 instances,
-  // and against the least a Node proxy does (the peer: how much of the cost is any proxy's).
   const direct = await freePort();
   const app = spawnGroup('app directly', process.execPath, [APP], { ...env, PORT: String(direct) }, 0);
   await waitUp(direct, undefined, 10_000);
-  const minimalPort = await freePort();
-  const minimal = spawnGroup(
-    'minimal proxy',
-    process.execPath,
-    ['-e', MINIMAL_PROXY, String(minimalPort), String(direct)],
-    env,
-    0,
+  const rows: Row[] = [{ name: 'the app directly (1 process)', port: direct, stop: app.stop }];
+  progress('starting PM2 cluster mode (-i 2)');
+  rows.push(await pm2Cluster(await freePort(), env));
+  progress('starting bulwark supervise --instances 2 (shared socket)');
+  rows.push(await bulwarkCluster('bulwark --instances 2 (socket)', await freePort(), [], env));
+  progress('starting bulwark supervise --instances 2 --balance proxy');
+  rows.push(
+    await bulwarkCluster(
+      'bulwark --instances 2 --balance proxy',
+      await freePort(),
+      ['--balance', 'proxy'],
+      env,
+    ),
   );
-  await waitUp(minimalPort, undefined, 10_000);
-  const onePort = await freePort();
-  progress(`starting bulwark supervise --instances 1 --port ${onePort}`);
-  const one = await startBulwark(
-    'bulwark proxy, 1 instance',
-    onePort,
-    ['--instances', '1', '--port', String(onePort)],
-    env,
-  );
-  await instancesUp(one.stateDir, 1, [], 20_000);
-  const targets: [string, number][] = [
-    ['app directly', direct],
-    ['minimal node:http proxy → 1 app (peer)', minimalPort],
-    ['bulwark proxy → 1 instance', onePort],
-    ['bulwark proxy → 2 instances', port],
-  ];
-  const throughput = new Map<string, number[]>(targets.map(([name]) => [name, []]));
-  for (const [, p] of targets) await load(p, 1, undefined, async () => ''); // warm-up
-  for (let round = 1; round <= 2; round += 1) {
-    const turn = round === 1 ? targets : [...targets].reverse(); // each first once, last once
-    for (const [name, p] of turn) {
-      const { result } = await load(p, THROUGHPUT_S, undefined, async () => '');
-      throughput.get(name)?.push(result.requests.average);
-      progress(`throughput round ${round} ${name}: ${Math.round(result.requests.average)} req/s`);
+  const results: RowResult[] = rows.map((row) => ({ name: row.name, reqPerSec: [], p99Ms: [] }));
+  for (const row of rows) await load(row.port, 1, undefined, async () => ''); // warm-up
+  for (let round = 1; round <= ROUNDS; round += 1) {
+    const turn = rows.map((row, i) => ({ row, result: results[i] as RowResult }));
+    for (let k = 0; k < (round - 1) % turn.length; k += 1) turn.push(turn.shift() as (typeof turn)[number]);
+    for (const { row, result } of turn) {
+      const { result: r } = await load(row.port, THROUGHPUT_S, undefined, async () => '');
+      result.reqPerSec.push(r.requests.average);
+      result.p99Ms.push(r.latency.p99);
+      progress(`round ${round} ${row.name}: ${fmt(r.requests.average)} req/s, p99 ${r.latency.p99} ms`);
     }
   }
-  await minimal.stop();
-  await app.stop();
-  await one.stop();
-  return { kill, reload, throughput };
+  for (const [i, row] of rows.entries()) {
+    const result = results[i] as RowResult;
+    if (row.kill !== undefined) {
+      result.kill = await load(row.port, LOAD_S, (LOAD_S / 2) * 1000, row.kill);
+      progress(`${row.name}: ${result.kill.event}; failed ${failedOf(result.kill)}`);
+    }
+    if (row.reload !== undefined) {
+      result.reload = await load(row.port, LOAD_S, (LOAD_S / 2) * 1000, row.reload);
+      progress(`${row.name}: ${result.reload.event}; failed ${failedOf(result.reload)}`);
+    }
+  }
+  for (const row of rows) await row.stop();
+  return results;
+}
+
+const failedOf = (r: Loaded) => r.result.non2xx + r.result.errors;
+const refusedOf = (r: Loaded) => r.failures.get('ECONNREFUSED') ?? 0;
+
+// ---------------------------------------------------------------------------------------------
+// Reporting
+
+const spread = (values: number[]) => ({
+  median: median(values),
+  min: Math.min(...values),
+  max: Math.max(...values),
+});
+
+function printCluster(rows: ClusterResults): void {
+  const direct = median(rows[0]?.reqPerSec ?? []);
+  const pm2 = rows.find((r) => r.name.startsWith('PM2'));
+  const pm2Rps = median(pm2?.reqPerSec ?? []);
+  const pm2P99 = median(pm2?.p99Ms ?? []);
+  console.log('');
+  console.log(
+    '| how it runs | req/s (median) | spread | p99 ms (median) | vs the app directly | vs PM2 cluster (req/s, p99) |',
+  );
+  console.log('|---|---|---|---|---|---|');
+  for (const row of rows) {
+    const rps = spread(row.reqPerSec);
+    const p99 = median(row.p99Ms);
+    const vsPm2 =
+      row === pm2 || pm2 === undefined
+        ? '—'
+        : `${(rps.median / pm2Rps).toFixed(2)}×, ${(p99 / pm2P99).toFixed(2)}×`;
+    console.log(
+      `| ${row.name} | ${fmt(rps.median)} | ${fmt(rps.min)}–${fmt(rps.max)} | ${p99} | ${(rps.median / direct).toFixed(2)}× | ${vsPm2} |`,
+    );
+  }
+  console.log('');
+  console.log(
+    '| how it runs | kill -9 of one process: failed / refused | reload: failed | failures by kind |',
+  );
+  console.log('|---|---|---|---|');
+  for (const row of rows) {
+    if (row.kill === undefined && row.reload === undefined) continue;
+    const kinds = (
+      [
+        ['kill', row.kill],
+        ['reload', row.reload],
+      ] as const
+    )
+      .flatMap(([what, r]) =>
+        r === undefined ? [] : [...r.failures].map(([k, n]) => `${what}: ${k} × ${n}`),
+      )
+      .join(', ');
+    const kill = row.kill === undefined ? '—' : `${failedOf(row.kill)} / ${refusedOf(row.kill)}`;
+    const reload = row.reload === undefined ? '—' : String(failedOf(row.reload));
+    console.log(`| ${row.name} | ${kill} | ${reload} | ${kinds || '—'} |`);
+  }
+}
+
+function resultJson(recovered: Map<Recovering, number[]>, rows: ClusterResults): Record<string, unknown> {
+  const loaded = (r: Loaded | undefined) =>
+    r === undefined
+      ? undefined
+      : { requests: r.result.requests.total, failed: failedOf(r), refused: refusedOf(r), event: r.event };
+  return {
+    benchmark: 'supervisor',
+    commit: COMMIT,
+    date: new Date().toISOString(),
+    machine: { cores: cpus().length, node: process.version },
+    setup: {
+      connections: CONNECTIONS,
+      throughputS: THROUGHPUT_S,
+      rounds: ROUNDS,
+      loadS: LOAD_S,
+      kills: KILLS,
+    },
+    recovery: Object.fromEntries(
+      [...recovered].map(([name, values]) => [name, { killToOkMs: spread(values), values }]),
+    ),
+    rows: rows.map((row) => ({
+      name: row.name,
+      reqPerSec: { ...spread(row.reqPerSec), rounds: row.reqPerSec },
+      p99Ms: { ...spread(row.p99Ms), rounds: row.p99Ms },
+      kill: loaded(row.kill),
+      reload: loaded(row.reload),
+    })),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
 // Main
 
 const parts = parseOnly(process.argv.slice(2));
-const fmt = (n: number) => Math.round(n).toLocaleString('en');
 const watchdog = setTimeout(() => {
   progress(`over the ${BUDGET_MS / 1000} s budget: stopping everything`);
   void cleanupAll().finally(() => process.exit(1));
@@ -646,7 +794,7 @@ try {
   }
   if (parts.has('cluster')) {
     console.log(
-      `cluster: autocannon -c ${CONNECTIONS} -d ${LOAD_S} (kill -9 / reload at ${LOAD_S / 2} s); throughput -d ${THROUGHPUT_S} × 2 rounds`,
+      `cluster: autocannon -c ${CONNECTIONS}: throughput -d ${THROUGHPUT_S} × ${ROUNDS} rounds rotating the order; then -d ${LOAD_S} with kill -9 / reload at ${LOAD_S / 2} s`,
     );
     clustered = await cluster();
   }
@@ -683,34 +831,14 @@ if (recovered !== undefined) {
     );
   }
 }
-if (clustered !== undefined) {
-  console.log('');
-  console.log('| cluster run (2 instances) | event | requests | non-2xx | errors | failures by kind |');
-  console.log('|---|---|---|---|---|---|');
-  for (const [label, r] of [
-    ['kill -9 of one instance', clustered.kill],
-    ['supervise reload', clustered.reload],
-  ] as const) {
-    const kinds = [...r.failures].map(([k, n]) => `${k} × ${n}`).join(', ') || '—';
-    console.log(
-      `| ${label} | ${r.event} | ${fmt(r.result.requests.total)} | ${r.result.non2xx} | ${r.result.errors} | ${kinds} |`,
-    );
-  }
-  const failedRequests = [clustered.kill, clustered.reload].reduce(
-    (sum, r) => sum + r.result.non2xx + r.result.errors,
-    0,
+if (clustered !== undefined) printCluster(clustered);
+if (!SMOKE && !failed && recovered !== undefined && clustered !== undefined) {
+  mkdirSync('bench/results', { recursive: true });
+  writeFileSync(
+    'bench/results/supervisor.json',
+    `${JSON.stringify(resultJson(recovered, clustered), null, 2)}\n`,
   );
-  console.log(`\nfailed requests: ${failedRequests} (target 0: ${failedRequests === 0 ? 'met' : 'NOT met'})`);
-  const direct = median(clustered.throughput.get('app directly') ?? []);
-  const peer = median(clustered.throughput.get('minimal node:http proxy → 1 app (peer)') ?? []);
-  console.log('');
-  console.log('| target | req/s (median) | vs app directly | vs minimal proxy |');
-  console.log('|---|---|---|---|');
-  for (const [name, values] of clustered.throughput) {
-    const m = median(values);
-    const vsPeer = name.startsWith('bulwark') ? `${(m / peer).toFixed(2)}×` : '—';
-    console.log(`| ${name} | ${fmt(m)} | ${(m / direct).toFixed(2)}× | ${vsPeer} |`);
-  }
+  console.log('\nwrote bench/results/supervisor.json');
 }
 if (warnings.length > 0) {
   console.log('\nwarnings:');

@@ -5,12 +5,21 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { requireBinary } from './helpers/binaries.js';
 import { listeningPort, spawnTs } from './helpers/process.js';
-import { alive, get, load, runningPid, startSupervisor, stopSupervisors } from './helpers/supervisor.js';
+import {
+  alive,
+  get,
+  load,
+  PROXY_CLUSTER,
+  runningPid,
+  startSupervisor,
+  stopSupervisors,
+} from './helpers/supervisor.js';
 import { until } from './helpers/wait.js';
 
 afterEach(stopSupervisors);
 
-const CLUSTER = ['--instances', '2', '--start-timeout-ms', '15000', '--probe-interval-ms', '200'];
+// The proxy's behaviour (retries of a killed instance's requests, 502 on a hang): --balance proxy.
+const CLUSTER = [...PROXY_CLUSTER, '--start-timeout-ms', '15000'];
 
 function versionFile(content: string): string {
   const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'bwk-deploy-')), 'version');

@@ -11,6 +11,7 @@ import { spawnTs } from './helpers/process.js';
 import {
   alive,
   get,
+  PROXY_CLUSTER,
   runningPid,
   startSupervisor,
   stopSupervisors,
@@ -21,7 +22,8 @@ import { until } from './helpers/wait.js';
 afterEach(stopSupervisors);
 
 const APP = [process.execPath, '--import', 'tsx', 'test/fixtures/reload-app.ts'];
-const CLUSTER = ['--instances', '2', '--start-timeout-ms', '60000', '--probe-interval-ms', '200'];
+// Judged by the proxy's retry counter: --balance proxy (test/supervisor-socket.test.ts covers the socket).
+const CLUSTER = [...PROXY_CLUSTER, '--start-timeout-ms', '60000'];
 // Generous: each reload starts two tsx processes, many seconds on a loaded 2-core machine.
 const TIMEOUT = { timeout: 240_000 };
 // Successful answers required before the reload, and again from the new version after it.

@@ -20,6 +20,7 @@ function placeholder(key: string, schema: { type?: unknown }): string {
   if (key.endsWith('Host') || key === 'host') return 'host';
   if (key.endsWith('ExitCodes')) return 'codes';
   if (key === 'trustedProxies') return 'addresses';
+  if (key === 'balance') return 'socket|proxy';
   if (key.endsWith('Percent')) return 'percent';
   if (key.endsWith('At')) return 'fraction';
   if (key.endsWith('Bytes')) return 'bytes';
@@ -65,7 +66,7 @@ function printStatus(status: Record<string, unknown>, live: boolean, lines: numb
     `supervisor: ${live ? `running (pid ${String(status['pid'])}, ${String(status['state'])})` : 'not running (last persisted state)'}`,
   );
   console.log(
-    `mode: ${String(status['mode'])}, port ${String(status['port'])}, command: ${(status['command'] as string[] | undefined)?.join(' ') ?? '-'}`,
+    `mode: ${String(status['mode'])}${typeof status['balance'] === 'string' ? ` (balance ${status['balance']})` : ''}, port ${String(status['port'])}, command: ${(status['command'] as string[] | undefined)?.join(' ') ?? '-'}`,
   );
   console.log('');
   console.log(

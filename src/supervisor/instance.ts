@@ -5,6 +5,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ReportChannel } from './diagnostics.js';
 import type { OutputRing, RotatingLog } from './logs.js';
 import type { AppMessage } from '../supervised/protocol.js';
+import { CHANNEL_FD } from './shared-socket.js';
+import { ListenChannel } from './listen-channel.js';
 
 /** Where an instance is in its life. */
 export type InstanceState = 'starting' | 'ready' | 'stopping' | 'exited';
@@ -35,6 +37,11 @@ export interface InstanceOptions {
   stateDir: string;
   /** Cluster mode: the app is reached through the supervisor's proxy (it may trust X-Forwarded-For). */
   behindProxy: boolean;
+  /**
+   * `--balance socket`: the supervisor's listening socket (the app's fd 5) and the
+   * environment that loads the listen preload; the app reports on its channel (fd {@link CHANNEL_FD}).
+   */
+  shared?: { fd: number; env: Record<string, string> };
 }
 
 /** A last resource sample. */
@@ -79,6 +86,10 @@ export class Instance {
   readonly exited: Promise<ExitInfo>;
   #resolveExit!: (info: ExitInfo) => void;
   #readyWaiters: (() => void)[] = [];
+  /** `--balance socket`: what the app's listen preload reports (its probe port, drained). */
+  listen: ListenChannel | undefined;
+  /** An IPC ready message that came before the app listened on the shared socket. */
+  #readyPending = false;
 
   constructor(opts: InstanceOptions) {
     this.#opts = opts;
@@ -100,9 +111,13 @@ export class Instance {
   start(): void {
     const [file, ...args] = this.#opts.command;
     this.startedAt = Date.now();
+    const shared = this.#opts.shared;
     const child = spawn(file ?? '', args, {
       detached: true,
-      stdio: ['ignore', 'pipe', 'pipe', 'ipc', 'pipe'],
+      stdio:
+        shared === undefined
+          ? ['ignore', 'pipe', 'pipe', 'ipc', 'pipe']
+          : ['ignore', 'pipe', 'pipe', 'ipc', 'pipe', shared.fd, 'pipe'],
       env: {
         ...this.#opts.env,
         PORT: String(this.port),
@@ -113,9 +128,18 @@ export class Instance {
         BULWARK_SUPERVISOR_STATE_DIR: this.#opts.stateDir,
         ...(this.#opts.behindProxy ? { BULWARK_BEHIND_PROXY: '1' } : {}),
         BULWARK_HEARTBEAT_MS: String(this.#opts.heartbeatMs),
+        ...shared?.env,
       },
     });
     this.#child = child;
+    const channel = (child.stdio as unknown as (Duplex | null | undefined)[])[CHANNEL_FD];
+    if (shared !== undefined && channel !== null && channel !== undefined) {
+      this.listen = new ListenChannel(channel);
+      this.listen.onListening = () => {
+        if (this.#readyPending) this.#markReady();
+        for (const waiter of this.#readyWaiters.splice(0)) waiter();
+      };
+    }
     const reportPipe = child.stdio[REPORT_FD] as Duplex | null | undefined;
     if (reportPipe !== null && reportPipe !== undefined) this.reportChannel = new ReportChannel(reportPipe);
     const onOutput = (target: NodeJS.WriteStream) => (chunk: Buffer) => {
@@ -172,6 +196,11 @@ export class Instance {
 
   #markReady(): void {
     if (this.state !== 'starting') return;
+    // Ready means taking connections: on the shared socket, only once the app listens on it.
+    if (this.listen !== undefined && this.listen.probePort === undefined) {
+      this.#readyPending = true;
+      return;
+    }
     this.state = 'ready';
     this.readyAt = Date.now();
     for (const waiter of this.#readyWaiters.splice(0)) waiter();
@@ -189,7 +218,17 @@ export class Instance {
         setTimeout(resolve, 25).unref();
       });
     while (this.state === 'starting') {
-      if (Date.now() > deadline) throw new Error(`not ready within ${timeoutMs} ms`);
+      if (Date.now() > deadline)
+        throw new Error(
+          this.listen !== undefined && this.listen.probePort === undefined
+            ? `did not listen on the shared socket within ${timeoutMs} ms (a Node app must listen on $PORT; other programs need --balance proxy)`
+            : `not ready within ${timeoutMs} ms`,
+        );
+      // The shared port reaches any instance: probe this one only once it reported its probe port.
+      if (this.listen !== undefined && this.listen.probePort === undefined) {
+        await changed();
+        continue;
+      }
       const status = await this.probe(readyPath, Math.min(1000, Math.max(1, deadline - Date.now())));
       if (status !== undefined && status < 400) this.#markReady();
       else if (this.state === 'starting') await changed();
@@ -197,11 +236,15 @@ export class Instance {
     if (this.state !== 'ready') throw new Error('exited before it was ready');
   }
 
-  /** GET `path` on the app's port: the status, or undefined when no answer came in `timeoutMs`. */
+  /**
+   * GET `path` on the app's port (on the shared socket: its private probe port, so the answer is
+   * this process's): the status, or undefined when no answer came in `timeoutMs`.
+   */
   probe(path: string, timeoutMs: number): Promise<number | undefined> {
+    const port = this.listen?.probePort ?? this.port;
     return new Promise((resolve) => {
       const request = http.get(
-        { host: '127.0.0.1', port: this.port, path, agent: false, timeout: timeoutMs },
+        { host: '127.0.0.1', port, path, agent: false, timeout: timeoutMs },
         (response) => {
           response.resume();
           resolve(response.statusCode);
@@ -224,6 +267,23 @@ export class Instance {
     } catch {
       return false;
     }
+  }
+
+  /**
+   * `--balance socket`: asks the app to stop accepting from the shared socket and to close its
+   * connections once their in-flight requests are answered. Resolves when it reported that no
+   * connection is left, when it exited, or after `timeoutMs`; at once when it has no listen channel.
+   */
+  async drain(timeoutMs: number): Promise<void> {
+    const channel = this.listen;
+    if (channel === undefined || channel.probePort === undefined || this.state === 'exited') return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      channel.drain(),
+      this.exited,
+      new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs))),
+    ]);
+    clearTimeout(timer);
   }
 
   /**

@@ -245,9 +245,15 @@ export class LivenessMonitor {
     }
   }
 
-  /** Hard: out of rotation, drained, stopped gracefully; the restart follows as for any exit. */
+  /**
+   * Hard: out of the proxy's rotation or off the shared socket, drained, stopped gracefully; the
+   * restart follows as for any exit.
+   */
   async #hardRecovery(instance: Instance, resource: Resource): Promise<void> {
+    // Named before the drain: a plain app drained off the shared socket may exit on its own.
+    instance.stopReason ??= resource;
     await this.#ctx.proxy()?.drain(instance.id, this.#ctx.options.stopTimeoutMs);
+    await instance.drain(this.#ctx.options.stopTimeoutMs);
     await instance.stop(resource, this.#ctx.options.stopTimeoutMs);
   }
 }

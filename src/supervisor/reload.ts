@@ -18,6 +18,8 @@ export interface ReloadContext {
   readonly options: SuperviseOptions;
   readonly slots: readonly Slot[];
   proxy(): ClusterProxy | undefined;
+  /** Drains an instance (out of the proxy, or off the shared socket) and stops it. */
+  retire(instance: Instance, reason: string): Promise<void>;
   /** Spawns a new instance for `slot` (not yet in the slot); throws when it cannot start. */
   spawn(slot: Slot): Promise<Instance>;
   /** Hands the instance's exit to the supervisor's exit handling. */
@@ -28,10 +30,11 @@ export interface ReloadContext {
 }
 
 /**
- * Cluster mode: a new instance per slot must become ready and pass `reloadProbes` liveness probes
- * in a row; only then does it take traffic and the old one is drained and stopped. If any new
- * instance fails (or the supervisor is stopping), every new one is stopped and the old ones keep
- * serving: `ok: false` with the reasons and last output in `detail`.
+ * Cluster mode, and direct mode on the shared socket: a new instance per slot must become ready
+ * and pass `reloadProbes` liveness probes in a row; only then is the old one drained and stopped
+ * (behind the proxy the new one takes traffic only then; on the shared socket it accepts once it
+ * listens). If any new instance fails (or the supervisor is stopping), every new one is drained and
+ * stopped and the old ones keep serving: `ok: false` with the reasons and last output in `detail`.
  */
 export async function rollingReload(ctx: ReloadContext, started: number): Promise<ReloadResult> {
   const { options } = ctx;
@@ -68,7 +71,8 @@ export async function rollingReload(ctx: ReloadContext, started: number): Promis
     }),
   );
   if (failures.length > 0 || ctx.stopping()) {
-    await Promise.all(fresh.map(({ instance }) => instance.stop('reload-failed', options.stopTimeoutMs)));
+    // On the shared socket a new instance takes connections once it listens: drain it too.
+    await Promise.all(fresh.map(({ instance }) => ctx.retire(instance, 'reload-failed')));
     return {
       ok: false,
       at: new Date().toISOString(),
@@ -91,8 +95,7 @@ export async function rollingReload(ctx: ReloadContext, started: number): Promis
   await Promise.all(
     old.map(async (instance) => {
       instance.stopReason = 'reload';
-      await ctx.proxy()?.drain(instance.id, options.stopTimeoutMs);
-      await instance.stop('reload', options.stopTimeoutMs);
+      await ctx.retire(instance, 'reload');
     }),
   );
   return {
@@ -105,8 +108,9 @@ export async function rollingReload(ctx: ReloadContext, started: number): Promis
 }
 
 /**
- * Direct mode cannot run two instances on one port: the app is stopped, then started again (a
- * short gap). `ok: false` when the new one did not become ready, with its last output in `detail`.
+ * Direct mode with `--balance proxy` cannot run two instances on one port: the app is stopped,
+ * then started again (a short gap). `ok: false` when the new one did not become ready, with its
+ * last output in `detail`.
  */
 export async function restartDirect(ctx: ReloadContext, started: number): Promise<ReloadResult> {
   const slot = ctx.slots[0];

@@ -5,12 +5,12 @@ import { Instance, type ExitInfo } from './instance.js';
 import { LivenessMonitor } from './liveness.js';
 import { SupervisorMetrics } from './metrics.js';
 import type { SuperviseOptions } from './options.js';
-import { freePort, waitForFreePort } from './ports.js';
 import { secureStateDir } from './private-files.js';
 import type { ClusterProxy } from './proxy.js';
 import { SupervisorRecords, type CrashRecord, type SupervisorEvent } from './records.js';
 import { redactDeep, secretValues } from './redact.js';
 import { restartDirect, rollingReload, type ReloadContext, type ReloadResult } from './reload.js';
+import { openFront, placeInstance, type Front } from './front.js';
 import { createSlot, resetHealth, slotStatus, type Slot } from './slot.js';
 
 export { freePort, portIsFree } from './ports.js';
@@ -28,9 +28,12 @@ export interface SupervisorDeps {
 }
 
 /**
- * `bulwark supervise`: keeps the app running. Direct mode (no `instances`): one process that
- * listens on the public port itself. Cluster mode: `instances` processes on internal ports behind
- * {@link ClusterProxy} on the public port, so a dead or replaced instance costs no request.
+ * `bulwark supervise`: keeps the app running, one process (direct mode) or `instances` (cluster
+ * mode). `--balance socket` (default): the supervisor holds the public listening socket and every
+ * app process accepts from it (through the listen preload), so connections wait in the kernel's
+ * backlog while a process restarts and cluster mode has no per-request hop. `--balance proxy`:
+ * direct mode's app binds the port itself; cluster mode's processes listen on internal ports
+ * behind {@link ClusterProxy}, which retries a dead instance's idempotent requests.
  */
 export class Supervisor {
   readonly options: SuperviseOptions;
@@ -38,6 +41,7 @@ export class Supervisor {
   readonly #logger: Logger;
   readonly #slots: Slot[] = [];
   #proxy: ClusterProxy | undefined;
+  #front: Front = {};
   readonly #records: SupervisorRecords;
   readonly #liveness: LivenessMonitor;
   /** The app's environment, and its secret values: scrubbed from everything the supervisor shows or writes. */
@@ -80,6 +84,7 @@ export class Supervisor {
       options,
       slots: this.#slots,
       proxy: () => this.#proxy,
+      retire: (instance, reason) => this.#retire(instance, reason),
       spawn: (slot) => this.#spawn(slot),
       watchExit: (slot, instance) => void instance.exited.then((info) => this.#onExit(slot, instance, info)),
       launch: (slot, reason) => this.#launch(slot, reason),
@@ -98,12 +103,10 @@ export class Supervisor {
     return this.#state;
   }
 
-  /** The public port (cluster mode: the proxy's, once listening). */
+  /** The public port (the shared socket's or the proxy's once bound: the one the kernel gave for port 0). */
   get port(): number {
-    return this.#publicPort ?? this.options.port;
+    return this.#front.port ?? this.options.port;
   }
-
-  #publicPort: number | undefined;
 
   /** Resolves with the exit code once every slot stopped for good (exit codes that mean "do not restart"). */
   onAllStopped(fn: (code: number) => void): void {
@@ -117,20 +120,11 @@ export class Supervisor {
   async start(): Promise<void> {
     secureStateDir(this.options.stateDir);
     await this.#records.load();
-    if (this.options.instances !== undefined) {
-      // Loaded only in cluster mode: direct mode never has the proxy in its process.
-      const { ClusterProxy } = await import('./proxy.js');
-      this.#proxy = new ClusterProxy({
-        port: this.options.port,
-        host: this.options.host,
-        holdMs: this.options.holdMs,
-        trustedProxies: this.options.trustedProxies,
-        logger: this.#logger,
-      });
-      this.#publicPort = await this.#proxy.listen();
-    }
+    this.#front = await openFront(this.options, this.#logger);
+    this.#proxy = this.#front.proxy;
     this.#records.event('started', undefined, {
       mode: this.options.instances === undefined ? 'direct' : 'cluster',
+      balance: this.options.balance,
       instances: this.#slots.length,
       port: this.port,
       command: redactDeep(this.options.command, this.#secrets),
@@ -151,6 +145,7 @@ export class Supervisor {
       pid: process.pid,
       state: this.#state,
       mode: this.options.instances === undefined ? 'direct' : 'cluster',
+      balance: this.options.balance,
       port: this.port,
       host: this.options.host,
       command: this.options.command,
@@ -229,23 +224,18 @@ export class Supervisor {
 
   async #spawn(slot: Slot): Promise<Instance> {
     slot.generation += 1;
-    const direct = this.options.instances === undefined;
-    const port = direct ? this.options.port : await freePort('127.0.0.1');
-    // Direct mode: the app binds the public port itself, so it must be free (an orphan may hold it).
-    if (direct) await waitForFreePort(this.options.host, port, Math.min(5_000, this.options.stopTimeoutMs));
+    const place = await placeInstance(this.#front, this.options, this.#env);
     const instance = new Instance({
       id: `${slot.index}.${slot.generation}`,
       slot: slot.index,
       command: this.options.command,
       env: this.#env,
-      port,
-      host: direct ? this.options.host : '127.0.0.1',
+      ...place,
       heartbeatMs: Math.max(25, Math.min(1000, Math.floor(this.options.heartbeatTimeoutMs / 4))),
       log: slot.log,
       ring: slot.ring,
       echo: this.options.echo,
       stateDir: this.options.stateDir,
-      behindProxy: !direct,
     });
     slot.ring.clear();
     instance.onMessage = (message) => this.#liveness.onAppMessage(slot, instance, message);
@@ -366,10 +356,11 @@ export class Supervisor {
   // ---- reload ---------------------------------------------------------------------------------------
 
   /**
-   * Rolling reload. Cluster mode: a new instance per slot must become ready and pass
-   * `reloadProbes` liveness probes in a row; only then does it take traffic and the old one is
-   * drained and stopped. If any new instance fails, every new one is stopped and the old ones keep
-   * serving (rollback). Direct mode cannot run two instances on one port: the app is restarted.
+   * Rolling reload ({@link rollingReload}): a new instance per slot must become ready and pass
+   * `reloadProbes` liveness probes in a row; only then is the old one drained and stopped. If any
+   * new instance fails, every new one is drained and stopped and the old ones keep serving
+   * (rollback). Direct mode with `--balance proxy` cannot run two instances on one port: the app
+   * is restarted.
    */
   async reload(): Promise<ReloadResult> {
     if (this.#state === 'reloading' || this.#stopping())
@@ -379,7 +370,7 @@ export class Supervisor {
     this.#records.event('reload-started');
     try {
       const result =
-        this.options.instances === undefined
+        this.options.instances === undefined && this.#front.socket === undefined
           ? await restartDirect(this.#context, started)
           : await rollingReload(this.#context, started);
       this.#lastReload = result;
@@ -399,6 +390,17 @@ export class Supervisor {
 
   // ---- stopping ----------------------------------------------------------------------------------------
 
+  /**
+   * Ends an instance gracefully: out of the proxy's rotation (drained), or off the shared socket
+   * (its in-flight requests answered, its connections closed), then SIGTERM to its group.
+   */
+  async #retire(instance: Instance, reason: string): Promise<void> {
+    instance.stopReason ??= reason;
+    await this.#proxy?.drain(instance.id, this.options.stopTimeoutMs);
+    await instance.drain(this.options.stopTimeoutMs);
+    await instance.stop(reason, this.options.stopTimeoutMs);
+  }
+
   #stopping(): boolean {
     return this.#state === 'stopping' || this.#state === 'stopped';
   }
@@ -414,11 +416,11 @@ export class Supervisor {
       this.#slots.map(async (slot) => {
         const instance = slot.instance;
         if (instance === undefined) return;
-        await this.#proxy?.drain(instance.id, this.options.stopTimeoutMs);
-        await instance.stop('stop', this.options.stopTimeoutMs);
+        await this.#retire(instance, 'stop');
       }),
     );
     await this.#proxy?.close();
+    this.#front.socket?.shared.close();
     for (const slot of this.#slots) {
       slot.state = 'stopped';
       slot.log.close();

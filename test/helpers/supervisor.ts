@@ -11,6 +11,9 @@ import { until } from './wait.js';
 /** The fixture app's command, as given after `--`. */
 export const FIXTURE_APP = [process.execPath, '--import', 'tsx', 'test/fixtures/supervised-app.ts'];
 
+/** Cluster mode behind the supervisor's proxy (`--balance proxy`), probed every 200 ms: the tests of the proxy's behaviour. */
+export const PROXY_CLUSTER = ['--balance', 'proxy', '--instances', '2', '--probe-interval-ms', '200'];
+
 /** A `bulwark supervise` process started by a test. */
 export interface SupervisorRun extends Spawned {
   stateDir: string;

@@ -1,0 +1,121 @@
+/**
+ * The source of the preload the supervisor injects into every Node process of the app
+ * (`NODE_OPTIONS=--require <stateDir>/listen-preload.cjs`) in `--balance socket` mode. It is kept as
+ * a string because it must run as plain CommonJS in any app (ESM or not, Bulwark or not), from
+ * `src/` under tsx as from `dist/`: the supervisor writes it into its private state directory.
+ *
+ * What it does, only when the supervisor's socket is at `BULWARK_LISTEN_FD` (a TCP socket):
+ * - the first `listen()` on the public port (`BULWARK_LISTEN_PORT`, a number, a numeric string or
+ *   `{ port }`) listens on that inherited socket instead (`listen({ fd })`), so every instance
+ *   accepts from the one socket the supervisor keeps open and the kernel queues connections while
+ *   none accepts;
+ * - once listening, it opens a private probe port on 127.0.0.1 whose connections are handed to the
+ *   same server, and reports `{ type: 'listening', pid, probePort }` on the channel
+ *   (`BULWARK_LISTEN_CHANNEL_FD`, a socketpair with the supervisor), so probes reach this process
+ *   and not whichever instance the kernel picks;
+ * - on `{ type: 'drain' }` from the supervisor it stops accepting (the listening handle only), answers
+ *   every later response with `Connection: close`, closes connections idle for a while, and reports
+ *   `{ type: 'drained' }` once no connection is left (the supervisor then sends SIGTERM).
+ *
+ * File descriptors survive `exec`, so it also works when the command is `npm start` or `sh -c`: the
+ * Node process that listens inherits both descriptors and the NODE_OPTIONS.
+ */
+export const PRELOAD_SOURCE = String.raw`'use strict';
+// Written by bulwark supervise (src/supervisor/preload.ts); see that file for what and why.
+(() => {
+  const net = require('node:net');
+  const fs = require('node:fs');
+  const env = process.env;
+  const fd = Number(env.BULWARK_LISTEN_FD);
+  const port = Number(env.BULWARK_LISTEN_PORT);
+  const channelFd = Number(env.BULWARK_LISTEN_CHANNEL_FD);
+  const isSocket = (n) => {
+    try {
+      return Number.isInteger(n) && n > 2 && fs.fstatSync(n).isSocket();
+    } catch {
+      return false;
+    }
+  };
+  if (!isSocket(fd) || !Number.isInteger(port) || port <= 0) return;
+  const original = net.Server.prototype.listen;
+  let taken = false;
+  const asPort = (v) => (typeof v === 'number' || (typeof v === 'string' && /^\d+$/.test(v)) ? Number(v) : NaN);
+  const wantsPublicPort = (args) => {
+    const first = args[0];
+    if (first !== null && typeof first === 'object')
+      return first.fd === undefined && first.path === undefined && first.handle === undefined && first._handle === undefined && asPort(first.port) === port;
+    return asPort(first) === port;
+  };
+  net.Server.prototype.listen = function listen(...args) {
+    if (taken || !wantsPublicPort(args)) return original.apply(this, args);
+    taken = true;
+    const last = args[args.length - 1];
+    const options = { fd };
+    if (args[0] !== null && typeof args[0] === 'object' && args[0].backlog !== undefined) options.backlog = args[0].backlog;
+    if (typeof last === 'function') original.call(this, options, last);
+    else original.call(this, options);
+    this.once('listening', () => shared(this));
+    return this;
+  };
+
+  let channel;
+  const send = (message) => {
+    if (channel === undefined || channel.destroyed) return;
+    channel.write(JSON.stringify(message) + '\n');
+  };
+
+  function shared(server) {
+    const open = new Set();
+    let draining = false;
+    server.prependListener('request', (request, response) => {
+      if (draining) response.shouldKeepAlive = false;
+      open.add(response);
+      response.once('close', () => open.delete(response));
+    });
+    const probe = net.createServer({ noDelay: true }, (socket) => server.emit('connection', socket));
+    probe.unref();
+    probe.on('error', () => undefined);
+    if (!isSocket(channelFd)) return;
+    channel = new net.Socket({ fd: channelFd, readable: true, writable: true });
+    channel.unref();
+    channel.on('error', () => undefined);
+    let buffered = '';
+    channel.on('data', (chunk) => {
+      buffered += chunk.toString('utf8');
+      let at;
+      while ((at = buffered.indexOf('\n')) !== -1) {
+        const line = buffered.slice(0, at);
+        buffered = buffered.slice(at + 1);
+        let message;
+        try {
+          message = JSON.parse(line);
+        } catch {
+          continue;
+        }
+        if (message && message.type === 'drain' && !draining) drain();
+      }
+    });
+    probe.listen(0, '127.0.0.1', () => send({ type: 'listening', pid: process.pid, probePort: probe.address().port }));
+
+    function drain() {
+      draining = true;
+      // Stop accepting: the listening handle only. http.Server#close() would also close idle
+      // keep-alive connections at once, racing a client that is sending on one right now.
+      if (server.listening) net.Server.prototype.close.call(server, () => undefined);
+      for (const response of open) if (!response.headersSent) response.shouldKeepAlive = false;
+      const started = Date.now();
+      const timer = setInterval(() => {
+        // A connection idle this long is not about to carry a request: close it.
+        if (Date.now() - started > 1000 && typeof server.closeIdleConnections === 'function') server.closeIdleConnections();
+        server.getConnections((error, count) => {
+          if (error || count > 0) return;
+          clearInterval(timer);
+          probe.close();
+          send({ type: 'drained', pid: process.pid });
+        });
+      }, 50);
+      timer.unref();
+    }
+  }
+})();
+`;

@@ -1,0 +1,232 @@
+// `--balance socket` (the default): the supervisor holds the listening socket and the app processes
+// accept from it through the listen preload. Judged on real processes by what clients see: refused
+// connections (ECONNREFUSED) through kill -9, failed requests (GET and POST) through reloads, and
+// which pids answer. The app is a plain node:http app run with `node`: no Bulwark code in it.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { spawnTs } from './helpers/process.js';
+import {
+  alive,
+  runningPid,
+  startSupervisor,
+  stopSupervisors,
+  type SupervisorRun,
+} from './helpers/supervisor.js';
+import { until } from './helpers/wait.js';
+
+afterEach(stopSupervisors);
+
+const APP = ['node', 'test/fixtures/socket-app.cjs'];
+const PROBES = ['--ready-path', '/', '--live-path', '/', '--probe-interval-ms', '200'];
+const CLUSTER = ['--instances', '2', ...PROBES];
+const TIMEOUT = { timeout: 180_000 };
+
+const dirs: string[] = [];
+afterAll(() => {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+
+function versionFile(content: string): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'bwk-socket-'));
+  dirs.push(dir);
+  const file = path.join(dir, 'version');
+  writeFileSync(file, content);
+  return file;
+}
+
+async function supervise(args: string[], version = 'v1'): Promise<{ run: SupervisorRun; file: string }> {
+  const file = versionFile(version);
+  const run = await startSupervisor(args, { command: APP, port: 0, env: { VERSION_FILE: file } });
+  return { run, file };
+}
+
+interface Answer {
+  pid: number;
+  version: string;
+  bytes: number;
+}
+
+/** One request: the parsed answer, or the error code (a status other than 200 is an error too). */
+function request(
+  port: number,
+  agent: http.Agent | false,
+  post: boolean,
+): Promise<{ answer: Answer } | { error: string }> {
+  return new Promise((resolve) => {
+    const body = post ? 'x'.repeat(2048) : undefined;
+    const req = http.request(
+      { host: '127.0.0.1', port, path: '/', method: post ? 'POST' : 'GET', agent, timeout: 30_000 },
+      (response) => {
+        let text = '';
+        response.setEncoding('utf8');
+        response.on('data', (chunk: string) => (text += chunk));
+        response.on('end', () =>
+          resolve(
+            response.statusCode === 200
+              ? { answer: JSON.parse(text) as Answer }
+              : { error: `status ${response.statusCode}` },
+          ),
+        );
+        response.on('error', (error: NodeJS.ErrnoException) =>
+          resolve({ error: error.code ?? error.message }),
+        );
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', (error: NodeJS.ErrnoException) => resolve({ error: error.code ?? error.message }));
+    req.end(body);
+  });
+}
+
+/**
+ * Load until `stop()`: `concurrency` loops alternating GET and POST; `keepAlive: false` opens a new
+ * connection per request (what a refused connection shows on). Counts answers by pid and version,
+ * and errors by code.
+ */
+function traffic(port: number, { concurrency = 8, keepAlive = true } = {}) {
+  const agent = keepAlive ? new http.Agent({ keepAlive: true, maxSockets: concurrency }) : false;
+  const pids = new Map<number, number>();
+  const versions = new Map<string, number>();
+  const errors = new Map<string, number>();
+  let ok = 0;
+  let running = true;
+  const loops = Array.from({ length: concurrency }, async (_, loop) => {
+    for (let n = 0; running; n++) {
+      const result = await request(port, agent, (n + loop) % 2 === 1);
+      if ('answer' in result) {
+        ok += 1;
+        pids.set(result.answer.pid, (pids.get(result.answer.pid) ?? 0) + 1);
+        versions.set(result.answer.version, (versions.get(result.answer.version) ?? 0) + 1);
+      } else errors.set(result.error, (errors.get(result.error) ?? 0) + 1);
+    }
+  });
+  return {
+    ok: () => ok,
+    pids,
+    versions,
+    errors,
+    async stop() {
+      running = false;
+      await Promise.all(loops);
+      if (agent !== false) agent.destroy();
+    },
+  };
+}
+
+/** Waits until `load` got `more` answers than it had (load flowed, across a fault). */
+async function flowed(load: ReturnType<typeof traffic>, more = 200): Promise<void> {
+  const from = load.ok();
+  await until(() => load.ok() >= from + more, 90_000, `${more} more answers`);
+}
+
+async function reloadCli(stateDir: string): Promise<{ code: number | null; out: string }> {
+  const cli = spawnTs('src/cli/main.ts', ['supervise', 'reload', '--state-dir', stateDir], {});
+  const { code } = await cli.exited;
+  return { code, out: cli.stdout() + cli.stderr() };
+}
+
+describe('bulwark supervise --balance socket (the default)', TIMEOUT, () => {
+  it('direct mode: a plain node:http app serves through the preload; kill -9 under load refuses no connection', async () => {
+    const { run } = await supervise(PROBES);
+    const victim = await runningPid(run);
+    const load = traffic(run.port, { keepAlive: false });
+    await flowed(load);
+    expect([...load.pids.keys()]).toEqual([victim]);
+    process.kill(victim, 'SIGKILL');
+    const next = await runningPid(run, 0, victim);
+    await until(() => load.pids.has(next), 60_000, 'the new process answering');
+    await flowed(load);
+    await load.stop();
+    // Only requests inside the killed process can fail (reset); none is refused.
+    expect(load.errors.get('ECONNREFUSED') ?? 0).toBe(0);
+    expect([...load.errors.keys()].filter((code) => code !== 'ECONNRESET')).toEqual([]);
+    const status = await run.status();
+    expect(status.port).toBe(run.port);
+    expect(status.crashes.at(-1)).toMatchObject({ reason: 'crash', signal: 'SIGKILL', pid: victim });
+  });
+
+  it('cluster mode: both processes accept from the one socket; kill -9 of one refuses no connection', async () => {
+    const { run } = await supervise(CLUSTER);
+    const pids = [await runningPid(run, 0), await runningPid(run, 1)];
+    const load = traffic(run.port, { concurrency: 16, keepAlive: false });
+    await until(() => pids.every((pid) => load.pids.has(pid)), 90_000, 'answers from both pids');
+    process.kill(pids[0] ?? 0, 'SIGKILL');
+    const next = await runningPid(run, 0, pids[0]);
+    await until(() => load.pids.has(next), 90_000, 'the new process answering');
+    await flowed(load);
+    await load.stop();
+    expect(load.errors.get('ECONNREFUSED') ?? 0).toBe(0);
+    expect([...load.errors.keys()].filter((code) => code !== 'ECONNRESET')).toEqual([]);
+    // No proxy: the answers come straight from the app processes.
+    expect([...load.pids.keys()].sort()).toEqual([...pids, next].sort());
+  });
+
+  it.each([
+    ['cluster', CLUSTER],
+    ['direct', PROBES],
+  ])('%s mode: a reload under keep-alive GET and POST load fails no request', async (_, args) => {
+    const { run, file } = await supervise(args);
+    const before = (await run.status()).instances.map((i) => i.pid ?? 0);
+    const load = traffic(run.port);
+    await flowed(load);
+    writeFileSync(file, 'v2');
+    const reload = await reloadCli(run.stateDir);
+    expect(reload.code).toBe(0);
+    expect(reload.out).toContain('reloaded in');
+    await until(() => (load.versions.get('v2') ?? 0) >= 200, 90_000, '200 answers from v2');
+    const v1 = load.versions.get('v1') ?? 0;
+    for (const pid of before) await until(() => !alive(pid), 30_000, `old process ${pid} stopped`);
+    await flowed(load);
+    await load.stop();
+    expect(Object.fromEntries(load.errors)).toEqual({});
+    // The old processes stopped taking requests once drained.
+    expect(load.versions.get('v1')).toBe(v1);
+    const status = await run.status();
+    expect(status.crashes).toEqual([]);
+    expect(status.instances.some((i) => i.pid === undefined || before.includes(i.pid))).toBe(false);
+  });
+
+  it('a broken new version is rolled back: the old processes keep accepting, 0 failed, reload exits 1', async () => {
+    const { run, file } = await supervise(CLUSTER);
+    const before = (await run.status()).instances.map((i) => i.pid);
+    const load = traffic(run.port);
+    await flowed(load);
+    writeFileSync(file, 'broken');
+    const reload = await reloadCli(run.stateDir);
+    expect(reload.code).toBe(1);
+    expect(reload.out).toContain('BWK_ERR_SUPERVISOR_RELOAD_FAILED');
+    expect(reload.out).toContain('broken deploy');
+    await flowed(load);
+    await load.stop();
+    expect(Object.fromEntries(load.errors)).toEqual({});
+    expect([...load.versions.keys()]).toEqual(['v1']);
+    expect((await run.status()).instances.map((i) => i.pid)).toEqual(before);
+  });
+
+  it('a new version that listens but fails its probes is drained and rolled back: 0 failed', async () => {
+    const { run, file } = await supervise([...CLUSTER, '--live-path', '/health/live']);
+    const before = (await run.status()).instances.map((i) => i.pid);
+    const load = traffic(run.port);
+    await flowed(load);
+    writeFileSync(file, 'sick');
+    const reload = await reloadCli(run.stateDir);
+    expect(reload.code).toBe(1);
+    expect(reload.out).toContain('liveness probe');
+    await flowed(load);
+    await load.stop();
+    // What the sick processes took while they accepted was answered before they stopped.
+    expect(Object.fromEntries(load.errors)).toEqual({});
+    expect((await run.status()).instances.map((i) => i.pid)).toEqual(before);
+  });
+
+  it('rejects an unknown --balance with the field named', async () => {
+    const cli = spawnTs('src/cli/main.ts', ['supervise', '--balance', 'dns', '--', ...APP], {});
+    const { code } = await cli.exited;
+    expect(code).not.toBe(0);
+    expect(cli.stderr()).toContain('BWK_ERR_SUPERVISOR_OPTIONS');
+    expect(cli.stderr()).toContain('--balance');
+  });
+});
