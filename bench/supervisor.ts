@@ -23,16 +23,16 @@
 // Progress goes to stderr, the tables to stdout. Every process started is stopped on the way out,
 // failure included (process groups, PM2's daemon, the supervisors' app pids).
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
-import { cpus, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import autocannon from 'autocannon';
 import { OutputRing } from '../src/supervisor/logs.js';
 import { freePort } from '../test/helpers/process.js';
-import { commit, describeMachine, median, sleep } from './lib.js';
+import { describeMachine, median, sleep, writeResult } from './lib.js';
 
 // BENCH_SMOKE=1: one round of everything with 1–2 s phases and no result file (CI checks it runs).
 const SMOKE = process.env['BENCH_SMOKE'] === '1';
@@ -55,8 +55,6 @@ type Part = (typeof SUBJECTS)[number];
 type Recovering = Exclude<Part, 'cluster'>;
 
 const fmt = (n: number) => Math.round(n).toLocaleString('en');
-// Taken at the start: the code measured is the one built then.
-const COMMIT = commit();
 const started = performance.now();
 function progress(text: string): void {
   console.error(`[${((performance.now() - started) / 1000).toFixed(1).padStart(5)} s] ${text}`);
@@ -685,16 +683,18 @@ const spread = (values: number[]) => ({
   max: Math.max(...values),
 });
 
-function printCluster(rows: ClusterResults): void {
+/** The cluster tables: throughput and p99, then kill -9 and reload under load. */
+function clusterLines(rows: ClusterResults): string[] {
+  const lines: string[] = [];
   const direct = median(rows[0]?.reqPerSec ?? []);
   const pm2 = rows.find((r) => r.name.startsWith('PM2'));
   const pm2Rps = median(pm2?.reqPerSec ?? []);
   const pm2P99 = median(pm2?.p99Ms ?? []);
-  console.log('');
-  console.log(
+  lines.push('');
+  lines.push(
     '| how it runs | req/s (median) | spread | p99 ms (median) | vs the app directly | vs PM2 cluster (req/s, p99) |',
   );
-  console.log('|---|---|---|---|---|---|');
+  lines.push('|---|---|---|---|---|---|');
   for (const row of rows) {
     const rps = spread(row.reqPerSec);
     const p99 = median(row.p99Ms);
@@ -702,15 +702,15 @@ function printCluster(rows: ClusterResults): void {
       row === pm2 || pm2 === undefined
         ? '—'
         : `${(rps.median / pm2Rps).toFixed(2)}×, ${(p99 / pm2P99).toFixed(2)}×`;
-    console.log(
+    lines.push(
       `| ${row.name} | ${fmt(rps.median)} | ${fmt(rps.min)}–${fmt(rps.max)} | ${p99} | ${(rps.median / direct).toFixed(2)}× | ${vsPm2} |`,
     );
   }
-  console.log('');
-  console.log(
+  lines.push('');
+  lines.push(
     '| how it runs | kill -9 of one process: failed / refused | reload: failed | failures by kind |',
   );
-  console.log('|---|---|---|---|');
+  lines.push('|---|---|---|---|');
   for (const row of rows) {
     if (row.kill === undefined && row.reload === undefined) continue;
     const kinds = (
@@ -725,20 +725,23 @@ function printCluster(rows: ClusterResults): void {
       .join(', ');
     const kill = row.kill === undefined ? '—' : `${failedOf(row.kill)} / ${refusedOf(row.kill)}`;
     const reload = row.reload === undefined ? '—' : String(failedOf(row.reload));
-    console.log(`| ${row.name} | ${kill} | ${reload} | ${kinds || '—'} |`);
+    lines.push(`| ${row.name} | ${kill} | ${reload} | ${kinds || '—'} |`);
   }
+  return lines;
 }
 
 function resultJson(recovered: Map<Recovering, number[]>, rows: ClusterResults): Record<string, unknown> {
   const loaded = (r: Loaded | undefined) =>
     r === undefined
       ? undefined
-      : { requests: r.result.requests.total, failed: failedOf(r), refused: refusedOf(r), event: r.event };
+      : {
+          requests: r.result.requests.total,
+          failed: failedOf(r),
+          refused: refusedOf(r),
+          failures: Object.fromEntries(r.failures),
+          event: r.event,
+        };
   return {
-    benchmark: 'supervisor',
-    commit: COMMIT,
-    date: new Date().toISOString(),
-    machine: { cores: cpus().length, node: process.version },
     setup: {
       connections: CONNECTIONS,
       throughputS: THROUGHPUT_S,
@@ -805,6 +808,7 @@ try {
   await cleanupAll();
 }
 
+const lines: string[] = [];
 if (recovered !== undefined) {
   const plain = recovered.has('plain') ? median(recovered.get('plain') ?? []) : undefined;
   const labels: Record<Recovering, string> = {
@@ -812,33 +816,45 @@ if (recovered !== undefined) {
     pm2: 'PM2 (fork, restart delay 0)',
     bulwark: 'bulwark supervise (direct)',
   };
-  console.log('');
-  console.log('| supervisor | kills | median kill → 200 (ms) | min (ms) | max (ms) | vs plain loop |');
-  console.log('|---|---|---|---|---|---|');
+  lines.push('| supervisor | kills | median kill → 200 (ms) | min (ms) | max (ms) | vs plain loop |');
+  lines.push('|---|---|---|---|---|---|');
   for (const [name, values] of recovered) {
     if (values.length === 0) continue;
     const m = median(values);
     const ratio = plain === undefined ? '—' : `${(m / plain).toFixed(2)}×`;
-    console.log(
+    lines.push(
       `| ${labels[name]} | ${values.length} | ${m.toFixed(1)} | ${Math.min(...values).toFixed(1)} | ${Math.max(...values).toFixed(1)} | ${ratio} |`,
     );
   }
   const bulwark = recovered.get('bulwark');
   if (plain !== undefined && bulwark !== undefined && bulwark.length > 0) {
     const ratio = median(bulwark) / plain;
-    console.log(
-      `\nbulwark ${ratio.toFixed(2)}× the plain loop (target ≤ 1.1×: ${ratio <= 1.1 ? 'met' : 'NOT met'})`,
+    lines.push(
+      '',
+      `bulwark ${ratio.toFixed(2)}× the plain loop (target ≤ 1.1×: ${ratio <= 1.1 ? 'met' : 'NOT met'})`,
     );
   }
 }
-if (clustered !== undefined) printCluster(clustered);
+if (clustered !== undefined) lines.push(...clusterLines(clustered));
+const markdown = lines.join('\n').trim();
+console.log(`\n${markdown}`);
 if (!SMOKE && !failed && recovered !== undefined && clustered !== undefined) {
-  mkdirSync('bench/results', { recursive: true });
-  writeFileSync(
-    'bench/results/supervisor.json',
-    `${JSON.stringify(resultJson(recovered, clustered), null, 2)}\n`,
+  writeResult(
+    {
+      benchmark: 'supervisor',
+      packages: ['pm2', 'autocannon'],
+      settings: {
+        connections: CONNECTIONS,
+        throughputS: THROUGHPUT_S,
+        rounds: ROUNDS,
+        loadS: LOAD_S,
+        kills: KILLS,
+      },
+      markdown,
+      data: resultJson(recovered, clustered),
+    },
+    ['KILLS', 'LOAD_S', 'THROUGHPUT_S', 'ROUNDS'],
   );
-  console.log('\nwrote bench/results/supervisor.json');
 }
 if (warnings.length > 0) {
   console.log('\nwarnings:');
