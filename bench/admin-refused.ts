@@ -1,13 +1,14 @@
 // Cost of a refused admin request (no key) against a plain 404 on the same server, same run,
 // alternating A/B rounds; also counts the audit rows the refused requests left in the store.
-//   npx tsx bench/admin-refused.ts          (defaults: 3 rounds × 5 s, 100 connections)
-//   ROUNDS=5 DURATION=10 CONNECTIONS=100 npx tsx bench/admin-refused.ts
+//   npm run bench:admin-refused     (defaults: ROUNDS=3 rounds × DURATION=5 s, CONNECTIONS=100;
+//                                    writes bench/results/admin-refused.json)
+//   ROUNDS=5 DURATION=10 CONNECTIONS=100 npm run bench:admin-refused   (other sizes: writes no result)
 import autocannon from 'autocannon';
 import Database from 'better-sqlite3';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { describeMachine, median, startServer, stopServer, knob } from './lib.js';
+import { describeMachine, median, startServer, stopServer, knob, writeResult } from './lib.js';
 
 const rounds = knob('ROUNDS', 3, 1);
 const duration = knob('DURATION', 5, 1);
@@ -60,10 +61,27 @@ try {
 const refused = median(results.refused);
 const notFound = median(results['not found']);
 const rows = auditRows();
-console.log('\n| request | median req/s |');
-console.log('|---|---|');
-console.log(`| GET /no-such-route (404) | ${Math.round(notFound)} |`);
-console.log(`| GET /admin/api/audit without a key (401) | ${Math.round(refused)} |`);
-console.log(`\nrefused / 404 throughput ratio ${(refused / notFound).toFixed(3)}×`);
-console.log(`audit rows after ${refusedRequests} measured refused requests (plus warm-up): ${rows}`);
+const markdown = [
+  `autocannon \`-c ${connections} -d ${duration}\`, ${rounds} rounds alternating, the same Bulwark server ` +
+    `(bench/servers/bulwark.ts with an admin key); medians.`,
+  '',
+  '| request | median req/s |',
+  '|---|---|',
+  `| GET /no-such-route (404) | ${Math.round(notFound)} |`,
+  `| GET /admin/api/audit without a key (401) | ${Math.round(refused)} |`,
+  '',
+  `Refused / 404 throughput ratio ${(refused / notFound).toFixed(3)}×; audit rows after ` +
+    `${refusedRequests} measured refused requests (plus warm-up): ${rows}.`,
+].join('\n');
+console.log(`\n${markdown}`);
+writeResult(
+  {
+    benchmark: 'admin-refused',
+    packages: ['fastify', 'better-sqlite3', 'autocannon'],
+    settings: { rounds, duration, connections },
+    markdown,
+    data: { reqPerSec: results, refusedRequests, auditRows: rows },
+  },
+  ['ROUNDS', 'DURATION', 'CONNECTIONS'],
+);
 rmSync(dataDir, { recursive: true, force: true });

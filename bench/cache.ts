@@ -3,7 +3,8 @@
 //      vs the peer, a raw lru-cache `get` of the same values; throughput and p99 per op.
 //  (b) L2 hit, i.e. what an L1 miss costs: the failover onto a real local redis-server
 //      vs the peer, a raw ioredis GET + JSON.parse of the same key; sequential, p50/p99 per op.
-//   npm run bench:cache        (ROUNDS=5 L1_OPS=500000 L1_SAMPLES=100000 L2_OPS=10000)
+//   npm run bench:cache        (defaults: ROUNDS=5 L1_OPS=500000 L1_SAMPLES=100000 L2_OPS=10000;
+//                               writes bench/results/cache.json; a run with any of them set writes no result)
 import { execFileSync } from 'node:child_process';
 import { hrtime } from 'node:process';
 import { Redis } from 'ioredis';
@@ -18,7 +19,7 @@ import { TieredCache } from '../src/cache/tiered.js';
 import { connectRedis } from '../src/redis/connection.js';
 import { createStore } from '../src/store/index.js';
 import { startRedis } from '../test/helpers/redis.js';
-import { describeMachine, median, packageVersion, percentile, knob } from './lib.js';
+import { describeMachine, median, packageVersion, percentile, knob, writeResult } from './lib.js';
 
 const rounds = knob('ROUNDS', 5, 1);
 const l1Ops = knob('L1_OPS', 500_000, 20000);
@@ -136,10 +137,17 @@ async function round(
   });
 }
 
-/** `rounds` rounds; each reader's figures, median over rounds. */
-async function measure(readers: Reader[], batches: number, samples: number, block: number) {
+/** Every round's figures of each reader, keyed by reader name (the result's `data`). */
+const perRoundData: Record<string, Record<string, RoundFigures[]>> = {};
+
+/** `rounds` rounds; each reader's figures, median over rounds; the rounds kept under `label`. */
+async function measure(readers: Reader[], batches: number, samples: number, block: number, label?: string) {
   const perRound: RoundFigures[][] = [];
   for (let r = 0; r < rounds; r++) perRound.push(await round(readers, batches, samples, block));
+  if (label !== undefined)
+    perRoundData[label] = Object.fromEntries(
+      readers.map((reader, j) => [reader.name, perRound.map((figures) => figures[j]!)]),
+    );
   return readers.map((_, j) => {
     const of = (f: (x: RoundFigures) => number) => median(perRound.map((figures) => f(figures[j]!)));
     return {
@@ -151,11 +159,13 @@ async function measure(readers: Reader[], batches: number, samples: number, bloc
   });
 }
 
+const redisVersion = execFileSync('redis-server', ['--version'], { encoding: 'utf8' }).split(' sha=')[0]!;
 console.log(`${describeMachine(['ioredis', 'prom-client'])}, lru-cache ${packageVersion('lru-cache')}`);
-console.log(
-  `${execFileSync('redis-server', ['--version'], { encoding: 'utf8' }).split(' sha=')[0]} on 127.0.0.1, same machine`,
-);
-console.log(`${rounds} rounds, readers interleaved within each round; medians over rounds\n`);
+console.log(`${redisVersion} on 127.0.0.1, same machine`);
+const md: string[] = [
+  `${rounds} rounds, readers interleaved within each round; medians over rounds. ${redisVersion} on 127.0.0.1, same machine.`,
+  '',
+];
 
 // (a) L1 hit -------------------------------------------------------------------------------------
 const registry = new Registry();
@@ -184,27 +194,30 @@ const l1Readers: Reader[] = [
   { name: 'TieredCache.get, L1 hit (Bulwark)', async: (key) => l1Cache.get(key) },
 ];
 await measure(l1Readers, 10, 10_000, 1000); // warm-up: JIT every path before the first timed round
-const l1 = await measure(l1Readers, l1Ops / BATCH, l1Samples, 1000);
-console.log(
+const l1 = await measure(l1Readers, l1Ops / BATCH, l1Samples, 1000, 'l1');
+md.push(
   `(a) L1 hit, per round and reader: ${l1Ops} reads in batches of ${BATCH} (ops/s = reads / summed batch time),` +
     ` then ${l1Samples} reads timed one by one (p50/p99, empty hrtime pair subtracted);` +
-    ` readers take turns batch by batch; 1000 keys, values ~190 B of JSON\n`,
+    ` readers take turns batch by batch; 1000 keys, values ~190 B of JSON`,
+  '',
+  '| reader | median ops/s | median p50 (µs) | median p99 (µs) |',
+  '|---|---|---|---|',
 );
-console.log('| reader | median ops/s | median p50 (µs) | median p99 (µs) |');
-console.log('|---|---|---|---|');
 for (const [j, reader] of l1Readers.entries()) {
   const r = l1[j]!;
-  console.log(
+  md.push(
     `| ${reader.name} | ${Math.round(r.opsPerSec).toLocaleString('en-US')} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} |`,
   );
 }
 const l1Peer = l1[0]!;
 const l1Bulwark = l1[l1.length - 1]!;
-console.log(
-  `\nL1 hit: Bulwark ${Math.round(l1Bulwark.opsPerSec).toLocaleString('en-US')} ops/s,` +
+md.push(
+  '',
+  `L1 hit: Bulwark ${Math.round(l1Bulwark.opsPerSec).toLocaleString('en-US')} ops/s,` +
     ` ${(l1Bulwark.opsPerSec / l1Peer.opsPerSec).toFixed(3)}× raw lru-cache; p99 ${l1Bulwark.p99.toFixed(2)} µs` +
     ` (${(l1Bulwark.p99 / Math.max(l1Peer.p99, 0.01)).toFixed(1)}×). Target ≥ 2,000,000 ops/s:` +
-    ` ${l1Bulwark.opsPerSec >= 2_000_000 ? 'met' : 'NOT met'}\n`,
+    ` ${l1Bulwark.opsPerSec >= 2_000_000 ? 'met' : 'NOT met'}.`,
+  '',
 );
 
 // (b) L2 hit -------------------------------------------------------------------------------------
@@ -245,23 +258,37 @@ const l2Readers: Reader[] = [
   { name: 'TieredCache.get, L1 miss → L2 hit (Bulwark)', async: (key) => l2Cache.get(key) },
 ];
 await measure(l2Readers, 0, 1000, 100); // warm-up
-const l2 = await measure(l2Readers, 0, l2Ops, 500);
+const l2 = await measure(l2Readers, 0, l2Ops, 500, 'l2');
 if (dependency.failover.mode !== 'primary') throw new Error('Redis failover left the primary during the run');
-console.log(
+md.push(
   `(b) L2 hit, per round and reader: ${l2Ops} sequential reads, each timed (empty hrtime pair subtracted),` +
-    ` readers taking turns every 500 reads; the same 1000 keys in Redis\n`,
+    ` readers taking turns every 500 reads; the same 1000 keys in Redis`,
+  '',
+  '| reader | median mean (µs) | median p50 (µs) | median p99 (µs) |',
+  '|---|---|---|---|',
 );
-console.log('| reader | median mean (µs) | median p50 (µs) | median p99 (µs) |');
-console.log('|---|---|---|---|');
 for (const [j, reader] of l2Readers.entries()) {
   const r = l2[j]!;
-  console.log(`| ${reader.name} | ${r.mean.toFixed(1)} | ${r.p50.toFixed(1)} | ${r.p99.toFixed(1)} |`);
+  md.push(`| ${reader.name} | ${r.mean.toFixed(1)} | ${r.p50.toFixed(1)} | ${r.p99.toFixed(1)} |`);
 }
 const [l2Peer, l2Failover, l2Bulwark] = [l2[0]!, l2[1]!, l2[2]!];
-console.log(
-  `\nL2 hit p99: Bulwark ${l2Bulwark.p99.toFixed(1)} µs, ${(l2Bulwark.p99 / l2Peer.p99).toFixed(2)}× raw ioredis` +
+md.push(
+  '',
+  `L2 hit p99: Bulwark ${l2Bulwark.p99.toFixed(1)} µs, ${(l2Bulwark.p99 / l2Peer.p99).toFixed(2)}× raw ioredis` +
     ` (failover path alone ${l2Failover.p99.toFixed(1)} µs, ${(l2Failover.p99 / l2Peer.p99).toFixed(2)}×).` +
-    ` Target ≤ 1 ms: ${l2Bulwark.p99 <= 1000 ? 'met' : 'NOT met'}`,
+    ` Target ≤ 1 ms: ${l2Bulwark.p99 <= 1000 ? 'met' : 'NOT met'}.`,
+);
+const markdown = md.join('\n');
+console.log(`\n${markdown}`);
+writeResult(
+  {
+    benchmark: 'cache',
+    packages: ['ioredis', 'prom-client', 'lru-cache'],
+    settings: { rounds, l1Ops, l1Samples, l2Ops, batch: BATCH, keys: KEYS.length, redis: redisVersion },
+    markdown,
+    data: perRoundData,
+  },
+  ['ROUNDS', 'L1_OPS', 'L1_SAMPLES', 'L2_OPS'],
 );
 
 peer.disconnect();

@@ -6,11 +6,13 @@
 // rounds then read it, as every run after the first does. Rounds rotate the order of the commands;
 // prints the median, the spread (min–max) and the ratio to `node -e 0`. Targets: --help ≤ 2×, a read
 // command ≤ 4×.
+//   npm run bench:cli        (default: ROUNDS=15 runs each; writes bench/results/cli.json;
+//                             a run with ROUNDS set writes no result)
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { describeMachine, median, knob } from './lib.js';
+import { describeMachine, median, knob, writeResult } from './lib.js';
 
 const ROUNDS = knob('ROUNDS', 15, 2);
 const CLI = path.resolve('bin/bulwark.js');
@@ -60,18 +62,33 @@ try {
   }
   const base = median(samples.get('node -e 0')!.ms);
   console.log(describeMachine([]));
-  console.log(`${ROUNDS} runs each, rotating order; wall time from spawn to exit, peak RSS\n`);
-  console.log('| command | median ms | min–max ms | × node -e 0 | RSS MiB (median) |');
-  console.log('|---|---|---|---|---|');
-  console.log(
+  const md = [
+    `${ROUNDS} runs each, rotating order; wall time from spawn to exit, peak RSS (GNU time).`,
+    '',
+    '| command | median ms | min–max ms | × node -e 0 | RSS MiB (median) |',
+    '|---|---|---|---|---|',
+  ];
+  md.push(
     `| bulwark migrate up, the first run (no code cache yet; once) | ${first.ms.toFixed(0)} | – | ${(first.ms / base).toFixed(2)} | ${first.rssMiB.toFixed(0)} |`,
   );
   for (const { name } of commands) {
     const { ms, rss } = samples.get(name)!;
-    console.log(
+    md.push(
       `| ${name} | ${median(ms).toFixed(0)} | ${Math.min(...ms).toFixed(0)}–${Math.max(...ms).toFixed(0)} | ${(median(ms) / base).toFixed(2)} | ${median(rss).toFixed(0)} |`,
     );
   }
+  const markdown = md.join('\n');
+  console.log(markdown);
+  writeResult(
+    {
+      benchmark: 'cli',
+      packages: [],
+      settings: { rounds: ROUNDS },
+      markdown,
+      data: { first, ...Object.fromEntries(samples) },
+    },
+    ['ROUNDS'],
+  );
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

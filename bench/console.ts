@@ -5,7 +5,9 @@
 // with its data (median of 5), and the JavaScript the page loads (gzipped). Targets (issue 14):
 // ≤ 100 ms server time, ≤ 1 s to render, ≤ 200 rows an answer, ≤ 100 KB of JavaScript gzipped.
 //
-// `npm run bench:console` (needs the built console: `npm run build`; Debian's chromium).
+// `npm run bench:console` (needs the built console: `npm run build`; Debian's chromium). Its sizes
+// are fixed (the ones above, no knobs; a smoke run uses them too and writes nothing); a full run
+// writes bench/results/console.json.
 // `-- --screenshots <dir>` also saves a screenshot of every page (docs/images/console/).
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,7 +20,7 @@ import { bulwark as plugin, fastifyOptions } from '../src/http/plugin.js';
 import { PointStore } from '../src/metrics/history-store.js';
 import { createBulwark } from '../src/runtime/create.js';
 import { CHROMIUM_ARGS } from '../test/helpers/chromium.js';
-import { describeMachine, median } from './lib.js';
+import { describeMachine, median, writeResult } from './lib.js';
 
 const KEY = 'bench-console-admin-key-0123456789';
 const at = process.argv.indexOf('--screenshots');
@@ -273,22 +275,37 @@ for (const call of apiCalls) {
 await browser.close();
 
 console.log(describeMachine(['fastify', 'playwright-core']));
-console.log(
-  `seeded: 1,000 flags; 10,000 jobs in 4 queues (1,000 dead); 1,000 error groups; 1,000 alert rules (200 firing, 200 pending; states written directly); 7 days of 4 history series (SQLite)\n`,
-);
-console.log(`JavaScript of every page: ${(jsGzip / 1024).toFixed(1)} KB gzipped (one bundle)\n`);
-console.log('| page | render, median of 5 (ms) | max | most rows in an answer |');
-console.log('|---|---|---|---|');
+const md = [
+  'Seeded: 1,000 flags; 10,000 jobs in 4 queues (1,000 dead); 1,000 error groups; 1,000 alert rules ' +
+    '(200 firing, 200 pending; states written directly); 7 days of 4 history series (SQLite).',
+  '',
+  `JavaScript of every page: ${(jsGzip / 1024).toFixed(1)} KB gzipped (one bundle).`,
+  '',
+  '| page | render, median of 5 (ms) | max | most rows in an answer |',
+  '|---|---|---|---|',
+];
 for (const r of results) {
-  console.log(
+  md.push(
     `| ${r.name} | ${median(r.renderMs).toFixed(0)} | ${Math.max(...r.renderMs).toFixed(0)} | ${r.maxRows} |`,
   );
 }
-console.log('\n| admin API route | server time, median of 20 (ms) | max |');
-console.log('|---|---|---|');
-for (const [route, list] of [...serverMs].sort()) {
-  if (list.length < 10) continue;
-  console.log(`| ${route} | ${median(list).toFixed(1)} | ${Math.max(...list).toFixed(1)} |`);
+md.push('', '| admin API route | server time, median of 20 (ms) | max |', '|---|---|---|');
+const routes = [...serverMs].sort().filter(([, list]) => list.length >= 10);
+for (const [route, list] of routes) {
+  md.push(`| ${route} | ${median(list).toFixed(1)} | ${Math.max(...list).toFixed(1)} |`);
 }
+const markdown = md.join('\n');
+console.log(markdown);
+writeResult({
+  benchmark: 'console',
+  packages: ['fastify', 'playwright-core'],
+  settings: { flags: 1_000, jobs: 10_000, errorGroups: 1_000, alertRules: ALERT_RULES, historyDays: 7 },
+  markdown,
+  data: {
+    jsGzipBytes: jsGzip,
+    pages: results.map((r) => ({ name: r.name, renderMs: r.renderMs, maxRows: r.maxRows })),
+    serverMs: Object.fromEntries(routes),
+  },
+});
 await app.close();
 rmSync(dir, { recursive: true, force: true });

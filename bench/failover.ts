@@ -1,10 +1,14 @@
-// Redis outages under HTTP load. Fastify + Bulwark with REDIS_URL (bench/servers/cached.ts, GET
-// /items/:id through bulwark.cache.getOrSet) under autocannon while the benchmark SIGKILLs Redis at
-// 5 s and restarts it (empty) at 10 s, or SIGSTOPs and SIGCONTs it; the peer is the same server with
-// Redis healthy throughout, measured in the same run. Rounds alternate the order of the scenarios.
-// Per scenario: requests, failed requests, p99 per window (before / outage / after) from each
+// Redis outages under HTTP load. Fastify + Bulwark with REDIS_URL (bench/servers/cached.ts: GET
+// /items/:id through a rate limit on Redis, a queue add on BullMQ and bulwark.cache.getOrSet) under
+// autocannon while the benchmark SIGKILLs Redis at 5 s and restarts it (empty) at 10 s, or SIGSTOPs
+// and SIGCONTs it; the peer is the same server with Redis healthy throughout, measured in the same
+// run. Rounds alternate the order of the scenarios. Per scenario: requests, failed requests,
+// throughput, p99 and max per window (before; the outage, from the signal until the app is back on
+// the primary, both switches included; after) and per second of the whole run, from each
 // response's own latency, and when the app switched, read from /health polled every 20 ms.
-//   npm run bench:failover     (ROUNDS=2 DURATION=15 DOWN_AT=5 UP_AT=10 CONNECTIONS=50 KEYS=20000)
+//   npm run bench:failover     (defaults: ROUNDS=2 DURATION=15 DOWN_AT=5 UP_AT=10 CONNECTIONS=50
+//                               KEYS=20000; writes bench/results/failover.json; a run with any of
+//                               them set writes no result)
 import autocannon from 'autocannon';
 import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
@@ -13,7 +17,16 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { freePort } from '../test/helpers/process.js';
 import { redisClient, startRedis, type RedisServer } from '../test/helpers/redis.js';
-import { describeMachine, median, percentile, sleep, startServer, stopServer, knob } from './lib.js';
+import {
+  describeMachine,
+  median,
+  percentile,
+  sleep,
+  startServer,
+  stopServer,
+  knob,
+  writeResult,
+} from './lib.js';
 
 const rounds = knob('ROUNDS', 2, 1);
 const duration = knob('DURATION', 15, 6);
@@ -39,6 +52,8 @@ interface Window {
   /** Responses per second over the window. */
   rate: number;
   p99: number;
+  /** Slowest response in the window, ms (0 when it has none). */
+  max: number;
 }
 
 interface Run {
@@ -50,8 +65,10 @@ interface Run {
   before: Window;
   outage: Window;
   after: Window;
-  /** Responses and p99 (ms) per second of the measured run. */
+  /** Responses, p99 and max (ms) per second of the measured run. */
   perSecond: Window[];
+  /** ms since the load started when the outage window ends (the app back on the primary). */
+  outageEnd?: number;
   /** Every failover switch the app reported, at ms since the load started (< 0: warm-up). */
   switches: { to: string; reason: string; at: number }[];
   /** ms since the load started; undefined for the baseline. */
@@ -70,7 +87,14 @@ function windowOf(times: number[], latencies: number[], from: number, to: number
   const inside: number[] = [];
   for (let i = 0; i < times.length; i++) if (times[i]! >= from && times[i]! < to) inside.push(latencies[i]!);
   const seconds = (Math.min(to, duration * 1000) - from) / 1000;
-  return { count: inside.length, rate: inside.length / seconds, p99: percentile(inside, 99) };
+  let max = 0;
+  for (const latency of inside) if (latency > max) max = latency;
+  return {
+    count: inside.length,
+    rate: seconds > 0 ? inside.length / seconds : 0,
+    p99: percentile(inside, 99),
+    max,
+  };
 }
 
 /** Polls /health every {@link POLL_MS} ms; records when `redis:mode` changes, at the answer's arrival. */
@@ -185,9 +209,16 @@ async function run(redis: RedisServer, scenario: Scenario): Promise<Run> {
     const seen = failures.filter((f) => f.at >= 0).length;
     if (counted !== seen)
       failures.push({ at: -1, what: `autocannon counted ${counted} failures, events ${seen}` });
-    const from = downAt ?? downAtMs;
-    const to = upDone ?? upAtMs;
     const relative = switches.map((s) => ({ to: s.to, reason: s.reason, at: s.wall - wallStart }));
+    const from = downAt ?? downAtMs;
+    // The outage window runs until the app is back on the primary (its own switch, else /health),
+    // so the failback and the replay that follows Redis's return count as the outage, not "after".
+    const primaryAt =
+      upDone === undefined ? undefined : relative.find((s) => s.to === 'primary' && s.at >= upDone)?.at;
+    const healthPassAt =
+      upDone === undefined ? undefined : poll.changes.find((c) => c.status === 'pass' && c.at >= upDone)?.at;
+    const to =
+      upDone === undefined ? upAtMs : Math.max(upDone, primaryAt ?? healthPassAt ?? Number.POSITIVE_INFINITY);
     return {
       scenario,
       requests: times.length,
@@ -195,6 +226,7 @@ async function run(redis: RedisServer, scenario: Scenario): Promise<Run> {
       before: windowOf(times, latencies, 0, from),
       outage: windowOf(times, latencies, from, to),
       after: windowOf(times, latencies, to, Number.POSITIVE_INFINITY),
+      ...(upDone === undefined ? {} : { outageEnd: to }),
       perSecond: Array.from({ length: duration }, (_, s) =>
         windowOf(times, latencies, s * 1000, (s + 1) * 1000),
       ),
@@ -206,9 +238,9 @@ async function run(redis: RedisServer, scenario: Scenario): Promise<Run> {
             upDone,
             alreadyOnFallback: relative.filter((s) => s.at < downAt).at(-1)?.to === 'fallback',
             fallbackAt: relative.find((s) => s.to === 'fallback' && s.at >= downAt)?.at,
-            primaryAt: relative.find((s) => s.to === 'primary' && s.at >= upDone)?.at,
+            primaryAt,
             healthWarnAt: poll.changes.find((c) => c.status === 'warn' && c.at >= downAt)?.at,
-            healthPassAt: poll.changes.find((c) => c.status === 'pass' && c.at >= upDone)?.at,
+            healthPassAt,
           }),
     };
   } finally {
@@ -229,7 +261,8 @@ const ms = (value: number | undefined, digits = 0) =>
 const since = (at: number | undefined, from: number | undefined) =>
   at === undefined || from === undefined ? undefined : at - from;
 
-console.log(describeMachine(['fastify', 'ioredis', 'autocannon']));
+const PACKAGES = ['fastify', 'ioredis', 'bullmq', 'autocannon'];
+console.log(describeMachine(PACKAGES));
 console.log(
   `autocannon -c ${connections} -d ${duration} after a ${WARMUP_S} s warm-up; GET /items/<random of ${keys}>;` +
     ` outage from ${downAtMs / 1000} s to ${upAtMs / 1000} s; ${rounds} rounds alternating\n`,
@@ -253,7 +286,7 @@ try {
               `  primary +${ms(since(r.primaryAt, r.upDone))} (/health +${ms(since(r.healthPassAt, r.upDone))}) after Redis was back`),
       );
       console.log(
-        `    per second, responses/p99 ms: ${r.perSecond.map((w) => `${(w.count / 1000).toFixed(1)}k/${w.p99.toFixed(0)}`).join(' ')}`,
+        `    per second, responses/p99/max ms: ${r.perSecond.map((w) => `${(w.count / 1000).toFixed(1)}k/${w.p99.toFixed(0)}/${w.max.toFixed(0)}`).join(' ')}`,
       );
       console.log(
         `    switches (ms since the load began, < 0 = warm-up): ${r.switches.map((s) => `${s.to}@${s.at} (${s.reason})`).join(', ') || 'none'}`,
@@ -287,17 +320,28 @@ const LABELS: Record<Scenario, string> = {
   kill: 'Redis SIGKILL → restart',
   pause: 'Redis SIGSTOP → SIGCONT',
 };
-const baseOutage = of('baseline', (r) => r.outage.p99) ?? 0;
-console.log(
-  `\nMedians over ${rounds} rounds; windows: 0–${downAtMs / 1000} s, outage (down → Redis back), after.`,
-);
-console.log(
-  '\n| scenario | requests | non-2xx + errors | req/s 0–5 s | req/s outage | req/s after |' +
-    ' p99 0–5 s (ms) | p99 outage (ms) | p99 after (ms) | added p99 in the outage (ms) |',
-);
-console.log('|---|---|---|---|---|---|---|---|---|---|');
+const base = {
+  outage: of('baseline', (r) => r.outage.p99) ?? 0,
+  after: of('baseline', (r) => r.after.p99) ?? 0,
+};
+const added = (value: number | undefined, baseline: number) =>
+  value === undefined ? 'n/a' : `${value - baseline >= 0 ? '+' : ''}${(value - baseline).toFixed(1)}`;
+const md: string[] = [
+  `autocannon \`-c ${connections} -d ${duration}\` after a ${WARMUP_S} s warm-up; \`GET /items/<random of ${keys}>\`` +
+    ` (a rate limit on Redis, a queue add on BullMQ, the cache); Redis down from ${downAtMs / 1000} s to` +
+    ` ${upAtMs / 1000} s; ${rounds} rounds, the order of the scenarios alternating; medians over rounds.` +
+    ` Windows: before (0 s → the signal), the outage (the signal → the app back on the primary, both` +
+    ` switches and the replay included), after (→ the end); the baseline's windows are the nominal` +
+    ` ${downAtMs / 1000}–${upAtMs / 1000} s. _Added p99_: the scenario's p99 minus the baseline's over the same window.`,
+  '',
+  '| scenario | requests | non-2xx + errors | req/s before | req/s outage | req/s after |' +
+    ' p99 before (ms) | p99 outage (ms) | p99 after (ms) | max before (ms) | max outage (ms) | max after (ms) |' +
+    ' added p99, outage (ms) | added p99, after (ms) |',
+  '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+];
 for (const scenario of SCENARIOS) {
-  const outage = of(scenario, (r) => r.outage.p99) ?? 0;
+  const outage = of(scenario, (r) => r.outage.p99);
+  const after = of(scenario, (r) => r.after.p99);
   const cells = [
     LABELS[scenario],
     fixed(
@@ -322,17 +366,22 @@ for (const scenario of SCENARIOS) {
     ),
     fixed(of(scenario, (r) => r.before.p99)),
     fixed(outage),
-    fixed(of(scenario, (r) => r.after.p99)),
-    scenario === 'baseline' ? '—' : (outage - baseOutage).toFixed(1),
+    fixed(after),
+    fixed(of(scenario, (r) => r.before.max)),
+    fixed(of(scenario, (r) => r.outage.max)),
+    fixed(of(scenario, (r) => r.after.max)),
+    scenario === 'baseline' ? '—' : added(outage, base.outage),
+    scenario === 'baseline' ? '—' : added(after, base.after),
   ];
-  console.log(`| ${cells.join(' | ')} |`);
+  md.push(`| ${cells.join(' | ')} |`);
 }
 const failback = (r: Run) => since(r.healthPassAt, r.upDone) ?? Number.POSITIVE_INFINITY;
-console.log(
-  '\n| scenario | to the fallback (app) | /health shows `warn` | back on the primary (app) |' +
+md.push(
+  '',
+  '| scenario | to the fallback (app) | /health shows `warn` | back on the primary (app) |' +
     ' /health shows `pass` (target ≤ 2 s) | switches to the fallback with Redis up |',
+  '|---|---|---|---|---|---|',
 );
-console.log('|---|---|---|---|---|---|');
 for (const scenario of SCENARIOS) {
   const cells =
     scenario === 'baseline'
@@ -353,16 +402,71 @@ for (const scenario of SCENARIOS) {
           `+${fixed(of(scenario, failback), 0)} ms`,
         ];
   const stray = runs.filter((r) => r.scenario === scenario).reduce((n, r) => n + spurious(r).length, 0);
-  console.log(`| ${LABELS[scenario]} | ${cells.join(' | ')} | ${stray} in ${rounds} runs |`);
+  md.push(`| ${LABELS[scenario]} | ${cells.join(' | ')} | ${stray} in ${rounds} runs |`);
+}
+
+// The whole run second by second: the switch stall and the failback dip show here, not in a window.
+const phase = (s: number) =>
+  (s + 1) * 1000 <= downAtMs ? 'before' : s * 1000 >= upAtMs ? 'after (Redis back)' : 'Redis down';
+const worst = (scenario: Scenario, f: (r: Run) => number) =>
+  Math.max(...runs.filter((r) => r.scenario === scenario).map(f));
+md.push(
+  '',
+  `Per second of the run (Redis down from ${downAtMs / 1000} s to ${upAtMs / 1000} s): responses per second` +
+    ` and p99, medians over rounds; max, the slowest response of any round.`,
+  '',
+  `| second | Redis | ${SCENARIOS.map((s) => `${LABELS[s]}: req/s | p99 (ms) | max (ms)`).join(' | ')} |`,
+  `|---|---|${SCENARIOS.map(() => '---|---|---|').join('')}`,
+);
+for (let second = 0; second < duration; second += 1) {
+  const cells = SCENARIOS.flatMap((scenario) => [
+    fixed(
+      of(scenario, (r) => r.perSecond[second]?.rate),
+      0,
+    ),
+    fixed(of(scenario, (r) => r.perSecond[second]?.p99)),
+    fixed(
+      worst(scenario, (r) => r.perSecond[second]?.max ?? 0),
+      0,
+    ),
+  ]);
+  md.push(`| ${second}–${second + 1} s | ${phase(second)} | ${cells.join(' | ')} |`);
 }
 const failedTotal = runs.reduce((n, r) => n + r.failures.length, 0);
 const spuriousTotal = runs.reduce((n, r) => n + spurious(r).length, 0);
-const addedWorst =
-  Math.max(of('kill', (r) => r.outage.p99) ?? 0, of('pause', (r) => r.outage.p99) ?? 0) - baseOutage;
+const addedOutage =
+  Math.max(of('kill', (r) => r.outage.p99) ?? 0, of('pause', (r) => r.outage.p99) ?? 0) - base.outage;
+const addedAfter =
+  Math.max(of('kill', (r) => r.after.p99) ?? 0, of('pause', (r) => r.after.p99) ?? 0) - base.after;
 const failbackWorst = Math.max(...runs.filter((r) => r.scenario !== 'baseline').map(failback));
-console.log(
-  `\nfailed requests, all runs: ${failedTotal} (target 0: ${failedTotal === 0 ? 'met' : 'NOT met'});` +
-    ` added p99, worst scenario median: ${addedWorst.toFixed(1)} ms (target ≤ 5 ms: ${addedWorst <= 5 ? 'met' : 'NOT met'});` +
-    ` back on the primary (/health), worst run: ${ms(failbackWorst)} (target ≤ 2 s: ${failbackWorst <= 2000 ? 'met' : 'NOT met'});` +
-    ` switches to the fallback with Redis up, all runs: ${spuriousTotal}`,
+const met = (ok: boolean) => (ok ? 'met' : 'NOT met');
+md.push(
+  '',
+  `Failed requests, all runs: ${failedTotal} (target 0: ${met(failedTotal === 0)});` +
+    ` added p99 over the outage window (both switches included), worst scenario median: ${addedOutage.toFixed(1)} ms` +
+    ` (target ≤ 5 ms: ${met(addedOutage <= 5)}); after: ${addedAfter.toFixed(1)} ms (target ≤ 5 ms: ${met(addedAfter <= 5)});` +
+    ` back on the primary (/health), worst run: ${ms(failbackWorst)} (target ≤ 2 s: ${met(failbackWorst <= 2000)});` +
+    ` switches to the fallback with Redis up, all runs: ${spuriousTotal}.`,
+);
+const markdown = md.join('\n');
+console.log(`\n${markdown}`);
+writeResult(
+  {
+    benchmark: 'failover',
+    packages: PACKAGES,
+    settings: {
+      rounds,
+      duration,
+      downAtMs,
+      upAtMs,
+      connections,
+      keys,
+      warmupS: WARMUP_S,
+      healthPollMs: POLL_MS,
+    },
+    markdown,
+    // Every run's figures; failures capped at 100 per run (their count is `failed`).
+    data: runs.map((r) => ({ ...r, failed: r.failures.length, failures: r.failures.slice(0, 100) })),
+  },
+  ['ROUNDS', 'DURATION', 'DOWN_AT', 'UP_AT', 'CONNECTIONS', 'KEYS'],
 );

@@ -2,13 +2,15 @@
 // instances (processes sharing one SQLite store and one redis-server) sees the change. Two paths,
 // alternating per toggle: Redis pub/sub (the normal path) and, with Redis paused, polling of the
 // store's flag revision (every 1 s, the fallback). Prints p50/p99/max per path; target p99 < 2 s.
+//   npm run bench:flags        (default: TOGGLES=40 per path; writes bench/results/flags.json;
+//                               a run with TOGGLES set writes no result)
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createBulwark } from '../src/index.js';
 import { startRedis } from '../test/helpers/redis.js';
-import { describeMachine, median, percentile, sleep, knob } from './lib.js';
+import { describeMachine, median, percentile, sleep, knob, writeResult } from './lib.js';
 
 const INSTANCES = 4;
 const TOGGLES = knob('TOGGLES', 40, 3);
@@ -88,15 +90,31 @@ try {
   await redis.stop();
   rmSync(dir, { recursive: true, force: true });
 }
-console.log('');
-console.log('| path | samples | p50 (ms) | p99 (ms) | max (ms) | target p99 |');
-console.log('|---|---|---|---|---|---|');
+const md = [
+  `${INSTANCES} instances + 1 controller (processes sharing one SQLite store and one redis-server); ` +
+    `${TOGGLES} toggles per path, alternating; ms from the toggle until each instance saw it.`,
+  '',
+  '| path | samples | p50 (ms) | p99 (ms) | max (ms) | target p99 |',
+  '|---|---|---|---|---|---|',
+];
 for (const [name, values] of Object.entries(results)) {
   const label = name === 'pubsub' ? 'Redis pub/sub' : 'store polling (Redis paused)';
-  console.log(
+  md.push(
     `| ${label} | ${values.length} | ${Math.round(median(values))} | ${Math.round(percentile(values, 99))} | ${Math.round(Math.max(...values))} | < 2000 |`,
   );
 }
 const worst = Math.max(percentile(results.pubsub, 99), percentile(results.polling, 99));
-console.log(`\nworst p99 ${Math.round(worst)} ms (target < 2 s: ${worst < 2000 ? 'met' : 'NOT met'})`);
+md.push('', `Worst p99 ${Math.round(worst)} ms (target < 2 s: ${worst < 2000 ? 'met' : 'NOT met'}).`);
+const markdown = md.join('\n');
+console.log(`\n${markdown}`);
+writeResult(
+  {
+    benchmark: 'flags',
+    packages: ['ioredis', 'better-sqlite3'],
+    settings: { instances: INSTANCES, toggles: TOGGLES },
+    markdown,
+    data: results,
+  },
+  ['TOGGLES'],
+);
 process.exit(0);

@@ -1,11 +1,12 @@
 // Cost of the per-request log line, in CPU µs per line, written to /dev/null; several rounds,
 // alternating, medians. Peers: pino with `redact` wildcard paths (the usual way to mask secrets) and
 // pino through Bulwark's logger; subject: Bulwark's fast request line.
-//   npm run bench:logging        (ROUNDS=5 LINES=200000)
+//   npm run bench:logging        (defaults: ROUNDS=5 rounds of LINES=200000 lines; writes
+//                                 bench/results/logging.json; a run with ROUNDS or LINES set writes no result)
 import { openSync } from 'node:fs';
 import pino, { type Logger } from 'pino';
 import { BatchingDestination, createLogger, writeRequestLine } from '../src/logging/index.js';
-import { describeMachine, median, knob } from './lib.js';
+import { describeMachine, median, knob, writeResult } from './lib.js';
 
 const rounds = knob('ROUNDS', 5, 1);
 const lines = knob('LINES', 200_000, 5000);
@@ -66,8 +67,26 @@ for (let round = 1; round <= rounds; round += 1) {
   if (round % 2 === 0) names.reverse();
   for (const name of names) results.get(name)!.push(await measure(name));
 }
-console.log('| writer | median CPU µs/line |\n|---|---|');
-for (const [name, samples] of results) console.log(`| ${name} | ${median(samples).toFixed(2)} |`);
 const usual = median(results.get('pino child + redact wildcards')!);
 const fast = median(results.get('Bulwark fast request line')!);
-console.log(`\nfast line costs ${(fast / usual).toFixed(3)}× the usual pino + redact line`);
+const markdown = [
+  `CPU µs per line written to \`/dev/null\`, ${lines.toLocaleString('en')} lines per round, ` +
+    `${rounds} rounds alternating; medians.`,
+  '',
+  '| writer | median CPU µs/line |',
+  '|---|---|',
+  ...[...results].map(([name, samples]) => `| ${name} | ${median(samples).toFixed(2)} |`),
+  '',
+  `The fast line costs ${(fast / usual).toFixed(3)}× the usual pino + redact line.`,
+].join('\n');
+console.log(markdown);
+writeResult(
+  {
+    benchmark: 'logging',
+    packages: ['pino'],
+    settings: { rounds, lines },
+    markdown,
+    data: Object.fromEntries(results),
+  },
+  ['ROUNDS', 'LINES'],
+);

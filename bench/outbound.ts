@@ -3,13 +3,15 @@
 // (bench/servers/outbound-upstream.ts), in the same run: CONCURRENCY requests in flight for
 // DURATION s per side, rounds alternating which side goes first. Also protect() around a function
 // that resolves at once against calling it directly (the guard's own cost per call).
-//   npm run bench:outbound     (ROUNDS=3 DURATION=5 CONCURRENCY=32)
+//   npm run bench:outbound     (defaults: ROUNDS=3 DURATION=5 CONCURRENCY=32, CALLS=200000 protect()
+//                               calls; writes bench/results/outbound.json; a run with any of them set
+//                               writes no result)
 import { performance } from 'node:perf_hooks';
 import { Registry } from 'prom-client';
 import { Pool } from 'undici';
 import { Outbound } from '../src/outbound/index.js';
 import { freePort } from '../test/helpers/process.js';
-import { describeMachine, median, startServer, stopServer, knob } from './lib.js';
+import { describeMachine, median, startServer, stopServer, knob, writeResult } from './lib.js';
 
 const rounds = knob('ROUNDS', 3, 1);
 const duration = knob('DURATION', 5, 1);
@@ -60,15 +62,10 @@ try {
 }
 const bareRate = median(results['undici Pool']);
 const guardedRate = median(results['bulwark.http']);
-for (const side of Object.keys(sides) as Side[])
-  console.log(
-    `${side.padEnd(14)} ${median(results[side]).toFixed(0).padStart(8)} req/s (rounds: ${results[side].map((r) => r.toFixed(0)).join(', ')})`,
-  );
-console.log(`ratio bulwark.http / undici Pool: ${(guardedRate / bareRate).toFixed(3)}`);
 
 // protect() around a function that resolves at once: the guard's cost per call, in process.
 const direct = () => Promise.resolve(1);
-const n = 200_000;
+const n = knob('CALLS', 200_000, 5000);
 const timed = async (call: () => Promise<unknown>) => {
   const started = performance.now();
   for (let i = 0; i < n; i += 1) await call();
@@ -77,6 +74,31 @@ const timed = async (call: () => Promise<unknown>) => {
 await timed(() => outbound.protect('fn', direct)); // warm-up
 const directMs = await timed(direct);
 const protectedMs = await timed(() => outbound.protect('fn', direct));
-console.log(
-  `\nprotect(): ${(protectedMs * 1000).toFixed(2)} µs per call, a direct call ${(directMs * 1000).toFixed(2)} µs: ${((protectedMs - directMs) * 1000).toFixed(2)} µs of guard per call`,
+const markdown = [
+  `${concurrency} requests in flight for ${duration} s per side against one upstream process on loopback, ` +
+    `${rounds} rounds alternating which side goes first; medians.`,
+  '',
+  '| client | median req/s | rounds (req/s) |',
+  '|---|---|---|',
+  ...(Object.keys(sides) as Side[]).map(
+    (side) =>
+      `| ${side} | ${median(results[side]).toFixed(0)} | ${results[side].map((r) => r.toFixed(0)).join(', ')} |`,
+  ),
+  '',
+  `Ratio bulwark.http / undici Pool: ${(guardedRate / bareRate).toFixed(3)}.`,
+  '',
+  `protect() around a function that resolves at once (${n.toLocaleString('en')} calls): ` +
+    `${(protectedMs * 1000).toFixed(2)} µs per call, a direct call ${(directMs * 1000).toFixed(2)} µs: ` +
+    `${((protectedMs - directMs) * 1000).toFixed(2)} µs of guard per call.`,
+].join('\n');
+console.log(markdown);
+writeResult(
+  {
+    benchmark: 'outbound',
+    packages: ['undici', 'cockatiel', 'prom-client'],
+    settings: { rounds, duration, concurrency, protectCalls: n },
+    markdown,
+    data: { reqPerSec: results, protectUsPerCall: protectedMs * 1000, directUsPerCall: directMs * 1000 },
+  },
+  ['ROUNDS', 'DURATION', 'CONCURRENCY', 'CALLS'],
 );

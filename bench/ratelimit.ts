@@ -1,14 +1,15 @@
 // Rate-limit check latency: Bulwark's limiter vs rate-limiter-flexible alone, in memory and on a
 // real local redis-server, same run, alternating rounds; p50/p99 per check (sequential calls over
 // 1 000 keys, each timed with process.hrtime.bigint()), medians over rounds.
-//   npm run bench:ratelimit        (ROUNDS=5 CHECKS=20000)
+//   npm run bench:ratelimit        (defaults: ROUNDS=5 CHECKS=20000; writes bench/results/ratelimit.json;
+//                                   a run with ROUNDS or CHECKS set writes no result)
 import { Redis } from 'ioredis';
 import { RateLimiterMemory, RateLimiterRedis } from 'rate-limiter-flexible';
 import { createRateLimiter, type RateLimiter } from '../src/ratelimit/index.js';
 import { connectRedis } from '../src/redis/connection.js';
 import { createLogger } from '../src/logging/index.js';
 import { startRedis } from '../test/helpers/redis.js';
-import { describeMachine, median, knob } from './lib.js';
+import { describeMachine, median, knob, writeResult } from './lib.js';
 
 const rounds = knob('ROUNDS', 5, 1);
 const checks = knob('CHECKS', 20_000, 500);
@@ -67,14 +68,31 @@ for (let round = 1; round <= rounds; round += 1) {
     results.get(name)!.p99.push(r.p99);
   }
 }
-console.log('| limiter | median p50 (µs) | median p99 (µs) | target p99 |');
-console.log('|---|---|---|---|');
+const md = [
+  `${checks.toLocaleString('en')} sequential checks per round over 1000 keys (each timed), ${rounds} rounds ` +
+    `alternating; µs per check, medians over rounds. Redis: a local redis-server on the same machine.`,
+  '',
+  '| limiter | median p50 (µs) | median p99 (µs) | target p99 |',
+  '|---|---|---|---|',
+];
 for (const [name, r] of results) {
   const target = name.startsWith('memory') ? '≤ 50 µs' : '≤ 1000 µs';
-  console.log(
+  md.push(
     `| ${name} | ${median(r.p50).toFixed(1)} | ${median(r.p99).toFixed(1)} | ${name.includes('Bulwark') ? target : 'peer'} |`,
   );
 }
+const markdown = md.join('\n');
+console.log(markdown);
+writeResult(
+  {
+    benchmark: 'ratelimit',
+    packages: ['rate-limiter-flexible', 'ioredis'],
+    settings: { rounds, checks, keys: 1000, policy },
+    markdown,
+    data: Object.fromEntries(results),
+  },
+  ['ROUNDS', 'CHECKS'],
+);
 await bulwarkMemory.close();
 await bulwarkRedis.close();
 dependency.close();

@@ -10,6 +10,8 @@
 // match-to-event latency, measured by the client (and by the server's spin_match_event_seconds).
 // The load client runs on the same machine, its CPU the server's competition: joins are sent from
 // this process, the streams held by another (spin-streams.ts), so neither's pauses are the other's.
+// Defaults: USERS=10000 JOIN_RATE=2000 MATCHES=1000 WOMEN_RATE=200 (with streams); a full run writes
+// bench/results/spin.json, a run with any of them (or STREAMS=0) set writes no result.
 import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,7 +21,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createStore } from '../src/index.js';
 import { spinMigrations } from '../examples/spin/src/schema.js';
 import { SpinStore } from '../examples/spin/src/store.js';
-import { describeMachine, percentile, sleep, knob } from './lib.js';
+import { describeMachine, percentile, sleep, knob, writeResult } from './lib.js';
 import type { HolderMessage } from './spin-streams.js';
 
 const USERS = knob('USERS', 10_000, 200);
@@ -225,38 +227,84 @@ try {
     );
 
     const users = men.length + women.length;
-    console.log(
-      `\n${men.length.toLocaleString()} men waiting, ${women.length.toLocaleString()} women, one stream each`,
-    );
-    console.log('| measure | figure | target |');
-    console.log('| --- | --- | --- |');
-    console.log(`| streams open at once | ${users.toLocaleString()} | 10,000 |`);
-    console.log(
+    const md = [
+      `${men.length.toLocaleString()} men waiting, ${women.length.toLocaleString()} women, one stream each; ` +
+        `one run of the bundle as \`npm start\` runs it, the load client on the same machine.`,
+      '',
+      '| measure | figure | target |',
+      '| --- | --- | --- |',
+    ];
+    md.push(`| streams open at once | ${users.toLocaleString()} | 10,000 |`);
+    md.push(
       `| joins sent / achieved rate | ${men.length.toLocaleString()} at ${JOIN_RATE}/s asked, ${joins.achieved.toFixed(0)}/s achieved | 2,000/s |`,
     );
-    console.log(
+    md.push(
       `| join latency p50 / p99 / max | ${f(percentile(joins.latencies, 50))} / ${f(percentile(joins.latencies, 99))} / ${f(Math.max(...joins.latencies))} ms | p99 < 20 ms |`,
     );
-    console.log(
+    md.push(
       `| join latency p50 / p99 after the first second (the server's join path warm) | ${f(percentile(joins.steady, 50))} / ${f(percentile(joins.steady, 99))} ms | |`,
     );
-    console.log(`| server CPU per join (streams' updates included) | ${cpuPerJoin.toFixed(2)} ms | |`);
+    md.push(`| server CPU per join (streams' updates included) | ${cpuPerJoin.toFixed(2)} ms | |`);
     // The client shares the machine: if it is busy, its own delays are in the latencies it measures.
-    console.log(
+    md.push(
       `| load client: CPU busy / event-loop delay p99 / max during the joins | ${(clientBusy * 100).toFixed(0)}% of a core / ${(clientDelay.percentile(99) / 1e6).toFixed(1)} / ${(clientDelay.max / 1e6).toFixed(1)} ms | |`,
     );
-    console.log(`| failed joins | ${joins.failed + womenJoins.failed} | 0 |`);
-    console.log(
+    md.push(`| failed joins | ${joins.failed + womenJoins.failed} | 0 |`);
+    md.push(
       `| join latency p50 / p99 while matching (${WOMEN_RATE}/s joining, each matched) | ${f(percentile(womenJoins.latencies, 50))} / ${f(percentile(womenJoins.latencies, 99))} ms | |`,
     );
-    console.log(
+    md.push(
       `| match-to-event p50 / p99 / max (client) | ${f(percentile(delays, 50))} / ${f(percentile(delays, 99))} / ${f(Math.max(...delays))} ms, ${delays.length} events | p99 < 100 ms |`,
     );
-    console.log(`| match events ≤ 100 ms (server histogram) | ${serverUnder100} of ${serverCount} | |`);
-    console.log(
+    md.push(`| match events ≤ 100 ms (server histogram) | ${serverUnder100} of ${serverCount} | |`);
+    md.push(
       `| server RSS idle / streams open / all waiting | ${(idle / 1024).toFixed(0)} / ${(connected / 1024).toFixed(0)} / ${(waiting / 1024).toFixed(0)} MiB | |`,
     );
-    console.log(`| RSS per connected user | ${((connected - idle) / users).toFixed(1)} KiB | |`);
+    md.push(`| RSS per connected user | ${((connected - idle) / users).toFixed(1)} KiB | |`);
+    const markdown = md.join('\n');
+    console.log(`\n${markdown}`);
+    writeResult(
+      {
+        benchmark: 'spin',
+        packages: ['fastify'],
+        settings: { users: USERS, joinRate: JOIN_RATE, matches: MATCHES, womenRate: WOMEN_RATE },
+        markdown,
+        data: {
+          joins: {
+            sent: men.length,
+            achievedPerSec: joins.achieved,
+            failed: joins.failed,
+            p50Ms: percentile(joins.latencies, 50),
+            p99Ms: percentile(joins.latencies, 99),
+            maxMs: Math.max(...joins.latencies),
+            steadyP50Ms: percentile(joins.steady, 50),
+            steadyP99Ms: percentile(joins.steady, 99),
+          },
+          matchingJoins: {
+            sent: women.length,
+            failed: womenJoins.failed,
+            p50Ms: percentile(womenJoins.latencies, 50),
+            p99Ms: percentile(womenJoins.latencies, 99),
+          },
+          matchToEvent: {
+            events: delays.length,
+            p50Ms: percentile(delays, 50),
+            p99Ms: percentile(delays, 99),
+            maxMs: Math.max(...delays),
+            serverUnder100: serverUnder100,
+            serverCount,
+          },
+          serverCpuPerJoinMs: cpuPerJoin,
+          client: {
+            busy: clientBusy,
+            loopDelayP99Ms: clientDelay.percentile(99) / 1e6,
+            loopDelayMaxMs: clientDelay.max / 1e6,
+          },
+          rssKiB: { idle, connected, waiting },
+        },
+      },
+      ['USERS', 'JOIN_RATE', 'MATCHES', 'WOMEN_RATE', 'STREAMS'],
+    );
   } finally {
     child.kill('SIGTERM');
     await new Promise((resolve) => child.once('exit', resolve));

@@ -5,11 +5,13 @@
 // cache, in a directory of this run's own) is shown on its own line; every later start, as under the
 // supervisor after a crash, reads the cache. Rounds alternate which starts first; prints medians,
 // min–max and the ratio. Targets: ≤ 2× bare Fastify's time and ≤ 1.5× its RSS.
+//   npm run bench:startup        (default: ROUNDS=11 starts each; writes bench/results/startup.json;
+//                                 a run with ROUNDS set writes no result)
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { describeMachine, median, knob } from './lib.js';
+import { describeMachine, median, knob, writeResult } from './lib.js';
 
 const ROUNDS = knob('ROUNDS', 11, 1);
 const dir = mkdtempSync(path.join(tmpdir(), 'bulwark-bench-startup-'));
@@ -69,19 +71,34 @@ try {
     process.stderr.write(`round ${round + 1}/${ROUNDS}\n`);
   }
   console.log(describeMachine(['fastify']));
-  console.log(`${ROUNDS} cold starts each, alternating; spawn → first 200 from /health/live; RSS then\n`);
-  console.log('| process | median ms | min–max ms | × bare | RSS MiB (median) | × bare |');
-  console.log('|---|---|---|---|---|---|');
+  const md = [
+    `${ROUNDS} cold starts each, alternating; spawn → first 200 from \`/health/live\`; RSS then.`,
+    '',
+    '| process | median ms | min–max ms | × bare | RSS MiB (median) | × bare |',
+    '|---|---|---|---|---|---|',
+  ];
   const bare = samples.get('bare Fastify')!;
-  console.log(
+  md.push(
     `| Bulwark demo app, the first start (migrates, no code cache yet; once) | ${first.ms.toFixed(0)} | – | ${(first.ms / median(bare.ms)).toFixed(2)} | ${first.rssMiB.toFixed(0)} | ${(first.rssMiB / median(bare.rss)).toFixed(2)} |`,
   );
   for (const { name } of peers) {
     const { ms, rss } = samples.get(name)!;
-    console.log(
+    md.push(
       `| ${name} | ${median(ms).toFixed(0)} | ${Math.min(...ms).toFixed(0)}–${Math.max(...ms).toFixed(0)} | ${(median(ms) / median(bare.ms)).toFixed(2)} | ${median(rss).toFixed(0)} | ${(median(rss) / median(bare.rss)).toFixed(2)} |`,
     );
   }
+  const markdown = md.join('\n');
+  console.log(markdown);
+  writeResult(
+    {
+      benchmark: 'startup',
+      packages: ['fastify'],
+      settings: { rounds: ROUNDS },
+      markdown,
+      data: { first, ...Object.fromEntries(samples) },
+    },
+    ['ROUNDS'],
+  );
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }
