@@ -17,6 +17,7 @@ import {
   type JobQueue,
   type RedisJobQueueOptions,
 } from '../src/queue/index.js';
+import { REPLAY_STEP } from '../src/queue/spool-replay.js';
 import { connectRedis } from '../src/redis/connection.js';
 import { createStore } from '../src/runtime/store.js';
 import type { Store } from '../src/store/types.js';
@@ -321,6 +322,25 @@ describe('an add slower than its deadline', () => {
 });
 
 describe('the spool replayed into BullMQ', () => {
+  it('moves a large spool in small batches with rests between them (the app keeps Redis and its loop)', async () => {
+    const rests: number[] = [];
+    const { queues } = await redisDriver('replay-paced', {
+      replayIntervalMs: 600_000,
+      replayPause: async (ms) => {
+        rests.push(ms);
+        await new Promise((resolve) => setTimeout(resolve, ms));
+      },
+    });
+    queues.redisEnabled = false; // new jobs go to the spool
+    for (let i = 0; i < 250; i += 1) await queues.add('paced', i, { id: `p${i}` });
+    queues.redisEnabled = true;
+    expect(await queues.replay()).toBe(250);
+    // Batches of REPLAY_STEP (100): two full ones rest, the last (50) ends the run.
+    expect(rests.length).toBe(Math.floor(250 / REPLAY_STEP));
+    for (const ms of rests) expect(ms).toBeGreaterThanOrEqual(1);
+    expect((await queues.counts('paced')).get('paced')?.waiting).toBe(250);
+  });
+
   it('keeps a delayed job due when it was due, however late the replay', async () => {
     let clock = Date.now();
     const { queues } = await redisDriver('replay-due', { now: () => clock });

@@ -68,6 +68,8 @@ export interface RedisJobQueueOptions {
    */
   adminDeadlineMs?: number;
   metrics?: QueueMetrics;
+  /** Rests between spool replay batches (default: a timer; tests record them). */
+  replayPause?: (ms: number) => Promise<void>;
   logger?: Logger;
   now?: () => number;
   /**
@@ -92,7 +94,7 @@ export interface RedisJobQueueOptions {
  * - Counts, lists and the admin operations span both stores ({@link BullAdmin}).
  */
 export class RedisJobQueue implements JobQueue {
-  readonly #o: Required<Omit<RedisJobQueueOptions, 'metrics' | 'logger' | 'createWorker'>> &
+  readonly #o: Required<Omit<RedisJobQueueOptions, 'metrics' | 'logger' | 'createWorker' | 'replayPause'>> &
     Pick<RedisJobQueueOptions, 'metrics' | 'logger' | 'createWorker'>;
   readonly #connection: ConnectionOptions;
   readonly #bull: BullQueues;
@@ -159,6 +161,7 @@ export class RedisJobQueue implements JobQueue {
       wanted: () => !this.#closed && this.#redisEnabled,
       reached: (queue) => this.#known.add(queue),
       logger: opts.logger,
+      ...(opts.replayPause === undefined ? {} : { pause: opts.replayPause }),
     });
     // The state gauge reports BullMQ and the spool together (the spool attached its own first).
     opts.metrics?.attach((queue) => this.counts(queue));

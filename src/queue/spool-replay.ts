@@ -4,8 +4,17 @@ import { byQueue, type BullJobs } from './bullmq-jobs.js';
 import type { BullQueues } from './bullmq-queues.js';
 import type { SqlJobs } from './sql-jobs.js';
 
-/** Spooled jobs moved to BullMQ per batch (and looked at by `counts()` for jobs in both stores). */
+/** Spooled jobs looked at by `counts()` for jobs in both stores. */
 export const REPLAY_BATCH = 500;
+/**
+ * Spooled jobs moved to BullMQ per batch. Small, and paced by {@link REPLAY_SHARE}: the replay runs
+ * right after Redis returns, while the app serves, and a batch of hundreds of adds back to back held
+ * Redis and the event loop long enough to cut the request rate to a fraction for a second or two
+ * (issue 18, docs/benchmarks.md#failover-under-load).
+ */
+export const REPLAY_STEP = 100;
+/** The share of the time the replay may take: after a batch that took t ms it rests 3t. */
+export const REPLAY_SHARE = 0.25;
 
 /** Options of {@link SpoolReplay}. Times in milliseconds. */
 export interface SpoolReplayOptions {
@@ -25,7 +34,11 @@ export interface SpoolReplayOptions {
   /** Hears each queue a batch was added to. */
   reached: (queue: string) => void;
   logger?: Logger | undefined;
+  /** Rests between batches (default: a timer). */
+  pause?: (ms: number) => Promise<void>;
 }
+
+const rest = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /**
  * Moves the spool's queued jobs to BullMQ, idempotently (the spool id is the BullMQ job id), in
@@ -60,8 +73,10 @@ export class SpoolReplay {
     // The engine decides each batch (deadline, breaker). Reading its mode here only keeps the loop
     // from taking a batch under lease to hand it straight back while Redis is known to be down:
     // every add falling to the spool asks for a replay, and those would be two writes each for nothing.
+    const pause = this.#o.pause ?? rest;
     while (this.#o.wanted() && failover.mode === 'primary') {
-      const rows = await jobs.take(REPLAY_BATCH, owner, this.#o.now(), this.#o.leaseMs);
+      const started = this.#o.now();
+      const rows = await jobs.take(REPLAY_STEP, owner, started, this.#o.leaseMs);
       if (rows.length === 0) break;
       const added = await bull.run(
         async ({ queue }) => {
@@ -85,6 +100,9 @@ export class SpoolReplay {
       for (const name of byQueue(rows).keys()) this.#o.reached(name);
       await jobs.complete(owner, seqs);
       moved += rows.length;
+      if (rows.length < REPLAY_STEP) break; // the spool is empty: no rest, no further look
+      const took = Math.max(0, this.#o.now() - started);
+      await pause(Math.max(1, (took * (1 - REPLAY_SHARE)) / REPLAY_SHARE));
     }
     if (moved > 0) this.#o.logger?.info({ jobs: moved }, 'queues: spooled jobs replayed into BullMQ');
     return moved;
