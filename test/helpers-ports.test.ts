@@ -113,8 +113,9 @@ describe('helpers that start a server on a port picked in advance', { timeout: 1
   });
 
   it('startSupervisor (direct mode): a first start on a taken port is made again elsewhere', async () => {
-    // The supervisor waits for its port up to --stop-timeout-ms (at most 5 s) before giving up.
-    const args = ['--stop-timeout-ms', '1000', '--start-timeout-ms', '60000'];
+    // The supervisor waits for its port up to --stop-timeout-ms (at most 5 s) before giving up. With
+    // --balance proxy the app binds the port itself, as direct mode did before the shared socket.
+    const args = ['--balance', 'proxy', '--stop-timeout-ms', '1000', '--start-timeout-ms', '60000'];
     const error = await startSupervisor(args, { ports: takenFirst(1) }).catch((e: unknown) => e);
     expect(isPortInUse(error)).toBe(true);
 
