@@ -1,11 +1,9 @@
 // Rolling reloads in cluster mode under real load, judged by what clients see AND by the proxy's
 // retry counter: the proxy retries an idempotent request cut by a stopping instance, so a reload
 // that stopped instances still in use would fail no request and show only as retries.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import http from 'node:http';
-import os from 'node:os';
-import path from 'node:path';
-import { afterAll, afterEach, describe, expect, it, onTestFinished } from 'vitest';
+import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
 import type { ProxyStats } from '../src/supervisor/proxy.js';
 import { spawnTs } from './helpers/process.js';
 import {
@@ -16,6 +14,7 @@ import {
   startSupervisor,
   stopSupervisors,
   type SupervisorRun,
+  versionFile,
 } from './helpers/supervisor.js';
 import { until } from './helpers/wait.js';
 
@@ -28,19 +27,6 @@ const CLUSTER = [...PROXY_CLUSTER, '--start-timeout-ms', '60000'];
 const TIMEOUT = { timeout: 240_000 };
 // Successful answers required before the reload, and again from the new version after it.
 const MIN_OK = 200;
-
-const dirs: string[] = [];
-afterAll(() => {
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-});
-
-function versionFile(content: string): string {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'bwk-reload-'));
-  dirs.push(dir);
-  const file = path.join(dir, 'version');
-  writeFileSync(file, content);
-  return file;
-}
 
 /** A cluster of two reload-app instances on a public port the kernel picked (`--port 0`). */
 async function cluster(file: string): Promise<{ run: SupervisorRun; port: number; pids: number[] }> {

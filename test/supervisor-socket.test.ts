@@ -2,11 +2,9 @@
 // accept from it through the listen preload. Judged on real processes by what clients see: refused
 // connections (ECONNREFUSED) through kill -9, failed requests (GET and POST) through reloads, and
 // which pids answer. The app is a plain node:http app run with `node`: no Bulwark code in it.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import http from 'node:http';
-import os from 'node:os';
-import path from 'node:path';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { spawnTs } from './helpers/process.js';
 import {
   alive,
@@ -14,6 +12,7 @@ import {
   startSupervisor,
   stopSupervisors,
   type SupervisorRun,
+  versionFile,
 } from './helpers/supervisor.js';
 import { until } from './helpers/wait.js';
 
@@ -23,19 +22,6 @@ const APP = ['node', 'test/fixtures/socket-app.cjs'];
 const PROBES = ['--ready-path', '/', '--live-path', '/', '--probe-interval-ms', '200'];
 const CLUSTER = ['--instances', '2', ...PROBES];
 const TIMEOUT = { timeout: 180_000 };
-
-const dirs: string[] = [];
-afterAll(() => {
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-});
-
-function versionFile(content: string): string {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'bwk-socket-'));
-  dirs.push(dir);
-  const file = path.join(dir, 'version');
-  writeFileSync(file, content);
-  return file;
-}
 
 async function supervise(args: string[], version = 'v1'): Promise<{ run: SupervisorRun; file: string }> {
   const file = versionFile(version);

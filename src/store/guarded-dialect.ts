@@ -37,7 +37,7 @@ export async function unguarded<T>(run: () => Promise<T>): Promise<T> {
   } finally {
     active -= 1;
     // On Node 20 an enabled AsyncLocalStorage keeps promise hooks on for every promise in the
-    // process (~1.5 µs per HTTP request, docs/benchmarks.md#where-the-time-goes): off again once no
+    // process (a cost on every request, docs/benchmarks.md#where-the-time-goes): off again once no
     // unguarded code runs. A timer such code left behind runs guarded from then on.
     if (active === 0) passThrough.disable();
   }

@@ -1,8 +1,9 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
+import { afterAll } from 'vitest';
 import { requestSupervisor } from '../../src/supervised/control-client.js';
 import { PORT_IN_USE, PortInUseError, onFreePort, type PortChoice } from './ports.js';
 import { spawnTs, type Spawned } from './process.js';
@@ -298,4 +299,21 @@ export function alive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+const versionDirs: string[] = [];
+afterAll(() => {
+  for (const dir of versionDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+/**
+ * A file holding `content` (the version a reload fixture app answers with), in a temp dir removed
+ * after the test file.
+ */
+export function versionFile(content: string): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'bwk-version-'));
+  versionDirs.push(dir);
+  const file = path.join(dir, 'version');
+  writeFileSync(file, content);
+  return file;
 }
