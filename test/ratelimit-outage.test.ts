@@ -105,10 +105,14 @@ describe('rate limiter under Redis faults (real redis-server)', () => {
     const policies = [{ name: 'p', limit: 10, windowMs: 60_000 }];
     const { limiter, failover } = await instance(redis.url, uniquePrefix('rl'), policies, { now: frozen });
     expect(await limiter.consume('k')).toMatchObject({ source: 'redis', remaining: 9 });
+    expect(limiter.consumeNow('k')).toBeUndefined(); // Redis is up: the decision needs a round trip
     failover.setForced(true);
     expect(await limiter.consume('k')).toMatchObject({ source: 'memory', remaining: 9 });
+    // On the fallback side the decision needs no I/O: made at once, on the same memory share.
+    expect(limiter.consumeNow('k')).toMatchObject({ source: 'memory', remaining: 8 });
     failover.setForced(false);
     await until(() => failover.mode === 'primary', 5000);
+    expect(limiter.consumeNow('k')).toBeUndefined();
     expect(await limiter.consume('k')).toMatchObject({ source: 'redis', remaining: 8 });
   });
 

@@ -11,6 +11,8 @@ import { redisClient, startRedis, uniquePrefix, type RedisServer } from './helpe
 /** What the suite needs from one backend. */
 interface Backend {
   source: DecisionSource;
+  /** Whether `consumeNow` can decide (no I/O needed) while the backend is healthy. */
+  decidesNow: boolean;
   /** A limiter isolated from every other one this backend made, closed when the test ends. */
   create(opts: Omit<RateLimiterOptions, 'redis'>): Promise<RateLimiter>;
 }
@@ -101,6 +103,39 @@ function limiterSuite(name: string, setup: () => Backend): void {
       expect(limiter.topOffenders(5)).toEqual([{ policy: 'default', key: 'burst', count: 35, overcount: 0 }]);
     });
 
+    it('consumeNow decides without a promise only where no I/O is needed, counting with consume', async () => {
+      const backend = setup();
+      const time = clock();
+      const limiter = await backend.create({ policies: POLICIES, now: time.now });
+      await limiter.consume('mixed');
+      const now = limiter.consumeNow('mixed');
+      if (!backend.decidesNow) {
+        expect(now).toBeUndefined();
+        expect(await limiter.consume('mixed')).toMatchObject({ remaining: 3, source: backend.source });
+        return;
+      }
+      expect(now).toEqual({
+        allowed: true,
+        limit: 5,
+        remaining: 3,
+        resetMs: 1000,
+        policy: 'default',
+        source: 'memory',
+      });
+      expect(limiter.consumeNow('mixed', 3)).toMatchObject({ allowed: true, remaining: 0 });
+      expect(limiter.consumeNow('mixed')).toMatchObject({ allowed: false, remaining: 0, retryAfterMs: 1000 });
+      expect(limiter.topOffenders(1)).toEqual([{ policy: 'default', key: 'mixed', count: 1, overcount: 0 }]);
+      expect(() => limiter.consumeNow('mixed', 1, 'nope')).toThrow(/unknown policy/);
+      expect(() => limiter.consumeNow('mixed', 0)).toThrow(/positive integer/);
+      // A clock that steps back into the previous window counts in the current one; the next window starts afresh.
+      time.advance(1000);
+      expect(limiter.consumeNow('mixed')).toMatchObject({ allowed: true, remaining: 4 });
+      time.advance(-1000);
+      expect(limiter.consumeNow('mixed')).toMatchObject({ allowed: true, remaining: 3 });
+      limiter.enabled = false;
+      expect(limiter.consumeNow('mixed')).toMatchObject({ allowed: true, remaining: 5, source: 'off' });
+    });
+
     it('resets after a real 1 s window', async () => {
       const backend = setup();
       // A window long enough that the three calls below land in one even on a busy machine.
@@ -177,6 +212,7 @@ describe('createRateLimiter options', () => {
 
 limiterSuite('memory', () => ({
   source: 'memory',
+  decidesNow: true,
   create: async (opts) => {
     const limiter = createRateLimiter(opts);
     onTestFinished(() => limiter.close());
@@ -195,6 +231,7 @@ describe('on a real redis-server', () => {
 
   limiterSuite('redis', () => ({
     source: 'redis',
+    decidesNow: false,
     create: async (opts) => {
       const client = redisClient(redis.url);
       await client.connect();

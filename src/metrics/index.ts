@@ -1,6 +1,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { QueryObserver } from '../store/types.js';
 import type { MetricsHistory } from './history.js';
+import { TalliedHistogram } from './tallied-histogram.js';
 
 /** Latency buckets in seconds: fine below 10 ms, where a healthy service lives. */
 const HTTP_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -42,7 +43,7 @@ export class Metrics {
    */
   history: MetricsHistory | undefined;
   readonly contentType: string;
-  readonly #httpDuration: Histogram<'route' | 'method' | 'status_class'>;
+  readonly #httpDuration: TalliedHistogram;
   readonly #storeDuration: Histogram<'engine' | 'operation' | 'outcome'>;
   readonly #series = new Map<string, HttpSeries>();
   readonly #dependencyMode: Gauge<'dependency'>;
@@ -52,7 +53,8 @@ export class Metrics {
     this.registry = new Registry();
     this.contentType = this.registry.contentType;
     if (opts.defaultMetrics !== false) collectProcessMetrics(this.registry);
-    this.#httpDuration = new Histogram({
+    // Observed on every request: tallied in plain bucket counts, not through prom-client (see TalliedHistogram).
+    this.#httpDuration = new TalliedHistogram({
       name: 'http_request_duration_seconds',
       help: 'Time from request received to response sent, by route template, method and status class.',
       labelNames: ['route', 'method', 'status_class'],
@@ -116,7 +118,7 @@ export class Metrics {
     let series = this.#series.get(key);
     if (series === undefined) {
       const labels = { route, method, status_class: statusClass };
-      series = { duration: this.#httpDuration.labels(labels), labels, requests: 0 };
+      series = { duration: this.#httpDuration.series(labels), labels, requests: 0 };
       this.#series.set(key, series);
     }
     series.duration.observe(seconds);

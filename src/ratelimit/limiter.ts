@@ -1,12 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
-import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
+import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import { bulwarkError } from '../errors/index.js';
 import type { Failover } from '../failover/index.js';
 import { InstanceCounter } from './instances.js';
 import { RateLimitMetrics } from './metrics.js';
 import { TopOffenders } from './offenders.js';
+import { WindowCounter } from './window-counter.js';
 import type { DecisionSource, Offender, RateLimitDecision, RateLimiter, RateLimitPolicy } from './types.js';
 
 /** Options of {@link createRateLimiter}. Times in milliseconds. */
@@ -42,7 +43,7 @@ export interface RateLimiterOptions {
 interface PolicyState {
   policy: RateLimitPolicy;
   /** This instance's share, used while Redis is unavailable (or absent). */
-  memory: RateLimiterMemory;
+  memory: WindowCounter;
   redis: RateLimiterRedis | undefined;
 }
 
@@ -84,13 +85,7 @@ class FailoverRateLimiter implements RateLimiter {
       const frozen = Object.freeze({ name: policy.name, limit: policy.limit, windowMs: policy.windowMs });
       this.#states.set(policy.name, {
         policy: frozen,
-        memory: new RateLimiterMemory({
-          points: share(policy.limit, this.#initialInstances),
-          // Each window has its own key (see #slot), so expiry only frees memory; a fractional
-          // duration lets it end with the window even for sub-second windows.
-          duration: policy.windowMs / 1000,
-          keyPrefix: '',
-        }),
+        memory: new WindowCounter(share(policy.limit, this.#initialInstances)),
         redis:
           opts.redis === undefined
             ? undefined
@@ -139,29 +134,53 @@ class FailoverRateLimiter implements RateLimiter {
     return state.policy;
   }
 
+  consumeNow(key: string, points = 1, policyName?: string): RateLimitDecision | undefined {
+    const state = this.#state(policyName, points);
+    if (this.enabled && state.redis !== undefined && this.#failover?.mode === 'primary') return undefined;
+    return this.#inMemory(state, key, points);
+  }
+
   async consume(key: string, points = 1, policyName?: string): Promise<RateLimitDecision> {
+    const state = this.#state(policyName, points);
+    const redis = state.redis;
+    const failover = this.#failover;
+    if (!this.enabled || redis === undefined || failover === undefined)
+      return this.#inMemory(state, key, points);
+    const { windowMs } = state.policy;
+    const now = this.#now();
+    const window = Math.floor(now / windowMs);
+    const resetMs = (window + 1) * windowMs - now;
+    const decision = await failover.execute(
+      () => count(redis, state.policy, `${key}:${window}`, points, resetMs),
+      () => fromMemory(state, key, points, window, resetMs),
+    );
+    this.#record(decision, key);
+    return decision;
+  }
+
+  #state(policyName: string | undefined, points: number): PolicyState {
     const state = this.#states.get(policyName ?? this.defaultPolicy.name);
     if (state === undefined) invalid(`unknown policy ${JSON.stringify(policyName)}`);
     if (!Number.isInteger(points) || points < 1) invalid(`points must be a positive integer, not ${points}`);
+    return state;
+  }
+
+  /** Decides on this instance's in-memory counter (Redis absent or unavailable), or admits while off. */
+  #inMemory(state: PolicyState, key: string, points: number): RateLimitDecision {
     const { windowMs, limit, name } = state.policy;
     const now = this.#now();
     const window = Math.floor(now / windowMs);
     const resetMs = (window + 1) * windowMs - now;
     if (!this.enabled)
       return { allowed: true, limit, remaining: limit, resetMs, policy: name, source: 'off' };
-    const slot = `${key}:${window}`;
-    const redis = state.redis;
-    const failover = this.#failover;
-    const decision =
-      redis === undefined || failover === undefined
-        ? await count(state.memory, state.policy, slot, points, resetMs, 'memory')
-        : await failover.execute(
-            () => count(redis, state.policy, slot, points, resetMs, 'redis'),
-            () => count(state.memory, state.policy, slot, points, resetMs, 'memory'),
-          );
+    const decision = fromMemory(state, key, points, window, resetMs);
+    this.#record(decision, key);
+    return decision;
+  }
+
+  #record(decision: RateLimitDecision, key: string): void {
     this.#metrics?.observe(decision);
     if (!decision.allowed) this.#offenders.record(decision.policy, key);
-    return decision;
   }
 
   topOffenders(n?: number, policy?: string): Offender[] {
@@ -182,31 +201,44 @@ class FailoverRateLimiter implements RateLimiter {
 }
 
 /**
- * Consumes on one rate-limiter-flexible limiter and turns its answer into a decision. It rejects
- * with a RateLimiterRes when the points do not fit: that is a refusal, not a failure, so it must
- * resolve here or the failover would count it against Redis. Real errors still reject.
+ * Consumes on the shared Redis counter and turns its answer into a decision. rate-limiter-flexible
+ * rejects with a RateLimiterRes when the points do not fit: that is a refusal, not a failure, so it
+ * must resolve here or the failover would count it against Redis. Real errors still reject.
  */
 function count(
-  limiter: RateLimiterMemory | RateLimiterRedis,
+  limiter: RateLimiterRedis,
   policy: RateLimitPolicy,
   slot: string,
   points: number,
   resetMs: number,
-  source: DecisionSource,
 ): Promise<RateLimitDecision> {
   return limiter.consume(slot, points).then(
-    (res) => decide(policy, res, resetMs, source, true),
+    (res) => decide(policy, res.remainingPoints, resetMs, 'redis', true),
     (rejection: unknown) => {
       // Our own import of the class, so instanceof is safe here (unlike for errors crossing packages).
-      if (rejection instanceof RateLimiterRes) return decide(policy, rejection, resetMs, source, false);
+      if (rejection instanceof RateLimiterRes)
+        return decide(policy, rejection.remainingPoints, resetMs, 'redis', false);
       throw rejection;
     },
   );
 }
 
+/** Counts on this instance's share in memory, at once. */
+function fromMemory(
+  state: PolicyState,
+  key: string,
+  points: number,
+  window: number,
+  resetMs: number,
+): RateLimitDecision {
+  const total = state.memory.add(key, points, window);
+  const allowed = total <= state.memory.points;
+  return decide(state.policy, state.memory.points - total, resetMs, 'memory', allowed);
+}
+
 function decide(
   policy: RateLimitPolicy,
-  res: RateLimiterRes,
+  remaining: number,
   resetMs: number,
   source: DecisionSource,
   allowed: boolean,
@@ -214,7 +246,7 @@ function decide(
   const decision: RateLimitDecision = {
     allowed,
     limit: policy.limit,
-    remaining: Math.max(0, res.remainingPoints),
+    remaining: Math.max(0, remaining),
     resetMs,
     policy: policy.name,
     source,

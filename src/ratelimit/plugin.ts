@@ -98,20 +98,34 @@ async function rateLimitPlugin(app: FastifyInstance, opts: RateLimitPluginOption
     return rule;
   };
 
-  // A callback hook, not an async one: one promise per request fewer (the limiter's own).
+  // A callback hook, not an async one, answered at once when the limiter can decide without I/O
+  // (in memory): no promise per request.
   app.addHook('onRequest', (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => {
     if (!limiter.enabled) return done(); // switched off (flag bulwark.ratelimit)
     const rule = ruleOf(request);
     if (rule === undefined) return done();
-    limiter.consume(keyFrom(request, rule.by), rule.points, rule.policy.name).then((decision) => {
-      setHeaders(reply, rule, decision);
-      if (decision.allowed) return done();
-      const retryAfter = Math.max(1, seconds(decision.retryAfterMs ?? decision.resetMs));
-      reply.header('retry-after', String(retryAfter));
-      // The error handler keeps the headers set above and writes the coded body.
-      done(bulwarkError('BWK_ERR_RATELIMIT_EXCEEDED', { policy: decision.policy, retryAfter }));
-    }, done);
+    const key = keyFrom(request, rule.by);
+    const now = limiter.consumeNow(key, rule.points, rule.policy.name);
+    if (now !== undefined) return answer(reply, rule, now, done);
+    limiter
+      .consume(key, rule.points, rule.policy.name)
+      .then((decision) => answer(reply, rule, decision, done), done);
   });
+}
+
+/** Sets the rate-limit headers and lets the request on, or refuses it with `Retry-After`. */
+function answer(
+  reply: FastifyReply,
+  rule: Rule,
+  decision: RateLimitDecision,
+  done: HookHandlerDoneFunction,
+): void {
+  setHeaders(reply, rule, decision);
+  if (decision.allowed) return done();
+  const retryAfter = Math.max(1, seconds(decision.retryAfterMs ?? decision.resetMs));
+  reply.header('retry-after', String(retryAfter));
+  // The error handler keeps the headers set above and writes the coded body.
+  done(bulwarkError('BWK_ERR_RATELIMIT_EXCEEDED', { policy: decision.policy, retryAfter }));
 }
 
 function setHeaders(reply: FastifyReply, rule: Rule, decision: RateLimitDecision): void {

@@ -73,6 +73,12 @@ export interface RateLimiter {
    * is slow or down; never rejects for a Redis failure.
    */
   consume(key: string, points?: number, policy?: string): Promise<RateLimitDecision>;
+  /**
+   * {@link consume} without a promise when the decision needs no I/O (no Redis, Redis unavailable,
+   * or rate limiting off): the decision, counted; `undefined` when it must go to Redis (then
+   * call `consume`). Throws `BWK_ERR_RATELIMIT_OPTIONS` for an unknown policy or bad points.
+   */
+  consumeNow(key: string, points?: number, policy?: string): RateLimitDecision | undefined;
   /** The `n` (default 10) keys refused most often, highest first, of one policy or of all. */
   topOffenders(n?: number, policy?: string): Offender[];
   /**
