@@ -192,10 +192,14 @@ describe('bulwark supervise --balance socket (the default)', TIMEOUT, () => {
     expect((await run.status()).instances.map((i) => i.pid)).toEqual(before);
   });
 
-  it('a new version that listens but fails its probes is drained and rolled back: 0 failed', async () => {
-    const { run, file } = await supervise([...CLUSTER, '--live-path', '/health/live']);
+  it('a new version that listens but fails its probes is never admitted to the socket and is rolled back: 0 failed', async () => {
+    const { run, file } = await supervise([
+      ...CLUSTER,
+      ...['--ready-path', '/health/ready', '--live-path', '/health/live'],
+    ]);
     const before = (await run.status()).instances.map((i) => i.pid);
-    const load = traffic(run.port);
+    // A new connection per request: what reaches a process that accepts from the socket.
+    const load = traffic(run.port, { keepAlive: false });
     await flowed(load);
     writeFileSync(file, 'sick');
     const reload = await reloadCli(run.stateDir);
@@ -203,8 +207,9 @@ describe('bulwark supervise --balance socket (the default)', TIMEOUT, () => {
     expect(reload.out).toContain('liveness probe');
     await flowed(load);
     await load.stop();
-    // What the sick processes took while they accepted was answered before they stopped.
+    // The sick processes answer 500 to everything: not one reached a client, they never accepted.
     expect(Object.fromEntries(load.errors)).toEqual({});
+    expect([...load.versions.keys()]).toEqual(['v1']);
     expect((await run.status()).instances.map((i) => i.pid)).toEqual(before);
   });
 

@@ -270,6 +270,14 @@ export class Instance {
   }
 
   /**
+   * `--balance socket`, an instance spawned to be admitted later (a reload's): lets it accept from
+   * the shared socket. Nothing for an app without a listen channel.
+   */
+  admit(): void {
+    if (this.state !== 'exited') this.listen?.admit();
+  }
+
+  /**
    * `--balance socket`: asks the app to stop accepting from the shared socket and to close its
    * connections once their in-flight requests are answered. Resolves when it reported that no
    * connection is left, when it exited, or after `timeoutMs`; at once when it has no listen channel.

@@ -2,7 +2,9 @@ import type { Duplex } from 'node:stream';
 
 /** A line the listen preload writes (src/supervisor/preload.ts). */
 type PreloadMessage =
-  { type: 'listening'; pid: number; probePort: number } | { type: 'drained'; pid: number };
+  | { type: 'listening'; pid: number; probePort: number }
+  | { type: 'admitted'; pid: number }
+  | { type: 'drained'; pid: number };
 
 /**
  * The supervisor's end of an app process's listen channel (`--balance socket`): JSON lines from the
@@ -53,6 +55,11 @@ export class ListenChannel {
   #settle(): void {
     this.#drained = true;
     for (const waiter of this.#drainWaiters.splice(0)) waiter();
+  }
+
+  /** Lets an app started with `BULWARK_LISTEN_ADMIT=probes` accept from the shared socket. */
+  admit(): void {
+    if (this.#stream.writable) this.#stream.write(`${JSON.stringify({ type: 'admit' })}\n`);
   }
 
   /** Asks the app to drain; resolves once it reported that no connection is left (or the channel closed). */

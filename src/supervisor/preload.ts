@@ -13,6 +13,10 @@
  *   same server, and reports `{ type: 'listening', pid, probePort }` on the channel
  *   (`BULWARK_LISTEN_CHANNEL_FD`, a socketpair with the supervisor), so probes reach this process
  *   and not whichever instance the kernel picks;
+ * - with `BULWARK_LISTEN_ADMIT=probes` (a reload's new process) the app's server listens on its private
+ *   probe port only, and takes connections from the shared socket (through an acceptor that hands
+ *   them to the server) once the supervisor sends `{ type: 'admit' }`, after its probes passed: a
+ *   new version that fails its probes never answers a public request;
  * - on `{ type: 'drain' }` from the supervisor it stops accepting (the listening handle only), answers
  *   every later response with `Connection: close`, closes connections idle for a while, and reports
  *   `{ type: 'drained' }` once no connection is left (the supervisor then sends SIGTERM).
@@ -46,11 +50,14 @@ export const PRELOAD_SOURCE = String.raw`'use strict';
       return first.fd === undefined && first.path === undefined && first.handle === undefined && first._handle === undefined && asPort(first.port) === port;
     return asPort(first) === port;
   };
+  // A reload's new process accepts from the shared socket only once the supervisor admits it
+  // (after its probes passed); until then it listens on its private probe port alone.
+  const admitLater = env.BULWARK_LISTEN_ADMIT === 'probes';
   net.Server.prototype.listen = function listen(...args) {
     if (taken || !wantsPublicPort(args)) return original.apply(this, args);
     taken = true;
     const last = args[args.length - 1];
-    const options = { fd };
+    const options = admitLater ? { port: 0, host: '127.0.0.1' } : { fd };
     if (args[0] !== null && typeof args[0] === 'object' && args[0].backlog !== undefined) options.backlog = args[0].backlog;
     if (typeof last === 'function') original.call(this, options, last);
     else original.call(this, options);
@@ -72,10 +79,32 @@ export const PRELOAD_SOURCE = String.raw`'use strict';
       open.add(response);
       response.once('close', () => open.delete(response));
     });
-    const probe = net.createServer({ noDelay: true }, (socket) => server.emit('connection', socket));
-    probe.unref();
-    probe.on('error', () => undefined);
-    if (!isSocket(channelFd)) return;
+    // Admitted later: the server itself listens on the probe port, and an acceptor on the shared
+    // socket hands it the public connections once admitted. Else the probe port hands them over.
+    const probeAddress = admitLater ? net.Server.prototype.address.call(server) : undefined;
+    let acceptor;
+    if (admitLater) {
+      // What the app sees as its address: the public port, not the private one it listens on.
+      server.address = () => (acceptor !== undefined && acceptor.listening ? acceptor.address() : { address: '::', family: 'IPv6', port });
+      const close = server.close;
+      server.close = function closeAll(...rest) {
+        if (acceptor !== undefined && acceptor.listening) acceptor.close();
+        return close.apply(this, rest);
+      };
+    }
+    const admit = () => {
+      if (!admitLater || acceptor !== undefined || draining) return;
+      acceptor = net.createServer({ noDelay: true }, (socket) => server.emit('connection', socket));
+      acceptor.unref();
+      acceptor.on('error', () => undefined);
+      acceptor.listen({ fd }, () => send({ type: 'admitted', pid: process.pid }));
+    };
+    const probe = admitLater ? undefined : net.createServer({ noDelay: true }, (socket) => server.emit('connection', socket));
+    if (probe !== undefined) {
+      probe.unref();
+      probe.on('error', () => undefined);
+    }
+    if (!isSocket(channelFd)) return admit();
     channel = new net.Socket({ fd: channelFd, readable: true, writable: true });
     channel.unref();
     channel.on('error', () => undefined);
@@ -93,26 +122,32 @@ export const PRELOAD_SOURCE = String.raw`'use strict';
           continue;
         }
         if (message && message.type === 'drain' && !draining) drain();
+        else if (message && message.type === 'admit') admit();
       }
     });
-    probe.listen(0, '127.0.0.1', () => send({ type: 'listening', pid: process.pid, probePort: probe.address().port }));
+    if (probe === undefined) send({ type: 'listening', pid: process.pid, probePort: probeAddress.port });
+    else probe.listen(0, '127.0.0.1', () => send({ type: 'listening', pid: process.pid, probePort: probe.address().port }));
 
     function drain() {
       draining = true;
       // Stop accepting: the listening handle only. http.Server#close() would also close idle
       // keep-alive connections at once, racing a client that is sending on one right now.
-      if (server.listening) net.Server.prototype.close.call(server, () => undefined);
+      if (acceptor !== undefined && acceptor.listening) acceptor.close();
+      if (server.listening && probe !== undefined) net.Server.prototype.close.call(server, () => undefined);
       for (const response of open) if (!response.headersSent) response.shouldKeepAlive = false;
       const started = Date.now();
       const timer = setInterval(() => {
         // A connection idle this long is not about to carry a request: close it.
         if (Date.now() - started > 1000 && typeof server.closeIdleConnections === 'function') server.closeIdleConnections();
-        server.getConnections((error, count) => {
-          if (error || count > 0) return;
+        // Connections an acceptor handed over count on the acceptor, not on the server.
+        const count = (target, then) => (target === undefined ? then(0) : target.getConnections((error, n) => then(error ? 1 : n)));
+        count(server, (own) => count(acceptor, (handed) => {
+          if (own + handed > 0) return;
           clearInterval(timer);
-          probe.close();
+          if (probe !== undefined) probe.close();
+          else if (server.listening) net.Server.prototype.close.call(server, () => undefined);
           send({ type: 'drained', pid: process.pid });
-        });
+        }));
       }, 50);
       timer.unref();
     }

@@ -20,7 +20,10 @@ export interface ReloadContext {
   proxy(): ClusterProxy | undefined;
   /** Drains an instance (out of the proxy, or off the shared socket) and stops it. */
   retire(instance: Instance, reason: string): Promise<void>;
-  /** Spawns a new instance for `slot` (not yet in the slot); throws when it cannot start. */
+  /**
+   * Spawns a new instance for `slot` (not yet in the slot); throws when it cannot start. On the
+   * shared socket it takes public connections only once admitted.
+   */
   spawn(slot: Slot): Promise<Instance>;
   /** Hands the instance's exit to the supervisor's exit handling. */
   watchExit(slot: Slot, instance: Instance): void;
@@ -31,9 +34,9 @@ export interface ReloadContext {
 
 /**
  * Cluster mode, and direct mode on the shared socket: a new instance per slot must become ready
- * and pass `reloadProbes` liveness probes in a row; only then is the old one drained and stopped
- * (behind the proxy the new one takes traffic only then; on the shared socket it accepts once it
- * listens). If any new instance fails (or the supervisor is stopping), every new one is drained and
+ * and pass `reloadProbes` liveness probes in a row (probed on its private port); only then does it
+ * take traffic (behind the proxy: added to the rotation; on the shared socket: admitted to accept)
+ * and is the old one drained and stopped. If any new instance fails (or the supervisor is stopping), every new one is drained and
  * stopped and the old ones keep serving: `ok: false` with the reasons and last output in `detail`.
  */
 export async function rollingReload(ctx: ReloadContext, started: number): Promise<ReloadResult> {
@@ -71,7 +74,7 @@ export async function rollingReload(ctx: ReloadContext, started: number): Promis
     }),
   );
   if (failures.length > 0 || ctx.stopping()) {
-    // On the shared socket a new instance takes connections once it listens: drain it too.
+    // Never admitted, so no public connection reached them: drained (probes) and stopped.
     await Promise.all(fresh.map(({ instance }) => ctx.retire(instance, 'reload-failed')));
     return {
       ok: false,
@@ -90,6 +93,7 @@ export async function rollingReload(ctx: ReloadContext, started: number): Promis
     clearTimeout(slot.timer);
     resetHealth(slot, options);
     ctx.proxy()?.add({ id: instance.id, port: instance.port });
+    instance.admit();
     if (previous !== undefined && previous.state !== 'exited') old.push(previous);
   }
   await Promise.all(

@@ -85,7 +85,7 @@ export class Supervisor {
       slots: this.#slots,
       proxy: () => this.#proxy,
       retire: (instance, reason) => this.#retire(instance, reason),
-      spawn: (slot) => this.#spawn(slot),
+      spawn: (slot) => this.#spawn(slot, true),
       watchExit: (slot, instance) => void instance.exited.then((info) => this.#onExit(slot, instance, info)),
       launch: (slot, reason) => this.#launch(slot, reason),
       stopping: () => this.#stopping(),
@@ -222,9 +222,15 @@ export class Supervisor {
     return true;
   }
 
-  async #spawn(slot: Slot): Promise<Instance> {
+  /**
+   * Starts a new instance for `slot`. `admitLater` (a reload's new instance on the shared socket):
+   * it takes no public connection until {@link Instance.admit}.
+   */
+  async #spawn(slot: Slot, admitLater = false): Promise<Instance> {
     slot.generation += 1;
     const place = await placeInstance(this.#front, this.options, this.#env);
+    if (admitLater && place.shared !== undefined)
+      place.shared = { ...place.shared, env: { ...place.shared.env, BULWARK_LISTEN_ADMIT: 'probes' } };
     const instance = new Instance({
       id: `${slot.index}.${slot.generation}`,
       slot: slot.index,
