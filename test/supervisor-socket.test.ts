@@ -4,6 +4,7 @@
 // which pids answer. The app is a plain node:http app run with `node`: no Bulwark code in it.
 import { writeFileSync } from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { spawnTs } from './helpers/process.js';
 import {
@@ -211,6 +212,20 @@ describe('bulwark supervise --balance socket (the default)', TIMEOUT, () => {
     expect(Object.fromEntries(load.errors)).toEqual({});
     expect([...load.versions.keys()]).toEqual(['v1']);
     expect((await run.status()).instances.map((i) => i.pid)).toEqual(before);
+  });
+
+  it('the supervisor killed with -9: its app processes drain and exit, and the port is free again', async () => {
+    const { run } = await supervise(CLUSTER);
+    const pids = [await runningPid(run, 0), await runningPid(run, 1)];
+    run.child.kill('SIGKILL');
+    await run.exited;
+    for (const pid of pids) await until(() => !alive(pid), 30_000, `orphaned app process ${pid} exited`);
+    // No orphan holds the inherited socket: a new supervisor (here, any server) can bind the port.
+    await new Promise<void>((resolve, reject) => {
+      const server = net.createServer();
+      server.once('error', reject);
+      server.listen(run.port, () => server.close(() => resolve()));
+    });
   });
 
   it('rejects an unknown --balance with the field named', async () => {

@@ -17,6 +17,8 @@
  *   probe port only, and takes connections from the shared socket (through an acceptor that hands
  *   them to the server) once the supervisor sends `{ type: 'admit' }`, after its probes passed: a
  *   new version that fails its probes never answers a public request;
+ * - when the channel closes (the supervisor died), it drains the same way and then sends the app
+ *   process SIGTERM, so no orphan keeps the shared socket, and the port, after its supervisor;
  * - on `{ type: 'drain' }` from the supervisor it stops accepting (the listening handle only), answers
  *   every later response with `Connection: close`, closes connections idle for a while, and reports
  *   `{ type: 'drained' }` once no connection is left (the supervisor then sends SIGTERM).
@@ -108,6 +110,14 @@ export const PRELOAD_SOURCE = String.raw`'use strict';
     channel = new net.Socket({ fd: channelFd, readable: true, writable: true });
     channel.unref();
     channel.on('error', () => undefined);
+    // The supervisor is gone (killed with -9, say): nobody will restart, probe or stop this process,
+    // and its inherited socket would keep the port taken from the next supervisor. Drain, then
+    // stop the app through its own SIGTERM handling.
+    let orphaned = false;
+    channel.on('close', () => {
+      orphaned = true;
+      if (!draining) drain();
+    });
     let buffered = '';
     channel.on('data', (chunk) => {
       buffered += chunk.toString('utf8');
@@ -147,6 +157,7 @@ export const PRELOAD_SOURCE = String.raw`'use strict';
           if (probe !== undefined) probe.close();
           else if (server.listening) net.Server.prototype.close.call(server, () => undefined);
           send({ type: 'drained', pid: process.pid });
+          if (orphaned) process.kill(process.pid, 'SIGTERM');
         }));
       }, 50);
       timer.unref();
