@@ -36,7 +36,7 @@ import { describeMachine, median, sleep, writeResult } from './lib.js';
 
 // BENCH_SMOKE=1: one round of everything with 1–2 s phases and no result file (CI checks it runs).
 const SMOKE = process.env['BENCH_SMOKE'] === '1';
-const KILLS = SMOKE ? 1 : Number(process.env['KILLS'] ?? 7);
+const KILLS = SMOKE ? 1 : Number(process.env['KILLS'] ?? 15);
 const LOAD_S = SMOKE ? 2 : Number(process.env['LOAD_S'] ?? 8);
 const THROUGHPUT_S = SMOKE ? 1 : Number(process.env['THROUGHPUT_S'] ?? 5);
 const ROUNDS = SMOKE ? 1 : Number(process.env['ROUNDS'] ?? 3);
