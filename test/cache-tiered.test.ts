@@ -315,6 +315,7 @@ describe('cache journal', () => {
       getMany: (ns, keys) => real.getMany(ns, keys),
       put: (ns, key, value, opts) => real.put(ns, key, value, opts),
       delete: (ns, key) => real.delete(ns, key),
+      deleteMany: (ns, keys) => real.deleteMany(ns, keys),
       list: (ns, opts) => real.list(ns, opts),
       count: (ns, opts) => real.count(ns, opts),
       putMany: (ns, entries) => {

@@ -17,7 +17,7 @@ import {
   type JobQueue,
   type RedisJobQueueOptions,
 } from '../src/queue/index.js';
-import { REPLAY_STEP } from '../src/queue/spool-replay.js';
+import { REPLAY_SHARE_BUSY, REPLAY_STEP, replayRest } from '../src/queue/spool-replay.js';
 import { connectRedis } from '../src/redis/connection.js';
 import { createStore } from '../src/runtime/store.js';
 import type { Store } from '../src/store/types.js';
@@ -322,23 +322,54 @@ describe('an add slower than its deadline', () => {
 });
 
 describe('the spool replayed into BullMQ', () => {
-  it('moves a large spool in small batches with rests between them (the app keeps Redis and its loop)', async () => {
+  it('moves a large spool in small steps, one at a time, resting longer the busier the app keeps its loop', async () => {
     const rests: number[] = [];
-    const { queues } = await redisDriver('replay-paced', {
+    let inFlight = 0;
+    let most = 0;
+    // Every step "takes" 10 ms on the fake clock (read at its start and end); the app keeps its loop busy.
+    let tick = 0;
+    const { queues, redisDep } = await redisDriver('replay-paced', {
       replayIntervalMs: 600_000,
-      replayPause: async (ms) => {
-        rests.push(ms);
-        await new Promise((resolve) => setTimeout(resolve, ms));
+      replayPacing: {
+        pause: async (ms) => {
+          rests.push(ms);
+          await new Promise((resolve) => setImmediate(resolve));
+        },
+        load: () => 1,
+        clock: () => (tick += 10),
       },
     });
     queues.redisEnabled = false; // new jobs go to the spool
-    for (let i = 0; i < 250; i += 1) await queues.add('paced', i, { id: `p${i}` });
+    for (let i = 0; i < 110; i += 1) await queues.add('paced', i, { id: `p${i}` });
     queues.redisEnabled = true;
-    expect(await queues.replay()).toBe(250);
-    // Batches of REPLAY_STEP (100): two full ones rest, the last (50) ends the run.
-    expect(rests.length).toBe(Math.floor(250 / REPLAY_STEP));
-    for (const ms of rests) expect(ms).toBeGreaterThanOrEqual(1);
-    expect((await queues.counts('paced')).get('paced')?.waiting).toBe(250);
+    // Count the replay's batches in flight on Redis (each step is one addBulk).
+    const original = redisDep.failover.execute.bind(redisDep.failover);
+    redisDep.failover.execute = (async (...args: Parameters<typeof original>) => {
+      inFlight += 1;
+      most = Math.max(most, inFlight);
+      try {
+        return await original(...args);
+      } finally {
+        inFlight -= 1;
+      }
+    }) as typeof original;
+    expect(await queues.replay()).toBe(110);
+    // Steps of REPLAY_STEP: every full one rests, the last (partial) one ends the run.
+    expect(rests.length).toBe(Math.floor(110 / REPLAY_STEP));
+    // A busy loop: the replay takes a twentieth of the time (a 10 ms step rests 190 ms).
+    for (const ms of rests) expect(ms).toBeCloseTo((10 * (1 - REPLAY_SHARE_BUSY)) / REPLAY_SHARE_BUSY, 6);
+    expect(most).toBe(1);
+    expect((await queues.counts('paced')).get('paced')?.waiting).toBe(110);
+  });
+
+  it('rests from the share the loop left free: a twentieth of the time when busy, half when idle', () => {
+    expect(replayRest(10, 1)).toBeCloseTo(190, 6);
+    expect(replayRest(10, 0)).toBeCloseTo(10, 6);
+    expect(replayRest(10, 0.5)).toBeCloseTo(30, 6); // share 0.25
+    expect(replayRest(10, Number.NaN)).toBeCloseTo(190, 6); // unknown: assume busy
+    expect(replayRest(0, 0)).toBe(1); // always a turn of the loop between steps
+    const rests = [0, 0.2, 0.4, 0.6, 0.8, 1].map((load) => replayRest(4, load));
+    for (let i = 1; i < rests.length; i += 1) expect(rests[i]).toBeGreaterThanOrEqual(rests[i - 1]!);
   });
 
   it('keeps a delayed job due when it was due, however late the replay', async () => {

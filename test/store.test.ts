@@ -118,6 +118,12 @@ describe.each(['sqlite', 'postgres'] as const)('store conformance: %s', (engine)
     expect(found.has('missing')).toBe(false);
     expect((await kv.getMany('other', ['k0001', 'k0002'])).get('k0001')?.value).toBe('elsewhere');
     expect((await kv.getMany('bulk', [])).size).toBe(0);
+    // deleteMany: the keys that exist, across chunks of 500, only in the namespace asked.
+    expect(await kv.deleteMany('bulk', [...entries.slice(0, 1200).map((e) => e.key), 'missing'])).toBe(1200);
+    expect(await kv.deleteMany('bulk', ['k0001', 'k1200'])).toBe(1);
+    expect(await kv.count('bulk')).toBe(1299);
+    expect(await kv.get('other', 'k0001')).toMatchObject({ value: 'elsewhere' });
+    expect(await kv.deleteMany('bulk', [])).toBe(0);
   });
 
   it('gets, puts, deletes and lists keys by namespace and prefix', async () => {

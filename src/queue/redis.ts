@@ -13,7 +13,7 @@ import { BullWorker, type WorkerFactory } from './bullmq-worker.js';
 import type { EmbeddedJobQueue } from './embedded.js';
 import { gate } from './gate.js';
 import type { QueueMetrics } from './metrics.js';
-import { SpoolReplay } from './spool-replay.js';
+import { SpoolReplay, type ReplayPacing } from './spool-replay.js';
 import { SqlJobReads } from './sql-job-reads.js';
 import { SqlJobs } from './sql-jobs.js';
 import { emptyTimings } from './timings.js';
@@ -68,8 +68,8 @@ export interface RedisJobQueueOptions {
    */
   adminDeadlineMs?: number;
   metrics?: QueueMetrics;
-  /** Rests between spool replay batches (default: a timer; tests record them). */
-  replayPause?: (ms: number) => Promise<void>;
+  /** Pacing of the spool replay's steps (default: real timers and the event loop's utilisation; tests drive it). */
+  replayPacing?: ReplayPacing;
   logger?: Logger;
   now?: () => number;
   /**
@@ -94,7 +94,7 @@ export interface RedisJobQueueOptions {
  * - Counts, lists and the admin operations span both stores ({@link BullAdmin}).
  */
 export class RedisJobQueue implements JobQueue {
-  readonly #o: Required<Omit<RedisJobQueueOptions, 'metrics' | 'logger' | 'createWorker' | 'replayPause'>> &
+  readonly #o: Required<Omit<RedisJobQueueOptions, 'metrics' | 'logger' | 'createWorker' | 'replayPacing'>> &
     Pick<RedisJobQueueOptions, 'metrics' | 'logger' | 'createWorker'>;
   readonly #connection: ConnectionOptions;
   readonly #bull: BullQueues;
@@ -161,7 +161,7 @@ export class RedisJobQueue implements JobQueue {
       wanted: () => !this.#closed && this.#redisEnabled,
       reached: (queue) => this.#known.add(queue),
       logger: opts.logger,
-      ...(opts.replayPause === undefined ? {} : { pause: opts.replayPause }),
+      ...(opts.replayPacing === undefined ? {} : { pacing: opts.replayPacing }),
     });
     // The state gauge reports BullMQ and the spool together (the spool attached its own first).
     opts.metrics?.attach((queue) => this.counts(queue));

@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { Failover } from '../failover/index.js';
 import { byQueue, type BullJobs } from './bullmq-jobs.js';
@@ -7,14 +8,47 @@ import type { SqlJobs } from './sql-jobs.js';
 /** Spooled jobs looked at by `counts()` for jobs in both stores. */
 export const REPLAY_BATCH = 500;
 /**
- * Spooled jobs moved to BullMQ per batch. Small, and paced by {@link REPLAY_SHARE}: the replay runs
- * right after Redis returns, while the app serves, and a batch of hundreds of adds back to back held
- * Redis and the event loop long enough to cut the request rate to a fraction for a second or two
- * (issue 18, docs/benchmarks.md#failover-under-load).
+ * Spooled jobs moved to BullMQ per step: one take, one `addBulk`, one delete. Small, because a step
+ * runs between the app's requests on the same event loop and the same BullMQ connection as its adds
+ * (issue 18, docs/benchmarks.md#failover-under-load): a step of 25 holds either for about a
+ * millisecond, where 100 held them several times as long.
  */
-export const REPLAY_STEP = 100;
-/** The share of the time the replay may take: after a batch that took t ms it rests 3t. */
-export const REPLAY_SHARE = 0.25;
+export const REPLAY_STEP = 25;
+/**
+ * The share of the time the replay may take when the event loop was idle during its last rest
+ * (after a step that took t ms it rests t); it falls linearly with the loop's utilisation down to
+ * {@link REPLAY_SHARE_BUSY}.
+ */
+export const REPLAY_SHARE_IDLE = 0.5;
+/**
+ * The share of the time the replay may take while the app keeps its event loop busy (after a step
+ * that took t ms it rests 19t). Never zero, so a saturated app still drains its spool, slowly.
+ */
+export const REPLAY_SHARE_BUSY = 0.05;
+
+/**
+ * How long the replay rests after a step that took `tookMs` (ms, ≥ 1), given the event loop's
+ * utilisation (0–1) while it last rested: the app's own load, the replay's steps excluded.
+ */
+export function replayRest(tookMs: number, utilisation: number): number {
+  const load = Math.min(1, Math.max(0, Number.isFinite(utilisation) ? utilisation : 1));
+  const share = Math.max(REPLAY_SHARE_BUSY, REPLAY_SHARE_IDLE * (1 - load));
+  return Math.max(1, (Math.max(0, tookMs) * (1 - share)) / share);
+}
+
+/**
+ * The event loop's utilisation (0–1) since the previous call (the first call: since the process
+ * started), from `performance.eventLoopUtilization()`.
+ */
+export function eventLoopLoad(): () => number {
+  let last = performance.eventLoopUtilization();
+  return () => {
+    const now = performance.eventLoopUtilization();
+    const { utilization } = performance.eventLoopUtilization(now, last);
+    last = now;
+    return utilization;
+  };
+}
 
 /** Options of {@link SpoolReplay}. Times in milliseconds. */
 export interface SpoolReplayOptions {
@@ -34,16 +68,31 @@ export interface SpoolReplayOptions {
   /** Hears each queue a batch was added to. */
   reached: (queue: string) => void;
   logger?: Logger | undefined;
-  /** Rests between batches (default: a timer). */
+  /** Pacing of the steps; every member has a real default (tests drive them). */
+  pacing?: ReplayPacing;
+}
+
+/** What paces the replay's steps (see {@link replayRest}). */
+export interface ReplayPacing {
+  /** Rests between steps, ms (default: a timer). */
   pause?: (ms: number) => Promise<void>;
+  /** The event loop's utilisation (0–1) since the previous call (default {@link eventLoopLoad}). */
+  load?: () => number;
+  /** Monotonic clock timing each step, ms (default `performance.now`). */
+  clock?: () => number;
 }
 
 const rest = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /**
  * Moves the spool's queued jobs to BullMQ, idempotently (the spool id is the BullMQ job id), in
- * batches: taken under a lease, added through the failover, then deleted; a batch Redis refuses or
- * is late with goes back to the spool (if it reached Redis after all, BullMQ dedupes it next time).
+ * steps of {@link REPLAY_STEP}: taken under a lease, added through the failover, then deleted; a
+ * step Redis refuses or is late with goes back to the spool (if it reached Redis after all, BullMQ
+ * dedupes it next time). One step at a time (never two batches in flight), each followed by a rest
+ * sized by {@link replayRest}: the replay runs right after a failback, while the app serves, and
+ * takes a twentieth of the time while the app keeps its event loop busy, up to half when it is idle.
+ * A slower replay loses nothing: the jobs wait in the durable spool (its backlog shows in
+ * `/health` and the queue metrics) and the next failback or interval resumes a replay cut short.
  */
 export class SpoolReplay {
   readonly #o: SpoolReplayOptions;
@@ -73,10 +122,14 @@ export class SpoolReplay {
     // The engine decides each batch (deadline, breaker). Reading its mode here only keeps the loop
     // from taking a batch under lease to hand it straight back while Redis is known to be down:
     // every add falling to the spool asks for a replay, and those would be two writes each for nothing.
-    const pause = this.#o.pause ?? rest;
+    const pause = this.#o.pacing?.pause ?? rest;
+    const load = this.#o.pacing?.load ?? eventLoopLoad();
+    const clock = this.#o.pacing?.clock ?? (() => performance.now());
+    // Right after a failback the app is usually at its busiest: the first rest assumes a busy loop.
+    let utilisation = 1;
     while (this.#o.wanted() && failover.mode === 'primary') {
-      const started = this.#o.now();
-      const rows = await jobs.take(REPLAY_STEP, owner, started, this.#o.leaseMs);
+      const started = clock();
+      const rows = await jobs.take(REPLAY_STEP, owner, this.#o.now(), this.#o.leaseMs);
       if (rows.length === 0) break;
       const added = await bull.run(
         async ({ queue }) => {
@@ -101,8 +154,11 @@ export class SpoolReplay {
       await jobs.complete(owner, seqs);
       moved += rows.length;
       if (rows.length < REPLAY_STEP) break; // the spool is empty: no rest, no further look
-      const took = Math.max(0, this.#o.now() - started);
-      await pause(Math.max(1, (took * (1 - REPLAY_SHARE)) / REPLAY_SHARE));
+      const took = clock() - started;
+      // Read over the rest alone: the app's load, not the replay's own steps.
+      load();
+      await pause(replayRest(took, utilisation));
+      utilisation = load();
     }
     if (moved > 0) this.#o.logger?.info({ jobs: moved }, 'queues: spooled jobs replayed into BullMQ');
     return moved;

@@ -93,6 +93,23 @@ export class SqlKvRepository implements KvRepository {
     });
   }
 
+  deleteMany(namespace: string, keys: readonly string[]): Promise<number> {
+    if (keys.length === 0) return Promise.resolve(0);
+    return guard(this.#engine, 'kv.deleteMany', async () => {
+      let removed = 0;
+      // Chunks keep under SQLite's variable limit.
+      for (let i = 0; i < keys.length; i += 500) {
+        const result = await this.#db
+          .deleteFrom('bulwark_kv')
+          .where('namespace', '=', namespace)
+          .where('key', 'in', keys.slice(i, i + 500))
+          .executeTakeFirst();
+        removed += Number(result.numDeletedRows);
+      }
+      return removed;
+    });
+  }
+
   putMany<T = unknown>(namespace: string, entries: { key: string; value: T }[]): Promise<void> {
     if (entries.length === 0) return Promise.resolve();
     return guard(this.#engine, 'kv.putMany', async () => {

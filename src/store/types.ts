@@ -158,6 +158,11 @@ export interface KvRepository {
   /** Removes the key; resolves `true` if something was removed. */
   delete(namespace: string, key: string): Promise<boolean>;
   /**
+   * Removes `keys` in one statement per 500 (each atomic on its own); resolves with how many entries
+   * were removed. Cheaper than `delete` per key when the caller batches, e.g. a journal's cleanup.
+   */
+  deleteMany(namespace: string, keys: readonly string[]): Promise<number>;
+  /**
    * Entries of a namespace ordered by key, optionally those whose key starts with `prefix`, at most
    * `limit`, and only keys after `after` (for paging).
    */
