@@ -15,17 +15,15 @@ export interface BullAdd {
 }
 
 /**
- * How Bulwark's jobs are written to BullMQ: completed jobs are kept `keepCompletedMs` (0: for
- * ever) so that a replayed id is recognised and not added again.
+ * How Bulwark's jobs are written to BullMQ: an explicit id (the replay's dedupe), attempts and the
+ * workers' backoff strategy. How long a completed job is kept is not a job option: Bulwark's
+ * workers set it for every job they complete (`BullWorker`), so it is not packed, stored,
+ * read back and parsed once per job.
  */
 export class BullJobs {
-  readonly #keepCompleted: JobsOptions['removeOnComplete'];
   readonly #now: () => number;
 
-  constructor(keepCompletedMs: number, now: () => number) {
-    // Shared by every job's options.
-    this.#keepCompleted =
-      keepCompletedMs === 0 ? true : Object.freeze({ age: Math.ceil(keepCompletedMs / 1000) });
+  constructor(now: () => number) {
     this.#now = now;
   }
 
@@ -52,12 +50,7 @@ export class BullJobs {
   }
 
   #options(id: string, opts: JobOptions): JobsOptions {
-    const bull: JobsOptions = {
-      jobId: id,
-      attempts: opts.attempts ?? 3,
-      backoff: BACKOFF,
-      removeOnComplete: this.#keepCompleted,
-    };
+    const bull: JobsOptions = { jobId: id, attempts: opts.attempts ?? 3, backoff: BACKOFF };
     if (opts.delay) bull.delay = opts.delay;
     // BullMQ runs jobs without a priority first, then priority 1, 2, …: the same order as
     // Bulwark's 0 first, then higher numbers later. Negative priorities run as 0.

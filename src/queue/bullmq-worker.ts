@@ -38,6 +38,8 @@ export type WorkerFactory = (
 /** What a {@link BullWorker} needs of its queue's options. Times in milliseconds. */
 export interface WorkerSettings {
   leaseMs: number;
+  /** How long the jobs this worker completes are kept in BullMQ (the replay's dedupe window). */
+  keepCompletedMs: number;
   stallMs: number;
   now: () => number;
   metrics?: QueueMetrics | undefined;
@@ -89,7 +91,7 @@ export class BullWorker {
       this.#o.createWorker ??
       ((queue: string, processor: (job: BullJob) => Promise<void>, opts: BullWorkerOptions) =>
         new Worker(queue, processor, opts));
-    const worker = create(this.#queue, async (job: BullJob) => this.#run(job), {
+    const worker = create(this.#queue, (job: BullJob) => this.#run(job), {
       connection: { ...this.#connection, maxRetriesPerRequest: null },
       prefix: PREFIX,
       concurrency: this.#opts.concurrency ?? 1,
@@ -97,6 +99,10 @@ export class BullWorker {
       lockDuration: this.#o.leaseMs,
       stalledInterval: Math.max(1000, Math.floor(this.#o.leaseMs / 2)),
       maxStalledCount: 100, // a stalled job (its worker died) is retried, not failed
+      // Every job this worker completes is kept this long, so that a replayed id is recognised and
+      // not added again. A worker option rather than a job option: the same for every job, and not
+      // packed, stored, read back and parsed once per job.
+      removeOnComplete: { age: Math.ceil(this.#o.keepCompletedMs / 1000) },
       settings: {
         backoffStrategy: (attemptsMade: number, _type?: string, _error?: Error, job?: MinimalJob) =>
           retryDelay((job?.data as Envelope | undefined)?.o?.backoff, attemptsMade),
@@ -126,6 +132,7 @@ export class BullWorker {
 
   async #run(bull: BullJob): Promise<void> {
     const data = bull.data as Envelope;
+    const runAt = dueAt(bull);
     const job: Job = {
       queue: this.#queue,
       id: bull.id ?? '',
@@ -134,14 +141,11 @@ export class BullWorker {
       maxAttempts: bull.opts.attempts ?? 1,
       priority: bull.opts.priority ?? 0,
       createdAt: bull.timestamp,
-      runAt: dueAt(bull),
+      runAt,
     };
     const startedAt = this.#o.now();
     // The wait is known for a first attempt only: BullMQ keeps no record of when a retry fell due.
-    this.#o.metrics?.started(
-      job.queue,
-      bull.attemptsMade === 0 ? (startedAt - dueAt(bull)) / 1000 : undefined,
-    );
+    this.#o.metrics?.started(job.queue, bull.attemptsMade === 0 ? (startedAt - runAt) / 1000 : undefined);
     try {
       await runHandler(this.#handler, job, data.o?.timeout);
     } catch (error) {

@@ -1,18 +1,21 @@
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import { TalliedHistogram, type HistogramTally } from '../metrics/tally.js';
 import { emptyTimings, RecentDurations, TIMINGS_WINDOW_MS } from './timings.js';
 import type { QueueCounts, QueueTimings } from './types.js';
 
 const BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
 
+/** The events counted per queue in `bulwark_queue_jobs_total` (besides `recovered`, counted for all). */
+const EVENTS = ['added', 'started', 'completed', 'retried', 'dead'] as const;
+type QueueEvent = (typeof EVENTS)[number];
+
 interface QueueSeries {
-  added: { inc(n?: number): void };
-  started: { inc(n?: number): void };
-  completed: { inc(n?: number): void };
-  retried: { inc(n?: number): void };
-  dead: { inc(n?: number): void };
-  wait: { observe(value: number): void };
-  run: Record<JobOutcome, { observe(value: number): void }>;
-  latency: { observe(value: number): void };
+  queue: string;
+  /** Events counted since the counter was last read. */
+  events: Record<QueueEvent, number>;
+  wait: HistogramTally;
+  run: Record<JobOutcome, HistogramTally>;
+  latency: HistogramTally;
   /** The latest wait and run times, for {@link QueueMetrics.timings}. */
   recentWait: RecentDurations;
   recentRun: RecentDurations;
@@ -29,14 +32,19 @@ export type JobOutcome = 'completed' | 'retried' | 'dead';
  * - `bulwark_queue_run_seconds{queue,outcome}`: one attempt, start to finish;
  * - `bulwark_queue_latency_seconds{queue}`: from added to completed.
  *
+ * Events and durations are tallied in plain numbers per job and handed to prom-client when a metric
+ * is read (a scrape, the metrics history): prom-client allocates, validates the labels and hashes
+ * them on every `inc()`/`observe()`, even through a bound child, which showed in the BullMQ driver's
+ * profile at tens of thousands of jobs a second (docs/benchmarks.md).
+ *
  * It also keeps each queue's latest wait and run times for {@link timings} (the admin API's p50/p95).
  * `now` (default `Date.now`) stamps them.
  */
 export class QueueMetrics {
   readonly #events: Counter<'queue' | 'event'>;
-  readonly #wait: Histogram<'queue'>;
-  readonly #run: Histogram<'queue' | 'outcome'>;
-  readonly #latency: Histogram<'queue'>;
+  readonly #wait: TalliedHistogram<'queue'>;
+  readonly #run: TalliedHistogram<'queue' | 'outcome'>;
+  readonly #latency: TalliedHistogram<'queue'>;
   #counts: ((queue?: string) => Promise<Map<string, QueueCounts>>) | undefined;
   readonly #bound = new Map<string, QueueSeries>();
   readonly #now: () => number;
@@ -61,27 +69,37 @@ export class QueueMetrics {
         }
       },
     });
+    const bound = this.#bound;
     this.#events = new Counter({
       name: 'bulwark_queue_jobs_total',
       help: 'Job events per queue: added, started, completed, retried, dead, recovered.',
       labelNames: ['queue', 'event'],
       registers: [registry],
+      collect() {
+        for (const series of bound.values())
+          for (const event of EVENTS) {
+            const n = series.events[event];
+            if (n === 0) continue;
+            this.inc({ queue: series.queue, event }, n);
+            series.events[event] = 0;
+          }
+      },
     });
-    this.#wait = new Histogram({
+    this.#wait = new TalliedHistogram({
       name: 'bulwark_queue_wait_seconds',
       help: 'Time from a job being due (added, or its retry time) to an attempt starting.',
       labelNames: ['queue'],
       buckets: BUCKETS,
       registers: [registry],
     });
-    this.#run = new Histogram({
+    this.#run = new TalliedHistogram({
       name: 'bulwark_queue_run_seconds',
       help: 'Duration of one attempt, by outcome.',
       labelNames: ['queue', 'outcome'],
       buckets: BUCKETS,
       registers: [registry],
     });
-    this.#latency = new Histogram({
+    this.#latency = new TalliedHistogram({
       name: 'bulwark_queue_latency_seconds',
       help: 'Time from a job being added to its completion.',
       labelNames: ['queue'],
@@ -96,13 +114,13 @@ export class QueueMetrics {
   }
 
   added(queue: string, n = 1): void {
-    this.#series(queue).added.inc(n);
+    this.#series(queue).events.added += n;
   }
 
   /** An attempt started, `waitSeconds` after its job fell due (undefined: not known, not observed). */
   started(queue: string, waitSeconds: number | undefined): void {
     const series = this.#series(queue);
-    series.started.inc();
+    series.events.started += 1;
     if (waitSeconds === undefined) return;
     const wait = Math.max(0, waitSeconds);
     series.wait.observe(wait);
@@ -111,7 +129,7 @@ export class QueueMetrics {
 
   finished(queue: string, outcome: JobOutcome, runSeconds: number, latencySeconds: number | undefined): void {
     const series = this.#series(queue);
-    series[outcome].inc();
+    series.events[outcome] += 1;
     series.run[outcome].observe(runSeconds);
     series.recentRun.record(this.#now(), runSeconds * 1000);
     if (latencySeconds !== undefined) series.latency.observe(latencySeconds);
@@ -129,21 +147,14 @@ export class QueueMetrics {
     };
   }
 
-  /**
-   * The labelled children of one queue, bound once: prom-client hashes a labels object on every
-   * `inc`/`observe` otherwise, a cost paid per job at tens of thousands of jobs per second.
-   */
+  /** One queue's tallies, made on its first event. */
   #series(queue: string): QueueSeries {
     let series = this.#bound.get(queue);
     if (series === undefined) {
-      const event = (name: string) => this.#events.labels({ queue, event: name });
       const run = (outcome: JobOutcome) => this.#run.labels({ queue, outcome });
       series = {
-        added: event('added'),
-        started: event('started'),
-        completed: event('completed'),
-        retried: event('retried'),
-        dead: event('dead'),
+        queue,
+        events: { added: 0, started: 0, completed: 0, retried: 0, dead: 0 },
         wait: this.#wait.labels({ queue }),
         run: { completed: run('completed'), retried: run('retried'), dead: run('dead') },
         latency: this.#latency.labels({ queue }),

@@ -139,7 +139,7 @@ export class RedisJobQueue implements JobQueue {
       failover: opts.failover,
       logger: opts.logger,
     });
-    this.#bullJobs = new BullJobs(this.#o.keepCompletedMs, this.#o.now);
+    this.#bullJobs = new BullJobs(this.#o.now);
     const jobs = new SqlJobs(opts.store.db, opts.store.engine);
     this.#admin = new BullAdmin({
       bull: this.#bull,
