@@ -75,6 +75,8 @@ export class TalliedHistogram {
     const values: (MetricValueWithName<string> & { exemplar: null | undefined })[] = [];
     const bucket = `${this.name}_bucket`;
     for (const series of this.#series.values()) {
+      // As prom-client: a label set appears once observed (and again after a reset, once observed).
+      if (series.count === 0) continue;
       let cumulative = 0;
       for (let i = 0; i < this.#bounds.length; i++) {
         cumulative += series.counts[i]!;

@@ -1,5 +1,5 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { TalliedHistogram, type HistogramTally } from '../metrics/tally.js';
+import { TalliedHistogram, type TalliedSeries } from '../metrics/tallied-histogram.js';
 import { emptyTimings, RecentDurations, TIMINGS_WINDOW_MS } from './timings.js';
 import type { QueueCounts, QueueTimings } from './types.js';
 
@@ -13,9 +13,9 @@ interface QueueSeries {
   queue: string;
   /** Events counted since the counter was last read. */
   events: Record<QueueEvent, number>;
-  wait: HistogramTally;
-  run: Record<JobOutcome, HistogramTally>;
-  latency: HistogramTally;
+  wait: TalliedSeries;
+  run: Record<JobOutcome, TalliedSeries>;
+  latency: TalliedSeries;
   /** The latest wait and run times, for {@link QueueMetrics.timings}. */
   recentWait: RecentDurations;
   recentRun: RecentDurations;
@@ -42,9 +42,9 @@ export type JobOutcome = 'completed' | 'retried' | 'dead';
  */
 export class QueueMetrics {
   readonly #events: Counter<'queue' | 'event'>;
-  readonly #wait: TalliedHistogram<'queue'>;
-  readonly #run: TalliedHistogram<'queue' | 'outcome'>;
-  readonly #latency: TalliedHistogram<'queue'>;
+  readonly #wait: TalliedHistogram;
+  readonly #run: TalliedHistogram;
+  readonly #latency: TalliedHistogram;
   #counts: ((queue?: string) => Promise<Map<string, QueueCounts>>) | undefined;
   readonly #bound = new Map<string, QueueSeries>();
   readonly #now: () => number;
@@ -151,13 +151,13 @@ export class QueueMetrics {
   #series(queue: string): QueueSeries {
     let series = this.#bound.get(queue);
     if (series === undefined) {
-      const run = (outcome: JobOutcome) => this.#run.labels({ queue, outcome });
+      const run = (outcome: JobOutcome) => this.#run.series({ queue, outcome });
       series = {
         queue,
         events: { added: 0, started: 0, completed: 0, retried: 0, dead: 0 },
-        wait: this.#wait.labels({ queue }),
+        wait: this.#wait.series({ queue }),
         run: { completed: run('completed'), retried: run('retried'), dead: run('dead') },
-        latency: this.#latency.labels({ queue }),
+        latency: this.#latency.series({ queue }),
         recentWait: new RecentDurations(),
         recentRun: new RecentDurations(),
       };
