@@ -57,3 +57,34 @@ describe.each([
     }
   });
 });
+
+describe('request-scoped flags on a server with routes outside the plugin', () => {
+  // The outcome listener sees every request of the server (the log controller), also those of
+  // contexts whose requests never got the flags slot (health, metrics, 404s, the admin API): it
+  // used to read `.length` of undefined there and crash the process on the first /health probe.
+  it('health, metrics, admin and unmatched requests are answered and the server stays up', async () => {
+    const bulwark = await createBulwark({
+      env: {},
+      store: { sqliteFile: ':memory:' },
+      logDestination: new LogCapture(),
+      defaultMetrics: false,
+    });
+    const app = Fastify(fastifyOptions(bulwark));
+    await app.register(plugin, { bulwark, apiDocs: false, flags: {} });
+    app.get('/checkout', async (request) => ({ checkout: request.flag('new-checkout', false) }));
+    app.addHook('onClose', async () => bulwark.close());
+    try {
+      await bulwark.flags.set({ ...checkoutFlag, rules: [] }, { actor: 'test' });
+      const url = await app.listen({ port: 0, host: '127.0.0.1' });
+      const statuses: Record<string, number> = {};
+      for (const path of ['/health', '/health/live', '/metrics', '/admin/api/flags', '/nope', '/checkout'])
+        statuses[path] = (await fetch(`${url}${path}`)).status;
+      expect(statuses).toMatchObject({ '/health': 200, '/health/live': 200, '/metrics': 200, '/nope': 404 });
+      expect(statuses['/admin/api/flags']).toBe(403); // no admin key configured: refused
+      expect(statuses['/checkout']).toBe(200);
+      expect((await fetch(`${url}/health/live`)).status).toBe(200);
+    } finally {
+      await app.close();
+    }
+  });
+});

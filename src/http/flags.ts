@@ -8,7 +8,7 @@ const kServed = Symbol('bulwark.flags.served');
 
 declare module 'fastify' {
   interface FastifyRequest {
-    [kServed]: (string | undefined)[] | null;
+    [kServed]: (string | undefined)[] | null | undefined;
     /**
      * Evaluates a flag for this request (context from the plugin's `flags.context`) and remembers
      * the variant served, so the response's outcome reaches guarded rollouts. Present when the
@@ -45,8 +45,10 @@ export function registerRequestFlags(
     return details.value;
   });
   onRequestAnswered(app, bulwark, (request, reply) => {
+    // Undefined on requests of contexts the slot was not decorated in (health, metrics, the admin
+    // API, 404s): the controller sees every request of the server.
     const served = request[kServed];
-    if (served === null) return;
+    if (served === null || served === undefined) return;
     const outcome = { error: reply.statusCode >= 500, latencyMs: reply.elapsedTime };
     for (let i = 0; i < served.length; i += 2) bulwark.rollouts.observe(served[i]!, served[i + 1], outcome);
   });
