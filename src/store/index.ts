@@ -2,6 +2,7 @@ import { performance } from 'node:perf_hooks';
 import { sql, type Kysely, type LogEvent } from 'kysely';
 import { SqlAuditLog } from './audit.js';
 import type { Checkouts } from './checkouts.js';
+import type { Checkpointer } from './checkpointer.js';
 import { bulwarkError } from '../errors/index.js';
 import { guard } from './errors.js';
 import { queryOperation, unguarded } from './guarded-dialect.js';
@@ -37,6 +38,7 @@ export { SQLITE_FILE_NAME } from './sqlite.js';
  */
 export async function createStore(opts: StoreOptions): Promise<Store> {
   checkSynchronous(opts.synchronous);
+  checkCheckpoint(opts.checkpoint);
   const engine: StoreEngine = opts.databaseUrl === undefined ? 'sqlite' : 'postgres';
   const log = opts.onQuery === undefined ? undefined : queryLogger(engine, opts.onQuery);
   const opened =
@@ -48,6 +50,8 @@ export async function createStore(opts: StoreOptions): Promise<Store> {
             log,
             onPermissionWarning: opts.onPermissionWarning,
             synchronous: opts.synchronous,
+            checkpoint: opts.checkpoint,
+            checkpointer: opts.checkpointer,
           })),
           schema: undefined,
           checkouts: undefined,
@@ -64,6 +68,7 @@ export async function createStore(opts: StoreOptions): Promise<Store> {
 
   const store = new KyselyStore(engine, opened.db, opened.schema, opts.audit, opts.migrations);
   store.checkouts = opened.checkouts;
+  store.checkpointer = 'checkpointer' in opened ? opened.checkpointer : undefined;
   try {
     // Besides proving the database answers, the first query initialises Kysely's driver; a driver
     // never used is skipped by destroy(), which would leave the SQLite file handle open on close().
@@ -86,6 +91,15 @@ function checkSynchronous(value: unknown): void {
   });
 }
 
+/** Throws `BWK_ERR_STORE_OPTIONS` for a `checkpoint` that is neither `'background'` nor `'inline'`. */
+function checkCheckpoint(value: unknown): void {
+  if (value === undefined || value === 'background' || value === 'inline') return;
+  throw bulwarkError('BWK_ERR_STORE_OPTIONS', {
+    field: 'checkpoint',
+    problem: `must be 'background' or 'inline', got ${JSON.stringify(value) ?? typeof value}`,
+  });
+}
+
 /** Default period of the audit retention, ms. */
 const PRUNE_EVERY_MS = 600_000;
 /** Default period at which tallied audit summaries are written, ms. */
@@ -99,6 +113,8 @@ class KyselyStore implements Store {
   readonly audit: SqlAuditLog;
   readonly migrations: Migrations;
   checkouts: Checkouts | undefined;
+  /** SQLite: the WAL's background checkpoints, stopped before the connection closes. */
+  checkpointer: Checkpointer | undefined;
   readonly #upkeep: StoreOptions['audit'];
   readonly #timers: NodeJS.Timeout[] = [];
   #pruning: Promise<unknown> = Promise.resolve();
@@ -159,6 +175,8 @@ class KyselyStore implements Store {
       // Tallied summaries are written before the connection goes; a failure must not stop the close.
       await this.audit.flush().catch(() => undefined);
       await this.#pruning;
+      // The worker's connection goes first: the app's, then the last, checkpoints and removes the WAL.
+      await this.checkpointer?.stop();
       await this.db.destroy();
     })();
     return this.#closing;

@@ -4,9 +4,10 @@ import type { Store, StoreOptions } from './types.js';
 
 /**
  * Overrides of the store's location, e.g. `{ sqliteFile: ':memory:' }` for tests, and its SQLite
- * durability (`synchronous: 'full'` for commits that survive power loss).
+ * durability (`synchronous: 'full'` for commits that survive power loss) and who checkpoints its WAL
+ * (`checkpoint: 'inline'` to keep SQLite's own checkpoints on the event loop).
  */
-export type StorePartOptions = Pick<StoreOptions, 'sqliteFile' | 'schema' | 'synchronous'>;
+export type StorePartOptions = Pick<StoreOptions, 'sqliteFile' | 'schema' | 'synchronous' | 'checkpoint'>;
 
 /**
  * The store: PostgreSQL with `DATABASE_URL`, else SQLite in `BULWARK_DATA_DIR`; migrated on open
@@ -20,13 +21,16 @@ export function storePart(options: StorePartOptions = {}): Part<'store', Store> 
     checks: ['store:responseTime'],
     // Loaded with the store itself (createStore's default history): no module of its own to defer.
     migrations: (engine) => Promise.resolve(storeMigrations(engine)),
-    async start(_needs, { settings, metrics, health, migrations }) {
+    async start(_needs, { settings, metrics, health, migrations, logger }) {
       const store = await createStore({
         databaseUrl: settings.databaseUrl,
         queryTimeoutMs: settings.storeQueryTimeoutMs,
         dataDir: settings.dataDir,
         onQuery: metrics.observeQuery,
         migrations,
+        checkpointer: {
+          onError: (err) => logger.warn({ err }, 'store: WAL checkpoints are back on the event loop'),
+        },
         ...options,
       });
       health.register({

@@ -16,6 +16,12 @@ import {
   type SqliteDialectConfig,
 } from 'kysely';
 import { LRUCache } from 'lru-cache';
+import {
+  startCheckpointer,
+  type Checkpointer,
+  type CheckpointerOptions,
+  type StoreCheckpoint,
+} from './checkpointer.js';
 import { describeError, unavailableError } from './errors.js';
 import { guardedDialect } from './guarded-dialect.js';
 import {
@@ -38,6 +44,10 @@ export interface SqliteOpenOptions {
   onPermissionWarning?: PermissionWarning | undefined;
   /** `PRAGMA synchronous` (default `'normal'`); validated by the caller. */
   synchronous?: StoreSynchronous | undefined;
+  /** Who checkpoints the WAL (default `'background'`: a worker thread); validated by the caller. */
+  checkpoint?: StoreCheckpoint | undefined;
+  /** Tuning of the background checkpoints (tests). */
+  checkpointer?: CheckpointerOptions | undefined;
 }
 
 /** An opened SQLite database. */
@@ -45,6 +55,8 @@ export interface OpenedSqlite {
   db: Kysely<StoreTables>;
   /** The file actually opened (or `:memory:`). */
   file: string;
+  /** The WAL's background checkpoints (none in memory or with `checkpoint: 'inline'`): stop before closing `db`. */
+  checkpointer: Checkpointer | undefined;
 }
 
 /** The file name used inside `dataDir`. */
@@ -55,6 +67,8 @@ export const SQLITE_FILE_NAME = 'bulwark.sqlite';
  * `synchronous=NORMAL` (a committed write survives a process crash; the last commits may be lost on
  * power loss) or, with `synchronous: 'full'`, `FULL` (the WAL is fsynced at every commit: it survives
  * power loss too), a 5 s busy timeout against other processes on the same file, and foreign keys on.
+ * The WAL is checkpointed on a worker thread once it has grown past 1 MiB (see `checkpointer.ts`),
+ * unless `checkpoint: 'inline'`.
  *
  * The file, its `-wal` and `-shm` are 0600 and the data directory 0700 whatever the umask. Nothing is left open when this rejects; failures (missing or unwritable directory, a corrupt file)
  * reject with `BWK_ERR_STORE_UNAVAILABLE` carrying the driver error as `cause`. Neither `dataDir` nor
@@ -63,6 +77,7 @@ export const SQLITE_FILE_NAME = 'bulwark.sqlite';
 export function openSqlite(opts: SqliteOpenOptions): Promise<OpenedSqlite> {
   const file = opts.sqliteFile ?? path.join(opts.dataDir ?? 'data', SQLITE_FILE_NAME);
   let database: Database.Database | undefined;
+  let checkpointer: Checkpointer | undefined;
   try {
     if (file !== ':memory:' && file !== '') makePrivate(file, opts);
     database = new Database(file);
@@ -71,7 +86,12 @@ export function openSqlite(opts: SqliteOpenOptions): Promise<OpenedSqlite> {
     database.pragma(opts.synchronous === 'full' ? 'synchronous = FULL' : 'synchronous = NORMAL');
     database.pragma('busy_timeout = 5000');
     database.pragma('foreign_keys = ON');
+    checkpointer =
+      opts.checkpoint === 'inline' || file === ':memory:' || file === ''
+        ? undefined
+        : startCheckpointer(database, file, opts.checkpointer);
   } catch (error) {
+    void checkpointer?.stop();
     database?.close();
     return Promise.reject(unavailableError('sqlite', `cannot open ${file}: ${describeError(error)}`, error));
   }
@@ -79,7 +99,7 @@ export function openSqlite(opts: SqliteOpenOptions): Promise<OpenedSqlite> {
     dialect: guardedDialect('sqlite', new LockingSqliteDialect({ database: reusingStatements(database) })),
     ...(opts.log === undefined ? {} : { log: opts.log }),
   });
-  return Promise.resolve({ db, file });
+  return Promise.resolve({ db, file, checkpointer });
 }
 
 /** How many prepared statements are kept for reuse (queries with a varying `IN (…)` list differ). */

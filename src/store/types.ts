@@ -1,6 +1,7 @@
 import type { Generated, Kysely, Migration } from 'kysely';
 import type { TallyEntry } from './audit-tally.js';
 import type { Checkouts } from './checkouts.js';
+import type { CheckpointerOptions, StoreCheckpoint } from './checkpointer.js';
 
 export type { TallyEntry } from './audit-tally.js';
 
@@ -298,6 +299,8 @@ export interface Store {
   close(): Promise<void>;
 }
 
+export type { StoreCheckpoint };
+
 /** SQLite durability of a commit: see {@link StoreOptions.synchronous}. */
 export type StoreSynchronous = 'normal' | 'full';
 
@@ -325,6 +328,18 @@ export interface StoreOptions {
    * PostgreSQL (its own `synchronous_commit` decides).
    */
   synchronous?: StoreSynchronous | undefined;
+  /**
+   * SQLite: who checkpoints the WAL (copies its pages into the database file). `'background'`
+   * (default): once the WAL has grown past 1 MiB, a worker thread with its own connection runs
+   * PASSIVE checkpoints every 100 ms while writes come (it never blocks the app's reads or writes),
+   * so no commit of the app's stalls its event loop for the copy and fsync (5–10 ms every ~4 MB
+   * written); costs one idle thread. `'inline'`: SQLite's default, the commit that takes the WAL
+   * past 1 000 pages checkpoints. Any other value rejects with `BWK_ERR_STORE_OPTIONS`. Ignored on
+   * PostgreSQL.
+   */
+  checkpoint?: StoreCheckpoint | undefined;
+  /** Tuning of the background checkpoints (tests shorten it). */
+  checkpointer?: CheckpointerOptions | undefined;
   /** Run pending migrations while opening (default true). */
   migrate?: boolean;
   /**

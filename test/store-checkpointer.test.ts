@@ -1,0 +1,151 @@
+// The store's WAL checkpoints on a worker thread (`checkpoint: 'background'`, the default): once
+// the WAL has grown, the app's connection checkpoints no more (wal_autocheckpoint 0) and the worker
+// copies the WAL into the database file, which a copy of that file alone (no -wal) proves; a WAL
+// that never gets a quiet moment is started over by a RESTART; `checkpoint: 'inline'` keeps
+// SQLite's own; close leaves no WAL behind; an unknown value is a coded error.
+import { copyFileSync, existsSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { sql } from 'kysely';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Checkpointer } from '../src/store/checkpointer.js';
+import { createStore, SQLITE_FILE_NAME, type Store } from '../src/store/index.js';
+import { rejection, tempDir } from './helpers/store.js';
+
+/** The store's checkpointer (not part of the Store interface). */
+const checkpointer = (store: Store) =>
+  (store as unknown as { checkpointer: Checkpointer | undefined }).checkpointer;
+
+async function autocheckpoint(store: Store): Promise<number | undefined> {
+  const { rows } = await sql<{ wal_autocheckpoint: number }>`pragma wal_autocheckpoint`.execute(store.db);
+  return rows[0]?.wal_autocheckpoint;
+}
+
+/** Writes `count` entries of ~1 KiB each, `perBatch` to a statement. */
+async function write(store: Store, count: number, perBatch = 100, prefix = 'k'): Promise<void> {
+  const value = 'x'.repeat(1000);
+  for (let i = 0; i < count; i += perBatch)
+    await store.kv.putMany(
+      'bulk',
+      Array.from({ length: Math.min(perBatch, count - i) }, (_, j) => ({ key: `${prefix}${i + j}`, value })),
+    );
+}
+
+/** Rows of `bulk` in a copy of the database file alone: what checkpoints have copied into it. */
+function rowsInFileAlone(dir: string): number {
+  const copy = path.join(dir, 'copy.sqlite');
+  copyFileSync(path.join(dir, SQLITE_FILE_NAME), copy);
+  const db = new Database(copy, { readonly: true });
+  try {
+    const row = db.prepare(`select count(*) as n from bulwark_kv where namespace = 'bulk'`).get() as {
+      n: number;
+    };
+    return row.n;
+  } finally {
+    db.close();
+  }
+}
+
+async function until<T>(probe: () => Promise<T>, ok: (value: T) => boolean, ms = 10_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await probe();
+    if (ok(value) || Date.now() > deadline) return value;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+describe("the store's WAL checkpoints (SQLite)", () => {
+  let dir: string;
+  beforeEach(async () => {
+    dir = await tempDir();
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('moves them to a worker once the WAL has grown: the file alone holds what was written', async () => {
+    const store = await createStore({ dataDir: dir, checkpointer: { fromBytes: 256 * 1024, everyMs: 20 } });
+    try {
+      // Below the threshold nothing has started: SQLite's own checkpoints (1 000 pages).
+      expect(await autocheckpoint(store)).toBe(1000);
+      // ~1.5 MB: past the worker's threshold, short of the 1 000 pages (~4 MB) at which the app's
+      // connection would checkpoint by itself.
+      await write(store, 1500);
+      const stats = await until(
+        () => checkpointer(store)!.stats(),
+        (s) => s.running && s.pages > 0,
+      );
+      expect(stats.running).toBe(true);
+      expect(stats.checkpoints).toBeGreaterThan(0);
+      expect(await autocheckpoint(store)).toBe(0);
+      await write(store, 500, 100, 'later');
+      const copied = await until(
+        () => Promise.resolve(rowsInFileAlone(dir)),
+        (n) => n === 2000,
+      );
+      expect(copied).toBe(2000);
+    } finally {
+      await store.close();
+    }
+    // The app's connection, the last one, checkpointed and removed the WAL on close.
+    expect(existsSync(path.join(dir, `${SQLITE_FILE_NAME}-wal`))).toBe(false);
+    const reopened = await createStore({ dataDir: dir });
+    try {
+      expect((await reopened.kv.getMany('bulk', ['k0', 'k1499', 'later499'])).size).toBe(3);
+    } finally {
+      await reopened.close();
+    }
+  });
+
+  it('starts a WAL that writes never leave over with a RESTART once it passes restartFrames', async () => {
+    const store = await createStore({
+      dataDir: dir,
+      checkpointer: { fromBytes: 64 * 1024, everyMs: 10, restartFrames: 200 },
+    });
+    try {
+      const started = Date.now();
+      let stats = await checkpointer(store)!.stats();
+      // Writes with no pause but a turn of the event loop (as a busy app's), for up to 10 s, until
+      // the worker has had to restart the WAL.
+      for (let batch = 0; stats.restarts === 0 && Date.now() - started < 10_000; batch += 1) {
+        await write(store, 50, 50, `b${batch}-`);
+        if (batch % 5 === 0) await new Promise((resolve) => setImmediate(resolve));
+        if (batch % 50 === 0) stats = await checkpointer(store)!.stats();
+      }
+      expect(stats.restarts).toBeGreaterThan(0);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("checkpoint: 'inline' keeps SQLite's own checkpoints and starts no worker", async () => {
+    const store = await createStore({ dataDir: dir, checkpoint: 'inline' });
+    try {
+      expect(checkpointer(store)).toBeUndefined();
+      await write(store, 1500);
+      expect(await autocheckpoint(store)).toBe(1000);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('starts no worker for a store in memory', async () => {
+    const store = await createStore({ sqliteFile: ':memory:' });
+    try {
+      expect(checkpointer(store)).toBeUndefined();
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('refuses another value with BWK_ERR_STORE_OPTIONS naming the field, opening nothing', async () => {
+    const params = await rejection(
+      createStore({ dataDir: dir, checkpoint: 'sometimes' as never }),
+      'BWK_ERR_STORE_OPTIONS',
+    );
+    expect(params['field']).toBe('checkpoint');
+    expect(existsSync(path.join(dir, SQLITE_FILE_NAME))).toBe(false);
+  });
+});
