@@ -7,7 +7,7 @@
 //
 // Where: `$XDG_CACHE_HOME/bulwark` (or `~/.cache/bulwark`), a directory of this user's only (0700;
 // one that is not is left alone and nothing is cached), one file per program, build and Node
-// version (0600, written once the program ran 5 s or exited, whole then renamed, so a concurrent run never reads half of one). The
+// version (0600, written once the program ran 5 s and its event loop is quiet, or at its exit, whole then renamed, so a concurrent run never reads half of one). The
 // file's name carries a digest of the bundle's content: V8 itself checks only the source's length,
 // so a stale cache of a same-length build must never be found. `BULWARK_CODE_CACHE=off` turns it
 // off; a cache V8 rejects (another V8 flag set) is written anew.
@@ -16,10 +16,19 @@ import { lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, wr
 import { createRequire, Module } from 'node:module';
 import { homedir } from 'node:os';
 import path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { constants, Script } from 'node:vm';
 
 /** How long a program runs before its cache is written (if it has not exited by then). */
 const WRITE_AFTER_MS = 5_000;
+/**
+ * Writing the cache holds the event loop (~30 ms for Spin's bundle), so after WRITE_AFTER_MS it
+ * waits for a quarter second in which the loop was busy less than QUIET_ELU of the time, looked at
+ * every QUIET_EVERY_MS; a loop never that quiet has it written at WRITE_BY_MS.
+ */
+const QUIET_EVERY_MS = 250;
+const QUIET_ELU = 0.3;
+const WRITE_BY_MS = 120_000;
 
 /** The directory of the cache, or undefined when there is none to use. */
 export function codeCacheDir(env: NodeJS.ProcessEnv = process.env): string | undefined {
@@ -63,14 +72,14 @@ export function runCached(file: string, dir = codeCacheDir()): void {
     importModuleDynamically: constants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
   });
   if (cacheFile !== undefined && (cachedData === undefined || script.cachedDataRejected === true)) {
-    // Once the program has run a while (a server, 5 s after it started) or at its exit (a command),
+    // Once the program has run a while (a server, 5 s after it started, at a quiet moment) or at its exit (a command),
     // so the cache holds what it compiled too (the functions it called), not only the top level.
     let written = false;
     const write = () => {
       if (!written) writeCache(cacheFile, program, script);
       written = true;
     };
-    setTimeout(write, WRITE_AFTER_MS).unref();
+    setTimeout(() => whenQuiet(write), WRITE_AFTER_MS).unref();
     process.once('exit', write);
   }
   const module = new Module(file);
@@ -83,6 +92,21 @@ export function runCached(file: string, dir = codeCacheDir()): void {
     dirname: string,
   ) => void;
   run.call(module.exports, module.exports, createRequire(file), module, file, path.dirname(file));
+}
+
+/** Calls `run` at the end of the first QUIET_EVERY_MS with the event loop busy less than QUIET_ELU (WRITE_BY_MS at the latest). */
+function whenQuiet(run: () => void): void {
+  const giveUpAt = Date.now() + WRITE_BY_MS - WRITE_AFTER_MS;
+  let last = performance.eventLoopUtilization();
+  const timer = setInterval(() => {
+    const now = performance.eventLoopUtilization();
+    const busy = performance.eventLoopUtilization(now, last).utilization;
+    last = now;
+    if (busy >= QUIET_ELU && Date.now() < giveUpAt) return;
+    clearInterval(timer);
+    run();
+  }, QUIET_EVERY_MS);
+  timer.unref();
 }
 
 const digestOf = (text: string, length: number) =>

@@ -1,6 +1,7 @@
 // The built `bulwark` command (bin/bulwark.js over dist/, as `npm install` leaves it) and the built
 // demo server with V8's code cache (src/code-cache.ts): the first run writes the cache (0600 in a
-// 0700 directory of the user's; a server 5 s after it started, or when it stops), the next runs
+// 0700 directory of the user's; a server 5 s after it started once its event loop is quiet, or
+// when it stops), the next runs
 // read it and answer the same; a damaged cache is rejected by V8 and written anew; a directory
 // others can write to, or BULWARK_CODE_CACHE=off, means no cache at all; help and the version run
 // without it.
@@ -98,6 +99,42 @@ describe('the bulwark command with the code cache', () => {
     const bad = bulwark(path.join(root, 'bad'), ['flags', 'get', 'no.such.flag']);
     expect(bad.status).not.toBe(0);
     expect(bad.stderr).toMatch(/no\.such\.flag/);
+  });
+
+  it('a server busy 5 s after its start writes its cache only once its event loop is quiet', async () => {
+    const dir = path.join(root, 'busy', 'bulwark');
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    // Busy ~70% of the time for 8 s (6 ms of work every 8 ms), then idle until it is stopped.
+    const program = path.join(root, 'busy.cjs');
+    writeFileSync(
+      program,
+      `const until = Date.now() + 8000;
+      const timer = setInterval(() => {
+        if (Date.now() > until) return clearInterval(timer), setInterval(() => {}, 1000);
+        const end = performance.now() + 6;
+        while (performance.now() < end);
+      }, 8);`,
+    );
+    const child = spawn(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `import { runCached } from ${JSON.stringify(path.resolve('dist/code-cache.js'))}; runCached(${JSON.stringify(program)}, ${JSON.stringify(dir)});`,
+      ],
+      { stdio: 'ignore' },
+    );
+    try {
+      const started = Date.now();
+      // Past the 5 s after which an idle program writes it, still busy: not written.
+      await new Promise((resolve) => setTimeout(resolve, 7_000));
+      expect(files(dir)).toEqual([]);
+      // Quiet from 8 s on: written within a moment.
+      await expect.poll(() => files(dir).length, { timeout: 5_000, interval: 100 }).toBe(1);
+      expect(Date.now() - started).toBeGreaterThan(7_900);
+    } finally {
+      child.kill('SIGKILL');
+    }
   });
 
   it('a server writes its cache while it runs and starts from it next time', async () => {
