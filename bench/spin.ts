@@ -11,9 +11,12 @@
 // The load client runs on the same machine, its CPU the server's competition: joins are sent from
 // this process, the streams held by another (spin-streams.ts), so neither's pauses are the other's.
 // Defaults: USERS=10000 JOIN_RATE=2000 MATCHES=1000 WOMEN_RATE=200 (with streams); a full run writes
-// bench/results/spin.json, a run with any of them (or STREAMS=0) set writes no result.
+// bench/results/spin.json, a run with any of them (or STREAMS=0) set writes no result. The joins
+// start 2 s after the last stream opened. To look inside: TIMELINE=1 prints each half second's
+// latencies and the phases on the server's clock, SERVER_NODE_ARGS adds node flags to the server's
+// (`--cpu-prof --cpu-prof-dir=…`, `--trace-gc`), SERVER_STDOUT=file keeps its stdout.
 import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import http from 'node:http';
@@ -28,6 +31,8 @@ const USERS = knob('USERS', 10_000, 200);
 const JOIN_RATE = knob('JOIN_RATE', 2_000, 200);
 const MATCHES = knob('MATCHES', 1_000, 20);
 const WOMEN_RATE = knob('WOMEN_RATE', 200, 50);
+/** Between the last stream opened and the first join, ms. */
+const SETTLE_MS = 2_000;
 
 /** The node flags `npm start` runs the server with (package.json's start script). */
 const START_NODE_FLAGS = ['--max-semi-space-size=32'];
@@ -82,11 +87,20 @@ function rssKiB(pid: number): number {
   return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
 }
 
+/** When the server was spawned: TIMELINE=1 prints the phases on the server's clock (as --trace-gc's). */
+let serverStartedAt = 0;
+const phase = (name: string) =>
+  process.env['TIMELINE'] === '1' &&
+  process.stderr.write(
+    `${name} at ${(performance.now() - serverStartedAt).toFixed(0)} ms of the server's life\n`,
+  );
+
 async function startServer(): Promise<{ child: ChildProcess; base: string }> {
   // SERVER_NODE_ARGS, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`, to see where the server's time goes.
   const nodeArgs = (process.env['SERVER_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '');
-  // With the node flags of `npm start` (package.json).
-  const child = spawn(process.execPath, [...nodeArgs, ...START_NODE_FLAGS, 'dist/spin/server.js'], {
+  // With the node flags of `npm start` (package.json); SERVER_NODE_ARGS come after them, so they win.
+  serverStartedAt = performance.now();
+  const child = spawn(process.execPath, [...START_NODE_FLAGS, ...nodeArgs, 'dist/spin/server.js'], {
     env: {
       PATH: process.env['PATH'],
       BULWARK_DATA_DIR: dir,
@@ -95,7 +109,11 @@ async function startServer(): Promise<{ child: ChildProcess; base: string }> {
       // 10,000 streams and the joins' connections: more than the default 10,000.
       BULWARK_MAX_CONNECTIONS: String(USERS + MATCHES + 2_000),
     },
-    stdio: ['ignore', 'ignore', 'pipe'],
+    stdio: [
+      'ignore',
+      process.env['SERVER_STDOUT'] === undefined ? 'ignore' : openSync(process.env['SERVER_STDOUT'], 'w'),
+      'pipe',
+    ],
   });
   const base = await new Promise<string>((resolve, reject) => {
     let err = '';
@@ -114,6 +132,12 @@ async function joinAt(base: string, clients: Client[], perSecond: number) {
   const latencies: number[] = [];
   const sentAt: number[] = [];
   let failed = 0;
+  /** Why joins failed: `status <code>: <body's code>` or the request error's message, with counts. */
+  const failures = new Map<string, number>();
+  const fail = (why: string) => {
+    failed += 1;
+    failures.set(why, (failures.get(why) ?? 0) + 1);
+  };
   const perTick = perSecond / 100;
   const started = performance.now();
   const pending: Promise<void>[] = [];
@@ -131,13 +155,13 @@ async function joinAt(base: string, clients: Client[], perSecond: number) {
             agent: joinAgent,
             headers: { authorization: `Bearer ${client.token}`, 'idempotency-key': `join-${i}` },
           });
-          if (res.status !== 200) failed += 1;
+          if (res.status !== 200) fail(`status ${res.status}: ${res.body.slice(0, 300)}`);
           else {
             latencies.push(performance.now() - t);
             sentAt.push(t - started);
           }
-        } catch {
-          failed += 1;
+        } catch (error) {
+          fail((error as Error).message);
         }
       })(),
     );
@@ -151,9 +175,16 @@ async function joinAt(base: string, clients: Client[], perSecond: number) {
         `  ${(from / 1000).toFixed(1)} s: ${window.length} joins, p50 ${f(percentile(window, 50))} / p99 ${f(percentile(window, 99))} / max ${f(Math.max(...window))} ms\n`,
       );
   }
+  for (const [why, count] of failures) process.stderr.write(`  failed ×${count}: ${why}\n`);
   const seconds = (performance.now() - started) / 1000;
   const steady = latencies.filter((_, i) => sentAt[i]! >= 1000);
-  return { latencies, steady, failed, achieved: clients.length / seconds };
+  return {
+    latencies,
+    steady,
+    failed,
+    failures: Object.fromEntries(failures),
+    achieved: clients.length / seconds,
+  };
 }
 
 const f = (ms: number) => ms.toFixed(1);
@@ -199,8 +230,11 @@ try {
         holder.on('message', (message: HolderMessage) => message.type === 'open' && resolve());
         holder.once('exit', (code) => reject(new Error(`the stream holder exited ${code}`)));
       });
+      phase('streams open');
       holder.send({ base, tokens: everyone.map((c) => c.token) });
       await opened;
+      // The server finishes the streams' first messages (11,000 opened in ~4 s) before the joins.
+      await sleep(SETTLE_MS);
     }
     const connected = rssKiB(child.pid!);
 
@@ -208,13 +242,16 @@ try {
     const clientCpuBefore = process.cpuUsage();
     const clientDelay = monitorEventLoopDelay({ resolution: 1 });
     clientDelay.enable();
+    phase('joins');
     const joins = await joinAt(base, men, JOIN_RATE);
+    phase('joins done');
     clientDelay.disable();
     const cpuPerJoin = (cpuMs(child.pid!) - cpuBefore) / men.length;
     const clientCpu = process.cpuUsage(clientCpuBefore);
     const clientBusy = (clientCpu.user + clientCpu.system) / 1000 / (men.length / joins.achieved) / 1000;
     await sleep(2000);
     const waiting = rssKiB(child.pid!);
+    phase('matching');
     const womenJoins = await joinAt(base, women, WOMEN_RATE);
     const deadline = Date.now() + 30_000;
     while (women.some((w) => w.receivedAt === undefined) && Date.now() < deadline) await sleep(100);
@@ -274,6 +311,7 @@ try {
             sent: men.length,
             achievedPerSec: joins.achieved,
             failed: joins.failed,
+            failures: joins.failures,
             p50Ms: percentile(joins.latencies, 50),
             p99Ms: percentile(joins.latencies, 99),
             maxMs: Math.max(...joins.latencies),
@@ -283,6 +321,7 @@ try {
           matchingJoins: {
             sent: women.length,
             failed: womenJoins.failed,
+            failures: womenJoins.failures,
             p50Ms: percentile(womenJoins.latencies, 50),
             p99Ms: percentile(womenJoins.latencies, 99),
           },

@@ -45,7 +45,7 @@ const JOIN_BATCH = 200;
 /** A batch of joins written within this many ms means joins are coming fast... */
 const JOIN_BUSY_MS = 10;
 /** ...and the next batch gathers for this long before it is written. */
-const JOIN_GATHER_MS = 3;
+const JOIN_GATHER_MS = 1;
 /** Ticks a second of the rolling broadcast of queue changes (see #broadcastTick). */
 const BROADCAST_TICKS = 50;
 /** Pairs claimed per transaction in a matcher round (the event loop turns between them). */
