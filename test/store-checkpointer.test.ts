@@ -1,7 +1,8 @@
 // The store's WAL checkpoints on a worker thread (`checkpoint: 'background'`, the default): once
 // the WAL has grown, the app's connection checkpoints no more (wal_autocheckpoint 0) and the worker
-// copies the WAL into the database file, which a copy of that file alone (no -wal) proves; a WAL
-// that never gets a quiet moment is started over by a RESTART; `checkpoint: 'inline'` keeps
+// copies the WAL into the database file, which a copy of that file alone (no -wal) proves; when
+// writes never pause, the app's connection checkpoints once per restartFrames so that the WAL
+// starts over; `checkpoint: 'inline'` keeps
 // SQLite's own; close leaves no WAL behind; an unknown value is a coded error.
 import { copyFileSync, existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
@@ -99,7 +100,7 @@ describe("the store's WAL checkpoints (SQLite)", () => {
     }
   });
 
-  it('starts a WAL that writes never leave over with a RESTART once it passes restartFrames', async () => {
+  it('has the app connection checkpoint once when writes never pause and the WAL passes restartFrames', async () => {
     const store = await createStore({
       dataDir: dir,
       checkpointer: { fromBytes: 64 * 1024, everyMs: 10, restartFrames: 200 },
@@ -108,7 +109,7 @@ describe("the store's WAL checkpoints (SQLite)", () => {
       const started = Date.now();
       let stats = await checkpointer(store)!.stats();
       // Writes with no pause but a turn of the event loop (as a busy app's), for up to 10 s, until
-      // the worker has had to restart the WAL.
+      // the WAL has grown past restartFrames and the app's connection has checkpointed.
       for (let batch = 0; stats.restarts === 0 && Date.now() - started < 10_000; batch += 1) {
         await write(store, 50, 50, `b${batch}-`);
         if (batch % 5 === 0) await new Promise((resolve) => setImmediate(resolve));
