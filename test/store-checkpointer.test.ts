@@ -10,8 +10,10 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { sql } from 'kysely';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createBulwark } from '../src/runtime/create.js';
 import type { Checkpointer } from '../src/store/checkpointer.js';
 import { createStore, SQLITE_FILE_NAME, type Store } from '../src/store/index.js';
+import { LogCapture } from './helpers/app.js';
 import { rejection, tempDir } from './helpers/store.js';
 
 /** The store's checkpointer (not part of the Store interface). */
@@ -129,6 +131,32 @@ describe("the store's WAL checkpoints (SQLite)", () => {
       expect(await autocheckpoint(store)).toBe(1000);
     } finally {
       await store.close();
+    }
+  });
+
+  it("createBulwark({ store: { checkpoint: 'inline' } }) opens its store without a worker", async () => {
+    const bulwark = await createBulwark({
+      env: { BULWARK_DATA_DIR: dir },
+      logDestination: new LogCapture(),
+      defaultMetrics: false,
+      metricsHistory: false,
+      store: { checkpoint: 'inline' },
+    });
+    try {
+      expect(checkpointer(bulwark.store)).toBeUndefined();
+    } finally {
+      await bulwark.close();
+    }
+    const defaults = await createBulwark({
+      env: { BULWARK_DATA_DIR: dir },
+      logDestination: new LogCapture(),
+      defaultMetrics: false,
+      metricsHistory: false,
+    });
+    try {
+      expect(checkpointer(defaults.store)).toBeDefined();
+    } finally {
+      await defaults.close();
     }
   });
 
