@@ -123,6 +123,31 @@ describe("the store's WAL checkpoints (SQLite)", () => {
     }
   });
 
+  it('asks again for every restartFrames the WAL grows by while a reader keeps it from starting over', async () => {
+    const store = await createStore({
+      dataDir: dir,
+      checkpointer: { fromBytes: 64 * 1024, everyMs: 10, restartFrames: 200 },
+    });
+    // Another connection (another process's, say) inside a read transaction: the WAL cannot start over.
+    const reader = new Database(path.join(dir, SQLITE_FILE_NAME), { readonly: true });
+    try {
+      reader.exec('BEGIN');
+      reader.prepare('select count(*) from bulwark_kv').get();
+      const started = Date.now();
+      let stats = await checkpointer(store)!.stats();
+      for (let batch = 0; stats.restarts < 3 && Date.now() - started < 10_000; batch += 1) {
+        await write(store, 50, 50, `b${batch}-`);
+        if (batch % 5 === 0) await new Promise((resolve) => setImmediate(resolve));
+        if (batch % 50 === 0) stats = await checkpointer(store)!.stats();
+      }
+      expect(stats.restarts).toBeGreaterThanOrEqual(3);
+    } finally {
+      reader.exec('COMMIT');
+      reader.close();
+      await store.close();
+    }
+  });
+
   it("checkpoint: 'inline' keeps SQLite's own checkpoints and starts no worker", async () => {
     const store = await createStore({ dataDir: dir, checkpoint: 'inline' });
     try {

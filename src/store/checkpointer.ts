@@ -80,7 +80,7 @@ try {
   process.exit(0);
 }
 const stats = { checkpoints: 0, pages: 0 };
-let asked = false;
+let askedAt = 0;
 let delay = workerData.everyMs;
 let last = { log: -1, checkpointed: -1 };
 let timer;
@@ -94,12 +94,13 @@ function tick() {
       stats.checkpoints += 1;
       stats.pages += copied;
     }
-    // The app's connection copies the tail itself (see restartFrames), once per growth past it.
-    if (row.log >= workerData.restartFrames && !asked) {
-      asked = true;
+    // The app's connection copies the tail itself (see restartFrames), once per restartFrames the
+    // WAL grows by without starting over (a reader in another process can keep it from that).
+    if (row.log < last.log) askedAt = 0;
+    if (row.log >= askedAt + workerData.restartFrames) {
+      askedAt = row.log;
       parentPort.postMessage({ type: 'restart' });
     }
-    if (row.log < last.log || row.log < workerData.restartFrames) asked = false;
     last = row;
     delay = moved ? workerData.everyMs : Math.min(delay * 2, workerData.everyMs * 10);
   } catch {
