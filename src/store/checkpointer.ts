@@ -21,7 +21,7 @@ const INLINE_AUTOCHECKPOINT_PAGES = 1000;
 
 /** Tuning of {@link startCheckpointer} (tests shorten it). */
 export interface CheckpointerOptions {
-  /** The worker starts once the WAL file has reached this size (default 1 MiB). */
+  /** The worker starts once the WAL file has reached this size (default 1 MiB; 0: at once). */
   fromBytes?: number;
   /** The worker's checkpoints while writes come, ms apart (default 100); idle, up to 10× that. */
   everyMs?: number;
@@ -199,18 +199,27 @@ export function startCheckpointer(
     });
   };
 
-  const watch = setInterval(() => {
-    // No WAL yet reads as 0 bytes.
-    const size = statSync(`${file}-wal`, { throwIfNoEntry: false })?.size ?? 0;
-    if (size < fromBytes) return;
-    clearInterval(watch);
+  const startNow = () => {
     try {
       start();
     } catch (error) {
       fail(error as Error);
     }
-  }, WATCH_EVERY_MS);
-  watch.unref();
+  };
+  // From 0 bytes: at once (a long-running app's store: its thread and descriptors are there from
+  // the start, not a step in the middle of the leak detector's window). Else once the WAL is that big.
+  let watch: NodeJS.Timeout | undefined;
+  if (fromBytes <= 0) startNow();
+  else {
+    watch = setInterval(() => {
+      // No WAL yet reads as 0 bytes.
+      const size = statSync(`${file}-wal`, { throwIfNoEntry: false })?.size ?? 0;
+      if (size < fromBytes) return;
+      clearInterval(watch);
+      startNow();
+    }, WATCH_EVERY_MS);
+    watch.unref();
+  }
 
   let stopping: Promise<void> | undefined;
   return {

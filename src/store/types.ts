@@ -330,7 +330,7 @@ export interface StoreOptions {
   synchronous?: StoreSynchronous | undefined;
   /**
    * SQLite: who checkpoints the WAL (copies its pages into the database file). `'background'`
-   * (default): once the WAL has grown past 1 MiB, a worker thread with its own connection runs
+   * (default): once the WAL has grown past 1 MiB (the store part: from the start), a worker thread with its own connection runs
    * PASSIVE checkpoints every 100 ms while writes come (it never blocks the app's reads or writes),
    * so no commit of the app's stalls its event loop for the copy and fsync (5–10 ms every ~4 MB
    * written); costs one idle thread. `'inline'`: SQLite's default, the commit that takes the WAL
