@@ -11,7 +11,7 @@ import Database from 'better-sqlite3';
 import { sql } from 'kysely';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createBulwark } from '../src/runtime/create.js';
-import type { Checkpointer } from '../src/store/checkpointer.js';
+import type { Checkpointer, CheckpointStats } from '../src/store/checkpointer.js';
 import { createStore, SQLITE_FILE_NAME, type Store } from '../src/store/index.js';
 import { LogCapture } from './helpers/app.js';
 import { rejection, tempDir } from './helpers/store.js';
@@ -33,6 +33,21 @@ async function write(store: Store, count: number, perBatch = 100, prefix = 'k'):
       'bulk',
       Array.from({ length: Math.min(perBatch, count - i) }, (_, j) => ({ key: `${prefix}${i + j}`, value })),
     );
+}
+
+/**
+ * Writes with no pause but a turn of the event loop now and then (as a busy app's), for up to 10 s,
+ * until the checkpointer's stats satisfy `done`; resolves with the last stats.
+ */
+async function writeUntil(store: Store, done: (stats: CheckpointStats) => boolean): Promise<CheckpointStats> {
+  const started = Date.now();
+  let stats = await checkpointer(store)!.stats();
+  for (let batch = 0; !done(stats) && Date.now() - started < 10_000; batch += 1) {
+    await write(store, 50, 50, `b${batch}-`);
+    if (batch % 5 === 0) await new Promise((resolve) => setImmediate(resolve));
+    if (batch % 50 === 0) stats = await checkpointer(store)!.stats();
+  }
+  return stats;
 }
 
 /** Rows of `bulk` in a copy of the database file alone: what checkpoints have copied into it. */
@@ -108,15 +123,8 @@ describe("the store's WAL checkpoints (SQLite)", () => {
       checkpointer: { fromBytes: 64 * 1024, everyMs: 10, restartFrames: 200 },
     });
     try {
-      const started = Date.now();
-      let stats = await checkpointer(store)!.stats();
-      // Writes with no pause but a turn of the event loop (as a busy app's), for up to 10 s, until
-      // the WAL has grown past restartFrames and the app's connection has checkpointed.
-      for (let batch = 0; stats.restarts === 0 && Date.now() - started < 10_000; batch += 1) {
-        await write(store, 50, 50, `b${batch}-`);
-        if (batch % 5 === 0) await new Promise((resolve) => setImmediate(resolve));
-        if (batch % 50 === 0) stats = await checkpointer(store)!.stats();
-      }
+      // Until the WAL has grown past restartFrames and the app's connection has checkpointed.
+      const stats = await writeUntil(store, (s) => s.restarts > 0);
       expect(stats.restarts).toBeGreaterThan(0);
     } finally {
       await store.close();
@@ -133,13 +141,7 @@ describe("the store's WAL checkpoints (SQLite)", () => {
     try {
       reader.exec('BEGIN');
       reader.prepare('select count(*) from bulwark_kv').get();
-      const started = Date.now();
-      let stats = await checkpointer(store)!.stats();
-      for (let batch = 0; stats.restarts < 3 && Date.now() - started < 10_000; batch += 1) {
-        await write(store, 50, 50, `b${batch}-`);
-        if (batch % 5 === 0) await new Promise((resolve) => setImmediate(resolve));
-        if (batch % 50 === 0) stats = await checkpointer(store)!.stats();
-      }
+      const stats = await writeUntil(store, (s) => s.restarts >= 3);
       expect(stats.restarts).toBeGreaterThanOrEqual(3);
     } finally {
       reader.exec('COMMIT');

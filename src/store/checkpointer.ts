@@ -1,7 +1,7 @@
 // SQLite WAL checkpoints on a worker thread. By default SQLite checkpoints inside the commit that
 // takes the WAL past 1 000 pages (~4 MB): that commit copies the pages into the database file and
-// fsyncs both files on the event loop, a 5–10 ms stall every few MB written (measured on this
-// project's hosts: commit p50 0.07 ms, p99 7.2 ms). Here a worker thread with a connection of its
+// fsyncs both files on the event loop, a 5–10 ms stall every few MB written (seen as 7–10 ms runs
+// of commitTransaction in Spin's CPU profile under bench:spin). Here a worker thread with a connection of its
 // own runs `PASSIVE` checkpoints beside the app (they never wait for, nor block, the app's reads and
 // writes) and the app's connection checkpoints no more.
 import { statSync } from 'node:fs';
@@ -33,7 +33,8 @@ export interface CheckpointerOptions {
    * transactions, copies the few pages the worker has not and lets its next write start the WAL
    * over: a short stall (the copy of that tail and a sync) once per that many frames. (A RESTART
    * checkpoint on the worker would hold the write lock and leave the app's writes waiting in
-   * SQLite's busy handler, whose sleeps of 1, 2, 5, 10, 15… ms made stalls of up to 115 ms.)
+   * SQLite's busy handler, which sleeps 1, 2, 5, 10, 15… ms between tries: stalls far longer than
+   * the checkpoint itself.)
    */
   restartFrames?: number;
   /** Told when the worker cannot run (the app's connection then checkpoints as SQLite does). */
@@ -140,13 +141,14 @@ export function startCheckpointer(
   const fromBytes = options.fromBytes ?? CHECKPOINT_WORKER_FROM_BYTES;
   let worker: Worker | undefined;
   let running = false;
-  let stopped = false;
+  /** Set by stop(): the worker's messages from then on change nothing. */
+  let stopping: Promise<void> | undefined;
   const inline = () => {
     running = false;
     if (database.open) database.pragma(`wal_autocheckpoint = ${INLINE_AUTOCHECKPOINT_PAGES}`);
   };
   const fail = (error: Error) => {
-    if (stopped) return;
+    if (stopping !== undefined) return;
     inline();
     options.onError?.(error);
   };
@@ -185,7 +187,7 @@ export function startCheckpointer(
     });
     worker.unref();
     worker.on('message', (message: { type: string; message?: string }) => {
-      if (message.type === 'ready' && !stopped) {
+      if (message.type === 'ready' && stopping === undefined) {
         running = true;
         database.pragma('wal_autocheckpoint = 0');
       }
@@ -221,7 +223,6 @@ export function startCheckpointer(
     watch.unref();
   }
 
-  let stopping: Promise<void> | undefined;
   return {
     stats() {
       const current = worker;
@@ -248,7 +249,6 @@ export function startCheckpointer(
     },
     stop() {
       stopping ??= (async () => {
-        stopped = true;
         clearInterval(watch);
         if (worker === undefined) return;
         inline();

@@ -91,7 +91,6 @@ export function openSqlite(opts: SqliteOpenOptions): Promise<OpenedSqlite> {
         ? undefined
         : startCheckpointer(database, file, opts.checkpointer);
   } catch (error) {
-    void checkpointer?.stop();
     database?.close();
     return Promise.reject(unavailableError('sqlite', `cannot open ${file}: ${describeError(error)}`, error));
   }
