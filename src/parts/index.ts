@@ -22,6 +22,13 @@ export interface PartServices {
   readonly instanceId: string;
   /** The service's version. */
   readonly version: string;
+  /**
+   * Whether this process runs under `bulwark supervise` (`BULWARK_SUPERVISED=1` in the environment
+   * the settings were read from): only then does the supervisor part open its link. A second
+   * Bulwark in the same process built with another environment (a warm-up's scratch copy, a test)
+   * stays off the supervisor's channel.
+   */
+  readonly supervised?: boolean;
 }
 
 /** What every part is given: the services, and the schema history and tool flags of every part. */

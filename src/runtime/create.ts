@@ -228,7 +228,8 @@ export const PART_OPTIONS = {
 async function coreOf(
   options: BulwarkOptions,
 ): Promise<{ core: PartServices; alertsConfig: AlertsConfig | undefined }> {
-  const settings = loadSettings(options, options.env ?? process.env);
+  const env = options.env ?? process.env;
+  const settings = loadSettings(options, env);
   const serviceId = options.serviceId ?? 'bulwark';
   // Checked before anything opens: a bad alerting configuration stops the start, naming each field.
   // Its validation is loaded only when there is one to check.
@@ -249,7 +250,11 @@ async function coreOf(
   const metrics = new Metrics({ defaultMetrics: options.defaultMetrics ?? true });
   const health = new HealthRegistry({ logger, identity: { serviceId, releaseId: version } });
   const instanceId = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
-  return { core: { settings, logger, metrics, health, serviceId, instanceId, version }, alertsConfig };
+  const supervised = env['BULWARK_SUPERVISED'] === '1';
+  return {
+    core: { settings, logger, metrics, health, serviceId, instanceId, version, supervised },
+    alertsConfig,
+  };
 }
 
 /** Parts opened by {@link openParts}. */

@@ -17,14 +17,15 @@ export function supervisorPart(): Part<
     name: 'supervisor',
     needs: ['cache', 'queues', 'history'],
     checks: [],
-    async start({ cache, queues, history }, { logger, version }) {
+    async start({ cache, queues, history }, { logger, version, supervised }) {
       // The implementation loads when the part starts: a command that opens no supervisor link never loads it.
       const [{ SupervisorClient }, { registerSupervisorSeries }] = await Promise.all([
         import('./client.js'),
         import('./series.js'),
       ]);
       if (history !== undefined) registerSupervisorSeries(history);
-      return connectSupervisor(SupervisorClient.connect({ logger, version }), cache, queues);
+      const client = supervised === true ? SupervisorClient.connect({ logger, version }) : undefined;
+      return connectSupervisor(client, cache, queues);
     },
     close: (supervisor) => supervisor?.close(),
   };
