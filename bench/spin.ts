@@ -11,9 +11,11 @@
 // The load client runs on the same machine, its CPU the server's competition: joins are sent from
 // this process, the streams held by another (spin-streams.ts), so neither's pauses are the other's.
 // Defaults: USERS=10000 JOIN_RATE=2000 MATCHES=1000 WOMEN_RATE=200 (with streams); a full run writes
-// bench/results/spin.json, a run with any of them (or STREAMS=0) set writes no result. The joins
-// start 2 s after the last stream opened. To look inside: TIMELINE=1 prints each half second's
-// latencies and the phases on the server's clock, SERVER_NODE_ARGS adds node flags to the server's
+// bench/results/spin.json, a run with any of them (or STREAMS=0, or SPIN_WARMUP_JOINS) set writes no
+// result. The joins start 2 s after the last stream opened. The server warms up before it listens,
+// as `npm start`'s does (examples/spin/src/warmup.ts; SPIN_WARMUP_JOINS=0 starts it cold); the
+// start's time, warm-up included, is in the table. To look inside: TIMELINE=1 prints each half second's latencies (TIMELINE_MS sets another
+// window) and the phases on the server's clock, SERVER_NODE_ARGS adds node flags to the server's
 // (`--cpu-prof --cpu-prof-dir=…`, `--trace-gc`), SERVER_STDOUT=file keeps its stdout.
 import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
@@ -108,6 +110,10 @@ async function startServer(): Promise<{ child: ChildProcess; base: string }> {
       LOG_LEVEL: 'warn',
       // 10,000 streams and the joins' connections: more than the default 10,000.
       BULWARK_MAX_CONNECTIONS: String(USERS + MATCHES + 2_000),
+      // SPIN_WARMUP_JOINS=0 starts the server cold, to see what its warm-up buys.
+      ...(process.env['SPIN_WARMUP_JOINS'] === undefined
+        ? {}
+        : { SPIN_WARMUP_JOINS: process.env['SPIN_WARMUP_JOINS'] }),
     },
     stdio: [
       'ignore',
@@ -167,12 +173,14 @@ async function joinAt(base: string, clients: Client[], perSecond: number) {
     );
   }
   await Promise.all(pending);
-  // TIMELINE=1: the latencies of each half second, to see when a slow stretch happened.
-  for (let from = 0; process.env['TIMELINE'] === '1' && from < performance.now() - started; from += 500) {
-    const window = latencies.filter((_, i) => sentAt[i]! >= from && sentAt[i]! < from + 500);
+  // TIMELINE=1: the latencies of each half second (TIMELINE_MS=100: of each 100 ms), to see when a
+  // slow stretch happened.
+  const STEP = Number(process.env['TIMELINE_MS'] ?? 500);
+  for (let from = 0; process.env['TIMELINE'] === '1' && from < performance.now() - started; from += STEP) {
+    const window = latencies.filter((_, i) => sentAt[i]! >= from && sentAt[i]! < from + STEP);
     if (window.length > 0)
       process.stderr.write(
-        `  ${(from / 1000).toFixed(1)} s: ${window.length} joins, p50 ${f(percentile(window, 50))} / p99 ${f(percentile(window, 99))} / max ${f(Math.max(...window))} ms\n`,
+        `  ${(from / 1000).toFixed(2)} s: ${window.length} joins, p50 ${f(percentile(window, 50))} / p99 ${f(percentile(window, 99))} / max ${f(Math.max(...window))} ms\n`,
       );
   }
   for (const [why, count] of failures) process.stderr.write(`  failed ×${count}: ${why}\n`);
@@ -215,6 +223,7 @@ try {
   await store.close();
 
   const { child, base } = await startServer();
+  const startMs = performance.now() - serverStartedAt;
   try {
     const idle = rssKiB(child.pid!);
     // STREAMS=0 joins without live streams open (to tell the streams' cost from the joins').
@@ -271,6 +280,7 @@ try {
       '| measure | figure | target |',
       '| --- | --- | --- |',
     ];
+    md.push(`| server start: spawn to listening, warm-up included | ${startMs.toFixed(0)} ms | |`);
     md.push(`| streams open at once | ${users.toLocaleString()} | 10,000 |`);
     md.push(
       `| joins sent / achieved rate | ${men.length.toLocaleString()} at ${JOIN_RATE}/s asked, ${joins.achieved.toFixed(0)}/s achieved | 2,000/s |`,
@@ -318,6 +328,7 @@ try {
             steadyP50Ms: percentile(joins.steady, 50),
             steadyP99Ms: percentile(joins.steady, 99),
           },
+          startMs,
           matchingJoins: {
             sent: women.length,
             failed: womenJoins.failed,
@@ -342,7 +353,7 @@ try {
           rssKiB: { idle, connected, waiting },
         },
       },
-      ['USERS', 'JOIN_RATE', 'MATCHES', 'WOMEN_RATE', 'STREAMS'],
+      ['USERS', 'JOIN_RATE', 'MATCHES', 'WOMEN_RATE', 'STREAMS', 'SPIN_WARMUP_JOINS'],
     );
   } finally {
     child.kill('SIGTERM');

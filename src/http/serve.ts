@@ -1,6 +1,7 @@
 // Running an app built on Bulwark as a server process: what `npm start` does for the demo and for
 // Spin, and what a user's own `server.ts` can do in one call.
 import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
 import type { Access } from '../access/types.js';
 import { isBulwarkError, type BulwarkError } from '../errors/index.js';
 import type { Bulwark } from '../runtime/create.js';
@@ -25,6 +26,14 @@ export interface ServeOptions {
   name: string;
   /** Extra lines of the banner: label → path (`{ app: '/' }`). */
   links?: Record<string, string>;
+  /**
+   * Runs once the app is built, before it listens, so before a supervisor or a load balancer sends
+   * it traffic: for example a burst of requests on a scratch copy of the app, so that V8 has
+   * compiled and optimised the hot paths before the first real request (Spin's `warmUp`). Given the
+   * app's logger; what it resolves with is logged with its duration. A failure is logged as a
+   * warning and the app starts anyway, only colder.
+   */
+  warmUp?: (logger: Logger) => Promise<Record<string, unknown> | void>;
 }
 
 /**
@@ -62,6 +71,7 @@ export async function serveApp(
   const { settings, logger } = app.bulwark;
   installShutdown(app, { timeoutMs: settings.shutdownTimeoutMs, logger });
   installProcessErrorHandlers(app.bulwark.errors, { logger });
+  if (options.warmUp !== undefined) await warmUp(options.warmUp, logger);
   try {
     await app.listen({ port: settings.port, host: settings.host });
   } catch (error) {
@@ -92,6 +102,17 @@ export async function serveApp(
     ].join('\n'),
   );
   return app;
+}
+
+/** Runs the app's warm-up and logs what it did and how long it took (a failure as a warning). */
+async function warmUp(run: NonNullable<ServeOptions['warmUp']>, logger: Logger) {
+  const started = performance.now();
+  try {
+    const done = await run(logger);
+    logger.info({ ...done, warmUpMs: Math.round(performance.now() - started) }, 'warmed up');
+  } catch (error) {
+    logger.warn({ err: error }, 'the warm-up failed: starting without it');
+  }
 }
 
 /**
