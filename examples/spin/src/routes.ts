@@ -51,9 +51,9 @@ const Status = Type.Union([
 /**
  * For a route that answers a {@link Status}. A union makes fast-json-stringify check every answer
  * against each branch with Ajv (two validations of the whole status per join), and compiles those
- * checks at the first answer, on the request path of the server's first join. The status is built by the
- * service (SpinService.statusAt), never from input, with the schema's fields and integers, so
- * JSON.stringify writes the same text; the schema still documents the route in /api-docs.
+ * checks at the first answer, on the request path of the server's first join. The status is built
+ * by the service (SpinService.statusAt), never from input, with the schema's fields and integers,
+ * so JSON.stringify writes the same text; the schema still documents the route in /api-docs.
  */
 const statusSerializer = { serializerCompiler: () => (data: unknown) => JSON.stringify(data) };
 const Match = Type.Object({

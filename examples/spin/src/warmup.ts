@@ -1,11 +1,10 @@
 // Spin's warm-up, run by server.ts once the app is built and before it listens: a scratch Spin on a
 // temporary data dir, in the same process, takes a burst of joins over real HTTP on a loopback port.
 // V8 then has compiled and optimised the code every join runs — Node's HTTP server, Fastify's
-// hooks, Bulwark's plugin, the route, the group commit — before the first real join arrives, and the
-// first second of traffic is no slower than the rest (without it, 2,000 joins a second into a cold
-// server queued up for 0.5–1.5 s: docs/benchmarks.md). The scratch Spin shares no state with the
-// real one: its own store (deleted after), its own environment (no Redis, no supervisor link, no
-// mail), its own port.
+// hooks, Bulwark's plugin, the route, the group commit — before the first real join arrives (without
+// it, 2,000 joins a second into a cold server queued for 1–2 s and hundreds were shed:
+// docs/benchmarks.md). The scratch Spin shares no state with the real one: its own store (deleted
+// after), its own environment (no Redis, no supervisor link, no mail), its own port.
 import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
@@ -15,7 +14,7 @@ import { buildSpin } from './app.js';
 
 /** The variable that sets how many joins the warm-up sends (0: none). */
 export const WARMUP_VARIABLE = 'SPIN_WARMUP_JOINS';
-/** Joins of the warm-up by default: ~1 s of a start, enough for V8 to optimise the join's path. */
+/** Joins of the warm-up by default: ~1.5 s of a start on 2 cores; V8 optimises the join's path. */
 export const DEFAULT_WARMUP_JOINS = 2000;
 const MAX_WARMUP_JOINS = 100_000;
 /** Joins in flight at once: several per group commit, as under load. */
