@@ -14,9 +14,10 @@
 // bench/results/spin.json, a run with any of them (or STREAMS=0, or SPIN_WARMUP_JOINS) set writes no
 // result. The joins start 2 s after the last stream opened. The server warms up before it listens,
 // as `npm start`'s does (examples/spin/src/warmup.ts; SPIN_WARMUP_JOINS=0 starts it cold); the
-// start's time, warm-up included, is in the table. To look inside: TIMELINE=1 prints each half second's latencies (TIMELINE_MS sets another
-// window) and the phases on the server's clock, SERVER_NODE_ARGS adds node flags to the server's
-// (`--cpu-prof --cpu-prof-dir=…`, `--trace-gc`), SERVER_STDOUT=file keeps its stdout.
+// start's time, warm-up included, is in the table. To look inside: TIMELINE=1 prints each half
+// second's latencies (TIMELINE_MS sets another window) and the phases on the server's clock,
+// SERVER_NODE_ARGS adds node flags to the server's (`--cpu-prof --cpu-prof-dir=…`, `--trace-gc`),
+// SERVER_STDOUT=file keeps its stdout.
 import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

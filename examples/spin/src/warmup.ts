@@ -6,16 +6,16 @@
 // docs/benchmarks.md). The scratch Spin shares no state with the real one: its own store (deleted
 // after), its own environment (no Redis, no supervisor link, no mail), its own port.
 import { mkdtempSync, rmSync } from 'node:fs';
-import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { bulwarkError } from 'bulwark';
+import { Pool } from 'undici';
 import { buildSpin } from './app.js';
 
 /** The variable that sets how many joins the warm-up sends (0: none). */
-export const WARMUP_VARIABLE = 'SPIN_WARMUP_JOINS';
+const WARMUP_VARIABLE = 'SPIN_WARMUP_JOINS';
 /** Joins of the warm-up by default: ~1.5 s of a start on 2 cores; V8 optimises the join's path. */
-export const DEFAULT_WARMUP_JOINS = 2000;
+const DEFAULT_WARMUP_JOINS = 2000;
 const MAX_WARMUP_JOINS = 100_000;
 /** Joins in flight at once: several per group commit, as under load. */
 const CONCURRENCY = 16;
@@ -47,13 +47,14 @@ export async function warmUp(joins: number): Promise<{ joins: number; answered: 
   const dir = mkdtempSync(path.join(tmpdir(), 'spin-warm-up-'));
   const removeDir = () => rmSync(dir, { recursive: true, force: true });
   process.once('exit', removeDir);
-  const agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY });
   let answered = 0;
   try {
     const app = await buildSpin({ env: { BULWARK_DATA_DIR: dir, LOG_LEVEL: 'silent' } });
+    let pool: Pool | undefined;
     try {
-      await app.listen({ port: 0, host: '127.0.0.1' });
-      const { port } = app.server.address() as { port: number };
+      const client = (pool = new Pool(await app.listen({ port: 0, host: '127.0.0.1' }), {
+        connections: CONCURRENCY,
+      }));
       const users = await app.spin.store.createUsers(
         Array.from({ length: joins }, (_, i) => ({
           displayName: `warm-up ${i + 1}`,
@@ -63,12 +64,20 @@ export async function warmUp(joins: number): Promise<{ joins: number; answered: 
       );
       for (let i = 0; i < users.length; i += CONCURRENCY) {
         const statuses = await Promise.all(
-          users.slice(i, i + CONCURRENCY).map(({ token }, j) => join(port, agent, token, `warm-up-${i + j}`)),
+          users.slice(i, i + CONCURRENCY).map(async ({ token }, j) => {
+            const { statusCode, body } = await client.request({
+              path: '/api/queue/join',
+              method: 'POST',
+              headers: { authorization: `Bearer ${token}`, 'idempotency-key': `warm-up-${i + j}` },
+            });
+            await body.dump();
+            return statusCode;
+          }),
         );
         answered += statuses.filter((status) => status === 200).length;
       }
     } finally {
-      agent.destroy();
+      await pool?.close();
       await app.close();
     }
   } finally {
@@ -76,27 +85,4 @@ export async function warmUp(joins: number): Promise<{ joins: number; answered: 
     removeDir();
   }
   return { joins, answered };
-}
-
-/** One join over HTTP; resolves with the answer's status. */
-function join(port: number, agent: http.Agent, token: string, key: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const request = http.request(
-      {
-        host: '127.0.0.1',
-        port,
-        path: '/api/queue/join',
-        method: 'POST',
-        agent,
-        headers: { authorization: `Bearer ${token}`, 'idempotency-key': key },
-      },
-      (response) => {
-        response.resume();
-        response.on('end', () => resolve(response.statusCode ?? 0));
-        response.on('error', reject);
-      },
-    );
-    request.on('error', reject);
-    request.end();
-  });
 }
