@@ -10,8 +10,8 @@
 //    up unstable), and Bulwark runs with `--stable-ms 1000` so that its restart streak (its backoff)
 //    resets on the same terms; `--max-restarts 1000` keeps its restart budget out of the way.
 // 2. Cluster mode, 2 processes on one port: the app directly (1 process, the reference), PM2's cluster
-//    mode (`pm2 start -i 2`), `bulwark supervise --instances 2` on the shared socket (the default)
-//    and with `--balance proxy`. Throughput and p99 with autocannon -c 100 for THROUGHPUT_S seconds,
+//    mode (`pm2 start -i 2`), `bulwark supervise --instances 2` on the shared socket (the default),
+//    with `--balance round-robin` and with `--balance proxy`. Throughput and p99 with autocannon -c 100 for THROUGHPUT_S seconds,
 //    ROUNDS rounds rotating the order (medians, spread, ratios to the app and to PM2); then per row
 //    LOAD_S seconds of load with `kill -9` of one process halfway (failed requests, and refused
 //    connections among them), and again with a reload halfway (`pm2 reload`, `bulwark supervise
@@ -635,6 +635,15 @@ async function cluster(): Promise<ClusterResults> {
   rows.push(await pm2Cluster(await freePort(), env));
   progress('starting bulwark supervise --instances 2 (shared socket)');
   rows.push(await bulwarkCluster('bulwark --instances 2 (socket)', await freePort(), [], env));
+  progress('starting bulwark supervise --instances 2 --balance round-robin');
+  rows.push(
+    await bulwarkCluster(
+      'bulwark --instances 2 --balance round-robin',
+      await freePort(),
+      ['--balance', 'round-robin'],
+      env,
+    ),
+  );
   progress('starting bulwark supervise --instances 2 --balance proxy');
   rows.push(
     await bulwarkCluster(

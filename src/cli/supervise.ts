@@ -20,7 +20,7 @@ function placeholder(key: string, schema: { type?: unknown }): string {
   if (key.endsWith('Host') || key === 'host') return 'host';
   if (key.endsWith('ExitCodes')) return 'codes';
   if (key === 'trustedProxies') return 'addresses';
-  if (key === 'balance') return 'socket|proxy';
+  if (key === 'balance') return 'socket|round-robin|proxy';
   if (key.endsWith('Percent')) return 'percent';
   if (key.endsWith('At')) return 'fraction';
   if (key.endsWith('Bytes')) return 'bytes';

@@ -1,16 +1,18 @@
 import type { Logger } from 'pino';
 import type { SuperviseOptions } from './options.js';
 import { freePort, waitForFreePort } from './ports.js';
+import { Dealer } from './dealer.js';
 import type { ClusterProxy } from './proxy.js';
 import { SharedSocket, sharedSocketEnv, writePreload } from './shared-socket.js';
 
 /**
- * Where clients connect: the shared listening socket (`--balance socket`), the cluster proxy
+ * Where clients connect: the shared listening socket (`--balance socket`; with `round-robin` the
+ * supervisor accepts on it and deals the connections), the cluster proxy
  * (`--balance proxy` with instances), or nothing of the supervisor's (direct mode with
  * `--balance proxy`: the app binds the port itself). `port` is the public port once bound.
  */
 export interface Front {
-  socket?: { shared: SharedSocket; preload: string };
+  socket?: { shared: SharedSocket; preload: string; dealer?: Dealer };
   proxy?: ClusterProxy;
   port?: number;
 }
@@ -21,9 +23,11 @@ export interface Front {
  * @throws `BWK_ERR_SUPERVISOR_PORT_BUSY` when the public port is taken.
  */
 export async function openFront(options: SuperviseOptions, logger: Logger): Promise<Front> {
-  if (options.balance === 'socket') {
+  if (options.balance === 'socket' || options.balance === 'round-robin') {
     const shared = await SharedSocket.open(options.host, options.port);
-    return { socket: { shared, preload: writePreload(options.stateDir) }, port: shared.port };
+    const dealer =
+      options.balance === 'round-robin' ? new Dealer(shared, { holdMs: options.holdMs, logger }) : undefined;
+    return { socket: { shared, preload: writePreload(options.stateDir), dealer }, port: shared.port };
   }
   if (options.instances === undefined) return {};
   // Loaded only in cluster mode: direct mode never has the proxy in its process.
@@ -43,7 +47,7 @@ export interface Placement {
   port: number;
   host: string;
   behindProxy: boolean;
-  shared?: { fd: number; env: Record<string, string> };
+  shared?: { fd: number; env: Record<string, string>; dealer?: Dealer };
 }
 
 /**
@@ -58,7 +62,12 @@ export async function placeInstance(
   const { socket, proxy } = front;
   if (socket !== undefined) {
     const port = socket.shared.port;
-    const shared = { fd: socket.shared.fd, env: sharedSocketEnv(env, socket.preload, port) };
+    const dealer = socket.dealer;
+    const shared = {
+      fd: socket.shared.fd,
+      env: sharedSocketEnv(env, socket.preload, port, dealer !== undefined),
+      dealer,
+    };
     return { port, host: options.host, behindProxy: false, shared };
   }
   if (proxy !== undefined) return { port: await freePort('127.0.0.1'), host: '127.0.0.1', behindProxy: true };

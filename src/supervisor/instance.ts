@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
+import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ReportChannel } from './diagnostics.js';
@@ -7,6 +8,7 @@ import type { OutputRing, RotatingLog } from './logs.js';
 import type { AppMessage } from '../supervised/protocol.js';
 import { CHANNEL_FD } from './shared-socket.js';
 import { ListenChannel } from './listen-channel.js';
+import type { Dealer, DealTarget } from './dealer.js';
 
 /** Where an instance is in its life. */
 export type InstanceState = 'starting' | 'ready' | 'stopping' | 'exited';
@@ -40,8 +42,10 @@ export interface InstanceOptions {
   /**
    * `--balance socket`: the supervisor's listening socket (the app's fd 5) and the
    * environment that loads the listen preload; the app reports on its channel (fd {@link CHANNEL_FD}).
+   * `--balance round-robin`: also the dealer that hands it connections once it listens (or, a
+   * reload's, once admitted).
    */
-  shared?: { fd: number; env: Record<string, string> };
+  shared?: { fd: number; env: Record<string, string>; dealer?: Dealer };
 }
 
 /** A last resource sample. */
@@ -60,7 +64,7 @@ const REPORT_FD = 4;
  * ready, heartbeats and recovery requests; harmless to any other program), a private report pipe
  * (fd 4: hang reports from a Bulwark app's report worker), and HTTP probes.
  */
-export class Instance {
+export class Instance implements DealTarget {
   readonly id: string;
   readonly slot: number;
   readonly port: number;
@@ -136,6 +140,7 @@ export class Instance {
     if (shared !== undefined && channel !== null && channel !== undefined) {
       this.listen = new ListenChannel(channel);
       this.listen.onListening = () => {
+        if (shared.env['BULWARK_LISTEN_ADMIT'] !== 'probes') this.#joinRotation();
         if (this.#readyPending) this.#markReady();
         for (const waiter of this.#readyWaiters.splice(0)) waiter();
       };
@@ -168,6 +173,10 @@ export class Instance {
   #finish(info: ExitInfo): void {
     if (this.state === 'exited') return;
     this.state = 'exited';
+    if (this.#opts.shared?.dealer !== undefined) {
+      closeUnacknowledged(this.#child);
+      this.#opts.shared.dealer.lost(this);
+    }
     for (const waiter of this.#readyWaiters.splice(0)) waiter();
     this.#resolveExit(info);
   }
@@ -274,7 +283,29 @@ export class Instance {
    * the shared socket. Nothing for an app without a listen channel.
    */
   admit(): void {
-    if (this.state !== 'exited') this.listen?.admit();
+    if (this.state === 'exited') return;
+    if (this.listen?.dealt === true) this.#joinRotation();
+    else this.listen?.admit();
+  }
+
+  /** `--balance round-robin`: into the dealer's rotation, if the app takes connections over IPC. */
+  #joinRotation(): void {
+    const dealer = this.#opts.shared?.dealer;
+    if (dealer !== undefined && this.listen?.dealt === true && this.state !== 'exited') dealer.add(this);
+  }
+
+  /** Hands a new connection to the app over IPC (`--balance round-robin`, see {@link Dealer}). */
+  deal(socket: net.Socket, done: (error: Error | null) => void): void {
+    const child = this.#child;
+    if (child === undefined || !child.connected || this.state === 'exited') {
+      done(new Error('the app process is gone'));
+      return;
+    }
+    try {
+      child.send({ type: 'bulwark:connection' }, socket, (error) => done(error ?? null));
+    } catch (error) {
+      done(error as Error);
+    }
   }
 
   /**
@@ -283,6 +314,7 @@ export class Instance {
    * connection is left, when it exited, or after `timeoutMs`; at once when it has no listen channel.
    */
   async drain(timeoutMs: number): Promise<void> {
+    this.#opts.shared?.dealer?.remove(this);
     const channel = this.listen;
     if (channel === undefined || channel.probePort === undefined || this.state === 'exited') return;
     let timer: NodeJS.Timeout | undefined;
@@ -344,4 +376,20 @@ export class Instance {
     }
     this.#signalGroup('SIGKILL');
   }
+}
+
+/**
+ * `--balance round-robin`: the connection handed to a process that died before it acknowledged it.
+ * Node keeps the supervisor's copy open until the acknowledgement, and when the process dies with
+ * more handles queued behind it (the usual case under load) it never closes it: the client would
+ * wait on a connection nobody serves. Closed here (Node's `_pendingMessage`, the field its own
+ * acknowledgement handling clears), the client sees a reset, as for any request in flight in a
+ * killed process.
+ */
+function closeUnacknowledged(child: ChildProcess | undefined): void {
+  const pending = (child as { _pendingMessage?: { handle?: { close?: () => void } } | null } | undefined)
+    ?._pendingMessage;
+  if (pending === undefined || pending === null) return;
+  pending.handle?.close?.();
+  (child as { _pendingMessage?: unknown })._pendingMessage = null;
 }

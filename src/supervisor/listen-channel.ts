@@ -2,7 +2,7 @@ import type { Duplex } from 'node:stream';
 
 /** A line the listen preload writes (src/supervisor/preload.ts). */
 type PreloadMessage =
-  | { type: 'listening'; pid: number; probePort: number }
+  | { type: 'listening'; pid: number; probePort: number; dealt?: boolean }
   | { type: 'admitted'; pid: number }
   | { type: 'drained'; pid: number };
 
@@ -16,6 +16,8 @@ export class ListenChannel {
   probePort: number | undefined;
   /** The pid of the process that listens (the app's, or a descendant's under `sh -c`). */
   pid: number | undefined;
+  /** `--balance round-robin`: the app takes its connections from the supervisor over IPC. */
+  dealt = false;
   /** Called once the app listens on the shared socket. */
   onListening: (() => void) | undefined;
   readonly #stream: Duplex;
@@ -47,6 +49,7 @@ export class ListenChannel {
       if (message.type === 'listening' && Number.isInteger(message.probePort)) {
         this.probePort = message.probePort;
         this.pid = message.pid;
+        this.dealt = message.dealt === true;
         this.onListening?.();
       } else if (message.type === 'drained') this.#settle();
     }

@@ -29,10 +29,10 @@ export const superviseSchema = Type.Object(
         description: 'cluster mode: this many app processes behind the supervisor on one port',
       }),
     ),
-    balance: Type.Union([Type.Literal('socket'), Type.Literal('proxy')], {
+    balance: Type.Union([Type.Literal('socket'), Type.Literal('round-robin'), Type.Literal('proxy')], {
       default: 'socket',
       description:
-        "socket: the supervisor holds the listening socket and every app process accepts from it (Node apps, through a preload); proxy: direct mode lets the app bind the port, cluster mode forwards through the supervisor's proxy (retries a crashed instance's idempotent requests; any app)",
+        "socket: the supervisor holds the listening socket and every app process accepts from it (Node apps, through a preload); round-robin: the supervisor accepts on that socket and deals each new connection to the next app process over IPC, as Node's cluster does (a command that starts node directly); proxy: direct mode lets the app bind the port, cluster mode forwards through the supervisor's proxy (retries a crashed instance's idempotent requests; any app)",
     }),
     port: Type.Integer({
       minimum: 0,

@@ -17,6 +17,9 @@
  *   probe port only, and takes connections from the shared socket (through an acceptor that hands
  *   them to the server) once the supervisor sends `{ type: 'admit' }`, after its probes passed: a
  *   new version that fails its probes never answers a public request;
+ * - with `BULWARK_LISTEN_DEALT=1` (`--balance round-robin`) and an IPC channel, the server listens on
+ *   its private probe port alone and serves the connections the supervisor deals it over IPC
+ *   (`{ type: 'bulwark:connection' }` with the socket), reported as `dealt: true`;
  * - when the channel closes (the supervisor died), it drains the same way and then sends the app
  *   process SIGTERM, so no orphan keeps the shared socket, and the port, after its supervisor;
  * - on `{ type: 'drain' }` from the supervisor it stops accepting (the listening handle only), answers
@@ -55,11 +58,14 @@ export const PRELOAD_SOURCE = String.raw`'use strict';
   // A reload's new process accepts from the shared socket only once the supervisor admits it
   // (after its probes passed); until then it listens on its private probe port alone.
   const admitLater = env.BULWARK_LISTEN_ADMIT === 'probes';
+  // --balance round-robin: the supervisor accepts and deals connections over the IPC channel (a
+  // process it started directly, or through sh -c); the app listens on its probe port alone.
+  const dealt = env.BULWARK_LISTEN_DEALT === '1' && typeof process.send === 'function';
   net.Server.prototype.listen = function listen(...args) {
     if (taken || !wantsPublicPort(args)) return original.apply(this, args);
     taken = true;
     const last = args[args.length - 1];
-    const options = admitLater ? { port: 0, host: '127.0.0.1' } : { fd };
+    const options = admitLater || dealt ? { port: 0, host: '127.0.0.1' } : { fd };
     if (args[0] !== null && typeof args[0] === 'object' && args[0].backlog !== undefined) options.backlog = args[0].backlog;
     if (typeof last === 'function') original.call(this, options, last);
     else original.call(this, options);
@@ -83,9 +89,21 @@ export const PRELOAD_SOURCE = String.raw`'use strict';
     });
     // Admitted later: the server itself listens on the probe port, and an acceptor on the shared
     // socket hands it the public connections once admitted. Else the probe port hands them over.
-    const probeAddress = admitLater ? net.Server.prototype.address.call(server) : undefined;
+    const probeAddress = admitLater || dealt ? net.Server.prototype.address.call(server) : undefined;
     let acceptor;
-    if (admitLater) {
+    const handed = new Set();
+    if (dealt) {
+      server.address = () => ({ address: '::', family: 'IPv6', port });
+      process.on('message', (message, socket) => {
+        if (message === null || typeof message !== 'object' || message.type !== 'bulwark:connection' || !socket) return;
+        handed.add(socket);
+        socket.once('close', () => handed.delete(socket));
+        server.emit('connection', socket);
+      });
+      // Listening for messages holds the channel open; the app's own servers and timers decide
+      // when it exits, as without the supervisor.
+      if (process.channel && typeof process.channel.unref === 'function') process.channel.unref();
+    } else if (admitLater) {
       // What the app sees as its address: the public port, not the private one it listens on.
       server.address = () => (acceptor !== undefined && acceptor.listening ? acceptor.address() : { address: '::', family: 'IPv6', port });
       const close = server.close;
@@ -95,13 +113,13 @@ export const PRELOAD_SOURCE = String.raw`'use strict';
       };
     }
     const admit = () => {
-      if (!admitLater || acceptor !== undefined || draining) return;
+      if (!admitLater || dealt || acceptor !== undefined || draining) return;
       acceptor = net.createServer({ noDelay: true }, (socket) => server.emit('connection', socket));
       acceptor.unref();
       acceptor.on('error', () => undefined);
       acceptor.listen({ fd }, () => send({ type: 'admitted', pid: process.pid }));
     };
-    const probe = admitLater ? undefined : net.createServer({ noDelay: true }, (socket) => server.emit('connection', socket));
+    const probe = admitLater || dealt ? undefined : net.createServer({ noDelay: true }, (socket) => server.emit('connection', socket));
     if (probe !== undefined) {
       probe.unref();
       probe.on('error', () => undefined);
@@ -135,7 +153,7 @@ export const PRELOAD_SOURCE = String.raw`'use strict';
         else if (message && message.type === 'admit') admit();
       }
     });
-    if (probe === undefined) send({ type: 'listening', pid: process.pid, probePort: probeAddress.port });
+    if (probe === undefined) send({ type: 'listening', pid: process.pid, probePort: probeAddress.port, dealt });
     else probe.listen(0, '127.0.0.1', () => send({ type: 'listening', pid: process.pid, probePort: probe.address().port }));
 
     function drain() {
@@ -151,8 +169,8 @@ export const PRELOAD_SOURCE = String.raw`'use strict';
         if (Date.now() - started > 1000 && typeof server.closeIdleConnections === 'function') server.closeIdleConnections();
         // Connections an acceptor handed over count on the acceptor, not on the server.
         const count = (target, then) => (target === undefined ? then(0) : target.getConnections((error, n) => then(error ? 1 : n)));
-        count(server, (own) => count(acceptor, (handed) => {
-          if (own + handed > 0) return;
+        count(server, (own) => count(acceptor, (accepted) => {
+          if (own + accepted + handed.size > 0) return;
           clearInterval(timer);
           if (probe !== undefined) probe.close();
           else if (server.listening) net.Server.prototype.close.call(server, () => undefined);

@@ -35,6 +35,7 @@ type CreateServerHandle = (
 export class SharedSocket {
   readonly port: number;
   readonly #handle: ServerHandle;
+  #server: net.Server | undefined;
 
   private constructor(handle: ServerHandle, port: number) {
     this.#handle = handle;
@@ -67,9 +68,19 @@ export class SharedSocket {
     return this.#handle.fd;
   }
 
+  /**
+   * `--balance round-robin`: puts the socket in the listening state with `server` accepting in the
+   * supervisor (which then deals the connections); the server owns the handle from then on.
+   */
+  listenIn(server: net.Server): void {
+    this.#server = server;
+    server.listen(this.#handle);
+  }
+
   /** Closes the supervisor's copy (at stop, once no app process is left). */
   close(): void {
-    this.#handle.close();
+    if (this.#server === undefined) this.#handle.close();
+    else this.#server.close();
   }
 }
 
@@ -85,13 +96,14 @@ export function writePreload(stateDir: string): string {
 
 /**
  * The environment that makes an app process listen on the shared socket: the descriptors, the
- * public port, and the preload appended to the app's own `NODE_OPTIONS` (inherited by every Node
+ * public port (`dealt`: it takes its connections from the supervisor over IPC), and the preload appended to the app's own `NODE_OPTIONS` (inherited by every Node
  * process it starts, so `npm start` works too).
  */
 export function sharedSocketEnv(
   env: NodeJS.ProcessEnv,
   preload: string,
   port: number,
+  dealt = false,
 ): Record<string, string> {
   const own = env['NODE_OPTIONS']?.trim() ?? '';
   const require = `--require ${JSON.stringify(preload)}`;
@@ -99,6 +111,7 @@ export function sharedSocketEnv(
     BULWARK_LISTEN_FD: String(LISTEN_FD),
     BULWARK_LISTEN_CHANNEL_FD: String(CHANNEL_FD),
     BULWARK_LISTEN_PORT: String(port),
+    ...(dealt ? { BULWARK_LISTEN_DEALT: '1' } : {}),
     NODE_OPTIONS: own === '' ? require : `${own} ${require}`,
   };
 }

@@ -426,6 +426,7 @@ export class Supervisor {
       }),
     );
     await this.#proxy?.close();
+    this.#front.socket?.dealer?.close();
     this.#front.socket?.shared.close();
     for (const slot of this.#slots) {
       slot.state = 'stopped';
