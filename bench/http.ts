@@ -17,6 +17,7 @@ import {
   describeMachine,
   knob,
   median,
+  Latencies,
   percentile,
   sleep,
   startServer,
@@ -92,8 +93,7 @@ function summarise(times: Float64Array, count: number, seconds: number, failed: 
 
 /** Closed model: `connections` in flight for `seconds`, each request timed by autocannon's hrtime. */
 async function closed(port: number, seconds: number): Promise<Timings> {
-  let times = new Float64Array(1 << 20);
-  let count = 0;
+  const latencies = new Latencies();
   let failed = 0;
   const result = await new Promise<autocannon.Result>((resolve, reject) => {
     const run = autocannon(
@@ -101,17 +101,11 @@ async function closed(port: number, seconds: number): Promise<Timings> {
       (error, r) => (error === null || error === undefined ? resolve(r) : reject(error as Error)),
     );
     run.on('response', (_client: unknown, status: number, _bytes: number, ms: number) => {
-      if (count === times.length) {
-        const grown = new Float64Array(times.length * 2);
-        grown.set(times);
-        times = grown;
-      }
-      times[count] = ms;
-      count += 1;
+      latencies.push(ms);
       if (status < 200 || status > 299) failed += 1;
     });
   });
-  return summarise(times, count, seconds, failed + result.errors + result.timeouts);
+  return summarise(latencies.values, latencies.count, seconds, failed + result.errors + result.timeouts);
 }
 
 /** Open model: `rate` requests a second on schedule; each latency from its scheduled time. */

@@ -159,6 +159,35 @@ export function percentile(values: ArrayLike<number>, p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, rank))] ?? 0;
 }
 
+/**
+ * Per-request times in ms (autocannon's `response` event gives each one from an hrtime pair), kept
+ * in a growing typed array: percentiles at µs resolution, not autocannon's whole-ms histogram.
+ */
+export class Latencies {
+  #times = new Float64Array(1 << 16);
+  count = 0;
+
+  push(ms: number): void {
+    if (this.count === this.#times.length) {
+      const grown = new Float64Array(this.#times.length * 2);
+      grown.set(this.#times);
+      this.#times = grown;
+    }
+    this.#times[this.count] = ms;
+    this.count += 1;
+  }
+
+  /** The times pushed so far (a view, not a copy). */
+  get values(): Float64Array {
+    return this.#times.subarray(0, this.count);
+  }
+
+  /** The `p`-th percentile (nearest rank) in ms; 0 before any time. */
+  percentile(p: number): number {
+    return percentile(this.values, p);
+  }
+}
+
 /** Resolves after `ms` milliseconds (benchmarks pace real time; tests never do). */
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
