@@ -256,6 +256,25 @@ describe('bulwark supervise --balance round-robin', TIMEOUT, () => {
   });
 });
 
+describe('bulwark supervise --balance round-robin without an IPC channel', TIMEOUT, () => {
+  it('an app process that cannot take dealt connections is not used, with the reason logged', async () => {
+    // The app's Node process without the supervisor's channel (as under a wrapper that drops it):
+    // the preload falls back to accepting itself, which round-robin cannot balance.
+    const run = await startSupervisor(
+      ['--balance', 'round-robin', ...CLUSTER, '--start-timeout-ms', '5000'],
+      {
+        command: ['env', '-u', 'NODE_CHANNEL_FD', ...APP],
+        port: 0,
+        env: { VERSION_FILE: versionFile('v1') },
+      },
+    );
+    await run.waitFor(/needs the app's Node process to get the supervisor's IPC channel/, 60_000);
+    expect(run.stderr()).toContain('cannot use the app');
+    const status = await run.status();
+    expect(status.instances.every((i) => i.state !== 'running')).toBe(true);
+  });
+});
+
 describe('bulwark supervise options', () => {
   it('rejects an unknown --balance with the field named', async () => {
     const cli = spawnTs('src/cli/main.ts', ['supervise', '--balance', 'dns', '--', ...APP], {});

@@ -94,6 +94,8 @@ export class Instance implements DealTarget {
   listen: ListenChannel | undefined;
   /** An IPC ready message that came before the app listened on the shared socket. */
   #readyPending = false;
+  /** Why the app can never be ready as started (`--balance round-robin` without an IPC channel). */
+  #unusable: string | undefined;
 
   constructor(opts: InstanceOptions) {
     this.#opts = opts;
@@ -101,6 +103,11 @@ export class Instance implements DealTarget {
     this.slot = opts.slot;
     this.port = opts.port;
     this.exited = new Promise((resolve) => (this.#resolveExit = resolve));
+  }
+
+  /** Why the app can never be ready as started (`--balance round-robin` without an IPC channel). */
+  get unusable(): string | undefined {
+    return this.#unusable;
   }
 
   get pid(): number | undefined {
@@ -140,6 +147,9 @@ export class Instance implements DealTarget {
     if (shared !== undefined && channel !== null && channel !== undefined) {
       this.listen = new ListenChannel(channel);
       this.listen.onListening = () => {
+        if (shared.dealer !== undefined && this.listen?.dealt !== true)
+          this.#unusable =
+            "listens on the shared socket itself: --balance round-robin needs the app's Node process to get the supervisor's IPC channel (start it as `node server.js` or `sh -c 'node server.js'`, not through npm), or use --balance socket";
         if (shared.env['BULWARK_LISTEN_ADMIT'] !== 'probes') this.#joinRotation();
         if (this.#readyPending) this.#markReady();
         for (const waiter of this.#readyWaiters.splice(0)) waiter();
@@ -227,6 +237,7 @@ export class Instance implements DealTarget {
         setTimeout(resolve, 25).unref();
       });
     while (this.state === 'starting') {
+      if (this.#unusable !== undefined) throw new Error(this.#unusable);
       if (Date.now() > deadline)
         throw new Error(
           this.listen !== undefined && this.listen.probePort === undefined

@@ -199,6 +199,11 @@ export class Supervisor {
     try {
       await instance.waitReady(this.options.readyPath, this.options.startTimeoutMs);
     } catch (error) {
+      if (instance.unusable !== undefined)
+        this.#logger.error(
+          { slot: slot.index, pid: instance.pid },
+          `cannot use the app: it ${instance.unusable}`,
+        );
       if (instance.state !== 'exited') {
         this.#records.event('start-timeout', slot, {
           pid: instance.pid,
