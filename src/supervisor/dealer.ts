@@ -4,7 +4,6 @@ import type { SharedSocket } from './shared-socket.js';
 
 /** An app process new connections can be handed to (an {@link Instance} in `--balance round-robin`). */
 export interface DealTarget {
-  readonly id: string;
   /**
    * Hands `socket` to the process over its IPC channel; `done` gets an error when it could not be
    * sent (the channel closed: the process is gone), and the socket is then still the caller's.
@@ -47,11 +46,6 @@ export class Dealer {
     server.on('error', (error) => opts.logger?.warn({ err: error }, 'cannot accept a connection'));
     shared.listenIn(server);
     this.#sweep = setInterval(() => this.#dropExpired(), 250).unref();
-  }
-
-  /** Processes in the rotation now. */
-  get size(): number {
-    return this.#rotation.length;
   }
 
   /** Puts `target` in the rotation (once); connections held meanwhile go to it at once. */

@@ -42,6 +42,13 @@ export async function openFront(options: SuperviseOptions, logger: Logger): Prom
   return { proxy, port: await proxy.listen() };
 }
 
+/** Closes the front at stop: the proxy, the connections the dealer holds, the shared socket. */
+export async function closeFront(front: Front): Promise<void> {
+  await front.proxy?.close();
+  front.socket?.dealer?.close();
+  front.socket?.shared.close();
+}
+
 /** Where the next app process listens, as the Instance options take it. */
 export interface Placement {
   port: number;

@@ -149,7 +149,7 @@ export class Instance implements DealTarget {
       this.listen.onListening = () => {
         if (shared.dealer !== undefined && this.listen?.dealt !== true)
           this.#unusable =
-            "listens on the shared socket itself: --balance round-robin needs the app's Node process to get the supervisor's IPC channel (start it as `node server.js` or `sh -c 'node server.js'`, not through npm), or use --balance socket";
+            "cannot use the app: it listens on the shared socket itself: --balance round-robin needs the app's Node process to get the supervisor's IPC channel (start it as `node server.js` or `sh -c 'node server.js'`, not through npm), or use --balance socket";
         if (shared.env['BULWARK_LISTEN_ADMIT'] !== 'probes') this.#joinRotation();
         if (this.#readyPending) this.#markReady();
         for (const waiter of this.#readyWaiters.splice(0)) waiter();
@@ -343,6 +343,7 @@ export class Instance implements DealTarget {
    */
   async stop(reason: string, timeoutMs: number): Promise<ExitInfo> {
     this.stopReason ??= reason;
+    this.#opts.shared?.dealer?.remove(this);
     if (this.state !== 'exited') {
       this.state = 'stopping';
       this.#signalGroup('SIGTERM');
@@ -357,6 +358,7 @@ export class Instance implements DealTarget {
   /** SIGKILL to the whole process group now (a hung app cannot shut down gracefully). */
   kill(reason: string): Promise<ExitInfo> {
     this.stopReason ??= reason;
+    this.#opts.shared?.dealer?.remove(this);
     if (this.state !== 'exited') {
       this.state = 'stopping';
       this.#signalGroup('SIGKILL');

@@ -10,7 +10,7 @@ import type { ClusterProxy } from './proxy.js';
 import { SupervisorRecords, type CrashRecord, type SupervisorEvent } from './records.js';
 import { redactDeep, secretValues } from './redact.js';
 import { restartDirect, rollingReload, type ReloadContext, type ReloadResult } from './reload.js';
-import { openFront, placeInstance, type Front } from './front.js';
+import { closeFront, openFront, placeInstance, type Front } from './front.js';
 import { createSlot, resetHealth, slotStatus, type Slot } from './slot.js';
 
 export { freePort, portIsFree } from './ports.js';
@@ -198,12 +198,8 @@ export class Supervisor {
     this.#context.watchExit(slot, instance);
     try {
       await instance.waitReady(this.options.readyPath, this.options.startTimeoutMs);
-    } catch (error) {
-      if (instance.unusable !== undefined)
-        this.#logger.error(
-          { slot: slot.index, pid: instance.pid },
-          `cannot use the app: it ${instance.unusable}`,
-        );
+    } catch {
+      if (instance.unusable !== undefined) this.#logger.error({ slot: slot.index }, instance.unusable);
       if (instance.state !== 'exited') {
         this.#records.event('start-timeout', slot, {
           pid: instance.pid,
@@ -211,7 +207,6 @@ export class Supervisor {
         });
         await instance.stop('start-timeout', this.options.stopTimeoutMs);
       }
-      void error;
       return false;
     }
     if (slot.instance !== instance || this.#stopping()) return false;
@@ -430,9 +425,7 @@ export class Supervisor {
         await this.#retire(instance, 'stop');
       }),
     );
-    await this.#proxy?.close();
-    this.#front.socket?.dealer?.close();
-    this.#front.socket?.shared.close();
+    await closeFront(this.#front);
     for (const slot of this.#slots) {
       slot.state = 'stopped';
       slot.log.close();
