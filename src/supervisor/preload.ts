@@ -80,12 +80,13 @@ export const PRELOAD_SOURCE = String.raw`'use strict';
   };
 
   function shared(server) {
-    const open = new Set();
+    // Per connection, not per request (a listener per request costs its p99): on a drain, each
+    // connection's response in flight is told to close the connection after it.
+    const connections = new Set();
     let draining = false;
-    server.prependListener('request', (request, response) => {
-      if (draining) response.shouldKeepAlive = false;
-      open.add(response);
-      response.once('close', () => open.delete(response));
+    server.on('connection', (socket) => {
+      connections.add(socket);
+      socket.once('close', () => connections.delete(socket));
     });
     // Admitted later: the server itself listens on the probe port, and an acceptor on the shared
     // socket hands it the public connections once admitted. Else the probe port hands them over.
@@ -162,7 +163,13 @@ export const PRELOAD_SOURCE = String.raw`'use strict';
       // keep-alive connections at once, racing a client that is sending on one right now.
       if (acceptor !== undefined && acceptor.listening) acceptor.close();
       if (server.listening && probe !== undefined) net.Server.prototype.close.call(server, () => undefined);
-      for (const response of open) if (!response.headersSent) response.shouldKeepAlive = false;
+      for (const socket of connections) {
+        const response = socket._httpMessage;
+        if (response && !response.headersSent) response.shouldKeepAlive = false;
+      }
+      server.prependListener('request', (request, response) => {
+        response.shouldKeepAlive = false;
+      });
       const started = Date.now();
       const timer = setInterval(() => {
         // A connection idle this long is not about to carry a request: close it.
