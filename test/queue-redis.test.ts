@@ -296,8 +296,10 @@ describe('a job in BullMQ and in the spool at once', () => {
       // The spool copy goes to BullMQ, which knows the id already and adds nothing.
       expect(await queues.replay()).toBe(1);
       expect(await spooled()).toBe(0);
-      const counts = (await queues.counts('dup')).get('dup');
-      expect(counts).toMatchObject({ waiting: 0, delayed: 0, retrying: 0, active: 0 });
+      // The handler has returned; BullMQ marks the job completed a moment later.
+      const counts = async () => (await queues.counts('dup')).get('dup');
+      await until(async () => (await counts())?.active === 0, 10_000, 'the job completed');
+      expect(await counts()).toMatchObject({ waiting: 0, delayed: 0, retrying: 0, active: 0 });
       expect(ran).toEqual(['twice']);
     },
   );
