@@ -637,26 +637,15 @@ async function cluster(): Promise<ClusterResults> {
   const rows: Row[] = [{ name: 'the app directly (1 process)', port: direct, stop: app.stop }];
   progress('starting PM2 cluster mode (-i 2)');
   rows.push(await pm2Cluster(await freePort(), env));
-  progress('starting bulwark supervise --instances 2 (shared socket)');
-  rows.push(await bulwarkCluster('bulwark --instances 2 (socket)', await freePort(), [], env));
-  progress('starting bulwark supervise --instances 2 --balance round-robin');
-  rows.push(
-    await bulwarkCluster(
-      'bulwark --instances 2 --balance round-robin',
-      await freePort(),
-      ['--balance', 'round-robin'],
-      env,
-    ),
-  );
-  progress('starting bulwark supervise --instances 2 --balance proxy');
-  rows.push(
-    await bulwarkCluster(
-      'bulwark --instances 2 --balance proxy',
-      await freePort(),
-      ['--balance', 'proxy'],
-      env,
-    ),
-  );
+  const balances: [label: string, args: string[]][] = [
+    ['(socket)', []],
+    ['--balance round-robin', ['--balance', 'round-robin']],
+    ['--balance proxy', ['--balance', 'proxy']],
+  ];
+  for (const [label, args] of balances) {
+    progress(`starting bulwark supervise --instances 2 ${label}`);
+    rows.push(await bulwarkCluster(`bulwark --instances 2 ${label}`, await freePort(), args, env));
+  }
   const results: RowResult[] = rows.map((row) => ({ name: row.name, reqPerSec: [], p99Ms: [] }));
   for (const row of rows) await load(row.port, 1, undefined, async () => ''); // warm-up
   for (let round = 1; round <= ROUNDS; round += 1) {

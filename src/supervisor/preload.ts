@@ -82,6 +82,8 @@ export const PRELOAD_SOURCE = String.raw`'use strict';
   function shared(server) {
     // Per connection, not per request (a listener per request costs its p99): on a drain, each
     // connection's response in flight is told to close the connection after it.
+    // Every connection the server serves passes here, whoever accepted it (the server itself, the
+    // acceptor, the probe port or the supervisor's dealer), so its size is what a drain waits for.
     const connections = new Set();
     let draining = false;
     server.on('connection', (socket) => {
@@ -92,13 +94,10 @@ export const PRELOAD_SOURCE = String.raw`'use strict';
     // socket hands it the public connections once admitted. Else the probe port hands them over.
     const probeAddress = admitLater || dealt ? net.Server.prototype.address.call(server) : undefined;
     let acceptor;
-    const handed = new Set();
     if (dealt) {
       server.address = () => ({ address: '::', family: 'IPv6', port });
       process.on('message', (message, socket) => {
         if (message === null || typeof message !== 'object' || message.type !== 'bulwark:connection' || !socket) return;
-        handed.add(socket);
-        socket.once('close', () => handed.delete(socket));
         server.emit('connection', socket);
       });
       // Listening for messages holds the channel open; the app's own servers and timers decide
@@ -174,16 +173,12 @@ export const PRELOAD_SOURCE = String.raw`'use strict';
       const timer = setInterval(() => {
         // A connection idle this long is not about to carry a request: close it.
         if (Date.now() - started > 1000 && typeof server.closeIdleConnections === 'function') server.closeIdleConnections();
-        // Connections an acceptor handed over count on the acceptor, not on the server.
-        const count = (target, then) => (target === undefined ? then(0) : target.getConnections((error, n) => then(error ? 1 : n)));
-        count(server, (own) => count(acceptor, (accepted) => {
-          if (own + accepted + handed.size > 0) return;
-          clearInterval(timer);
-          if (probe !== undefined) probe.close();
-          else if (server.listening) net.Server.prototype.close.call(server, () => undefined);
-          send({ type: 'drained', pid: process.pid });
-          if (orphaned) process.kill(process.pid, 'SIGTERM');
-        }));
+        if (connections.size > 0) return;
+        clearInterval(timer);
+        if (probe !== undefined) probe.close();
+        else if (server.listening) net.Server.prototype.close.call(server, () => undefined);
+        send({ type: 'drained', pid: process.pid });
+        if (orphaned) process.kill(process.pid, 'SIGTERM');
       }, 50);
       timer.unref();
     }
