@@ -238,6 +238,38 @@ describe.each([
       });
     await until(binds, 1_000, `port ${run.port} free again`);
   });
+
+  it("the app's maxConnections holds: past it a connection is dropped (and 'drop' emitted), below it served", async () => {
+    const file = versionFile('v1');
+    const run = await startSupervisor([...balance, ...PROBES], {
+      command: APP,
+      port: 0,
+      env: { VERSION_FILE: file, MAX_CONNECTIONS: '2' },
+    });
+    const capHolds = async (drops: number) => {
+      // Two keep-alive connections, each with an answered request: the app holds both open.
+      const held = [0, 1].map(() => new http.Agent({ keepAlive: true, maxSockets: 1 }));
+      for (const agent of held) expect(await request(run.port, agent, false)).toHaveProperty('answer');
+      // A third is closed unanswered, as node:http does with its own accepts.
+      expect(await request(run.port, false, false)).toHaveProperty('error');
+      const dropped = () => run.stdout().split('socket-app dropped a connection').length - 1;
+      await until(() => dropped() >= drops, 5_000, `the app's 'drop' event (${drops})`);
+      // One of the two closes: a new connection is served again.
+      held[0]?.destroy();
+      await until(
+        async () => 'answer' in (await request(run.port, false, false)),
+        5_000,
+        'served below the cap',
+      );
+      held[1]?.destroy();
+    };
+    await capHolds(1);
+    // A reload's process takes its connections through another path (admitted after its probes).
+    const before = await runningPid(run);
+    expect((await reloadCli(run.stateDir)).code).toBe(0);
+    await runningPid(run, 0, before);
+    await capHolds(2);
+  });
 });
 
 describe('bulwark supervise --balance round-robin', TIMEOUT, () => {

@@ -90,6 +90,23 @@ export const PRELOAD_SOURCE = String.raw`'use strict';
       connections.add(socket);
       socket.once('close', () => connections.delete(socket));
     });
+    // A public connection accepted for the server (by the acceptor or the supervisor's dealer) gets
+    // what net.Server gives the connections it accepts itself: its maxConnections cap (with a 'drop'
+    // event past it) and its keep-alive and no-delay options.
+    let adopted = 0;
+    const adopt = (socket) => {
+      if (server.maxConnections && adopted >= server.maxConnections) {
+        const { localAddress, localPort, localFamily, remoteAddress, remotePort, remoteFamily } = socket;
+        server.emit('drop', { localAddress, localPort, localFamily, remoteAddress, remotePort, remoteFamily });
+        socket.destroy();
+        return;
+      }
+      adopted += 1;
+      socket.once('close', () => (adopted -= 1));
+      if (server.keepAlive) socket.setKeepAlive(true, server.keepAliveInitialDelay * 1000);
+      if (server.noDelay === false) socket.setNoDelay(false);
+      server.emit('connection', socket);
+    };
     // Admitted later: the server itself listens on the probe port, and an acceptor on the shared
     // socket hands it the public connections once admitted. Else the probe port hands them over.
     const probeAddress = admitLater || dealt ? net.Server.prototype.address.call(server) : undefined;
@@ -98,7 +115,7 @@ export const PRELOAD_SOURCE = String.raw`'use strict';
       server.address = () => ({ address: '::', family: 'IPv6', port });
       process.on('message', (message, socket) => {
         if (message === null || typeof message !== 'object' || message.type !== 'bulwark:connection' || !socket) return;
-        server.emit('connection', socket);
+        adopt(socket);
       });
       // Listening for messages holds the channel open; the app's own servers and timers decide
       // when it exits, as without the supervisor.
@@ -114,7 +131,7 @@ export const PRELOAD_SOURCE = String.raw`'use strict';
     }
     const admit = () => {
       if (!admitLater || dealt || acceptor !== undefined || draining) return;
-      acceptor = net.createServer({ noDelay: true }, (socket) => server.emit('connection', socket));
+      acceptor = net.createServer({ noDelay: true }, adopt);
       acceptor.unref();
       acceptor.on('error', () => undefined);
       acceptor.listen({ fd }, () => send({ type: 'admitted', pid: process.pid }));
