@@ -5,15 +5,14 @@
 //   npm run bench:cost            (3 rounds rotating, 200 000 requests per server per round)
 //   ROUNDS=5 REQUESTS=300000 npm run bench:cost
 import autocannon from 'autocannon';
-import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { describeMachine, knob, median, startServer, stopServer, writeResult } from './lib.js';
+import { cpuSeconds, describeMachine, knob, median, startServer, stopServer, writeResult } from './lib.js';
 
 const rounds = knob('ROUNDS', 3, 1);
 const requests = knob('REQUESTS', 200_000, 5_000);
 const connections = 100;
-const TICKS_PER_S = 100; // USER_HZ on Linux
 const dataDir = mkdtempSync(path.join(tmpdir(), 'bulwark-bench-cost-'));
 const PACKAGES = ['fastify', 'pino', 'prom-client', 'autocannon'];
 
@@ -52,13 +51,6 @@ const STEPS: { name: string; what: string; entry: string; layers?: string }[] = 
     layers: 'log,background,ratelimit,flag,protection',
   },
 ];
-
-/** CPU seconds (user + system) the process has used so far. */
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_S; // utime, stime (fields 14, 15)
-}
 
 async function measure(step: (typeof STEPS)[number], port: number): Promise<number> {
   const child = await startServer(step.entry, {

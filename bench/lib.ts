@@ -1,6 +1,6 @@
 import { fork, spawnSync, type ChildProcess } from 'node:child_process';
 import { cpus, totalmem } from 'node:os';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
@@ -214,4 +214,35 @@ export function packageVersion(name: string): string {
   if (at === -1) return 'unknown';
   const file = `${entry.slice(0, at + folder.length)}package.json`;
   return (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version;
+}
+
+const TICKS_PER_S = 100; // USER_HZ on Linux
+
+/** The fields of `/proc/<pid>/stat` after the command name (field 3 onwards), or undefined when gone. */
+function statFields(pid: number): string[] | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return undefined;
+  }
+}
+
+/** CPU seconds (user + system) the process has used so far; 0 once it is gone. */
+export function cpuSeconds(pid: number): number {
+  const fields = statFields(pid);
+  return fields === undefined ? 0 : (Number(fields[11]) + Number(fields[12])) / TICKS_PER_S; // utime, stime
+}
+
+/** `root` and every process below it, from each process's parent in `/proc/<pid>/stat`. */
+export function processTree(root: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const parent = Number(statFields(Number(entry))?.[1]);
+    if (Number.isInteger(parent)) children.set(parent, [...(children.get(parent) ?? []), Number(entry)]);
+  }
+  const tree = [root];
+  for (let i = 0; i < tree.length; i += 1) tree.push(...(children.get(tree[i] as number) ?? []));
+  return tree;
 }

@@ -12,7 +12,10 @@
 // 2. Cluster mode, 2 processes on one port: the app directly (1 process, the reference), PM2's cluster
 //    mode (`pm2 start -i 2`), `bulwark supervise --instances 2` on the shared socket (the default),
 //    with `--balance round-robin` and with `--balance proxy`. Throughput and p99 with autocannon -c 100 for THROUGHPUT_S seconds,
-//    ROUNDS rounds rotating the order (medians, spread, ratios to the app and to PM2); then per row
+//    ROUNDS rounds rotating the order (medians, spread, ratios to the app and to PM2), with the CPU
+//    time per request of every process of the row (read from /proc: the supervisor or PM2's daemon
+//    and the app processes; unlike req/s it does not depend on how the 2 cores are shared with
+//    autocannon); then per row
 //    LOAD_S seconds of load with `kill -9` of one process halfway (failed requests, and refused
 //    connections among them), and again with a reload halfway (`pm2 reload`, `bulwark supervise
 //    reload`). The result goes to bench/results/supervisor.json.
@@ -32,14 +35,14 @@ import { createInterface } from 'node:readline';
 import autocannon from 'autocannon';
 import { OutputRing } from '../src/supervisor/logs.js';
 import { freePort } from '../test/helpers/process.js';
-import { describeMachine, Latencies, median, sleep, writeResult } from './lib.js';
+import { cpuSeconds, describeMachine, Latencies, median, processTree, sleep, writeResult } from './lib.js';
 
 // BENCH_SMOKE=1: one round of everything with 1–2 s phases and no result file (CI checks it runs).
 const SMOKE = process.env['BENCH_SMOKE'] === '1';
 const KILLS = SMOKE ? 1 : Number(process.env['KILLS'] ?? 15);
 const LOAD_S = SMOKE ? 2 : Number(process.env['LOAD_S'] ?? 8);
 const THROUGHPUT_S = SMOKE ? 1 : Number(process.env['THROUGHPUT_S'] ?? 5);
-const ROUNDS = SMOKE ? 1 : Number(process.env['ROUNDS'] ?? 3);
+const ROUNDS = SMOKE ? 1 : Number(process.env['ROUNDS'] ?? 5);
 const CONNECTIONS = 100;
 const MIN_UPTIME_MS = 1100;
 // The app is killed after MIN_UPTIME_MS up, so the streak resets after 1 s (PM2's min_uptime), not
@@ -319,7 +322,7 @@ async function startBulwark(
   port: number,
   args: string[],
   env: NodeJS.ProcessEnv,
-): Promise<Supervised & { stateDir: string; stop: () => Promise<void> }> {
+): Promise<Supervised & { stateDir: string; pid: number; stop: () => Promise<void> }> {
   const stateDir = mkdtempSync(path.join(tmpdir(), 'bulwark-bench-supervise-'));
   const mine = new Set<number>();
   const collect = () => {
@@ -384,6 +387,7 @@ async function startBulwark(
     name,
     port,
     stateDir,
+    pid: supervisorPid,
     stop,
     appPid: (not) => livePid(name, read, not),
     output: () => output.lines(30),
@@ -517,6 +521,8 @@ async function instancesUp(stateDir: string, n: number, not: number[], timeoutMs
 interface Row {
   name: string;
   port: number;
+  /** The process serving the row and every process it started: whose CPU is counted. */
+  root: () => number;
   /** kill -9 of one app process (undefined: nothing would restart it). */
   kill?: () => Promise<string>;
   reload?: () => Promise<string>;
@@ -528,6 +534,8 @@ interface RowResult {
   name: string;
   reqPerSec: number[];
   p99Ms: number[];
+  /** CPU µs per request of the row's processes (the supervisor or PM2's daemon included). */
+  cpuUsPerRequest: number[];
   kill?: Loaded;
   reload?: Loaded;
 }
@@ -573,6 +581,8 @@ async function pm2Cluster(port: number, env: NodeJS.ProcessEnv): Promise<Row> {
   return {
     name: 'PM2 cluster mode, 2 workers',
     port,
+    // PM2's daemon: it forks the workers.
+    root: () => Number(readFileSync(path.join(home, 'pm2.pid'), 'utf8')),
     kill: async () => {
       const [victim] = await twoUp([]);
       const t0 = performance.now();
@@ -599,6 +609,7 @@ async function bulwarkCluster(
   return {
     name,
     port,
+    root: () => two.pid,
     kill: async () => {
       const victim = readState(two.stateDir)?.instances?.[0]?.pid;
       if (victim === undefined) return 'no instances[0].pid in state.json: nothing killed';
@@ -634,7 +645,9 @@ async function cluster(): Promise<ClusterResults> {
   const direct = await freePort();
   const app = spawnGroup('app directly', process.execPath, [APP], { ...env, PORT: String(direct) }, 0);
   await waitUp(direct, undefined, 10_000);
-  const rows: Row[] = [{ name: 'the app directly (1 process)', port: direct, stop: app.stop }];
+  const rows: Row[] = [
+    { name: 'the app directly (1 process)', port: direct, root: () => app.child.pid ?? 0, stop: app.stop },
+  ];
   progress('starting PM2 cluster mode (-i 2)');
   rows.push(await pm2Cluster(await freePort(), env));
   const balances: [label: string, args: string[]][] = [
@@ -646,16 +659,30 @@ async function cluster(): Promise<ClusterResults> {
     progress(`starting bulwark supervise --instances 2 ${label}`);
     rows.push(await bulwarkCluster(`bulwark --instances 2 ${label}`, await freePort(), args, env));
   }
-  const results: RowResult[] = rows.map((row) => ({ name: row.name, reqPerSec: [], p99Ms: [] }));
+  const results: RowResult[] = rows.map((row) => ({
+    name: row.name,
+    reqPerSec: [],
+    p99Ms: [],
+    cpuUsPerRequest: [],
+  }));
   for (const row of rows) await load(row.port, 1, undefined, async () => ''); // warm-up
   for (let round = 1; round <= ROUNDS; round += 1) {
     const turn = rows.map((row, i) => ({ row, result: results[i] as RowResult }));
     for (let k = 0; k < (round - 1) % turn.length; k += 1) turn.push(turn.shift() as (typeof turn)[number]);
     for (const { row, result } of turn) {
+      // CPU time does not depend on how the two cores are shared with the load generator.
+      const tree = processTree(row.root());
+      const cpuBefore = tree.map(cpuSeconds);
       const { result: r, p99Ms } = await load(row.port, THROUGHPUT_S, undefined, async () => '');
+      const cpu = tree.reduce((sum, pid, i) => sum + cpuSeconds(pid) - (cpuBefore[i] ?? 0), 0);
+      const cpuUs = Math.round((cpu / Math.max(r.requests.total, 1)) * 1e8) / 100;
       result.reqPerSec.push(r.requests.average);
       result.p99Ms.push(Math.round(p99Ms * 1000) / 1000);
-      progress(`round ${round} ${row.name}: ${fmt(r.requests.average)} req/s, p99 ${p99Ms.toFixed(2)} ms`);
+      result.cpuUsPerRequest.push(cpuUs);
+      progress(
+        `round ${round} ${row.name}: ${fmt(r.requests.average)} req/s, p99 ${p99Ms.toFixed(2)} ms, ` +
+          `${cpuUs.toFixed(2)} CPU µs/request`,
+      );
     }
   }
   for (const [i, row] of rows.entries()) {
@@ -692,20 +719,22 @@ function clusterLines(rows: ClusterResults): string[] {
   const pm2 = rows.find((r) => r.name.startsWith('PM2'));
   const pm2Rps = median(pm2?.reqPerSec ?? []);
   const pm2P99 = median(pm2?.p99Ms ?? []);
+  const pm2Cpu = median(pm2?.cpuUsPerRequest ?? []);
   lines.push('');
   lines.push(
-    '| how it runs | req/s (median) | spread | p99 ms (median, from per-request times) | vs the app directly | vs PM2 cluster (req/s, p99) |',
+    '| how it runs | req/s (median) | spread | p99 ms (median, from per-request times) | CPU µs per request (all its processes) | vs the app directly | vs PM2 cluster (req/s, p99, CPU) |',
   );
-  lines.push('|---|---|---|---|---|---|');
+  lines.push('|---|---|---|---|---|---|---|');
   for (const row of rows) {
     const rps = spread(row.reqPerSec);
     const p99 = median(row.p99Ms);
+    const cpu = spread(row.cpuUsPerRequest);
     const vsPm2 =
       row === pm2 || pm2 === undefined
         ? '—'
-        : `${(rps.median / pm2Rps).toFixed(2)}×, ${(p99 / pm2P99).toFixed(2)}×`;
+        : `${(rps.median / pm2Rps).toFixed(2)}×, ${(p99 / pm2P99).toFixed(2)}×, ${(cpu.median / pm2Cpu).toFixed(2)}×`;
     lines.push(
-      `| ${row.name} | ${fmt(rps.median)} | ${fmt(rps.min)}–${fmt(rps.max)} | ${p99.toFixed(2)} | ${(rps.median / direct).toFixed(2)}× | ${vsPm2} |`,
+      `| ${row.name} | ${fmt(rps.median)} | ${fmt(rps.min)}–${fmt(rps.max)} | ${p99.toFixed(2)} | ${cpu.median.toFixed(2)} (${cpu.min.toFixed(2)}–${cpu.max.toFixed(2)}) | ${(rps.median / direct).toFixed(2)}× | ${vsPm2} |`,
     );
   }
   lines.push('');
@@ -758,6 +787,7 @@ function resultJson(recovered: Map<Recovering, number[]>, rows: ClusterResults):
       name: row.name,
       reqPerSec: { ...spread(row.reqPerSec), rounds: row.reqPerSec },
       p99Ms: { ...spread(row.p99Ms), rounds: row.p99Ms },
+      cpuUsPerRequest: { ...spread(row.cpuUsPerRequest), rounds: row.cpuUsPerRequest },
       kill: loaded(row.kill),
       reload: loaded(row.reload),
     })),
