@@ -674,7 +674,8 @@ async function cluster(): Promise<ClusterResults> {
       const tree = processTree(row.root());
       const cpuBefore = tree.map(cpuSeconds);
       const { result: r, p99Ms } = await load(row.port, THROUGHPUT_S, undefined, async () => '');
-      const cpu = tree.reduce((sum, pid, i) => sum + cpuSeconds(pid) - (cpuBefore[i] ?? 0), 0);
+      // A process gone meanwhile reads 0 now: its time in the round is left out, never subtracted.
+      const cpu = tree.reduce((sum, pid, i) => sum + Math.max(0, cpuSeconds(pid) - (cpuBefore[i] ?? 0)), 0);
       const cpuUs = Math.round((cpu / Math.max(r.requests.total, 1)) * 1e8) / 100;
       result.reqPerSec.push(r.requests.average);
       result.p99Ms.push(Math.round(p99Ms * 1000) / 1000);

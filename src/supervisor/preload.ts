@@ -80,10 +80,10 @@ export const PRELOAD_SOURCE = String.raw`'use strict';
   };
 
   function shared(server) {
-    // Per connection, not per request (a listener per request costs its p99): on a drain, each
-    // connection's response in flight is told to close the connection after it.
     // Every connection the server serves passes here, whoever accepted it (the server itself, the
-    // acceptor, the probe port or the supervisor's dealer), so its size is what a drain waits for.
+    // acceptor, the probe port or the supervisor's dealer): a drain tells each one's response in
+    // flight to close the connection after it, and waits for the set to empty. Per connection, not
+    // per request (a listener per request costs its p99).
     const connections = new Set();
     let draining = false;
     server.on('connection', (socket) => {
