@@ -20,6 +20,11 @@ export async function seedImbalance(app: Spin, base: string): Promise<SpinUser[]
     return made;
   };
   const store = app.spin.store;
+  // Recent arrivals are counted in whole minutes, the current one and the 14 before: the men who
+  // joined 14 minutes ago leave that window when the minute turns (men per woman 4 becomes 3; it
+  // did in CI). Seed early enough in a minute for the tests to read it before it turns.
+  const left = MIN - (Date.now() % MIN);
+  if (left < 12_000) await new Promise((resolve) => setTimeout(resolve, left + 50));
   const now = Date.now();
   for (let i = 0; i < 10; i += 1) {
     const man = (await user(`Man ${i}`, 'man', ['woman'])).user;
