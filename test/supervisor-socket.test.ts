@@ -26,9 +26,13 @@ const PROBES = ['--ready-path', '/', '--live-path', '/', '--probe-interval-ms', 
 const CLUSTER = ['--instances', '2', ...PROBES];
 const TIMEOUT = { timeout: 180_000 };
 
-async function superviseWith(args: string[], version = 'v1'): Promise<{ run: SupervisorRun; file: string }> {
+async function superviseWith(
+  args: string[],
+  version = 'v1',
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ run: SupervisorRun; file: string }> {
   const file = versionFile(version);
-  const run = await startSupervisor(args, { command: APP, port: 0, env: { VERSION_FILE: file } });
+  const run = await startSupervisor(args, { command: APP, port: 0, env: { ...env, VERSION_FILE: file } });
   return { run, file };
 }
 
@@ -121,7 +125,8 @@ describe.each([
   ['socket (the default)', []],
   ['round-robin', ['--balance', 'round-robin']],
 ])('bulwark supervise --balance %s', TIMEOUT, (_, balance: string[]) => {
-  const supervise = (args: string[], version?: string) => superviseWith([...balance, ...args], version);
+  const supervise = (args: string[], version?: string, env?: NodeJS.ProcessEnv) =>
+    superviseWith([...balance, ...args], version, env);
 
   it('direct mode: a plain node:http app serves through the preload; kill -9 under load refuses no connection', async () => {
     const { run } = await supervise(PROBES);
@@ -240,12 +245,7 @@ describe.each([
   });
 
   it("the app's maxConnections holds: past it a connection is dropped (and 'drop' emitted), below it served", async () => {
-    const file = versionFile('v1');
-    const run = await startSupervisor([...balance, ...PROBES], {
-      command: APP,
-      port: 0,
-      env: { VERSION_FILE: file, MAX_CONNECTIONS: '2' },
-    });
+    const { run } = await supervise(PROBES, 'v1', { MAX_CONNECTIONS: '2' });
     const capHolds = async (drops: number) => {
       // Two keep-alive connections, each with an answered request: the app holds both open.
       const held = [0, 1].map(() => new http.Agent({ keepAlive: true, maxSockets: 1 }));
