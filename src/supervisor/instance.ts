@@ -9,6 +9,7 @@ import type { AppMessage } from '../supervised/protocol.js';
 import { CHANNEL_FD } from './shared-socket.js';
 import { ListenChannel } from './listen-channel.js';
 import type { Dealer, DealTarget } from './dealer.js';
+import { MARK_VARIABLE, markedProcesses, newMark, signalEach, TRACK_BY_MARK } from './marked.js';
 
 /** Where an instance is in its life. */
 export type InstanceState = 'starting' | 'ready' | 'stopping' | 'exited';
@@ -59,7 +60,8 @@ export interface Sample {
 const REPORT_FD = 4;
 
 /**
- * One app process in its own process group (so a stop reaches every process it started), with its
+ * One app process, with everything it starts (so a stop reaches every process it started: found by
+ * their mark on Linux, see {@link TRACK_BY_MARK}, by their process group elsewhere), with its
  * output copied to the slot's log file and ring, an IPC channel (used by apps built on Bulwark for
  * ready, heartbeats and recovery requests; harmless to any other program), a private report pipe
  * (fd 4: hang reports from a Bulwark app's report worker), and HTTP probes.
@@ -70,6 +72,8 @@ export class Instance implements DealTarget {
   readonly port: number;
   readonly #opts: InstanceOptions;
   #child: ChildProcess | undefined;
+  /** Carried in the environment of the app process and of whatever it starts. */
+  readonly #mark = newMark();
   state: InstanceState = 'starting';
   startedAt = 0;
   readyAt: number | undefined;
@@ -124,7 +128,7 @@ export class Instance implements DealTarget {
     this.startedAt = Date.now();
     const shared = this.#opts.shared;
     const child = spawn(file ?? '', args, {
-      detached: true,
+      detached: !TRACK_BY_MARK,
       stdio:
         shared === undefined
           ? ['ignore', 'pipe', 'pipe', 'ipc', 'pipe']
@@ -139,6 +143,7 @@ export class Instance implements DealTarget {
         BULWARK_SUPERVISOR_STATE_DIR: this.#opts.stateDir,
         ...(this.#opts.behindProxy ? { BULWARK_BEHIND_PROXY: '1' } : {}),
         BULWARK_HEARTBEAT_MS: String(this.#opts.heartbeatMs),
+        [MARK_VARIABLE]: this.#mark,
         ...shared?.env,
       },
     });
@@ -176,7 +181,7 @@ export class Instance implements DealTarget {
     });
     child.on('exit', (code, signal) => {
       this.#finish({ code, signal, uptimeMs: this.uptimeMs });
-      void this.#reapGroup();
+      void this.#reapRest();
     });
   }
 
@@ -338,16 +343,16 @@ export class Instance implements DealTarget {
   }
 
   /**
-   * Stops the process group: SIGTERM to every process of it, SIGKILL after `timeoutMs`.
-   * Resolves once the app process exited.
+   * Stops the app process and whatever it started: SIGTERM to every one of them, SIGKILL after
+   * `timeoutMs`. Resolves once the app process exited.
    */
   async stop(reason: string, timeoutMs: number): Promise<ExitInfo> {
     this.stopReason ??= reason;
     this.#opts.shared?.dealer?.remove(this);
     if (this.state !== 'exited') {
       this.state = 'stopping';
-      this.#signalGroup('SIGTERM');
-      const timer = setTimeout(() => this.#signalGroup('SIGKILL'), timeoutMs);
+      void this.#signalAll('SIGTERM');
+      const timer = setTimeout(() => void this.#signalAll('SIGKILL'), timeoutMs);
       const info = await this.exited;
       clearTimeout(timer);
       return info;
@@ -355,39 +360,51 @@ export class Instance implements DealTarget {
     return this.exited;
   }
 
-  /** SIGKILL to the whole process group now (a hung app cannot shut down gracefully). */
+  /** SIGKILL to the app process and whatever it started, now (a hung app cannot shut down gracefully). */
   kill(reason: string): Promise<ExitInfo> {
     this.stopReason ??= reason;
     this.#opts.shared?.dealer?.remove(this);
     if (this.state !== 'exited') {
       this.state = 'stopping';
-      this.#signalGroup('SIGKILL');
+      void this.#signalAll('SIGKILL');
     }
     return this.exited;
   }
 
-  #signalGroup(signal: NodeJS.Signals | 0): boolean {
-    const pid = this.#child?.pid;
-    if (pid === undefined) return false;
-    try {
-      process.kill(-pid, signal);
-      return true;
-    } catch {
-      return false; // ESRCH: the group is gone
+  /**
+   * Sends `signal` to the app process (at once, while it runs) and to every other process it started
+   * (once found); with 0, only looks. Whether any process was left to signal.
+   */
+  async #signalAll(signal: NodeJS.Signals | 0): Promise<boolean> {
+    const child = this.#child;
+    if (child?.pid === undefined) return false;
+    if (!TRACK_BY_MARK) {
+      try {
+        process.kill(-child.pid, signal);
+        return true;
+      } catch {
+        return false; // ESRCH: the group is gone
+      }
     }
+    const running = child.exitCode === null && child.signalCode === null;
+    if (running && signal !== 0) child.kill(signal);
+    // The app process is signalled once only: a second SIGTERM means "exit now" to many apps.
+    const others = (await markedProcesses(this.#mark)).filter((pid) => !running || pid !== child.pid);
+    if (signal !== 0) signalEach(others, signal);
+    return running || others.length > 0;
   }
 
   /**
-   * After the app process ended, whatever it started may still run in its group (and hold its
-   * port): SIGTERM them, SIGKILL after a second.
+   * After the app process ended, whatever it started may still run (and hold its port): SIGTERM
+   * them, SIGKILL after a second.
    */
-  async #reapGroup(): Promise<void> {
-    if (!this.#signalGroup('SIGTERM')) return;
+  async #reapRest(): Promise<void> {
+    if (!(await this.#signalAll('SIGTERM'))) return;
     for (let waited = 0; waited < 1000; waited += 50) {
       await sleep(50);
-      if (!this.#signalGroup(0)) return;
+      if (!(await this.#signalAll(0))) return;
     }
-    this.#signalGroup('SIGKILL');
+    await this.#signalAll('SIGKILL');
   }
 }
 

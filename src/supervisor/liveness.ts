@@ -119,7 +119,7 @@ export class LivenessMonitor {
     );
   }
 
-  /** Out of rotation, a diagnostic report if the app offers one, then SIGKILL to its process group. */
+  /** Out of rotation, a diagnostic report if the app offers one, then SIGKILL to the app's processes. */
   async #hung(
     slot: Slot,
     instance: Instance,

@@ -53,7 +53,7 @@ export const superviseSchema = Type.Object(
     }),
     livePath: Type.String({ pattern: '^/', default: '/health/live', description: 'HTTP liveness probe' }),
     startTimeoutMs: ms('time to become ready before the start counts as failed', 30_000),
-    stopTimeoutMs: ms('time between SIGTERM to the process group and SIGKILL', 10_000),
+    stopTimeoutMs: ms('time between SIGTERM to the app processes and SIGKILL', 10_000),
     probeIntervalMs: ms('liveness probe interval', 1_000, 50),
     probeTimeoutMs: ms('liveness probe timeout', 2_000, 10),
     probeFailures: Type.Integer({

@@ -5,7 +5,7 @@ import type { SuperviseOptions } from './options.js';
 import { Supervisor } from './supervisor.js';
 
 /**
- * Runs a supervisor until SIGTERM/SIGINT (graceful stop of every app process group, then exit 0) or
+ * Runs a supervisor until SIGTERM/SIGINT (graceful stop of every app's processes, then exit 0) or
  * until every app exited with a "do not restart" code (exit with that code). SIGHUP reloads.
  * The supervisor's own log lines go to stderr; the app's output is copied to stdout/stderr.
  * Resolves with the exit code.

@@ -398,7 +398,7 @@ export class Supervisor {
 
   /**
    * Ends an instance gracefully: out of the proxy's rotation (drained), or off the shared socket
-   * (its in-flight requests answered, its connections closed), then SIGTERM to its group.
+   * (its in-flight requests answered, its connections closed), then SIGTERM to its processes.
    */
   async #retire(instance: Instance, reason: string): Promise<void> {
     instance.stopReason ??= reason;
@@ -411,7 +411,7 @@ export class Supervisor {
     return this.#state === 'stopping' || this.#state === 'stopped';
   }
 
-  /** Stops accepting (cluster mode), stops every app process group, persists the final state. */
+  /** Stops accepting (cluster mode), stops every app's processes, persists the final state. */
   async stop(): Promise<void> {
     if (this.#stopping()) return;
     this.#state = 'stopping';
