@@ -6,6 +6,7 @@
 // whatever came later.
 //   npm run bench:overload                     (3 rounds of 8 s phases: about 12 minutes)
 //   ROUNDS=1 PHASE_S=10 npm run bench:overload (no result written: sizes changed)
+//   PHASES=0.2,3 MODES=bulwark npm run bench:overload  (a spike from light load to 3×; no result written)
 //   MODES=bulwark PROTECTION='{"limit":{"queueHigh":4}}' npm run bench:overload   (trying settings)
 import autocannon from 'autocannon';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -33,8 +34,11 @@ type Mode = (typeof ALL_MODES)[number];
 // MODES=bulwark (comma-separated) runs only those: for trying settings, not for the figures.
 const MODES = ALL_MODES.filter((m) => (process.env['MODES'] ?? ALL_MODES.join(',')).split(',').includes(m));
 type Class = 'critical' | 'default' | 'sheddable';
-/** The load of each phase, as a multiple of capacity; the first gives the unloaded latency. */
-const PHASES = [0.2, 1, 2, 3, 5];
+/**
+ * The load of each phase, as a multiple of capacity; the first gives the unloaded latency.
+ * `PHASES=0.2,3` (for trying, no result written): a spike from light load straight to 3×.
+ */
+const PHASES = (process.env['PHASES'] ?? '0.2,1,2,3,5').split(',').map(Number);
 const dataDir = mkdtempSync(path.join(tmpdir(), 'bulwark-bench-overload-'));
 
 interface Result {
@@ -240,7 +244,7 @@ if (
       markdown,
       data: { capacity, phaseMs, runs },
     },
-    ['ROUNDS', 'PHASE_S'],
+    ['ROUNDS', 'PHASE_S', 'PHASES'],
   );
   if (wrote) writeFileSync('docs/images/overload.svg', overloadChart(capacity, runs, PHASES.slice(1)));
   if (wrote) console.log('wrote docs/images/overload.svg');
