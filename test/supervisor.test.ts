@@ -262,6 +262,26 @@ describe('bulwark supervise (direct mode)', () => {
     expect(await get(run.port, '/')).toMatchObject({ error: 'ECONNREFUSED' });
   });
 
+  it('an app stopped from outside (SIGTERM, then exit 0) just before the supervisor is not restarted; alone, it is', async () => {
+    // As Ctrl-C, `timeout` or systemd's stop of a whole control group do: the app and the
+    // supervisor get the stop at once, and the app may end first.
+    const run = await startSupervisor(FAST);
+    const pid = await runningPid(run);
+    process.kill(pid, 'SIGTERM'); // the fixture closes its server and exits 0
+    await until(() => !alive(pid), 5_000, 'the app gone');
+    run.child.kill('SIGTERM');
+    expect((await run.exited).code).toBe(0);
+    expect(run.stdout()).toContain('fixture: SIGTERM, closing');
+    expect(run.stderr()).not.toContain('restarting');
+    expect(run.stdout().match(/fixture \S+ listening/g)).toHaveLength(1);
+
+    const alone = await startSupervisor(FAST);
+    const first = await runningPid(alone);
+    process.kill(first, 'SIGTERM');
+    expect(await runningPid(alone, 0, first)).not.toBe(first);
+    expect(alone.stderr()).toContain('restarting');
+  });
+
   it('app output goes to size-capped rotated log files', async () => {
     const run = await startSupervisor([...FAST, '--log-max-bytes', '8192', '--log-keep', '2', '--no-echo']);
     await runningPid(run);

@@ -56,6 +56,12 @@ export interface Sample {
   cpu: number;
 }
 
+/** Signals that ask a process to stop, and the exit codes of a process that obeyed one (0, 128 + n). */
+const STOP_SIGNALS: ReadonlySet<string> = new Set(['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT']);
+const STOPPED_CODES: ReadonlySet<number> = new Set([0, 129, 130, 131, 143]);
+/** How long an exit that looks like a stop from outside waits before the supervisor acts on it. */
+export const OUTSIDE_STOP_GRACE_MS = 250;
+
 /** The app's file descriptor of its report pipe (after stdin, stdout, stderr and the IPC channel). */
 const REPORT_FD = 4;
 
@@ -92,6 +98,13 @@ export class Instance implements DealTarget {
   /** Requests sent by the app over IPC (recovery replies and such). */
   onMessage: ((message: AppMessage) => void) | undefined;
   readonly exited: Promise<ExitInfo>;
+  /**
+   * The exit, once the supervisor may act on it: at once after a crash; {@link OUTSIDE_STOP_GRACE_MS}
+   * later after an exit it did not ask for that looks like a stop (a stop signal, or exit code 0 or
+   * 128 + one): the same stop may be on its way to the supervisor (Ctrl-C, `timeout`, systemd
+   * stopping the service's whole control group), which then stops instead of restarting the app.
+   */
+  readonly ended: Promise<ExitInfo>;
   #resolveExit!: (info: ExitInfo) => void;
   #readyWaiters: (() => void)[] = [];
   /** `--balance socket`: what the app's listen preload reports (its probe port, drained). */
@@ -107,6 +120,11 @@ export class Instance implements DealTarget {
     this.slot = opts.slot;
     this.port = opts.port;
     this.exited = new Promise((resolve) => (this.#resolveExit = resolve));
+    this.ended = this.exited.then(async (info) => {
+      const stop = STOP_SIGNALS.has(info.signal ?? '') || STOPPED_CODES.has(info.code ?? -1);
+      if (this.stopReason === undefined && stop) await sleep(OUTSIDE_STOP_GRACE_MS);
+      return info;
+    });
   }
 
   /** Why the app can never be ready as started (`--balance round-robin` without an IPC channel). */

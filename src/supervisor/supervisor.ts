@@ -86,7 +86,7 @@ export class Supervisor {
       proxy: () => this.#proxy,
       retire: (instance, reason) => this.#retire(instance, reason),
       spawn: (slot) => this.#spawn(slot, true),
-      watchExit: (slot, instance) => void instance.exited.then((info) => this.#onExit(slot, instance, info)),
+      watchExit: (slot, instance) => void instance.ended.then((info) => this.#onExit(slot, instance, info)),
       launch: (slot, reason) => this.#launch(slot, reason),
       stopping: () => this.#stopping(),
     };
