@@ -13,6 +13,10 @@ export const MARK_VARIABLE = 'BULWARK_INSTANCE_MARK';
  */
 export const TRACK_BY_MARK = process.platform === 'linux';
 
+/** How many `/proc/<pid>/environ` files are read at once. */
+const SCAN_BATCH = 32;
+const NUL = Buffer.from([0]);
+
 /** A mark no other process on the machine carries. */
 export function newMark(): string {
   return randomBytes(12).toString('hex');
@@ -27,20 +31,24 @@ export function newMark(): string {
 export async function markedProcesses(mark: string): Promise<number[]> {
   const needle = Buffer.from(`\0${MARK_VARIABLE}=${mark}\0`);
   const entries = await readdir('/proc').catch(() => [] as string[]);
-  const found = await Promise.all(
-    entries.map(async (entry) => {
-      const pid = Number(entry);
-      if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid) return undefined;
-      try {
-        const environ = await readFile(`/proc/${entry}/environ`);
-        // Every entry is NUL-terminated; prefixing one NUL lets the first entry match too.
-        return Buffer.concat([Buffer.from([0]), environ]).includes(needle) ? pid : undefined;
-      } catch {
-        return undefined; // gone, or another user's
-      }
-    }),
-  );
-  return found.filter((pid): pid is number => pid !== undefined);
+  const pids = entries.map(Number).filter((pid) => Number.isInteger(pid) && pid > 0 && pid !== process.pid);
+  const carries = async (pid: number) => {
+    try {
+      // Every entry is NUL-terminated; prefixing one NUL lets the first entry match too.
+      return Buffer.concat([NUL, await readFile(`/proc/${pid}/environ`)]).includes(needle);
+    } catch {
+      return false; // gone, or another user's
+    }
+  };
+  const found: number[] = [];
+  // A few at a time: a file each open at once would run out of descriptors on a busy host, and an
+  // unreadable file would hide a marked process.
+  for (let at = 0; at < pids.length; at += SCAN_BATCH) {
+    const batch = pids.slice(at, at + SCAN_BATCH);
+    const marked = await Promise.all(batch.map(carries));
+    for (const [i, pid] of batch.entries()) if (marked[i] === true) found.push(pid);
+  }
+  return found;
 }
 
 /** Sends `signal` to every pid that still exists; the number signalled. */
