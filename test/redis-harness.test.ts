@@ -2,10 +2,11 @@
 // reacts to each fault; the failover engine relies on these behaviours.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import net from 'node:net';
 import type { Redis, RedisOptions } from 'ioredis';
 import { describe, expect, it, onTestFinished } from 'vitest';
+import { alive } from './helpers/proc.js';
 import { redisClient, startRedis, uniquePrefix, type RedisServer } from './helpers/redis.js';
 
 /** A server stopped when the current test finishes, whatever its state. */
@@ -43,16 +44,6 @@ function tcpConnectError(port: number): Promise<(Error & { code?: string }) | un
     });
     socket.once('error', resolve);
   });
-}
-
-/** True while `pid` holds resources; a zombie (state Z) has released its sockets and memory. */
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return !stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
-  } catch {
-    return false;
-  }
 }
 
 /** Resolves on the client's next `ready` (it reconnected and passed the ready check). */

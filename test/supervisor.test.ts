@@ -16,17 +16,12 @@ import { Registry } from 'prom-client';
 import { MetricsHistory } from '../src/metrics/history.js';
 import { createStore } from '../src/runtime/store.js';
 import { registerSupervisorSeries } from '../src/supervised/series.js';
+import { procStat } from './helpers/proc.js';
 import { spawnTs } from './helpers/process.js';
 import { until } from './helpers/wait.js';
 import type { SupervisorStatus } from './helpers/supervisor.js';
 
 afterEach(stopSupervisors);
-
-/** The session id of a process (`/proc/<pid>/stat`, the fourth field after the name). */
-function sessionOf(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[3]);
-}
 
 const FAST = ['--backoff-initial-ms', '100', '--stable-ms', '5000', '--start-timeout-ms', '10000'];
 
@@ -245,7 +240,7 @@ describe('bulwark supervise (direct mode)', () => {
     const linux = process.platform === 'linux';
     const run = await startSupervisor(FAST, { env: { FIXTURE_CHILD: linux ? 'detached' : '1' } });
     const pid = await runningPid(run);
-    if (linux) expect(sessionOf(pid)).toBe(sessionOf(run.child.pid ?? 0));
+    if (linux) expect(procStat(pid)?.session).toBe(procStat(run.child.pid ?? 0)?.session);
     await run.waitFor(/grandchild \d+/);
     const grandchild = Number(/grandchild (\d+)/.exec(run.stdout())?.[1]);
     expect(alive(grandchild)).toBe(true);

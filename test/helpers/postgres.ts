@@ -10,6 +10,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { onFreePort, PortInUseError, type PortChoice } from './ports.js';
+import { alive, procStat } from './proc.js';
 
 const run = promisify(execFile);
 
@@ -380,23 +381,5 @@ async function untilStopped(pids: number[], stopped: boolean): Promise<void> {
     if (Date.now() > deadline)
       throw new Error(`PostgreSQL processes ${wrong().join(', ')} did not stop/continue`);
     await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
-
-function alive(pid: number): boolean {
-  const stat = procStat(pid);
-  // A zombie has released its memory and sockets; it only waits for a parent that may never reap it.
-  return stat !== undefined && stat.state !== 'Z';
-}
-
-function procStat(pid: number): { state: string; ppid: number } | undefined {
-  if (!Number.isInteger(pid)) return undefined;
-  try {
-    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name is in parentheses and may contain spaces; fields after it are plain.
-    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    return { state: fields[0] ?? '', ppid: Number(fields[1]) };
-  } catch {
-    return undefined;
   }
 }

@@ -3,7 +3,7 @@
 // missing binary throws. No persistence, so a restarted server always comes back empty.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -11,6 +11,7 @@ import path from 'node:path';
 import { Redis, type RedisOptions } from 'ioredis';
 import { requireBinary } from './binaries.js';
 import { onFreePort, PortInUseError, type PortChoice } from './ports.js';
+import { procStat } from './proc.js';
 
 /** A running (or deliberately downed) test server; see {@link startRedis}. */
 export interface RedisServer {
@@ -435,13 +436,7 @@ function startFlap(opts: FlapOptions, actions: { down: () => Promise<void>; up: 
 
 /** True when the process is in job-control stop (state `T`), per /proc (Linux only, like CI). */
 function isStopped(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name is in parentheses and may contain spaces; the state follows it.
-    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('T');
-  } catch {
-    return false;
-  }
+  return procStat(pid)?.state === 'T';
 }
 
 function sleep(ms: number): Promise<void> {
