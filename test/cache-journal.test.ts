@@ -8,11 +8,12 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
 import { InvalidationBus } from '../src/cache/bus.js';
 import { CacheJournal, planReplay, type JournalRecord } from '../src/cache/journal.js';
+import { JOURNAL_STEP } from '../src/cache/replay.js';
 import { MemoryCacheStore } from '../src/cache/memory.js';
 import { RedisCacheStore } from '../src/cache/redis.js';
 import { TieredCache } from '../src/cache/tiered.js';
 import type { CacheEntry, CacheStore } from '../src/cache/types.js';
-import { Failover } from '../src/failover/index.js';
+import { Failover, replayRest, type ReplayPacing } from '../src/failover/index.js';
 import { createLogger } from '../src/logging/index.js';
 import { createStore } from '../src/store/index.js';
 import type { Store } from '../src/store/types.js';
@@ -269,7 +270,9 @@ class RecordingStore implements CacheStore {
  * One cache whose shared tier the test takes away with the failover's kill switch (an outage as
  * the cache sees it: writes are journaled) and gives back (a failback: probes, then the replay).
  */
-async function cacheWithOutage(opts: { now?: () => number; logger?: false } = {}) {
+async function cacheWithOutage(
+  opts: { now?: () => number; logger?: false; replayPacing?: ReplayPacing } = {},
+) {
   const shared = new RecordingStore(new MemoryCacheStore({ now: opts.now ?? Date.now }));
   const failover = new Failover({
     name: 'redis',
@@ -286,6 +289,7 @@ async function cacheWithOutage(opts: { now?: () => number; logger?: false } = {}
     l2: { store: shared, failover, journal },
     ...(opts.logger === false ? {} : { logger: createLogger({ level: 'debug', destination: logs }) }),
     ...(opts.now === undefined ? {} : { now: opts.now }),
+    ...(opts.replayPacing === undefined ? {} : { replayPacing: opts.replayPacing }),
   });
   onTestFinished(() => {
     cache.close();
@@ -468,6 +472,35 @@ describe('the replay on failback', () => {
     expect(c.shared.ops.filter((op) => op.startsWith('set:'))).toHaveLength(450);
     expect(turns).toBeGreaterThanOrEqual(4);
   });
+
+  it("a replay moves a step of records at a time and rests after each by the event loop's load", async () => {
+    const rests: number[] = [];
+    const loads = [0.9, 0.1, 0.5];
+    let clock = 0;
+    const c = await cacheWithOutage({
+      replayPacing: {
+        pause: async (ms) => {
+          rests.push(ms);
+          await Promise.resolve();
+        },
+        // Read before each rest (ignored) and after it (used): the value of the rest just taken.
+        load: () => loads[rests.length - 1] ?? 0,
+        clock: () => (clock += 2), // every step takes 2 ms
+      },
+    });
+    c.outage();
+    await c.cache.delete('gone');
+    await Promise.all(Array.from({ length: 2 * JOURNAL_STEP + 10 }, (_, i) => c.cache.set(`k${i}`, i)));
+    c.shared.ops.length = 0;
+    await c.failback();
+    // One step of deletes, then sets in steps of JOURNAL_STEP: 4 steps, a rest after each but the last.
+    expect(c.shared.ops.filter((op) => op.startsWith('set:'))).toHaveLength(2 * JOURNAL_STEP + 10);
+    expect(c.shared.ops[0]).toBe('delete:gone');
+    // The first rest assumes a busy loop (a failback comes when the app is busiest); then the load
+    // read over each rest decides the next: 0.9 → share 0.05, 0.1 → 0.45.
+    expect(rests).toEqual([replayRest(2, 1), replayRest(2, 0.9), replayRest(2, 0.1)]);
+    expect(rests[0]).toBeCloseTo(38, 6);
+  });
 });
 
 describe('the replay and other instances (real redis-server)', () => {
@@ -531,5 +564,41 @@ describe('the replay and other instances (real redis-server)', () => {
     const seenByB = async () =>
       [await b.cache.get('deleted'), await b.cache.get('tagged'), await b.cache.get('updated')].join();
     await until(async () => (await seenByB()) === ',,new', 5000, 'the replay announced to b');
+  });
+
+  it("announcements go out coalesced: the keys written in one turn in one message, a replay's a step at a time", async () => {
+    const prefix = uniquePrefix('announce');
+    const a = await instance(prefix, 'a');
+    const b = await instance(prefix, 'b');
+    const listener = redisClient(redis.url);
+    await listener.connect();
+    onTestFinished(() => listener.disconnect());
+    const messages: string[][] = [];
+    listener.on('message', (_channel: string, text: string) => {
+      messages.push((JSON.parse(text) as { keys?: string[] }).keys ?? []);
+    });
+    await listener.subscribe(`${prefix}invalidate`);
+    await until(() => a.cache.listening && b.cache.listening, 5000, 'both subscribed');
+    const keys = Array.from({ length: 100 }, (_, i) => `k${i}`);
+    await Promise.all(keys.map((key) => a.cache.set(key, 'old')));
+    await until(() => messages.flat().length === 100, 5000, 'every key announced');
+    expect(messages.length).toBeLessThanOrEqual(5); // one PUBLISH per write made 100
+    for (const key of keys) expect(await b.cache.get(key)).toBe('old'); // now in b's L1
+    messages.length = 0;
+    await Promise.all(keys.map((key) => a.cache.set(key, 'new')));
+    const seenByB = async () =>
+      (await Promise.all(keys.map((key) => b.cache.get(key)))).every((v) => v === 'new');
+    await until(seenByB, 5000, 'b drops every copy a replaced');
+    expect(messages.length).toBeLessThanOrEqual(5);
+
+    // A replay announces each step's keys in one message.
+    a.failover.setForced(true);
+    const journaled = Array.from({ length: 3 * JOURNAL_STEP }, (_, i) => `j${i}`);
+    await Promise.all(journaled.map((key) => a.cache.set(key, 'journaled')));
+    messages.length = 0;
+    a.failover.setForced(false);
+    await until(() => messages.flat().length === journaled.length, 10_000, 'the replay announced');
+    expect(messages.map((m) => m.length)).toEqual([JOURNAL_STEP, JOURNAL_STEP, JOURNAL_STEP]);
+    expect(await b.cache.get('j0')).toBe('journaled');
   });
 });

@@ -17,7 +17,8 @@ import {
   type JobQueue,
   type RedisJobQueueOptions,
 } from '../src/queue/index.js';
-import { REPLAY_SHARE_BUSY, REPLAY_STEP, replayRest } from '../src/queue/spool-replay.js';
+import { REPLAY_SHARE_BUSY, replayRest } from '../src/failover/index.js';
+import { REPLAY_STEP } from '../src/queue/spool-replay.js';
 import { connectRedis } from '../src/redis/connection.js';
 import { createStore } from '../src/runtime/store.js';
 import type { Store } from '../src/store/types.js';

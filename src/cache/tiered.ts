@@ -1,9 +1,11 @@
 import type { Logger } from 'pino';
-import type { Failover } from '../failover/index.js';
+import type { Failover, ReplayPacing } from '../failover/index.js';
 import type { InvalidationBus } from './bus.js';
 import { DeleteFence } from './fence.js';
 import type { CacheJournal, JournalRecord } from './journal.js';
-import { planReplay, yieldToIo } from './journal.js';
+import { planReplay } from './journal.js';
+import { applyPlan } from './replay.js';
+import { Announcer } from './announce.js';
 import type { CacheEntry, CacheStore } from './types.js';
 import { detachedCounters, type CacheCounters, type CacheMetrics, type Sized } from './metrics.js';
 
@@ -47,6 +49,8 @@ export interface TieredCacheOptions {
   metrics?: CacheMetrics;
   logger?: Logger;
   now?: () => number;
+  /** Pacing of the journal replay's steps (default: real timers and the event loop's load; tests drive it). */
+  replayPacing?: ReplayPacing;
 }
 
 /**
@@ -82,6 +86,8 @@ export class TieredCache {
   #polling = false;
   #lastVersion = 0;
   #replaying: Promise<void> | undefined;
+  readonly #replayPacing: ReplayPacing | undefined;
+  readonly #announcer: Announcer | undefined;
 
   constructor(opts: TieredCacheOptions) {
     this.name = opts.name;
@@ -93,6 +99,8 @@ export class TieredCache {
     this.#counts = opts.metrics?.forCache(opts.name, sized) ?? detachedCounters(opts.name);
     this.#logger = opts.logger;
     this.#now = opts.now ?? Date.now;
+    this.#replayPacing = opts.replayPacing;
+    this.#announcer = opts.l2?.bus === undefined ? undefined : new Announcer(opts.l2.bus);
     this.#l2?.failover.onChange((change) => {
       if (change.to === 'primary') void this.replay();
     });
@@ -259,10 +267,7 @@ export class TieredCache {
     if (pending.length === 0) return;
     const plan = planReplay(pending.map((p) => p.record));
     try {
-      for (let i = 0; i < plan.length; i += 1) {
-        await this.#apply(l2.store, plan[i]!);
-        if (i % 100 === 99) await yieldToIo();
-      }
+      await applyPlan(plan, { store: l2.store, bus: l2.bus, now: this.#now, pacing: this.#replayPacing });
     } catch (error) {
       // L2 failed again mid-replay: everything stays journaled and is replayed on the next failback.
       this.#logger?.warn({ cache: this.name, err: error }, 'cache journal replay interrupted');
@@ -275,22 +280,6 @@ export class TieredCache {
       { cache: this.name, records: pending.length, applied: plan.length },
       'cache journal replayed',
     );
-  }
-
-  async #apply(store: CacheStore, record: JournalRecord): Promise<void> {
-    if (record.op === 'set') {
-      // Writes made after the failback are newer than anything journaled: never overwrite them.
-      // (Read-then-write: a write landing between the two can still lose; the window is one round trip.)
-      const current = await store.get(record.key);
-      if (current !== undefined && current.version >= record.entry.version) return;
-      // A journaled write that has expired since still replaced the older value the shared tier
-      // holds: remove that value rather than skip the record, or it would be served again.
-      if (record.entry.staleUntil <= this.#now()) await store.delete([record.key]);
-      else await store.set(record.key, record.entry);
-    } else if (record.op === 'delete') await store.delete([record.key]);
-    else await store.deleteTag(record.tag);
-    // Other instances may have filled their L1 from the shared tier before this replay.
-    await this.#l2?.bus?.publish(record.op === 'deleteTag' ? { tag: record.tag } : { keys: [record.key] });
   }
 
   async #dropLocal(message: { keys?: string[]; tag?: string }): Promise<void> {
@@ -344,7 +333,7 @@ export class TieredCache {
     const reached = await l2.failover.execute(
       async () => {
         await write(l2.store);
-        await l2.bus?.publish(announce);
+        await this.#announcer?.announce(announce);
         return true;
       },
       async () => {
