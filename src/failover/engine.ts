@@ -16,6 +16,10 @@ const realTimers: FailoverTimers = {
 };
 
 const TIMED_OUT = Symbol('timed out');
+/** The signal of an operation that does not take one (see `execute`). */
+const NEVER_ABORTED = new AbortController().signal;
+/** A deadline timer firing more than 1/5 of the deadline late means a blocked event loop. */
+const STARVED_FRACTION = 5;
 
 /**
  * The one failover engine behind every degradable dependency (STYLE.md §2): drivers stay plain and
@@ -178,18 +182,32 @@ export class Failover {
     opts: { deadlineMs?: number } = {},
   ): Promise<T> {
     if (this.#mode !== 'primary') return fallback();
-    const controller = new AbortController();
+    // Most operations ignore the signal (ioredis cannot cancel a command): no controller for them.
+    const controller = primary.length === 0 ? undefined : new AbortController();
+    const deadlineMs = opts.deadlineMs ?? this.#opts.deadlineMs;
     let timer: unknown;
-    const deadline = new Promise<typeof TIMED_OUT>((resolve) => {
-      timer = this.#timers.setTimeout(() => resolve(TIMED_OUT), opts.deadlineMs ?? this.#opts.deadlineMs);
-    });
+    const deadline = () =>
+      new Promise<typeof TIMED_OUT>((resolve) => {
+        timer = this.#timers.setTimeout(() => resolve(TIMED_OUT), deadlineMs);
+      });
+    const startedAt = this.#timers.now();
     let settled: { value: T } | undefined;
-    const attempt = primary(controller.signal).then((value) => {
+    const attempt = primary(controller?.signal ?? NEVER_ABORTED).then((value) => {
       settled = { value };
       return value;
     });
     try {
-      const result = await Promise.race([attempt, deadline]);
+      let result = await Promise.race([attempt, deadline()]);
+      if (
+        result === TIMED_OUT &&
+        this.#timers.now() - startedAt > deadlineMs + deadlineMs / STARVED_FRACTION
+      ) {
+        // The timer fired late: the event loop was blocked, and the command may have gone out only
+        // now (the Redis client writes a turn's commands at its end). That time was the app's, not
+        // the primary's: one more deadline, counted from now.
+        this.#timers.clearTimeout(timer);
+        result = await Promise.race([attempt, deadline()]);
+      }
       if (result !== TIMED_OUT) {
         this.#succeeded();
         return result;
@@ -209,7 +227,7 @@ export class Failover {
         () => this.#repliedLate(),
         () => undefined, // its eventual failure is already accounted for
       );
-      controller.abort();
+      controller?.abort();
       this.#primaryFailed();
     } catch (error) {
       if (!this.#isFailure(error)) throw error;
