@@ -16,10 +16,6 @@ const realTimers: FailoverTimers = {
 };
 
 const TIMED_OUT = Symbol('timed out');
-/** The signal of an operation that does not take one (see `execute`). */
-const NEVER_ABORTED = new AbortController().signal;
-/** A deadline timer firing more than 1/5 of the deadline late means a blocked event loop. */
-const STARVED_FRACTION = 5;
 
 /**
  * The one failover engine behind every degradable dependency (STYLE.md §2): drivers stay plain and
@@ -182,32 +178,18 @@ export class Failover {
     opts: { deadlineMs?: number } = {},
   ): Promise<T> {
     if (this.#mode !== 'primary') return fallback();
-    // Most operations ignore the signal (ioredis cannot cancel a command): no controller for them.
-    const controller = primary.length === 0 ? undefined : new AbortController();
-    const deadlineMs = opts.deadlineMs ?? this.#opts.deadlineMs;
+    const controller = new AbortController();
     let timer: unknown;
-    const deadline = () =>
-      new Promise<typeof TIMED_OUT>((resolve) => {
-        timer = this.#timers.setTimeout(() => resolve(TIMED_OUT), deadlineMs);
-      });
-    const startedAt = this.#timers.now();
+    const deadline = new Promise<typeof TIMED_OUT>((resolve) => {
+      timer = this.#timers.setTimeout(() => resolve(TIMED_OUT), opts.deadlineMs ?? this.#opts.deadlineMs);
+    });
     let settled: { value: T } | undefined;
-    const attempt = primary(controller?.signal ?? NEVER_ABORTED).then((value) => {
+    const attempt = primary(controller.signal).then((value) => {
       settled = { value };
       return value;
     });
     try {
-      let result = await Promise.race([attempt, deadline()]);
-      if (
-        result === TIMED_OUT &&
-        this.#timers.now() - startedAt > deadlineMs + deadlineMs / STARVED_FRACTION
-      ) {
-        // The timer fired late: the event loop was blocked, and the command may have gone out only
-        // now (the Redis client writes a turn's commands at its end). That time was the app's, not
-        // the primary's: one more deadline, counted from now.
-        this.#timers.clearTimeout(timer);
-        result = await Promise.race([attempt, deadline()]);
-      }
+      const result = await Promise.race([attempt, deadline]);
       if (result !== TIMED_OUT) {
         this.#succeeded();
         return result;
@@ -227,7 +209,7 @@ export class Failover {
         () => this.#repliedLate(),
         () => undefined, // its eventual failure is already accounted for
       );
-      controller?.abort();
+      controller.abort();
       this.#primaryFailed();
     } catch (error) {
       if (!this.#isFailure(error)) throw error;

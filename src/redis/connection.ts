@@ -27,9 +27,6 @@ export async function connectRedis(url: string, logger: Logger): Promise<RedisDe
     connectTimeout: 1000,
     commandTimeout: 1000,
     retryStrategy: (times) => Math.min(times * 50, 500),
-    // The commands of one turn of the event loop go out in one write (one pipeline at a time): a
-    // write per command cost the app a third of its time in the kernel's socket writes (issue 18).
-    enableAutoPipelining: true,
   });
   let reportedDown = false;
   client.on('error', (error: Error) => {
