@@ -16,6 +16,8 @@ const realTimers: FailoverTimers = {
 };
 
 const TIMED_OUT = Symbol('timed out');
+/** The signal of an operation that does not take one (see `execute`). */
+const NEVER_ABORTED = new AbortController().signal;
 
 /**
  * The one failover engine behind every degradable dependency (STYLE.md §2): drivers stay plain and
@@ -178,13 +180,14 @@ export class Failover {
     opts: { deadlineMs?: number } = {},
   ): Promise<T> {
     if (this.#mode !== 'primary') return fallback();
-    const controller = new AbortController();
+    // Most operations ignore the signal (ioredis cannot cancel a command): no controller for them.
+    const controller = primary.length === 0 ? undefined : new AbortController();
     let timer: unknown;
     const deadline = new Promise<typeof TIMED_OUT>((resolve) => {
       timer = this.#timers.setTimeout(() => resolve(TIMED_OUT), opts.deadlineMs ?? this.#opts.deadlineMs);
     });
     let settled: { value: T } | undefined;
-    const attempt = primary(controller.signal).then((value) => {
+    const attempt = primary(controller?.signal ?? NEVER_ABORTED).then((value) => {
       settled = { value };
       return value;
     });
@@ -209,7 +212,7 @@ export class Failover {
         () => this.#repliedLate(),
         () => undefined, // its eventual failure is already accounted for
       );
-      controller.abort();
+      controller?.abort();
       this.#primaryFailed();
     } catch (error) {
       if (!this.#isFailure(error)) throw error;
