@@ -186,11 +186,17 @@ describe('queue statistics', () => {
   });
 
   it('queue-status is rate limited per IP', async () => {
+    // 60 a minute, in clock-aligned windows: a run that crosses a window's end needs up to 121
+    // requests; and on a busy host the load shedding may answer this sheddable route 503 instead
+    // (a CI run saw no 429 in 61 requests while the shedder reported overload).
     let refused: Response | undefined;
-    for (let i = 0; i < 61 && refused === undefined; i += 1) {
+    for (let i = 0; i < 130 && refused === undefined; i += 1) {
       const res = await fetch(`${base}/api/queue-status`);
       if (res.status === 429) refused = res;
-      else await res.arrayBuffer();
+      else {
+        expect([200, 503]).toContain(res.status);
+        await res.arrayBuffer();
+      }
     }
     expect(refused?.status).toBe(429);
     expect(((await refused!.json()) as { error: { code: string } }).error.code).toBe(
