@@ -60,6 +60,11 @@ function rowsInFileAlone(dir: string): number {
       n: number;
     };
     return row.n;
+  } catch (error) {
+    // A copy taken while the worker was writing pages into the file can be torn (SQLITE_CORRUPT or
+    // SQLITE_NOTADB): nothing to count yet; the caller copies again.
+    if (['SQLITE_CORRUPT', 'SQLITE_NOTADB'].includes((error as { code?: string }).code ?? '')) return -1;
+    throw error;
   } finally {
     db.close();
   }
