@@ -3,6 +3,7 @@ import fp from 'fastify-plugin';
 import type { Server, ServerResponse } from 'node:http';
 import net, { type Socket } from 'node:net';
 import { createBulwark, type Bulwark, type BulwarkOptions } from '../runtime/create.js';
+import { watchAcceptQueue } from './accept-queue.js';
 import { registerApiDocs } from './api-docs.js';
 import { captureRequestError } from './errors.js';
 import { errorHandler, notFoundHandler } from './error-handler.js';
@@ -58,6 +59,7 @@ async function corePlugin(app: FastifyInstance, opts: BulwarkCoreOptions): Promi
     logger: bulwark.logger,
     registry: bulwark.metrics.registry,
   });
+  watchAcceptQueue(app.server, { registry: bulwark.metrics.registry, health: bulwark.health });
   const state: RequestObservation = { bulwark, logProbes: opts.logProbes === true };
   // Declared up front so every request object has the same shape.
   app.decorateRequest('clientRequestId', undefined);
