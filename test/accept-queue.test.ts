@@ -4,7 +4,9 @@
 // accepted a turn), and the gauge and the health check read the queue from the kernel; once the
 // loop idles again the server takes them all and the queue is 0. Linux only (the kernel's /proc/net/tcp).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import net from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -133,5 +135,39 @@ describe.runIf(LINUX)('the accept queue (Linux)', () => {
 
     await until(async () => (await metricValue(app)) === 0, 5000);
     expect((await checkUntil(app, 'pass'))?.observedValue).toBe(0);
+  });
+});
+
+describe("the accept queue read from the kernel's table", () => {
+  const HEADER =
+    '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n';
+  const hex = (n: number, width: number) => n.toString(16).toUpperCase().padStart(width, '0');
+  /** One line as the kernel prints it (tcp4_seq_show's format). */
+  const line = (sl: number, port: number, state: number, waiting: number, inode: number) =>
+    `${String(sl).padStart(4)}: 0100007F:${hex(port, 4)} ${state === 0x0a ? '00000000:0000' : '0100007F:D431'} ${hex(state, 2)} ` +
+    `00000000:${hex(waiting, 8)} 00:00000000 00000000  1000        0 ${inode} 1 0000000000000000 100 0 0 10 0\n`;
+
+  it('reads past 64 KiB chunks, by inode or by port, and stops at the first connection', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'bulwark-accept-queue-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    // ~1 300 listening sockets (~170 KB: lines across two chunk boundaries), then connections.
+    let table = HEADER;
+    for (let i = 0; i < 1300; i++) table += line(i, 10_000 + i, 0x0a, 0, 500_000 + i);
+    table += line(1300, 8080, 0x0a, 42, 777_777); // ours, far past the first chunk
+    table += line(1301, 8080, 0x0a, 5, 777_778); // another socket on the port (another address)
+    table += line(1302, 8080, 0x01, 9, 888_888); // a connection: the listening sockets are over
+    table += line(1303, 8080, 0x0a, 1000, 777_777); // never read
+    const tcp = path.join(dir, 'tcp');
+    writeFileSync(tcp, table);
+    expect(Buffer.byteLength(table)).toBeGreaterThan(2 * 64 * 1024);
+    expect(await acceptQueue({ port: 8080, inode: 777_777 }, [tcp])).toBe(42);
+    expect(await acceptQueue({ port: 8080 }, [tcp])).toBe(47);
+    expect(await acceptQueue({ port: 9 }, [tcp])).toBe(0);
+    // Both tables are summed; one that cannot be read adds nothing; none readable: no figure.
+    const tcp6 = path.join(dir, 'tcp6');
+    writeFileSync(tcp6, HEADER + line(0, 8080, 0x0a, 3, 777_777));
+    expect(await acceptQueue({ port: 8080, inode: 777_777 }, [tcp, tcp6])).toBe(45);
+    expect(await acceptQueue({ port: 8080, inode: 777_777 }, [tcp, path.join(dir, 'none')])).toBe(42);
+    expect(await acceptQueue({ port: 8080 }, [path.join(dir, 'none')])).toBeUndefined();
   });
 });

@@ -15,6 +15,8 @@ export const ACCEPT_QUEUE_WARN = 32;
 /** The check's name in the health report. */
 const CHECK = 'http:acceptQueue';
 const CHUNK = 64 * 1024;
+/** The kernel's tables of TCP sockets (IPv4, IPv6) of this network namespace. */
+const PROC_FILES = ['/proc/net/tcp', '/proc/net/tcp6'];
 // A listening socket's line: local address and port, remote 0:0, state 0A (LISTEN), then
 // tx_queue:rx_queue (rx: the connections waiting), and after uid and timeout, its inode.
 const LISTEN_LINE =
@@ -29,11 +31,14 @@ export interface ListenSocket {
 /**
  * Connections waiting in the accept queue of `socket`, or undefined where the kernel does not say
  * (not Linux). Reads only the listening sockets' lines, which the kernel lists first, not the
- * file's line per open connection.
+ * file's line per open connection. `files`: the tables to read (tests give their own).
  */
-export async function acceptQueue(socket: ListenSocket): Promise<number | undefined> {
+export async function acceptQueue(
+  socket: ListenSocket,
+  files: readonly string[] = PROC_FILES,
+): Promise<number | undefined> {
   let found: number | undefined;
-  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+  for (const file of files) {
     const waiting = await queueIn(file, socket);
     if (waiting !== undefined) found = (found ?? 0) + waiting;
   }
