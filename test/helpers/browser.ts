@@ -25,9 +25,10 @@ export class PageProblems {
   /** Problems to expect (e.g. `401 POST /admin/api/session` for a deliberately wrong key). */
   readonly expected: RegExp[] = [];
   /**
-   * GETs answered 503 with a Retry-After: the load shedder of a test server on a busy host refused
-   * them, and the pages (the console's and Spin's API clients) try again after it by design, so
-   * they are no problem; what the page then shows is what the test checks.
+   * GETs answered 503 with a Retry-After: a transient refusal (Bulwark gives one only from the load
+   * shedder, a full event-stream hub and the supervisor's proxy; here, the shedder of a test server
+   * on a busy host) that the pages (the console's and Spin's API clients, EventSource) try again
+   * after by design, so no problem; what the page then shows is what the test checks.
    */
   readonly retried: string[] = [];
 
