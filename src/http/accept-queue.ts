@@ -33,19 +33,30 @@ export interface ListenSocket {
  * (not Linux). Reads only the listening sockets' lines, which the kernel lists first, not the
  * file's line per open connection. `files`: the tables to read (tests give their own).
  */
-export async function acceptQueue(
+export function acceptQueue(
   socket: ListenSocket,
+  files: readonly string[] = PROC_FILES,
+): Promise<number | undefined> {
+  return waitingOn([socket], files);
+}
+
+/** The connections waiting on any of `sockets`, summed: each table is read once for them all. */
+async function waitingOn(
+  sockets: readonly ListenSocket[],
   files: readonly string[] = PROC_FILES,
 ): Promise<number | undefined> {
   let found: number | undefined;
   for (const file of files) {
-    const waiting = await queueIn(file, socket);
+    const waiting = await queueIn(file, sockets);
     if (waiting !== undefined) found = (found ?? 0) + waiting;
   }
   return found;
 }
 
-async function queueIn(file: string, socket: ListenSocket): Promise<number | undefined> {
+const matches = (socket: ListenSocket, port: string, inode: string) =>
+  socket.inode === undefined ? parseInt(port, 16) === socket.port : Number(inode) === socket.inode;
+
+async function queueIn(file: string, sockets: readonly ListenSocket[]): Promise<number | undefined> {
   let handle;
   try {
     handle = await open(file, 'r');
@@ -67,12 +78,8 @@ async function queueIn(file: string, socket: ListenSocket): Promise<number | und
         const match = LISTEN_LINE.exec(line);
         // Listening sockets come first: the first other line ends them.
         if (match === null) return waiting;
-        if (
-          socket.inode === undefined
-            ? parseInt(match[1] ?? '', 16) === socket.port
-            : Number(match[3]) === socket.inode
-        )
-          waiting += parseInt(match[2] ?? '0', 16);
+        const [, port = '', queued = '0', inode = ''] = match;
+        if (sockets.some((socket) => matches(socket, port, inode))) waiting += parseInt(queued, 16);
       }
       first = false;
       if (bytesRead === 0) return waiting;
@@ -108,10 +115,13 @@ export async function listenSocketOf(server: Server): Promise<ListenSocket | und
 export function watchAcceptQueue(server: Server, deps: { registry: Registry; health: HealthRegistry }): void {
   let socket: ListenSocket | undefined;
   const queues = acceptQueues(deps.registry, deps.health);
-  queues.add(async () => (socket === undefined ? 0 : ((await acceptQueue(socket)) ?? 0)));
+  queues.add(() => socket);
   server.on('listening', () => {
     void listenSocketOf(server).then(async (found) => {
-      if (found === undefined || (await acceptQueue(found)) === undefined || !server.listening) return;
+      // An inode came from /proc, so the kernel's tables are there; by port, try one read.
+      if (found === undefined || (found.inode === undefined && (await acceptQueue(found)) === undefined))
+        return;
+      if (!server.listening) return;
       socket = found;
       queues.watch();
     });
@@ -119,11 +129,10 @@ export function watchAcceptQueue(server: Server, deps: { registry: Registry; hea
   server.on('close', () => (socket = undefined));
 }
 
-type Reader = () => Promise<number>;
-
 /** The accept queues of the servers watched with one registry: the gauge and the health check. */
 interface AcceptQueues {
-  add(read: Reader): void;
+  /** A server's listening socket, undefined while it does not listen. */
+  add(socket: () => ListenSocket | undefined): void;
   /** A server listens on a socket whose queue the kernel shows: the health check runs. */
   watch(): void;
 }
@@ -133,11 +142,11 @@ const byRegistry = new WeakMap<Registry, AcceptQueues>();
 function acceptQueues(registry: Registry, health: HealthRegistry): AcceptQueues {
   const known = byRegistry.get(registry);
   if (known !== undefined) return known;
-  const readers = new Set<Reader>();
+  const servers = new Set<() => ListenSocket | undefined>();
+  // One read of the kernel's tables for every server watched.
   const total = async () => {
-    let waiting = 0;
-    for (const read of readers) waiting += await read();
-    return waiting;
+    const sockets = [...servers].map((socket) => socket()).filter((s) => s !== undefined);
+    return sockets.length === 0 ? 0 : ((await waitingOn(sockets)) ?? 0);
   };
   new Gauge({
     name: 'bulwark_http_accept_queue',
@@ -149,7 +158,7 @@ function acceptQueues(registry: Registry, health: HealthRegistry): AcceptQueues 
   });
   let checking = false;
   const queues: AcceptQueues = {
-    add: (read) => readers.add(read),
+    add: (socket) => servers.add(socket),
     watch: () => {
       if (checking) return;
       checking = true;
