@@ -263,7 +263,7 @@ export class TieredCache {
   async #replay(): Promise<void> {
     const l2 = this.#l2;
     if (l2 === undefined) return;
-    const pending = await l2.journal.pending();
+    const pending = await l2.journal.pending(this.#replayPacing ?? {});
     if (pending.length === 0) return;
     const plan = planReplay(pending.map((p) => p.record));
     try {

@@ -247,9 +247,10 @@ export class RedisJobQueue implements JobQueue {
       async () => {
         await Promise.all(adds.map((a) => this.#o.spool.add(a.queue, a.data, { ...a.opts, id: a.id })));
         // Spooled while Redis is up (a missed deadline, a refused batch): no local worker runs
-        // these, so move them to BullMQ now rather than at the next interval. (While the failover
-        // has Redis down the replay does nothing.)
-        this.#replayLater();
+        // these, so move them to BullMQ now rather than at the next interval. While the failover
+        // has Redis down the failback starts the replay (one asked for here would stop at once,
+        // and during an outage every turn's adds land here).
+        if (this.#o.failover.mode === 'primary') this.#replayLater();
       },
       25 + Math.ceil(adds.length / 4),
     );
