@@ -39,11 +39,11 @@ describe('bulwark CLI', { timeout: 120_000 }, () => {
     expect(up.stdout).toMatch(/applied\s+0002_audit/);
     const down = await cli(['migrate', 'down'], env);
     expect(down.code).toBe(0);
-    expect(down.stdout).toMatch(/reverted 0009_error_trends/);
+    expect(down.stdout).toMatch(/reverted 0010_jobs_take_idx/);
     const status = await cli(['migrate', 'status'], env);
     expect(status.stdout).toMatch(/0006_alerts\s+applied/);
-    expect(status.stdout).toMatch(/0009_error_trends\s+pending/);
-    expect((await cli(['migrate', 'up'], env)).stdout).toMatch(/applied\s+0009_error_trends/);
+    expect(status.stdout).toMatch(/0010_jobs_take_idx\s+pending/);
+    expect((await cli(['migrate', 'up'], env)).stdout).toMatch(/applied\s+0010_jobs_take_idx/);
     expect((await cli(['migrate', 'up'], env)).stdout).toContain('up to date');
   });
 

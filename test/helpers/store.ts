@@ -81,4 +81,5 @@ export const BULWARK_MIGRATIONS = [
   '0007_access',
   '0008_instances',
   '0009_error_trends',
+  '0010_jobs_take_idx',
 ];
