@@ -5,8 +5,8 @@ import type { StoreEngine } from '../store/types.js';
 
 /**
  * The job queue's schema history: `0003_jobs` (the job table with its claim and lease indexes, and
- * the effect-once markers), `0010_jobs_take_idx` (the spool replay's index). A released migration is never edited, only followed by a new one;
- * `engine` is the only place where SQL dialects differ.
+ * the effect-once markers), `0010_jobs_take_idx` (the spool replay's index). A released migration
+ * is never edited, only followed by a new one; `engine` is the only place where SQL dialects differ.
  */
 export function queueMigrations(engine: StoreEngine): Record<string, Migration> {
   return {
