@@ -75,8 +75,8 @@ export class CacheJournal {
    * Every pending record, read in pages of `PAGE` with a turn of the event loop between pages, so
    * a long outage's journal does not stall the requests being served meanwhile. With `pacing` (the
    * replay's), each page is a step that rests like the replay's: right after a failback, reading
-   * and parsing every record of a five-second outage at once (~17 000 here) held ~0.3 s of the
-   * event loop within the first second back on Redis (measured, issue 18).
+   * and parsing every record of a five-second outage at once (~17 000 in issue 18's failover
+   * benchmark) took ~0.3 s, holding the event loop up to ~25 ms at a time, as Redis came back.
    */
   pending(pacing?: ReplayPacing): Promise<{ id: string; record: JournalRecord }[]> {
     return this.#list(undefined, pacing === undefined ? undefined : new Pacer(pacing));
