@@ -343,6 +343,30 @@ describe('RedisCacheStore on a real server', () => {
     expect(await sharedClient.get(outside)).toBe('keep');
   });
 
+  it('writes an entry without tags with one SET (no transaction), with its PX', async () => {
+    // On its own server: command counts are server-wide.
+    const redis = await startRedis();
+    const client = redisClient(redis.url);
+    onTestFinished(async () => {
+      client.disconnect();
+      await redis.stop();
+    });
+    await client.connect();
+    const prefix = uniquePrefix('cache');
+    const store = new RedisCacheStore({ client, prefix });
+    await client.config('RESETSTAT');
+    for (let i = 0; i < 10; i += 1) await store.set(`k${i}`, entry(i, Date.now(), 10_000));
+    const stats = await client.info('commandstats');
+    const calls = (command: string) =>
+      Number(new RegExp(`cmdstat_${command}:calls=(\\d+)`).exec(stats)?.[1] ?? 0);
+    expect(calls('set')).toBe(10);
+    expect(calls('multi') + calls('exec')).toBe(0);
+    expect((await store.get('k3'))?.value).toBe(3);
+    const ttl = await client.pttl(`${prefix}v:k3`);
+    expect(ttl).toBeGreaterThan(9_000);
+    expect(ttl).toBeLessThanOrEqual(10_000);
+  });
+
   it('keeps a tag set alive as long as its longest-lived member', async () => {
     const prefix = uniquePrefix('cache');
     const store = new RedisCacheStore({ client: sharedClient, prefix });

@@ -58,8 +58,8 @@ const SCAN_BATCH = 500;
  *
  * Layout: the entry's JSON at `<prefix>v:<key>` with `PX = staleUntil - now` (so Redis drops it at
  * `staleUntil`), and per tag a set `<prefix>t:<tag>` of value keys that lives at least as long as its
- * longest-lived member. `get` is one GET; `set` is one MULTI/EXEC (SET PX, and per tag SADD and
- * PEXPIRE); `deleteTag` is one Lua script; `clear` SCANs and UNLINKs this prefix only, never FLUSHDB.
+ * longest-lived member. `get` is one GET; `set` is one SET PX without tags, one MULTI/EXEC with
+ * them (SET PX, and per tag SADD and PEXPIRE); `deleteTag` is one Lua script; `clear` SCANs and UNLINKs this prefix only, never FLUSHDB.
  *
  * Errors: every Redis or connection failure rejects as ioredis reports it (a timeout, a closed
  * connection, an error reply inside the transaction); nothing is retried or swallowed here, the
@@ -113,8 +113,15 @@ export class RedisCacheStore implements CacheStore {
       await this.#client.unlink(valueKey);
       return;
     }
+    if (entry.tags === undefined || entry.tags.length === 0) {
+      // One SET is atomic by itself. A transaction around it (MULTI, SET, EXEC and ioredis's
+      // pipeline) cost ~3× the client's CPU per write, paid by every miss refilling an emptied
+      // Redis and every journal record replayed into it (issue 18).
+      await this.#client.set(valueKey, json, 'PX', ttl);
+      return;
+    }
     const tx = this.#client.multi().set(valueKey, json, 'PX', ttl);
-    for (const tag of new Set(entry.tags ?? [])) {
+    for (const tag of new Set(entry.tags)) {
       const tagKey = this.#tagKey(tag);
       // GT alone never applies to a set SADD just created (no TTL counts as infinite), hence NX first.
       tx.sadd(tagKey, valueKey).pexpire(tagKey, ttl, 'NX').pexpire(tagKey, ttl, 'GT');
