@@ -99,6 +99,28 @@ describe('options', () => {
     expect((caught as Error).message).toContain('recoverSuccesses must not exceed recoverWindow');
   });
 
+  it('gives an operation whose deadline fired late (a starved loop) the time the loop took, up to a deadline', async () => {
+    const dep = new Dependency();
+    const { f } = engine(dep);
+    await f.start();
+    const slow = (ms: number) => () => new Promise<string>((r) => setTimeout(() => r('primary'), ms));
+    // The loop held everything for 15 ms: the deadline timer fires at 25 ms of timers, 40 ms of clock.
+    const held = answered(f.execute(slow(30), viaFallback));
+    vi.setSystemTime(Date.now() + 15);
+    await advance(25);
+    expect(held.value).toBeUndefined();
+    await advance(5);
+    expect(held.value).toBe('primary');
+    // An operation that has not answered once those 15 ms are over is answered by the fallback.
+    const lost = answered(f.execute(slow(1000), viaFallback));
+    vi.setSystemTime(Date.now() + 15);
+    await advance(25);
+    await advance(14);
+    expect(lost.value).toBeUndefined();
+    await advance(1);
+    expect(lost.value).toBe('fallback');
+  });
+
   it('defaults: 25 ms deadline, 3 failures over 50 ms, probes every 250 ms, 3 of 4 to recover', async () => {
     const dep = new Dependency();
     const { f, changes } = engine(dep);

@@ -182,9 +182,11 @@ export class Failover {
     if (this.#mode !== 'primary') return fallback();
     // Most operations ignore the signal (ioredis cannot cancel a command): no controller for them.
     const controller = primary.length === 0 ? undefined : new AbortController();
+    const deadlineMs = opts.deadlineMs ?? this.#opts.deadlineMs;
+    const startedAt = this.#timers.now();
     let timer: unknown;
     const deadline = new Promise<typeof TIMED_OUT>((resolve) => {
-      timer = this.#timers.setTimeout(() => resolve(TIMED_OUT), opts.deadlineMs ?? this.#opts.deadlineMs);
+      timer = this.#timers.setTimeout(() => resolve(TIMED_OUT), deadlineMs);
     });
     let settled: { value: T } | undefined;
     const attempt = primary(controller?.signal ?? NEVER_ABORTED).then((value) => {
@@ -198,8 +200,13 @@ export class Failover {
         return result;
       }
       // A starved event loop can fire the deadline timer before reading a reply that has already
-      // arrived: give pending I/O one turn before calling the primary late.
-      await new Promise((resolve) => setImmediate(resolve));
+      // arrived: give pending I/O one turn before calling the primary late. A timer that fired
+      // late was held up by the loop itself, which may also have held the command (the shared
+      // Redis client sends a turn's commands at the turn's end, src/redis/coalesce.ts): the
+      // operation gets back the time the loop took from it, up to one more deadline.
+      const late = this.#timers.now() - startedAt - deadlineMs;
+      if (late >= 2) await this.#grace(attempt, Math.min(late, deadlineMs));
+      else await new Promise((resolve) => setImmediate(resolve));
       if (settled !== undefined) {
         this.#succeeded();
         return settled.value;
@@ -221,6 +228,21 @@ export class Failover {
       this.#timers.clearTimeout(timer);
     }
     return fallback();
+  }
+
+  /** Resolves when `attempt` settles or `ms` have passed, whichever is first. */
+  async #grace(attempt: Promise<unknown>, ms: number): Promise<void> {
+    let timer: unknown;
+    await Promise.race([
+      attempt.then(
+        () => undefined,
+        () => undefined,
+      ),
+      new Promise<void>((resolve) => {
+        timer = this.#timers.setTimeout(resolve, ms);
+      }),
+    ]);
+    this.#timers.clearTimeout(timer);
   }
 
   /** Kill switch: `true` forces the fallback now; `false` resumes probing (failback when healthy). */

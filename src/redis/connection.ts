@@ -2,6 +2,7 @@ import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { Failover } from '../failover/index.js';
 import { isBulwarkError } from '../errors/index.js';
+import { coalesceWrites } from './coalesce.js';
 
 /** The shared Redis connection of a Bulwark instance and the failover that guards it. */
 export interface RedisDependency {
@@ -16,7 +17,8 @@ export interface RedisDependency {
  * attaches when it appears. The client is set up so that an outage costs nothing but the
  * failover's deadline: no offline queue (commands fail at once while disconnected), no per-command
  * retries, quick reconnects (≤ 500 ms apart, so failback can happen within 2 s), and a command
- * timeout that reaps commands abandoned on a blackholed server. Connection errors are logged at
+ * timeout that reaps commands abandoned on a blackholed server, and a turn's commands sent in one
+ * socket write ({@link coalesceWrites}). Connection errors are logged at
  * most once per outage instead of crashing the process as an unhandled `error` event would.
  */
 export async function connectRedis(url: string, logger: Logger): Promise<RedisDependency> {
@@ -28,6 +30,7 @@ export async function connectRedis(url: string, logger: Logger): Promise<RedisDe
     commandTimeout: 1000,
     retryStrategy: (times) => Math.min(times * 50, 500),
   });
+  coalesceWrites(client);
   let reportedDown = false;
   client.on('error', (error: Error) => {
     if (reportedDown) return;

@@ -1,0 +1,100 @@
+// The shared Redis client's write coalescing (src/redis/coalesce.ts), against a real redis-server:
+// the commands of one turn of the event loop reach the socket in one write, in order, and every one
+// is answered; a reconnected client keeps coalescing.
+import type { Socket } from 'node:net';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { pino } from 'pino';
+import { coalesceWrites } from '../src/redis/coalesce.js';
+import { connectRedis } from '../src/redis/connection.js';
+import { startRedis, type RedisServer } from './helpers/redis.js';
+
+let redis: RedisServer;
+
+beforeAll(async () => {
+  redis = await startRedis();
+});
+
+afterAll(async () => {
+  await redis?.stop();
+});
+
+/** Counts the writes the socket hands to the kernel (`_write` for one chunk, `_writev` for several). */
+function countWrites(socket: Socket): { readonly count: number } {
+  const counter = { count: 0 };
+  const internal = socket as unknown as Record<'_write' | '_writev', (...args: unknown[]) => unknown>;
+  for (const name of ['_write', '_writev'] as const) {
+    const original = internal[name].bind(socket);
+    internal[name] = (...args: unknown[]) => {
+      counter.count += 1;
+      return original(...args);
+    };
+  }
+  return counter;
+}
+
+async function client(coalesce: boolean): Promise<Redis> {
+  const c = new Redis(redis.url, { lazyConnect: true, maxRetriesPerRequest: 0 });
+  if (coalesce) coalesceWrites(c);
+  onTestFinished(() => c.disconnect());
+  await c.connect();
+  return c;
+}
+
+/** Issues 50 SETs and a read of each in one turn; resolves with the reads. */
+function burst(c: Redis, prefix: string): Promise<(string | null)[]> {
+  const writes = Array.from({ length: 50 }, (_, i) => c.set(`${prefix}:${i}`, String(i)));
+  const reads = Array.from({ length: 50 }, (_, i) => c.get(`${prefix}:${i}`));
+  return Promise.all(writes).then(() => Promise.all(reads));
+}
+
+describe('coalesceWrites on a real server', () => {
+  it('sends the commands of one turn in one socket write, each answered in order', async () => {
+    const c = await client(true);
+    const writes = countWrites(c.stream);
+    const values = await burst(c, 'coalesced');
+    expect(values).toEqual(Array.from({ length: 50 }, (_, i) => String(i)));
+    expect(writes.count).toBe(1);
+  });
+
+  it('without it, ioredis writes command by command (what the test above rules out)', async () => {
+    const c = await client(false);
+    const writes = countWrites(c.stream);
+    await burst(c, 'plain');
+    expect(writes.count).toBeGreaterThan(10);
+  });
+
+  it('answers a lone command, and commands issued in later turns, each in its own write', async () => {
+    const c = await client(true);
+    const writes = countWrites(c.stream);
+    expect(await c.ping()).toBe('PONG');
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(await c.incr('coalesced:lone')).toBe(1);
+    // From a setImmediate callback: goes out in the next turn's check phase, still answered.
+    const fromImmediate = await new Promise<number>((resolve, reject) =>
+      setImmediate(() => void c.incr('coalesced:lone').then(resolve, reject)),
+    );
+    expect(fromImmediate).toBe(2);
+    expect(writes.count).toBe(3);
+  });
+
+  it("is on for Bulwark's shared client (connectRedis)", async () => {
+    const dependency = await connectRedis(redis.url, pino({ level: 'silent' }));
+    onTestFinished(() => dependency.close());
+    const writes = countWrites(dependency.client.stream);
+    expect(await burst(dependency.client, 'shared')).toHaveLength(50);
+    expect(writes.count).toBe(1);
+  });
+
+  it('keeps coalescing on the new socket after a reconnect', async () => {
+    const c = await client(true);
+    const first = c.stream;
+    const ready = new Promise((resolve) => c.once('ready', resolve));
+    c.disconnect(true);
+    await ready;
+    expect(c.stream).not.toBe(first);
+    const writes = countWrites(c.stream);
+    expect(await burst(c, 'reconnected')).toHaveLength(50);
+    expect(writes.count).toBe(1);
+  });
+});
