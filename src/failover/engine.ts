@@ -202,7 +202,7 @@ export class Failover {
       // A starved event loop can fire the deadline timer before reading a reply that has already
       // arrived: give pending I/O one turn before calling the primary late. A timer that fired
       // late was held up by the loop itself, which may also have held the command (the shared
-      // Redis client sends a turn's commands at the turn's end, src/redis/coalesce.ts): the
+      // Redis client sends a turn's later commands at its end, src/redis/coalesce.ts): the
       // operation gets back the time the loop took from it, up to one more deadline.
       const late = this.#timers.now() - startedAt - deadlineMs;
       if (late >= 2) await this.#grace(attempt, Math.min(late, deadlineMs));

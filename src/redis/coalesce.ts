@@ -1,20 +1,22 @@
 import type { Redis } from 'ioredis';
 
 /**
- * Sends the commands a client issues in one turn of the event loop to Redis in one socket write.
+ * Sends the commands a client issues in one turn of the event loop to Redis in at most two socket
+ * writes: the turn's first command at once, every later one together at the turn's end.
  *
  * ioredis writes each command to its socket as it is issued: a system call per command. Under load
  * a turn issues many (each request's rate-limit check, cache read and write, announcements), and
  * those writes were a large share of an app's CPU (issue 18: the socket writes of the Redis client
- * were the top entry of the failover benchmark's profile). Here the first write of a turn corks the
- * socket and the turn's check phase (`setImmediate`) uncorks it: Node then hands every buffered
- * command to the kernel in one `writev`.
+ * were the top entry of the failover benchmark's profile). Here the first write of a turn goes out
+ * as before; the second corks the socket until the turn's check phase (`setImmediate`), when Node
+ * hands every buffered command to the kernel in one `writev`.
  *
- * Nothing waits for a reply: a reply cannot be read before the next poll phase of the loop, which
- * comes after the check phase, so no command gets its answer later than it would have. (ioredis's
- * own `enableAutoPipelining` holds a turn's commands while the previous batch is still in flight,
- * which made lone commands wait a round trip; tried and reverted, docs/benchmarks.md.) A command
- * issued from a `setImmediate` callback goes out in the next turn's check phase.
+ * A lone command (light traffic, a sequential caller) is written at once, as without this: corking
+ * it too cost ~10 µs per command (the rest of the turn) in a sequential benchmark. Under load the
+ * later commands of a turn wait for its end, but nothing waits for a reply: a reply cannot be read
+ * before the next poll phase, which comes after the check phase. (ioredis's own
+ * `enableAutoPipelining` holds a turn's commands while the previous batch is still in flight, which
+ * made lone commands wait a round trip; tried and reverted, docs/benchmarks.md.)
  *
  * Applied to each new connection ('connect'), so reconnects keep it.
  */
@@ -22,16 +24,19 @@ export function coalesceWrites(client: Redis): void {
   client.on('connect', () => {
     const socket = client.stream;
     const write = socket.write.bind(socket) as (...args: unknown[]) => boolean;
-    let corked = false;
-    const uncork = () => {
-      corked = false;
-      socket.uncork();
+    // 'idle': nothing written this turn; 'sent': the turn's first command went out; 'corked'.
+    let turn: 'idle' | 'sent' | 'corked' = 'idle';
+    const endTurn = () => {
+      if (turn === 'corked') socket.uncork();
+      turn = 'idle';
     };
     socket.write = (...args: unknown[]) => {
-      if (!corked) {
-        corked = true;
+      if (turn === 'idle') {
+        turn = 'sent';
+        setImmediate(endTurn);
+      } else if (turn === 'sent') {
+        turn = 'corked';
         socket.cork();
-        setImmediate(uncork);
       }
       return write(...args);
     };
