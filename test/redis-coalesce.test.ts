@@ -68,7 +68,9 @@ describe('coalesceWrites on a real server', () => {
   it('writes a lone command at once, and one issued from a setImmediate callback', async () => {
     const c = await client(true);
     const writes = countWrites(c.stream);
-    expect(await c.ping()).toBe('PONG');
+    const ping = c.ping();
+    expect(writes.count).toBe(1); // written before this turn ends
+    expect(await ping).toBe('PONG');
     await new Promise((resolve) => setImmediate(resolve));
     expect(await c.incr('coalesced:lone')).toBe(1);
     // From a setImmediate callback: goes out in the next turn's check phase, still answered.

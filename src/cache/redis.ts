@@ -59,7 +59,8 @@ const SCAN_BATCH = 500;
  * Layout: the entry's JSON at `<prefix>v:<key>` with `PX = staleUntil - now` (so Redis drops it at
  * `staleUntil`), and per tag a set `<prefix>t:<tag>` of value keys that lives at least as long as its
  * longest-lived member. `get` is one GET; `set` is one SET PX without tags, one MULTI/EXEC with
- * them (SET PX, and per tag SADD and PEXPIRE); `deleteTag` is one Lua script; `clear` SCANs and UNLINKs this prefix only, never FLUSHDB.
+ * them (SET PX, and per tag SADD and PEXPIRE); `deleteTag` is one Lua script; `clear` SCANs and
+ * UNLINKs this prefix only, never FLUSHDB.
  *
  * Errors: every Redis or connection failure rejects as ioredis reports it (a timeout, a closed
  * connection, an error reply inside the transaction); nothing is retried or swallowed here, the

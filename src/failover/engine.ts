@@ -203,7 +203,8 @@ export class Failover {
       // arrived: give pending I/O one turn before calling the primary late. A timer that fired
       // late was held up by the loop itself, which may also have held the command (the shared
       // Redis client sends a turn's later commands at its end, src/redis/coalesce.ts): the
-      // operation gets back the time the loop took from it, up to one more deadline.
+      // operation gets back the time the loop took from it, up to one more deadline. (A timer a
+      // millisecond late is the timers' own granularity, not a held loop.)
       const late = this.#timers.now() - startedAt - deadlineMs;
       if (late >= 2) await this.#grace(attempt, Math.min(late, deadlineMs));
       else await new Promise((resolve) => setImmediate(resolve));

@@ -17,9 +17,9 @@ export interface RedisDependency {
  * attaches when it appears. The client is set up so that an outage costs nothing but the
  * failover's deadline: no offline queue (commands fail at once while disconnected), no per-command
  * retries, quick reconnects (≤ 500 ms apart, so failback can happen within 2 s), and a command
- * timeout that reaps commands abandoned on a blackholed server, and a turn's commands sent in at most
- * two socket writes ({@link coalesceWrites}). Connection errors are logged at
- * most once per outage instead of crashing the process as an unhandled `error` event would.
+ * timeout that reaps commands abandoned on a blackholed server; a turn's commands go out in at
+ * most two socket writes ({@link coalesceWrites}). Connection errors are logged at most once per
+ * outage instead of crashing the process as an unhandled `error` event would.
  */
 export async function connectRedis(url: string, logger: Logger): Promise<RedisDependency> {
   const client = new Redis(url, {
