@@ -13,10 +13,10 @@ import type { Redis } from 'ioredis';
  *
  * A lone command (light traffic, a sequential caller) is written at once, as without this: corking
  * it too cost ~10 µs per command (the rest of the turn) in a sequential benchmark. Under load the
- * later commands of a turn wait for its end, but nothing waits for a reply: a reply cannot be read
- * before the next poll phase, which comes after the check phase. (ioredis's own
- * `enableAutoPipelining` holds a turn's commands while the previous batch is still in flight, which
- * made lone commands wait a round trip; tried and reverted, docs/benchmarks.md.)
+ * later commands of a turn wait for its end, so some replies are read a turn later, but nothing
+ * waits for an earlier batch's replies: ioredis's own `enableAutoPipelining` holds a turn's
+ * commands while the previous batch is in flight, which made lone commands wait a round trip
+ * (tried and reverted, docs/benchmarks.md).
  *
  * Applied to each new connection ('connect'), so reconnects keep it.
  */
