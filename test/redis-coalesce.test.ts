@@ -1,13 +1,17 @@
 // The shared Redis client's write coalescing (src/redis/coalesce.ts), against a real redis-server:
 // the commands of one turn of the event loop reach the socket in two writes (the first at once, the
 // rest together), in order, and every one is answered; a lone command goes out at once; a
-// reconnected client keeps coalescing.
-import type { Socket } from 'node:net';
+// reconnected client keeps coalescing; so do the BullMQ driver's own connections.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { pino } from 'pino';
 import { coalesceWrites } from '../src/redis/coalesce.js';
 import { connectRedis } from '../src/redis/connection.js';
+import { createBulwark } from '../src/runtime/create.js';
 import { startRedis, type RedisServer } from './helpers/redis.js';
 
 let redis: RedisServer;
@@ -99,5 +103,56 @@ describe('coalesceWrites on a real server', () => {
     const writes = countWrites(c.stream);
     expect(await burst(c, 'reconnected')).toHaveLength(50);
     expect(writes.count).toBe(2);
+  });
+
+  it('patches a client that is already connected, once however often it is called', async () => {
+    const c = await client(false);
+    coalesceWrites(c);
+    coalesceWrites(c);
+    const writes = countWrites(c.stream);
+    expect(await burst(c, 'late')).toEqual(Array.from({ length: 50 }, (_, i) => String(i)));
+    expect(writes.count).toBe(2);
+  });
+
+  it("is on for the BullMQ driver's own connections: a worker finishing many jobs at once", async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'bulwark-coalesce-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    const bulwark = await createBulwark({
+      env: { REDIS_URL: redis.url, BULWARK_DATA_DIR: dir, LOG_LEVEL: 'silent' },
+    });
+    onTestFinished(() => bulwark.close());
+    const jobs = 400;
+    let ran = 0;
+    let allRan: () => void = () => undefined;
+    const done = new Promise<void>((resolve) => (allRan = resolve));
+    bulwark.queues.process(
+      'coalesced',
+      async () => {
+        ran += 1;
+        if (ran === jobs) allRan();
+      },
+      { concurrency: 50 },
+    );
+    // Every write this process hands the kernel for a socket to Redis, whoever owns the socket.
+    let writes = 0;
+    const proto = Socket.prototype as unknown as Record<
+      '_write' | '_writev',
+      (...args: unknown[]) => unknown
+    >;
+    const originals = { _write: proto._write, _writev: proto._writev };
+    for (const name of ['_write', '_writev'] as const)
+      proto[name] = function (this: Socket, ...args: unknown[]) {
+        if (this.remotePort === redis.port) writes += 1;
+        return originals[name].apply(this, args);
+      };
+    try {
+      await Promise.all(Array.from({ length: jobs }, (_, i) => bulwark.queues.add('coalesced', { i })));
+      await done;
+    } finally {
+      Object.assign(proto, originals);
+    }
+    // BullMQ finishes each job with a script call (which also takes the next job): one write per
+    // job without the coalescing, ~1 per turn with it.
+    expect(writes, String(writes)).toBeLessThan(jobs * 0.6);
   });
 });

@@ -2,7 +2,7 @@ import { Queue, type ConnectionOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Failover } from '../failover/index.js';
-import { PREFIX } from './bullmq-worker.js';
+import { coalesceBullWrites, PREFIX } from './bullmq-worker.js';
 
 /** BullMQ's connection options for a `redis://…` URL (BullMQ opens its own connections). */
 export function connectionOptions(redisUrl: string): ConnectionOptions {
@@ -95,6 +95,7 @@ export class BullQueues {
         connection: { ...this.#o.connection, enableOfflineQueue: false, maxRetriesPerRequest: 1 },
         prefix: PREFIX,
       });
+      coalesceBullWrites(queue);
       queue.on('error', (error) =>
         this.#o.logger?.debug({ err: error, queue: name }, 'queues: BullMQ queue error'),
       );

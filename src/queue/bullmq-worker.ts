@@ -3,9 +3,12 @@ import {
   type ConnectionOptions,
   type Job as BullJob,
   type MinimalJob,
+  type RedisQueueBackend,
   type WorkerOptions as BullWorkerOptions,
 } from 'bullmq';
+import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { coalesceWrites } from '../redis/coalesce.js';
 import { retryDelay } from './backoff.js';
 import { runHandler } from './run-handler.js';
 import type { QueueMetrics } from './metrics.js';
@@ -13,6 +16,19 @@ import type { BackoffOptions, Job, JobHandler, QueueCounts, WorkerOptions } from
 
 /** Key prefix of Bulwark's BullMQ queues. */
 export const PREFIX = 'bulwark:q';
+
+/**
+ * BullMQ's command connection of a queue or worker (not a worker's blocking one) sends a turn's
+ * commands in at most two socket writes ({@link coalesceWrites}): a worker with many jobs running
+ * finishes many in one turn, each a script call, and a producer's batch is one. BullMQ opens the
+ * connection itself; its client (a proxy over the ioredis instance) is handed over once connected.
+ */
+export function coalesceBullWrites(owner: { backend: RedisQueueBackend }): void {
+  owner.backend.client.then(
+    (client) => coalesceWrites(client as unknown as Redis),
+    () => undefined, // not connected: BullMQ reports it through its own 'error' events
+  );
+}
 
 /** What a Bulwark job carries in BullMQ: the data and the options BullMQ has no field for. */
 export interface Envelope {
@@ -108,6 +124,7 @@ export class BullWorker {
           retryDelay((job?.data as Envelope | undefined)?.o?.backoff, attemptsMade),
       },
     });
+    coalesceBullWrites(worker);
     worker.on('error', (error) =>
       this.#o.logger?.debug({ err: error, queue: this.#queue }, 'queues: BullMQ worker error'),
     );

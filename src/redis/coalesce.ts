@@ -18,27 +18,36 @@ import type { Redis } from 'ioredis';
  * commands while the previous batch is in flight, which made lone commands wait a round trip
  * (tried and reverted, docs/benchmarks.md).
  *
- * Applied to each new connection ('connect'), so reconnects keep it.
+ * Applied to the client's socket if it has one and to each new one ('connect'), so reconnects keep
+ * it; a socket is patched once, however often this is called (BullMQ hands its clients over once
+ * they are connected, and the same client may be reached twice).
  */
-export function coalesceWrites(client: Redis): void {
-  client.on('connect', () => {
-    const socket = client.stream;
-    const write = socket.write.bind(socket) as (...args: unknown[]) => boolean;
-    // 'idle': nothing written this turn; 'sent': the turn's first command went out; 'corked'.
-    let turn: 'idle' | 'sent' | 'corked' = 'idle';
-    const endTurn = () => {
-      if (turn === 'corked') socket.uncork();
-      turn = 'idle';
-    };
-    socket.write = (...args: unknown[]) => {
-      if (turn === 'idle') {
-        turn = 'sent';
-        setImmediate(endTurn);
-      } else if (turn === 'sent') {
-        turn = 'corked';
-        socket.cork();
-      }
-      return write(...args);
-    };
-  });
+export function coalesceWrites(client: Pick<Redis, 'stream' | 'on'>): void {
+  const stream = client.stream as Redis['stream'] | undefined; // none before the first connection
+  if (stream !== undefined) coalesce(stream);
+  client.on('connect', () => coalesce(client.stream));
+}
+
+const patched = new WeakSet<Redis['stream']>();
+
+function coalesce(socket: Redis['stream']): void {
+  if (patched.has(socket)) return;
+  patched.add(socket);
+  const write = socket.write.bind(socket) as (...args: unknown[]) => boolean;
+  // 'idle': nothing written this turn; 'sent': the turn's first command went out; 'corked'.
+  let turn: 'idle' | 'sent' | 'corked' = 'idle';
+  const endTurn = () => {
+    if (turn === 'corked') socket.uncork();
+    turn = 'idle';
+  };
+  socket.write = (...args: unknown[]) => {
+    if (turn === 'idle') {
+      turn = 'sent';
+      setImmediate(endTurn);
+    } else if (turn === 'sent') {
+      turn = 'corked';
+      socket.cork();
+    }
+    return write(...args);
+  };
 }
