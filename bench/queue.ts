@@ -78,8 +78,8 @@ async function viaBulwark(env: Record<string, string>, store?: BulwarkOptions['s
 }
 
 /**
- * Raw BullMQ as its docs show it: `addBulk`, a `Worker` counting `completed`. `sameWork: false`:
- * the quick start's options (`removeOnComplete: true`, one attempt, BullMQ's own ids). `true`: what
+ * Raw BullMQ: `addBulk`, a `Worker` counting `completed`. `sameWork: false`: its lightest setup
+ * (`removeOnComplete: true`, one attempt, BullMQ's own ids). `true`: what
  * a BullMQ user sets for the work the driver does on every job — an id of its own (a UUID, so a
  * retried add is recognised), 3 attempts with exponential backoff, completed jobs kept an hour.
  */
@@ -209,7 +209,7 @@ const lines = [
     `Bulwark, \`addBulk()\` for raw BullMQ), a worker with concurrency ${CONCURRENCY} running a no-op ` +
     `handler; the clock runs from the first add until every job is done. ${SMOKE ? 'No' : 'One'} warm-up run of each, ` +
     `then ${ROUNDS} round${ROUNDS === 1 ? '' : 's'} rotating the order; medians, spread min–max. Ratios: a Redis row against ` +
-    `raw BullMQ (its quick start's options) on the same Redis, an embedded row against raw BullMQ on Redis without persistence. ` +
+    `raw BullMQ (its lightest setup) on the same Redis, an embedded row against raw BullMQ on Redis without persistence. ` +
     `redis-server ${redisVersion ?? '?'}, started by the benchmark, its data in a temp dir on the local disk.`,
   '',
   '| queue | durability of an added job | jobs/s (median) | spread | vs raw BullMQ (on the same Redis) |',
