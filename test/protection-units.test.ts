@@ -48,7 +48,8 @@ describe('AdaptiveLimit', () => {
   });
 
   it('comes down from far too high within a few windows, never below its minimum', () => {
-    const limit = new AdaptiveLimit({ initial: 200, min: 4, smoothing: 1 });
+    // No bandwidth-delay floor: this is the descent alone (the floor has its own test below).
+    const limit = new AdaptiveLimit({ initial: 200, min: 4, smoothing: 1, bdpGain: 0 });
     window(limit, 50, 5, 150);
     limit.update(0);
     let now = 0;
@@ -98,6 +99,53 @@ describe('AdaptiveLimit', () => {
     window(limit, 20, 6, 2);
     limit.update(10_100);
     expect(limit.minRttMs).toBe(6);
+  });
+
+  it('never falls below twice the best answer rate of the last 10 s times the lowest latency', () => {
+    // A saturated event loop: latency rises with everything it reads (refusals too), whatever the
+    // limit. Lowering the limit under the bandwidth-delay product would only refuse work.
+    const descend = (bdpGain: number) => {
+      const limit = new AdaptiveLimit({ initial: 100, smoothing: 1, bdpGain });
+      let now = 0;
+      limit.update(now); // opens the first window
+      window(limit, 1000, 2, 60); // 1000 answers in 100 ms at 2 ms: 10 a ms
+      limit.update((now += 100));
+      for (let i = 0; i < 30; i++) {
+        window(limit, 1000, 8, 60); // 4× the latency, the same rate
+        limit.update((now += 100));
+      }
+      return { limit, now };
+    };
+    const floored = descend(2);
+    // 2 × 10 a ms × 2 ms (the lowest latency rises 0.5 % a second towards the current one).
+    expect(floored.limit.floor).toBeGreaterThan(40);
+    expect(floored.limit.floor).toBeLessThan(41);
+    expect(floored.limit.limit).toBeGreaterThanOrEqual(40); // it came down to the floor, no lower
+    expect(floored.limit.limit).toBeLessThan(41);
+    expect(descend(0).limit.limit).toBe(4); // without the floor, all the way to the minimum
+    // The rate is remembered 10 s: at a tenth of it since, the floor follows it down.
+    const { limit } = floored;
+    let { now } = floored;
+    for (let i = 0; i < 110; i++) {
+      window(limit, 100, 8, 60);
+      limit.update((now += 100));
+    }
+    expect(limit.floor).toBeLessThan(10);
+    expect(limit.limit).toBeLessThan(10);
+    // A limit found below the floor (lowered before the rate was known) goes straight back up to
+    // it, unless the loop is hot.
+    const low = () => {
+      const l = new AdaptiveLimit({ initial: 10, smoothing: 1 });
+      l.update(0);
+      window(l, 1000, 8, 10); // 10 a ms at 8 ms: a floor of 160
+      return l;
+    };
+    const hot = low();
+    expect(hot.update(100, { hot: true })).toBe('hold');
+    expect(hot.limit).toBe(10);
+    const calmLimit = low();
+    expect(calmLimit.update(100)).toBe('up');
+    expect(calmLimit.limit).toBeCloseTo(160);
   });
 
   it('counts changes of direction, not every move', () => {
@@ -221,6 +269,31 @@ describe('Shedder', () => {
     expect(after.ended[0]?.reason).toBe('queue-timeout');
   });
 
+  it('takes a queue that stands but serves its waiters within the target for no overload (CoDel)', () => {
+    // A closed loop of clients at full speed keeps a queue standing: two wait at every moment, the
+    // oldest is served and a new one comes; each waits 4 ms.
+    const { shedder, clock } = make(1);
+    shedder.admit(1);
+    const line = [queued(shedder, 1), queued(shedder, 1)];
+    const step = (t: number, ms: number) => {
+      clock.now = t;
+      shedder.release(1, ms);
+      const served = line.shift();
+      if (ms * 2 < 5) expect(served?.ended).toEqual([{ admitted: true }]); // waited within the target
+      while (line.length < 2) line.push(queued(shedder, 1));
+      if (t % 100 < ms) shedder.tick(calm);
+    };
+    for (let t = 2; t <= 1000; t += 2) step(t, 2);
+    expect(shedder.queued).toBe(2);
+    expect(shedder.refusal).toEqual([0, 0, 0]);
+    expect(shedder.state().overloaded).toBe(false);
+    // Once every waiter has waited longer than the target (6 ms) for an interval, it is overload.
+    for (let t = 1003; t <= 1150; t += 3) step(t, 3);
+    expect(shedder.state().overloaded).toBe(true);
+    expect(shedder.refusal[2]).toBeGreaterThan(0);
+    expect(shedder.counts.shed[1]?.['queue-timeout']).toBeGreaterThan(0);
+  });
+
   it('serves the newest first while overloaded (adaptive LIFO)', () => {
     const { shedder, clock } = make(1, { queueTargetMs: 1000, queueIntervalMs: 100 });
     shedder.admit(1);
@@ -243,6 +316,26 @@ describe('Shedder', () => {
     expect(shedder.admit(2)).toBe('queue-full');
     expect(shedder.admit(0)).toBe('queued');
     expect(waiting.at(-1)?.ended).toEqual([{ admitted: false, reason: 'queue-full' }]);
+  });
+
+  it('has room for as many waiters as drain within the target, when that is more', () => {
+    const { shedder, clock } = make(10, { queueFactor: 0 });
+    // 10 answers a millisecond: 10 000 a second drain 50 within the 5 ms target.
+    for (let i = 0; i < 15; i++) {
+      for (let j = 0; j < 10; j++) expect(shedder.admit(0)).toBe('admitted');
+      clock.now += 1;
+      for (let j = 0; j < 10; j++) shedder.release(0, 1);
+      shedder.tick(calm);
+    }
+    for (let j = 0; j < 10; j++) shedder.admit(0);
+    for (let i = 0; i < 40; i++) queued(shedder, 1); // more than the 16 of the limit's room
+    let room = 40;
+    while (shedder.admit(1) === 'queued') {
+      shedder.enqueue(waiter(shedder, 1).w);
+      room += 1;
+    }
+    expect(room).toBeGreaterThanOrEqual(45);
+    expect(room).toBeLessThanOrEqual(50);
   });
 
   it('raises the curve lowest class first while overloaded, lowers it highest first once clear, more slowly', () => {

@@ -10,7 +10,12 @@
 //   lasting change of the service's speed is learnt;
 // - no growth while requests are shed or time out (Netflix Gradient2 under steady timeouts): only
 //   answered requests are samples, and the limit grows only while traffic fills half of it;
-// - no collapse on a garbage-collection pause: a window with a long pause does not lower the limit.
+// - no collapse on a garbage-collection pause: a window with a long pause does not lower the limit;
+// - no collapse in a saturated event loop: there a request's latency is the loop's turn, which
+//   every request read makes longer, refused ones too, so Vegas would lower the limit without end
+//   (a closed loop of 100 clients drove it to ~8 and half its requests were refused). The limit
+//   never stays below twice the bandwidth-delay product (BBR's window): the best rate of answers
+//   of the last 10 s times the lowest latency.
 
 /** Options of {@link AdaptiveLimit}; every one has a default that needs no tuning per service. */
 export interface AdaptiveLimitOptions {
@@ -31,7 +36,16 @@ export interface AdaptiveLimitOptions {
   floorRisePerSecond?: number;
   /** Weight of a new window in the smoothed latency (default 0.4). */
   smoothing?: number;
+  /**
+   * The limit never falls below this many times the bandwidth-delay product: the highest rate of
+   * answers of the last 10 s times the lowest latency (default 2, as BBR's congestion window; 0: no
+   * such floor).
+   */
+  bdpGain?: number;
 }
+
+/** How long the highest rate of answers is remembered (ms). */
+const RATE_MEMORY_MS = 10_000;
 
 /** What a window did to the limit. */
 export type LimitMove = 'up' | 'down' | 'hold';
@@ -53,6 +67,10 @@ export class AdaptiveLimit {
   readonly #minSamples: number;
   readonly #floorRise: number;
   readonly #smoothing: number;
+  readonly #bdpGain: number;
+  /** The highest rate of answers (per ms) of a window in the last {@link RATE_MEMORY_MS}, and when. */
+  #rateMax = 0;
+  #rateMaxAt = Number.NEGATIVE_INFINITY;
   /** Requests waiting (not working) in the last window, by Little's law. */
   waiting = 0;
   #sum = 0;
@@ -73,6 +91,18 @@ export class AdaptiveLimit {
     this.#minSamples = options.minSamples ?? 8;
     this.#floorRise = options.floorRisePerSecond ?? 0.005;
     this.#smoothing = options.smoothing ?? 0.4;
+    this.#bdpGain = options.bdpGain ?? 2;
+  }
+
+  /**
+   * The bandwidth-delay product's floor: requests that must be in flight to answer at the best rate
+   * seen lately with the lowest latency. Latency in a saturated event loop comes from every request
+   * it reads, refused ones too; below this floor a lower limit no longer shortens it, it only
+   * refuses work the process has the time for.
+   */
+  get floor(): number {
+    const floor = this.#bdpGain * this.#rateMax * this.minRttMs;
+    return Number.isFinite(floor) ? floor : 0;
   }
 
   /** The latency of one admitted request that was answered (ms, from admission to its answer). */
@@ -102,6 +132,14 @@ export class AdaptiveLimit {
       return 'hold';
     }
     const windowRtt = this.#sum / this.#count;
+    const windowMs = nowMs - (this.#windowStart ?? nowMs);
+    if (windowMs > 0) {
+      const rate = this.#count / windowMs;
+      if (rate >= this.#rateMax || nowMs - this.#rateMaxAt > RATE_MEMORY_MS) {
+        this.#rateMax = rate;
+        this.#rateMaxAt = nowMs;
+      }
+    }
     const filled = this.#maxInFlight >= this.limit / 2;
     const inFlight = this.#admissions === 0 ? this.#maxInFlight : this.#inFlightSum / this.#admissions;
     this.#reset(nowMs);
@@ -111,13 +149,18 @@ export class AdaptiveLimit {
     if (windowRtt < this.minRttMs) this.minRttMs = windowRtt;
     else this.minRttMs = Math.min(this.rttMs, this.minRttMs * (1 + this.#floorRise * elapsedS));
     this.waiting = inFlight * Math.max(0, 1 - this.minRttMs / this.rttMs);
+    // Below the floor (a limit lowered while the process was still warming up, before its rate
+    // was known): back up to it at once, unless the loop is saturated by this process's own work.
+    const floor = Math.min(this.floor, this.#max);
+    if (this.limit < floor && signals.hot !== true) return this.#move(floor);
     const scale = Math.max(1, Math.log10(this.limit));
     const high = this.#queueHigh * scale;
     if (this.waiting > high) {
       if (signals.gcPause === true) return 'hold';
       // Half the excess per window, at most half the limit: far over, it comes down in a few windows.
       const excess = (this.waiting - high) / 2;
-      return this.#move(this.limit - Math.min(Math.max(1, excess), this.limit / 2));
+      const lower = this.limit - Math.min(Math.max(1, excess), this.limit / 2);
+      return this.#move(Math.max(lower, Math.min(this.limit, this.floor)));
     }
     if (this.waiting < this.#queueLow * scale && filled && signals.hot !== true)
       return this.#move(this.limit + Math.sqrt(this.limit));

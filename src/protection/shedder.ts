@@ -6,10 +6,11 @@
 // - the adaptive concurrency limit (limit.ts), of which critical requests may use all and the
 //   others all but a reserved share;
 // - a short queue for requests admitted by the curve but over the limit, served by class, then
-//   first-come (last-come while overloaded, as Facebook's adaptive LIFO does), with CoDel's
-//   timeouts: a wait longer than 100 ms, or 5 ms once the queue has not been empty for 100 ms, is
-//   refused rather than served late. A waiter whose client left, or whose deadline passed, is
-//   dropped before it runs.
+//   first-come (last-come once the queue is bad, as Facebook's adaptive LIFO does), with CoDel's
+//   timeouts: a wait longer than 100 ms, or 5 ms once the queue has been bad for 100 ms, is
+//   refused rather than served late. Bad, as CoDel judges a queue by its waits, not its length:
+//   for 100 ms not empty and no waiter served first-come within the 5 ms target. A waiter whose
+//   client left, or whose deadline passed, is dropped before it runs.
 import { AdaptiveLimit, type AdaptiveLimitOptions, type LimitMove } from './limit.js';
 
 /** Request classes, most important first; the index is the class's rank. */
@@ -124,7 +125,13 @@ export class Shedder {
   };
   readonly #queues: Waiter[][] = [[], [], []];
   #queued = 0;
-  #lastEmptyAt: number;
+  /**
+   * The last time the queue was good (CoDel): empty, or a waiter was served within the target. A
+   * queue that stands but serves its waiters within the target is no overload (a closed loop of
+   * clients keeps one standing at full speed); one whose every waiter waited longer for an
+   * interval is.
+   */
+  #goodAt: number;
   #dropsThisTick = 0;
   #overloaded = false;
   /** Completions per second, smoothed: how fast the queue drains (for Retry-After). */
@@ -159,8 +166,8 @@ export class Shedder {
     this.#fall = options.fallStep ?? 0.02;
     this.now = options.now ?? (() => performance.now());
     this.#random = options.random ?? Math.random;
-    this.#lastEmptyAt = this.now();
-    this.#lastTick = this.#lastEmptyAt;
+    this.#goodAt = this.now();
+    this.#lastTick = this.#goodAt;
   }
 
   /** Requests refused or dropped since the start, every class and reason. */
@@ -242,8 +249,8 @@ export class Shedder {
     this.#admittedThisTick = 0;
     const hot = serving && loop.utilisation >= this.#hotUtilisation && loop.delayP99Ms >= this.#hotDelayMs;
     const warm = loop.utilisation >= this.#hotUtilisation - 0.1 && loop.delayP99Ms >= this.#hotDelayMs / 2;
-    const queueStuck = this.#queued > 0 && now - this.#lastEmptyAt > this.#interval;
-    const overloaded = hot || queueStuck || this.#dropsThisTick > 0;
+    const queueBad = this.#queued > 0 && this.#bad(now);
+    const overloaded = hot || queueBad || this.#dropsThisTick > 0;
     const clear = !overloaded && !warm && this.#queued === 0;
     this.#dropsThisTick = 0;
     this.#overloaded = overloaded;
@@ -282,8 +289,19 @@ export class Shedder {
     return rank === 0 ? limit : Math.max(1, limit * (1 - this.#reserve));
   }
 
+  /**
+   * Room to wait: `queueFactor` × the limit (at least 16), or as many as drain within the target
+   * at the rate requests complete, if more: refusing a request that would be served in time only
+   * brings a client that waits for its answer (a closed loop, a pool) straight back.
+   */
+  /** Whether the queue has been bad (nobody served within the target, never empty) for an interval. */
+  #bad(now: number): boolean {
+    return now - this.#goodAt > this.#interval;
+  }
+
   #maxQueue(): number {
-    return Math.max(16, Math.ceil(this.adaptive.limit * this.#queueFactor));
+    const room = Math.max(16, Math.ceil(this.adaptive.limit * this.#queueFactor));
+    return Math.max(room, Math.floor((this.#drainRate * this.#target) / 1000));
   }
 
   #waitingAtOrAbove(rank: number): boolean {
@@ -326,7 +344,7 @@ export class Shedder {
   #drain(): void {
     const now = this.now();
     this.#sweep(now);
-    const lifo = now - this.#lastEmptyAt > this.#interval;
+    const lifo = this.#bad(now);
     for (let rank = 0; rank < PRIORITIES.length && this.#queued > 0; rank++) {
       const queue = this.#queues[rank];
       if (queue === undefined) continue;
@@ -336,21 +354,24 @@ export class Shedder {
         if (waiter.gone()) this.#drop(waiter, 'client-gone');
         else if (now >= waiter.deadlineAt) this.#drop(waiter, 'deadline');
         else {
+          // Served first come within the target: good. (Last come first served, once bad, always
+          // serves a fresh one: only an empty queue makes a bad one good again.)
+          if (!lifo && now - waiter.queuedAt < this.#target) this.#goodAt = now;
           this.#start(rank, waiter.client);
           waiter.resume();
         }
       }
     }
-    if (this.#queued === 0) this.#lastEmptyAt = now;
+    if (this.#queued === 0) this.#goodAt = now;
   }
 
   /** Drops waiters that waited past CoDel's timeout, whose client left or whose deadline passed. */
   #sweep(now: number): void {
     if (this.#queued === 0) {
-      this.#lastEmptyAt = now;
+      this.#goodAt = now;
       return;
     }
-    const timeout = now - this.#lastEmptyAt > this.#interval ? this.#target : this.#interval;
+    const timeout = this.#bad(now) ? this.#target : this.#interval;
     for (const queue of this.#queues) {
       // Oldest first: the front of each queue.
       while (queue.length > 0) {
@@ -368,7 +389,7 @@ export class Shedder {
         this.#drop(oldest, reason);
       }
     }
-    if (this.#queued === 0) this.#lastEmptyAt = now;
+    if (this.#queued === 0) this.#goodAt = now;
   }
 
   #raiseCurve(): void {
