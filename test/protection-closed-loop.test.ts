@@ -2,7 +2,7 @@
 // test or a connection pool does) drives the app at full speed, and that is no overload: the
 // load cannot grow, and a request refused comes straight back. Before the fix the adaptive limit
 // read the loop's latency (every request it reads, refused ones too) as requests waiting in the
-// app, fell far below what the process serves at once, and refused 20–50 % of the requests
+// app, fell far below what the process serves at once, and refused 20–60 % of the requests
 // (docs/protection.md, "How it decides": the bandwidth-delay floor and the good queue).
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';

@@ -126,7 +126,7 @@ export class Shedder {
   readonly #queues: Waiter[][] = [[], [], []];
   #queued = 0;
   /**
-   * The last time the queue was good (CoDel): empty, or a waiter was served within the target. A
+   * The last time the queue was good (CoDel): empty, or a waiter served first-come within the target. A
    * queue that stands but serves its waiters within the target is no overload (a closed loop of
    * clients keeps one standing at full speed); one whose every waiter waited longer for an
    * interval is.
@@ -289,16 +289,16 @@ export class Shedder {
     return rank === 0 ? limit : Math.max(1, limit * (1 - this.#reserve));
   }
 
-  /**
-   * Room to wait: `queueFactor` × the limit (at least 16), or as many as drain within the target
-   * at the rate requests complete, if more: refusing a request that would be served in time only
-   * brings a client that waits for its answer (a closed loop, a pool) straight back.
-   */
   /** Whether the queue has been bad (nobody served within the target, never empty) for an interval. */
   #bad(now: number): boolean {
     return now - this.#goodAt > this.#interval;
   }
 
+  /**
+   * Room to wait: `queueFactor` × the limit (at least 16), or as many as drain within the target
+   * at the rate requests complete, if more: refusing a request that would be served in time only
+   * brings a client that waits for its answer (a closed loop, a pool) straight back.
+   */
   #maxQueue(): number {
     const room = Math.max(16, Math.ceil(this.adaptive.limit * this.#queueFactor));
     return Math.max(room, Math.floor((this.#drainRate * this.#target) / 1000));
