@@ -160,7 +160,7 @@ export class AdaptiveLimit {
       // Half the excess per window, at most half the limit: far over, it comes down in a few windows.
       const excess = (this.waiting - high) / 2;
       const lower = this.limit - Math.min(Math.max(1, excess), this.limit / 2);
-      return this.#move(Math.max(lower, Math.min(this.limit, this.floor)));
+      return this.#move(Math.max(lower, Math.min(this.limit, floor)));
     }
     if (this.waiting < this.#queueLow * scale && filled && signals.hot !== true)
       return this.#move(this.limit + Math.sqrt(this.limit));
