@@ -13,7 +13,7 @@ import { MemoryCacheStore } from '../src/cache/memory.js';
 import { RedisCacheStore } from '../src/cache/redis.js';
 import { TieredCache } from '../src/cache/tiered.js';
 import type { CacheEntry, CacheStore } from '../src/cache/types.js';
-import { Failover, replayRest, type ReplayPacing } from '../src/failover/index.js';
+import { catchUpRuns, Failover, Pacer, replayRest, type ReplayPacing } from '../src/failover/index.js';
 import { createLogger } from '../src/logging/index.js';
 import { createStore } from '../src/store/index.js';
 import type { Store } from '../src/store/types.js';
@@ -446,10 +446,12 @@ describe('the replay on failback', () => {
       cache: 'c',
     });
     expect(await c.journal.pending()).toHaveLength(4);
+    expect(catchUpRuns()).toBe(0); // the interrupted run gave its share back
     c.shared.failAfter = Infinity;
     c.outage();
     await c.failback();
     expect(await c.journal.pending()).toEqual([]);
+    expect(catchUpRuns()).toBe(0);
     for (const key of ['a', 'b', 'c', 'd']) expect((await c.shared.get(key))?.value).toBe(key);
   });
 
@@ -505,6 +507,29 @@ describe('the replay on failback', () => {
     // read over each rest decides the next: 0.9 → share 0.05, 0.1 → 0.45.
     expect(rests).toEqual([replayRest(2, 1), replayRest(2, 0.9), replayRest(2, 0.1)]);
     expect(rests[0]).toBeCloseTo(38, 6);
+  });
+
+  it("a replay beside another catch-up run (the queue spool's) takes half the share, and all of it once alone", async () => {
+    // Each run took a twentieth of a busy loop for itself: after a failback the spool's replay and
+    // every cache's journal replay ran at once, together twice (or more) what was documented.
+    const rests: number[] = [];
+    let clock = 0;
+    const pacing = { pause: recordRest(rests), load: () => 1, clock: () => (clock += 2) };
+    const c = await cacheWithOutage({ replayPacing: pacing });
+    const spool = new Pacer({ pause: async () => undefined, load: () => 1, clock: () => 0 });
+    spool.start(); // a run in progress
+    c.outage();
+    await Promise.all(Array.from({ length: 2 * JOURNAL_STEP + 1 }, (_, i) => c.cache.set(`k${i}`, i)));
+    await c.failback();
+    expect(rests).toEqual([replayRest(2, 1, 2), replayRest(2, 1, 2)]);
+    expect(rests[0]).toBeCloseTo(78, 6); // a fortieth of the time: 2 ms of work, 78 ms of rest
+    spool.end();
+    rests.length = 0;
+    c.outage();
+    await Promise.all(Array.from({ length: JOURNAL_STEP + 1 }, (_, i) => c.cache.set(`k${i}`, i + 1)));
+    await c.failback();
+    expect(rests).toEqual([replayRest(2, 1)]);
+    expect(catchUpRuns()).toBe(0);
   });
 
   it("a failback reads a long journal a page at a time, resting after each page like the replay's steps", async () => {

@@ -17,7 +17,7 @@ import {
   type JobQueue,
   type RedisJobQueueOptions,
 } from '../src/queue/index.js';
-import { REPLAY_SHARE_BUSY, replayRest } from '../src/failover/index.js';
+import { catchUpRuns, Pacer, REPLAY_SHARE_BUSY, replayRest } from '../src/failover/index.js';
 import { REPLAY_STEP } from '../src/queue/spool-replay.js';
 import { connectRedis } from '../src/redis/connection.js';
 import { createStore } from '../src/runtime/store.js';
@@ -363,6 +363,20 @@ describe('the spool replayed into BullMQ', () => {
     for (const ms of rests) expect(ms).toBeCloseTo((10 * (1 - REPLAY_SHARE_BUSY)) / REPLAY_SHARE_BUSY, 6);
     expect(most).toBe(1);
     expect((await queues.counts('paced')).get('paced')?.waiting).toBe(110);
+    expect(catchUpRuns()).toBe(0);
+
+    // Beside another catch-up run (a cache's journal replay after the same failback) it takes half.
+    const other = new Pacer({ pause: async () => undefined, load: () => 1, clock: () => 0 });
+    other.start();
+    rests.length = 0;
+    queues.redisEnabled = false;
+    for (let i = 0; i < 2 * REPLAY_STEP + 1; i += 1) await queues.add('paced', i, { id: `q${i}` });
+    queues.redisEnabled = true;
+    expect(await queues.replay()).toBe(2 * REPLAY_STEP + 1);
+    other.end();
+    expect(rests).toEqual([replayRest(10, 1, 2), replayRest(10, 1, 2)]);
+    expect(rests[0]).toBeCloseTo(390, 6);
+    expect(catchUpRuns()).toBe(0);
   });
 
   it('rests from the share the loop left free: a twentieth of the time when busy, half when idle', () => {
@@ -373,6 +387,36 @@ describe('the spool replayed into BullMQ', () => {
     expect(replayRest(0, 0)).toBe(1); // always a turn of the loop between steps
     const rests = [0, 0.2, 0.4, 0.6, 0.8, 1].map((load) => replayRest(4, load));
     for (let i = 1; i < rests.length; i += 1) expect(rests[i]).toBeGreaterThanOrEqual(rests[i - 1]!);
+    // Runs at the same time split the share: two take a fortieth of a busy loop each.
+    expect(replayRest(10, 1, 2)).toBeCloseTo(390, 6);
+    expect(replayRest(10, 0, 2)).toBeCloseTo(30, 6);
+    expect(replayRest(10, 1, 0)).toBeCloseTo(190, 6);
+  });
+
+  it('catch-up runs in progress together take the one share: each from its first step until it ends', async () => {
+    const rests: number[] = [];
+    // Each run's own clock moves 5 ms per reading: every step takes 5 ms.
+    const pacing = () => {
+      let clock = 0;
+      return { pause: async (ms: number) => void rests.push(ms), load: () => 1, clock: () => (clock += 5) };
+    };
+    const a = new Pacer(pacing());
+    const b = new Pacer(pacing());
+    expect(catchUpRuns()).toBe(0);
+    a.start();
+    await a.rest(); // alone
+    b.start();
+    a.start();
+    await a.rest(); // beside b
+    await b.rest();
+    b.end();
+    b.end(); // ending twice gives back once
+    a.start();
+    await a.rest(); // alone again
+    a.end();
+    expect(rests).toEqual([replayRest(5, 1), replayRest(5, 1, 2), replayRest(5, 1, 2), replayRest(5, 1)]);
+    [95, 195, 195, 95].forEach((ms, i) => expect(rests[i]).toBeCloseTo(ms, 6));
+    expect(catchUpRuns()).toBe(0);
   });
 
   it('keeps a delayed job due when it was due, however late the replay', async () => {

@@ -96,17 +96,21 @@ export class CacheJournal {
   async #list(prefix: string | undefined, pacer?: Pacer): Promise<{ id: string; record: JournalRecord }[]> {
     const all: { id: string; record: JournalRecord }[] = [];
     let after: string | undefined;
-    for (;;) {
-      pacer?.start();
-      const page = await this.#kv.list<JournalRecord>(this.#namespace, {
-        limit: PAGE,
-        ...(prefix === undefined ? {} : { prefix }),
-        ...(after === undefined ? {} : { after }),
-      });
-      for (const e of page) all.push({ id: e.key, record: e.value });
-      if (page.length < PAGE) return all;
-      after = page[page.length - 1]?.key;
-      await (pacer === undefined ? yieldToIo() : pacer.rest());
+    try {
+      for (;;) {
+        pacer?.start();
+        const page = await this.#kv.list<JournalRecord>(this.#namespace, {
+          limit: PAGE,
+          ...(prefix === undefined ? {} : { prefix }),
+          ...(after === undefined ? {} : { after }),
+        });
+        for (const e of page) all.push({ id: e.key, record: e.value });
+        if (page.length < PAGE) return all;
+        after = page[page.length - 1]?.key;
+        await (pacer === undefined ? yieldToIo() : pacer.rest());
+      }
+    } finally {
+      pacer?.end();
     }
   }
 

@@ -31,26 +31,30 @@ export interface ReplayTarget {
  */
 export async function applyPlan(plan: readonly JournalRecord[], target: ReplayTarget): Promise<void> {
   const pacer = new Pacer(target.pacing);
-  let i = 0;
-  while (i < plan.length) {
-    pacer.start();
-    const first = plan[i]!;
-    if (first.op === 'deleteTag') {
-      await target.store.deleteTag(first.tag);
-      await target.bus?.publish({ tag: first.tag });
-      i += 1;
-    } else {
-      const step: KeyRecord[] = [];
-      for (; i < plan.length && step.length < JOURNAL_STEP; i += 1) {
-        const record = plan[i]!;
-        if (record.op !== first.op) break;
-        step.push(record);
+  try {
+    let i = 0;
+    while (i < plan.length) {
+      pacer.start();
+      const first = plan[i]!;
+      if (first.op === 'deleteTag') {
+        await target.store.deleteTag(first.tag);
+        await target.bus?.publish({ tag: first.tag });
+        i += 1;
+      } else {
+        const step: KeyRecord[] = [];
+        for (; i < plan.length && step.length < JOURNAL_STEP; i += 1) {
+          const record = plan[i]!;
+          if (record.op !== first.op) break;
+          step.push(record);
+        }
+        await Promise.all(step.map((record) => applyOne(target, record)));
+        // Other instances may have filled their L1 from the shared tier before this replay.
+        await target.bus?.publish({ keys: step.map((record) => record.key) });
       }
-      await Promise.all(step.map((record) => applyOne(target, record)));
-      // Other instances may have filled their L1 from the shared tier before this replay.
-      await target.bus?.publish({ keys: step.map((record) => record.key) });
+      if (i < plan.length) await pacer.rest();
     }
-    if (i < plan.length) await pacer.rest();
+  } finally {
+    pacer.end();
   }
 }
 

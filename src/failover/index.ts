@@ -4,6 +4,7 @@ export type * from './types.js';
 export {
   Pacer,
   replayRest,
+  catchUpRuns,
   eventLoopLoad,
   REPLAY_SHARE_BUSY,
   REPLAY_SHARE_IDLE,

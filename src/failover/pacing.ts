@@ -3,7 +3,7 @@ import { performance } from 'node:perf_hooks';
 // Catch-up work after a failback (the queue spool's replay into BullMQ, the cache journal's replay
 // into Redis) runs on the app's event loop while it serves: it moves one small step at a time and
 // rests after each in proportion to how busy the app keeps the loop (issue 18,
-// docs/benchmarks.md#failover-under-load).
+// docs/benchmarks.md#failover-under-load). Runs at the same time share that time between them.
 
 /**
  * The share of the time catch-up work may take when the event loop was idle during its last rest
@@ -19,12 +19,23 @@ export const REPLAY_SHARE_BUSY = 0.05;
 
 /**
  * How long to rest after a step that took `tookMs` (ms, ≥ 1), given the event loop's utilisation
- * (0–1) while it last rested: the app's own load, the steps excluded.
+ * (0–1) while it last rested (the app's own load, the steps excluded) and the catch-up runs in
+ * progress in the process, this one included: they split the share between them, so the spool's
+ * replay and each cache's journal replay after one failback take a twentieth of a busy loop
+ * together, not a twentieth each.
  */
-export function replayRest(tookMs: number, utilisation: number): number {
+export function replayRest(tookMs: number, utilisation: number, runs = 1): number {
   const load = Math.min(1, Math.max(0, Number.isFinite(utilisation) ? utilisation : 1));
-  const share = Math.max(REPLAY_SHARE_BUSY, REPLAY_SHARE_IDLE * (1 - load));
+  const share = Math.max(REPLAY_SHARE_BUSY, REPLAY_SHARE_IDLE * (1 - load)) / Math.max(1, runs);
   return Math.max(1, (Math.max(0, tookMs) * (1 - share)) / share);
+}
+
+/** Catch-up runs in progress in this process (a {@link Pacer} from its first step to its `end`). */
+let runs = 0;
+
+/** Catch-up runs in progress in this process. */
+export function catchUpRuns(): number {
+  return runs;
 }
 
 /**
@@ -53,7 +64,10 @@ export interface ReplayPacing {
 
 const timer = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-/** Paces one run of catch-up work: `start()` before each step, `rest()` after it. */
+/**
+ * Paces one run of catch-up work: `start()` before each step, `rest()` after it, `end()` once the
+ * run is over (in a `finally`: until then it holds its part of the share).
+ */
 export class Pacer {
   readonly #pause: (ms: number) => Promise<void>;
   readonly #load: () => number;
@@ -61,6 +75,7 @@ export class Pacer {
   // Right after a failback the app is usually at its busiest: the first rest assumes a busy loop.
   #utilisation = 1;
   #started = 0;
+  #running = false;
 
   constructor(pacing: ReplayPacing = {}) {
     this.#pause = pacing.pause ?? timer;
@@ -70,14 +85,25 @@ export class Pacer {
 
   /** Marks the start of a step. */
   start(): void {
+    if (!this.#running) {
+      this.#running = true;
+      runs += 1;
+    }
     this.#started = this.#clock();
+  }
+
+  /** The run is over: its part of the share goes back to the runs still going. */
+  end(): void {
+    if (!this.#running) return;
+    this.#running = false;
+    runs -= 1;
   }
 
   /** Rests after the step begun by {@link start}, by {@link replayRest}. */
   async rest(): Promise<void> {
     const took = this.#clock() - this.#started;
     this.#load(); // read over the rest alone: the app's load, not the steps'
-    await this.#pause(replayRest(took, this.#utilisation));
+    await this.#pause(replayRest(took, this.#utilisation, runs));
     this.#utilisation = this.#load();
   }
 }
