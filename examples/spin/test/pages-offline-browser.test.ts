@@ -286,7 +286,7 @@ describe("Spin's pages offline", () => {
             await context.setOffline(false);
             return workerBuild(page);
           },
-          { timeout: 20_000, intervals: [3_000] },
+          { timeout: 20_000, interval: 3_000 },
         )
         .toBe(third.version);
       expect(await offer.count()).toBe(0);
