@@ -1,4 +1,4 @@
-import { Pacer, type ReplayPacing } from '../failover/pacing.js';
+import { paced, type Pacer, type ReplayPacing } from '../failover/pacing.js';
 import type { KvRepository } from '../store/types.js';
 import type { CacheEntry } from './types.js';
 
@@ -79,7 +79,9 @@ export class CacheJournal {
    * benchmark) took ~0.3 s, holding the event loop up to ~25 ms at a time, as Redis came back.
    */
   pending(pacing?: ReplayPacing): Promise<{ id: string; record: JournalRecord }[]> {
-    return this.#list(undefined, pacing === undefined ? undefined : new Pacer(pacing));
+    return pacing === undefined
+      ? this.#list(undefined)
+      : paced(pacing, (pacer) => this.#list(undefined, pacer));
   }
 
   /** How many records wait to be replayed, of every instance sharing the store (one COUNT). */
@@ -96,21 +98,17 @@ export class CacheJournal {
   async #list(prefix: string | undefined, pacer?: Pacer): Promise<{ id: string; record: JournalRecord }[]> {
     const all: { id: string; record: JournalRecord }[] = [];
     let after: string | undefined;
-    try {
-      for (;;) {
-        pacer?.start();
-        const page = await this.#kv.list<JournalRecord>(this.#namespace, {
-          limit: PAGE,
-          ...(prefix === undefined ? {} : { prefix }),
-          ...(after === undefined ? {} : { after }),
-        });
-        for (const e of page) all.push({ id: e.key, record: e.value });
-        if (page.length < PAGE) return all;
-        after = page[page.length - 1]?.key;
-        await (pacer === undefined ? yieldToIo() : pacer.rest());
-      }
-    } finally {
-      pacer?.end();
+    for (;;) {
+      pacer?.start();
+      const page = await this.#kv.list<JournalRecord>(this.#namespace, {
+        limit: PAGE,
+        ...(prefix === undefined ? {} : { prefix }),
+        ...(after === undefined ? {} : { after }),
+      });
+      for (const e of page) all.push({ id: e.key, record: e.value });
+      if (page.length < PAGE) return all;
+      after = page[page.length - 1]?.key;
+      await (pacer === undefined ? yieldToIo() : pacer.rest());
     }
   }
 

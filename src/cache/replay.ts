@@ -1,4 +1,4 @@
-import { Pacer, type ReplayPacing } from '../failover/index.js';
+import { paced, type Pacer, type ReplayPacing } from '../failover/index.js';
 import type { InvalidationBus } from './bus.js';
 import type { JournalRecord } from './journal.js';
 import type { CacheStore } from './types.js';
@@ -29,32 +29,31 @@ export interface ReplayTarget {
  * connection the app's requests use. Rejects at the first step the shared tier fails; everything
  * applied is idempotent (versions decide), so the caller keeps the whole journal for the next try.
  */
-export async function applyPlan(plan: readonly JournalRecord[], target: ReplayTarget): Promise<void> {
-  const pacer = new Pacer(target.pacing);
-  try {
-    let i = 0;
-    while (i < plan.length) {
-      pacer.start();
-      const first = plan[i]!;
-      if (first.op === 'deleteTag') {
-        await target.store.deleteTag(first.tag);
-        await target.bus?.publish({ tag: first.tag });
-        i += 1;
-      } else {
-        const step: KeyRecord[] = [];
-        for (; i < plan.length && step.length < JOURNAL_STEP; i += 1) {
-          const record = plan[i]!;
-          if (record.op !== first.op) break;
-          step.push(record);
-        }
-        await Promise.all(step.map((record) => applyOne(target, record)));
-        // Other instances may have filled their L1 from the shared tier before this replay.
-        await target.bus?.publish({ keys: step.map((record) => record.key) });
+export function applyPlan(plan: readonly JournalRecord[], target: ReplayTarget): Promise<void> {
+  return paced(target.pacing, (pacer) => applySteps(plan, target, pacer));
+}
+
+async function applySteps(plan: readonly JournalRecord[], target: ReplayTarget, pacer: Pacer): Promise<void> {
+  let i = 0;
+  while (i < plan.length) {
+    pacer.start();
+    const first = plan[i]!;
+    if (first.op === 'deleteTag') {
+      await target.store.deleteTag(first.tag);
+      await target.bus?.publish({ tag: first.tag });
+      i += 1;
+    } else {
+      const step: KeyRecord[] = [];
+      for (; i < plan.length && step.length < JOURNAL_STEP; i += 1) {
+        const record = plan[i]!;
+        if (record.op !== first.op) break;
+        step.push(record);
       }
-      if (i < plan.length) await pacer.rest();
+      await Promise.all(step.map((record) => applyOne(target, record)));
+      // Other instances may have filled their L1 from the shared tier before this replay.
+      await target.bus?.publish({ keys: step.map((record) => record.key) });
     }
-  } finally {
-    pacer.end();
+    if (i < plan.length) await pacer.rest();
   }
 }
 

@@ -3,6 +3,7 @@ export { observeFailover } from './observe.js';
 export type * from './types.js';
 export {
   Pacer,
+  paced,
   replayRest,
   catchUpRuns,
   eventLoopLoad,

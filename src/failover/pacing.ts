@@ -66,7 +66,7 @@ const timer = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 
 /**
  * Paces one run of catch-up work: `start()` before each step, `rest()` after it, `end()` once the
- * run is over (in a `finally`: until then it holds its part of the share).
+ * run is over (until then it holds its part of the share; {@link paced} ends it).
  */
 export class Pacer {
   readonly #pause: (ms: number) => Promise<void>;
@@ -105,5 +105,18 @@ export class Pacer {
     this.#load(); // read over the rest alone: the app's load, not the steps'
     await this.#pause(replayRest(took, this.#utilisation, runs));
     this.#utilisation = this.#load();
+  }
+}
+
+/** Runs `body` as one run of catch-up work, paced by its {@link Pacer}, which it ends however `body` settles. */
+export async function paced<T>(
+  pacing: ReplayPacing | undefined,
+  body: (pacer: Pacer) => Promise<T>,
+): Promise<T> {
+  const pacer = new Pacer(pacing);
+  try {
+    return await body(pacer);
+  } finally {
+    pacer.end();
   }
 }

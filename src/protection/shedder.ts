@@ -126,9 +126,9 @@ export class Shedder {
   readonly #queues: Waiter[][] = [[], [], []];
   #queued = 0;
   /**
-   * The last time the queue was good (CoDel): empty, or a waiter served first-come within the target. A
-   * queue that stands but serves its waiters within the target is no overload (a closed loop of
-   * clients keeps one standing at full speed); one whose every waiter waited longer for an
+   * The last time the queue was good (CoDel): empty, or a waiter served first-come within the
+   * target. A queue that stands but serves its waiters within the target is no overload (a closed
+   * loop of clients keeps one standing at full speed); one whose every waiter waited longer for an
    * interval is.
    */
   #goodAt: number;

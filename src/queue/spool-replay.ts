@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { Pacer, type Failover, type ReplayPacing } from '../failover/index.js';
+import { paced, type Failover, type Pacer, type ReplayPacing } from '../failover/index.js';
 import { byQueue, type BullJobs } from './bullmq-jobs.js';
 import type { BullQueues } from './bullmq-queues.js';
 import type { SqlJobs } from './sql-jobs.js';
@@ -67,47 +67,47 @@ export class SpoolReplay {
   }
 
   async #run(): Promise<number> {
+    const moved = await paced(this.#o.pacing, (pacer) => this.#move(pacer));
+    if (moved > 0) this.#o.logger?.info({ jobs: moved }, 'queues: spooled jobs replayed into BullMQ');
+    return moved;
+  }
+
+  async #move(pacer: Pacer): Promise<number> {
     const { jobs, failover, bull, bullJobs } = this.#o;
     const owner = `replay:${this.#o.instanceId}`;
     let moved = 0;
     // The engine decides each batch (deadline, breaker). Reading its mode here only keeps the loop
     // from taking a batch under lease to hand it straight back while Redis is known to be down:
     // every add falling to the spool asks for a replay, and those would be two writes each for nothing.
-    const pacer = new Pacer(this.#o.pacing);
-    try {
-      while (this.#o.wanted() && failover.mode === 'primary') {
-        pacer.start();
-        const rows = await jobs.take(REPLAY_STEP, owner, this.#o.now(), this.#o.leaseMs);
-        if (rows.length === 0) break;
-        const added = await bull.run(
-          async ({ queue }) => {
-            for (const [name, batch] of byQueue(rows))
-              await queue(name).addBulk(batch.map((row) => bullJobs.replayed(row)));
-            return true;
-          },
-          () => false,
-          this.#o.deadlineMs,
+    while (this.#o.wanted() && failover.mode === 'primary') {
+      pacer.start();
+      const rows = await jobs.take(REPLAY_STEP, owner, this.#o.now(), this.#o.leaseMs);
+      if (rows.length === 0) break;
+      const added = await bull.run(
+        async ({ queue }) => {
+          for (const [name, batch] of byQueue(rows))
+            await queue(name).addBulk(batch.map((row) => bullJobs.replayed(row)));
+          return true;
+        },
+        () => false,
+        this.#o.deadlineMs,
+      );
+      const seqs = rows.map((r) => r.seq);
+      if (!added) {
+        // Else their lease runs out and recovery gives them back.
+        await jobs.release(owner, seqs, false).catch(() => undefined);
+        this.#o.logger?.warn(
+          { jobs: rows.length },
+          'queues: spool replay interrupted (Redis down, or past the deadline)',
         );
-        const seqs = rows.map((r) => r.seq);
-        if (!added) {
-          // Else their lease runs out and recovery gives them back.
-          await jobs.release(owner, seqs, false).catch(() => undefined);
-          this.#o.logger?.warn(
-            { jobs: rows.length },
-            'queues: spool replay interrupted (Redis down, or past the deadline)',
-          );
-          break;
-        }
-        for (const name of byQueue(rows).keys()) this.#o.reached(name);
-        await jobs.complete(owner, seqs);
-        moved += rows.length;
-        if (rows.length < REPLAY_STEP) break; // the spool is empty: no rest, no further look
-        await pacer.rest();
+        break;
       }
-    } finally {
-      pacer.end();
+      for (const name of byQueue(rows).keys()) this.#o.reached(name);
+      await jobs.complete(owner, seqs);
+      moved += rows.length;
+      if (rows.length < REPLAY_STEP) break; // the spool is empty: no rest, no further look
+      await pacer.rest();
     }
-    if (moved > 0) this.#o.logger?.info({ jobs: moved }, 'queues: spooled jobs replayed into BullMQ');
     return moved;
   }
 }
