@@ -5,7 +5,7 @@ import { createBulwark, type Bulwark } from '../src/runtime/create.js';
 import { AUDIT_REFUSED_TARGET } from '../src/store/index.js';
 import { LogCapture } from './helpers/app.js';
 import { startRedis, type RedisServer } from './helpers/redis.js';
-import { until } from './helpers/wait.js';
+import { roomInWindow, until } from './helpers/wait.js';
 
 const KEY = 'admin-key-for-tests-0123456789';
 
@@ -245,6 +245,7 @@ describe('admin API', () => {
 
   it('reads the rate limiter’s top offenders and the audit log, which records changes, not reads', async () => {
     const { app } = await adminApp({ adminKey: KEY });
+    await roomInWindow(60_000, 5_000); // 3 refusals counted in one window
     for (let i = 0; i < 4; i += 1) await app.inject({ method: 'GET', url: '/limited' });
     const offenders = await app.inject({
       method: 'GET',

@@ -14,3 +14,14 @@ export async function until(
   }
   return Date.now() - started;
 }
+
+/**
+ * Rate-limit windows are clock-aligned: a test that must count within one window (fill it, then
+ * see the next request refused) starts only when `needMs` are left in the current `windowMs`
+ * window, waiting for the next window otherwise (up to `needMs`). Without it such a test fails
+ * whenever its requests straddle a boundary.
+ */
+export async function roomInWindow(windowMs: number, needMs: number): Promise<void> {
+  const left = windowMs - (Date.now() % windowMs);
+  if (left < needMs) await new Promise((resolve) => setTimeout(resolve, left + 20));
+}
