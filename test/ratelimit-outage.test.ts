@@ -101,19 +101,41 @@ describe('rate limiter under Redis faults (real redis-server)', () => {
     expect(await limiter.consume('k')).toMatchObject({ source: 'redis', remaining: 999 });
   });
 
-  it('the Redis kill switch moves counting to the memory share, and releasing it moves it back', async () => {
+  it('the Redis kill switch moves counting to the memory share, which carries on from the count, and back', async () => {
     const policies = [{ name: 'p', limit: 10, windowMs: 60_000 }];
     const { limiter, failover } = await instance(redis.url, uniquePrefix('rl'), policies, { now: frozen });
     expect(await limiter.consume('k')).toMatchObject({ source: 'redis', remaining: 9 });
     expect(limiter.consumeNow('k')).toBeUndefined(); // Redis is up: the decision needs a round trip
     failover.setForced(true);
-    expect(await limiter.consume('k')).toMatchObject({ source: 'memory', remaining: 9 });
+    // What Redis counted on this instance in the window still counts: not a fresh 10.
+    expect(await limiter.consume('k')).toMatchObject({ source: 'memory', remaining: 8 });
     // On the fallback side the decision needs no I/O: made at once, on the same memory share.
-    expect(limiter.consumeNow('k')).toMatchObject({ source: 'memory', remaining: 8 });
+    expect(limiter.consumeNow('k')).toMatchObject({ source: 'memory', remaining: 7 });
     failover.setForced(false);
     await until(() => failover.mode === 'primary', 5000);
     expect(limiter.consumeNow('k')).toBeUndefined();
+    // Counts do not move back: Redis resumes from its own.
     expect(await limiter.consume('k')).toMatchObject({ source: 'redis', remaining: 8 });
+  });
+
+  it('a key Redis has refused in the window stays refused when a deadline miss answers from memory', async () => {
+    const policies = [{ name: 'p', limit: 3, windowMs: 60_000 }];
+    const { limiter, failover } = await instance(redis.url, uniquePrefix('rl'), policies, { now: frozen });
+    const onRedis = await consumeTimed(limiter, 'k', 4);
+    expect(onRedis.decisions.map((d) => [d.source, d.allowed])).toEqual([
+      ['redis', true],
+      ['redis', true],
+      ['redis', true],
+      ['redis', false],
+    ]);
+    await redis.pause(); // the next call misses the deadline and is answered from memory
+    try {
+      expect(await limiter.consume('k')).toMatchObject({ source: 'memory', allowed: false });
+      expect(await limiter.consume('other')).toMatchObject({ source: 'memory', allowed: true });
+    } finally {
+      await redis.resume();
+    }
+    await until(() => failover.mode === 'primary', 5000);
   });
 
   it('pause (blackhole): each call bounded by the deadline, from memory; resume: back on Redis', async () => {

@@ -154,6 +154,8 @@ class FailoverRateLimiter implements RateLimiter {
       () => count(redis, state.policy, `${key}:${window}`, points, resetMs),
       () => fromMemory(state, key, points, window, resetMs),
     );
+    // Counted in memory too: a switch to memory mid-window carries on from this instance's count.
+    if (decision.source === 'redis') state.memory.note(key, points, window);
     this.#record(decision, key);
     return decision;
   }

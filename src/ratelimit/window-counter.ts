@@ -5,6 +5,9 @@
  * ~4 µs per request on the HTTP benchmark). A new window drops the previous window's counts at
  * once, so memory holds the keys seen in one window, as a per-window key with a timer did.
  */
+/** Keys per window that {@link WindowCounter.note} keeps while Redis counts (~10 MB at most). */
+export const NOTED_KEYS_MAX = 100_000;
+
 export class WindowCounter {
   /** Points allowed per key and window (this instance's share while Redis is unavailable). */
   points: number;
@@ -21,13 +24,29 @@ export class WindowCounter {
    * that stepped back) counts in the current one.
    */
   add(key: string, points: number, window: number): number {
-    if (window > this.#window) {
-      this.#window = window;
-      this.#counts = new Map();
-    }
+    this.#roll(window);
     const total = (this.#counts.get(key) ?? 0) + points;
     this.#counts.set(key, total);
     return total;
+  }
+
+  /**
+   * Counts points Redis decided while it was the primary, so that a switch to memory carries on
+   * from what this instance admitted in the window instead of from zero. Bounded: a key first seen
+   * when the window already holds {@link NOTED_KEYS_MAX} keys is not noted (its count would start
+   * from zero on a switch, as before).
+   */
+  note(key: string, points: number, window: number): void {
+    this.#roll(window);
+    const had = this.#counts.get(key);
+    if (had === undefined && this.#counts.size >= NOTED_KEYS_MAX) return;
+    this.#counts.set(key, (had ?? 0) + points);
+  }
+
+  #roll(window: number): void {
+    if (window <= this.#window) return;
+    this.#window = window;
+    this.#counts = new Map();
   }
 
   /** Keys counted in the current window. */
