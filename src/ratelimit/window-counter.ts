@@ -1,3 +1,6 @@
+/** Keys per window that {@link WindowCounter.note} keeps while Redis counts (~10 MB at most). */
+export const NOTED_KEYS_MAX = 100_000;
+
 /**
  * Points counted per key in the current clock-aligned window of one policy, in memory. Counting is
  * synchronous: the request path decides without a promise (rate-limiter-flexible's
@@ -5,9 +8,6 @@
  * ~4 µs per request on the HTTP benchmark). A new window drops the previous window's counts at
  * once, so memory holds the keys seen in one window, as a per-window key with a timer did.
  */
-/** Keys per window that {@link WindowCounter.note} keeps while Redis counts (~10 MB at most). */
-export const NOTED_KEYS_MAX = 100_000;
-
 export class WindowCounter {
   /** Points allowed per key and window (this instance's share while Redis is unavailable). */
   points: number;
