@@ -16,6 +16,7 @@ const SUPPORT = new Set([
   'overload-chart',
   'overload-report',
   'spin-streams',
+  'stale',
 ]);
 
 describe('docs/benchmarks.md and bench/results', () => {
