@@ -6,8 +6,9 @@
 export interface Benchmark {
   name: string;
   what: string;
-  /** Runs `dist/`, so `npm run bench` builds first. */
+  /** Runs `dist/` (the app, Spin, the CLI or the console as built), so `npm run bench` builds first. */
   build?: boolean;
+  /** Other programs it starts or loads, by their sources (see above). */
   entries?: string[];
 }
 
@@ -51,12 +52,14 @@ export const BENCHMARKS: Benchmark[] = [
   },
   {
     name: 'startup',
+    build: true,
     what: 'start-up time',
     entries: ['bench/fixtures/bare-fastify.js', 'src/app/server.ts', ...BUILT],
   },
   { name: 'cli', build: true, what: 'CLI start-up', entries: CLI },
   {
     name: 'console',
+    build: true,
     what: 'the admin console with large data',
     entries: ['console/src', 'console/vite.config.ts'],
   },

@@ -71,4 +71,17 @@ describe('docs/benchmarks.md and bench/results', () => {
       .scripts;
     for (const { name } of BENCHMARKS) expect(scripts[`bench:${name}`], `bench:${name}`).toBeDefined();
   });
+
+  it('a benchmark that runs the build (dist/ or the bin) builds first, under `npm run bench` and its own script', () => {
+    const scripts = (JSON.parse(readFileSync('package.json', 'utf8')) as { scripts: Record<string, string> })
+      .scripts;
+    const runsBuild = BENCHMARKS.filter((b) =>
+      /['`]dist\/|bin\/bulwark\.js/.test(readFileSync(`bench/${b.name}.ts`, 'utf8')),
+    );
+    expect(runsBuild.map((b) => b.name).sort()).toEqual(['cli', 'console', 'spin', 'startup', 'supervisor']);
+    for (const bench of runsBuild) {
+      expect(bench.build, bench.name).toBe(true);
+      expect(scripts[`bench:${bench.name}`], bench.name).toMatch(/^npm run build --silent && /);
+    }
+  });
 });
