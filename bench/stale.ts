@@ -90,6 +90,8 @@ export async function freshness(
   root = process.cwd(),
 ): Promise<Freshness[]> {
   const files = await measuredFiles(benchmarks, root);
+  // One look at the tree for all of them; a measured path is a file or (the console) a directory.
+  const changed = git(root, ['status', '--porcelain']).map((line) => line.slice(3));
   return benchmarks.map((bench) => {
     const resultFile = path.join(root, 'bench', 'results', `${bench.name}.json`);
     const measured = files.get(bench.name) ?? [];
@@ -110,7 +112,9 @@ export async function freshness(
     const commitsSince = known
       ? git(root, ['log', '--format=%h %s', `${commit}..HEAD`, '--', ...measured])
       : [`${commit || '(none)'} is not a commit of this clone`];
-    const uncommitted = git(root, ['status', '--porcelain', '--', ...measured]).map((line) => line.slice(3));
+    const uncommitted = changed.filter((file) =>
+      measured.some((m) => file === m || file.startsWith(`${m}/`)),
+    );
     if (dirty !== undefined) uncommitted.unshift(`(the result was taken with ${dirty})`);
     const stale = commitsSince.length > 0 || uncommitted.length > 0;
     return { name: bench.name, commit, date: result.date, commitsSince, uncommitted, stale };
