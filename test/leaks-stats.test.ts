@@ -1,9 +1,12 @@
 // The statistics and the judgement of leak detection, as pure functions: the t quantiles against
 // published table values, the least-squares fit against a worked example, and the detector driven by
 // a fake clock and fake signals (its real signals are tested in leaks.test.ts with real processes).
+import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { judgeWindow, LeakDetector } from '../src/leaks/detector.js';
+import { announceResourceStep } from '../src/parts/steps.js';
+import { LogCapture } from './helpers/app.js';
 import type { Checkouts } from '../src/store/checkouts.js';
 import { fitSlope, slopeInterval, tCdf, tQuantile } from '../src/leaks/stats.js';
 
@@ -89,7 +92,10 @@ describe('judgeWindow', () => {
 });
 
 describe('LeakDetector', () => {
-  function detector(read: () => Record<string, number>, opts: { checkoutHeldMs?: number } = {}) {
+  function detector(
+    read: () => Record<string, number>,
+    opts: { checkoutHeldMs?: number; logger?: pino.Logger } = {},
+  ) {
     let now = 1_000_000;
     const registry = new Registry();
     const leaks = new LeakDetector({
@@ -178,5 +184,43 @@ describe('LeakDetector', () => {
     });
     // SQLite: no pool, nothing to report.
     expect(leaks.sampleNow().heldConnections).toBeUndefined();
+  });
+
+  it('watches afresh the signals a part steps once (a worker thread started), and still sees growth after', () => {
+    // The same descriptors in both: flat at 40, a step of 12 (a thread and its connection's files)
+    // at the 15th sample, flat again, then growing 3 per sample from the 40th.
+    const fds = (i: number) => (i < 15 ? 40 : 52) + Math.max(0, i - 40) * 3;
+    let toldAt = 0;
+    let untoldAt = 0;
+    const log = new LogCapture();
+    const told = detector(() => ({ fds: fds(toldAt) }), { logger: pino(log) });
+    const untold = detector(() => ({ fds: fds(untoldAt) }));
+    told.leaks.start();
+    const states: { told: string; untold: string }[] = [];
+    try {
+      for (let i = 0; i < 60; i++) {
+        if (i === 15)
+          announceResourceStep({ what: 'a test worker started', signals: ['fds', 'rss', 'other'] });
+        told.advance(10_000);
+        untold.advance(10_000);
+        toldAt = untoldAt = i;
+        told.leaks.sampleNow();
+        untold.leaks.sampleNow();
+        states.push({ told: told.leaks.health().status, untold: untold.leaks.health().status });
+      }
+    } finally {
+      told.leaks.close();
+    }
+    // Unannounced, the step reads as growth while it is inside the window; announced, it never does.
+    expect(states.slice(15, 40).some((s) => s.untold === 'warn')).toBe(true);
+    expect(states.slice(0, 40).every((s) => s.told === 'pass')).toBe(true);
+    // Growth after the step is still found, once a window was watched from the step.
+    expect(states.at(-1)).toEqual({ told: 'warn', untold: 'warn' });
+    expect(told.leaks.health().output).toMatch(/^fds grows 18\.00\/min/);
+    // Only the signals leak detection knows, named in the log; then the growth, once.
+    expect(log.lines.map((l) => l['msg'])).toEqual([
+      'leaks: rss, fds watched afresh: a test worker started',
+      expect.stringMatching(/^leak suspected: fds grows/),
+    ]);
   });
 });

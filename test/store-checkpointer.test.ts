@@ -192,6 +192,32 @@ describe("the store's WAL checkpoints (SQLite)", () => {
     }
   });
 
+  it("an app's store starts its worker once the WAL has grown, and leak detection watches the step afresh", async () => {
+    const log = new LogCapture();
+    const bulwark = await createBulwark({
+      env: { BULWARK_DATA_DIR: dir },
+      logDestination: log,
+      defaultMetrics: false,
+      metricsHistory: false,
+    });
+    try {
+      // Opened, migrated: no thread yet (an app that writes little never pays its ~9 MiB).
+      expect((await checkpointer(bulwark.store)!.stats()).running).toBe(false);
+      expect(await autocheckpoint(bulwark.store)).toBe(1000);
+      await write(bulwark.store, 1500);
+      const stats = await until(
+        () => checkpointer(bulwark.store)!.stats(),
+        (s) => s.running,
+      );
+      expect(stats.running).toBe(true);
+      expect(log.lines.map((l) => l['msg'])).toContain(
+        "leaks: rss, handles, fds watched afresh: the store's WAL checkpoint worker started",
+      );
+    } finally {
+      await bulwark.close();
+    }
+  });
+
   it('starts no worker for a store in memory', async () => {
     const store = await createStore({ sqliteFile: ':memory:' });
     try {

@@ -2,6 +2,7 @@ import type { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { Gauge, type Registry } from 'prom-client';
 import type { CheckResult } from '../health/types.js';
+import { resourceSteps, type ResourceStep } from '../parts/steps.js';
 import type { Checkouts } from '../store/checkouts.js';
 import { AFTER_GC_SIGNALS, ProcessSignals, type SignalSample } from './signals.js';
 import { fitSlope, slopeInterval } from './stats.js';
@@ -91,6 +92,9 @@ export class LeakDetector {
   readonly #startedAt: number;
   /** When the first sample past the warm-up was taken. */
   #watchedSince: number | undefined;
+  /** Signals watched afresh since a resource step (a worker thread started), and since when. */
+  readonly #steppedAt = new Map<LeakSignal, number>();
+  readonly #onStep = (message: unknown) => this.#step(message as ResourceStep);
   #timer: NodeJS.Timeout | undefined;
   #enabled = true;
   #last: LeakReport;
@@ -126,6 +130,7 @@ export class LeakDetector {
   start(): void {
     if (this.#timer !== undefined) return;
     this.#signals.start();
+    resourceSteps.subscribe(this.#onStep);
     this.#timer = setInterval(() => this.sampleNow(), this.intervalMs).unref();
   }
 
@@ -139,6 +144,7 @@ export class LeakDetector {
     this.#enabled = on;
     this.#windows.clear();
     this.#watchedSince = undefined;
+    this.#steppedAt.clear();
     this.#gauges.suspected.reset();
     this.#last = { at: this.#last.at, enabled: on, signals: [], heldConnections: undefined };
   }
@@ -171,7 +177,7 @@ export class LeakDetector {
         budgetPerMin: this.#budgets[signal],
         windowMs: this.windowMs,
         minSamples: AFTER_GC_SIGNALS.has(signal) ? MIN_GC_POINTS : (this.#opts.minSamples ?? 10),
-        watchedMs: now - (this.#watchedSince ?? now),
+        watchedMs: now - Math.max(this.#watchedSince ?? now, this.#steppedAt.get(signal) ?? 0),
       });
       this.#publish(report);
       signals.push(report);
@@ -226,6 +232,21 @@ export class LeakDetector {
     clearInterval(this.#timer);
     this.#timer = undefined;
     this.#signals.stop();
+    resourceSteps.unsubscribe(this.#onStep);
+  }
+
+  /**
+   * A part stepped the process's resources once (see `announceResourceStep`): the signals it moved
+   * start a new window, so the step is not read as growth; they are judged again a full window on.
+   */
+  #step(step: ResourceStep): void {
+    const now = this.#now();
+    const moved = LEAK_SIGNALS.filter((signal) => step.signals.includes(signal));
+    for (const signal of moved) {
+      this.#windows.delete(signal);
+      this.#steppedAt.set(signal, now);
+    }
+    if (moved.length > 0) this.#opts.logger?.info(`leaks: ${moved.join(', ')} watched afresh: ${step.what}`);
   }
 
   #publish(report: SignalReport): void {
