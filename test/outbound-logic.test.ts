@@ -253,6 +253,31 @@ describe('protect (the guard around a function)', () => {
     expect(seen?.aborted).toBe(true);
   });
 
+  it('rejects at the deadline a call that waits for the half-open breaker’s trial call', async () => {
+    const outbound = await Outbound.create(
+      { defaults: { breaker: { consecutiveFailures: 1, halfOpenAfterMs: 30 }, throttle: false } },
+      new Registry(),
+      drivenClock(),
+    );
+    await expect(outbound.protect('db', fail)).rejects.toMatchObject({ code: 'BWK_ERR_OUTBOUND_FAILED' });
+    await new Promise((resolve) => setTimeout(resolve, 40));
+    let release: (value: string) => void = () => undefined;
+    const trial = outbound.protect('db', () => new Promise<string>((resolve) => (release = resolve)));
+    await Promise.resolve();
+    expect(outbound.upstreams()[0]?.breaker).toBe('half-open');
+    const started = Date.now();
+    const waiting = await outbound
+      .protect('db', () => Promise.resolve('late'), { deadlineMs: 50 })
+      .catch((e: unknown) => e);
+    expect(isBulwarkError(waiting, 'BWK_ERR_OUTBOUND_DEADLINE')).toBe(true);
+    const waited = Date.now() - started;
+    expect(waited).toBeGreaterThanOrEqual(45);
+    // At its own deadline, not when the trial call's (2 s) ends.
+    expect(waited).toBeLessThan(1_000);
+    release('trial ok');
+    await expect(trial).resolves.toBe('trial ok');
+  });
+
   it('fails fast once the breaker is open, and answers with the fallback when given', async () => {
     const outbound = await Outbound.create(
       { defaults: { throttle: false, breaker: { consecutiveFailures: 2 } } },

@@ -43,23 +43,28 @@ const OUTCOME_OF: Partial<Record<ErrorCode, CallOutcome>> = {
   BWK_ERR_OUTBOUND_KILLED: 'killed',
 };
 
-/** `promise`, or the signal's reason as soon as it aborts (the promise's later end is ignored). */
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason as Error);
-    if (signal.aborted) onAbort();
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (error: Error) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(error);
-      },
-    );
-  });
+/**
+ * A call's deadline: its signal aborts and `expired` rejects, with the same coded error, at `ms`.
+ * Waits race `expired` (one promise per call) rather than each adding and removing an abort
+ * listener: on Node's EventTarget those two were ~1 µs of every guarded call's ~9.
+ */
+function deadline(upstream: string, ms: number) {
+  const controller = new AbortController();
+  let expire!: (error: Error) => void;
+  const expired = new Promise<never>((_, reject) => (expire = reject));
+  // Handled here: a call that ends before its deadline never looks at it.
+  expired.catch(() => undefined);
+  const timer = setTimeout(() => {
+    const error = bulwarkError('BWK_ERR_OUTBOUND_DEADLINE', { upstream, deadlineMs: ms });
+    controller.abort(error);
+    expire(error);
+  }, ms);
+  return {
+    signal: controller.signal,
+    /** `promise`, or the deadline's error as soon as it passes (the promise's later end is ignored). */
+    race: <T>(promise: Promise<T>): Promise<T> => Promise.race([promise, expired]),
+    clear: () => clearTimeout(timer),
+  };
 }
 
 /** The guard of one upstream (or one name given to `protect()`). */
@@ -141,19 +146,16 @@ export class UpstreamGuard {
     if (this.killed) throw bulwarkError('BWK_ERR_OUTBOUND_KILLED', { upstream: this.name });
     const deadlineMs = call.deadlineMs ?? this.#deadlineMs;
     const deadlineAt = performance.now() + deadlineMs;
-    const controller = new AbortController();
-    const timer = setTimeout(
-      () => controller.abort(bulwarkError('BWK_ERR_OUTBOUND_DEADLINE', { upstream: this.name, deadlineMs })),
-      deadlineMs,
-    );
-    const { signal } = controller;
+    const due = deadline(this.name, deadlineMs);
+    const { signal } = due;
     this.#budget.noteCall();
     let failed: Error | undefined;
     try {
       for (let retry = 0; ; retry++) {
         // Calls the open breaker would refuse are refused before the throttle counts them: they
         // never reach the upstream, and counting them would keep the throttle shut after it is back.
-        if (this.state() === 'open' && Date.now() - this.#openedAt < this.#halfOpenAfterMs)
+        const state = this.state();
+        if (state === 'open' && Date.now() - this.#openedAt < this.#halfOpenAfterMs)
           throw failed ?? bulwarkError('BWK_ERR_OUTBOUND_OPEN', { upstream: this.name });
         if (this.#throttle?.admit() === false) {
           // A retry the throttle refuses ends the call with the failure that asked for it.
@@ -163,14 +165,14 @@ export class UpstreamGuard {
         }
         // Whether the attempt reached the upstream (an open breaker refuses it before).
         let sent = false;
+        // A closed breaker runs the attempt at once (raced against the deadline); a half-open one
+        // may first wait for its probe, so that wait races the deadline too.
         try {
-          const attempted = await untilAborted(
-            this.#breaker.execute(() => {
-              sent = true;
-              return untilAborted(call.attempt(signal, deadlineAt - performance.now()), signal);
-            }),
-            signal,
-          );
+          const executed = this.#breaker.execute(() => {
+            sent = true;
+            return due.race(call.attempt(signal, deadlineAt - performance.now()));
+          });
+          const attempted = await (state === 'closed' ? executed : due.race(executed));
           this.#throttle?.record(attempted.accepted);
           return attempted.value;
         } catch (error) {
@@ -197,7 +199,7 @@ export class UpstreamGuard {
         });
       }
     } finally {
-      clearTimeout(timer);
+      due.clear();
     }
   }
 
