@@ -263,7 +263,7 @@ describe('protect (the guard around a function)', () => {
     await new Promise((resolve) => setTimeout(resolve, 40));
     let release: (value: string) => void = () => undefined;
     const trial = outbound.protect('db', () => new Promise<string>((resolve) => (release = resolve)));
-    await Promise.resolve();
+    await new Promise((resolve) => setImmediate(resolve));
     expect(outbound.upstreams()[0]?.breaker).toBe('half-open');
     const started = Date.now();
     const waiting = await outbound
