@@ -12,7 +12,7 @@ afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
 afterEach(() => vi.unstubAllEnvs());
 
 describe('a CLI command’s parts', () => {
-  it('open the SQLite store without a checkpoint thread (the app’s store starts one at open)', async () => {
+  it('open the SQLite store without a checkpoint thread (an app’s store starts one once its WAL grows)', async () => {
     vi.stubEnv('BULWARK_DATA_DIR', dataDir);
     const seen = await withParts(['flags'], async ({ store, flags }) => ({
       // Not part of the Store interface (test/store-checkpointer.test.ts reads it the same way).

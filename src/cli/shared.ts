@@ -27,8 +27,8 @@ export async function withParts<K extends 'flags' | 'queues' | 'access', T>(
     logDestination: process.stderr,
     // A command is not the service: its process must not sample into the service's metrics history.
     metricsHistory: false,
-    // Nor does it live long enough for a checkpoint thread (the app's store starts one at open:
-    // ~30 ms and 9 MiB of a read command's run); SQLite's own checkpoints cover its few writes.
+    // Nor does it live long enough for a checkpoint thread (~30 ms and 9 MiB of a command's run,
+    // should its writes pass 1 MiB); SQLite's own checkpoints cover its few writes.
     store: { checkpoint: 'inline' },
   });
   try {
