@@ -338,6 +338,42 @@ describe('Shedder', () => {
     expect(room).toBeLessThanOrEqual(50);
   });
 
+  it('past its room, takes as many as the process held before while the queue is good and nothing is shed (a closed loop)', () => {
+    // A closed loop of 60 clients, all in flight under the initial limit; then the limit falls to 20
+    // (a saturated loop reads as waiting): the 40 clients answered meanwhile come straight back.
+    const clock = { now: 0 };
+    const shedder = new Shedder({
+      limit: { initial: 100, min: 4, max: 100, bdpGain: 0 },
+      queueFactor: 0, // room for 16
+      now: () => clock.now,
+      random: () => 0.5,
+    });
+    for (let i = 0; i < 60; i++) expect(shedder.admit(1)).toBe('admitted');
+    shedder.tick(calm); // 60 held
+    clock.now = 50;
+    for (let i = 0; i < 40; i++) shedder.release(1);
+    shedder.adaptive.limit = 20; // default may use 16
+    for (let i = 0; i < 40; i++) queued(shedder, 1); // 16 in the room, 24 past it
+    expect(shedder.admit(1)).toBe('queue-full'); // a 61st: more than ever held
+    clock.now = 100;
+    shedder.tick(calm);
+    expect(shedder.state().overloaded).toBe(true); // and that refusal is overload
+    // Open overload holds ever more and is refused at the room: so is anything past it once the
+    // curve refuses default requests (not sheddable only: a blip must not tip a closed loop) or the
+    // queue is bad.
+    shedder.release(1); // 59 in the process: one place under what was held
+    expect(shedder.refusal[2]).toBeGreaterThan(0);
+    queued(shedder, 1);
+    shedder.release(1);
+    shedder.refusal[1] = 0.05;
+    expect(shedder.admit(1)).toBe('queue-full');
+    shedder.refusal[1] = 0;
+    queued(shedder, 1);
+    shedder.release(1);
+    clock.now = 250; // no waiter served first come for 150 ms: bad
+    expect(shedder.admit(1)).toBe('queue-full');
+  });
+
   it('raises the curve lowest class first while overloaded, lowers it highest first once clear, more slowly', () => {
     const { shedder, clock } = make(100);
     shedder.admit(1); // a request in flight: the hot loop is serving requests

@@ -133,6 +133,9 @@ export class Shedder {
    */
   #goodAt: number;
   #dropsThisTick = 0;
+  /** The most requests held at once (in flight and waiting), remembered with a slow decay. */
+  #held = 0;
+  #heldThisTick = 0;
   #overloaded = false;
   /** Completions per second, smoothed: how fast the queue drains (for Retry-After). */
   #drainRate = 0;
@@ -195,7 +198,7 @@ export class Shedder {
       this.#start(rank, client);
       return 'admitted';
     }
-    if (this.#queued < this.#maxQueue()) return 'queued';
+    if (this.#queued < this.#maxQueue() || this.#heldBefore()) return 'queued';
     // Full: a more important request takes the place of the newest of the least important waiting.
     for (let lower = PRIORITIES.length - 1; lower > rank; lower--) {
       const victim = this.#queues[lower]?.pop();
@@ -211,6 +214,7 @@ export class Shedder {
   enqueue(waiter: Waiter): void {
     this.#queues[waiter.rank]?.push(waiter);
     this.#queued += 1;
+    if (this.inFlight + this.#queued > this.#heldThisTick) this.#heldThisTick = this.inFlight + this.#queued;
   }
 
   /**
@@ -253,6 +257,8 @@ export class Shedder {
     const overloaded = hot || queueBad || this.#dropsThisTick > 0;
     const clear = !overloaded && !warm && this.#queued === 0;
     this.#dropsThisTick = 0;
+    this.#held = Math.max(this.#heldThisTick, this.#held * HELD_DECAY);
+    this.#heldThisTick = this.inFlight + this.#queued;
     this.#overloaded = overloaded;
     if (overloaded) this.#raiseCurve();
     else if (clear) this.#lowerCurve();
@@ -304,6 +310,20 @@ export class Shedder {
     return Math.max(room, Math.floor((this.#drainRate * this.#target) / 1000));
   }
 
+  /**
+   * Past its room, the queue still takes a request while it is good, the curve refuses no default
+   * request (sheddable ones alone may be a blip's) and the process holds fewer requests than it
+   * has held before (the most at once, remembered with a slow decay). A closed loop of clients (a load tester, a pool) keeps the same number in the
+   * process whatever the limit: once the limit falls, those over it wait instead, and refusing one
+   * only brings its client straight back, the refusal counted as overload (a saturated closed loop
+   * tipped into shedding half its requests). Open overload holds ever more and is refused at the
+   * room, as before: a longer queue there only makes its clients open connections, which a busy
+   * process accepts one per turn of its event loop (docs/protection.md#limits-of-the-design).
+   */
+  #heldBefore(): boolean {
+    return this.inFlight + this.#queued < this.#held && this.refusal[1] === 0 && !this.#bad(this.now());
+  }
+
   #waitingAtOrAbove(rank: number): boolean {
     for (let r = 0; r <= rank; r++) if ((this.#queues[r]?.length ?? 0) > 0) return true;
     return false;
@@ -320,6 +340,7 @@ export class Shedder {
 
   #start(rank: number, client?: string): void {
     this.inFlight += 1;
+    if (this.inFlight + this.#queued > this.#heldThisTick) this.#heldThisTick = this.inFlight + this.#queued;
     this.#admittedThisTick += 1;
     if (client !== undefined && this.#clientShare !== undefined)
       this.#clients.set(client, (this.#clients.get(client) ?? 0) + 1);
@@ -412,6 +433,9 @@ export class Shedder {
     }
   }
 }
+
+/** Per tick, how much of the most requests held at once is remembered: ~37% after 10 s. */
+const HELD_DECAY = 0.99;
 
 /** Rounds a probability to 1e-6, so that steps of 0.02 reach 0 and 1 exactly. */
 const snap = (p: number) => Math.round(p * 1e6) / 1e6;
