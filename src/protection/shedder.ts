@@ -313,12 +313,13 @@ export class Shedder {
   /**
    * Past its room, the queue still takes a request while it is good, the curve refuses no default
    * request (sheddable ones alone may be a blip's) and the process holds fewer requests than it
-   * has held before (the most at once, remembered with a slow decay). A closed loop of clients (a load tester, a pool) keeps the same number in the
-   * process whatever the limit: once the limit falls, those over it wait instead, and refusing one
-   * only brings its client straight back, the refusal counted as overload (a saturated closed loop
-   * tipped into shedding half its requests). Open overload holds ever more and is refused at the
-   * room, as before: a longer queue there only makes its clients open connections, which a busy
-   * process accepts one per turn of its event loop (docs/protection.md#limits-of-the-design).
+   * has held before (the most at once, remembered with a slow decay). A closed loop of clients (a
+   * load tester, a pool) keeps the same number in the process whatever the limit: once the limit
+   * falls, those over it wait instead, and refusing one only brings its client straight back, the
+   * refusal counted as overload (a saturated closed loop tipped into shedding half its requests).
+   * Open overload holds ever more and is refused at the room, as before: a longer queue there only
+   * makes its clients open connections, which a busy process accepts one per turn of its event
+   * loop (docs/protection.md#limits-of-the-design).
    */
   #heldBefore(): boolean {
     return this.inFlight + this.#queued < this.#held && this.refusal[1] === 0 && !this.#bad(this.now());
