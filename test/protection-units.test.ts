@@ -338,7 +338,7 @@ describe('Shedder', () => {
     expect(room).toBeLessThanOrEqual(50);
   });
 
-  it('past its room, takes as many as the process held before while the queue is good and nothing is shed (a closed loop)', () => {
+  it('past its room, takes as many as the process held before while the queue is good and no default request is refused (a closed loop)', () => {
     // A closed loop of 60 clients, all in flight under the initial limit; then the limit falls to 20
     // (a saturated loop reads as waiting): the 40 clients answered meanwhile come straight back.
     const clock = { now: 0 };
