@@ -196,6 +196,7 @@ export class Shedder {
     if (client !== undefined && this.#overClientShare(client)) return this.#refuse(rank, 'client-share');
     if (this.inFlight < this.#cap(rank) && (this.#queued === 0 || !this.#waitingAtOrAbove(rank))) {
       this.#start(rank, client);
+      this.#noteHeld();
       return 'admitted';
     }
     if (this.#queued < this.#maxQueue() || this.#heldBefore()) return 'queued';
@@ -214,7 +215,7 @@ export class Shedder {
   enqueue(waiter: Waiter): void {
     this.#queues[waiter.rank]?.push(waiter);
     this.#queued += 1;
-    if (this.inFlight + this.#queued > this.#heldThisTick) this.#heldThisTick = this.inFlight + this.#queued;
+    this.#noteHeld();
   }
 
   /**
@@ -322,7 +323,13 @@ export class Shedder {
    * loop (docs/protection.md#limits-of-the-design).
    */
   #heldBefore(): boolean {
-    return this.inFlight + this.#queued < this.#held && this.refusal[1] === 0 && !this.#bad(this.now());
+    return this.inFlight + this.#queued < this.#held && this.refusal[DEFAULT] === 0 && !this.#bad(this.now());
+  }
+
+  /** A request came in (admitted or queued): the most held at once this tick. */
+  #noteHeld(): void {
+    const held = this.inFlight + this.#queued;
+    if (held > this.#heldThisTick) this.#heldThisTick = held;
   }
 
   #waitingAtOrAbove(rank: number): boolean {
@@ -341,7 +348,6 @@ export class Shedder {
 
   #start(rank: number, client?: string): void {
     this.inFlight += 1;
-    if (this.inFlight + this.#queued > this.#heldThisTick) this.#heldThisTick = this.inFlight + this.#queued;
     this.#admittedThisTick += 1;
     if (client !== undefined && this.#clientShare !== undefined)
       this.#clients.set(client, (this.#clients.get(client) ?? 0) + 1);
@@ -434,6 +440,8 @@ export class Shedder {
     }
   }
 }
+
+const DEFAULT = PRIORITIES.indexOf('default'); // the default class's rank
 
 /** Per tick, how much of the most requests held at once is remembered: ~37% after 10 s. */
 const HELD_DECAY = 0.99;
