@@ -159,6 +159,54 @@ describe('AdaptiveLimit', () => {
     limit.update(200); // down
     expect(limit.reversals).toBe(1);
   });
+
+  it('after a shrink, grows again only once three windows in a row say nothing waits', () => {
+    const limit = new AdaptiveLimit({ initial: 20, smoothing: 1, bdpGain: 0 });
+    let now = 0;
+    const step = (latencyMs: number, inFlight = 20) => {
+      window(limit, 20, latencyMs, inFlight);
+      return limit.update((now += 100));
+    };
+    step(10); // baseline 10 ms: up
+    expect(step(30)).toBe('down');
+    // One quiet window, then a busy one: no probe up (the probe and its way back were two reversals).
+    expect(step(10)).toBe('hold');
+    expect(step(13.5)).toBe('hold');
+    expect(step(10)).toBe('hold');
+    expect(step(10)).toBe('hold');
+    const before = limit.limit;
+    expect(step(10)).toBe('up'); // the third quiet window in a row
+    expect(limit.limit).toBeCloseTo(before + Math.sqrt(before));
+    expect(step(10)).toBe('up'); // growing on: one window is enough, as before any shrink
+    expect(limit.reversals).toBe(2);
+  });
+
+  it('takes a shrink of less than one request for no move (it changes no admission)', () => {
+    // A saturated loop holds the limit on its floor, which moves a little with the rate and the
+    // lowest latency; a shrink clamped onto it moved the limit by a fraction, and the floor's next
+    // rise moved it back: a change of direction each time.
+    const limit = new AdaptiveLimit({ initial: 100, smoothing: 1 });
+    let now = 0;
+    limit.update(now);
+    window(limit, 1000, 2, 60); // 10 answers a ms at 2 ms: a floor of 40
+    limit.update((now += 100));
+    for (let i = 0; i < 30; i++) {
+      window(limit, 1000, 8, 60);
+      limit.update((now += 100));
+    }
+    expect(limit.limit - limit.floor).toBeLessThan(1);
+    const reversals = limit.reversals;
+    const moves: string[] = [];
+    // 1 % fewer answers: once the best rate is 10 s old, the floor drops by ~0.4 of a request,
+    // then rises again with the lowest latency. Far too many wait all along: the limit would shrink.
+    for (let i = 0; i < 150; i++) {
+      window(limit, 990, 8, 60);
+      moves.push(limit.update((now += 100)));
+    }
+    expect(moves).not.toContain('down');
+    expect(moves).toContain('up'); // it still follows the floor up
+    expect(limit.reversals).toBe(reversals);
+  });
 });
 
 /** A waiter that records how it ended. */

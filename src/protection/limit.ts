@@ -3,7 +3,10 @@
 // (1 − lowest latency / latency now) is how many of them are waiting rather than working (for the
 // event loop, a pool, a lock). While fewer than `queueLow` wait, the limit grows by √limit; past
 // `queueHigh` it shrinks by half the excess; in between it holds — the tolerance band that keeps
-// noise from sawing it up and down.
+// noise from sawing it up and down. Hysteresis in time too: after a shrink it grows again only once
+// three windows in a row say nothing waits (a single quiet window at several times its capacity
+// made it probe up and come back down every few seconds), and a shrink of less than one request,
+// which changes no admission, is no move.
 // What it avoids of the known designs:
 // - no pinning the limit low to re-measure the lowest latency (Envoy's adaptive concurrency): the
 //   lowest latency comes from live traffic, a window's average, with a floor that rises slowly so a
@@ -47,6 +50,9 @@ export interface AdaptiveLimitOptions {
 /** How long the highest rate of answers is remembered (ms). */
 const RATE_MEMORY_MS = 10_000;
 
+/** Windows in a row that must say nothing waits before a limit that last shrank grows again. */
+const GROW_AFTER_SHRINK_WINDOWS = 3;
+
 /** What a window did to the limit. */
 export type LimitMove = 'up' | 'down' | 'hold';
 
@@ -81,6 +87,8 @@ export class AdaptiveLimit {
   #windowStart: number | undefined;
   #lastUpdate: number | undefined;
   #lastMove: LimitMove = 'hold';
+  /** Windows in a row in which the limit could grow (little waiting, filled, loop not hot). */
+  #quietWindows = 0;
 
   constructor(options: AdaptiveLimitOptions = {}) {
     this.#min = options.min ?? 4;
@@ -156,14 +164,17 @@ export class AdaptiveLimit {
     const scale = Math.max(1, Math.log10(this.limit));
     const high = this.#queueHigh * scale;
     if (this.waiting > high) {
+      this.#quietWindows = 0;
       if (signals.gcPause === true) return 'hold';
       // Half the excess per window, at most half the limit: far over, it comes down in a few windows.
       const excess = (this.waiting - high) / 2;
       const lower = this.limit - Math.min(Math.max(1, excess), this.limit / 2);
-      return this.#move(Math.max(lower, Math.min(this.limit, floor)));
+      return this.#move(Math.max(lower, Math.min(this.limit, floor)), 1);
     }
-    if (this.waiting < this.#queueLow * scale && filled && signals.hot !== true)
-      return this.#move(this.limit + Math.sqrt(this.limit));
+    const quiet = this.waiting < this.#queueLow * scale && filled && signals.hot !== true;
+    this.#quietWindows = quiet ? this.#quietWindows + 1 : 0;
+    const needed = this.#lastMove === 'down' ? GROW_AFTER_SHRINK_WINDOWS : 1;
+    if (quiet && this.#quietWindows >= needed) return this.#move(this.limit + Math.sqrt(this.limit));
     return 'hold';
   }
 
@@ -177,9 +188,10 @@ export class AdaptiveLimit {
     this.#lastUpdate = nowMs;
   }
 
-  #move(next: number): LimitMove {
+  /** Moves the limit to `next` (within its bounds), unless that changes it by less than `minStep`. */
+  #move(next: number, minStep = 0): LimitMove {
     const bounded = clamp(next, this.#min, this.#max);
-    if (bounded === this.limit) return 'hold';
+    if (bounded === this.limit || Math.abs(bounded - this.limit) < minStep) return 'hold';
     const move: LimitMove = bounded > this.limit ? 'up' : 'down';
     if (this.#lastMove !== 'hold' && move !== this.#lastMove) this.reversals += 1;
     this.#lastMove = move;
