@@ -160,7 +160,7 @@ describe('AdaptiveLimit', () => {
     expect(limit.reversals).toBe(1);
   });
 
-  it('after a shrink, grows again only once three windows in a row say nothing waits', () => {
+  it('while its last move was down, grows again only once three windows in a row say little waits', () => {
     const limit = new AdaptiveLimit({ initial: 20, smoothing: 1, bdpGain: 0 });
     let now = 0;
     const step = (latencyMs: number, inFlight = 20) => {

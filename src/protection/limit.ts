@@ -3,10 +3,10 @@
 // (1 − lowest latency / latency now) is how many of them are waiting rather than working (for the
 // event loop, a pool, a lock). While fewer than `queueLow` wait, the limit grows by √limit; past
 // `queueHigh` it shrinks by half the excess; in between it holds — the tolerance band that keeps
-// noise from sawing it up and down. Hysteresis in time too: after a shrink it grows again only once
-// three windows in a row say nothing waits (a single quiet window at several times its capacity
-// made it probe up and come back down every few seconds), and a shrink of less than one request,
-// which changes no admission, is no move.
+// noise from sawing it up and down. Hysteresis in time too: while its last move was down, it grows
+// again only once three windows in a row say little waits (a single quiet window at several times
+// its capacity made it probe up and come back down every few seconds), and a shrink of less than
+// one request, which changes no admission, is no move.
 // What it avoids of the known designs:
 // - no pinning the limit low to re-measure the lowest latency (Envoy's adaptive concurrency): the
 //   lowest latency comes from live traffic, a window's average, with a floor that rises slowly so a
@@ -50,7 +50,7 @@ export interface AdaptiveLimitOptions {
 /** How long the highest rate of answers is remembered (ms). */
 const RATE_MEMORY_MS = 10_000;
 
-/** Windows in a row that must say nothing waits before a limit that last shrank grows again. */
+/** Windows in a row that must say little waits before a limit whose last move was down grows again. */
 const GROW_AFTER_SHRINK_WINDOWS = 3;
 
 /** What a window did to the limit. */
