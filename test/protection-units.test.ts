@@ -160,15 +160,19 @@ describe('AdaptiveLimit', () => {
     expect(limit.reversals).toBe(1);
   });
 
-  it('while its last move was down, grows again only once three windows in a row say little waits', () => {
-    const limit = new AdaptiveLimit({ initial: 20, smoothing: 1, bdpGain: 0 });
-    let now = 0;
-    const step = (latencyMs: number, inFlight = 20) => {
-      window(limit, 20, latencyMs, inFlight);
-      return limit.update((now += 100));
+  it('while shedding and its last move was down, grows again only once three windows in a row say little waits', () => {
+    const run = (shedding: boolean) => {
+      const limit = new AdaptiveLimit({ initial: 20, smoothing: 1, bdpGain: 0 });
+      let now = 0;
+      const step = (latencyMs: number) => {
+        window(limit, 20, latencyMs, 20);
+        return limit.update((now += 100), { shedding });
+      };
+      step(10); // baseline 10 ms: up
+      expect(step(30)).toBe('down');
+      return { limit, step };
     };
-    step(10); // baseline 10 ms: up
-    expect(step(30)).toBe('down');
+    const { limit, step } = run(true);
     // One quiet window, then a busy one: no probe up (the probe and its way back were two reversals).
     expect(step(10)).toBe('hold');
     expect(step(13.5)).toBe('hold');
@@ -179,6 +183,8 @@ describe('AdaptiveLimit', () => {
     expect(limit.limit).toBeCloseTo(before + Math.sqrt(before));
     expect(step(10)).toBe('up'); // growing on: one window is enough, as before any shrink
     expect(limit.reversals).toBe(2);
+    // Nothing refused (a closed loop whose clients wait in the queue): it grows at the first.
+    expect(run(false).step(10)).toBe('up');
   });
 
   it('takes a shrink of less than one request for no move (it changes no admission)', () => {

@@ -3,10 +3,11 @@
 // (1 − lowest latency / latency now) is how many of them are waiting rather than working (for the
 // event loop, a pool, a lock). While fewer than `queueLow` wait, the limit grows by √limit; past
 // `queueHigh` it shrinks by half the excess; in between it holds — the tolerance band that keeps
-// noise from sawing it up and down. Hysteresis in time too: while its last move was down, it grows
-// again only once three windows in a row say little waits (a single quiet window at several times
-// its capacity made it probe up and come back down every few seconds), and a shrink of less than
-// one request, which changes no admission, is no move.
+// noise from sawing it up and down. Hysteresis in time too: while requests are refused and its last
+// move was down, it grows again only once three windows in a row say little waits (a single quiet
+// window at several times its capacity made it probe up and come back down every few seconds);
+// with nothing refused it grows at the first, as a closed loop of clients waiting in the queue
+// needs. A shrink of less than one request, which changes no admission, is no move.
 // What it avoids of the known designs:
 // - no pinning the limit low to re-measure the lowest latency (Envoy's adaptive concurrency): the
 //   lowest latency comes from live traffic, a window's average, with a floor that rises slowly so a
@@ -50,7 +51,7 @@ export interface AdaptiveLimitOptions {
 /** How long the highest rate of answers is remembered (ms). */
 const RATE_MEMORY_MS = 10_000;
 
-/** Windows in a row that must say little waits before a limit whose last move was down grows again. */
+/** Quiet windows in a row before a limit whose last move was down grows again while shedding. */
 const GROW_AFTER_SHRINK_WINDOWS = 3;
 
 /** What a window did to the limit. */
@@ -130,9 +131,11 @@ export class AdaptiveLimit {
    * Closes the window when it has enough samples and moves the limit. `gcPause`: a long pause of
    * the garbage collector happened in the window (its latencies say nothing about the limit: no
    * shrinking). `hot`: the event loop is saturated (utilisation and delay past their guards): no
-   * growing, whatever the latency says.
+   * growing, whatever the latency says. `shedding`: requests are being refused (the shedder's
+   * curve): a limit whose last move was down grows only after {@link GROW_AFTER_SHRINK_WINDOWS}
+   * quiet windows in a row.
    */
-  update(nowMs: number, signals: { gcPause?: boolean; hot?: boolean } = {}): LimitMove {
+  update(nowMs: number, signals: { gcPause?: boolean; hot?: boolean; shedding?: boolean } = {}): LimitMove {
     this.#windowStart ??= nowMs;
     const elapsedS = this.#lastUpdate === undefined ? 0 : (nowMs - this.#lastUpdate) / 1000;
     if (this.#count === 0 || (this.#count < this.#minSamples && nowMs - this.#windowStart < 1000)) {
@@ -173,7 +176,7 @@ export class AdaptiveLimit {
     }
     const quiet = this.waiting < this.#queueLow * scale && filled && signals.hot !== true;
     this.#quietWindows = quiet ? this.#quietWindows + 1 : 0;
-    const needed = this.#lastMove === 'down' ? GROW_AFTER_SHRINK_WINDOWS : 1;
+    const needed = this.#lastMove === 'down' && signals.shedding === true ? GROW_AFTER_SHRINK_WINDOWS : 1;
     if (quiet && this.#quietWindows >= needed) return this.#move(this.limit + Math.sqrt(this.limit));
     return 'hold';
   }

@@ -263,7 +263,7 @@ export class Shedder {
     this.#overloaded = overloaded;
     if (overloaded) this.#raiseCurve();
     else if (clear) this.#lowerCurve();
-    const move = this.adaptive.update(now, { gcPause: loop.gcPause, hot });
+    const move = this.adaptive.update(now, { gcPause: loop.gcPause, hot, shedding: this.refusal[2] !== 0 });
     if (move === 'up' && this.#queued > 0) this.#drain();
     return move;
   }
