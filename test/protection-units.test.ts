@@ -3,7 +3,8 @@
 // falls. protection-http.test.ts and protection-overload.test.ts show the same through real HTTP.
 import { describe, expect, it } from 'vitest';
 import { AdaptiveLimit } from '../src/protection/limit.js';
-import { Shedder, type ShedReason, type Waiter } from '../src/protection/shedder.js';
+import { Shedder } from '../src/protection/shedder.js';
+import type { ShedReason, Waiter } from '../src/protection/types.js';
 
 const calm = { delayP99Ms: 1, utilisation: 0.3, gcPause: false };
 
@@ -212,6 +213,25 @@ describe('AdaptiveLimit', () => {
     expect(moves).not.toContain('down');
     expect(moves).toContain('up'); // it still follows the floor up
     expect(limit.reversals).toBe(reversals);
+  });
+  it("stops a shrink at the caller's floor, and never rises to it (that floor only holds)", () => {
+    const limit = new AdaptiveLimit({ initial: 100, smoothing: 1, bdpGain: 0 });
+    let now = 0;
+    limit.update(now);
+    window(limit, 1000, 2, 60); // the lowest latency: 2 ms
+    limit.update((now += 100));
+    window(limit, 1000, 8, 60); // far too many wait: it would shrink to ~94
+    expect(limit.update((now += 100), { floor: 97 })).toBe('down');
+    expect(limit.limit).toBe(97);
+    window(limit, 1000, 8, 60);
+    expect(limit.update((now += 100), { floor: 97 })).toBe('hold');
+    window(limit, 1000, 8, 60);
+    // A floor above the limit holds it where it is: raising a limit to what the process holds would
+    // follow an open overload up (the more admitted, the more held) with no end.
+    expect(limit.update((now += 100), { floor: 120 })).toBe('hold');
+    expect(limit.limit).toBe(97);
+    window(limit, 1000, 8, 60);
+    expect(limit.update(now + 100)).toBe('down'); // no floor: Vegas again
   });
 });
 
@@ -426,6 +446,62 @@ describe('Shedder', () => {
     shedder.release(1);
     clock.now = 250; // no waiter served first come for 150 ms: bad
     expect(shedder.admit(1)).toBe('queue-full');
+  });
+
+  it('while nothing is refused, does not lower the limit under what a closed loop needs to wait within the target', () => {
+    // 100 clients, each back as soon as it is answered (or refused, one step later); a saturated
+    // loop: the latency is 8× the lowest, so Vegas alone (no bandwidth-delay floor here) would
+    // lower the limit to its minimum and the clients over it would wait in the queue, past CoDel's
+    // 5 ms, until it called the queue bad and refused them.
+    const run = (refuseOnePerTick: boolean) => {
+      const clock = { now: 0 };
+      const shedder = new Shedder({
+        limit: { initial: 100, min: 4, max: 200, bdpGain: 0, smoothing: 1 },
+        now: () => clock.now,
+        random: () => 0.5,
+      });
+      let inFlight = 0;
+      let back = 100;
+      let latency = 2;
+      for (let tick = 0; tick < 40; tick++) {
+        for (let step = 0; step < 100; step++) {
+          const arriving = back;
+          back = 0;
+          for (let k = 0; k < arriving; k++) {
+            const admission = shedder.admit(1);
+            if (admission === 'admitted') inFlight += 1;
+            else if (admission === 'queued') {
+              const { w } = waiter(shedder, 1);
+              w.resume = (reason) => (reason === undefined ? (inFlight += 1) : (back += 1));
+              shedder.enqueue(w);
+            } else back += 1; // refused: back at the next step
+          }
+          clock.now += 1;
+          // 10 answered a millisecond: 25 within half the target.
+          for (let k = 0; k < 10 && inFlight > 0; k++) {
+            inFlight -= 1;
+            back += 1;
+            shedder.release(1, latency);
+          }
+        }
+        if (refuseOnePerTick) {
+          shedder.refusal[2] = 1;
+          expect(shedder.admit(2)).toBe('overload');
+        }
+        shedder.tick(calm);
+        latency = 16;
+      }
+      return shedder;
+    };
+    const served = run(false);
+    // The floor: (100 held − 25 that drain within half the target) ÷ the 80 % of the limit a
+    // default request may use: 93.75. The 25 over a default request's share wait 2.5 ms.
+    expect(served.adaptive.limit).toBeGreaterThanOrEqual(93.75); // (the rate is smoothed: a hair over)
+    expect(served.adaptive.limit).toBeLessThan(95);
+    expect(served.shedTotal).toBe(0);
+    // Anything refused (open overload refused at the room, the curve) and the floor is off.
+    const refusing = run(true);
+    expect(refusing.adaptive.limit).toBeLessThan(50);
   });
 
   it('raises the curve lowest class first while overloaded, lowers it highest first once clear, more slowly', () => {

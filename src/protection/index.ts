@@ -5,10 +5,12 @@ import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { HealthRegistry } from '../health/index.js';
 import type { MetricsHistory } from '../metrics/history.js';
-import { PRIORITIES, SHED_REASONS, Shedder, type Priority, type ShedderOptions } from './shedder.js';
+import { Shedder } from './shedder.js';
 import { LoopSampler } from './signals.js';
+import { PRIORITIES, SHED_REASONS, type Priority, type ShedderOptions } from './types.js';
 
-export { PRIORITIES, SHED_REASONS, Shedder, type Priority, type ShedReason, type Waiter } from './shedder.js';
+export { Shedder } from './shedder.js';
+export { PRIORITIES, SHED_REASONS, type Priority, type ShedReason, type Waiter } from './types.js';
 
 /**
  * Options of load shedding (the `protection` option of `createBulwark()` and of the Fastify plugin,

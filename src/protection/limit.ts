@@ -7,7 +7,8 @@
 // move was down, it grows again only once three windows in a row say little waits (a single quiet
 // window at several times its capacity made it probe up and come back down every few seconds);
 // with nothing refused it grows at the first, as a closed loop of clients waiting in the queue
-// needs. A shrink of less than one request, which changes no admission, is no move.
+// needs. A shrink of less than one request, which changes no admission, is no move. The caller may
+// set a floor for a window that stops a shrink (the shedder's room for a closed loop of clients).
 // What it avoids of the known designs:
 // - no pinning the limit low to re-measure the lowest latency (Envoy's adaptive concurrency): the
 //   lowest latency comes from live traffic, a window's average, with a floor that rises slowly so a
@@ -133,9 +134,13 @@ export class AdaptiveLimit {
    * shrinking). `hot`: the event loop is saturated (utilisation and delay past their guards): no
    * growing, whatever the latency says. `shedding`: requests are being refused (the shedder's
    * curve): a limit whose last move was down grows only after {@link GROW_AFTER_SHRINK_WINDOWS}
-   * quiet windows in a row.
+   * quiet windows in a row. `floor`: the caller's lowest limit for the window (the shedder's room
+   * for a closed loop of clients): a shrink stops there; it never raises the limit.
    */
-  update(nowMs: number, signals: { gcPause?: boolean; hot?: boolean; shedding?: boolean } = {}): LimitMove {
+  update(
+    nowMs: number,
+    signals: { gcPause?: boolean; hot?: boolean; shedding?: boolean; floor?: number } = {},
+  ): LimitMove {
     this.#windowStart ??= nowMs;
     const elapsedS = this.#lastUpdate === undefined ? 0 : (nowMs - this.#lastUpdate) / 1000;
     if (this.#count === 0 || (this.#count < this.#minSamples && nowMs - this.#windowStart < 1000)) {
@@ -162,8 +167,10 @@ export class AdaptiveLimit {
     this.waiting = inFlight * Math.max(0, 1 - this.minRttMs / this.rttMs);
     // Below the floor (a limit lowered while the process was still warming up, before its rate
     // was known): back up to it at once, unless the loop is saturated by this process's own work.
-    const floor = Math.min(this.floor, this.#max);
-    if (this.limit < floor && signals.hot !== true) return this.#move(floor);
+    const bdp = Math.min(this.floor, this.#max);
+    if (this.limit < bdp && signals.hot !== true) return this.#move(bdp);
+    // The caller's floor (the room a closed loop needs) stops a shrink; it never raises the limit.
+    const floor = Math.max(bdp, Math.min(signals.floor ?? 0, this.#max));
     const scale = Math.max(1, Math.log10(this.limit));
     const high = this.#queueHigh * scale;
     if (this.waiting > high) {

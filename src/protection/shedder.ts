@@ -11,103 +11,18 @@
 //   refused rather than served late. Bad, as CoDel judges a queue by its waits, not its length:
 //   for 100 ms not empty and no waiter served first-come within the 5 ms target. A waiter whose
 //   client left, or whose deadline passed, is dropped before it runs.
-import { AdaptiveLimit, type AdaptiveLimitOptions, type LimitMove } from './limit.js';
-
-/** Request classes, most important first; the index is the class's rank. */
-export const PRIORITIES = ['critical', 'default', 'sheddable'] as const;
-/** A request class: `critical` is shed last and keeps a reserved share of the limit. */
-export type Priority = (typeof PRIORITIES)[number];
-
-/** Why a request was refused or dropped. */
-export const SHED_REASONS = [
-  'overload',
-  'queue-full',
-  'queue-timeout',
-  'client-gone',
-  'deadline',
-  'client-share',
-] as const;
-export type ShedReason = (typeof SHED_REASONS)[number];
-
-/** A request waiting for a slot. */
-export interface Waiter {
-  readonly rank: number;
-  /** The client's key with per-client fairness, else undefined. */
-  readonly client?: string | undefined;
-  readonly queuedAt: number;
-  /** When its client stops waiting (ms on the shedder's clock), or +Infinity. */
-  readonly deadlineAt: number;
-  /** Whether the client has gone (its connection closed): then it is dropped, never run. */
-  gone(): boolean;
-  /** Called once: without a reason when admitted (in flight from then on), else why it was dropped. */
-  resume(reason?: ShedReason): void;
-}
-
-/** What one interval of signals from the event loop says (see signals.ts). */
-export interface LoopSignals {
-  /** Event-loop delay p99 over the interval, ms. */
-  delayP99Ms: number;
-  /** Event-loop utilisation over the interval, 0..1. */
-  utilisation: number;
-  /** A garbage-collection pause longer than 20 ms happened in the interval. */
-  gcPause: boolean;
-}
-
-/** Options of {@link Shedder}. */
-export interface ShedderOptions {
-  limit?: AdaptiveLimitOptions;
-  /** Share of the limit only critical requests may use (default 0.2). */
-  criticalReserve?: number;
-  /**
-   * Per-client fairness while overloaded: one client (the plugin's `clientKey`, by default its IP)
-   * may hold at most this share of the limit (at least 2 slots); beyond it, it is refused with
-   * `client-share` (HTTP 429). Default: off (behind a proxy that hides clients, one "client" is
-   * everyone).
-   */
-  clientShare?: number;
-  /** Requests that may wait for a slot, as a multiple of the limit (default 1, at least 16). */
-  queueFactor?: number;
-  /** CoDel's target and interval (ms; default 5 and 100). */
-  queueTargetMs?: number;
-  queueIntervalMs?: number;
-  /**
-   * The event loop is overloaded when its utilisation is at least `hotUtilisation` (default 0.9)
-   * and its delay p99 at least `hotDelayMs` (default 50 ms): the service itself is busy, not
-   * starved of CPU by another process (then shedding would not help).
-   */
-  hotUtilisation?: number;
-  hotDelayMs?: number;
-  /** Per tick: raise of a class's refusal probability while overloaded (default 0.05), fall once clear (0.02). */
-  raiseStep?: number;
-  fallStep?: number;
-  now?: () => number;
-  random?: () => number;
-}
-
-/** Counts since the start, by class rank. */
-export interface ShedderCounts {
-  admitted: number[];
-  /** Answered below 500 after admission. */
-  completed: number[];
-  /** Refused or dropped, by class rank then reason. */
-  shed: Record<ShedReason, number>[];
-}
-
-/** The shedding state of one interval, for logs, health and metrics. */
-export interface ShedderState {
-  limit: number;
-  inFlight: number;
-  queued: number;
-  /** Refusal probability of each class (critical is always 0). */
-  refusal: readonly number[];
-  overloaded: boolean;
-  minRttMs: number;
-  rttMs: number;
-  reversals: number;
-}
-
-/** The outcome of {@link Shedder.admit}: admitted now, queued (the waiter will be resumed), or refused. */
-export type Admission = 'admitted' | 'queued' | ShedReason;
+import { AdaptiveLimit, type LimitMove } from './limit.js';
+import {
+  PRIORITIES,
+  SHED_REASONS,
+  type Admission,
+  type LoopSignals,
+  type ShedderCounts,
+  type ShedderOptions,
+  type ShedderState,
+  type ShedReason,
+  type Waiter,
+} from './types.js';
 
 /** Admission control over one process's requests; pure logic on an injected clock. */
 export class Shedder {
@@ -133,6 +48,7 @@ export class Shedder {
    */
   #goodAt: number;
   #dropsThisTick = 0;
+  #refusedThisTick = 0;
   /** The most requests held at once (in flight and waiting), remembered with a slow decay. */
   #held = 0;
   #heldThisTick = 0;
@@ -258,12 +174,19 @@ export class Shedder {
     const overloaded = hot || queueBad || this.#dropsThisTick > 0;
     const clear = !overloaded && !warm && this.#queued === 0;
     this.#dropsThisTick = 0;
+    const floor = this.#roomFloor();
+    this.#refusedThisTick = 0;
     this.#held = Math.max(this.#heldThisTick, this.#held * HELD_DECAY);
     this.#heldThisTick = this.inFlight + this.#queued;
     this.#overloaded = overloaded;
     if (overloaded) this.#raiseCurve();
     else if (clear) this.#lowerCurve();
-    const move = this.adaptive.update(now, { gcPause: loop.gcPause, hot, shedding: this.refusal[2] !== 0 });
+    const move = this.adaptive.update(now, {
+      gcPause: loop.gcPause,
+      hot,
+      shedding: this.refusal[2] !== 0,
+      floor,
+    });
     if (move === 'up' && this.#queued > 0) this.#drain();
     return move;
   }
@@ -294,6 +217,19 @@ export class Shedder {
   #cap(rank: number): number {
     const limit = this.adaptive.limit;
     return rank === 0 ? limit : Math.max(1, limit * (1 - this.#reserve));
+  }
+
+  /**
+   * While nothing was refused this tick (a client leaving aside), the limit under which the most
+   * held this tick would wait longer than half the target (a margin for the rate's swings), over a
+   * default request's share of the limit. A closed loop of clients keeps the same number in the process whatever the limit: a
+   * lower limit only moves their wait from in flight to the queue, until CoDel calls the queue bad
+   * and refuses clients that come straight back. The limit does not shrink under it; it is never
+   * raised to it (open overload, which holds the more the more is admitted, would follow it up).
+   */
+  #roomFloor(): number {
+    if (this.#refusedThisTick > 0) return 0;
+    return (this.#heldThisTick - (this.#drainRate * this.#target) / 2000) / (1 - this.#reserve);
   }
 
   /** Whether the queue has been bad (nobody served within the target, never empty) for an interval. */
@@ -360,6 +296,7 @@ export class Shedder {
     if (counts !== undefined) counts[reason] += 1;
     // Dropped for want of room or time: the queue is overloaded (a client leaving is not a sign of it).
     if (reason === 'queue-full' || reason === 'queue-timeout') this.#dropsThisTick += 1;
+    if (reason !== 'client-gone') this.#refusedThisTick += 1;
     return reason;
   }
 

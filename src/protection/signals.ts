@@ -7,7 +7,7 @@ import {
   PerformanceObserver,
   type EventLoopUtilization,
 } from 'node:perf_hooks';
-import type { LoopSignals } from './shedder.js';
+import type { LoopSignals } from './types.js';
 
 /** A GC pause at least this long (ms) marks the interval. */
 const LONG_GC_MS = 20;
