@@ -174,7 +174,7 @@ export class Shedder {
     const overloaded = hot || queueBad || this.#dropsThisTick > 0;
     const clear = !overloaded && !warm && this.#queued === 0;
     this.#dropsThisTick = 0;
-    const floor = this.#roomFloor();
+    const floor = this.#roomFloor(hot);
     this.#refusedThisTick = 0;
     this.#held = Math.max(this.#heldThisTick, this.#held * HELD_DECAY);
     this.#heldThisTick = this.inFlight + this.#queued;
@@ -220,15 +220,16 @@ export class Shedder {
   }
 
   /**
-   * While nothing was refused this tick (a client leaving aside), the limit under which the most
-   * held this tick would wait longer than half the target (a margin for the rate's swings), over a
-   * default request's share of the limit. A closed loop of clients keeps the same number in the process whatever the limit: a
-   * lower limit only moves their wait from in flight to the queue, until CoDel calls the queue bad
-   * and refuses clients that come straight back. The limit does not shrink under it; it is never
-   * raised to it (open overload, which holds the more the more is admitted, would follow it up).
+   * While nothing was refused this tick (a client leaving aside) and the loop is not hot, the
+   * limit under which the most held this tick would wait longer than half the target (a margin
+   * for the rate's swings), over a default request's share of the limit. A closed loop of clients
+   * keeps the same number in the process whatever the limit: a lower limit only moves their wait
+   * from in flight to the queue, until CoDel calls the queue bad and refuses clients that come
+   * straight back. The limit does not shrink under it; it is never raised to it (open overload,
+   * which holds the more the more is admitted, would follow it up).
    */
-  #roomFloor(): number {
-    if (this.#refusedThisTick > 0) return 0;
+  #roomFloor(hot: boolean): number {
+    if (hot || this.#refusedThisTick > 0) return 0;
     return (this.#heldThisTick - (this.#drainRate * this.#target) / 2000) / (1 - this.#reserve);
   }
 
