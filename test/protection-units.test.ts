@@ -453,7 +453,7 @@ describe('Shedder', () => {
     // loop: the latency is 8× the lowest, so Vegas alone (no bandwidth-delay floor here) would
     // lower the limit to its minimum and the clients over it would wait in the queue, past CoDel's
     // 5 ms, until it called the queue bad and refused them.
-    const run = (refuseOnePerTick: boolean) => {
+    const run = (refuseOnePerTick: boolean, loop = calm, ticks = 40) => {
       const clock = { now: 0 };
       const shedder = new Shedder({
         limit: { initial: 100, min: 4, max: 200, bdpGain: 0, smoothing: 1 },
@@ -463,7 +463,7 @@ describe('Shedder', () => {
       let inFlight = 0;
       let back = 100;
       let latency = 2;
-      for (let tick = 0; tick < 40; tick++) {
+      for (let tick = 0; tick < ticks; tick++) {
         for (let step = 0; step < 100; step++) {
           const arriving = back;
           back = 0;
@@ -488,7 +488,7 @@ describe('Shedder', () => {
           shedder.refusal[2] = 1;
           expect(shedder.admit(2)).toBe('overload');
         }
-        shedder.tick(calm);
+        shedder.tick(loop);
         latency = 16;
       }
       return shedder;
@@ -502,6 +502,10 @@ describe('Shedder', () => {
     // Anything refused (open overload refused at the room, the curve) and the floor is off.
     const refusing = run(true);
     expect(refusing.adaptive.limit).toBeLessThan(50);
+    // So is a hot loop (without that guard, a full overload run's 2× critical p99 rose to 2.3–2.6 s).
+    const hot = run(false, { delayP99Ms: 80, utilisation: 0.97, gcPause: false }, 8);
+    expect(hot.adaptive.limit).toBeLessThan(50);
+    expect(hot.refusal[1]).toBe(0); // the curve still refuses no default request: the hot loop did it
   });
 
   it('raises the curve lowest class first while overloaded, lowers it highest first once clear, more slowly', () => {
