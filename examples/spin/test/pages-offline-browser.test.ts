@@ -84,12 +84,19 @@ async function userOf(page: Page, server = t.app): Promise<{ id: string }> {
 /** Idempotency-Keys of the page's POSTs to paths ending with `suffix`, as they left the page. */
 function keysSent(page: Page, suffix: string): string[] {
   const keys: string[] = [];
-  page.on('request', (request) => {
+  // Answered requests only: a try the browser failed before it reached the server (a reloaded
+  // page may say online for a moment before Chromium applies the emulated offline state to it, and
+  // tries its kept requests) has not sent anything.
+  page.on('requestfinished', (request) => {
     if (request.method() === 'POST' && request.url().endsWith(suffix))
       keys.push(request.headers()['idempotency-key'] ?? '');
   });
   return keys;
 }
+
+/** A kept request the page tried while the browser had no network: failed, and kept. */
+const TRIED_OFFLINE =
+  /^request failed: POST .*\/api\/(queue\/join|matches\/.*\/vote) net::ERR_INTERNET_DISCONNECTED$/;
 
 /**
  * The next build of the pages in `from`, written to `to`: its script changed (so renamed, as Vite
@@ -129,7 +136,10 @@ describe("Spin's pages offline", () => {
       const reloaded = await page.reload();
       expect(reloaded?.fromServiceWorker()).toBe(true);
       await expect.poll(() => page.getByText('Hello Ann (woman, seeking woman)').count()).toBe(1);
-      expect(await page.getByRole('status').getByText(OFFLINE).count()).toBe(1);
+      // The reloaded page hears it is offline once Chromium applies the emulation to it.
+      await expect
+        .poll(() => page.getByRole('status').getByText(OFFLINE).count(), { timeout: 10_000 })
+        .toBe(1);
       expect(await axeViolations(page)).toEqual([]);
       await screenshot(page, 'spin-offline');
 
@@ -169,8 +179,9 @@ describe("Spin's pages offline", () => {
       await screenshot(page, 'spin-offline-join-kept');
 
       // A reload while offline (the page from the service worker) still has it.
+      t.problems.expected.push(TRIED_OFFLINE);
       await page.reload();
-      await expect.poll(() => pending.count()).toBe(1);
+      await expect.poll(() => pending.count(), { timeout: 10_000 }).toBe(1);
       expect(sent).toEqual([]);
 
       await context.setOffline(false);
@@ -190,6 +201,45 @@ describe("Spin's pages offline", () => {
       await context.close();
     }
   });
+
+  it('a kept join survives a page that says online with no network, and is sent once when the network is back', async () => {
+    t.problems = new PageProblems();
+    t.problems.expected.push(STREAM_DOWN, TRIED_OFFLINE);
+    const { context, page } = await open(t.base, 360);
+    const sent = keysSent(page, '/api/queue/join');
+    try {
+      await visit(page);
+      await signUp(page, 'Eve', 'woman', ['man']);
+      await expect.poll(() => page.getByText('You are not in the queue.').count()).toBe(1);
+      await goOffline(context);
+      await page.getByRole('button', { name: 'Join the queue' }).click();
+      await expect.poll(async () => (await keptOf(page)).length).toBe(1);
+      const key = (await keptOf(page))[0]!.key;
+
+      // From the next load on, navigator.onLine says online whatever the network (as behind a
+      // captive portal): the page tries its kept join at once, the API client again 0.5, 1 and 2 s
+      // later, and every try goes unanswered.
+      await page.addInitScript('Object.defineProperty(Navigator.prototype, "onLine", { get: () => true })');
+      await page.reload();
+      await expect
+        .poll(() => page.getByRole('status').getByText(OFFLINE).count(), { timeout: 10_000 })
+        .toBe(1);
+      await page.waitForTimeout(5_000);
+      expect(await keptOf(page)).toMatchObject([{ key }]); // unanswered, so still kept
+      expect(sent).toEqual([]);
+
+      await context.setOffline(false);
+      await expect
+        .poll(() => page.getByText('You are number 1 in your line').count(), { timeout: 40_000 })
+        .toBe(1);
+      expect(sent).toEqual([key]);
+      expect(await keptOf(page)).toEqual([]);
+      expect(await t.app.spin.store.remembered((await userOf(page)).id, key)).toBeDefined();
+      await leaveQueue(page);
+    } finally {
+      await context.close();
+    }
+  }, 90_000);
 
   it('a like made offline is sent once when back, under the vote’s key', async () => {
     t.problems = new PageProblems();

@@ -1,5 +1,6 @@
 // Spin's API as the pages call it: JSON in and out, the user's bearer token, and every failure as an
 // ApiError with the server's error code (or NETWORK when the server could not be reached).
+import { noteAnswer } from './network.js';
 
 export type Gender = 'woman' | 'man' | 'nonbinary';
 export const GENDERS: readonly Gender[] = ['woman', 'man', 'nonbinary'];
@@ -139,8 +140,11 @@ async function once<T>(
     });
   } catch {
     crumb(`${method} ${path} → no answer`, 'error');
+    noteAnswer(false);
     throw new ApiError(0, 'NETWORK', 'Spin could not be reached: check your connection.');
   }
+  // The service worker's copy, given because the network failed, is not the server's answer.
+  noteAnswer(res.headers.get('x-spin-from-cache') === null);
   crumb(`${method} ${path} → ${res.status}`, res.ok ? undefined : 'error');
   const text = await res.text();
   let data: { error?: { code?: string; message?: string } } = {};

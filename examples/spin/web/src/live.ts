@@ -3,6 +3,8 @@
 // the connection was down arrives once it is back, waiting 1 s, then twice as long each time up to
 // 30 s, or until the browser says it is back online; a 401 ends it (the token is no longer valid).
 
+import { noteAnswer } from './network.js';
+
 export interface Live {
   stop(): void;
 }
@@ -27,7 +29,11 @@ export function follow(token: string, handlers: LiveHandlers): Live {
             ...(lastId === undefined ? {} : { 'last-event-id': lastId }),
           },
           signal: controller.signal,
+        }).catch((error: unknown) => {
+          if (!controller.signal.aborted) noteAnswer(false);
+          throw error;
         });
+        noteAnswer(true);
         if (res.status === 401) {
           handlers.onUnauthorized();
           return;

@@ -1,5 +1,5 @@
 // The pages offline: the service worker registered (sw/sw.ts keeps the pages and the user's data
-// for when the network is gone), a banner while the browser is offline, the joins and votes kept
+// for when the network is gone), a banner while offline (network.ts), the joins and votes kept
 // until it is back (outbox.ts) and a new version offered once its worker took over.
 //
 // A new version is offered, not loaded by itself: the page is kept open for long waits and acted on
@@ -7,23 +7,15 @@
 // they typed or leave them wondering whether their click counted. Nothing keeps them on the old
 // build: the new worker is active, so the next page they open, and Reload now, are the new build.
 import { useEffect, useState } from 'preact/hooks';
+import { online, watchOnline } from './network.js';
 import { kept, sendWhenOnline, watchKept, type Kept } from './outbox.js';
 import type { Fail } from './ui.js';
 import './offline.css';
 
 function useOnline(): boolean {
-  const [online, setOnline] = useState(navigator.onLine);
-  useEffect(() => {
-    const on = () => setOnline(true);
-    const off = () => setOnline(false);
-    window.addEventListener('online', on);
-    window.addEventListener('offline', off);
-    return () => {
-      window.removeEventListener('online', on);
-      window.removeEventListener('offline', off);
-    };
-  }, []);
-  return online;
+  const [isOnline, setOnline] = useState(online());
+  useEffect(() => watchOnline(setOnline), []);
+  return isOnline;
 }
 
 /** Whether this page's scripts and style sheets are all of the build the active worker serves. */

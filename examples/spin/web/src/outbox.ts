@@ -3,6 +3,7 @@
 // action's, not the attempt's: whatever sends it again (a retry, a reload mid-send, another tab
 // sending the same kept list) gets the first answer back from the server, never a second effect.
 import { api, ApiError } from './api.js';
+import { online } from './network.js';
 
 /** A keyed request: sent now, or kept until the browser is back online. */
 export interface Kept {
@@ -62,9 +63,27 @@ export function keptKey(path: string, token: string): string | undefined {
   return kept().find((k) => k.path === path && k.token === token)?.key;
 }
 
-/** The browser is offline, so the request did not go (or its answer cannot come). */
-function offline(error: unknown): boolean {
-  return error instanceof ApiError && error.status === 0 && !navigator.onLine;
+/** No answer came: the network failed, whatever `navigator.onLine` says. */
+function unanswered(error: unknown): boolean {
+  return error instanceof ApiError && error.status === 0;
+}
+
+/** The next try of the kept requests after one went unanswered while the browser said online. */
+let retry: ReturnType<typeof setTimeout> | undefined;
+let retryMs = 1_000;
+
+/**
+ * `navigator.onLine` can say online with no network (a page reloaded while the emulated or real
+ * network is gone, a captive portal): no `online` event will come, so try again later, 1 s doubling
+ * to 30 s. Offline, the `online` event sends them.
+ */
+function retryLater(): void {
+  if (retry !== undefined || !navigator.onLine) return;
+  retry = setTimeout(() => {
+    retry = undefined;
+    void sendAll();
+  }, retryMs);
+  retryMs = Math.min(retryMs * 2, 30_000);
 }
 
 function call<T>(request: Kept): Promise<T> {
@@ -73,15 +92,16 @@ function call<T>(request: Kept): Promise<T> {
 }
 
 /**
- * Sends a keyed request now or, when the browser is offline, keeps it and sends it once it is back
- * online: resolves with its answer either way, rejects with what `api` rejects with otherwise.
+ * Sends a keyed request now or, when offline (no network, or no answer: network.ts), keeps it and
+ * sends it once back online: resolves with its answer either way, rejects with what `api` rejects
+ * with when the server answered with a refusal.
  */
 export async function send<T>(request: Kept): Promise<T> {
-  if (navigator.onLine) {
+  if (online()) {
     try {
       return await call<T>(request);
     } catch (error) {
-      if (!offline(error)) throw error;
+      if (!unanswered(error)) throw error; // answered: the caller has its refusal
     }
   }
   return new Promise<T>((resolve, reject) => {
@@ -102,8 +122,11 @@ async function sendKept(): Promise<void> {
     let outcome: { answer: unknown } | { error: unknown };
     try {
       outcome = { answer: await call(request) };
+      retryMs = 1_000;
     } catch (error) {
-      if (offline(error)) return; // offline again: still kept
+      // No answer (offline again, or a network the browser calls online): still kept, and its key
+      // makes a later send safe. Only an answer settles it.
+      if (unanswered(error)) return retryLater();
       outcome = { error };
     }
     save(kept().filter((k) => k.key !== request.key));

@@ -81,6 +81,9 @@ async function asset(request: Request): Promise<Response> {
   return (await caches.match(request, { cacheName: CACHE })) ?? fetch(request);
 }
 
+/** The header of an answer the worker gave from its cache because the network failed. */
+const FROM_CACHE = 'x-spin-from-cache';
+
 async function data(request: Request): Promise<Response> {
   const cache = await caches.open(CACHE);
   const key = await perUser(request);
@@ -91,7 +94,10 @@ async function data(request: Request): Promise<Response> {
   } catch (error) {
     const kept = await cache.match(key);
     if (kept === undefined) throw error;
-    return kept;
+    // Marked, so the page knows the server did not answer (web/src/network.ts).
+    const headers = new Headers(kept.headers);
+    headers.set(FROM_CACHE, '1');
+    return new Response(kept.body, { status: kept.status, statusText: kept.statusText, headers });
   }
 }
 
