@@ -241,6 +241,48 @@ describe("Spin's pages offline", () => {
     }
   }, 90_000);
 
+  it('a join clicked while nothing answers, though the browser says online, is kept and sent once when the network is back', async () => {
+    t.problems = new PageProblems();
+    t.problems.expected.push(STREAM_DOWN, TRIED_OFFLINE);
+    const { context, page } = await open(t.base, 360);
+    const sent = keysSent(page, '/api/queue/join');
+    try {
+      await visit(page);
+      await signUp(page, 'Fay', 'woman', ['man']);
+      await expect.poll(() => page.getByText('You are not in the queue.').count()).toBe(1);
+      // From here the browser tells the page nothing (as behind a captive portal): navigator.onLine
+      // says online, and no online or offline event reaches it.
+      await page.evaluate(`
+        Object.defineProperty(Navigator.prototype, 'onLine', { get: () => true });
+        for (const type of ['online', 'offline'])
+          window.addEventListener(type, (event) => event.stopImmediatePropagation(), true);
+      `);
+      await goOffline(context); // the live stream drops, and its next try goes unanswered
+      await expect
+        .poll(() => page.getByRole('status').getByText(OFFLINE).count(), { timeout: 10_000 })
+        .toBe(1);
+
+      await page.getByRole('button', { name: 'Join the queue' }).click();
+      await expect
+        .poll(() =>
+          page.getByRole('status').getByText('Your join will be sent when you are back online.').count(),
+        )
+        .toBe(1);
+      const key = (await keptOf(page))[0]!.key;
+      expect(sent).toEqual([]);
+
+      await context.setOffline(false); // no event says so: the page's own tries find it
+      await expect
+        .poll(() => page.getByText('You are number 1 in your line').count(), { timeout: 40_000 })
+        .toBe(1);
+      expect(sent).toEqual([key]);
+      expect(await page.getByRole('status').getByText(OFFLINE).count()).toBe(0);
+      await leaveQueue(page);
+    } finally {
+      await context.close();
+    }
+  }, 90_000);
+
   it('a like made offline is sent once when back, under the vote’s key', async () => {
     t.problems = new PageProblems();
     t.problems.expected.push(STREAM_DOWN);

@@ -3,7 +3,7 @@
 // action's, not the attempt's: whatever sends it again (a retry, a reload mid-send, another tab
 // sending the same kept list) gets the first answer back from the server, never a second effect.
 import { api, ApiError } from './api.js';
-import { online } from './network.js';
+import { online, watchOnline } from './network.js';
 
 /** A keyed request: sent now, or kept until the browser is back online. */
 export interface Kept {
@@ -104,6 +104,8 @@ export async function send<T>(request: Kept): Promise<T> {
       if (!unanswered(error)) throw error; // answered: the caller has its refusal
     }
   }
+  // Kept: sent when back online, or by a later try if the browser says online already.
+  retryLater();
   return new Promise<T>((resolve, reject) => {
     const list = kept();
     if (!list.some((k) => k.key === request.key)) save([...list, request]);
@@ -146,13 +148,15 @@ function sendAll(): Promise<void> {
 }
 
 /**
- * Sends the kept requests now (those an earlier page kept too) and each time the browser is back
- * online; a failure nobody in this page waits for goes to `fail`. Returns the stop.
+ * Sends the kept requests now (those an earlier page kept too) and each time the page is back
+ * online (the browser's `online` event, or an answer after none: network.ts); a failure nobody in
+ * this page waits for goes to `fail`. Returns the stop.
  */
 export function sendWhenOnline(fail: (error: unknown) => void): () => void {
   orphaned = fail;
-  const back = () => void sendAll();
-  window.addEventListener('online', back);
-  back();
-  return () => window.removeEventListener('online', back);
+  const stop = watchOnline((isOnline) => {
+    if (isOnline) void sendAll();
+  });
+  void sendAll();
+  return stop;
 }
