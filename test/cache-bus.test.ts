@@ -75,6 +75,24 @@ describe('cross-instance L1 invalidation (real redis-server)', () => {
     await eventually(async () => heard, [{ origin: a.instanceId, tag: 'grp' }], 5000);
   });
 
+  it('a getOrSet fill reaches Redis behind its answer, and a delete made right after it still wins', async () => {
+    const reader = redisClient(redis.url);
+    onTestFinished(() => reader.disconnect());
+    await reader.connect();
+    expect(await a.cache.getOrSet('filled', () => 'made')).toBe('made');
+    await a.cache.settled();
+    expect(JSON.parse((await reader.get('bulwark:cache:v:filled')) ?? 'null')).toMatchObject({
+      value: 'made',
+    });
+    expect(await b.cache.get('filled')).toBe('made');
+    // The fill's SET is on the connection before getOrSet answers, so the DEL that follows lands after it.
+    expect(await a.cache.getOrSet('gone', () => 'briefly')).toBe('briefly');
+    await a.cache.delete('gone');
+    await a.cache.settled();
+    expect(await reader.get('bulwark:cache:v:gone')).toBeNull();
+    expect(await b.cache.get('gone')).toBeUndefined();
+  });
+
   it('after the bus drops and returns, L1 entries from before are not trusted', async () => {
     await a.cache.set('old', 'stale-after-restart');
     expect(await b.cache.get('old')).toBe('stale-after-restart'); // in b's L1

@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { Logger } from 'pino';
 import { CacheJournal, planReplay, type JournalRecord } from '../src/cache/journal.js';
 import { MemoryCacheStore } from '../src/cache/memory.js';
 import { TieredCache } from '../src/cache/tiered.js';
@@ -12,6 +13,8 @@ class FlakyStore implements CacheStore {
   readonly name = 'flaky';
   down = false;
   hung = false;
+  /** While set, writes wait for it before reaching the inner store. */
+  held: Promise<void> | undefined;
   readonly inner: CacheStore;
   constructor(inner: CacheStore) {
     this.inner = inner;
@@ -25,7 +28,11 @@ class FlakyStore implements CacheStore {
     return this.#gate(() => this.inner.get<T>(key));
   }
   set<T>(key: string, entry: CacheEntry<T>) {
-    return this.#gate(() => this.inner.set(key, entry));
+    const held = this.held;
+    return this.#gate(async () => {
+      await held;
+      return this.inner.set(key, entry);
+    });
   }
   delete(keys: string[]) {
     return this.#gate(() => this.inner.delete(keys));
@@ -106,6 +113,51 @@ describe('tiered cache', () => {
     await vi.advanceTimersByTimeAsync(10);
     expect(await results).toEqual(Array(20).fill('v'));
     expect(runs).toBe(1);
+  });
+
+  it('getOrSet answers once L1 holds the value; the L2 write goes on behind and settled() waits for it', async () => {
+    const { list, shared, flaky } = await instances(2);
+    const [a, b] = list;
+    let release = () => undefined as void;
+    flaky.held = new Promise<void>((resolve) => (release = resolve));
+    expect(await a!.cache.getOrSet('k', () => 'v')).toBe('v');
+    expect(await shared.get('k')).toBeUndefined(); // not yet in L2
+    expect(await a!.cache.getOrSet('k', () => 'again')).toBe('v'); // L1: the factory does not run again
+    let settled = false;
+    const waiting = a!.cache.settled().then(() => (settled = true));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(settled).toBe(false);
+    // set() still resolves only once L2 has the value
+    let setDone = false;
+    const setting = a!.cache.set('s', 1).then(() => (setDone = true));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(setDone).toBe(false);
+    release();
+    await waiting;
+    await setting;
+    expect(await shared.get('k')).toMatchObject({ value: 'v' });
+    expect(await b!.cache.get('k')).toBe('v');
+    expect(list[0]!.failover.mode).toBe('primary');
+  });
+
+  it('a getOrSet fill that reaches neither L2 nor the journal is logged, and the caller still has its value', async () => {
+    const { list, flaky } = await instances(1);
+    const { cache, failover } = list[0]!;
+    await failL2(flaky, failover, cache);
+    const warnings: unknown[] = [];
+    const logger = { warn: (...args: unknown[]) => warnings.push(args) } as unknown as Logger;
+    const broken = new TieredCache({
+      name: 'c',
+      l1: new MemoryCacheStore(),
+      l2: { store: flaky, failover, journal: new CacheJournal(store.kv, 'broken') },
+      logger,
+    });
+    await store.close(); // the journal cannot be written any more
+    expect(await broken.getOrSet('k', () => 'v')).toBe('v');
+    await broken.settled();
+    expect(JSON.stringify(warnings)).toContain('could not be written to L2 or the journal');
+    broken.close();
+    store = await createStore({ sqliteFile: ':memory:' }); // for afterEach
   });
 
   it('serves a stale value within its grace when the factory fails, and rethrows without one', async () => {

@@ -99,8 +99,9 @@ export function cachePart(
       });
       return cache;
     },
-    close(cache) {
+    async close(cache) {
       removeBacklog?.();
+      await cache.settled(); // getOrSet's writes still behind, before the Redis client and the store close
       cache.close();
       bus?.close();
     },
