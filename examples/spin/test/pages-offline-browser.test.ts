@@ -94,6 +94,29 @@ function keysSent(page: Page, suffix: string): string[] {
   return keys;
 }
 
+/**
+ * A new user's session: fresh page problems (the live stream's drop expected, and `expected`), a
+ * context `width` wide, the first visit under the service worker and a sign-up; then `body`, with
+ * the Idempotency-Keys of the answered POSTs to `sentTo`. The context closes however `body` ends.
+ */
+async function asNewUser(
+  user: { name: string; gender: string; seeking: string[] },
+  opts: { width?: number; expected?: RegExp[]; sentTo?: string },
+  body: (page: Page, context: BrowserContext, sent: string[]) => Promise<void>,
+): Promise<void> {
+  t.problems = new PageProblems();
+  t.problems.expected.push(STREAM_DOWN, ...(opts.expected ?? []));
+  const { context, page } = await open(t.base, opts.width);
+  const sent = opts.sentTo === undefined ? [] : keysSent(page, opts.sentTo);
+  try {
+    await visit(page);
+    await signUp(page, user.name, user.gender, user.seeking);
+    await body(page, context, sent);
+  } finally {
+    await context.close();
+  }
+}
+
 /** A kept request the page tried while the browser had no network: failed, and kept. */
 const TRIED_OFFLINE =
   /^request failed: POST .*\/api\/(queue\/join|matches\/.*\/vote) net::ERR_INTERNET_DISCONNECTED$/;
@@ -121,203 +144,188 @@ function nextBuild(from: string, to: string, title: string): { version: string }
 
 describe("Spin's pages offline", () => {
   it('open offline after one visit: the page and the user’s data from the service worker, with the banner', async () => {
-    t.problems = new PageProblems();
-    t.problems.expected.push(STREAM_DOWN);
-    const { context, page } = await open(t.base, 360);
-    try {
-      await visit(page);
-      await signUp(page, 'Ann', 'woman', ['woman']);
-      await page.getByRole('button', { name: 'Join the queue' }).click();
-      await expect.poll(() => page.getByText('You are number 1 in your line').count()).toBe(1);
-      expect(await page.getByText(OFFLINE).count()).toBe(0);
+    await asNewUser(
+      { name: 'Ann', gender: 'woman', seeking: ['woman'] },
+      { width: 360 },
+      async (page, context) => {
+        await page.getByRole('button', { name: 'Join the queue' }).click();
+        await expect.poll(() => page.getByText('You are number 1 in your line').count()).toBe(1);
+        expect(await page.getByText(OFFLINE).count()).toBe(0);
 
-      await goOffline(context);
-      await expect.poll(() => page.getByRole('status').getByText(OFFLINE).count()).toBe(1);
-      const reloaded = await page.reload();
-      expect(reloaded?.fromServiceWorker()).toBe(true);
-      await expect.poll(() => page.getByText('Hello Ann (woman, seeking woman)').count()).toBe(1);
-      // The reloaded page hears it is offline once Chromium applies the emulation to it.
-      await expect
-        .poll(() => page.getByRole('status').getByText(OFFLINE).count(), { timeout: 10_000 })
-        .toBe(1);
-      expect(await axeViolations(page)).toEqual([]);
-      await screenshot(page, 'spin-offline');
+        await goOffline(context);
+        await expect.poll(() => page.getByRole('status').getByText(OFFLINE).count()).toBe(1);
+        const reloaded = await page.reload();
+        expect(reloaded?.fromServiceWorker()).toBe(true);
+        await expect.poll(() => page.getByText('Hello Ann (woman, seeking woman)').count()).toBe(1);
+        // The reloaded page hears it is offline once Chromium applies the emulation to it.
+        await expect
+          .poll(() => page.getByRole('status').getByText(OFFLINE).count(), { timeout: 10_000 })
+          .toBe(1);
+        expect(await axeViolations(page)).toEqual([]);
+        await screenshot(page, 'spin-offline');
 
-      // Back online: the banner goes and the live stream says where the user stands.
-      await context.setOffline(false);
-      await expect
-        .poll(() => page.getByText('You are number 1 in your line').count(), { timeout: 15_000 })
-        .toBe(1);
-      expect(await page.getByText(OFFLINE).count()).toBe(0);
-      await leaveQueue(page);
-    } finally {
-      await context.close();
-    }
+        // Back online: the banner goes and the live stream says where the user stands.
+        await context.setOffline(false);
+        await expect
+          .poll(() => page.getByText('You are number 1 in your line').count(), { timeout: 15_000 })
+          .toBe(1);
+        expect(await page.getByText(OFFLINE).count()).toBe(0);
+        await leaveQueue(page);
+      },
+    );
   });
 
   it('a join made offline is kept through a reload, shown as such, and sent once when back', async () => {
-    t.problems = new PageProblems();
-    t.problems.expected.push(STREAM_DOWN);
-    const { context, page } = await open(t.base, 360);
-    const sent = keysSent(page, '/api/queue/join');
-    try {
-      await visit(page);
-      await signUp(page, 'Bo', 'man', ['man']);
-      await expect.poll(() => page.getByText('You are not in the queue.').count()).toBe(1);
+    await asNewUser(
+      { name: 'Bo', gender: 'man', seeking: ['man'] },
+      { width: 360, sentTo: '/api/queue/join' },
+      async (page, context, sent) => {
+        await expect.poll(() => page.getByText('You are not in the queue.').count()).toBe(1);
 
-      await goOffline(context);
-      await page.getByRole('button', { name: 'Join the queue' }).click();
-      const pending = page.getByRole('status').getByText('Your join will be sent when you are back online.');
-      await expect.poll(() => pending.count()).toBe(1);
-      expect(await page.getByRole('status').getByText(OFFLINE).count()).toBe(1);
-      expect(await page.getByRole('button', { name: 'Join the queue' }).isDisabled()).toBe(true);
-      expect(sent).toEqual([]); // nothing goes while offline
-      const kept = await keptOf(page);
-      expect(kept).toMatchObject([{ path: '/api/queue/join', label: 'Your join' }]);
-      const key = kept[0]!.key;
-      expect(await axeViolations(page)).toEqual([]);
-      await screenshot(page, 'spin-offline-join-kept');
+        await goOffline(context);
+        await page.getByRole('button', { name: 'Join the queue' }).click();
+        const pending = page
+          .getByRole('status')
+          .getByText('Your join will be sent when you are back online.');
+        await expect.poll(() => pending.count()).toBe(1);
+        expect(await page.getByRole('status').getByText(OFFLINE).count()).toBe(1);
+        expect(await page.getByRole('button', { name: 'Join the queue' }).isDisabled()).toBe(true);
+        expect(sent).toEqual([]); // nothing goes while offline
+        const kept = await keptOf(page);
+        expect(kept).toMatchObject([{ path: '/api/queue/join', label: 'Your join' }]);
+        const key = kept[0]!.key;
+        expect(await axeViolations(page)).toEqual([]);
+        await screenshot(page, 'spin-offline-join-kept');
 
-      // A reload while offline (the page from the service worker) still has it.
-      t.problems.expected.push(TRIED_OFFLINE);
-      await page.reload();
-      await expect.poll(() => pending.count(), { timeout: 10_000 }).toBe(1);
-      expect(sent).toEqual([]);
+        // A reload while offline (the page from the service worker) still has it.
+        t.problems.expected.push(TRIED_OFFLINE);
+        await page.reload();
+        await expect.poll(() => pending.count(), { timeout: 10_000 }).toBe(1);
+        expect(sent).toEqual([]);
 
-      await context.setOffline(false);
-      await expect
-        .poll(() => page.getByText('You are number 1 in your line').count(), { timeout: 15_000 })
-        .toBe(1);
-      expect(sent).toEqual([key]); // sent once, under the key it was kept with
-      expect(await page.getByText(/Your join/).count()).toBe(0);
-      expect(await keptOf(page)).toEqual([]);
-      // The server joined once, and by that key.
-      const bo = await userOf(page);
-      expect(await t.app.spin.store.remembered(bo.id, key)).toBeDefined();
-      const joined = await t.app.spin.store.recent(['joined'], 0);
-      expect(joined.filter((e) => (e.data as { userId?: string }).userId === bo.id)).toHaveLength(1);
-      await leaveQueue(page);
-    } finally {
-      await context.close();
-    }
+        await context.setOffline(false);
+        await expect
+          .poll(() => page.getByText('You are number 1 in your line').count(), { timeout: 15_000 })
+          .toBe(1);
+        expect(sent).toEqual([key]); // sent once, under the key it was kept with
+        expect(await page.getByText(/Your join/).count()).toBe(0);
+        expect(await keptOf(page)).toEqual([]);
+        // The server joined once, and by that key.
+        const bo = await userOf(page);
+        expect(await t.app.spin.store.remembered(bo.id, key)).toBeDefined();
+        const joined = await t.app.spin.store.recent(['joined'], 0);
+        expect(joined.filter((e) => (e.data as { userId?: string }).userId === bo.id)).toHaveLength(1);
+        await leaveQueue(page);
+      },
+    );
   });
 
   it('a kept join survives a page that says online with no network, and is sent once when the network is back', async () => {
-    t.problems = new PageProblems();
-    t.problems.expected.push(STREAM_DOWN, TRIED_OFFLINE);
-    const { context, page } = await open(t.base, 360);
-    const sent = keysSent(page, '/api/queue/join');
-    try {
-      await visit(page);
-      await signUp(page, 'Eve', 'woman', ['man']);
-      await expect.poll(() => page.getByText('You are not in the queue.').count()).toBe(1);
-      await goOffline(context);
-      await page.getByRole('button', { name: 'Join the queue' }).click();
-      await expect.poll(async () => (await keptOf(page)).length).toBe(1);
-      const key = (await keptOf(page))[0]!.key;
+    await asNewUser(
+      { name: 'Eve', gender: 'woman', seeking: ['man'] },
+      { width: 360, expected: [TRIED_OFFLINE], sentTo: '/api/queue/join' },
+      async (page, context, sent) => {
+        await expect.poll(() => page.getByText('You are not in the queue.').count()).toBe(1);
+        await goOffline(context);
+        await page.getByRole('button', { name: 'Join the queue' }).click();
+        await expect.poll(async () => (await keptOf(page)).length).toBe(1);
+        const key = (await keptOf(page))[0]!.key;
 
-      // From the next load on, navigator.onLine says online whatever the network (as behind a
-      // captive portal): the page tries its kept join at once, the API client again 0.5, 1 and 2 s
-      // later, and every try goes unanswered.
-      await page.addInitScript('Object.defineProperty(Navigator.prototype, "onLine", { get: () => true })');
-      await page.reload();
-      await expect
-        .poll(() => page.getByRole('status').getByText(OFFLINE).count(), { timeout: 10_000 })
-        .toBe(1);
-      await page.waitForTimeout(5_000);
-      expect(await keptOf(page)).toMatchObject([{ key }]); // unanswered, so still kept
-      expect(sent).toEqual([]);
+        // From the next load on, navigator.onLine says online whatever the network (as behind a
+        // captive portal): the page tries its kept join at once, the API client again 0.5, 1 and 2 s
+        // later, and every try goes unanswered.
+        await page.addInitScript('Object.defineProperty(Navigator.prototype, "onLine", { get: () => true })');
+        await page.reload();
+        await expect
+          .poll(() => page.getByRole('status').getByText(OFFLINE).count(), { timeout: 10_000 })
+          .toBe(1);
+        await page.waitForTimeout(5_000);
+        expect(await keptOf(page)).toMatchObject([{ key }]); // unanswered, so still kept
+        expect(sent).toEqual([]);
 
-      await context.setOffline(false);
-      await expect
-        .poll(() => page.getByText('You are number 1 in your line').count(), { timeout: 40_000 })
-        .toBe(1);
-      expect(sent).toEqual([key]);
-      expect(await keptOf(page)).toEqual([]);
-      expect(await t.app.spin.store.remembered((await userOf(page)).id, key)).toBeDefined();
-      await leaveQueue(page);
-    } finally {
-      await context.close();
-    }
+        await context.setOffline(false);
+        await expect
+          .poll(() => page.getByText('You are number 1 in your line').count(), { timeout: 40_000 })
+          .toBe(1);
+        expect(sent).toEqual([key]);
+        expect(await keptOf(page)).toEqual([]);
+        expect(await t.app.spin.store.remembered((await userOf(page)).id, key)).toBeDefined();
+        await leaveQueue(page);
+      },
+    );
   }, 90_000);
 
   it('a join clicked while nothing answers, though the browser says online, is kept and sent once when the network is back', async () => {
-    t.problems = new PageProblems();
-    t.problems.expected.push(STREAM_DOWN, TRIED_OFFLINE);
-    const { context, page } = await open(t.base, 360);
-    const sent = keysSent(page, '/api/queue/join');
-    try {
-      await visit(page);
-      await signUp(page, 'Fay', 'woman', ['man']);
-      await expect.poll(() => page.getByText('You are not in the queue.').count()).toBe(1);
-      // From here the browser tells the page nothing (as behind a captive portal): navigator.onLine
-      // says online, and no online or offline event reaches it.
-      await page.evaluate(`
+    await asNewUser(
+      { name: 'Fay', gender: 'woman', seeking: ['man'] },
+      { width: 360, expected: [TRIED_OFFLINE], sentTo: '/api/queue/join' },
+      async (page, context, sent) => {
+        await expect.poll(() => page.getByText('You are not in the queue.').count()).toBe(1);
+        // From here the browser tells the page nothing (as behind a captive portal): navigator.onLine
+        // says online, and no online or offline event reaches it.
+        await page.evaluate(`
         Object.defineProperty(Navigator.prototype, 'onLine', { get: () => true });
         for (const type of ['online', 'offline'])
           window.addEventListener(type, (event) => event.stopImmediatePropagation(), true);
       `);
-      await goOffline(context); // the live stream drops, and its next try goes unanswered
-      await expect
-        .poll(() => page.getByRole('status').getByText(OFFLINE).count(), { timeout: 10_000 })
-        .toBe(1);
+        await goOffline(context); // the live stream drops, and its next try goes unanswered
+        await expect
+          .poll(() => page.getByRole('status').getByText(OFFLINE).count(), { timeout: 10_000 })
+          .toBe(1);
 
-      await page.getByRole('button', { name: 'Join the queue' }).click();
-      await expect
-        .poll(() =>
-          page.getByRole('status').getByText('Your join will be sent when you are back online.').count(),
-        )
-        .toBe(1);
-      const key = (await keptOf(page))[0]!.key;
-      expect(sent).toEqual([]);
+        await page.getByRole('button', { name: 'Join the queue' }).click();
+        await expect
+          .poll(() =>
+            page.getByRole('status').getByText('Your join will be sent when you are back online.').count(),
+          )
+          .toBe(1);
+        const key = (await keptOf(page))[0]!.key;
+        expect(sent).toEqual([]);
 
-      await context.setOffline(false); // no event says so: the page's own tries find it
-      await expect
-        .poll(() => page.getByText('You are number 1 in your line').count(), { timeout: 40_000 })
-        .toBe(1);
-      expect(sent).toEqual([key]);
-      expect(await page.getByRole('status').getByText(OFFLINE).count()).toBe(0);
-      await leaveQueue(page);
-    } finally {
-      await context.close();
-    }
+        await context.setOffline(false); // no event says so: the page's own tries find it
+        await expect
+          .poll(() => page.getByText('You are number 1 in your line').count(), { timeout: 40_000 })
+          .toBe(1);
+        expect(sent).toEqual([key]);
+        expect(await page.getByRole('status').getByText(OFFLINE).count()).toBe(0);
+        await leaveQueue(page);
+      },
+    );
   }, 90_000);
 
   it('a like made offline is sent once when back, under the vote’s key', async () => {
-    t.problems = new PageProblems();
-    t.problems.expected.push(STREAM_DOWN);
-    const { context, page } = await open(t.base);
-    const sent = keysSent(page, '/vote');
-    try {
-      await visit(page);
-      await signUp(page, 'Cy', 'nonbinary', ['nonbinary']);
-      await page.getByRole('button', { name: 'Join the queue' }).click();
-      const dee = await t.app.spin.store.createUser({
-        displayName: 'Dee',
-        gender: 'nonbinary',
-        seeking: ['nonbinary'],
-      });
-      await t.app.spin.store.join(dee.user);
-      const card = page.getByRole('region', { name: 'Your match', exact: true });
-      await expect.poll(() => card.textContent()).toContain('You have a match: Dee');
+    await asNewUser(
+      { name: 'Cy', gender: 'nonbinary', seeking: ['nonbinary'] },
+      { sentTo: '/vote' },
+      async (page, context, sent) => {
+        await page.getByRole('button', { name: 'Join the queue' }).click();
+        const dee = await t.app.spin.store.createUser({
+          displayName: 'Dee',
+          gender: 'nonbinary',
+          seeking: ['nonbinary'],
+        });
+        await t.app.spin.store.join(dee.user);
+        const card = page.getByRole('region', { name: 'Your match', exact: true });
+        await expect.poll(() => card.textContent()).toContain('You have a match: Dee');
 
-      await goOffline(context);
-      await card.getByRole('button', { name: 'Like' }).click();
-      const pending = page.getByRole('status').getByText('Your like will be sent when you are back online.');
-      await expect.poll(() => pending.count()).toBe(1);
-      expect(sent).toEqual([]);
+        await goOffline(context);
+        await card.getByRole('button', { name: 'Like' }).click();
+        const pending = page
+          .getByRole('status')
+          .getByText('Your like will be sent when you are back online.');
+        await expect.poll(() => pending.count()).toBe(1);
+        expect(sent).toEqual([]);
 
-      await context.setOffline(false);
-      await expect
-        .poll(() => card.textContent(), { timeout: 15_000 })
-        .toContain('You said like; waiting for them.');
-      expect(await pending.count()).toBe(0);
-      const [match] = await t.app.spin.store.history((await userOf(page)).id, 1);
-      expect(sent).toEqual([`vote-${match!.id}`]);
-      expect(match!.myVote).toBe('like');
-    } finally {
-      await context.close();
-    }
+        await context.setOffline(false);
+        await expect
+          .poll(() => card.textContent(), { timeout: 15_000 })
+          .toContain('You said like; waiting for them.');
+        expect(await pending.count()).toBe(0);
+        const [match] = await t.app.spin.store.history((await userOf(page)).id, 1);
+        expect(sent).toEqual([`vote-${match!.id}`]);
+        expect(match!.myVote).toBe('like');
+      },
+    );
   });
 
   it('a new build is taken by the worker and offered to the open page; Reload, or any reload, is the new build', async () => {
