@@ -76,6 +76,8 @@ interface Timings {
   requests: number;
   /** non-2xx answers, connection errors and timeouts */
   failed: number;
+  /** The failures by kind: `status <code>`, `error`, `timeout` (closed model only). */
+  why?: Record<string, number>;
 }
 
 /** Latency figures from per-request times in ms, reported in µs. */
@@ -95,6 +97,7 @@ function summarise(times: Float64Array, count: number, seconds: number, failed: 
 async function closed(port: number, seconds: number): Promise<Timings> {
   const latencies = new Latencies();
   let failed = 0;
+  const why: Record<string, number> = {};
   const result = await new Promise<autocannon.Result>((resolve, reject) => {
     const run = autocannon(
       { url: `http://127.0.0.1:${port}/hello`, connections, duration: seconds },
@@ -102,10 +105,20 @@ async function closed(port: number, seconds: number): Promise<Timings> {
     );
     run.on('response', (_client: unknown, status: number, _bytes: number, ms: number) => {
       latencies.push(ms);
-      if (status < 200 || status > 299) failed += 1;
+      if (status >= 200 && status <= 299) return;
+      failed += 1;
+      why[`status ${status}`] = (why[`status ${status}`] ?? 0) + 1;
     });
   });
-  return summarise(latencies.values, latencies.count, seconds, failed + result.errors + result.timeouts);
+  if (result.errors > 0) why['error'] = result.errors;
+  if (result.timeouts > 0) why['timeout'] = result.timeouts;
+  const timings = summarise(
+    latencies.values,
+    latencies.count,
+    seconds,
+    failed + result.errors + result.timeouts,
+  );
+  return timings.failed > 0 ? { ...timings, why } : timings;
 }
 
 /** Open model: `rate` requests a second on schedule; each latency from its scheduled time. */
@@ -129,6 +142,17 @@ async function withServer<T>(server: Server, port: number, work: () => Promise<T
   }
 }
 
+/** The runs' failures: their number, and by kind when there are any (`27 (status 503 × 27)`). */
+function failures(runs: Timings[]): string {
+  const total = runs.reduce((n, t) => n + t.failed, 0);
+  const kinds = new Map<string, number>();
+  for (const t of runs)
+    for (const [kind, n] of Object.entries(t.why ?? {})) kinds.set(kind, (kinds.get(kind) ?? 0) + n);
+  return kinds.size === 0
+    ? String(total)
+    : `${total} (${[...kinds].map(([k, n]) => `${k} × ${n}`).join(', ')})`;
+}
+
 const fmtUs = (us: number) => (us >= 10_000 ? `${(us / 1000).toFixed(1)} ms` : `${Math.round(us)} µs`);
 const spread = (values: number[]) =>
   `${Math.round(Math.min(...values)).toLocaleString('en')}–${Math.round(Math.max(...values)).toLocaleString('en')}`;
@@ -147,7 +171,7 @@ for (let round = 0; round < rounds; round += 1) {
     closedRuns.get(server.name)!.push(t);
     console.log(
       `round ${round + 1} ${server.name.padEnd(13)} ${Math.round(t.rps).toString().padStart(7)} req/s  ` +
-        `p50 ${fmtUs(t.p50)}  p99 ${fmtUs(t.p99)}  max ${fmtUs(t.max)}  failed ${t.failed}`,
+        `p50 ${fmtUs(t.p50)}  p99 ${fmtUs(t.p99)}  max ${fmtUs(t.max)}  failed ${failures([t])}`,
     );
   }
 }
@@ -178,7 +202,7 @@ const lines: string[] = [];
 lines.push(
   `Closed model: autocannon \`-c ${connections}\` for ${duration} s per server after a ${WARM_UP_S} s warm-up, ` +
     `${rounds} rounds rotating the order; medians over rounds, the req/s spread is min–max. ` +
-    'Latency from per-request hrtime pairs; a non-2xx answer counts as failed.',
+    'Latency from per-request hrtime pairs; a non-2xx answer, a connection error or a timeout counts as failed, and the failed column says which (by status for an answer).',
   '',
   '| server | 2xx/s (median) | spread | × bare | p50 | p99 | × bare p99 | max | failed |',
   '|---|---|---|---|---|---|---|---|---|',
@@ -190,7 +214,7 @@ for (const s of SERVERS) {
   lines.push(
     `| ${s.label} | ${Math.round(rps).toLocaleString('en')} | ${spread(runs.map((t) => t.rps))} | ` +
       `${(rps / bareRps).toFixed(2)} | ${fmtUs(med(s.name, (t) => t.p50))} | ${fmtUs(p99)} | ` +
-      `${(p99 / bareP99).toFixed(2)} | ${fmtUs(med(s.name, (t) => t.max))} | ${runs.reduce((n, t) => n + t.failed, 0)} |`,
+      `${(p99 / bareP99).toFixed(2)} | ${fmtUs(med(s.name, (t) => t.max))} | ${failures(runs)} |`,
   );
 }
 lines.push(
