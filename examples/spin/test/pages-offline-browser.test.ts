@@ -81,6 +81,11 @@ async function userOf(page: Page, server = t.app): Promise<{ id: string }> {
   return res.json<{ id: string }>();
 }
 
+/** The page's notice that a join or a like is kept until the browser is back online. */
+function keptNotice(page: Page, what: 'join' | 'like') {
+  return page.getByRole('status').getByText(`Your ${what} will be sent when you are back online.`);
+}
+
 /** Idempotency-Keys of the page's POSTs to paths ending with `suffix`, as they left the page. */
 function keysSent(page: Page, suffix: string): string[] {
   const keys: string[] = [];
@@ -184,9 +189,7 @@ describe("Spin's pages offline", () => {
 
         await goOffline(context);
         await page.getByRole('button', { name: 'Join the queue' }).click();
-        const pending = page
-          .getByRole('status')
-          .getByText('Your join will be sent when you are back online.');
+        const pending = keptNotice(page, 'join');
         await expect.poll(() => pending.count()).toBe(1);
         expect(await page.getByRole('status').getByText(OFFLINE).count()).toBe(1);
         expect(await page.getByRole('button', { name: 'Join the queue' }).isDisabled()).toBe(true);
@@ -274,11 +277,7 @@ describe("Spin's pages offline", () => {
           .toBe(1);
 
         await page.getByRole('button', { name: 'Join the queue' }).click();
-        await expect
-          .poll(() =>
-            page.getByRole('status').getByText('Your join will be sent when you are back online.').count(),
-          )
-          .toBe(1);
+        await expect.poll(() => keptNotice(page, 'join').count()).toBe(1);
         const key = (await keptOf(page))[0]!.key;
         expect(sent).toEqual([]);
 
@@ -310,9 +309,7 @@ describe("Spin's pages offline", () => {
 
         await goOffline(context);
         await card.getByRole('button', { name: 'Like' }).click();
-        const pending = page
-          .getByRole('status')
-          .getByText('Your like will be sent when you are back online.');
+        const pending = keptNotice(page, 'like');
         await expect.poll(() => pending.count()).toBe(1);
         expect(sent).toEqual([]);
 
