@@ -1,5 +1,4 @@
 import type { Job as BullJob, Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { bulwarkError, isBulwarkError } from '../errors/index.js';
 import { jobDetail, jobPreview, summary } from './bullmq-jobs.js';
 import type { BullQueues } from './bullmq-queues.js';
@@ -24,7 +23,7 @@ export interface BullAdminOptions {
   spool: EmbeddedJobQueue;
   /** The spool's table. */
   jobs: SqlJobReads;
-  /** Queues this process knows of (BullMQ's are found by a scan). */
+  /** Queues this process knows of (the others are named in BullMQ's registry, `BullAccess.names`). */
   known: ReadonlySet<string>;
   /** Deadline (ms) of each read or operation on BullMQ. */
   deadlineMs: number;
@@ -60,9 +59,9 @@ export class BullAdmin {
   async counts(queue?: string): Promise<Map<string, QueueCounts>> {
     const result = await this.#o.spool.counts(queue);
     const bull = await this.#o.bull.run(
-      async ({ queue: q, client }) => {
-        const names = queue === undefined ? await this.#queueNames(client) : [queue];
-        return Promise.all(names.map(async (name) => [name, await bullCounts(q(name))] as const));
+      async ({ queue: q, names }) => {
+        const queues = queue === undefined ? await this.#queueNames(names) : [queue];
+        return Promise.all(queues.map(async (name) => [name, await bullCounts(q(name))] as const));
       },
       () => [],
       this.#o.deadlineMs,
@@ -185,10 +184,10 @@ export class BullAdmin {
   async oldestWaiting(queue?: string): Promise<Map<string, number>> {
     const result = await this.#o.spool.oldestWaiting(queue);
     const bull = await this.#o.bull.run(
-      async ({ queue: q, client }) => {
-        const names = queue === undefined ? await this.#queueNames(client) : [queue];
+      async ({ queue: q, names }) => {
+        const queues = queue === undefined ? await this.#queueNames(names) : [queue];
         return Promise.all(
-          names.map(async (name) => {
+          queues.map(async (name) => {
             const jobs = (await q(name).getJobs(['wait', 'prioritized'], 0, 0, true)) as (
               BullJob | undefined
             )[];
@@ -314,15 +313,8 @@ export class BullAdmin {
   }
 
   /** Queues this process knows of, plus every BullMQ queue under Bulwark's prefix. */
-  async #queueNames(client: Redis): Promise<string[]> {
-    const names = new Set(this.#o.known);
-    let cursor = '0';
-    do {
-      const [next, keys] = await client.scan(cursor, 'MATCH', `${PREFIX}:*:meta`, 'COUNT', 1000);
-      cursor = next;
-      for (const key of keys) names.add(key.slice(PREFIX.length + 1, -':meta'.length));
-    } while (cursor !== '0');
-    return [...names];
+  async #queueNames(names: () => Promise<string[]>): Promise<string[]> {
+    return [...new Set([...this.#o.known, ...(await names())])];
   }
 }
 

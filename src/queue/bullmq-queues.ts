@@ -4,6 +4,13 @@ import type { Logger } from 'pino';
 import type { Failover } from '../failover/index.js';
 import { coalesceBullWrites, PREFIX } from './bullmq-worker.js';
 
+/**
+ * The Redis set naming every queue Bulwark's BullMQ driver has used, so reads over all queues (the
+ * state gauge at each scrape, the admin API) find them with one SMEMBERS instead of a SCAN of the
+ * whole keyspace, whose cost grows with every key of the database (each job is a key).
+ */
+export const QUEUE_REGISTRY = `${PREFIX}:queues`;
+
 /** BullMQ's connection options for a `redis://…` URL (BullMQ opens its own connections). */
 export function connectionOptions(redisUrl: string): ConnectionOptions {
   const url = new URL(redisUrl);
@@ -20,6 +27,10 @@ export function connectionOptions(redisUrl: string): ConnectionOptions {
 /** What a call on Redis is given: BullMQ's queue handles and the shared (fail-fast) client. */
 export interface BullAccess {
   readonly queue: (name: string) => Queue;
+  /** The handle of a queue jobs are added to; it also names the queue in {@link QUEUE_REGISTRY}. */
+  readonly producer: (name: string) => Queue;
+  /** Every queue under Bulwark's prefix, from {@link QUEUE_REGISTRY} (see `BullQueues.#names`). */
+  readonly names: () => Promise<string[]>;
   readonly client: Redis;
 }
 
@@ -41,10 +52,46 @@ export class BullQueues {
   readonly #o: BullQueuesOptions;
   readonly #queues = new Map<string, Queue>();
   readonly #access: BullAccess;
+  /** Queues named in {@link QUEUE_REGISTRY} over the client's current connection. */
+  readonly #registered = new Set<string>();
+  /** The scan for queues the registry lacks, once per connection (see {@link names}). */
+  #scan: Promise<void> | undefined;
 
   constructor(opts: BullQueuesOptions) {
     this.#o = opts;
-    this.#access = { queue: (name) => this.#queue(name), client: opts.client };
+    this.#access = {
+      queue: (name) => this.#queue(name),
+      producer: (name) => {
+        if (!this.#registered.has(name)) this.#register(name);
+        return this.#queue(name);
+      },
+      names: () => this.#names(),
+      client: opts.client,
+    };
+    // A Redis that restarted empty has lost the registry with the rest: name the queues again.
+    opts.client.on('ready', () => {
+      this.#registered.clear();
+      this.#scan = undefined;
+    });
+  }
+
+  /**
+   * Every queue under Bulwark's prefix, from the registry. Where it does not exist yet (queues made
+   * before it, a Redis that restarted empty), the keyspace is scanned once per connection in the
+   * background and what is found is added: a read never waits for a scan, whose length grows with
+   * the database.
+   */
+  async #names(): Promise<string[]> {
+    const { client } = this.#o;
+    if (this.#scan === undefined)
+      this.#scan = client
+        .exists(QUEUE_REGISTRY)
+        .then((found) => (found === 0 ? this.#scanKeyspace(client) : undefined))
+        .catch((error: unknown) => {
+          this.#scan = undefined; // tried again by a later read
+          this.#o.logger?.debug({ err: error }, 'queues: scan for BullMQ queues failed');
+        });
+    return client.smembers(QUEUE_REGISTRY);
   }
 
   /**
@@ -102,5 +149,20 @@ export class BullQueues {
       this.#queues.set(name, queue);
     }
     return queue;
+  }
+
+  #register(name: string): void {
+    this.#registered.add(name);
+    this.#o.client.sadd(QUEUE_REGISTRY, name).catch(() => this.#registered.delete(name));
+  }
+
+  async #scanKeyspace(client: Redis): Promise<void> {
+    let cursor = '0';
+    do {
+      const [next, keys] = await client.scan(cursor, 'MATCH', `${PREFIX}:*:meta`, 'COUNT', 1000);
+      cursor = next;
+      const names = keys.map((key) => key.slice(PREFIX.length + 1, -':meta'.length));
+      if (names.length > 0) await client.sadd(QUEUE_REGISTRY, ...names);
+    } while (cursor !== '0');
   }
 }

@@ -234,10 +234,10 @@ export class RedisJobQueue implements JobQueue {
   async #flush(adds: PendingAdd[]): Promise<void> {
     const groups = byQueue(adds);
     await this.#bull.run(
-      async ({ queue }, signal) => {
+      async ({ producer }, signal) => {
         await Promise.all(
           [...groups].map(([name, batch]) =>
-            queue(name).addBulk(batch.map((a) => this.#bullJobs.added(a.id, a.data, a.opts))),
+            producer(name).addBulk(batch.map((a) => this.#bullJobs.added(a.id, a.data, a.opts))),
           ),
         );
         // Past the deadline the batch went to the spool, which counted it: once is enough.

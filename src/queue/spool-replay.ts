@@ -84,9 +84,9 @@ export class SpoolReplay {
       const rows = await jobs.take(REPLAY_STEP, owner, this.#o.now(), this.#o.leaseMs);
       if (rows.length === 0) break;
       const added = await bull.run(
-        async ({ queue }) => {
+        async ({ producer }) => {
           for (const [name, batch] of byQueue(rows))
-            await queue(name).addBulk(batch.map((row) => bullJobs.replayed(row)));
+            await producer(name).addBulk(batch.map((row) => bullJobs.replayed(row)));
           return true;
         },
         () => false,
