@@ -29,7 +29,8 @@ export async function withParts<K extends 'flags' | 'queues' | 'access', T>(
     metricsHistory: false,
     // Nor does it live long enough for a checkpoint thread (~30 ms and 9 MiB of a command's run,
     // should its writes pass 1 MiB); SQLite's own checkpoints cover its few writes.
-    store: { checkpoint: 'inline' },
+    // Nor for the read worker (the same cost): its counts run on its own loop, with nothing to hold up.
+    store: { checkpoint: 'inline', readAside: 'inline' },
   });
   try {
     const parts = { store: opened.get<Store>('store') } as Pick<CliParts, K | 'store'>;

@@ -89,7 +89,7 @@ export class EmbeddedJobQueue implements JobQueue {
   constructor(opts: EmbeddedJobQueueOptions) {
     this.#store = opts.store;
     this.#jobs = new SqlJobs(opts.store.db, opts.store.engine);
-    this.#reads = new SqlJobReads(opts.store.db, opts.store.engine);
+    this.#reads = new SqlJobReads(opts.store);
     this.#instanceId = opts.instanceId ?? randomUUID();
     this.#leaseMs = opts.leaseMs ?? 30_000;
     this.#pollMs = opts.pollMs ?? 100;

@@ -144,7 +144,7 @@ export class RedisJobQueue implements JobQueue {
     this.#admin = new BullAdmin({
       bull: this.#bull,
       spool: opts.spool,
-      jobs: new SqlJobReads(opts.store.db, opts.store.engine),
+      jobs: new SqlJobReads(opts.store),
       known: this.#known,
       deadlineMs: this.#o.adminDeadlineMs,
       now: this.#o.now,

@@ -1,6 +1,6 @@
 import { sql, type Kysely } from 'kysely';
 import { guard } from '../store/errors.js';
-import type { StoreEngine, StoreTables } from '../store/types.js';
+import type { Store, StoreEngine, StoreTables } from '../store/types.js';
 import { preview } from './preview.js';
 import type { JobRow } from './sql-jobs.js';
 import type { JobDetail, JobPreview, JobState, JobSummary, QueueCounts, StoredJobOptions } from './types.js';
@@ -14,13 +14,18 @@ import type { JobDetail, JobPreview, JobState, JobSummary, QueueCounts, StoredJo
 export class SqlJobReads {
   readonly #db: Kysely<StoreTables>;
   readonly #engine: StoreEngine;
+  readonly #store: Pick<Store, 'db' | 'engine' | 'readAside'>;
 
-  constructor(db: Kysely<StoreTables>, engine: StoreEngine) {
-    this.#db = db;
-    this.#engine = engine;
+  constructor(store: Pick<Store, 'db' | 'engine' | 'readAside'>) {
+    this.#db = store.db;
+    this.#engine = store.engine;
+    this.#store = store;
   }
 
-  /** Per-state counts of every queue that has jobs (or of `queue`). */
+  /**
+   * Per-state counts of every queue that has jobs (or of `queue`). The count walks every job of the
+   * table (or queue), so it runs aside (`Store.readAside`): on SQLite, off the event loop.
+   */
   counts(now: number, queue?: string): Promise<Map<string, QueueCounts>> {
     return guard(this.#engine, 'jobs.counts', async () => {
       let query = this.#db
@@ -29,7 +34,7 @@ export class SqlJobReads {
         .groupBy(['queue', 'reported']);
       if (queue !== undefined) query = query.where('queue', '=', queue);
       const result = new Map<string, QueueCounts>();
-      for (const row of await query.execute()) {
+      for (const row of await this.#store.readAside(query)) {
         let counts = result.get(row.queue);
         if (counts === undefined) {
           counts = emptyCounts();

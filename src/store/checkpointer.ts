@@ -5,10 +5,10 @@
 // own runs `PASSIVE` checkpoints beside the app (they never wait for, nor block, the app's reads and
 // writes) and the app's connection checkpoints no more.
 import { statSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import type Database from 'better-sqlite3';
 import { announceResourceStep } from '../parts/steps.js';
+import { sqliteWorker } from './sqlite-worker.js';
 
 /** How a store's SQLite connection has its WAL checkpointed: see `StoreOptions.checkpoint`. */
 export type StoreCheckpoint = 'background' | 'inline';
@@ -62,25 +62,13 @@ export interface Checkpointer {
 }
 
 /**
- * The worker's code (CommonJS, run with `eval: true`: a file would need the app's TypeScript loader
- * in tests and a path of its own in each bundle). It opens the database file given, with a busy
- * timeout of 0 (a checkpoint that finds the checkpoint lock taken, by another process's worker,
- * is simply tried again later), and checkpoints every `everyMs` while the WAL moves, backing off to
+ * The worker's code after its prologue (`sqliteWorker`), which opens the database file given with a
+ * busy timeout of 0 (a checkpoint that finds the checkpoint lock taken, by another process's worker,
+ * is simply tried again later). It checkpoints every `everyMs` while the WAL moves, backing off to
  * 10× that while it does not. Messages: `ready` once open, `failed` with a message if it cannot
  * open; it answers `stats` and ends on `stop`.
  */
-const WORKER_SOURCE = String.raw`
-'use strict';
-const { parentPort, workerData } = require('node:worker_threads');
-const Database = require(workerData.driver);
-let db;
-try {
-  db = new Database(workerData.file, { fileMustExist: true });
-  db.pragma('busy_timeout = 0');
-} catch (error) {
-  parentPort.postMessage({ type: 'failed', message: String((error && error.message) || error) });
-  process.exit(0);
-}
+const WORKER_BODY = String.raw`
 const stats = { checkpoints: 0, pages: 0 };
 let askedAt = 0;
 let delay = workerData.everyMs;
@@ -121,11 +109,6 @@ parentPort.on('message', (message) => {
 parentPort.postMessage({ type: 'ready' });
 timer = setTimeout(tick, delay);
 `;
-
-/** better-sqlite3's entry, resolved from this module (the worker has no module of its own). */
-function driverPath(): string {
-  return createRequire(import.meta.url).resolve('better-sqlite3');
-}
 
 /**
  * Moves `database`'s WAL checkpoints to a worker thread once the WAL file (`file`-wal) has reached
@@ -172,19 +155,9 @@ export function startCheckpointer(
   };
 
   const start = () => {
-    worker = new Worker(WORKER_SOURCE, {
-      eval: true,
-      workerData: {
-        driver: driverPath(),
-        file,
-        everyMs: options.everyMs ?? 100,
-        restartFrames: options.restartFrames ?? 4096,
-      },
-      // Plain JavaScript: no loader flags (tsx), no V8 flags (a worker refuses some).
-      execArgv: [],
-      env: {},
-      stdout: false,
-      stderr: false,
+    worker = sqliteWorker(file, ['busy_timeout = 0'], WORKER_BODY, {
+      everyMs: options.everyMs ?? 100,
+      restartFrames: options.restartFrames ?? 4096,
     });
     worker.unref();
     worker.on('message', (message: { type: string; message?: string }) => {

@@ -3,6 +3,7 @@ import { sql, type Kysely, type LogEvent } from 'kysely';
 import { SqlAuditLog } from './audit.js';
 import type { Checkouts } from './checkouts.js';
 import type { Checkpointer } from './checkpointer.js';
+import type { AsideReader } from './reader.js';
 import { bulwarkError } from '../errors/index.js';
 import { guard } from './errors.js';
 import { queryOperation, unguarded } from './guarded-dialect.js';
@@ -10,6 +11,7 @@ import { SqlKvRepository } from './kv.js';
 import { KyselyMigrations } from './migrations.js';
 import { openSqlite } from './sqlite.js';
 import type {
+  AsideQuery,
   KvRepository,
   Migrations,
   QueryObserver,
@@ -39,6 +41,7 @@ export { SQLITE_FILE_NAME } from './sqlite.js';
 export async function createStore(opts: StoreOptions): Promise<Store> {
   checkSynchronous(opts.synchronous);
   checkCheckpoint(opts.checkpoint);
+  checkReadAside(opts.readAside);
   const engine: StoreEngine = opts.databaseUrl === undefined ? 'sqlite' : 'postgres';
   const log = opts.onQuery === undefined ? undefined : queryLogger(engine, opts.onQuery);
   const opened =
@@ -52,6 +55,8 @@ export async function createStore(opts: StoreOptions): Promise<Store> {
             synchronous: opts.synchronous,
             checkpoint: opts.checkpoint,
             checkpointer: opts.checkpointer,
+            readAside: opts.readAside,
+            onReadAsideError: opts.onReadAsideError,
           })),
           schema: undefined,
           checkouts: undefined,
@@ -69,6 +74,7 @@ export async function createStore(opts: StoreOptions): Promise<Store> {
   const store = new KyselyStore(engine, opened.db, opened.schema, opts.audit, opts.migrations);
   store.checkouts = opened.checkouts;
   store.checkpointer = 'checkpointer' in opened ? opened.checkpointer : undefined;
+  store.reader = 'reader' in opened ? opened.reader : undefined;
   try {
     // Besides proving the database answers, the first query initialises Kysely's driver; a driver
     // never used is skipped by destroy(), which would leave the SQLite file handle open on close().
@@ -100,6 +106,15 @@ function checkCheckpoint(value: unknown): void {
   });
 }
 
+/** Throws `BWK_ERR_STORE_OPTIONS` for a `readAside` that is neither `'worker'` nor `'inline'`. */
+function checkReadAside(value: unknown): void {
+  if (value === undefined || value === 'worker' || value === 'inline') return;
+  throw bulwarkError('BWK_ERR_STORE_OPTIONS', {
+    field: 'readAside',
+    problem: `must be 'worker' or 'inline', got ${JSON.stringify(value) ?? typeof value}`,
+  });
+}
+
 /** Default period of the audit retention, ms. */
 const PRUNE_EVERY_MS = 600_000;
 /** Default period at which tallied audit summaries are written, ms. */
@@ -115,6 +130,8 @@ class KyselyStore implements Store {
   checkouts: Checkouts | undefined;
   /** SQLite: the WAL's background checkpoints, stopped before the connection closes. */
   checkpointer: Checkpointer | undefined;
+  /** SQLite in a file: the worker of {@link readAside}, stopped before the connection closes. */
+  reader: AsideReader | undefined;
   readonly #upkeep: StoreOptions['audit'];
   readonly #timers: NodeJS.Timeout[] = [];
   #pruning: Promise<unknown> = Promise.resolve();
@@ -168,6 +185,11 @@ class KyselyStore implements Store {
     });
   }
 
+  readAside<R>(query: AsideQuery<R>): Promise<R[]> {
+    const reader = this.reader;
+    return reader === undefined ? query.execute() : reader.all(query.compile(), () => query.execute());
+  }
+
   close(): Promise<void> {
     // Memoised: a second close (plugin onClose after a failed start, say) waits for the first.
     this.#closing ??= (async () => {
@@ -176,6 +198,7 @@ class KyselyStore implements Store {
       await this.audit.flush().catch(() => undefined);
       await this.#pruning;
       // The worker's connection goes first: the app's, then the last, checkpoints and removes the WAL.
+      await this.reader?.stop();
       await this.checkpointer?.stop();
       await this.db.destroy();
     })();

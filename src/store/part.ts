@@ -5,9 +5,13 @@ import type { Store, StoreOptions } from './types.js';
 /**
  * Overrides of the store's location, e.g. `{ sqliteFile: ':memory:' }` for tests, and its SQLite
  * durability (`synchronous: 'full'` for commits that survive power loss) and who checkpoints its WAL
- * (`checkpoint: 'inline'` to keep SQLite's own checkpoints on the event loop).
+ * (`checkpoint: 'inline'` to keep SQLite's own checkpoints on the event loop) and its whole-table
+ * reads (`readAside: 'inline'` to run them on the app's connection).
  */
-export type StorePartOptions = Pick<StoreOptions, 'sqliteFile' | 'schema' | 'synchronous' | 'checkpoint'>;
+export type StorePartOptions = Pick<
+  StoreOptions,
+  'sqliteFile' | 'schema' | 'synchronous' | 'checkpoint' | 'readAside'
+>;
 
 /**
  * The store: PostgreSQL with `DATABASE_URL`, else SQLite in `BULWARK_DATA_DIR`; migrated on open
@@ -33,6 +37,8 @@ export function storePart(options: StorePartOptions = {}): Part<'store', Store> 
         checkpointer: {
           onError: (err) => logger.warn({ err }, 'store: WAL checkpoints are back on the event loop'),
         },
+        onReadAsideError: (err) =>
+          logger.warn({ err }, 'store: whole-table reads (queue counts) are back on the event loop'),
         ...options,
       });
       health.register({

@@ -22,6 +22,7 @@ import {
   type CheckpointerOptions,
   type StoreCheckpoint,
 } from './checkpointer.js';
+import { startReader, type AsideReader } from './reader.js';
 import { describeError, unavailableError } from './errors.js';
 import { guardedDialect } from './guarded-dialect.js';
 import {
@@ -30,7 +31,7 @@ import {
   PRIVATE_DIR_MODE,
   type PermissionWarning,
 } from './permissions.js';
-import type { StoreSynchronous, StoreTables } from './types.js';
+import type { StoreReadAside, StoreSynchronous, StoreTables } from './types.js';
 
 /** Options of {@link openSqlite}. */
 export interface SqliteOpenOptions {
@@ -48,6 +49,9 @@ export interface SqliteOpenOptions {
   checkpoint?: StoreCheckpoint | undefined;
   /** Tuning of the background checkpoints (tests). */
   checkpointer?: CheckpointerOptions | undefined;
+  /** Where whole-table reads run (default `'worker'`); validated by the caller. */
+  readAside?: StoreReadAside | undefined;
+  onReadAsideError?: ((error: Error) => void) | undefined;
 }
 
 /** An opened SQLite database. */
@@ -57,6 +61,8 @@ export interface OpenedSqlite {
   file: string;
   /** The WAL's background checkpoints (none in memory or with `checkpoint: 'inline'`): stop before closing `db`. */
   checkpointer: Checkpointer | undefined;
+  /** Reads that walk many rows, on a worker thread (none in memory): stop before closing `db`. */
+  reader: AsideReader | undefined;
 }
 
 /** The file name used inside `dataDir`. */
@@ -98,7 +104,11 @@ export function openSqlite(opts: SqliteOpenOptions): Promise<OpenedSqlite> {
     dialect: guardedDialect('sqlite', new LockingSqliteDialect({ database: reusingStatements(database) })),
     ...(opts.log === undefined ? {} : { log: opts.log }),
   });
-  return Promise.resolve({ db, file, checkpointer });
+  const reader =
+    opts.readAside === 'inline' || file === ':memory:' || file === ''
+      ? undefined
+      : startReader(file, opts.onReadAsideError);
+  return Promise.resolve({ db, file, checkpointer, reader });
 }
 
 /** How many prepared statements are kept for reuse (queries with a varying `IN (…)` list differ). */
