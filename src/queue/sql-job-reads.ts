@@ -46,17 +46,21 @@ export class SqlJobReads {
     });
   }
 
-  /** The ids of `queue`'s queued and active jobs with their reported state, oldest first, at most `limit`. */
+  /**
+   * The ids of `queue`'s queued and active jobs with their reported state, oldest first, at most
+   * `limit`. Read aside too: the BullMQ driver's counts read 500 of them at each scrape (~5 ms).
+   */
   unfinished(queue: string, now: number, limit: number): Promise<{ id: string; reported: JobState }[]> {
     return guard(this.#engine, 'jobs.unfinished', () =>
-      this.#db
-        .selectFrom('bulwark_jobs')
-        .select(['id', reported(now).as('reported')])
-        .where('queue', '=', queue)
-        .where('state', 'in', ['queued', 'active'])
-        .orderBy('seq')
-        .limit(limit)
-        .execute(),
+      this.#store.readAside(
+        this.#db
+          .selectFrom('bulwark_jobs')
+          .select(['id', reported(now).as('reported')])
+          .where('queue', '=', queue)
+          .where('state', 'in', ['queued', 'active'])
+          .orderBy('seq')
+          .limit(limit),
+      ),
     );
   }
 
