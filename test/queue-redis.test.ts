@@ -5,11 +5,8 @@ import { sql } from 'kysely';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { isBulwarkError } from '../src/errors/index.js';
 import { Queue, Worker } from 'bullmq';
-import pino from 'pino';
 import { Registry } from 'prom-client';
 import {
-  EmbeddedJobQueue,
-  RedisJobQueue,
   effectOnce,
   jobEffectKey,
   QueueMetrics,
@@ -19,14 +16,13 @@ import {
 } from '../src/queue/index.js';
 import { catchUpRuns, Pacer, REPLAY_SHARE_BUSY, replayRest } from '../src/failover/index.js';
 import { REPLAY_STEP } from '../src/queue/spool-replay.js';
-import { connectRedis } from '../src/redis/connection.js';
-import { createStore } from '../src/runtime/store.js';
 import type { Store } from '../src/store/types.js';
 import { createBulwark, type Bulwark } from '../src/runtime/create.js';
 import { startRedis, type RedisServer } from './helpers/redis.js';
 import { LogCapture } from './helpers/app.js';
 import { rejection } from './helpers/store.js';
 import { until } from './helpers/wait.js';
+import { redisDriver as sharedRedisDriver } from './helpers/queue.js';
 
 // Redis persists every write (AOF, fsync always), as a deployment that keeps jobs must configure it:
 // a killed server comes back with every acknowledged job.
@@ -87,33 +83,8 @@ async function bulwark(dataDir?: string): Promise<Bulwark> {
 }
 
 /** The BullMQ driver on its own store and spool (SQLite in a temp dir), closed after the test. */
-async function redisDriver(name: string, extra: Partial<RedisJobQueueOptions> = {}) {
-  const dir = mkdtempSync(path.join(tmpdir(), `bulwark-queue-${name}-`));
-  dirs.push(dir);
-  const store = await createStore({ dataDir: dir });
-  const redisDep = await connectRedis(redis.url, pino({ level: 'silent' }));
-  // The spool shares the driver's metrics, as in createBulwark.
-  const spool = new EmbeddedJobQueue({
-    store,
-    pollMs: 20,
-    ...(extra.metrics ? { metrics: extra.metrics } : {}),
-    ...(extra.now ? { now: extra.now } : {}),
-  });
-  const queues = new RedisJobQueue({
-    url: redis.url,
-    failover: redisDep.failover,
-    client: redisDep.client,
-    spool,
-    store,
-    instanceId: `${name}-test`,
-    ...extra,
-  });
-  closers.push(async () => {
-    await queues.close(1000);
-    redisDep.close();
-    await store.close();
-  });
-  return { store, redisDep, spool, queues };
+function redisDriver(name: string, extra: Partial<RedisJobQueueOptions> = {}) {
+  return sharedRedisDriver(redis.url, name, { dirs, closers }, extra);
 }
 
 /** Jobs in the spool (the embedded queue's table), in any state. */

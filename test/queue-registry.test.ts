@@ -1,15 +1,10 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
+import { rmSync } from 'node:fs';
 import { Queue } from 'bullmq';
-import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { EmbeddedJobQueue, RedisJobQueue } from '../src/queue/index.js';
 import { connectionOptions, QUEUE_REGISTRY } from '../src/queue/bullmq-queues.js';
 import { PREFIX } from '../src/queue/bullmq-worker.js';
-import { connectRedis } from '../src/redis/connection.js';
-import { createStore } from '../src/runtime/store.js';
 import { redisClient, startRedis, type RedisServer } from './helpers/redis.js';
+import { redisDriver } from './helpers/queue.js';
 import { until } from './helpers/wait.js';
 
 // Reads over every queue (the state gauge at each scrape, the admin API) used to SCAN the whole
@@ -43,26 +38,8 @@ async function admin<T>(fn: (client: ReturnType<typeof redisClient>) => Promise<
 }
 
 /** The BullMQ driver of one instance, on its own store and spool, closed after the test. */
-async function instance(name: string) {
-  const dir = mkdtempSync(path.join(tmpdir(), `bulwark-registry-${name}-`));
-  dirs.push(dir);
-  const store = await createStore({ dataDir: dir });
-  const redisDep = await connectRedis(redis.url, pino({ level: 'silent' }));
-  const spool = new EmbeddedJobQueue({ store, pollMs: 20 });
-  const queues = new RedisJobQueue({
-    url: redis.url,
-    failover: redisDep.failover,
-    client: redisDep.client,
-    spool,
-    store,
-    instanceId: `${name}-test`,
-  });
-  closers.push(async () => {
-    await queues.close(1000);
-    redisDep.close();
-    await store.close();
-  });
-  return { queues };
+function instance(name: string) {
+  return redisDriver(redis.url, name, { dirs, closers });
 }
 
 /** Calls of `command` Redis has served since the stats were last reset. */
