@@ -160,6 +160,40 @@ describe('tiered cache', () => {
     store = await createStore({ sqliteFile: ':memory:' }); // for afterEach
   });
 
+  it('a journal replay on failback that cannot read the store is logged, never an unhandled rejection', async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const { list, flaky } = await instances(1);
+      const { failover } = list[0]!;
+      const warnings: unknown[] = [];
+      const logger = {
+        warn: (...args: unknown[]) => warnings.push(args),
+        debug: () => undefined,
+        info: () => undefined,
+      } as unknown as Logger;
+      const cache = new TieredCache({
+        name: 'c',
+        l1: new MemoryCacheStore(),
+        l2: { store: flaky, failover, journal: new CacheJournal(store.kv, 'gone') },
+        logger,
+      });
+      await failL2(flaky, failover, cache);
+      await store.close(); // the store goes away at shutdown, before Redis comes back
+      flaky.down = false;
+      await vi.advanceTimersByTimeAsync(1000); // probes succeed → failback → replay
+      expect(failover.mode).toBe('primary');
+      await vi.advanceTimersByTimeAsync(10);
+      expect(JSON.stringify(warnings)).toContain('cache journal replay failed');
+      expect(unhandled).toEqual([]);
+      cache.close();
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+      store = await createStore({ sqliteFile: ':memory:' }); // for afterEach
+    }
+  });
+
   it('serves a stale value within its grace when the factory fails, and rethrows without one', async () => {
     const { list } = await instances(1);
     const cache = list[0]!.cache;

@@ -104,7 +104,15 @@ export class TieredCache {
     this.#replayPacing = opts.replayPacing;
     this.#announcer = opts.l2?.bus === undefined ? undefined : new Announcer(opts.l2.bus);
     this.#l2?.failover.onChange((change) => {
-      if (change.to === 'primary') void this.replay();
+      // In the background: a failure (the store gone at shutdown) is logged, never an unhandled
+      // rejection, which would end the app; the journal stays for the next failback.
+      if (change.to === 'primary')
+        this.replay().catch((err: unknown) =>
+          this.#logger?.warn(
+            { cache: this.name, err },
+            'cache journal replay failed; the next failback retries',
+          ),
+        );
     });
     const bus = this.#l2?.bus;
     bus?.onInvalidate((message) => void this.#dropLocal(message));
