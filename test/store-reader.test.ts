@@ -4,7 +4,7 @@ import path from 'node:path';
 import { sql } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
 import { EmbeddedJobQueue } from '../src/queue/index.js';
-import { startReader } from '../src/store/reader.js';
+import { startReader, type AsideReader } from '../src/store/reader.js';
 import { createStore } from '../src/runtime/store.js';
 import { SQLITE_FILE_NAME } from '../src/store/sqlite.js';
 import type { Store } from '../src/store/types.js';
@@ -62,12 +62,12 @@ describe("the store's read worker", () => {
   it('counts a large queue table while the event loop goes on', { timeout: 60_000 }, async () => {
     const store = await fileStore();
     const queue = new EmbeddedJobQueue({ store, pollMs: 60_000 });
-    await queue.counts(); // the worker starts with the first read
+    const withWorker = store as unknown as { reader: AsideReader | undefined };
+    const reader = withWorker.reader;
+    expect(await reader?.ready()).toBe(true);
     await fill(store, 300_000);
 
     // The same count on the app's connection (the store without its worker), for scale.
-    const withWorker = store as unknown as { reader: unknown };
-    const reader = withWorker.reader;
     withWorker.reader = undefined;
     const onLoop = await whileTicking(() => queue.counts());
     withWorker.reader = reader;
@@ -97,6 +97,7 @@ describe("the store's read worker", () => {
     );
     const here = () => Promise.resolve([{ n: 1 }]);
     expect(await reader.all({ sql: 'select 1 as n', parameters: [] }, here)).toEqual([{ n: 1 }]);
+    expect(await reader.ready()).toBe(false);
     expect(await reader.all({ sql: 'select 1 as n', parameters: [] }, here)).toEqual([{ n: 1 }]);
     expect(errors).toHaveLength(1);
     expect(errors[0]?.message).toMatch(/cannot open/);
@@ -108,6 +109,7 @@ describe("the store's read worker", () => {
     await store.ping();
     const reader = startReader(path.join(dirs.at(-1)!, SQLITE_FILE_NAME));
     const never = () => Promise.reject(new Error('answered on the loop'));
+    expect(await reader.ready()).toBe(true);
     await expect(reader.all({ sql: 'select nope from nowhere', parameters: [] }, never)).rejects.toThrow(
       /no such table/,
     );
@@ -116,6 +118,37 @@ describe("the store's read worker", () => {
     ).rejects.toThrow(/readonly|query_only|attempt to write/i);
     expect(await reader.all({ sql: 'select ? + 1 as n', parameters: [41] }, never)).toEqual([{ n: 42 }]);
     await reader.stop();
+  });
+
+  it('answers the reads made while the worker starts on the caller’s connection, then on the worker', async () => {
+    const store = await fileStore();
+    await store.ping();
+    const reader = startReader(path.join(dirs.at(-1)!, SQLITE_FILE_NAME));
+    const query = { sql: 'select ? as n', parameters: ['worker'] };
+    const here = () => Promise.resolve([{ n: 'here' }]);
+    const started = performance.now();
+    // The first read starts the worker and is not kept waiting for it (~50 ms): `here` answers.
+    expect(await reader.all(query, here)).toEqual([{ n: 'here' }]);
+    expect(performance.now() - started).toBeLessThan(20);
+    expect(await reader.ready()).toBe(true);
+    expect(await reader.all(query, here)).toEqual([{ n: 'worker' }]);
+    await reader.stop();
+    expect(await reader.all(query, here)).toEqual([{ n: 'here' }]);
+  });
+
+  it("tells the store's query observer of the reads the worker answers, once each", async () => {
+    const events: { operation: string; failed: boolean; durationMs: number }[] = [];
+    const store = await createStore({ dataDir: tempDir(), onQuery: (event) => events.push(event) });
+    stores.push(store);
+    const queue = new EmbeddedJobQueue({ store, pollMs: 60_000 });
+    await queue.add('seen', { n: 1 });
+    expect(await (store as unknown as { reader: AsideReader }).reader.ready()).toBe(true);
+    events.length = 0;
+    expect((await queue.counts()).get('seen')?.waiting).toBe(1);
+    expect(events.map(({ durationMs, ...rest }) => ({ ...rest, timed: durationMs >= 0 }))).toEqual([
+      { engine: 'sqlite', operation: 'select', failed: false, timed: true },
+    ]);
+    await queue.close();
   });
 
   it("readAside: 'inline' runs them on the app's connection (the CLI's commands: no thread)", async () => {

@@ -54,7 +54,7 @@ export class BullQueues {
   readonly #access: BullAccess;
   /** Queues named in {@link QUEUE_REGISTRY} over the client's current connection. */
   readonly #registered = new Set<string>();
-  /** The scan for queues the registry lacks, once per connection (see {@link names}). */
+  /** The scan for queues the registry lacks, once per connection (see `#names`). */
   #scan: Promise<void> | undefined;
 
   constructor(opts: BullQueuesOptions) {

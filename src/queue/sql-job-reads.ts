@@ -14,12 +14,13 @@ import type { JobDetail, JobPreview, JobState, JobSummary, QueueCounts, StoredJo
 export class SqlJobReads {
   readonly #db: Kysely<StoreTables>;
   readonly #engine: StoreEngine;
-  readonly #store: Pick<Store, 'db' | 'engine' | 'readAside'>;
+  /** The store's {@link Store.readAside}: whole-table reads off the event loop. */
+  readonly #readAside: Store['readAside'];
 
   constructor(store: Pick<Store, 'db' | 'engine' | 'readAside'>) {
     this.#db = store.db;
     this.#engine = store.engine;
-    this.#store = store;
+    this.#readAside = (query) => store.readAside(query);
   }
 
   /**
@@ -34,7 +35,7 @@ export class SqlJobReads {
         .groupBy(['queue', 'reported']);
       if (queue !== undefined) query = query.where('queue', '=', queue);
       const result = new Map<string, QueueCounts>();
-      for (const row of await this.#store.readAside(query)) {
+      for (const row of await this.#readAside(query)) {
         let counts = result.get(row.queue);
         if (counts === undefined) {
           counts = emptyCounts();
@@ -52,7 +53,7 @@ export class SqlJobReads {
    */
   unfinished(queue: string, now: number, limit: number): Promise<{ id: string; reported: JobState }[]> {
     return guard(this.#engine, 'jobs.unfinished', () =>
-      this.#store.readAside(
+      this.#readAside(
         this.#db
           .selectFrom('bulwark_jobs')
           .select(['id', reported(now).as('reported')])

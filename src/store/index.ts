@@ -39,9 +39,9 @@ export { SQLITE_FILE_NAME } from './sqlite.js';
  * is closed again. `onQuery` sees every query, migrations included.
  */
 export async function createStore(opts: StoreOptions): Promise<Store> {
-  checkSynchronous(opts.synchronous);
-  checkCheckpoint(opts.checkpoint);
-  checkReadAside(opts.readAside);
+  checkOneOf('synchronous', opts.synchronous, ['normal', 'full']);
+  checkOneOf('checkpoint', opts.checkpoint, ['background', 'inline']);
+  checkOneOf('readAside', opts.readAside, ['worker', 'inline']);
   const engine: StoreEngine = opts.databaseUrl === undefined ? 'sqlite' : 'postgres';
   const log = opts.onQuery === undefined ? undefined : queryLogger(engine, opts.onQuery);
   const opened =
@@ -75,6 +75,7 @@ export async function createStore(opts: StoreOptions): Promise<Store> {
   store.checkouts = opened.checkouts;
   store.checkpointer = 'checkpointer' in opened ? opened.checkpointer : undefined;
   store.reader = 'reader' in opened ? opened.reader : undefined;
+  store.queryLog = log;
   try {
     // Besides proving the database answers, the first query initialises Kysely's driver; a driver
     // never used is skipped by destroy(), which would leave the SQLite file handle open on close().
@@ -88,30 +89,12 @@ export async function createStore(opts: StoreOptions): Promise<Store> {
   return store;
 }
 
-/** Throws `BWK_ERR_STORE_OPTIONS` for a `synchronous` that is neither `'normal'` nor `'full'`. */
-function checkSynchronous(value: unknown): void {
-  if (value === undefined || value === 'normal' || value === 'full') return;
+/** Throws `BWK_ERR_STORE_OPTIONS` naming `field` when `value` is set and not one of `allowed`. */
+function checkOneOf(field: string, value: unknown, allowed: readonly string[]): void {
+  if (value === undefined || allowed.includes(value as string)) return;
   throw bulwarkError('BWK_ERR_STORE_OPTIONS', {
-    field: 'synchronous',
-    problem: `must be 'normal' or 'full', got ${JSON.stringify(value) ?? typeof value}`,
-  });
-}
-
-/** Throws `BWK_ERR_STORE_OPTIONS` for a `checkpoint` that is neither `'background'` nor `'inline'`. */
-function checkCheckpoint(value: unknown): void {
-  if (value === undefined || value === 'background' || value === 'inline') return;
-  throw bulwarkError('BWK_ERR_STORE_OPTIONS', {
-    field: 'checkpoint',
-    problem: `must be 'background' or 'inline', got ${JSON.stringify(value) ?? typeof value}`,
-  });
-}
-
-/** Throws `BWK_ERR_STORE_OPTIONS` for a `readAside` that is neither `'worker'` nor `'inline'`. */
-function checkReadAside(value: unknown): void {
-  if (value === undefined || value === 'worker' || value === 'inline') return;
-  throw bulwarkError('BWK_ERR_STORE_OPTIONS', {
-    field: 'readAside',
-    problem: `must be 'worker' or 'inline', got ${JSON.stringify(value) ?? typeof value}`,
+    field,
+    problem: `must be ${allowed.map((one) => `'${one}'`).join(' or ')}, got ${JSON.stringify(value) ?? typeof value}`,
   });
 }
 
@@ -132,6 +115,8 @@ class KyselyStore implements Store {
   checkpointer: Checkpointer | undefined;
   /** SQLite in a file: the worker of {@link readAside}, stopped before the connection closes. */
   reader: AsideReader | undefined;
+  /** The query observer's feed (Kysely's log), told of the reads the worker answers. */
+  queryLog: ((event: LogEvent) => void) | undefined;
   readonly #upkeep: StoreOptions['audit'];
   readonly #timers: NodeJS.Timeout[] = [];
   #pruning: Promise<unknown> = Promise.resolve();
@@ -187,7 +172,26 @@ class KyselyStore implements Store {
 
   readAside<R>(query: AsideQuery<R>): Promise<R[]> {
     const reader = this.reader;
-    return reader === undefined ? query.execute() : reader.all(query.compile(), () => query.execute());
+    if (reader === undefined) return query.execute();
+    // Kysely's log sees the reads `here` runs; the worker's are told to it the same way.
+    const compiled = query.compile();
+    const started = performance.now();
+    let onWorker = true;
+    const told = (event: { level: 'query' } | { level: 'error'; error: unknown }) => {
+      if (onWorker)
+        this.queryLog?.({ ...event, query: compiled, queryDurationMillis: performance.now() - started });
+    };
+    const here = () => {
+      onWorker = false;
+      return query.execute();
+    };
+    return reader.all(compiled, here).then(
+      (rows) => (told({ level: 'query' }), rows),
+      (error: unknown) => {
+        told({ level: 'error', error });
+        throw error;
+      },
+    );
   }
 
   close(): Promise<void> {

@@ -16,8 +16,13 @@ export interface ReadQuery {
 
 /** Reads run off the event loop: see {@link startReader}. */
 export interface AsideReader {
-  /** The query's rows, read on the worker; where it cannot run (it failed, or stopped), by `here`. */
+  /**
+   * The query's rows, read on the worker; by `here` while it starts (the first read starts it) and
+   * where it cannot run (it failed, or stopped).
+   */
   all<R>(query: ReadQuery, here: () => Promise<R[]>): Promise<R[]>;
+  /** Starts the worker if it has not started; resolves `true` once it answers reads, `false` if it cannot. */
+  ready(): Promise<boolean>;
   /** Ends the worker; reads in flight are answered by their `here`. Idempotent. */
   stop(): Promise<void>;
 }
@@ -56,7 +61,8 @@ interface Pending {
 
 /**
  * A reader of the SQLite `file` on a worker thread, started at its first read (a store that is
- * never asked such a read never pays the thread, ~9 MiB; leak detection hears of the step). If the
+ * never asked such a read never pays the thread, ~9 MiB; leak detection hears of the step), which
+ * like every read until the worker is up runs on the caller's connection (`here`). If the
  * worker cannot start or dies, reads run on the caller's connection from then on (`here`), and
  * `onError` is told once. The worker keeps the process alive only while it starts or a read waits
  * for it (a CLI command's count), as the query on the caller's thread would.
@@ -64,6 +70,8 @@ interface Pending {
 export function startReader(file: string, onError?: (error: Error) => void): AsideReader {
   let worker: Worker | undefined;
   let ready: Promise<boolean> | undefined;
+  /** Started and answering reads. */
+  let answering = false;
   let broken = false;
   let stopping = false;
   let exited: Promise<void> | undefined;
@@ -122,10 +130,12 @@ export function startReader(file: string, onError?: (error: Error) => void): Asi
     else read.reject(Object.assign(new Error(message.error.message), { code: message.error.code }));
   };
 
+  const begin = (): Promise<boolean> => (ready ??= start().then((up) => (answering = up)));
+
   return {
     async all<R>(query: ReadQuery, here: () => Promise<R[]>): Promise<R[]> {
-      ready ??= start();
-      if (broken || !(await ready) || broken || worker === undefined) return here();
+      void begin(); // a read does not wait the ~50 ms a thread takes to start: `here` answers it
+      if (broken || !answering || worker === undefined) return here();
       const id = (next += 1);
       const rows = new Promise<unknown[]>((resolve, reject) => {
         pending.set(id, { resolve, reject, here });
@@ -134,6 +144,7 @@ export function startReader(file: string, onError?: (error: Error) => void): Asi
       worker.postMessage({ id, sql: query.sql, parameters: query.parameters });
       return (await rows) as R[];
     },
+    ready: begin,
     async stop() {
       if (stopping) return exited;
       stopping = true;

@@ -1,4 +1,4 @@
-import type { Generated, Kysely, Migration } from 'kysely';
+import type { CompiledQuery, Generated, Kysely, Migration } from 'kysely';
 import type { TallyEntry } from './audit-tally.js';
 import type { Checkouts } from './checkouts.js';
 import type { CheckpointerOptions, StoreCheckpoint } from './checkpointer.js';
@@ -273,16 +273,17 @@ export type QueryObserver = (event: {
   failed: boolean;
 }) => void;
 
+/** A query {@link Store.readAside} can run: a Kysely select, say. */
+export interface AsideQuery<R> {
+  compile(): CompiledQuery;
+  execute(): Promise<R[]>;
+}
+
 /**
  * The Bulwark store: Kysely over better-sqlite3 (embedded default) or pg (`DATABASE_URL`).
  * Nothing connects until `createStore()` is awaited; `close()` releases every connection and is
  * safe to call twice.
  */
-/** A query {@link Store.readAside} can run: a Kysely select, say. */
-export interface AsideQuery<R> {
-  compile(): { readonly sql: string; readonly parameters: readonly unknown[] };
-  execute(): Promise<R[]>;
-}
 
 export interface Store {
   readonly engine: StoreEngine;
