@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -134,6 +135,30 @@ describe("the store's read worker", () => {
     expect(await reader.all(query, here)).toEqual([{ n: 'worker' }]);
     await reader.stop();
     expect(await reader.all(query, here)).toEqual([{ n: 'here' }]);
+  });
+
+  it('a process that stops its reader while the worker starts waits for it and exits 0', async () => {
+    // The worker is unref'd once it has started; were it so while stop() waits for it, a process
+    // whose first read came just before its shutdown would end mid-await (exit 13) and skip the
+    // rest of its shutdown.
+    const store = await fileStore();
+    await store.ping();
+    const script = `
+      import { startReader } from './src/store/reader.ts';
+      const reader = startReader(process.argv[1]);
+      const rows = await reader.all({ sql: 'select 1 as n', parameters: [] }, async () => [{ n: 'here' }]);
+      await reader.stop();
+      console.log('stopped', JSON.stringify(rows));
+    `;
+    const child = spawnSync(
+      process.execPath,
+      ['--import', 'tsx', '--input-type=module', '-e', script, path.join(dirs.at(-1)!, SQLITE_FILE_NAME)],
+      { encoding: 'utf8', timeout: 20_000 },
+    );
+    expect({ status: child.status, stdout: child.stdout.trim() }).toEqual({
+      status: 0,
+      stdout: 'stopped [{"n":"here"}]',
+    });
   });
 
   it("tells the store's query observer of the reads the worker answers, once each", async () => {

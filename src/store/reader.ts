@@ -96,12 +96,14 @@ export function startReader(file: string, onError?: (error: Error) => void): Asi
         resolve(false);
         return;
       }
-      // Held while it starts and while a read waits on it (a CLI's only pending work), else unref'd.
+      // Held while it starts, while a read waits on it (a CLI's only pending work) and while it
+      // stops (stop() may come as it starts: a process that ends soon after its first read), else
+      // unref'd.
       const current = worker;
       exited = new Promise((done) => current.once('exit', () => done()));
       worker.on('message', (message: { type?: string; message?: string; id?: number } & Answer) => {
         if (message.type === 'ready') {
-          current.unref();
+          if (!stopping) current.unref();
           announceResourceStep({
             what: "the store's read worker started",
             signals: ['rss', 'fds', 'handles'],
@@ -125,7 +127,7 @@ export function startReader(file: string, onError?: (error: Error) => void): Asi
     const read = pending.get(id);
     if (read === undefined) return;
     pending.delete(id);
-    if (pending.size === 0) worker?.unref();
+    if (pending.size === 0 && !stopping) worker?.unref();
     if (message.error === undefined) read.resolve(message.rows ?? []);
     else read.reject(Object.assign(new Error(message.error.message), { code: message.error.code }));
   };
