@@ -64,8 +64,9 @@ interface Pending {
  * never asked such a read never pays the thread, ~9 MiB; leak detection hears of the step), which
  * like every read until the worker is up runs on the caller's connection (`here`). If the
  * worker cannot start or dies, reads run on the caller's connection from then on (`here`), and
- * `onError` is told once. The worker keeps the process alive only while it starts or a read waits
- * for it (a CLI command's count), as the query on the caller's thread would.
+ * `onError` is told once. The worker keeps the process alive only while it starts, while a read
+ * waits for it (a CLI command's count), as the query on the caller's thread would, and while
+ * {@link AsideReader.stop} waits for it to end.
  */
 export function startReader(file: string, onError?: (error: Error) => void): AsideReader {
   let worker: Worker | undefined;
