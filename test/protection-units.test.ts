@@ -214,24 +214,24 @@ describe('AdaptiveLimit', () => {
     expect(moves).toContain('up'); // it still follows the floor up
     expect(limit.reversals).toBe(reversals);
   });
-  it("stops a shrink at the caller's floor, and never rises to it (that floor only holds)", () => {
+  it("stops a shrink at the caller's room, and never rises to it (the room only holds)", () => {
     const limit = new AdaptiveLimit({ initial: 100, smoothing: 1, bdpGain: 0 });
     let now = 0;
     limit.update(now);
     window(limit, 1000, 2, 60); // the lowest latency: 2 ms
     limit.update((now += 100));
     window(limit, 1000, 8, 60); // far too many wait: it would shrink to ~94
-    expect(limit.update((now += 100), { floor: 97 })).toBe('down');
+    expect(limit.update((now += 100), { room: 97 })).toBe('down');
     expect(limit.limit).toBe(97);
     window(limit, 1000, 8, 60);
-    expect(limit.update((now += 100), { floor: 97 })).toBe('hold');
+    expect(limit.update((now += 100), { room: 97 })).toBe('hold');
     window(limit, 1000, 8, 60);
-    // A floor above the limit holds it where it is: raising a limit to what the process holds would
+    // A room above the limit holds it where it is: raising a limit to what the process holds would
     // follow an open overload up (the more admitted, the more held) with no end.
-    expect(limit.update((now += 100), { floor: 120 })).toBe('hold');
+    expect(limit.update((now += 100), { room: 120 })).toBe('hold');
     expect(limit.limit).toBe(97);
     window(limit, 1000, 8, 60);
-    expect(limit.update(now + 100)).toBe('down'); // no floor: Vegas again
+    expect(limit.update(now + 100)).toBe('down'); // no room: Vegas again
   });
 });
 
@@ -494,7 +494,7 @@ describe('Shedder', () => {
       return shedder;
     };
     const served = run(false);
-    // The floor: (100 held − 25 that drain within half the target) ÷ the 80 % of the limit a
+    // The room: (100 held − 25 that drain within half the target) ÷ the 80 % of the limit a
     // default request may use: 93.75. The 25 over a default request's share wait 2.5 ms.
     expect(served.adaptive.limit).toBeGreaterThanOrEqual(93.75); // (the rate is smoothed: a hair over)
     expect(served.adaptive.limit).toBeLessThan(95);

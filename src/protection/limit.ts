@@ -8,7 +8,7 @@
 // window at several times its capacity made it probe up and come back down every few seconds);
 // with nothing refused it grows at the first, as a closed loop of clients waiting in the queue
 // needs. A shrink of less than one request, which changes no admission, is no move. The caller may
-// set a floor for a window that stops a shrink (the shedder's room for a closed loop of clients).
+// give a window a room that stops a shrink (the shedder's room for a closed loop of clients).
 // What it avoids of the known designs:
 // - no pinning the limit low to re-measure the lowest latency (Envoy's adaptive concurrency): the
 //   lowest latency comes from live traffic, a window's average, with a floor that rises slowly so a
@@ -134,12 +134,12 @@ export class AdaptiveLimit {
    * shrinking). `hot`: the event loop is saturated (utilisation and delay past their guards): no
    * growing, whatever the latency says. `shedding`: requests are being refused (the shedder's
    * curve): a limit whose last move was down grows only after {@link GROW_AFTER_SHRINK_WINDOWS}
-   * quiet windows in a row. `floor`: the caller's lowest limit for the window (the shedder's room
+   * quiet windows in a row. `room`: the caller's lowest limit for the window (the shedder's room
    * for a closed loop of clients): a shrink stops there; it never raises the limit.
    */
   update(
     nowMs: number,
-    signals: { gcPause?: boolean; hot?: boolean; shedding?: boolean; floor?: number } = {},
+    signals: { gcPause?: boolean; hot?: boolean; shedding?: boolean; room?: number } = {},
   ): LimitMove {
     this.#windowStart ??= nowMs;
     const elapsedS = this.#lastUpdate === undefined ? 0 : (nowMs - this.#lastUpdate) / 1000;
@@ -169,8 +169,8 @@ export class AdaptiveLimit {
     // was known): back up to it at once, unless the loop is saturated by this process's own work.
     const bdp = Math.min(this.floor, this.#max);
     if (this.limit < bdp && signals.hot !== true) return this.#move(bdp);
-    // The caller's floor (the room a closed loop needs) stops a shrink; it never raises the limit.
-    const floor = Math.max(bdp, Math.min(signals.floor ?? 0, this.#max));
+    // The caller's room (what a closed loop needs) stops a shrink, as the floor does; neither raises it here.
+    const least = Math.max(bdp, Math.min(signals.room ?? 0, this.#max));
     const scale = Math.max(1, Math.log10(this.limit));
     const high = this.#queueHigh * scale;
     if (this.waiting > high) {
@@ -179,7 +179,7 @@ export class AdaptiveLimit {
       // Half the excess per window, at most half the limit: far over, it comes down in a few windows.
       const excess = (this.waiting - high) / 2;
       const lower = this.limit - Math.min(Math.max(1, excess), this.limit / 2);
-      return this.#move(Math.max(lower, Math.min(this.limit, floor)), 1);
+      return this.#move(Math.max(lower, Math.min(this.limit, least)), 1);
     }
     const quiet = this.waiting < this.#queueLow * scale && filled && signals.hot !== true;
     this.#quietWindows = quiet ? this.#quietWindows + 1 : 0;

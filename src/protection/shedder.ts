@@ -4,13 +4,17 @@
 //   overloaded (sheddable first, default once sheddable is all refused; critical never by the
 //   curve) and lowered more slowly once it is clear (hysteresis: the curve does not flap);
 // - the adaptive concurrency limit (limit.ts), of which critical requests may use all and the
-//   others all but a reserved share;
+//   others all but a reserved share; in a window with nothing refused it does not shrink below the
+//   room a closed loop of clients needs (what the process held, less what drains in time), since
+//   such clients stay in the process whatever the limit and only move from running to waiting;
 // - a short queue for requests admitted by the curve but over the limit, served by class, then
 //   first-come (last-come once the queue is bad, as Facebook's adaptive LIFO does), with CoDel's
 //   timeouts: a wait longer than 100 ms, or 5 ms once the queue has been bad for 100 ms, is
 //   refused rather than served late. Bad, as CoDel judges a queue by its waits, not its length:
-//   for 100 ms not empty and no waiter served first-come within the 5 ms target. A waiter whose
-//   client left, or whose deadline passed, is dropped before it runs.
+//   for 100 ms not empty and no waiter served first-come within the 5 ms target. Past its room the
+//   queue still takes a request while it is good and the process holds no more than it has before
+//   (a closed loop again). A waiter whose client left, or whose deadline passed, is dropped before
+//   it runs.
 import { AdaptiveLimit, type LimitMove } from './limit.js';
 import {
   PRIORITIES,
@@ -174,7 +178,7 @@ export class Shedder {
     const overloaded = hot || queueBad || this.#dropsThisTick > 0;
     const clear = !overloaded && !warm && this.#queued === 0;
     this.#dropsThisTick = 0;
-    const floor = this.#roomFloor(hot);
+    const room = this.#closedLoopRoom(hot);
     this.#refusedThisTick = 0;
     this.#held = Math.max(this.#heldThisTick, this.#held * HELD_DECAY);
     this.#heldThisTick = this.inFlight + this.#queued;
@@ -184,8 +188,8 @@ export class Shedder {
     const move = this.adaptive.update(now, {
       gcPause: loop.gcPause,
       hot,
-      shedding: this.refusal[2] !== 0,
-      floor,
+      shedding: this.refusal[SHEDDABLE] !== 0,
+      room,
     });
     if (move === 'up' && this.#queued > 0) this.#drain();
     return move;
@@ -228,7 +232,7 @@ export class Shedder {
    * straight back. The limit does not shrink under it; it is never raised to it (open overload,
    * which holds the more the more is admitted, would follow it up).
    */
-  #roomFloor(hot: boolean): number {
+  #closedLoopRoom(hot: boolean): number {
     if (hot || this.#refusedThisTick > 0) return 0;
     return (this.#heldThisTick - (this.#drainRate * this.#target) / 2000) / (1 - this.#reserve);
   }
@@ -277,7 +281,7 @@ export class Shedder {
   /** While overloaded, whether `client` already holds its share of the limit. */
   #overClientShare(client: string): boolean {
     if (this.#clientShare === undefined) return false;
-    const overloaded = this.#overloaded || this.#queued > 0 || (this.refusal[2] ?? 0) > 0;
+    const overloaded = this.#overloaded || this.#queued > 0 || (this.refusal[SHEDDABLE] ?? 0) > 0;
     return (
       overloaded && (this.#clients.get(client) ?? 0) >= Math.max(2, this.adaptive.limit * this.#clientShare)
     );
@@ -380,6 +384,7 @@ export class Shedder {
 }
 
 const DEFAULT = PRIORITIES.indexOf('default'); // the default class's rank
+const SHEDDABLE = PRIORITIES.indexOf('sheddable'); // the sheddable class's rank
 
 /** Per tick, how much of the most requests held at once is remembered: ~37% after 10 s. */
 const HELD_DECAY = 0.99;
