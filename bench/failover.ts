@@ -331,6 +331,7 @@ const LABELS: Record<Scenario, string> = {
   pause: 'Redis SIGSTOP → SIGCONT',
 };
 const base = {
+  before: of('baseline', (r) => r.before.p99) ?? 0,
   outage: of('baseline', (r) => r.outage.p99) ?? 0,
   after: of('baseline', (r) => r.after.p99) ?? 0,
 };
@@ -342,14 +343,17 @@ const md: string[] = [
     ` ${upAtMs / 1000} s; ${rounds} rounds, the order of the scenarios alternating; medians over rounds.` +
     ` Windows: before (0 s → the signal), the outage (the signal → the app back on the primary, both` +
     ` switches and the replay included), after (→ the end); the baseline's windows are the nominal` +
-    ` ${downAtMs / 1000}–${upAtMs / 1000} s. _Added p99_: the scenario's p99 minus the baseline's over the same window.`,
+    ` ${downAtMs / 1000}–${upAtMs / 1000} s. _Added p99_: the scenario's p99 minus the baseline's over the same window;` +
+    ` before the signal nothing differs yet, so the added p99 there is the control: how far apart two runs of the same` +
+    ` load lie on this host.`,
   '',
   '| scenario | requests | non-2xx + errors | req/s before | req/s outage | req/s after |' +
     ' p99 before (ms) | p99 outage (ms) | p99 after (ms) | max before (ms) | max outage (ms) | max after (ms) |' +
-    ' added p99, outage (ms) | added p99, after (ms) |',
-  '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+    ' added p99, before: the control (ms) | added p99, outage (ms) | added p99, after (ms) |',
+  '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
 ];
 for (const scenario of SCENARIOS) {
+  const before = of(scenario, (r) => r.before.p99);
   const outage = of(scenario, (r) => r.outage.p99);
   const after = of(scenario, (r) => r.after.p99);
   const cells = [
@@ -374,12 +378,13 @@ for (const scenario of SCENARIOS) {
       of(scenario, (r) => r.after.rate),
       0,
     ),
-    fixed(of(scenario, (r) => r.before.p99)),
+    fixed(before),
     fixed(outage),
     fixed(after),
     fixed(of(scenario, (r) => r.before.max)),
     fixed(of(scenario, (r) => r.outage.max)),
     fixed(of(scenario, (r) => r.after.max)),
+    scenario === 'baseline' ? '—' : added(before, base.before),
     scenario === 'baseline' ? '—' : added(outage, base.outage),
     scenario === 'baseline' ? '—' : added(after, base.after),
   ];
@@ -448,6 +453,15 @@ const addedOutage =
   Math.max(of('kill', (r) => r.outage.p99) ?? 0, of('pause', (r) => r.outage.p99) ?? 0) - base.outage;
 const addedAfter =
   Math.max(of('kill', (r) => r.after.p99) ?? 0, of('pause', (r) => r.after.p99) ?? 0) - base.after;
+/** Per round, the scenario's p99 over a window minus that round's baseline's (runs are pushed round by round). */
+const perRound = (scenario: Scenario, window: 'before' | 'after') =>
+  Array.from({ length: rounds }, (_, i) => runs.slice(i * SCENARIOS.length, (i + 1) * SCENARIOS.length))
+    .map((round) => {
+      const own = round.find((r) => r.scenario === scenario);
+      const peer = round.find((r) => r.scenario === 'baseline');
+      return own === undefined || peer === undefined ? 'n/a' : added(own[window].p99, peer[window].p99);
+    })
+    .join(', ');
 const failbackWorst = Math.max(...runs.filter((r) => r.scenario !== 'baseline').map(failback));
 const met = (ok: boolean) => (ok ? 'met' : 'NOT met');
 md.push(
@@ -457,6 +471,10 @@ md.push(
     ` (target ≤ 5 ms: ${met(addedOutage <= 5)}); after: ${addedAfter.toFixed(1)} ms (target ≤ 5 ms: ${met(addedAfter <= 5)});` +
     ` back on the primary (/health), worst run: ${ms(failbackWorst)} (target ≤ 2 s: ${met(failbackWorst <= 2000)});` +
     ` switches to the fallback with Redis up, all runs: ${spuriousTotal}.`,
+  '',
+  `Per round, against that round's baseline: after a kill ${perRound('kill', 'after')} ms, after a pause` +
+    ` ${perRound('pause', 'after')} ms; the control (before the signal) ${perRound('kill', 'before')} ms` +
+    ` and ${perRound('pause', 'before')} ms.`,
 );
 const markdown = md.join('\n');
 console.log(`\n${markdown}`);
