@@ -18,7 +18,8 @@ bench/results/<name>.json; then \`npm run bench:doc\` updates docs/benchmarks.md
 
   --smoke   tiny sizes, a few seconds each, no result written (what CI runs)
   --status  for each benchmark, the commit its recorded figures name and whether a later commit
-            (or an uncommitted change) touched the code it measures; runs nothing
+            (or an uncommitted change) touched the code it measures (comments and types alone
+            do not count); runs nothing
   --stale   run only the benchmarks whose recorded figures are older than their code
   --help    this text
 

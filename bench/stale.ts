@@ -1,13 +1,15 @@
 // Which recorded figures are older than the code they measure. A benchmark measures its own file,
 // the processes it starts (BENCHMARKS' `entries`) and everything those import, followed through the
 // import graph by dependency-cruiser (as `npm run lint` does), plus package-lock.json (a peer's or a
-// library's version moves figures too). A result is stale when a commit after the one it names
-// touched any of those files, or when the tree has uncommitted changes to them.
+// library's version moves figures too). A result is stale when the code of any of those files
+// differs from the commit it names, in a later commit or in the tree. Code is what runs: a change
+// to comments or types alone (TypeScript emits the same JavaScript) moves no figure.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { cruise } from 'dependency-cruiser';
 import extractTSConfig from 'dependency-cruiser/config-utl/extract-ts-config';
+import ts from 'typescript';
 import { BENCHMARKS, type Benchmark } from './benchmarks.js';
 
 export interface Freshness {
@@ -19,6 +21,8 @@ export interface Freshness {
   commitsSince: string[];
   /** Measured files with uncommitted changes (or the result itself was taken on such a tree). */
   uncommitted: string[];
+  /** Measured files changed since `commit` in their comments or types only (not stale for that). */
+  unchangedCode: string[];
   stale: boolean;
 }
 
@@ -34,6 +38,23 @@ function git(root: string, args: string[]): string[] {
 
 function gitSucceeds(root: string, args: string[]): boolean {
   return spawnSync('git', args, { cwd: root, stdio: 'ignore' }).status === 0;
+}
+
+/**
+ * A file's code as it runs: a TypeScript or JavaScript file as TypeScript emits it, comments and
+ * types gone; any other file as it is. Undefined for a file that does not exist.
+ */
+export function runnable(file: string, text: string | undefined): string | undefined {
+  if (text === undefined || !/\.[cm]?[jt]sx?$/.test(file)) return text;
+  return ts.transpileModule(text, {
+    fileName: file,
+    compilerOptions: {
+      removeComments: true,
+      target: ts.ScriptTarget.ESNext,
+      module: ts.ModuleKind.ESNext,
+      jsx: ts.JsxEmit.Preserve,
+    },
+  }).outputText;
 }
 
 /** Every file each benchmark measures, keyed by benchmark name, relative to the repository `root`. */
@@ -92,6 +113,20 @@ export async function freshness(
   const files = await measuredFiles(benchmarks, root);
   // One look at the tree for all of them; a measured path is a file or (the console) a directory.
   const changed = git(root, ['status', '--porcelain']).map((line) => line.slice(3));
+  const code = (rev: string, file: string) => {
+    const shown = spawnSync('git', ['show', `${rev}:${file}`], {
+      cwd: root,
+      encoding: 'utf8',
+      maxBuffer: 256 * 1024 * 1024,
+    });
+    return runnable(file, shown.status === 0 ? shown.stdout : undefined);
+  };
+  // A directory (an untracked one, as git status shows it) is new code as a whole.
+  const codeInTree = (file: string) => {
+    const full = path.join(root, file);
+    if (!existsSync(full)) return undefined;
+    return statSync(full).isDirectory() ? `(directory ${file})` : runnable(file, readFileSync(full, 'utf8'));
+  };
   return benchmarks.map((bench) => {
     const resultFile = path.join(root, 'bench', 'results', `${bench.name}.json`);
     const measured = files.get(bench.name) ?? [];
@@ -102,6 +137,7 @@ export async function freshness(
         date: undefined,
         commitsSince: [],
         uncommitted: [],
+        unchangedCode: [],
         stale: true,
       };
     }
@@ -109,15 +145,24 @@ export async function freshness(
     const [commit = '', dirty] = result.commit.split(' + ');
     // A commit this clone does not have (a shallow clone, a rewritten branch) cannot be compared.
     const known = commit !== '' && gitSucceeds(root, ['cat-file', '-e', `${commit}^{commit}`]);
-    const commitsSince = known
-      ? git(root, ['log', '--format=%h %s', `${commit}..HEAD`, '--', ...measured])
-      : [`${commit || '(none)'} is not a commit of this clone`];
-    const uncommitted = changed.filter((file) =>
-      measured.some((m) => file === m || file.startsWith(`${m}/`)),
-    );
+    const touched = known ? git(root, ['diff', '--name-only', commit, 'HEAD', '--', ...measured]) : [];
+    const moved = touched.filter((file) => code(commit, file) !== code('HEAD', file));
+    const commitsSince = !known
+      ? [`${commit || '(none)'} is not a commit of this clone`]
+      : moved.length === 0
+        ? []
+        : git(root, ['log', '--format=%h %s', `${commit}..HEAD`, '--', ...moved]);
+    const edited = changed.filter((file) => measured.some((m) => file === m || file.startsWith(`${m}/`)));
+    const uncommitted = edited.filter((file) => codeInTree(file) !== code('HEAD', file));
+    const unchangedCode = [
+      ...new Set([
+        ...touched.filter((f) => !moved.includes(f)),
+        ...edited.filter((f) => !uncommitted.includes(f)),
+      ]),
+    ];
     if (dirty !== undefined) uncommitted.unshift(`(the result was taken with ${dirty})`);
     const stale = commitsSince.length > 0 || uncommitted.length > 0;
-    return { name: bench.name, commit, date: result.date, commitsSince, uncommitted, stale };
+    return { name: bench.name, commit, date: result.date, commitsSince, uncommitted, unchangedCode, stale };
   });
 }
 
@@ -128,7 +173,11 @@ export function describe(rows: readonly Freshness[]): string {
       const head = `  ${row.name.padEnd(14)}`;
       if (row.commit === undefined) return `${head} no result yet`;
       const at = `measured at ${row.commit} (${row.date?.slice(0, 10) ?? '?'})`;
-      if (!row.stale) return `${head} ${at}, current`;
+      const quiet =
+        row.unchangedCode.length === 0
+          ? ''
+          : ` (comments or types changed since in ${row.unchangedCode.length} of its files)`;
+      if (!row.stale) return `${head} ${at}, current${quiet}`;
       const moved = [
         row.commitsSince.length > 0
           ? `${row.commitsSince.length} ${row.commitsSince.length === 1 ? 'commit' : 'commits'} to its code since`

@@ -105,6 +105,31 @@ describe('figures older than the code they measure', () => {
       });
       expect(rows['a']?.stale).toBe(true);
     });
+
+    it('does not count a change to comments or types alone, in the tree or in a commit', async () => {
+      const head = git('rev-parse', '--short', 'HEAD');
+      record('a', head);
+      record('b', head);
+      git('add', '.');
+      git('commit', '-qm', 'figures again');
+      write('bench/lib.ts', '// The answer.\nexport const x: number = 3; /* still */\n');
+      let rows = await stale();
+      expect(rows['a']).toMatchObject({ stale: false, uncommitted: [], unchangedCode: ['bench/lib.ts'] });
+      git('commit', '-qam', 'a comment and a type');
+      rows = await stale();
+      expect(rows['a']).toMatchObject({ stale: false, commitsSince: [], unchangedCode: ['bench/lib.ts'] });
+      write('bench/lib.ts', '// The answer.\nexport const x: number = 4;\n');
+      rows = await stale();
+      expect(rows['a']).toMatchObject({ stale: true, uncommitted: ['bench/lib.ts'] });
+      git('commit', '-qam', 'code again');
+      rows = await stale();
+      // Every commit to a file whose code moved is listed, its comment-only ones too.
+      expect(rows['a']?.commitsSince).toEqual([
+        expect.stringMatching(/ code again$/),
+        expect.stringMatching(/ a comment and a type$/),
+      ]);
+      expect([rows['a']?.stale, rows['b']?.stale]).toEqual([true, false]);
+    });
   });
 
   it('says so on the command line, and refuses two modes at once', () => {
