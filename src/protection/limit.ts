@@ -169,7 +169,8 @@ export class AdaptiveLimit {
     // was known): back up to it at once, unless the loop is saturated by this process's own work.
     const bdp = Math.min(this.floor, this.#max);
     if (this.limit < bdp && signals.hot !== true) return this.#move(bdp);
-    // The caller's room (what a closed loop needs) stops a shrink, as the floor does; neither raises it here.
+    // The caller's room (what a closed loop needs) stops a shrink, as the floor does; the room never
+    // raises the limit.
     const least = Math.max(bdp, Math.min(signals.room ?? 0, this.#max));
     const scale = Math.max(1, Math.log10(this.limit));
     const high = this.#queueHigh * scale;

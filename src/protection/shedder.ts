@@ -4,17 +4,18 @@
 //   overloaded (sheddable first, default once sheddable is all refused; critical never by the
 //   curve) and lowered more slowly once it is clear (hysteresis: the curve does not flap);
 // - the adaptive concurrency limit (limit.ts), of which critical requests may use all and the
-//   others all but a reserved share; in a window with nothing refused it does not shrink below the
-//   room a closed loop of clients needs (what the process held, less what drains in time), since
-//   such clients stay in the process whatever the limit and only move from running to waiting;
+//   others all but a reserved share; in a window with nothing refused and a loop not hot it does
+//   not shrink below the room a closed loop of clients needs (what the process held, less what
+//   drains in time), since such clients stay in the process whatever the limit and only move from
+//   running to waiting;
 // - a short queue for requests admitted by the curve but over the limit, served by class, then
 //   first-come (last-come once the queue is bad, as Facebook's adaptive LIFO does), with CoDel's
 //   timeouts: a wait longer than 100 ms, or 5 ms once the queue has been bad for 100 ms, is
 //   refused rather than served late. Bad, as CoDel judges a queue by its waits, not its length:
 //   for 100 ms not empty and no waiter served first-come within the 5 ms target. Past its room the
-//   queue still takes a request while it is good and the process holds no more than it has before
-//   (a closed loop again). A waiter whose client left, or whose deadline passed, is dropped before
-//   it runs.
+//   queue still takes a request while it is good, the curve refuses no default request and the
+//   process holds fewer than it has held before (a closed loop again). A waiter whose client left,
+//   or whose deadline passed, is dropped before it runs.
 import { AdaptiveLimit, type LimitMove } from './limit.js';
 import {
   PRIORITIES,
