@@ -113,13 +113,19 @@ export async function freshness(
   const files = await measuredFiles(benchmarks, root);
   // One look at the tree for all of them; a measured path is a file or (the console) a directory.
   const changed = git(root, ['status', '--porcelain']).map((line) => line.slice(3));
+  // Benchmarks share most of their files: each version is read and emitted once.
+  const seen = new Map<string, string | undefined>();
   const code = (rev: string, file: string) => {
-    const shown = spawnSync('git', ['show', `${rev}:${file}`], {
-      cwd: root,
-      encoding: 'utf8',
-      maxBuffer: 256 * 1024 * 1024,
-    });
-    return runnable(file, shown.status === 0 ? shown.stdout : undefined);
+    const key = `${rev}:${file}`;
+    if (!seen.has(key)) {
+      const shown = spawnSync('git', ['show', key], {
+        cwd: root,
+        encoding: 'utf8',
+        maxBuffer: 256 * 1024 * 1024,
+      });
+      seen.set(key, runnable(file, shown.status === 0 ? shown.stdout : undefined));
+    }
+    return seen.get(key);
   };
   // A directory (an untracked one, as git status shows it) is new code as a whole.
   const codeInTree = (file: string) => {
