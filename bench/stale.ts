@@ -50,6 +50,8 @@ export function runnable(file: string, text: string | undefined): string | undef
     fileName: file,
     compilerOptions: {
       removeComments: true,
+      // As tsconfig.json has it: imports stay as written (a value import loads its module, used or not).
+      verbatimModuleSyntax: true,
       target: ts.ScriptTarget.ESNext,
       module: ts.ModuleKind.ESNext,
       jsx: ts.JsxEmit.Preserve,

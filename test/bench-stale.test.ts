@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { BENCHMARKS } from '../bench/benchmarks.js';
-import { freshness, measuredFiles } from '../bench/stale.js';
+import { freshness, measuredFiles, runnable } from '../bench/stale.js';
 
 // `npm run bench -- --status` / `--stale`: which recorded figures are older than the code they
 // measure, followed through the import graph from each benchmark and the programs it starts.
@@ -16,6 +16,19 @@ describe('figures older than the code they measure', () => {
       (entry) => !existsSync(path.join(root, entry)),
     );
     expect(missing).toEqual([]);
+  });
+
+  it('reads code as it runs: comments and types go, imports stay as written', () => {
+    const code = runnable('x.ts', "import { a } from './a.js';\n// a note\nexport const y: number = 1;\n");
+    expect(runnable('x.ts', "import { a } from './a.js';\nexport const y = 1; /* other */\n")).toBe(code);
+    // An unused value import still loads its module (verbatimModuleSyntax, as tsconfig.json has it).
+    expect(runnable('x.ts', 'export const y = 1;\n')).not.toBe(code);
+    expect(runnable('x.ts', "import type { a } from './a.js';\nexport const y = 1;\n")).toBe(
+      runnable('x.ts', 'export const y = 1;\n'),
+    );
+    expect(runnable('x.ts', 'export const y = 2;\n')).not.toBe(runnable('x.ts', 'export const y = 1;\n'));
+    expect(runnable('notes.md', '# a\n')).toBe('# a\n');
+    expect(runnable('x.ts', undefined)).toBeUndefined();
   });
 
   it('follows imports from the benchmark and from the processes it starts', async () => {
