@@ -20,7 +20,12 @@ export const BENCHMARKS: Benchmark[] = [
   {
     name: 'http',
     what: 'HTTP overhead: Bulwark vs bare Fastify vs the usual Fastify stack',
-    entries: ['bench/servers/bare.ts', 'bench/servers/stack.ts', 'bench/servers/bulwark.ts'],
+    entries: [
+      'bench/servers/bare.ts',
+      'bench/servers/stack.ts',
+      'bench/servers/bulwark.ts',
+      'bench/fixtures/canary.js',
+    ],
   },
   {
     name: 'cost',
@@ -30,7 +35,11 @@ export const BENCHMARKS: Benchmark[] = [
   { name: 'logging', what: 'the request log line' },
   { name: 'cache', what: 'cache reads: L1, L2 on Redis, against lru-cache and ioredis' },
   { name: 'ratelimit', what: 'rate-limit checks against rate-limiter-flexible' },
-  { name: 'failover', what: 'the request path through a Redis outage', entries: ['bench/servers/cached.ts'] },
+  {
+    name: 'failover',
+    what: 'the request path through a Redis outage',
+    entries: ['bench/servers/cached.ts', 'bench/fixtures/canary.js'],
+  },
   { name: 'queue', what: 'job throughput against raw BullMQ' },
   { name: 'flags', what: 'flag propagation between instances', entries: ['bench/servers/flag-instance.ts'] },
   { name: 'errors', what: 'error capture against @sentry/node' },

@@ -17,7 +17,9 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { freePort } from '../test/helpers/process.js';
 import { redisClient, startRedis, type RedisServer } from '../test/helpers/redis.js';
+import { startCanary, type Canary } from './canary.js';
 import {
+  cpuSeconds,
   describeMachine,
   median,
   percentile,
@@ -36,6 +38,7 @@ const connections = knob('CONNECTIONS', 50, 10);
 const keys = knob('KEYS', 20_000, 500);
 const WARMUP_S = 2;
 const POLL_MS = 20;
+const CPU_SAMPLE_MS = 250;
 
 const SCENARIOS = ['baseline', 'kill', 'pause'] as const;
 type Scenario = (typeof SCENARIOS)[number];
@@ -45,6 +48,11 @@ interface Failure {
   at: number;
   what: string;
 }
+
+type Phase = 'before' | 'outage' | 'after';
+const PHASES: Phase[] = ['before', 'outage', 'after'];
+const fixed = (value: number | undefined, digits = 1) =>
+  value === undefined ? 'n/a' : Number.isFinite(value) ? value.toFixed(digits) : 'never';
 
 /** A window's share of the responses. */
 interface Window {
@@ -67,6 +75,10 @@ interface Run {
   after: Window;
   /** Responses, p99 and max (ms) per second of the measured run. */
   perSecond: Window[];
+  /** The app's CPU µs (user + system, all its threads) per response, over each window. */
+  cpu: Record<Phase, number | undefined>;
+  /** The host canary's median µs per unit of work over each window (bench/canary.ts). */
+  host: Record<Phase, number | undefined>;
   /** ms since the load started when the outage window ends (the app back on the primary). */
   outageEnd?: number;
   /** Every failover switch the app reported, at ms since the load started (< 0: warm-up). */
@@ -81,6 +93,15 @@ interface Run {
   primaryAt?: number;
   healthWarnAt?: number;
   healthPassAt?: number;
+}
+
+/** The app's CPU seconds at `at` (ms since the load began), interpolated between the samples. */
+function cpuAtTime(samples: [number, number][], at: number): number {
+  const next = samples.findIndex(([t]) => t >= at);
+  if (next <= 0) return samples[next === 0 ? 0 : samples.length - 1]?.[1] ?? 0;
+  const [t1, s1] = samples[next - 1]!;
+  const [t2, s2] = samples[next]!;
+  return t2 === t1 ? s2 : s1 + ((s2 - s1) * (at - t1)) / (t2 - t1);
 }
 
 function windowOf(times: number[], latencies: number[], from: number, to: number): Window {
@@ -145,7 +166,7 @@ async function flush(redis: RedisServer): Promise<void> {
   }
 }
 
-async function run(redis: RedisServer, scenario: Scenario): Promise<Run> {
+async function run(redis: RedisServer, scenario: Scenario, canary: Canary): Promise<Run> {
   await flush(redis);
   const port = await freePort();
   const dataDir = mkdtempSync(path.join(tmpdir(), 'bulwark-bench-'));
@@ -203,6 +224,9 @@ async function run(redis: RedisServer, scenario: Scenario): Promise<Run> {
       );
     });
     const now = () => performance.now() - t0;
+    // The app's CPU time through the run, to divide by the responses of each window.
+    const cpuAt: [at: number, seconds: number][] = [[0, cpuSeconds(server.pid ?? 0)]];
+    const cpuSampler = setInterval(() => cpuAt.push([now(), cpuSeconds(server.pid ?? 0)]), CPU_SAMPLE_MS);
     let downAt: number | undefined;
     let upDone: number | undefined;
     if (scenario !== 'baseline') {
@@ -214,6 +238,8 @@ async function run(redis: RedisServer, scenario: Scenario): Promise<Run> {
       upDone = now();
     }
     const result = await load;
+    clearInterval(cpuSampler);
+    cpuAt.push([now(), cpuSeconds(server.pid ?? 0)]);
     await poll.stop();
     const counted = result.errors + result.non2xx;
     const seen = failures.filter((f) => f.at >= 0).length;
@@ -229,13 +255,35 @@ async function run(redis: RedisServer, scenario: Scenario): Promise<Run> {
       upDone === undefined ? undefined : poll.changes.find((c) => c.status === 'pass' && c.at >= upDone)?.at;
     const to =
       upDone === undefined ? upAtMs : Math.max(upDone, primaryAt ?? healthPassAt ?? Number.POSITIVE_INFINITY);
+    const windows: Record<Phase, [number, number]> = {
+      before: [0, from],
+      outage: [from, to],
+      after: [to, duration * 1000],
+    };
+    const measured = {
+      before: windowOf(times, latencies, 0, from),
+      outage: windowOf(times, latencies, from, to),
+      after: windowOf(times, latencies, to, Number.POSITIVE_INFINITY),
+    };
+    const phases = Object.keys(windows) as Phase[];
+    const per = (f: (phase: Phase, [a, b]: [number, number]) => number | undefined) =>
+      Object.fromEntries(phases.map((phase) => [phase, f(phase, windows[phase])])) as Record<
+        Phase,
+        number | undefined
+      >;
     return {
       scenario,
       requests: times.length,
       failures,
-      before: windowOf(times, latencies, 0, from),
-      outage: windowOf(times, latencies, from, to),
-      after: windowOf(times, latencies, to, Number.POSITIVE_INFINITY),
+      ...measured,
+      cpu: per((phase, [a, b]) =>
+        measured[phase].count === 0
+          ? undefined
+          : ((cpuAtTime(cpuAt, b) - cpuAtTime(cpuAt, a)) * 1e6) / measured[phase].count,
+      ),
+      host: per((_, [a, b]) =>
+        canary.median(performance.timeOrigin + t0 + a, performance.timeOrigin + t0 + b),
+      ),
       ...(upDone === undefined ? {} : { outageEnd: to }),
       perSecond: Array.from({ length: duration }, (_, s) =>
         windowOf(times, latencies, s * 1000, (s + 1) * 1000),
@@ -278,12 +326,13 @@ console.log(
     ` outage from ${downAtMs / 1000} s to ${upAtMs / 1000} s; ${rounds} rounds alternating\n`,
 );
 const redis = await startRedis();
+const canary = await startCanary();
 const runs: Run[] = [];
 try {
   for (let round = 1; round <= rounds; round += 1) {
     const order = round % 2 === 1 ? [...SCENARIOS] : [...SCENARIOS].reverse();
     for (const scenario of order) {
-      const r = await run(redis, scenario);
+      const r = await run(redis, scenario, canary);
       runs.push(r);
       console.log(
         `round ${round} ${scenario.padEnd(8)} ${String(r.requests).padStart(7)} req  failed ${r.failures.length}` +
@@ -299,6 +348,10 @@ try {
         `    per second, responses/p99/max ms: ${r.perSecond.map((w) => `${(w.count / 1000).toFixed(1)}k/${w.p99.toFixed(0)}/${w.max.toFixed(0)}`).join(' ')}`,
       );
       console.log(
+        `    app CPU µs per response before/outage/after ${PHASES.map((p) => fixed(r.cpu[p])).join('/')};` +
+          ` host canary µs ${PHASES.map((p) => fixed(r.host[p], 0)).join('/')}`,
+      );
+      console.log(
         `    switches (ms since the load began, < 0 = warm-up): ${r.switches.map((s) => `${s.to}@${s.at} (${s.reason})`).join(', ') || 'none'}`,
       );
       for (const s of spurious(r))
@@ -312,6 +365,7 @@ try {
     }
   }
 } finally {
+  await canary.stop();
   await redis.stop();
 }
 
@@ -323,8 +377,6 @@ const of = (scenario: Scenario, f: (r: Run) => number | undefined): number | und
     .filter((v) => v !== undefined);
   return values.length === 0 ? undefined : median(values);
 };
-const fixed = (value: number | undefined, digits = 1) =>
-  value === undefined ? 'n/a' : Number.isFinite(value) ? value.toFixed(digits) : 'never';
 const LABELS: Record<Scenario, string> = {
   baseline: 'baseline (Redis up)',
   kill: 'Redis SIGKILL → restart',
@@ -447,15 +499,67 @@ for (let second = 0; second < duration; second += 1) {
   ]);
   md.push(`| ${second}–${second + 1} s | ${phase(second)} | ${cells.join(' | ')} |`);
 }
+// What the host did meanwhile: the same code runs up to ~2.5× slower for seconds at a time here, so
+// a window's figures beside another's are read with the host canary's, and the app's own cost as
+// its CPU per response (which, unlike its p99, does not depend on how the cores were shared).
+/** After ÷ before of a run's app CPU per response, over the host canary's after ÷ before. */
+const ownAfter = (r: Run) =>
+  r.cpu.after === undefined ||
+  r.cpu.before === undefined ||
+  r.host.after === undefined ||
+  r.host.before === undefined
+    ? undefined
+    : r.cpu.after / r.cpu.before / (r.host.after / r.host.before);
+const ratio = (value: number | undefined) => (value === undefined ? 'n/a' : `${value.toFixed(2)}×`);
+md.push(
+  '',
+  'What the host and the app did in each window, medians over rounds: the host canary (bench/canary.ts: a' +
+    " fixed unit of work timed every 50 ms in a process of its own; more µs, a slower host) and the app's CPU" +
+    " time (user + system, all threads) per response. The last column is the app's CPU per response after" +
+    " ÷ before, over the canary's after ÷ before: the after window's own cost with the host's change divided out," +
+    " roughly (the canary is not the app's workload).",
+  '',
+  '| scenario | host canary µs, before | outage | after | app CPU µs/response, before | outage | after | after ÷ before, app over host |',
+  '|---|---|---|---|---|---|---|---|',
+);
+for (const scenario of SCENARIOS) {
+  const cells = [
+    ...PHASES.map((phase) =>
+      fixed(
+        of(scenario, (r) => r.host[phase]),
+        0,
+      ),
+    ),
+    ...PHASES.map((phase) => fixed(of(scenario, (r) => r.cpu[phase]))),
+    ratio(of(scenario, ownAfter)),
+  ];
+  md.push(`| ${LABELS[scenario]} | ${cells.join(' | ')} |`);
+}
+/** The runs of each round (runs are pushed round by round). */
+const byRound = Array.from({ length: rounds }, (_, i) =>
+  runs.slice(i * SCENARIOS.length, (i + 1) * SCENARIOS.length),
+);
+const ownPerRound = (scenario: Scenario) =>
+  byRound
+    .map((round) => {
+      const own = round.find((r) => r.scenario === scenario);
+      return own === undefined ? 'n/a' : ratio(ownAfter(own));
+    })
+    .join(', ');
+md.push(
+  '',
+  `Per round, the app's CPU per response after ÷ before over the host canary's: the baseline ${ownPerRound('baseline')};` +
+    ` after a kill ${ownPerRound('kill')}; after a pause ${ownPerRound('pause')}.`,
+);
 const failedTotal = runs.reduce((n, r) => n + r.failures.length, 0);
 const spuriousTotal = runs.reduce((n, r) => n + spurious(r).length, 0);
 const addedOutage =
   Math.max(of('kill', (r) => r.outage.p99) ?? 0, of('pause', (r) => r.outage.p99) ?? 0) - base.outage;
 const addedAfter =
   Math.max(of('kill', (r) => r.after.p99) ?? 0, of('pause', (r) => r.after.p99) ?? 0) - base.after;
-/** Per round, the scenario's p99 over a window minus that round's baseline's (runs are pushed round by round). */
+/** Per round, the scenario's p99 over a window minus that round's baseline's. */
 const perRound = (scenario: Scenario, window: 'before' | 'after') =>
-  Array.from({ length: rounds }, (_, i) => runs.slice(i * SCENARIOS.length, (i + 1) * SCENARIOS.length))
+  byRound
     .map((round) => {
       const own = round.find((r) => r.scenario === scenario);
       const peer = round.find((r) => r.scenario === 'baseline');

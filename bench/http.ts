@@ -11,7 +11,9 @@ import autocannon from 'autocannon';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { startRedis } from '../test/helpers/redis.js';
+import { startCanary } from './canary.js';
 import { openLoad } from './open-load.js';
 import {
   describeMachine,
@@ -50,6 +52,7 @@ interface Server {
 }
 
 const redis = await startRedis();
+const canary = await startCanary();
 const SERVERS: Server[] = [
   { name: 'bare', label: 'bare Fastify', entry: 'bench/servers/bare.ts' },
   {
@@ -78,6 +81,8 @@ interface Timings {
   failed: number;
   /** The failures by kind: `status <code>`, `error`, `timeout` (closed model only). */
   why?: Record<string, number>;
+  /** The host canary's median µs per unit of work over the run (closed model only; bench/canary.ts). */
+  host?: number;
 }
 
 /** Latency figures from per-request times in ms, reported in µs. */
@@ -96,6 +101,7 @@ function summarise(times: Float64Array, count: number, seconds: number, failed: 
 /** Closed model: `connections` in flight for `seconds`, each request timed by autocannon's hrtime. */
 async function closed(port: number, seconds: number): Promise<Timings> {
   const latencies = new Latencies();
+  const from = performance.timeOrigin + performance.now();
   let failed = 0;
   const why: Record<string, number> = {};
   const result = await new Promise<autocannon.Result>((resolve, reject) => {
@@ -112,12 +118,10 @@ async function closed(port: number, seconds: number): Promise<Timings> {
   });
   if (result.errors > 0) why['error'] = result.errors;
   if (result.timeouts > 0) why['timeout'] = result.timeouts;
-  const timings = summarise(
-    latencies.values,
-    latencies.count,
-    seconds,
-    failed + result.errors + result.timeouts,
-  );
+  const timings = {
+    ...summarise(latencies.values, latencies.count, seconds, failed + result.errors + result.timeouts),
+    host: canary.median(from, performance.timeOrigin + performance.now()),
+  };
   return timings.failed > 0 ? { ...timings, why } : timings;
 }
 
@@ -195,6 +199,7 @@ for (let round = 0; round < openRounds; round += 1) {
   }
   await sleep(100);
 }
+await canary.stop();
 await redis.stop();
 rmSync(dataDir, { recursive: true, force: true });
 
@@ -232,6 +237,43 @@ for (const s of SERVERS) {
       `${fmtUs(med(s.name, (t) => t.max, openRuns))} | ${openRuns.get(s.name)!.reduce((n, t) => n + t.failed, 0)} |`,
   );
 }
+// The host moves under a round: the same code runs up to ~2.5× slower for seconds at a time on these
+// shared hosts. Each run's canary shows how fast the host was meanwhile; scaling a run's req/s by it
+// (req/s × canary µs) gives roughly what it would have served on an unchanging host.
+const closedOf = (name: string, round: number) => closedRuns.get(name)![round]!;
+const protectedRatio = (round: number, scaled: boolean) => {
+  const own = closedOf('bulwark', round);
+  const bare = closedOf('bare', round);
+  if (!scaled) return own.rps / bare.rps;
+  return own.host === undefined || bare.host === undefined
+    ? undefined
+    : (own.rps * own.host) / (bare.rps * bare.host);
+};
+const roundRows = Array.from({ length: rounds }, (_, round) => round);
+const scaledRatios = roundRows.map((round) => protectedRatio(round, true)).filter((r) => r !== undefined);
+lines.push(
+  '',
+  "Per round of the closed model: each server's 2xx/s, with the host canary's median over its run in" +
+    ' brackets (bench/canary.ts: a fixed unit of work timed every 50 ms in a process of its own; more µs, a' +
+    ' slower host), and Bulwark in memory ÷ bare Fastify of the same round, as measured and with each' +
+    " run's req/s scaled by its canary (req/s × canary µs: roughly what it would have served on an unchanging" +
+    " host; the canary is not the servers' workload).",
+  '',
+  `| round | ${SERVERS.map((s) => s.name).join(' | ')} | in memory ÷ bare | scaled by the canary |`,
+  `|---|${SERVERS.map(() => '---|').join('')}---|---|`,
+  ...roundRows.map(
+    (round) =>
+      `| ${round + 1} | ${SERVERS.map((s) => {
+        const t = closedOf(s.name, round);
+        return `${Math.round(t.rps).toLocaleString('en')} (${t.host === undefined ? 'n/a' : `${Math.round(t.host)} µs`})`;
+      }).join(
+        ' | ',
+      )} | ${protectedRatio(round, false)!.toFixed(2)} | ${protectedRatio(round, true)?.toFixed(2) ?? 'n/a'} |`,
+  ),
+  '',
+  `Scaled by the canary, Bulwark in memory ÷ bare Fastify: median ${scaledRatios.length === 0 ? 'n/a' : median(scaledRatios).toFixed(2)}` +
+    ` over the rounds (as measured: ${(med('bulwark', (t) => t.rps) / bareRps).toFixed(2)}, the table above).`,
+);
 const markdown = lines.join('\n');
 console.log(`\n${markdown}`);
 writeResult(

@@ -12,6 +12,7 @@ const SUPPORT = new Set([
   'doc',
   'doc-render',
   'benchmarks',
+  'canary',
   'open-load',
   'overload-chart',
   'overload-report',
