@@ -499,30 +499,39 @@ for (let second = 0; second < duration; second += 1) {
   ]);
   md.push(`| ${second}–${second + 1} s | ${phase(second)} | ${cells.join(' | ')} |`);
 }
-// What the host did meanwhile: the same code runs up to ~2.5× slower for seconds at a time here, so
-// a window's figures beside another's are read with the host canary's, and the app's own cost as
-// its CPU per response (which, unlike its p99, does not depend on how the cores were shared).
-/** After ÷ before of a run's app CPU per response, over the host canary's after ÷ before. */
-const ownAfter = (r: Run) =>
-  r.cpu.after === undefined ||
-  r.cpu.before === undefined ||
-  r.host.after === undefined ||
-  r.host.before === undefined
-    ? undefined
-    : r.cpu.after / r.cpu.before / (r.host.after / r.host.before);
+// What the host did meanwhile, and the app's own cost: the same code runs up to ~2.5× slower for
+// seconds at a time on these hosts, and a closed loop's p99 moves with it. The app's CPU per
+// response, against the baseline's over the same window (before the signal: the control), says
+// how much more work a window took; the host canary shows whether the host moved meanwhile.
+/** A run's app CPU per response over a window, ÷ the same round's baseline's. */
+const cpuAgainstBaseline = (round: Run[], scenario: Scenario, phase: Phase) => {
+  const own = round.find((r) => r.scenario === scenario)?.cpu[phase];
+  const peer = round.find((r) => r.scenario === 'baseline')?.cpu[phase];
+  return own === undefined || peer === undefined ? undefined : own / peer;
+};
 const ratio = (value: number | undefined) => (value === undefined ? 'n/a' : `${value.toFixed(2)}×`);
+/** The runs of each round (runs are pushed round by round). */
+const byRound = Array.from({ length: rounds }, (_, i) =>
+  runs.slice(i * SCENARIOS.length, (i + 1) * SCENARIOS.length),
+);
 md.push(
   '',
   'What the host and the app did in each window, medians over rounds: the host canary (bench/canary.ts: a' +
     " fixed unit of work timed every 50 ms in a process of its own; more µs, a slower host) and the app's CPU" +
-    " time (user + system, all threads) per response. The last column is the app's CPU per response after" +
-    " ÷ before, over the canary's after ÷ before: the after window's own cost with the host's change divided out," +
-    " roughly (the canary is not the app's workload).",
+    ' time (user + system, all its threads) per response; the last two columns divide it by the same' +
+    " round's baseline's over the same window (before the signal, the control).",
   '',
-  '| scenario | host canary µs, before | outage | after | app CPU µs/response, before | outage | after | after ÷ before, app over host |',
-  '|---|---|---|---|---|---|---|---|',
+  '| scenario | host canary µs, before | outage | after | app CPU µs/response, before | outage | after |' +
+    " ÷ the baseline's, before: the control | ÷ the baseline's, after |",
+  '|---|---|---|---|---|---|---|---|---|',
 );
 for (const scenario of SCENARIOS) {
+  const against = (phase: Phase) => {
+    const values = byRound
+      .map((round) => cpuAgainstBaseline(round, scenario, phase))
+      .filter((v) => v !== undefined);
+    return scenario === 'baseline' ? '—' : ratio(values.length === 0 ? undefined : median(values));
+  };
   const cells = [
     ...PHASES.map((phase) =>
       fixed(
@@ -531,25 +540,18 @@ for (const scenario of SCENARIOS) {
       ),
     ),
     ...PHASES.map((phase) => fixed(of(scenario, (r) => r.cpu[phase]))),
-    ratio(of(scenario, ownAfter)),
+    against('before'),
+    against('after'),
   ];
   md.push(`| ${LABELS[scenario]} | ${cells.join(' | ')} |`);
 }
-/** The runs of each round (runs are pushed round by round). */
-const byRound = Array.from({ length: rounds }, (_, i) =>
-  runs.slice(i * SCENARIOS.length, (i + 1) * SCENARIOS.length),
-);
-const ownPerRound = (scenario: Scenario) =>
-  byRound
-    .map((round) => {
-      const own = round.find((r) => r.scenario === scenario);
-      return own === undefined ? 'n/a' : ratio(ownAfter(own));
-    })
-    .join(', ');
+const cpuPerRound = (scenario: Scenario, phase: Phase) =>
+  byRound.map((round) => ratio(cpuAgainstBaseline(round, scenario, phase))).join(', ');
 md.push(
   '',
-  `Per round, the app's CPU per response after ÷ before over the host canary's: the baseline ${ownPerRound('baseline')};` +
-    ` after a kill ${ownPerRound('kill')}; after a pause ${ownPerRound('pause')}.`,
+  "Per round, the app's CPU per response ÷ that round's baseline's: after a kill" +
+    ` ${cpuPerRound('kill', 'after')}, after a pause ${cpuPerRound('pause', 'after')}; the control (before the` +
+    ` signal) ${cpuPerRound('kill', 'before')} and ${cpuPerRound('pause', 'before')}.`,
 );
 const failedTotal = runs.reduce((n, r) => n + r.failures.length, 0);
 const spuriousTotal = runs.reduce((n, r) => n + spurious(r).length, 0);

@@ -237,42 +237,27 @@ for (const s of SERVERS) {
       `${fmtUs(med(s.name, (t) => t.max, openRuns))} | ${openRuns.get(s.name)!.reduce((n, t) => n + t.failed, 0)} |`,
   );
 }
-// The host moves under a round: the same code runs up to ~2.5× slower for seconds at a time on these
-// shared hosts. Each run's canary shows how fast the host was meanwhile; scaling a run's req/s by it
-// (req/s × canary µs) gives roughly what it would have served on an unchanging host.
+// The host moves under a round: bare Fastify's rounds have spread 2× within a run on these shared
+// hosts. Each run's canary shows how fast the host ran a fixed piece of work meanwhile; it does not
+// see how the two cores were shared between the server and the load generator.
 const closedOf = (name: string, round: number) => closedRuns.get(name)![round]!;
-const protectedRatio = (round: number, scaled: boolean) => {
-  const own = closedOf('bulwark', round);
-  const bare = closedOf('bare', round);
-  if (!scaled) return own.rps / bare.rps;
-  return own.host === undefined || bare.host === undefined
-    ? undefined
-    : (own.rps * own.host) / (bare.rps * bare.host);
-};
-const roundRows = Array.from({ length: rounds }, (_, round) => round);
-const scaledRatios = roundRows.map((round) => protectedRatio(round, true)).filter((r) => r !== undefined);
 lines.push(
   '',
   "Per round of the closed model: each server's 2xx/s, with the host canary's median over its run in" +
     ' brackets (bench/canary.ts: a fixed unit of work timed every 50 ms in a process of its own; more µs, a' +
-    ' slower host), and Bulwark in memory ÷ bare Fastify of the same round, as measured and with each' +
-    " run's req/s scaled by its canary (req/s × canary µs: roughly what it would have served on an unchanging" +
-    " host; the canary is not the servers' workload).",
+    ' slower host), and Bulwark in memory ÷ bare Fastify of the same round.',
   '',
-  `| round | ${SERVERS.map((s) => s.name).join(' | ')} | in memory ÷ bare | scaled by the canary |`,
-  `|---|${SERVERS.map(() => '---|').join('')}---|---|`,
-  ...roundRows.map(
-    (round) =>
-      `| ${round + 1} | ${SERVERS.map((s) => {
-        const t = closedOf(s.name, round);
-        return `${Math.round(t.rps).toLocaleString('en')} (${t.host === undefined ? 'n/a' : `${Math.round(t.host)} µs`})`;
-      }).join(
-        ' | ',
-      )} | ${protectedRatio(round, false)!.toFixed(2)} | ${protectedRatio(round, true)?.toFixed(2) ?? 'n/a'} |`,
-  ),
-  '',
-  `Scaled by the canary, Bulwark in memory ÷ bare Fastify: median ${scaledRatios.length === 0 ? 'n/a' : median(scaledRatios).toFixed(2)}` +
-    ` over the rounds (as measured: ${(med('bulwark', (t) => t.rps) / bareRps).toFixed(2)}, the table above).`,
+  `| round | ${SERVERS.map((s) => s.name).join(' | ')} | in memory ÷ bare |`,
+  `|---|${SERVERS.map(() => '---|').join('')}---|`,
+  ...Array.from({ length: rounds }, (_, round) => {
+    const cells = SERVERS.map((s) => {
+      const t = closedOf(s.name, round);
+      const host = t.host === undefined ? 'n/a' : `${Math.round(t.host)} µs`;
+      return `${Math.round(t.rps).toLocaleString('en')} (${host})`;
+    });
+    const ratio = closedOf('bulwark', round).rps / closedOf('bare', round).rps;
+    return `| ${round + 1} | ${cells.join(' | ')} | ${ratio.toFixed(2)} |`;
+  }),
 );
 const markdown = lines.join('\n');
 console.log(`\n${markdown}`);
