@@ -4,6 +4,7 @@ import { bulwarkError, isBulwarkError } from '../errors/index.js';
 import type { Store } from '../store/types.js';
 import { Batch } from './batch.js';
 import { EmbeddedWorker } from './embedded-worker.js';
+import { jobId } from './ids.js';
 import type { QueueMetrics } from './metrics.js';
 import { Schedules } from './schedules.js';
 import { emptyCounts, SqlJobReads } from './sql-job-reads.js';
@@ -125,7 +126,7 @@ export class EmbeddedJobQueue implements JobQueue {
     checkJobOptions(opts);
     const json = serialise(queue, data);
     const now = this.#now();
-    const id = opts.id ?? randomUUID();
+    const id = opts.id ?? jobId();
     const stored: StoredJobOptions = {};
     if (opts.backoff !== undefined) stored.backoff = opts.backoff;
     if (opts.timeout !== undefined) stored.timeout = opts.timeout;

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import type { ConnectionOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -12,6 +11,7 @@ import { BullQueues, connectionOptions } from './bullmq-queues.js';
 import { BullWorker, type WorkerFactory } from './bullmq-worker.js';
 import type { EmbeddedJobQueue } from './embedded.js';
 import { gate } from './gate.js';
+import { jobId } from './ids.js';
 import type { QueueMetrics } from './metrics.js';
 import { SpoolReplay } from './spool-replay.js';
 import { SqlJobReads } from './sql-job-reads.js';
@@ -214,7 +214,7 @@ export class RedisJobQueue implements JobQueue {
     if (this.#closed) throw bulwarkError('BWK_ERR_QUEUE_CLOSED', { operation: 'add a job' });
     checkQueue(queue);
     checkJobOptions(opts);
-    const id = opts.id ?? randomUUID();
+    const id = opts.id ?? jobId();
     serialise(queue, data); // refuse what JSON cannot hold before it is batched with other jobs
     this.#known.add(queue);
     if (!this.redisEnabled) {
