@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { describe, expect, it } from 'vitest';
 import { startCanary } from '../bench/canary.js';
@@ -15,5 +16,26 @@ describe('the host canary', () => {
     expect(micros).toBeLessThan(50_000);
     expect(canary.median(to + 1_000, to + 2_000)).toBeUndefined(); // stopped: nothing after
     expect(canary.median(from - 60_000, from - 30_000)).toBeUndefined();
+  });
+
+  it('does not outlive a parent gone without stopping it', async () => {
+    // A parent that starts the canary and exits at once, as a benchmark killed mid-run would: the
+    // canary's next report (within a second) finds no channel, and it ends.
+    const script =
+      "const c = require('node:child_process').fork('bench/fixtures/canary.js', [], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });" +
+      "c.once('message', () => { console.log(c.pid); process.exit(0); });";
+    const pid = Number(execFileSync(process.execPath, ['-e', script], { encoding: 'utf8' }).trim());
+    expect(pid).toBeGreaterThan(0);
+    const alive = () => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    for (let waited = 0; alive() && waited < 3_000; waited += 50)
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(alive()).toBe(false);
   });
 });
