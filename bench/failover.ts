@@ -238,8 +238,10 @@ async function run(redis: RedisServer, scenario: Scenario, canary: Canary): Prom
       upDone = now();
     }
     const result = await load;
+    // Every response is in by now: the last window, and its CPU time, end here.
+    const end = now();
     clearInterval(cpuSampler);
-    cpuAt.push([now(), cpuSeconds(server.pid ?? 0)]);
+    cpuAt.push([end, cpuSeconds(server.pid ?? 0)]);
     await poll.stop();
     const counted = result.errors + result.non2xx;
     const seen = failures.filter((f) => f.at >= 0).length;
@@ -258,19 +260,11 @@ async function run(redis: RedisServer, scenario: Scenario, canary: Canary): Prom
     const windows: Record<Phase, [number, number]> = {
       before: [0, from],
       outage: [from, to],
-      after: [to, duration * 1000],
+      after: [to, end],
     };
-    const measured = {
-      before: windowOf(times, latencies, 0, from),
-      outage: windowOf(times, latencies, from, to),
-      after: windowOf(times, latencies, to, Number.POSITIVE_INFINITY),
-    };
-    const phases = Object.keys(windows) as Phase[];
-    const per = (f: (phase: Phase, [a, b]: [number, number]) => number | undefined) =>
-      Object.fromEntries(phases.map((phase) => [phase, f(phase, windows[phase])])) as Record<
-        Phase,
-        number | undefined
-      >;
+    const per = <T>(f: (phase: Phase, [a, b]: [number, number]) => T) =>
+      Object.fromEntries(PHASES.map((phase) => [phase, f(phase, windows[phase])])) as Record<Phase, T>;
+    const measured = per((_, [a, b]) => windowOf(times, latencies, a, b));
     return {
       scenario,
       requests: times.length,
@@ -503,11 +497,18 @@ for (let second = 0; second < duration; second += 1) {
 // seconds at a time on these hosts, and a closed loop's p99 moves with it. The app's CPU per
 // response, against the baseline's over the same window (before the signal: the control), says
 // how much more work a window took; the host canary shows whether the host moved meanwhile.
+/** A figure of the scenario's run in a round, and of the same round's baseline. */
+const withBaseline = (round: Run[], scenario: Scenario, figure: (r: Run) => number | undefined) => {
+  const own = round.find((r) => r.scenario === scenario);
+  const peer = round.find((r) => r.scenario === 'baseline');
+  const a = own === undefined ? undefined : figure(own);
+  const b = peer === undefined ? undefined : figure(peer);
+  return a === undefined || b === undefined ? undefined : { own: a, baseline: b };
+};
 /** A run's app CPU per response over a window, ÷ the same round's baseline's. */
 const cpuAgainstBaseline = (round: Run[], scenario: Scenario, phase: Phase) => {
-  const own = round.find((r) => r.scenario === scenario)?.cpu[phase];
-  const peer = round.find((r) => r.scenario === 'baseline')?.cpu[phase];
-  return own === undefined || peer === undefined ? undefined : own / peer;
+  const pair = withBaseline(round, scenario, (r) => r.cpu[phase]);
+  return pair === undefined ? undefined : pair.own / pair.baseline;
 };
 const ratio = (value: number | undefined) => (value === undefined ? 'n/a' : `${value.toFixed(2)}×`);
 /** The runs of each round (runs are pushed round by round). */
@@ -563,9 +564,8 @@ const addedAfter =
 const perRound = (scenario: Scenario, window: 'before' | 'after') =>
   byRound
     .map((round) => {
-      const own = round.find((r) => r.scenario === scenario);
-      const peer = round.find((r) => r.scenario === 'baseline');
-      return own === undefined || peer === undefined ? 'n/a' : added(own[window].p99, peer[window].p99);
+      const pair = withBaseline(round, scenario, (r) => r[window].p99);
+      return pair === undefined ? 'n/a' : added(pair.own, pair.baseline);
     })
     .join(', ');
 const failbackWorst = Math.max(...runs.filter((r) => r.scenario !== 'baseline').map(failback));
