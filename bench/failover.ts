@@ -5,7 +5,8 @@
 // run. Rounds alternate the order of the scenarios. Per scenario: requests, failed requests,
 // throughput, p99 and max per window (before; the outage, from the signal until the app is back on
 // the primary, both switches included; after) and per second of the whole run, from each
-// response's own latency, and when the app switched, read from /health polled every 20 ms.
+// response's own latency, and when the app switched, read from /health polled every 20 ms. Per
+// window too: the host canary, the app's CPU per response, and Redis's commands per response.
 //   npm run bench:failover     (defaults: ROUNDS=3 DURATION=15 DOWN_AT=5 UP_AT=10 CONNECTIONS=50
 //                               KEYS=20000; writes bench/results/failover.json; a run with any of
 //                               them set writes no result)
@@ -18,6 +19,7 @@ import { performance } from 'node:perf_hooks';
 import { freePort } from '../test/helpers/process.js';
 import { redisClient, startRedis, type RedisServer } from '../test/helpers/redis.js';
 import { startCanary, type Canary } from './canary.js';
+import { sampleRedis, type RedisWindow } from './redis-stats.js';
 import {
   cpuSeconds,
   describeMachine,
@@ -79,6 +81,8 @@ interface Run {
   cpu: Record<Phase, number | undefined>;
   /** The host canary's median µs per unit of work over each window (bench/canary.ts). */
   host: Record<Phase, number | undefined>;
+  /** What Redis did per response before the signal and after the outage (bench/redis-stats.ts). */
+  redis: Record<'before' | 'after', RedisWindow | undefined>;
   /** ms since the load started when the outage window ends (the app back on the primary). */
   outageEnd?: number;
   /** Every failover switch the app reported, at ms since the load started (< 0: warm-up). */
@@ -227,6 +231,7 @@ async function run(redis: RedisServer, scenario: Scenario, canary: Canary): Prom
     // The app's CPU time through the run, to divide by the responses of each window.
     const cpuAt: [at: number, seconds: number][] = [[0, cpuSeconds(server.pid ?? 0)]];
     const cpuSampler = setInterval(() => cpuAt.push([now(), cpuSeconds(server.pid ?? 0)]), CPU_SAMPLE_MS);
+    const redisStats = await sampleRedis(redis.url, CPU_SAMPLE_MS, now);
     let downAt: number | undefined;
     let upDone: number | undefined;
     if (scenario !== 'baseline') {
@@ -242,6 +247,7 @@ async function run(redis: RedisServer, scenario: Scenario, canary: Canary): Prom
     const end = now();
     clearInterval(cpuSampler);
     cpuAt.push([end, cpuSeconds(server.pid ?? 0)]);
+    await redisStats.stop();
     await poll.stop();
     const counted = result.errors + result.non2xx;
     const seen = failures.filter((f) => f.at >= 0).length;
@@ -275,6 +281,10 @@ async function run(redis: RedisServer, scenario: Scenario, canary: Canary): Prom
           ? undefined
           : ((cpuAtTime(cpuAt, b) - cpuAtTime(cpuAt, a)) * 1e6) / measured[phase].count,
       ),
+      redis: {
+        before: redisStats.window(times, ...windows.before),
+        after: redisStats.window(times, ...windows.after),
+      },
       host: per((_, [a, b]) =>
         canary.median(performance.timeOrigin + t0 + a, performance.timeOrigin + t0 + b),
       ),
@@ -554,6 +564,35 @@ md.push(
     ` ${cpuPerRound('kill', 'after')}, after a pause ${cpuPerRound('pause', 'after')}; the control (before the` +
     ` signal) ${cpuPerRound('kill', 'before')} and ${cpuPerRound('pause', 'before')}.`,
 );
+// Where the after window's extra work goes to Redis: a SIGKILLed Redis (no persistence here, as
+// most caches run) comes back empty, and each L1 miss then writes its value back.
+md.push(
+  '',
+  "What Redis did per response, medians over rounds (INFO commandstats from a connection of the benchmark's own," +
+    ' sampled every 250 ms; commands run inside scripts counted; Redis has no persistence, so a SIGKILL empties' +
+    " it). The route's rate limit and queue add run scripts on every request; the cache reads Redis on an L1 miss" +
+    ' and writes it when Redis misses too.',
+  '',
+  '| scenario | commands per response, before | after | GET, before | after | SET, before | after | keys in Redis at the start, before | after |',
+  '|---|---|---|---|---|---|---|---|---|',
+);
+for (const scenario of SCENARIOS) {
+  const cell = (window: 'before' | 'after', f: (w: RedisWindow) => number, digits = 2) =>
+    fixed(
+      of(scenario, (r) => {
+        const w = r.redis[window];
+        return w === undefined ? undefined : f(w);
+      }),
+      digits,
+    );
+  const cells = [
+    ...(['before', 'after'] as const).map((w) => cell(w, (r) => r.commands)),
+    ...(['before', 'after'] as const).map((w) => cell(w, (r) => r.gets)),
+    ...(['before', 'after'] as const).map((w) => cell(w, (r) => r.sets)),
+    ...(['before', 'after'] as const).map((w) => cell(w, (r) => r.keys, 0)),
+  ];
+  md.push(`| ${LABELS[scenario]} | ${cells.join(' | ')} |`);
+}
 const failedTotal = runs.reduce((n, r) => n + r.failures.length, 0);
 const spuriousTotal = runs.reduce((n, r) => n + spurious(r).length, 0);
 const addedOutage =
