@@ -16,6 +16,7 @@ const SUPPORT = new Set([
   'open-load',
   'overload-chart',
   'overload-report',
+  'redis-stats',
   'spin-streams',
   'stale',
 ]);
