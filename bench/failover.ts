@@ -22,6 +22,7 @@ import { startCanary, type Canary } from './canary.js';
 import { sampleRedis, type RedisWindow } from './redis-stats.js';
 import {
   cpuSeconds,
+  mainThreadCpuSeconds,
   describeMachine,
   median,
   percentile,
@@ -79,6 +80,8 @@ interface Run {
   perSecond: Window[];
   /** The app's CPU µs (user + system, all its threads) per response, over each window. */
   cpu: Record<Phase, number | undefined>;
+  /** The same, of the main thread alone (the event loop). */
+  cpuMain: Record<Phase, number | undefined>;
   /** The host canary's median µs per unit of work over each window (bench/canary.ts). */
   host: Record<Phase, number | undefined>;
   /** What Redis did per response before the signal and after the outage (bench/redis-stats.ts). */
@@ -99,12 +102,17 @@ interface Run {
   healthPassAt?: number;
 }
 
+/** A CPU sample: ms since the load began, the app's CPU seconds (all threads, the main thread). */
+type CpuSample = [at: number, all: number, main: number];
+
 /** The app's CPU seconds at `at` (ms since the load began), interpolated between the samples. */
-function cpuAtTime(samples: [number, number][], at: number): number {
+function cpuAtTime(samples: CpuSample[], at: number, column: 1 | 2): number {
   const next = samples.findIndex(([t]) => t >= at);
-  if (next <= 0) return samples[next === 0 ? 0 : samples.length - 1]?.[1] ?? 0;
-  const [t1, s1] = samples[next - 1]!;
-  const [t2, s2] = samples[next]!;
+  if (next <= 0) return samples[next === 0 ? 0 : samples.length - 1]?.[column] ?? 0;
+  const [t1] = samples[next - 1]!;
+  const [t2] = samples[next]!;
+  const s1 = samples[next - 1]![column];
+  const s2 = samples[next]![column];
   return t2 === t1 ? s2 : s1 + ((s2 - s1) * (at - t1)) / (t2 - t1);
 }
 
@@ -229,8 +237,12 @@ async function run(redis: RedisServer, scenario: Scenario, canary: Canary): Prom
     });
     const now = () => performance.now() - t0;
     // The app's CPU time through the run, to divide by the responses of each window.
-    const cpuAt: [at: number, seconds: number][] = [[0, cpuSeconds(server.pid ?? 0)]];
-    const cpuSampler = setInterval(() => cpuAt.push([now(), cpuSeconds(server.pid ?? 0)]), CPU_SAMPLE_MS);
+    const pid = server.pid ?? 0;
+    const cpuAt: CpuSample[] = [[0, cpuSeconds(pid), mainThreadCpuSeconds(pid)]];
+    const cpuSampler = setInterval(
+      () => cpuAt.push([now(), cpuSeconds(pid), mainThreadCpuSeconds(pid)]),
+      CPU_SAMPLE_MS,
+    );
     const redisStats = await sampleRedis(redis.url, CPU_SAMPLE_MS, now);
     let downAt: number | undefined;
     let upDone: number | undefined;
@@ -246,7 +258,7 @@ async function run(redis: RedisServer, scenario: Scenario, canary: Canary): Prom
     // Every response is in by now: the last window, and its CPU time, end here.
     const end = now();
     clearInterval(cpuSampler);
-    cpuAt.push([end, cpuSeconds(server.pid ?? 0)]);
+    cpuAt.push([end, cpuSeconds(pid), mainThreadCpuSeconds(pid)]);
     await redisStats.stop();
     await poll.stop();
     const counted = result.errors + result.non2xx;
@@ -271,16 +283,17 @@ async function run(redis: RedisServer, scenario: Scenario, canary: Canary): Prom
     const per = <T>(f: (phase: Phase, [a, b]: [number, number]) => T) =>
       Object.fromEntries(PHASES.map((phase) => [phase, f(phase, windows[phase])])) as Record<Phase, T>;
     const measured = per((_, [a, b]) => windowOf(times, latencies, a, b));
+    const perResponse = (phase: Phase, a: number, b: number, column: 1 | 2) =>
+      measured[phase].count === 0
+        ? undefined
+        : ((cpuAtTime(cpuAt, b, column) - cpuAtTime(cpuAt, a, column)) * 1e6) / measured[phase].count;
     return {
       scenario,
       requests: times.length,
       failures,
       ...measured,
-      cpu: per((phase, [a, b]) =>
-        measured[phase].count === 0
-          ? undefined
-          : ((cpuAtTime(cpuAt, b) - cpuAtTime(cpuAt, a)) * 1e6) / measured[phase].count,
-      ),
+      cpu: per((phase, [a, b]) => perResponse(phase, a, b, 1)),
+      cpuMain: per((phase, [a, b]) => perResponse(phase, a, b, 2)),
       redis: {
         before: redisStats.window(times, ...windows.before),
         after: redisStats.window(times, ...windows.after),
@@ -516,11 +529,24 @@ const withBaseline = (round: Run[], scenario: Scenario, figure: (r: Run) => numb
   return a === undefined || b === undefined ? undefined : { own: a, baseline: b };
 };
 /** A run's app CPU per response over a window, ÷ the same round's baseline's. */
-const cpuAgainstBaseline = (round: Run[], scenario: Scenario, phase: Phase) => {
-  const pair = withBaseline(round, scenario, (r) => r.cpu[phase]);
+const cpuAgainstBaseline = (
+  round: Run[],
+  scenario: Scenario,
+  phase: Phase,
+  cpu: (r: Run) => number | undefined = (r) => r.cpu[phase],
+) => {
+  const pair = withBaseline(round, scenario, cpu);
   return pair === undefined ? undefined : pair.own / pair.baseline;
 };
 const ratio = (value: number | undefined) => (value === undefined ? 'n/a' : `${value.toFixed(2)}×`);
+/** The median over rounds of {@link cpuAgainstBaseline}, as a table cell. */
+const medianAgainstBaseline = (scenario: Scenario, phase: Phase, cpu?: (r: Run) => number | undefined) => {
+  if (scenario === 'baseline') return '—';
+  const values = byRound
+    .map((round) => cpuAgainstBaseline(round, scenario, phase, cpu))
+    .filter((v) => v !== undefined);
+  return ratio(values.length === 0 ? undefined : median(values));
+};
 /** The runs of each round (runs are pushed round by round). */
 const byRound = Array.from({ length: rounds }, (_, i) =>
   runs.slice(i * SCENARIOS.length, (i + 1) * SCENARIOS.length),
@@ -537,12 +563,7 @@ md.push(
   '|---|---|---|---|---|---|---|---|---|',
 );
 for (const scenario of SCENARIOS) {
-  const against = (phase: Phase) => {
-    const values = byRound
-      .map((round) => cpuAgainstBaseline(round, scenario, phase))
-      .filter((v) => v !== undefined);
-    return scenario === 'baseline' ? '—' : ratio(values.length === 0 ? undefined : median(values));
-  };
+  const against = (phase: Phase) => medianAgainstBaseline(scenario, phase);
   const cells = [
     ...PHASES.map((phase) =>
       fixed(
@@ -564,6 +585,34 @@ md.push(
     ` ${cpuPerRound('kill', 'after')}, after a pause ${cpuPerRound('pause', 'after')}; the control (before the` +
     ` signal) ${cpuPerRound('kill', 'before')} and ${cpuPerRound('pause', 'before')}.`,
 );
+// Which side of the process the extra CPU is on: the event loop (the requests, and the paced
+// catch-up steps between them) or the threads beside it.
+const others = (phase: Phase) => (r: Run) => {
+  const all = r.cpu[phase];
+  const main = r.cpuMain[phase];
+  return all === undefined || main === undefined ? undefined : all - main;
+};
+md.push(
+  '',
+  "The app's CPU per response split between its main thread (the event loop: the requests, and the paced" +
+    " catch-up steps between them) and its other threads (the store's worker threads, V8's garbage-collection" +
+    " helpers, libuv's pool), µs, medians over rounds; ÷ the same round's baseline's after the outage.",
+  '',
+  "| scenario | main thread, before | after | ÷ the baseline's, after | other threads, before | after | ÷ the baseline's, after |",
+  '|---|---|---|---|---|---|---|',
+);
+for (const scenario of SCENARIOS) {
+  const against = (cpu: (r: Run) => number | undefined) => medianAgainstBaseline(scenario, 'after', cpu);
+  const cells = [
+    fixed(of(scenario, (r) => r.cpuMain.before)),
+    fixed(of(scenario, (r) => r.cpuMain.after)),
+    against((r) => r.cpuMain.after),
+    fixed(of(scenario, others('before'))),
+    fixed(of(scenario, others('after'))),
+    against(others('after')),
+  ];
+  md.push(`| ${LABELS[scenario]} | ${cells.join(' | ')} |`);
+}
 // Where the after window's extra work goes to Redis: a SIGKILLed Redis (no persistence here, as
 // most caches run) comes back empty, and each L1 miss then writes its value back.
 md.push(
