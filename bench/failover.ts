@@ -11,7 +11,7 @@
 //                               KEYS=20000; writes bench/results/failover.json; a run with any of
 //                               them set writes no result)
 import autocannon from 'autocannon';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -22,7 +22,6 @@ import { startCanary, type Canary } from './canary.js';
 import { sampleRedis, type RedisWindow } from './redis-stats.js';
 import {
   cpuSeconds,
-  mainThreadCpuSeconds,
   describeMachine,
   median,
   percentile,
@@ -100,6 +99,17 @@ interface Run {
   primaryAt?: number;
   healthWarnAt?: number;
   healthPassAt?: number;
+}
+
+/** CPU seconds (user + system) the process's main thread (its event loop) has used; 0 once gone. */
+function mainThreadCpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in USER_HZ ticks
+  } catch {
+    return 0;
+  }
 }
 
 /** A CPU sample: ms since the load began, the app's CPU seconds (all threads, the main thread). */

@@ -219,9 +219,9 @@ export function packageVersion(name: string): string {
 const TICKS_PER_S = 100; // USER_HZ on Linux
 
 /** The fields of `/proc/<pid>/stat` after the command name (field 3 onwards), or undefined when gone. */
-function statFields(pid: number, thread?: number): string[] | undefined {
+function statFields(pid: number): string[] | undefined {
   try {
-    const stat = readFileSync(`/proc/${pid}/${thread === undefined ? '' : `task/${thread}/`}stat`, 'utf8');
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   } catch {
     return undefined;
@@ -232,12 +232,6 @@ function statFields(pid: number, thread?: number): string[] | undefined {
 export function cpuSeconds(pid: number): number {
   const fields = statFields(pid);
   return fields === undefined ? 0 : (Number(fields[11]) + Number(fields[12])) / TICKS_PER_S; // utime, stime
-}
-
-/** CPU seconds (user + system) the process's main thread (the event loop's) has used so far; 0 once it is gone. */
-export function mainThreadCpuSeconds(pid: number): number {
-  const fields = statFields(pid, pid);
-  return fields === undefined ? 0 : (Number(fields[11]) + Number(fields[12])) / TICKS_PER_S;
 }
 
 /** `root` and every process below it, from each process's parent in `/proc/<pid>/stat`. */
