@@ -6,7 +6,8 @@
 // throughput, p99 and max per window (before; the outage, from the signal until the app is back on
 // the primary, both switches included; after) and per second of the whole run, from each
 // response's own latency, and when the app switched, read from /health polled every 20 ms. Per
-// window too: the host canary, the app's CPU per response, and Redis's commands per response.
+// window too: the host canary, the app's CPU per response, its garbage collections (its own GC
+// observer, bench/servers/gc-report.ts), and Redis's commands per response.
 //   npm run bench:failover     (defaults: ROUNDS=3 DURATION=15 DOWN_AT=5 UP_AT=10 CONNECTIONS=50
 //                               KEYS=20000; writes bench/results/failover.json; a run with any of
 //                               them set writes no result)
@@ -19,6 +20,7 @@ import { performance } from 'node:perf_hooks';
 import { freePort } from '../test/helpers/process.js';
 import { redisClient, startRedis, type RedisServer } from '../test/helpers/redis.js';
 import { startCanary, type Canary } from './canary.js';
+import { GcLog, type GcSample, type GcWindow } from './gc-stats.js';
 import { sampleRedis, type RedisWindow } from './redis-stats.js';
 import {
   cpuSeconds,
@@ -85,6 +87,8 @@ interface Run {
   host: Record<Phase, number | undefined>;
   /** What Redis did per response before the signal and after the outage (bench/redis-stats.ts). */
   redis: Record<'before' | 'after', RedisWindow | undefined>;
+  /** The app's garbage collections over each window, from its own GC observer (bench/gc-stats.ts). */
+  gc: Record<Phase, GcWindow | undefined>;
   /** ms since the load started when the outage window ends (the app back on the primary). */
   outageEnd?: number;
   /** Every failover switch the app reported, at ms since the load started (< 0: warm-up). */
@@ -198,8 +202,10 @@ async function run(redis: RedisServer, scenario: Scenario, canary: Canary): Prom
     REDIS_URL: redis.url,
   });
   const switches: { to: string; reason: string; wall: number }[] = [];
-  server.on('message', (message: { type: string; to?: string; reason?: string; at?: number }) => {
-    if (message.type === 'mode')
+  const gc = new GcLog();
+  server.on('message', (message: { type: string; to?: string; reason?: string; at?: number } | GcSample) => {
+    if (message.type === 'gc') gc.add(message as GcSample);
+    else if (message.type === 'mode')
       switches.push({ to: message.to ?? '?', reason: message.reason ?? '?', wall: message.at ?? 0 });
   });
   try {
@@ -308,6 +314,7 @@ async function run(redis: RedisServer, scenario: Scenario, canary: Canary): Prom
         before: redisStats.window(times, ...windows.before),
         after: redisStats.window(times, ...windows.after),
       },
+      gc: per((phase, [a, b]) => gc.window(wallStart, a, b, measured[phase].count)),
       host: per((_, [a, b]) =>
         canary.median(performance.timeOrigin + t0 + a, performance.timeOrigin + t0 + b),
       ),
@@ -623,6 +630,45 @@ for (const scenario of SCENARIOS) {
   ];
   md.push(`| ${LABELS[scenario]} | ${cells.join(' | ')} |`);
 }
+// What the threads beside the event loop do after the failback: V8 finishes a full collection of
+// the old generation mostly on its helper threads, and when one lands depends on how fast the old
+// generation grew before it.
+const gcCell = (scenario: Scenario, phase: Phase, f: (w: GcWindow) => number | undefined, digits: number) =>
+  fixed(
+    of(scenario, (r) => {
+      const w = r.gc[phase];
+      return w === undefined ? undefined : f(w);
+    }),
+    digits,
+  );
+md.push(
+  '',
+  "The app's garbage collections in each window, medians over rounds, from its own GC observer (reported" +
+    " every 250 ms): full (mark-compact) collections finished; the main thread's time in collections per" +
+    " response (scavenges, and the full collections' incremental and final steps: their concurrent marking" +
+    " and sweeping run on V8's helper threads, among the other threads above); and how fast the old" +
+    ' generation grew (what outlived the young generation; the sum of its rises between reports).',
+  '',
+  '| scenario | full collections, before | outage | after | GC on the main thread µs/response, before | outage | after |' +
+    ' old generation grows MB/s, before | outage | after |',
+  '|---|---|---|---|---|---|---|---|---|---|',
+);
+for (const scenario of SCENARIOS) {
+  const cells = [
+    ...PHASES.map((phase) => gcCell(scenario, phase, (w) => w.full, 0)),
+    ...PHASES.map((phase) => gcCell(scenario, phase, (w) => w.pausePerResponse, 1)),
+    ...PHASES.map((phase) => gcCell(scenario, phase, (w) => w.oldGrowth, 1)),
+  ];
+  md.push(`| ${LABELS[scenario]} | ${cells.join(' | ')} |`);
+}
+const withFullAfter = (scenario: Scenario) => {
+  const own = runs.filter((r) => r.scenario === scenario);
+  return `${own.filter((r) => (r.gc.after?.full ?? 0) > 0).length} of ${own.length}`;
+};
+md.push(
+  '',
+  `Runs with a full collection in the after window: ${SCENARIOS.map((s) => `${LABELS[s]} ${withFullAfter(s)}`).join(', ')}.`,
+);
 // Where the after window's extra work goes to Redis: a SIGKILLed Redis (no persistence here, as
 // most caches run) comes back empty, and each L1 miss then writes its value back.
 md.push(

@@ -13,6 +13,7 @@ const SUPPORT = new Set([
   'doc-render',
   'benchmarks',
   'canary',
+  'gc-stats',
   'open-load',
   'overload-chart',
   'overload-report',

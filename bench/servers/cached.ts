@@ -5,10 +5,12 @@
 // failover, the embedded queue as its outage spool; no worker, the jobs wait) and answers through
 // bulwark.cache.getOrSet (L1, then Redis behind the failover, then the factory). The factory is
 // instant and in process, so what is measured is Bulwark's own cost, not an origin's. Every
-// failover switch is reported to the parent over IPC with the app's own timestamp.
+// failover switch is reported to the parent over IPC with the app's own timestamp, and its garbage
+// collections every 250 ms (bench/servers/gc-report.ts).
 import Fastify from 'fastify';
 import { bulwark, fastifyOptions } from '../../src/fastify.js';
 import { createBulwark } from '../../src/index.js';
+import { reportGc } from './gc-report.js';
 
 const instance = await createBulwark({
   port: Number(process.env['PORT']),
@@ -30,5 +32,6 @@ await app.listen({ port: instance.settings.port, host: '127.0.0.1' });
 instance.dependencies['redis']?.onChange((change) => {
   process.send?.({ type: 'mode', to: change.to, reason: change.reason, at: change.at });
 });
+reportGc();
 process.send?.({ type: 'ready', mode: instance.dependencies['redis']?.mode });
 process.once('SIGTERM', () => process.exit(0));
