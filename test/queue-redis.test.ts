@@ -176,6 +176,10 @@ describe('queues on Redis (BullMQ behind the failover, embedded spool)', () => {
     await rejection(b.queues.add('ok', undefined), 'BWK_ERR_QUEUE_DATA_INVALID');
     const error = await b.queues.add('ok', 1, { attempts: -1 }).catch((e: unknown) => e);
     expect(isBulwarkError(error, 'BWK_ERR_QUEUE_OPTIONS')).toBe(true);
+    // Ids BullMQ reserves, refused before anything is added (else one would fail its whole batch).
+    await rejection(b.queues.add('ok', 1, { id: '0' }), 'BWK_ERR_QUEUE_OPTIONS');
+    await rejection(b.queues.add('ok', 1, { id: '0:x' }), 'BWK_ERR_QUEUE_OPTIONS');
+    expect(await b.queues.add('ok', 1, { id: '0x' })).toBe('0x');
   });
 });
 

@@ -1,4 +1,4 @@
-import type { Job as BullJob, JobsOptions } from 'bullmq';
+import type { Job as BullJob, JobsOptions, Queue } from 'bullmq';
 import { dueAt, type Envelope } from './bullmq-worker.js';
 import { preview } from './preview.js';
 import type { JobRow } from './sql-jobs.js';
@@ -7,7 +7,7 @@ import type { JobDetail, JobOptions, JobPreview, JobState, JobSummary } from './
 /** Every job's retry delays come from its own backoff options, through the workers' strategy. */
 const BACKOFF = Object.freeze({ type: 'bulwark' });
 
-/** A job as `Queue.addBulk` takes it. */
+/** A job as `Queue.add` takes it. */
 export interface BullAdd {
   name: string;
   data: Envelope;
@@ -125,6 +125,20 @@ function fields(queue: string, state: JobState, job: BullJob) {
     createdAt: job.timestamp,
     runAt: dueAt(job),
   };
+}
+
+/**
+ * Adds `jobs` to `queue`, one `add` each, all sent in the same turn (the client's socket sends a
+ * turn's commands together, src/redis/coalesce.ts). Not `addBulk`: BullMQ builds an ioredis
+ * pipeline for each call, and a pipeline copies every script BullMQ defines onto itself (~50 µs
+ * and ~8 KB a pipeline, which V8 keeps in its old generation). With the batches of one turn under
+ * load (a few jobs each), one `add` per job sent 3× the jobs a second and the old generation grew
+ * ~1 MB/s against 50–120 MB/s (issue 18, docs/benchmarks.md#failover-under-load). Like `addBulk`
+ * (a pipeline, not a transaction), a failure leaves the jobs before it added: the caller spools
+ * the whole batch, and its ids keep a job from being added twice.
+ */
+export async function addEach(queue: Queue, jobs: readonly BullAdd[]): Promise<void> {
+  await Promise.all(jobs.map((job) => queue.add(job.name, job.data, job.opts)));
 }
 
 /** Items grouped by their queue, in first-seen order. */

@@ -6,7 +6,7 @@ import type { Failover, ReplayPacing } from '../failover/index.js';
 import type { Store } from '../store/types.js';
 import { Batch } from './batch.js';
 import { BullAdmin } from './bullmq-admin.js';
-import { BullJobs, byQueue } from './bullmq-jobs.js';
+import { addEach, BullJobs, byQueue } from './bullmq-jobs.js';
 import { BullQueues, connectionOptions } from './bullmq-queues.js';
 import { BullWorker, type WorkerFactory } from './bullmq-worker.js';
 import type { EmbeddedJobQueue } from './embedded.js';
@@ -226,7 +226,7 @@ export class RedisJobQueue implements JobQueue {
   }
 
   /**
-   * Adds of one event-loop turn go to BullMQ together, one `addBulk` per queue under one deadline
+   * Adds of one event-loop turn go to BullMQ together, one `add` per job ({@link addEach}) under one deadline
    * that grows with the batch (a burst of single adds would each race the 25 ms deadline behind
    * the others and fall to the spool while Redis is merely busy). A batch Redis fails or misses
    * the deadline with goes to the spool whole, with the same ids.
@@ -237,7 +237,10 @@ export class RedisJobQueue implements JobQueue {
       async ({ producer }, signal) => {
         await Promise.all(
           [...groups].map(([name, batch]) =>
-            producer(name).addBulk(batch.map((a) => this.#bullJobs.added(a.id, a.data, a.opts))),
+            addEach(
+              producer(name),
+              batch.map((a) => this.#bullJobs.added(a.id, a.data, a.opts)),
+            ),
           ),
         );
         // Past the deadline the batch went to the spool, which counted it: once is enough.

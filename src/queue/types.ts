@@ -17,7 +17,8 @@ export interface BackoffOptions {
 export interface JobOptions {
   /**
    * Job id, unique within its queue: adding a job whose id is already queued, active or dead adds
-   * nothing and returns that id (dedupe). Default a random UUID.
+   * nothing and returns that id (dedupe). 1–200 characters, not `0` or starting `0:` (BullMQ
+   * reserves them). Default a time-ordered unique id.
    */
   id?: string;
   /** Attempts before the job is dead-lettered (default 3). */

@@ -44,6 +44,9 @@ export function serialise(queue: string, data: unknown): string {
 export function checkJobOptions(opts: JobOptions): void {
   if (opts.id !== undefined && (typeof opts.id !== 'string' || opts.id.length === 0 || opts.id.length > 200))
     throw optionsError('id must be a string of 1–200 characters');
+  // BullMQ reserves them, and a job spooled on the embedded queue may be replayed into BullMQ.
+  if (opts.id === '0' || opts.id?.startsWith('0:'))
+    throw optionsError("id must not be '0' or start with '0:'");
   positiveInt(opts.attempts, 'attempts');
   nonNegative(opts.delay, 'delay');
   if (opts.priority !== undefined && !Number.isInteger(opts.priority))
