@@ -9,6 +9,8 @@ interface RedisSample {
   at: number;
   /** Calls per command since Redis started. */
   calls: Map<string, number>;
+  /** The sum of `calls`. */
+  total: number;
   keys: number;
 }
 
@@ -43,7 +45,8 @@ export async function sampleRedis(url: string, everyMs: number, now: () => numbe
     busy = true;
     try {
       const [info, keys] = await Promise.all([client.info('commandstats'), client.dbsize()]);
-      samples.push({ at: now(), calls: parseCommandStats(info), keys });
+      const calls = parseCommandStats(info);
+      samples.push({ at: now(), calls, total: total(calls), keys });
     } catch {
       // Down or paused: no sample.
     } finally {
@@ -68,13 +71,12 @@ export async function sampleRedis(url: string, everyMs: number, now: () => numbe
       const first = inside[0];
       const last = inside.at(-1);
       if (first === undefined || last === undefined || last.at - first.at < minMs) return undefined;
-      for (let i = 1; i < inside.length; i++)
-        if (total(inside[i]!.calls) < total(inside[i - 1]!.calls)) return undefined;
+      for (let i = 1; i < inside.length; i++) if (inside[i]!.total < inside[i - 1]!.total) return undefined;
       const responses = times.filter((t) => t >= first.at && t < last.at).length;
       if (responses === 0) return undefined;
       const delta = (name: string) => (last.calls.get(name) ?? 0) - (first.calls.get(name) ?? 0);
       return {
-        commands: (total(last.calls) - total(first.calls)) / responses,
+        commands: (last.total - first.total) / responses,
         gets: delta('get') / responses,
         sets: delta('set') / responses,
         keys: first.keys,
