@@ -226,10 +226,10 @@ export class RedisJobQueue implements JobQueue {
   }
 
   /**
-   * Adds of one event-loop turn go to BullMQ together, one `add` per job ({@link addEach}) under one deadline
-   * that grows with the batch (a burst of single adds would each race the 25 ms deadline behind
-   * the others and fall to the spool while Redis is merely busy). A batch Redis fails or misses
-   * the deadline with goes to the spool whole, with the same ids.
+   * Adds of one event-loop turn go to BullMQ together, one `add` per job ({@link addEach}) under
+   * one deadline that grows with the batch (a burst of single adds would each race the 25 ms
+   * deadline behind the others and fall to the spool while Redis is merely busy). A batch Redis
+   * fails or misses the deadline with goes to the spool whole, with the same ids.
    */
   async #flush(adds: PendingAdd[]): Promise<void> {
     const groups = byQueue(adds);

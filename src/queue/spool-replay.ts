@@ -7,10 +7,10 @@ import type { SqlJobs } from './sql-jobs.js';
 /** Spooled jobs looked at by `counts()` for jobs in both stores. */
 export const REPLAY_BATCH = 500;
 /**
- * Spooled jobs moved to BullMQ per step: one take, one `add` per job (`addEach`), one delete. Small, because a step
- * runs between the app's requests on the same event loop and the same BullMQ connection as its adds
- * (issue 18, docs/benchmarks.md#failover-under-load): a step of 25 holds either for about a
- * millisecond, where 100 held them several times as long.
+ * Spooled jobs moved to BullMQ per step: one take, one `add` per job (`addEach`), one delete.
+ * Small, because a step runs between the app's requests on the same event loop and the same BullMQ
+ * connection as its adds (issue 18, docs/benchmarks.md#failover-under-load): a step of 25 holds
+ * either for about a millisecond, where 100 held them several times as long.
  */
 export const REPLAY_STEP = 25;
 /** Options of {@link SpoolReplay}. Times in milliseconds. */
