@@ -235,51 +235,55 @@ describe('alerting end to end', () => {
     );
   });
 
-  it('the server refuses a broken BULWARK_ALERTS_FILE with exit 78; the CLI lists rules and sends a test', async () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'bwk-alerts-cli-'));
-    closers.push(() => rmSync(dir, { recursive: true, force: true }));
-    const file = path.join(dir, 'alerts.json');
-    writeFileSync(file, JSON.stringify({ receivers: [{ name: 'ops', type: 'slack' }] }));
-    const server = spawnTs('src/app/server.ts', [], {
-      BULWARK_DATA_DIR: dir,
-      BULWARK_ALERTS_FILE: file,
-      PORT: '0',
-    });
-    expect((await server.exited).code).toBe(78);
-    expect(server.stderr()).toContain('receivers[0].url');
+  it(
+    'the server refuses a broken BULWARK_ALERTS_FILE with exit 78; the CLI lists rules and sends a test',
+    { timeout: 60_000 },
+    async () => {
+      const dir = mkdtempSync(path.join(os.tmpdir(), 'bwk-alerts-cli-'));
+      closers.push(() => rmSync(dir, { recursive: true, force: true }));
+      const file = path.join(dir, 'alerts.json');
+      writeFileSync(file, JSON.stringify({ receivers: [{ name: 'ops', type: 'slack' }] }));
+      const server = spawnTs('src/app/server.ts', [], {
+        BULWARK_DATA_DIR: dir,
+        BULWARK_ALERTS_FILE: file,
+        PORT: '0',
+      });
+      expect((await server.exited).code).toBe(78);
+      expect(server.stderr()).toContain('receivers[0].url');
 
-    const hook = await webhook();
-    writeFileSync(file, JSON.stringify({ receivers: [{ name: 'ops', type: 'webhook', url: hook.url }] }));
-    const env = { BULWARK_DATA_DIR: dir, BULWARK_ALERTS_FILE: file };
-    const list = spawnTs('src/cli/main.ts', ['alerts', 'list'], env);
-    expect((await list.exited).code).toBe(0);
-    expect(list.stdout()).toMatch(/bulwark\.error-ratio\s+critical\s+inactive/);
-    const test = spawnTs('src/cli/main.ts', ['alerts', 'test', 'ops'], env);
-    expect((await test.exited).code).toBe(0);
-    expect(hook.bodies.map((b) => b.rule)).toEqual(['bulwark.test']);
-    const missing = spawnTs('src/cli/main.ts', ['alerts', 'test', 'nobody'], env);
-    expect((await missing.exited).code).toBe(1);
-    expect(missing.stderr()).toContain('BWK_ERR_ALERTS_RECEIVER_NOT_FOUND');
-    const silence = spawnTs(
-      'src/cli/main.ts',
-      ['alerts', 'silence', '--match', 'alertname=bulwark.memory', '--for', '2h', '--comment', 'load test'],
-      env,
-    );
-    expect((await silence.exited).code).toBe(0);
-    const id = /silence (\S+) until/.exec(silence.stdout())?.[1] ?? '';
-    const listed = spawnTs('src/cli/main.ts', ['alerts', 'silences'], env);
-    await listed.exited;
-    expect(listed.stdout()).toContain(id);
-    expect(listed.stdout()).toContain('alertname=bulwark.memory');
-    const badFor = spawnTs(
-      'src/cli/main.ts',
-      ['alerts', 'silence', '--match', 'a=b', '--for', 'soon', '--comment', 'x'],
-      env,
-    );
-    expect((await badFor.exited).code).not.toBe(0);
-    expect(badFor.stderr()).toContain('--for');
-    const ack = spawnTs('src/cli/main.ts', ['alerts', 'ack', 'bulwark.memory', '--comment', 'x'], env);
-    expect((await ack.exited).code).toBe(1);
-    expect(ack.stderr()).toContain('BWK_ERR_ALERTS_NOT_FIRING');
-  });
+      const hook = await webhook();
+      writeFileSync(file, JSON.stringify({ receivers: [{ name: 'ops', type: 'webhook', url: hook.url }] }));
+      const env = { BULWARK_DATA_DIR: dir, BULWARK_ALERTS_FILE: file };
+      const list = spawnTs('src/cli/main.ts', ['alerts', 'list'], env);
+      expect((await list.exited).code).toBe(0);
+      expect(list.stdout()).toMatch(/bulwark\.error-ratio\s+critical\s+inactive/);
+      const test = spawnTs('src/cli/main.ts', ['alerts', 'test', 'ops'], env);
+      expect((await test.exited).code).toBe(0);
+      expect(hook.bodies.map((b) => b.rule)).toEqual(['bulwark.test']);
+      const missing = spawnTs('src/cli/main.ts', ['alerts', 'test', 'nobody'], env);
+      expect((await missing.exited).code).toBe(1);
+      expect(missing.stderr()).toContain('BWK_ERR_ALERTS_RECEIVER_NOT_FOUND');
+      const silence = spawnTs(
+        'src/cli/main.ts',
+        ['alerts', 'silence', '--match', 'alertname=bulwark.memory', '--for', '2h', '--comment', 'load test'],
+        env,
+      );
+      expect((await silence.exited).code).toBe(0);
+      const id = /silence (\S+) until/.exec(silence.stdout())?.[1] ?? '';
+      const listed = spawnTs('src/cli/main.ts', ['alerts', 'silences'], env);
+      await listed.exited;
+      expect(listed.stdout()).toContain(id);
+      expect(listed.stdout()).toContain('alertname=bulwark.memory');
+      const badFor = spawnTs(
+        'src/cli/main.ts',
+        ['alerts', 'silence', '--match', 'a=b', '--for', 'soon', '--comment', 'x'],
+        env,
+      );
+      expect((await badFor.exited).code).not.toBe(0);
+      expect(badFor.stderr()).toContain('--for');
+      const ack = spawnTs('src/cli/main.ts', ['alerts', 'ack', 'bulwark.memory', '--comment', 'x'], env);
+      expect((await ack.exited).code).toBe(1);
+      expect(ack.stderr()).toContain('BWK_ERR_ALERTS_NOT_FIRING');
+    },
+  );
 });

@@ -230,25 +230,29 @@ describe('Spin test endpoints: access', () => {
     expect((await call('GET', '/api/test/simulate', { key: keys.ci })).status).toBe(200);
   });
 
-  it('limit each key to 30 requests a minute (then 429 with Retry-After); other keys, and addresses without one, count apart', async () => {
-    const { base } = await start({ SPIN_TEST_API_KEYS: KEYS });
-    await roomInWindow(60_000, 20_000); // 63 requests counted in one minute window (CI crossed one here)
-    for (let i = 0; i < 30; i += 1) {
-      const ok = await call('GET', '/api/test/simulate', { base, key: keys.ci });
-      expect(ok.status).toBe(200);
-      expect(ok.headers.get('ratelimit-policy')).toBe('"spin-test";q=30;w=60');
-    }
-    const limited = await call('GET', '/api/test/simulate', { base, key: keys.ci });
-    expect(coded(limited)).toEqual([429, 'BWK_ERR_RATELIMIT_EXCEEDED']);
-    expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
-    expect((await call('GET', '/api/test/simulate', { base, key: keys.load })).status).toBe(200);
-    // Guessing keys: counted against the address, 30 a minute too.
-    for (let i = 0; i < 30; i += 1)
-      expect(
-        (await call('GET', '/api/test/simulate', { base, key: `guess-${i}-${'x'.repeat(24)}` })).status,
-      ).toBe(401);
-    expect((await call('GET', '/api/test/simulate', { base, key: 'guess-31' })).status).toBe(429);
-  });
+  it(
+    'limit each key to 30 requests a minute (then 429 with Retry-After); other keys, and addresses without one, count apart',
+    { timeout: 60_000 },
+    async () => {
+      const { base } = await start({ SPIN_TEST_API_KEYS: KEYS });
+      await roomInWindow(60_000, 20_000); // 63 requests counted in one minute window (CI crossed one here)
+      for (let i = 0; i < 30; i += 1) {
+        const ok = await call('GET', '/api/test/simulate', { base, key: keys.ci });
+        expect(ok.status).toBe(200);
+        expect(ok.headers.get('ratelimit-policy')).toBe('"spin-test";q=30;w=60');
+      }
+      const limited = await call('GET', '/api/test/simulate', { base, key: keys.ci });
+      expect(coded(limited)).toEqual([429, 'BWK_ERR_RATELIMIT_EXCEEDED']);
+      expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
+      expect((await call('GET', '/api/test/simulate', { base, key: keys.load })).status).toBe(200);
+      // Guessing keys: counted against the address, 30 a minute too.
+      for (let i = 0; i < 30; i += 1)
+        expect(
+          (await call('GET', '/api/test/simulate', { base, key: `guess-${i}-${'x'.repeat(24)}` })).status,
+        ).toBe(401);
+      expect((await call('GET', '/api/test/simulate', { base, key: 'guess-31' })).status).toBe(429);
+    },
+  );
 });
 
 describe('Spin test endpoints: what they do', () => {
