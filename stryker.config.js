@@ -30,8 +30,9 @@ const MODULES = {
   // The journal, the replay plan, and the replay itself and its start on failback.
   'cache journal replay order': [
     'src/cache/journal.ts',
-    'src/cache/tiered.ts:96-98',
-    'src/cache/tiered.ts:248-294',
+    'src/cache/replay.ts',
+    'src/cache/tiered.ts:105-115',
+    'src/cache/tiered.ts:288-323',
   ],
 };
 

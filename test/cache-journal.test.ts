@@ -532,29 +532,58 @@ describe('the replay on failback', () => {
     expect(catchUpRuns()).toBe(0);
   });
 
-  it("a failback reads a long journal a page at a time, resting after each page like the replay's steps", async () => {
-    // Reading and parsing a five-second outage's journal at once took ~0.3 s, holding the event
-    // loop up to ~25 ms at a time, as Redis came back (issue 18's failover benchmark).
+  it('a failback reads a long journal a step at a time, forgets each step once applied, and rests after each', async () => {
+    // Reading a five-second outage's journal at once and holding it through the replay (~17 000
+    // records in issue 18's failover benchmark) held the event loop up to ~25 ms as Redis came
+    // back, and the records lived long enough to grow V8's old generation after every failback.
     const rests: number[] = [];
+    const held: number[] = [];
     let clock = 0;
     const c = await cacheWithOutage({
       replayPacing: {
-        pause: recordRest(rests),
+        pause: async (ms) => {
+          rests.push(ms);
+          held.push((await c.journal.pending()).length);
+        },
         load: () => 1, // the app keeps its loop busy
         clock: () => (clock += 2),
       },
     });
     c.outage();
-    const n = 1100; // three pages of the journal (500 each), 22 steps of the replay
+    const n = 22 * JOURNAL_STEP;
     await Promise.all(Array.from({ length: n }, (_, i) => c.cache.set(`k${i}`, i)));
     c.shared.ops.length = 0;
     await c.failback();
     expect(c.shared.ops.filter((op) => op.startsWith('set:'))).toHaveLength(n);
-    const pages = Math.ceil(n / 500);
-    const steps = Math.ceil(n / JOURNAL_STEP);
-    // A rest after every page but the last, then after every step but the last, each by the busy share.
-    expect(rests).toHaveLength(pages - 1 + steps - 1);
+    // A rest after every step (the read after the last one finds nothing), each by the busy share;
+    // at each rest, the steps applied so far are no longer journaled.
+    expect(rests).toHaveLength(n / JOURNAL_STEP);
     expect(new Set(rests)).toEqual(new Set([replayRest(2, 1)]));
+    expect(held).toEqual(Array.from({ length: n / JOURNAL_STEP }, (_, i) => n - (i + 1) * JOURNAL_STEP));
+  });
+
+  it('a replay the shared tier interrupts keeps only what it had not applied, with the deletes that decide it', async () => {
+    const c = await cacheWithOutage();
+    await c.cache.set('old', 'before');
+    c.outage();
+    await c.cache.delete('old');
+    const n = 3 * JOURNAL_STEP + 10;
+    await Promise.all(Array.from({ length: n }, (_, i) => c.cache.set(`k${i}`, i)));
+    await c.cache.set('old', 'after'); // newer than the delete: applied (or kept journaled)
+    // The delete, then two steps of sets (a read and a write each), then the shared tier fails.
+    c.shared.failAfter = 1 + 2 * 2 * JOURNAL_STEP;
+    await c.release();
+    await until(() => c.logs.lines.some((l) => l['msg'] === 'cache journal replay interrupted'), 5000);
+    const left = (await c.journal.pending()).map((p) => p.record);
+    expect(left).toHaveLength(1 + n + 1 - 2 * JOURNAL_STEP);
+    expect(left[0]).toMatchObject({ op: 'delete', key: 'old' });
+    c.shared.failAfter = Infinity;
+    c.outage();
+    await c.failback();
+    expect(await c.journal.pending()).toEqual([]);
+    for (let i = 0; i < n; i += 1) expect((await c.shared.get(`k${i}`))?.value).toBe(i);
+    expect(await c.cache.get('old')).toBe('after');
+    expect(catchUpRuns()).toBe(0);
   });
 
   it('a paced read of the journal returns every record once, resting between pages only', async () => {

@@ -185,7 +185,7 @@ describe('tiered cache', () => {
       await vi.advanceTimersByTimeAsync(1000); // probes succeed → failback → replay
       expect(failover.mode).toBe('primary');
       await vi.advanceTimersByTimeAsync(10);
-      expect(JSON.stringify(warnings)).toContain('cache journal replay failed');
+      expect(JSON.stringify(warnings)).toContain('cache journal replay interrupted');
       expect(unhandled).toEqual([]);
       cache.close();
     } finally {

@@ -1,7 +1,5 @@
-import type { JournalRecord } from './journal.js';
+import type { DeleteRecord } from './journal.js';
 import type { CacheEntry } from './types.js';
-
-type DeleteRecord = Exclude<JournalRecord, { op: 'set' }>;
 
 interface Versions {
   keys: Map<string, number>;

@@ -25,6 +25,15 @@ export type JournalRecord =
   | { op: 'set'; key: string; version: number; entry: CacheEntry }
   | { op: 'delete'; key: string; version: number }
   | { op: 'deleteTag'; tag: string; version: number };
+/** A journaled write of a value. */
+export type SetRecord = Extract<JournalRecord, { op: 'set' }>;
+/** A journaled delete of a key or of a tag. */
+export type DeleteRecord = Exclude<JournalRecord, { op: 'set' }>;
+/** A record as the journal keeps it: `id` names it to {@link CacheJournal.remove}. */
+export interface Pending<R extends JournalRecord = JournalRecord> {
+  id: string;
+  record: R;
+}
 
 /**
  * Durable journal of cache writes made while the shared tier (Redis) is unreachable, kept in the
@@ -78,10 +87,31 @@ export class CacheJournal {
    * and parsing every record of a five-second outage at once (~17 000 in issue 18's failover
    * benchmark) took ~0.3 s, holding the event loop up to ~25 ms at a time, as Redis came back.
    */
-  pending(pacing?: ReplayPacing): Promise<{ id: string; record: JournalRecord }[]> {
+  pending(pacing?: ReplayPacing): Promise<Pending[]> {
     return pacing === undefined
       ? this.#list(undefined)
       : paced(pacing, (pacer) => this.#list(undefined, pacer));
+  }
+
+  /** The pending deletes of every instance sharing the store, read in pages paced by `pacer`. */
+  async pendingDeletes(pacer?: Pacer): Promise<Pending<DeleteRecord>[]> {
+    return (await this.#list('d:', pacer)).filter((p): p is Pending<DeleteRecord> => p.record.op !== 'set');
+  }
+
+  /**
+   * Up to `limit` pending sets of every instance sharing the store, oldest version first, after the
+   * one named `after` (the last id of the previous page): the replay reads, applies and forgets a
+   * page at a time, so it never holds a long outage's records at once.
+   */
+  async pendingSets(after: string | undefined, limit: number): Promise<Pending<SetRecord>[]> {
+    const page = await this.#kv.list<JournalRecord>(this.#namespace, {
+      prefix: 's:',
+      limit,
+      ...(after === undefined ? {} : { after }),
+    });
+    const sets: Pending<SetRecord>[] = [];
+    for (const { key, value } of page) if (value.op === 'set') sets.push({ id: key, record: value });
+    return sets;
   }
 
   /** How many records wait to be replayed, of every instance sharing the store (one COUNT). */
@@ -90,13 +120,12 @@ export class CacheJournal {
   }
 
   /** The pending deletes and tag deletes of every instance sharing the store. */
-  async deletes(): Promise<Exclude<JournalRecord, { op: 'set' }>[]> {
-    const records = (await this.#list('d:')).map((p) => p.record);
-    return records.filter((r): r is Exclude<JournalRecord, { op: 'set' }> => r.op !== 'set');
+  async deletes(): Promise<DeleteRecord[]> {
+    return (await this.pendingDeletes()).map((p) => p.record);
   }
 
-  async #list(prefix: string | undefined, pacer?: Pacer): Promise<{ id: string; record: JournalRecord }[]> {
-    const all: { id: string; record: JournalRecord }[] = [];
+  async #list(prefix: string | undefined, pacer?: Pacer): Promise<Pending[]> {
+    const all: Pending[] = [];
     let after: string | undefined;
     for (;;) {
       pacer?.start();
@@ -124,29 +153,59 @@ export class CacheJournal {
   }
 }
 
-/** The records a replay must apply, in order: tag deletes, key deletes, then the newest surviving sets. */
-export function planReplay(records: JournalRecord[]): JournalRecord[] {
-  const deletes = new Map<string, number>();
-  const tagDeletes: Extract<JournalRecord, { op: 'deleteTag' }>[] = [];
-  const sets = new Map<string, Extract<JournalRecord, { op: 'set' }>>();
+/** What a journal's deletes decide about its sets: the newest delete of each key, the tag deletes. */
+export interface ReplayRules {
+  deletes: Map<string, number>;
+  tagDeletes: Extract<JournalRecord, { op: 'deleteTag' }>[];
+}
+
+/** The rules the deletes among `records` make (sets among them are ignored). */
+export function replayRules(records: readonly JournalRecord[]): ReplayRules {
+  const rules: ReplayRules = { deletes: new Map(), tagDeletes: [] };
   for (const record of records) {
-    if (record.op === 'deleteTag') tagDeletes.push(record);
+    if (record.op === 'deleteTag') rules.tagDeletes.push(record);
     else if (record.op === 'delete')
-      deletes.set(record.key, Math.max(record.version, deletes.get(record.key) ?? 0));
-    else {
-      const previous = sets.get(record.key);
-      if (previous === undefined || previous.version < record.version) sets.set(record.key, record);
-    }
+      rules.deletes.set(record.key, Math.max(record.version, rules.deletes.get(record.key) ?? 0));
   }
-  const plan: JournalRecord[] = [...tagDeletes];
-  for (const [key, version] of deletes) plan.push({ op: 'delete', key, version });
+  return rules;
+}
+
+/** The deletes a replay applies first: every tag delete, then one delete per key (its newest). */
+export function deletePlan(rules: ReplayRules): DeleteRecord[] {
+  const plan: DeleteRecord[] = [...rules.tagDeletes];
+  for (const [key, version] of rules.deletes) plan.push({ op: 'delete', key, version });
+  return plan;
+}
+
+/**
+ * Of the sets among `records`, the newest of each key, unless a delete of the key or of one of its
+ * tags is newer. Applied to a journal a page at a time, a key set again in a later page is written
+ * twice, the newer last; the shared tier keeps the newest either way (versions decide).
+ */
+export function setPlan(records: readonly JournalRecord[], rules: ReplayRules): SetRecord[] {
+  const sets = new Map<string, SetRecord>();
+  for (const record of records) {
+    if (record.op !== 'set') continue;
+    const previous = sets.get(record.key);
+    if (previous === undefined || previous.version < record.version) sets.set(record.key, record);
+  }
+  const plan: SetRecord[] = [];
   for (const [key, set] of sets) {
-    const deletedAt = deletes.get(key);
+    const deletedAt = rules.deletes.get(key);
     if (deletedAt !== undefined && set.version < deletedAt) continue;
     // A set made before a delete of one of its tags is gone too.
     const tags = set.entry.tags ?? [];
-    if (tagDeletes.some((t) => t.version > set.version && tags.includes(t.tag))) continue;
+    if (rules.tagDeletes.some((t) => t.version > set.version && tags.includes(t.tag))) continue;
     plan.push(set);
   }
   return plan;
+}
+
+/**
+ * The records a replay of the whole of `records` at once applies, in order: tag deletes, key
+ * deletes, then the newest surviving sets (the replay itself goes a step at a time: `replayJournal`).
+ */
+export function planReplay(records: JournalRecord[]): JournalRecord[] {
+  const rules = replayRules(records);
+  return [...deletePlan(rules), ...setPlan(records, rules)];
 }

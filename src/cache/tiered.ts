@@ -3,8 +3,7 @@ import type { Failover, ReplayPacing } from '../failover/index.js';
 import type { InvalidationBus } from './bus.js';
 import { DeleteFence } from './fence.js';
 import type { CacheJournal, JournalRecord } from './journal.js';
-import { planReplay } from './journal.js';
-import { applyPlan } from './replay.js';
+import { replayJournal, type ReplayOutcome } from './replay.js';
 import { Announcer } from './announce.js';
 import type { CacheEntry, CacheStore } from './types.js';
 import { detachedCounters, type CacheCounters, type CacheMetrics, type Sized } from './metrics.js';
@@ -104,8 +103,8 @@ export class TieredCache {
     this.#replayPacing = opts.replayPacing;
     this.#announcer = opts.l2?.bus === undefined ? undefined : new Announcer(opts.l2.bus);
     this.#l2?.failover.onChange((change) => {
-      // In the background: a failure (the store gone at shutdown) is logged, never an unhandled
-      // rejection, which would end the app; the journal stays for the next failback.
+      // In the background: a failure (the fence's read of a store gone at shutdown) is logged,
+      // never an unhandled rejection, which would end the app; the journal stays for the next failback.
       if (change.to === 'primary')
         this.replay().catch((err: unknown) =>
           this.#logger?.warn(
@@ -287,7 +286,8 @@ export class TieredCache {
 
   /**
    * Applies the journal of writes made while L2 was unreachable. Runs on every failback; safe to
-   * call any time (concurrent calls share one run). Records are removed only once applied.
+   * call any time (concurrent calls share one run). Records are removed only once applied
+   * ({@link replayJournal}: a step at a time).
    */
   replay(): Promise<void> {
     this.#replaying ??= this.#replay().finally(() => {
@@ -299,21 +299,25 @@ export class TieredCache {
   async #replay(): Promise<void> {
     const l2 = this.#l2;
     if (l2 === undefined) return;
-    const pending = await l2.journal.pending(this.#replayPacing ?? {});
-    if (pending.length === 0) return;
-    const plan = planReplay(pending.map((p) => p.record));
+    let outcome: ReplayOutcome;
     try {
-      await applyPlan(plan, { store: l2.store, bus: l2.bus, now: this.#now, pacing: this.#replayPacing });
+      outcome = await replayJournal(l2.journal, {
+        store: l2.store,
+        bus: l2.bus,
+        now: this.#now,
+        pacing: this.#replayPacing,
+      });
     } catch (error) {
-      // L2 failed again mid-replay: everything stays journaled and is replayed on the next failback.
+      // L2 (or the store) failed mid-replay: what was not applied stays journaled for the next
+      // failback.
       this.#logger?.warn({ cache: this.name, err: error }, 'cache journal replay interrupted');
       return;
     }
-    await l2.journal.remove(pending.map((p) => p.id));
-    this.#fence.forget(pending.reduce((max, p) => Math.max(max, p.record.version), 0));
+    if (outcome.records === 0) return;
+    this.#fence.forget(outcome.deletedUpTo);
     await this.refreshFence();
     this.#logger?.info(
-      { cache: this.name, records: pending.length, applied: plan.length },
+      { cache: this.name, records: outcome.records, applied: outcome.applied },
       'cache journal replayed',
     );
   }
