@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { sql } from 'kysely';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { isBulwarkError } from '../src/errors/index.js';
 import { Queue, Worker } from 'bullmq';
 import { Registry } from 'prom-client';
@@ -16,6 +16,7 @@ import {
 } from '../src/queue/index.js';
 import { catchUpRuns, Pacer, REPLAY_SHARE_BUSY, replayRest } from '../src/failover/index.js';
 import { REPLAY_STEP } from '../src/queue/spool-replay.js';
+import { BULK_FROM } from '../src/queue/bullmq-jobs.js';
 import type { Store } from '../src/store/types.js';
 import { createBulwark, type Bulwark } from '../src/runtime/create.js';
 import { startRedis, type RedisServer } from './helpers/redis.js';
@@ -198,6 +199,27 @@ async function produce(b: Bulwark, total: number, prefix: string, acked: string[
   return acked;
 }
 
+describe('a burst of adds in one turn', () => {
+  it('goes to BullMQ once: a small one job by job, a large one in one addBulk; each job once, under its id', async () => {
+    const { queues } = await redisDriver('burst');
+    const bulk = vi.spyOn(Queue.prototype, 'addBulk');
+    try {
+      await Promise.all(Array.from({ length: 3 }, (_, i) => queues.add('burst', i, { id: `s${i}` })));
+      expect(bulk).not.toHaveBeenCalled();
+      const large = BULK_FROM + 1;
+      await Promise.all(Array.from({ length: large }, (_, i) => queues.add('burst', i, { id: `l${i}` })));
+      expect(bulk).toHaveBeenCalledTimes(1);
+      expect(bulk.mock.calls[0]?.[0]).toHaveLength(large);
+      // Added again (a retry after a lost answer): the ids keep each job once.
+      await Promise.all(Array.from({ length: large }, (_, i) => queues.add('burst', i, { id: `l${i}` })));
+      expect((await queues.counts('burst')).get('burst')?.waiting).toBe(3 + large);
+      expect((await queues.job('burst', `l${BULK_FROM}`))?.state).toBe('waiting');
+    } finally {
+      bulk.mockRestore();
+    }
+  });
+});
+
 describe('queues on Redis under faults: every acknowledged job takes effect exactly once', () => {
   for (const fault of ['kill', 'pause', 'flap'] as const) {
     it(`Redis ${fault} mid-stream`, { timeout: 60_000 }, async () => {
@@ -320,7 +342,7 @@ describe('the spool replayed into BullMQ', () => {
     queues.redisEnabled = false; // new jobs go to the spool
     for (let i = 0; i < 110; i += 1) await queues.add('paced', i, { id: `p${i}` });
     queues.redisEnabled = true;
-    // Count the replay's batches in flight on Redis (each step is one addBulk).
+    // Count the replay's batches in flight on Redis (each step is one batch).
     const original = redisDep.failover.execute.bind(redisDep.failover);
     redisDep.failover.execute = (async (...args: Parameters<typeof original>) => {
       inFlight += 1;

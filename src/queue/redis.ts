@@ -6,7 +6,7 @@ import type { Failover, ReplayPacing } from '../failover/index.js';
 import type { Store } from '../store/types.js';
 import { Batch } from './batch.js';
 import { BullAdmin } from './bullmq-admin.js';
-import { addEach, BullJobs, byQueue } from './bullmq-jobs.js';
+import { addJobs, BullJobs, byQueue } from './bullmq-jobs.js';
 import { BullQueues, connectionOptions } from './bullmq-queues.js';
 import { BullWorker, type WorkerFactory } from './bullmq-worker.js';
 import type { EmbeddedJobQueue } from './embedded.js';
@@ -226,7 +226,8 @@ export class RedisJobQueue implements JobQueue {
   }
 
   /**
-   * Adds of one event-loop turn go to BullMQ together, one `add` per job ({@link addEach}) under
+   * Adds of one event-loop turn go to BullMQ together ({@link addJobs}: one `add` per job, or one
+   * `addBulk` for a large burst) under
    * one deadline that grows with the batch (a burst of single adds would each race the 25 ms
    * deadline behind the others and fall to the spool while Redis is merely busy). A batch Redis
    * fails or misses the deadline with goes to the spool whole, with the same ids.
@@ -237,7 +238,7 @@ export class RedisJobQueue implements JobQueue {
       async ({ producer }, signal) => {
         await Promise.all(
           [...groups].map(([name, batch]) =>
-            addEach(
+            addJobs(
               producer(name),
               batch.map((a) => this.#bullJobs.added(a.id, a.data, a.opts)),
             ),

@@ -1,13 +1,13 @@
 import type { Logger } from 'pino';
 import { paced, type Failover, type Pacer, type ReplayPacing } from '../failover/index.js';
-import { addEach, byQueue, type BullJobs } from './bullmq-jobs.js';
+import { addJobs, byQueue, type BullJobs } from './bullmq-jobs.js';
 import type { BullQueues } from './bullmq-queues.js';
 import type { SqlJobs } from './sql-jobs.js';
 
 /** Spooled jobs looked at by `counts()` for jobs in both stores. */
 export const REPLAY_BATCH = 500;
 /**
- * Spooled jobs moved to BullMQ per step: one take, one `add` per job (`addEach`), one delete.
+ * Spooled jobs moved to BullMQ per step: one take, one batch of adds (`addJobs`), one delete.
  * Small, because a step runs between the app's requests on the same event loop and the same BullMQ
  * connection as its adds (issue 18, docs/benchmarks.md#failover-under-load): a step of 25 holds
  * either for about a millisecond, where 100 held them several times as long.
@@ -86,7 +86,7 @@ export class SpoolReplay {
       const added = await bull.run(
         async ({ producer }) => {
           for (const [name, batch] of byQueue(rows))
-            await addEach(
+            await addJobs(
               producer(name),
               batch.map((row) => bullJobs.replayed(row)),
             );
